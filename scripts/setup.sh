@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what Sampan needs on a fresh Debian bookworm machine (as root), then builds it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# runtime parts: runc, conmon, busybox-static (the built-in base image), tini (--init), attr (overlay whiteouts);
+# test peers: the docker CLI's daemon (dockerd), podman, skopeo, umoci; util-linux for `script` (pty tests)
+PKGS=(runc conmon busybox-static tini attr util-linux procps iproute2 iptables)
+if [ "${SAMPAN_SETUP_PEERS:-1}" = 1 ]; then PKGS+=(docker.io podman skopeo umoci curl python3); fi
+missing=()
+for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build

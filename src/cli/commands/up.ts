@@ -1,0 +1,36 @@
+import type { Command } from 'commander';
+import { loadEngineConfig } from '../../engine/config.js';
+import { startEngine } from '../../engine/daemon.js';
+import { seedImage } from './seed.js';
+
+/** The all-in-one on loopback: for now the engine with its base image. */
+export function registerUp(program: Command): void {
+  program
+    .command('up')
+    .description('start the all-in-one on this host (engine on a unix socket, base image seeded) in the foreground')
+    .option('--root <dir>', 'state directory', '/var/lib/sampan')
+    .option('--exec-root <dir>', 'runtime directory', '/run/sampan')
+    .option('--socket <path>', 'engine socket', '/run/sampan/engine.sock')
+    .action(async (o: { root: string; execRoot: string; socket: string }) => {
+      const config = await loadEngineConfig({ root: o.root, execRoot: o.execRoot, hosts: [`unix://${o.socket}`] });
+      const running = await startEngine(config);
+      const host = `unix://${o.socket}`;
+      if (!running.engine.images.has('busybox:latest')) {
+        for (const l of await seedImage(host)) running.log.info(l);
+      }
+      process.stdout.write(
+        [
+          '',
+          'Sampan is up. Use it with the docker CLI:',
+          '',
+          `  export DOCKER_HOST=${host}`,
+          '  docker run --rm busybox echo hello from sampan',
+          '',
+          'Press Ctrl-C to stop the engine (containers keep running).',
+          '',
+        ].join('\n'),
+      );
+      await running.done;
+      process.exit(0);
+    });
+}

@@ -1,0 +1,59 @@
+import { Command, Option } from 'commander';
+import { loadEngineConfig } from '../engine/config.js';
+import { startEngine } from '../engine/daemon.js';
+import { errorMessage } from '../lib/errors.js';
+import { registerUp } from './commands/up.js';
+import { registerImageSeed } from './commands/seed.js';
+import { registerContainerCommands } from './commands/containers.js';
+import { registerImageCommands } from './commands/images.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+const program = new Command();
+program
+  .name('sampan')
+  .description('Sampan: an open container platform. Daemons (engine) and a Docker-compatible client.')
+  .version('0.1.0')
+  .option('-H, --host <url>', 'engine API address for client commands (unix:///path or tcp://host:port; env SAMPAN_HOST, DOCKER_HOST)')
+  .showHelpAfterError();
+
+program
+  .command('engine')
+  .description('run the container engine in the foreground (Docker Engine API on a unix socket or mutual-TLS TCP)')
+  .option('--root <dir>', 'persistent state: images, containers, volumes (default /var/lib/sampan)')
+  .option('--exec-root <dir>', 'runtime state: runc state, exit files, attach sockets (default /run/sampan)')
+  .option('--host <url>', 'listen address; repeatable (default unix:///run/sampan/engine.sock)', collect)
+  .option('--tlscacert <file>', 'CA that client certificates must chain to (TCP only)')
+  .option('--tlscert <file>', 'server certificate (TCP only)')
+  .option('--tlskey <file>', 'server key (TCP only)')
+  .option('--config <file>', 'JSON config file (default /etc/sampan/engine.json); flags override it')
+  .option('--runc <path>', 'OCI runtime binary (default runc)')
+  .option('--cgroup-parent <path>', 'cgroup parent for containers (default /sampan)')
+  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
+  .action(async (o: Record<string, string | string[] | undefined>) => {
+    const config = await loadEngineConfig({
+      config: o.config as string | undefined,
+      root: o.root as string | undefined,
+      execRoot: o.execRoot as string | undefined,
+      hosts: o.host as string[] | undefined,
+      tlscacert: o.tlscacert as string | undefined,
+      tlscert: o.tlscert as string | undefined,
+      tlskey: o.tlskey as string | undefined,
+      runc: o.runc as string | undefined,
+      cgroupParent: o.cgroupParent as string | undefined,
+      logLevel: o.logLevel as 'info' | undefined,
+    });
+    const running = await startEngine(config);
+    await running.done;
+    process.exit(0);
+  });
+
+registerUp(program);
+registerImageSeed(program);
+registerContainerCommands(program);
+registerImageCommands(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`sampan: ${errorMessage(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,237 @@
+import { invalid, errorMessage } from '../../lib/errors.js';
+import type { Ctx, Router } from './http.js';
+import { frame } from './http.js';
+import type { Engine } from '../engine.js';
+import { bridgeAttach } from './attach.js';
+import { containerInspect, containerSummary } from './views.js';
+import { readLog, parseUnixNano } from '../containers/logs.js';
+import type { WaitCondition } from '../containers/service.js';
+import type { ContainerRecord } from '../containers/model.js';
+import path from 'node:path';
+
+const RAW = 'application/vnd.docker.raw-stream';
+const MUX = 'application/vnd.docker.multiplexed-stream';
+
+function labelOk(labels: Record<string, string>, f: string): boolean {
+  const i = f.indexOf('=');
+  return i < 0 ? f in labels : labels[f.slice(0, i)] === f.slice(i + 1);
+}
+
+export function containerRoutes(r: Router, e: Engine): void {
+  const svc = e.containers;
+
+  const imageName = (rec: ContainerRecord) => rec.Config.Image;
+
+  r.add('GET', '/containers/json', (ctx) => {
+    const all = ctx.bool('all');
+    const limit = ctx.int('limit', -1)!;
+    const filters = ctx.filters();
+    let list = svc.list().filter((c) => all || c.State.Status === 'running' || c.State.Status === 'paused' || c.State.Status === 'restarting' || filters.has('status'));
+    for (const [k, vals] of filters) {
+      list = list.filter((c) => {
+        switch (k) {
+          case 'name':
+            return vals.some((v) => new RegExp(v.replace(/^\//, '')).test(c.Name));
+          case 'id':
+            return vals.some((v) => c.Id.startsWith(v));
+          case 'label':
+            return vals.every((v) => labelOk(c.Config.Labels ?? {}, v));
+          case 'status': {
+            const s = c.State.Status === 'exited' && !c.HasBeenStarted && c.State.FinishedAt.startsWith('0001') ? 'created' : c.State.Status;
+            return vals.includes(s);
+          }
+          case 'exited':
+            return c.State.Status === 'exited' && vals.includes(String(c.State.ExitCode));
+          case 'ancestor':
+            return vals.some((v) => {
+              const img = e.images.store.find(v);
+              return (img && img.id === c.Image) || c.Config.Image === v;
+            });
+          case 'volume':
+            return vals.some((v) => c.Mounts.some((m) => m.Name === v || m.Destination === v));
+          case 'network':
+            return vals.includes(c.HostConfig.NetworkMode === 'default' ? 'none' : c.HostConfig.NetworkMode);
+          case 'before':
+          case 'since': {
+            const ref = svc.get(vals[0]!);
+            return k === 'before' ? c.Created < ref.Created : c.Created > ref.Created;
+          }
+          case 'health':
+            return vals.includes(c.State.Health?.Status ?? 'none');
+          default:
+            throw invalid(`invalid filter '${k}'`);
+        }
+      });
+    }
+    list.sort((a, b) => (a.Created < b.Created ? 1 : -1));
+    if (limit > 0) list = list.slice(0, limit);
+    ctx.send(200, list.map((c) => containerSummary(c, imageName(c))));
+  });
+
+  r.add('POST', '/containers/create', async (ctx) => {
+    const body = await ctx.json();
+    const res = await svc.create(body, ctx.query.get('name') ?? undefined);
+    ctx.send(201, res);
+  });
+
+  r.add('GET', '/containers/{id}/json', (ctx) => {
+    const c = svc.get(ctx.param('id'));
+    const dir = svc.dir(c.Id);
+    const lowers = c.ImageChain.map((ch) => e.layers.diffDir(ch as `sha256:${string}`)).reverse();
+    ctx.send(200, containerInspect(c, { dir, fs: path.join(dir, 'fs'), lowers }, e.execs.idsFor(c.Id)));
+  });
+
+  r.add('POST', '/containers/{id}/start', async (ctx) => {
+    await svc.start(ctx.param('id'));
+    ctx.send(204);
+  });
+
+  r.add('POST', '/containers/{id}/stop', async (ctx) => {
+    await svc.stop(ctx.param('id'), ctx.int('t'), ctx.query.get('signal') ?? undefined);
+    ctx.send(204);
+  });
+
+  r.add('POST', '/containers/{id}/restart', async (ctx) => {
+    await svc.restart(ctx.param('id'), ctx.int('t'), ctx.query.get('signal') ?? undefined);
+    ctx.send(204);
+  });
+
+  r.add('POST', '/containers/{id}/kill', async (ctx) => {
+    await svc.kill(ctx.param('id'), ctx.query.get('signal') ?? undefined);
+    ctx.send(204);
+  });
+
+  r.add('POST', '/containers/{id}/pause', async (ctx) => {
+    await svc.pause(ctx.param('id'));
+    ctx.send(204);
+  });
+
+  r.add('POST', '/containers/{id}/unpause', async (ctx) => {
+    await svc.unpause(ctx.param('id'));
+    ctx.send(204);
+  });
+
+  r.add('DELETE', '/containers/{id}', async (ctx) => {
+    const id = svc.get(ctx.param('id')).Id;
+    await svc.remove(id, { force: ctx.bool('force'), volumes: ctx.bool('v') });
+    e.execs.dropContainer(id);
+    ctx.send(204);
+  });
+
+  r.add('POST', '/containers/{id}/rename', async (ctx) => {
+    await svc.rename(ctx.param('id'), ctx.query.get('name') ?? '');
+    ctx.send(204);
+  });
+
+  r.add('POST', '/containers/{id}/wait', async (ctx) => {
+    const cond = (ctx.query.get('condition') || 'not-running') as WaitCondition;
+    if (!['not-running', 'next-exit', 'removed'].includes(cond)) throw invalid(`invalid condition: "${cond}"`);
+    const waiting = svc.wait(ctx.param('id'), cond, ctx.closed());
+    // headers go out at once so the client knows the wait is registered (the CLI starts the container after)
+    const res = ctx.stream('application/json');
+    try {
+      res.end(JSON.stringify(await waiting) + '\n');
+    } catch (err) {
+      res.end(JSON.stringify({ StatusCode: -1, Error: { Message: errorMessage(err) } }) + '\n');
+    }
+  });
+
+  r.add('GET', '/containers/{id}/top', async (ctx) => {
+    ctx.send(200, await svc.top(ctx.param('id'), ctx.query.get('ps_args') ?? ''));
+  });
+
+  r.add('POST', '/containers/{id}/resize', async (ctx) => {
+    await svc.resize(ctx.param('id'), ctx.int('h', 24)!, ctx.int('w', 80)!);
+    ctx.send(200);
+  });
+
+  r.add('GET', '/containers/{id}/logs', async (ctx) => {
+    const c = svc.get(ctx.param('id'));
+    const stdout = ctx.bool('stdout');
+    const stderr = ctx.bool('stderr');
+    if (!stdout && !stderr) throw invalid('You must choose at least one stream');
+    const tailQ = ctx.query.get('tail');
+    const tail = !tailQ || tailQ === 'all' ? undefined : Number(tailQ);
+    if (tail !== undefined && !Number.isFinite(tail)) throw invalid(`invalid tail value: ${tailQ}`);
+    const timestamps = ctx.bool('timestamps');
+    const follow = ctx.bool('follow');
+    const tty = c.Config.Tty;
+    const res = ctx.stream(tty ? RAW : MUX);
+    const gone = ctx.closed();
+    const stop = Promise.race([gone, svc.stopped(c.Id)]);
+    for await (const entry of readLog(svc.logPath(c.Id), { tail, sinceNano: parseUnixNano(ctx.query.get('since')), untilNano: parseUnixNano(ctx.query.get('until')), follow, stop })) {
+      if (res.destroyed) break;
+      if ((entry.stream === 'stdout' && !stdout) || (entry.stream === 'stderr' && !stderr)) continue;
+      const text = `${timestamps ? `${entry.time} ` : ''}${entry.text}${entry.partial ? '' : '\n'}`;
+      const buf = Buffer.from(text);
+      res.write(tty ? buf : frame(entry.stream === 'stdout' ? 1 : 2, buf));
+    }
+    res.end();
+  });
+
+  const attach = async (ctx: Ctx) => {
+    const c = svc.get(ctx.param('id'));
+    const streams = { tty: c.Config.Tty, stdin: ctx.bool('stdin'), stdout: ctx.bool('stdout'), stderr: ctx.bool('stderr') };
+    if (!ctx.bool('stream') && !ctx.bool('logs')) throw invalid('at least one of stream or logs must be set');
+    if (c.State.Status === 'removing' || c.State.Status === 'dead') throw invalid('You cannot attach to a stopped container, start it first');
+    const client = ctx.hijack(c.Config.Tty ? RAW : MUX);
+    if (ctx.bool('logs')) {
+      for await (const entry of readLog(svc.logPath(c.Id), { sinceNano: 0n, untilNano: 0n, follow: false })) {
+        const buf = Buffer.from(`${entry.text}${entry.partial ? '' : '\n'}`);
+        client.write(c.Config.Tty ? buf : frame(entry.stream === 'stdout' ? 1 : 2, buf));
+      }
+    }
+    if (!ctx.bool('stream')) {
+      client.end();
+      return;
+    }
+    let finished!: () => void;
+    const ended = new Promise<void>((r) => (finished = r));
+    const hook = async (sock: string) => {
+      const { done } = await bridgeAttach(sock, client, streams);
+      void done.then(finished);
+    };
+    client.once('close', () => {
+      svc.dropPendingAttach(c.Id, hook);
+      finished();
+    });
+    await svc.attach(c.Id, hook);
+    await ended;
+    if (!client.destroyed) client.end();
+  };
+  r.add('POST', '/containers/{id}/attach', attach);
+
+  // exec
+  r.add('POST', '/containers/{id}/exec', async (ctx) => {
+    ctx.send(201, e.execs.create(ctx.param('id'), await ctx.json()));
+  });
+
+  r.add('POST', '/exec/{id}/start', async (ctx) => {
+    const body = (await ctx.json<{ Detach?: boolean; Tty?: boolean }>()) ?? {};
+    const ex = e.execs.get(ctx.param('id'));
+    const cfg = ex.config;
+    if (body.Detach) {
+      await e.execs.start(ex.id, true);
+      ctx.send(200);
+      return;
+    }
+    let client: ReturnType<Ctx['hijack']> | undefined;
+    let output: Promise<void> = Promise.resolve();
+    const { exited } = await e.execs.start(ex.id, false, async (sock) => {
+      client = ctx.hijack(cfg.Tty ? RAW : MUX);
+      const { done } = await bridgeAttach(sock, client, { tty: !!cfg.Tty, stdin: !!cfg.AttachStdin, stdout: cfg.AttachStdout !== false, stderr: cfg.AttachStderr !== false });
+      output = done;
+    });
+    await output;
+    // the CLI reads the exit code right after the stream ends: have it recorded first
+    await exited;
+    if (client && !client.destroyed) client.end();
+  });
+
+  r.add('GET', '/exec/{id}/json', (ctx) => ctx.send(200, e.execs.inspect(ctx.param('id'))));
+
+  r.add('POST', '/exec/{id}/resize', async (ctx) => {
+    await e.execs.resize(ctx.param('id'), ctx.int('h', 24)!, ctx.int('w', 80)!);
+    ctx.send(200);
+  });
+}

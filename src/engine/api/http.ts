@@ -1,0 +1,258 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { SampanError, invalid, type ErrorCode } from '../../lib/errors.js';
+
+export const API_VERSION = '1.44';
+export const MIN_API_VERSION = '1.24';
+export const ENGINE_VERSION = '0.1.0';
+
+/** Docker's status for each error code: the one place that maps them. */
+const STATUS: Record<ErrorCode, number> = {
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  INVALID_ARGUMENT: 400,
+  NOT_MODIFIED: 304,
+  FORBIDDEN: 403,
+  UNAUTHORIZED: 401,
+  UNAVAILABLE: 503,
+  NOT_IMPLEMENTED: 501,
+  INTERNAL: 500,
+};
+
+export function statusOf(err: unknown): number {
+  return err instanceof SampanError ? STATUS[err.code] : 500;
+}
+
+export function commonHeaders(): Record<string, string> {
+  return {
+    'Api-Version': API_VERSION,
+    'Ostype': 'linux',
+    'Server': `Sampan/${ENGINE_VERSION} (linux)`,
+    'Docker-Experimental': 'false',
+  };
+}
+
+export function compareVersions(a: string, b: string): number {
+  const [a1 = 0, a2 = 0] = a.split('.').map(Number);
+  const [b1 = 0, b2 = 0] = b.split('.').map(Number);
+  return a1 !== b1 ? a1 - b1 : a2 - b2;
+}
+
+/** A request being handled: parsed path, query and version; a response or, after an upgrade, a raw socket. */
+export class Ctx {
+  params: Record<string, string> = {};
+  private hijacked: Duplex | undefined;
+  /** Told when the request becomes a long-lived stream (graceful shutdown does not wait for those). */
+  onLongLived: () => void = () => undefined;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse | undefined,
+    readonly path: string,
+    readonly query: URLSearchParams,
+    readonly version: string,
+    /** The socket of an HTTP upgrade request, with the bytes already read past the headers. */
+    readonly upgrade?: { socket: Duplex; head: Buffer },
+  ) {}
+
+  get method(): string {
+    return this.req.method ?? 'GET';
+  }
+
+  param(name: string): string {
+    return this.params[name] ?? '';
+  }
+
+  /** Docker's boolean query parameters: "1", "true", "True" are true. */
+  bool(name: string, dflt = false): boolean {
+    const v = this.query.get(name);
+    if (v === null || v === '') return dflt;
+    return !(v === '0' || v.toLowerCase() === 'false');
+  }
+
+  int(name: string, dflt?: number): number | undefined {
+    const v = this.query.get(name);
+    if (v === null || v === '') return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw invalid(`invalid value for ${name}: ${JSON.stringify(v)}`);
+    return n;
+  }
+
+  /** Docker's JSON-encoded `filters` parameter: {"key": ["v", ...]} or the older {"key": {"v": true}}. */
+  filters(): Map<string, string[]> {
+    const raw = this.query.get('filters');
+    const out = new Map<string, string[]>();
+    if (!raw) return out;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      throw invalid(`invalid filter: ${raw}`);
+    }
+    if (!parsed || typeof parsed !== 'object') throw invalid(`invalid filter: ${raw}`);
+    for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
+      if (Array.isArray(v)) out.set(k, v.map(String));
+      else if (v && typeof v === 'object') out.set(k, Object.keys(v));
+      else throw invalid(`invalid filter: ${raw}`);
+    }
+    return out;
+  }
+
+  async bodyBuffer(limit = 16 << 20): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of this.req) {
+      n += (c as Buffer).length;
+      if (n > limit) throw invalid(`request body larger than ${limit} bytes`);
+      chunks.push(c as Buffer);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  /** The JSON body; an empty body is `undefined`; malformed JSON is a 400. */
+  async json<T = unknown>(): Promise<T | undefined> {
+    const buf = await this.bodyBuffer();
+    if (buf.length === 0 || !buf.toString('utf8').trim()) return undefined;
+    try {
+      return JSON.parse(buf.toString('utf8')) as T;
+    } catch (err) {
+      throw invalid(`invalid JSON in request body: ${(err as Error).message}`);
+    }
+  }
+
+  send(status: number, body?: unknown, headers: Record<string, string> = {}): void {
+    const res = this.res;
+    if (!res) {
+      this.writeRaw(status, body === undefined ? '' : JSON.stringify(body), { 'Content-Type': 'application/json', ...headers });
+      return;
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    if (body === undefined) {
+      res.writeHead(status, headers);
+      res.end();
+      return;
+    }
+    const isText = typeof body === 'string';
+    const payload = isText ? body : JSON.stringify(body);
+    res.writeHead(status, {
+      'Content-Type': isText ? 'text/plain; charset=utf-8' : 'application/json',
+      'Content-Length': Buffer.byteLength(payload),
+      ...headers,
+    });
+    res.end(payload);
+  }
+
+  /** A plain HTTP response written on an upgrade socket (errors before the hijack). */
+  private writeRaw(status: number, payload: string, headers: Record<string, string>): void {
+    const s = this.upgrade!.socket;
+    const lines = [`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status < 400 ? 'OK' : 'Error'}`];
+    for (const [k, v] of Object.entries({ ...commonHeaders(), ...headers, 'Content-Length': String(Buffer.byteLength(payload)), 'Connection': 'close' })) lines.push(`${k}: ${v}`);
+    s.end(`${lines.join('\r\n')}\r\n\r\n${payload}`);
+  }
+
+  error(err: unknown): void {
+    const status = statusOf(err);
+    const message = err instanceof Error ? err.message : String(err);
+    if (status === 304) this.send(304);
+    else this.send(status, { message });
+  }
+
+  /**
+   * Take over the connection for a raw stream (attach, exec start). With an Upgrade request this answers 101;
+   * otherwise it answers 200 and streams on the response.
+   */
+  hijack(contentType: string): Duplex {
+    if (this.hijacked) return this.hijacked;
+    this.onLongLived();
+    if (this.upgrade) {
+      const s = this.upgrade.socket;
+      const lines = ['HTTP/1.1 101 UPGRADED', `Content-Type: ${contentType}`, 'Connection: Upgrade', 'Upgrade: tcp'];
+      for (const [k, v] of Object.entries(commonHeaders())) lines.push(`${k}: ${v}`);
+      s.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (this.upgrade.head.length) s.unshift(this.upgrade.head);
+      this.hijacked = s;
+      return s;
+    }
+    const res = this.res!;
+    res.writeHead(200, { 'Content-Type': contentType });
+    res.flushHeaders();
+    const sock = res.socket!;
+    sock.setNoDelay(true);
+    // without an upgrade there is no stdin; the stream is the response body
+    this.hijacked = sock;
+    return res as unknown as Duplex;
+  }
+
+  /** Start a streamed response (logs, events, progress): headers now, body as it comes. */
+  stream(contentType: string, status = 200): ServerResponse {
+    this.onLongLived();
+    const res = this.res!;
+    res.writeHead(status, { 'Content-Type': contentType });
+    res.flushHeaders();
+    res.socket?.setNoDelay(true);
+    return res;
+  }
+
+  /** Resolves when the client goes away. */
+  closed(): Promise<void> {
+    const target = this.upgrade?.socket ?? this.res!;
+    return new Promise((resolve) => {
+      if (target.destroyed) return resolve();
+      target.once('close', () => resolve());
+    });
+  }
+}
+
+export type Handler = (ctx: Ctx) => Promise<void> | void;
+
+interface Route {
+  method: string;
+  re: RegExp;
+  keys: string[];
+  handler: Handler;
+}
+
+/**
+ * Routes by method and path pattern. `{name}` matches one segment, `{name*}` the rest of the path
+ * (image names have slashes in them).
+ */
+export class Router {
+  private readonly routes: Route[] = [];
+
+  add(method: string, pattern: string, handler: Handler): this {
+    const keys: string[] = [];
+    const re = pattern.replace(/\{(\w+)(\*?)\}/g, (_m, k: string, star: string) => {
+      keys.push(k);
+      return star ? '(.+?)' : '([^/]+)';
+    });
+    this.routes.push({ method, re: new RegExp(`^${re}/?$`), keys, handler });
+    return this;
+  }
+
+  match(method: string, path: string): { handler: Handler; params: Record<string, string> } | 'method' | undefined {
+    let pathMatched = false;
+    for (const r of this.routes) {
+      const m = r.re.exec(path);
+      if (!m) continue;
+      if (r.method !== method && !(method === 'HEAD' && r.method === 'GET')) {
+        pathMatched = true;
+        continue;
+      }
+      const params: Record<string, string> = {};
+      r.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1]!)));
+      return { handler: r.handler, params };
+    }
+    return pathMatched ? 'method' : undefined;
+  }
+}
+
+/** Docker's stdcopy framing: 8-byte header [stream, 0, 0, 0, size(4, big-endian)] then the payload. */
+export function frame(stream: 0 | 1 | 2, payload: Buffer): Buffer {
+  const h = Buffer.alloc(8);
+  h[0] = stream;
+  h.writeUInt32BE(payload.length, 4);
+  return Buffer.concat([h, payload]);
+}

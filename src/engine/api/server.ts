@@ -1,0 +1,133 @@
+import http from 'node:http';
+import https from 'node:https';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Logger } from '../../lib/log.js';
+import { invalid, errorMessage } from '../../lib/errors.js';
+import { Ctx, Router, API_VERSION, MIN_API_VERSION, commonHeaders, compareVersions, statusOf } from './http.js';
+import type { Engine } from '../engine.js';
+import { systemRoutes } from './system.js';
+import { containerRoutes } from './containers.js';
+import { imageRoutes } from './images.js';
+import { archiveRoutes } from './archive.js';
+
+const VERSION_PREFIX = /^\/v(\d+\.\d+)(\/.*)$/;
+
+/** The Docker Engine API server: version handling, routing, error mapping, graceful shutdown. */
+export class ApiServer {
+  private readonly router = new Router();
+  private readonly servers: http.Server[] = [];
+  private readonly sockets = new Set<Socket>();
+  private inflight = 0;
+  private readonly metrics = new Registry();
+  private readonly requests = new Counter({ name: 'sampan_engine_http_requests_total', help: 'API requests by route and status', labelNames: ['method', 'route', 'status'], registers: [this.metrics] });
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly log: Logger,
+  ) {
+    collectDefaultMetrics({ register: this.metrics, prefix: 'sampan_engine_' });
+    systemRoutes(this.router, engine);
+    containerRoutes(this.router, engine);
+    imageRoutes(this.router, engine);
+    archiveRoutes(this.router, engine);
+    this.router.add('GET', '/metrics', async (ctx) => {
+      ctx.send(200, await this.metrics.metrics(), { 'Content-Type': this.metrics.contentType });
+    });
+  }
+
+  async listen(hosts: string[], tls?: { ca: string; cert: string; key: string }): Promise<void> {
+    for (const h of hosts) {
+      const server = h.startsWith('tcp://') && tls
+        ? https.createServer({ ca: await fs.readFile(tls.ca), cert: await fs.readFile(tls.cert), key: await fs.readFile(tls.key), requestCert: true, rejectUnauthorized: true })
+        : http.createServer();
+      server.keepAliveTimeout = 60_000;
+      server.on('request', (req, res) => void this.dispatch(req, res));
+      server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void this.dispatch(req, undefined, { socket, head }));
+      server.on('connection', (s: Socket) => {
+        this.sockets.add(s);
+        s.once('close', () => this.sockets.delete(s));
+      });
+      if (h.startsWith('unix://')) {
+        const p = h.slice(7);
+        await fs.mkdir(path.dirname(p), { recursive: true });
+        await fs.rm(p, { force: true });
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(p, () => resolve());
+        });
+        await fs.chmod(p, 0o660); // root (and the socket's group) only
+      } else {
+        const u = new URL(h.replace(/^tcp:/, 'https:'));
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(Number(u.port || 2376), u.hostname, () => resolve());
+        });
+      }
+      this.servers.push(server);
+      this.log.info({ host: h }, 'API listening');
+    }
+  }
+
+  private async dispatch(req: http.IncomingMessage, res: http.ServerResponse | undefined, upgrade?: { socket: Duplex; head: Buffer }): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://engine');
+    let p = url.pathname;
+    let version = API_VERSION;
+    const m = VERSION_PREFIX.exec(p);
+    if (m) {
+      version = m[1]!;
+      p = m[2]!;
+    }
+    const ctx = new Ctx(req, res, p, url.searchParams, version, upgrade);
+    if (res) for (const [k, v] of Object.entries(commonHeaders())) res.setHeader(k, v);
+    let route = 'unknown';
+    this.inflight++;
+    let longLived = false;
+    ctx.onLongLived = () => {
+      if (!longLived) {
+        longLived = true;
+        this.inflight--;
+      }
+    };
+    const started = Date.now();
+    try {
+      if (compareVersions(version, API_VERSION) > 0) throw invalid(`client version ${version} is too new. Maximum supported API version is ${API_VERSION}`);
+      if (compareVersions(version, MIN_API_VERSION) < 0) throw invalid(`client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
+      const hit = this.router.match(ctx.method, p);
+      if (!hit || hit === 'method') {
+        ctx.send(404, { message: 'page not found' });
+        return;
+      }
+      route = hit.handler.name || p.replace(/\/[a-f0-9]{12,64}(?=\/|$)/g, '/{id}');
+      ctx.params = hit.params;
+      await hit.handler(ctx);
+    } catch (err) {
+      const status = statusOf(err);
+      if (status >= 500) this.log.error({ method: req.method, path: p, err: errorMessage(err) }, 'request failed');
+      else this.log.debug({ method: req.method, path: p, status, err: errorMessage(err) }, 'request refused');
+      if (res && res.headersSent) {
+        // a streamed response has begun: Docker's clients read an error line in the stream
+        if (!res.writableEnded) res.end(JSON.stringify({ errorDetail: { message: errorMessage(err) }, error: errorMessage(err) }) + '\n');
+      } else if (!upgrade?.socket.destroyed) {
+        ctx.error(err);
+      }
+    } finally {
+      if (!longLived) this.inflight--;
+      const status = res ? res.statusCode : 101;
+      this.requests.inc({ method: req.method ?? 'GET', route: route.replace(/\/[a-f0-9]{64}/g, '/{id}').slice(0, 80), status: String(status) });
+      this.log.debug({ method: req.method, path: p, status, ms: Date.now() - started }, 'request');
+    }
+  }
+
+  /** Stop accepting, let in-flight requests finish (bounded), then drop what is left (streams). */
+  async close(graceMs = 10_000): Promise<void> {
+    for (const s of this.servers) s.close();
+    const deadline = Date.now() + graceMs;
+    // long-lived streams (events, logs -f, attach, wait) are not waited for: they end with the connection
+    while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const s of this.sockets) s.destroy();
+  }
+}

@@ -1,0 +1,216 @@
+import path from 'node:path';
+import type { ContainerRecord } from '../containers/model.js';
+import type { Image } from '../images/store.js';
+import { hexOf } from '../../lib/digest.js';
+import type { HistoryEntry } from '../../lib/oci.js';
+
+/** Docker's units.HumanDuration. */
+export function humanDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.floor(s / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(m / 60);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.floor(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.floor(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.floor(h / 24 / 30)} months`;
+  return `${Math.floor(h / 24 / 365)} years`;
+}
+
+export function statusText(r: ContainerRecord, now = Date.now()): string {
+  const st = r.State;
+  switch (st.Status) {
+    case 'running':
+      return `Up ${humanDuration(now - Date.parse(st.StartedAt))}${st.Health ? ` (${st.Health.Status})` : ''}`;
+    case 'paused':
+      return `Up ${humanDuration(now - Date.parse(st.StartedAt))} (Paused)`;
+    case 'restarting':
+      return `Restarting (${st.ExitCode}) ${humanDuration(now - Date.parse(st.FinishedAt))} ago`;
+    case 'exited':
+      if (!r.HasBeenStarted && st.FinishedAt.startsWith('0001')) return 'Created';
+      return `Exited (${st.ExitCode}) ${humanDuration(now - Date.parse(st.FinishedAt))} ago`;
+    case 'removing':
+      return 'Removal In Progress';
+    case 'dead':
+      return 'Dead';
+    default:
+      return 'Created';
+  }
+}
+
+function networks(r: ContainerRecord): Record<string, unknown> {
+  const mode = r.HostConfig.NetworkMode;
+  if (mode.startsWith('container:')) return {};
+  const name = mode === 'default' || mode === 'bridge' ? 'none' : mode;
+  return {
+    [name]: {
+      IPAMConfig: null, Links: null, Aliases: null, MacAddress: '', NetworkID: name, EndpointID: '', Gateway: '', IPAddress: '',
+      IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DriverOpts: null, DNSNames: null,
+    },
+  };
+}
+
+function mountView(m: ContainerRecord['Mounts'][number]) {
+  return {
+    Type: m.Type,
+    ...(m.Name ? { Name: m.Name } : {}),
+    Source: m.Source,
+    Destination: m.Destination,
+    ...(m.Driver ? { Driver: m.Driver } : {}),
+    Mode: m.Mode,
+    RW: m.RW,
+    Propagation: m.Propagation,
+  };
+}
+
+export function containerSummary(r: ContainerRecord, imageName: string): Record<string, unknown> {
+  return {
+    Id: r.Id,
+    Names: [`/${r.Name}`],
+    Image: imageName,
+    ImageID: r.Image,
+    Command: [r.Path, ...r.Args].map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' '),
+    Created: Math.floor(Date.parse(r.Created) / 1000),
+    Ports: [],
+    Labels: r.Config.Labels ?? {},
+    State: r.State.Status === 'exited' && !r.HasBeenStarted && r.State.FinishedAt.startsWith('0001') ? 'created' : r.State.Status,
+    Status: statusText(r),
+    HostConfig: { NetworkMode: r.HostConfig.NetworkMode },
+    NetworkSettings: { Networks: networks(r) },
+    Mounts: r.Mounts.map(mountView),
+  };
+}
+
+export function containerInspect(r: ContainerRecord, dirs: { dir: string; fs: string; lowers: string[] }, execIds: string[]): Record<string, unknown> {
+  const st = r.State;
+  const status = st.Status === 'exited' && !r.HasBeenStarted && st.FinishedAt.startsWith('0001') ? 'created' : st.Status;
+  return {
+    Id: r.Id,
+    Created: r.Created,
+    Path: r.Path,
+    Args: r.Args,
+    State: {
+      Status: status,
+      Running: st.Status === 'running' || st.Status === 'paused',
+      Paused: st.Status === 'paused',
+      Restarting: st.Status === 'restarting',
+      OOMKilled: st.OOMKilled,
+      Dead: st.Status === 'dead',
+      Pid: st.Pid,
+      ExitCode: st.ExitCode,
+      Error: st.Error,
+      StartedAt: st.StartedAt,
+      FinishedAt: st.FinishedAt,
+      ...(st.Health ? { Health: st.Health } : {}),
+    },
+    Image: r.Image,
+    ResolvConfPath: path.join(dirs.dir, 'resolv.conf'),
+    HostnamePath: path.join(dirs.dir, 'hostname'),
+    HostsPath: path.join(dirs.dir, 'hosts'),
+    LogPath: path.join(dirs.dir, 'container.log'),
+    Name: `/${r.Name}`,
+    RestartCount: r.RestartCount,
+    Driver: 'overlay2',
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: execIds.length ? execIds : null,
+    HostConfig: r.HostConfig,
+    GraphDriver: {
+      Name: 'overlay2',
+      Data: {
+        LowerDir: dirs.lowers.join(':'),
+        MergedDir: path.join(dirs.fs, 'merged'),
+        UpperDir: path.join(dirs.fs, 'upper'),
+        WorkDir: path.join(dirs.fs, 'work'),
+      },
+    },
+    Mounts: r.Mounts.map(mountView),
+    Config: r.Config,
+    NetworkSettings: {
+      Bridge: '',
+      SandboxID: '',
+      SandboxKey: st.Pid ? `/proc/${st.Pid}/ns/net` : '',
+      Ports: {},
+      HairpinMode: false,
+      LinkLocalIPv6Address: '',
+      LinkLocalIPv6PrefixLen: 0,
+      SecondaryIPAddresses: null,
+      SecondaryIPv6Addresses: null,
+      EndpointID: '',
+      Gateway: '',
+      GlobalIPv6Address: '',
+      GlobalIPv6PrefixLen: 0,
+      IPAddress: '',
+      IPPrefixLen: 0,
+      IPv6Gateway: '',
+      MacAddress: '',
+      Networks: networks(r),
+    },
+  };
+}
+
+export function imageSummary(i: Image): Record<string, unknown> {
+  return {
+    Id: i.id,
+    ParentId: '',
+    RepoTags: i.repoTags,
+    RepoDigests: i.repoDigests,
+    Created: Math.floor(Date.parse(i.created) / 1000),
+    Size: i.size,
+    SharedSize: -1,
+    Labels: i.config.config?.Labels ?? {},
+    Containers: -1,
+  };
+}
+
+export function imageInspect(i: Image, lowers: string[]): Record<string, unknown> {
+  const c = i.config;
+  return {
+    Id: i.id,
+    RepoTags: i.repoTags,
+    RepoDigests: i.repoDigests,
+    Parent: '',
+    Comment: c.comment ?? c.history?.[c.history.length - 1]?.comment ?? '',
+    Created: i.created,
+    DockerVersion: '',
+    Author: c.author ?? '',
+    Config: {
+      Hostname: '', Domainname: '', User: '', AttachStdin: false, AttachStdout: false, AttachStderr: false, Tty: false, OpenStdin: false, StdinOnce: false,
+      Env: null, Cmd: null, Image: '', Volumes: null, WorkingDir: '', Entrypoint: null, OnBuild: null, Labels: null,
+      ...(c.config ?? {}),
+    },
+    Architecture: c.architecture,
+    ...(c.variant ? { Variant: c.variant } : {}),
+    Os: c.os,
+    Size: i.size,
+    GraphDriver: { Name: 'overlay2', Data: { LowerDir: lowers.join(':') } },
+    RootFS: { Type: 'layers', Layers: c.rootfs.diff_ids },
+    Metadata: { LastTagTime: i.loadedAt },
+  };
+}
+
+export function imageHistory(i: Image): Array<Record<string, unknown>> {
+  const hist: HistoryEntry[] = i.config.history?.length ? i.config.history : i.layers.map(() => ({ created: i.created, created_by: '' }));
+  let layer = 0;
+  const rows = hist.map((h) => {
+    const size = h.empty_layer ? 0 : (i.layers[layer++]?.size ?? 0);
+    return { Id: '<missing>', Created: Math.floor(Date.parse(h.created ?? i.created) / 1000), CreatedBy: h.created_by ?? '', Tags: null as string[] | null, Size: size, Comment: h.comment ?? '' };
+  });
+  rows.reverse();
+  if (rows[0]) {
+    rows[0].Id = i.id;
+    rows[0].Tags = i.repoTags.length ? i.repoTags : null;
+  }
+  return rows;
+}
+
+export function shortId(d: string): string {
+  return d.startsWith('sha256:') ? hexOf(d as `sha256:${string}`).slice(0, 12) : d.slice(0, 12);
+}

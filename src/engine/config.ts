@@ -1,0 +1,50 @@
+import { promises as fs } from 'node:fs';
+import { z } from 'zod';
+import { invalid } from '../lib/errors.js';
+
+export const EngineConfigSchema = z.strictObject({
+  root: z.string().min(1).default('/var/lib/sampan'),
+  execRoot: z.string().min(1).default('/run/sampan'),
+  hosts: z.array(z.string()).default(['unix:///run/sampan/engine.sock']),
+  tlscacert: z.string().optional(),
+  tlscert: z.string().optional(),
+  tlskey: z.string().optional(),
+  runc: z.string().default('runc'),
+  conmon: z.string().default('conmon'),
+  cgroupParent: z.string().default('/sampan'),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+});
+
+export type EngineConfig = z.infer<typeof EngineConfigSchema>;
+
+export const DEFAULT_CONFIG_FILE = '/etc/sampan/engine.json';
+
+/** Flags > env (SAMPAN_*) > config file > defaults; validated once, here. */
+export async function loadEngineConfig(flags: Partial<EngineConfig> & { config?: string }): Promise<EngineConfig> {
+  const file = flags.config ?? process.env.SAMPAN_CONFIG ?? DEFAULT_CONFIG_FILE;
+  let fromFile: Record<string, unknown> = {};
+  try {
+    fromFile = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || flags.config) throw invalid(`config file ${file}: ${(err as Error).message}`);
+  }
+  const env: Record<string, unknown> = {};
+  if (process.env.SAMPAN_ROOT) env.root = process.env.SAMPAN_ROOT;
+  if (process.env.SAMPAN_EXEC_ROOT) env.execRoot = process.env.SAMPAN_EXEC_ROOT;
+  if (process.env.SAMPAN_LOG_LEVEL) env.logLevel = process.env.SAMPAN_LOG_LEVEL;
+  const given = Object.fromEntries(Object.entries(flags).filter(([k, v]) => v !== undefined && k !== 'config'));
+  const r = EngineConfigSchema.safeParse({ ...fromFile, ...env, ...given });
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw invalid(`engine config: ${i.path.join('.') || 'config'}: ${i.message}`);
+  }
+  const c = r.data;
+  for (const h of c.hosts) {
+    if (h.startsWith('unix://')) continue;
+    if (!h.startsWith('tcp://')) throw invalid(`engine config: unsupported host ${h}: use unix:///path or tcp://host:port`);
+    if (!c.tlscacert || !c.tlscert || !c.tlskey) {
+      throw invalid(`refusing to listen on ${h} without mutual TLS: pass --tlscacert, --tlscert and --tlskey`);
+    }
+  }
+  return c;
+}

@@ -1,0 +1,123 @@
+import type { HealthConfig } from '../../lib/oci.js';
+
+/** Docker's container Config, as the API sends and shows it. */
+export interface ContainerConfig {
+  Hostname: string;
+  Domainname: string;
+  User: string;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  ExposedPorts?: Record<string, object>;
+  Tty: boolean;
+  OpenStdin: boolean;
+  StdinOnce: boolean;
+  Env: string[];
+  Cmd: string[] | null;
+  Healthcheck?: HealthConfig;
+  Image: string;
+  Volumes: Record<string, object> | null;
+  WorkingDir: string;
+  Entrypoint: string[] | null;
+  OnBuild: string[] | null;
+  Labels: Record<string, string>;
+  StopSignal?: string;
+  StopTimeout?: number;
+}
+
+export interface MountSpec {
+  Type: 'bind' | 'volume' | 'tmpfs';
+  Source?: string;
+  Target: string;
+  ReadOnly?: boolean;
+  BindOptions?: { Propagation?: string };
+  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string> };
+  TmpfsOptions?: { SizeBytes?: number; Mode?: number };
+}
+
+export interface RestartPolicy {
+  Name: '' | 'no' | 'always' | 'on-failure' | 'unless-stopped';
+  MaximumRetryCount: number;
+}
+
+/** The subset of Docker's HostConfig the engine acts on; the rest is kept and shown as sent. */
+export interface HostConfig {
+  Binds: string[] | null;
+  NetworkMode: string;
+  PortBindings: Record<string, Array<{ HostIp: string; HostPort: string }>> | null;
+  RestartPolicy: RestartPolicy;
+  AutoRemove: boolean;
+  VolumeDriver: string;
+  VolumesFrom: string[] | null;
+  CapAdd: string[] | null;
+  CapDrop: string[] | null;
+  Dns: string[];
+  DnsOptions: string[];
+  DnsSearch: string[];
+  ExtraHosts: string[] | null;
+  Privileged: boolean;
+  ReadonlyRootfs: boolean;
+  SecurityOpt: string[] | null;
+  Tmpfs?: Record<string, string>;
+  ShmSize: number;
+  Init?: boolean | null;
+  Mounts?: MountSpec[];
+  Memory: number;
+  NanoCpus: number;
+  CpuShares: number;
+  PidsLimit?: number | null;
+  Ulimits: Array<{ Name: string; Soft: number; Hard: number }> | null;
+  OomScoreAdj: number;
+  Sysctls?: Record<string, string>;
+  LogConfig: { Type: string; Config: Record<string, string> };
+  [key: string]: unknown;
+}
+
+export type Status = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+export interface ContainerState {
+  Status: Status;
+  Pid: number;
+  ExitCode: number;
+  Error: string;
+  StartedAt: string;
+  FinishedAt: string;
+  OOMKilled: boolean;
+  Health?: { Status: string; FailingStreak: number; Log: unknown[] };
+}
+
+export interface MountPoint {
+  Type: 'bind' | 'volume' | 'tmpfs';
+  Name?: string;
+  Source: string;
+  Destination: string;
+  Driver?: string;
+  Mode: string;
+  RW: boolean;
+  Propagation: string;
+  /** Created for this container from the image's VOLUME (removed with `rm -v`). */
+  Anonymous?: boolean;
+  TmpfsOptions?: string;
+}
+
+/** Everything the engine keeps about a container; written to its directory on every change. */
+export interface ContainerRecord {
+  Id: string;
+  Name: string; // without the leading slash
+  Created: string;
+  Path: string;
+  Args: string[];
+  Config: ContainerConfig;
+  HostConfig: HostConfig;
+  Image: string; // image ID
+  ImageChain: string[]; // layer chain IDs, bottom first
+  State: ContainerState;
+  RestartCount: number;
+  ConmonPid: number;
+  ManuallyStopped: boolean;
+  HasBeenStarted: boolean;
+  Mounts: MountPoint[];
+  NetworkSandbox?: string;
+}
+
+export const ZERO_TIME = '0001-01-01T00:00:00Z';

@@ -1,0 +1,777 @@
+import { promises as fs, watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
+import { EventEmitter } from 'node:events';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { atomicWriteJson, ensureDir, exists, readJson, removeTree } from '../../lib/fsutil.js';
+import { conflict, invalid, notFound, notModified, SampanError, errorMessage } from '../../lib/errors.js';
+import { NAME_RE, newId, randomName } from '../../lib/ids.js';
+import { KeyedLock } from '../../lib/keyedlock.js';
+import type { Logger } from '../../lib/log.js';
+import type { Digest } from '../../lib/digest.js';
+import type { ImageStore } from '../images/store.js';
+import type { OverlaySnapshots } from '../snapshots/overlay.js';
+import type { Conmon } from '../runtime/conmon.js';
+import type { Runc } from '../runtime/runc.js';
+import type { EventBus } from '../events.js';
+import type { VolumeService } from '../volumes/service.js';
+import { ZERO_TIME, type ContainerRecord, type MountPoint, type Status } from './model.js';
+import { mergeConfig, normalizeHostConfig, parseBind } from './create.js';
+import { buildSpec, parseSignal } from './spec.js';
+import { resolveUser } from './user.js';
+import { mergeEnv } from './parse.js';
+import { CreateBodySchema, parseBody } from './validate.js';
+
+const run = promisify(execFile);
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export type WaitCondition = 'next-exit' | 'not-running' | 'removed';
+
+export interface ContainerDeps {
+  root: string;
+  execRoot: string;
+  images: ImageStore;
+  snapshots: OverlaySnapshots;
+  conmon: Conmon;
+  runc: Runc;
+  events: EventBus;
+  volumes: VolumeService;
+  log: Logger;
+  initBinary?: string;
+  cgroupParent: string;
+}
+
+/** Called with the attach socket's path once conmon made it, before the process runs. */
+export type AttachHook = (socketPath: string) => Promise<void>;
+
+/** Container lifecycle with Docker's semantics; truth lives on disk and in the kernel. */
+export class ContainerService {
+  private readonly records = new Map<string, ContainerRecord>();
+  private readonly names = new Map<string, string>();
+  private readonly lock = new KeyedLock();
+  private readonly exits = new EventEmitter();
+  private readonly pendingAttach = new Map<string, AttachHook[]>();
+  private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  private readonly startedAtMs = new Map<string, number>();
+  private readonly restartDelay = new Map<string, number>();
+  private watcher?: FSWatcher;
+  private poller?: NodeJS.Timeout;
+  readonly containersDir: string;
+  readonly exitsDir: string;
+
+  constructor(readonly d: ContainerDeps) {
+    this.containersDir = path.join(d.root, 'containers');
+    this.exitsDir = path.join(d.execRoot, 'exits');
+    this.exits.setMaxListeners(0);
+  }
+
+  dir(id: string): string {
+    return path.join(this.containersDir, id);
+  }
+
+  /** Short, so the attach socket path stays within the 108 bytes a unix socket allows. */
+  bundle(id: string): string {
+    return path.join(this.d.execRoot, 'c', id.slice(0, 32));
+  }
+
+  logPath(id: string): string {
+    return path.join(this.dir(id), 'container.log');
+  }
+
+  attachSocket(id: string): string {
+    return path.join(this.bundle(id), 'attach');
+  }
+
+  // ---------- loading and live restore ----------
+
+  async init(): Promise<void> {
+    await ensureDir(this.containersDir, 0o710);
+    await ensureDir(this.exitsDir);
+    for (const id of await fs.readdir(this.containersDir)) {
+      try {
+        const rec = await readJson<ContainerRecord>(path.join(this.dir(id), 'container.json'));
+        this.records.set(rec.Id, rec);
+        this.names.set(rec.Name, rec.Id);
+        for (const m of rec.Mounts) if (m.Type === 'volume' && m.Name) this.d.volumes.addUser(m.Name, rec.Id);
+      } catch (err) {
+        this.d.log.warn({ id, err: errorMessage(err) }, 'skipping unreadable container record');
+      }
+    }
+    this.watcher = watch(this.exitsDir, (_ev, file) => {
+      if (file && this.records.has(String(file))) void this.handleExit(String(file));
+    });
+    this.poller = setInterval(() => void this.reconcile(), 2000);
+    this.poller.unref();
+    await this.reconcile(true);
+  }
+
+  close(): void {
+    this.watcher?.close();
+    if (this.poller) clearInterval(this.poller);
+    for (const t of this.restartTimers.values()) clearTimeout(t);
+  }
+
+  /** Re-adopt running containers, record exits that happened while we were away, apply restart policies. */
+  private async reconcile(boot = false): Promise<void> {
+    for (const rec of this.records.values()) {
+      if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') {
+        if (boot && rec.State.Status === 'restarting') {
+          rec.State.Status = 'exited';
+          await this.save(rec);
+        }
+        if (boot && rec.HasBeenStarted && this.shouldRestart(rec, rec.State.ExitCode)) this.scheduleRestart(rec, 0);
+        continue;
+      }
+      if (await exists(path.join(this.exitsDir, rec.Id))) {
+        await this.handleExit(rec.Id);
+        continue;
+      }
+      if (!boot) continue;
+      const alive = rec.ConmonPid > 0 && (await processAlive(rec.ConmonPid, 'conmon'));
+      if (alive) {
+        const st = await this.d.runc.state(rec.Id).catch(() => undefined);
+        if (st?.status === 'paused' && rec.State.Status !== 'paused') rec.State.Status = 'paused';
+        if (st?.status === 'running' && rec.State.Status === 'paused') rec.State.Status = 'running';
+        await this.save(rec);
+        this.startedAtMs.set(rec.Id, Date.parse(rec.State.StartedAt));
+        this.d.log.info({ id: rec.Id.slice(0, 12), pid: rec.State.Pid }, 're-adopted running container');
+      } else {
+        // the monitor is gone and left no exit code: Docker reports such a container as exited with 255
+        await this.recordExit(rec, 255, new Date());
+      }
+    }
+  }
+
+  private async save(rec: ContainerRecord): Promise<void> {
+    await atomicWriteJson(path.join(this.dir(rec.Id), 'container.json'), rec);
+  }
+
+  // ---------- lookup ----------
+
+  list(): ContainerRecord[] {
+    return [...this.records.values()];
+  }
+
+  find(ref: string): ContainerRecord | undefined {
+    const r = this.records.get(ref);
+    if (r) return r;
+    const byName = this.names.get(ref.replace(/^\//, ''));
+    if (byName) return this.records.get(byName);
+    if (/^[a-f0-9]+$/.test(ref)) {
+      const hits = [...this.records.keys()].filter((id) => id.startsWith(ref));
+      if (hits.length === 1) return this.records.get(hits[0]!);
+      if (hits.length > 1) throw invalid(`multiple IDs found with provided prefix: ${ref}`);
+    }
+    return undefined;
+  }
+
+  get(ref: string): ContainerRecord {
+    const r = this.find(ref);
+    if (!r) throw notFound(`No such container: ${ref}`);
+    return r;
+  }
+
+  usesImage(imageId: string): ContainerRecord[] {
+    return this.list().filter((r) => r.Image === imageId);
+  }
+
+  // ---------- create ----------
+
+  async create(rawBody: unknown, name?: string): Promise<{ Id: string; Warnings: string[] }> {
+    const body = parseBody(CreateBodySchema, rawBody, 'create container');
+    if (name !== undefined && name !== '') {
+      const n = name.replace(/^\//, '');
+      if (!NAME_RE.test(n)) throw invalid(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+      name = n;
+    }
+    const image = this.d.images.resolve(body.Image);
+    const hostConfig = normalizeHostConfig(body.HostConfig as Record<string, unknown>);
+    const id = newId();
+    const { config, path: p, args } = mergeConfig(body, image, id);
+    let cname = name || randomName();
+    while (!name && this.names.has(cname)) cname = `${randomName()}_${Math.floor(Math.random() * 100)}`;
+    const mounts = await this.planMounts(config.Volumes ?? {}, hostConfig);
+    const now = new Date().toISOString();
+    const rec: ContainerRecord = {
+      Id: id,
+      Name: cname,
+      Created: now,
+      Path: p,
+      Args: args,
+      Config: config,
+      HostConfig: hostConfig,
+      Image: image.id,
+      ImageChain: image.layers.map((l) => l.chainId),
+      State: { Status: 'created', Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, OOMKilled: false },
+      RestartCount: 0,
+      ConmonPid: 0,
+      ManuallyStopped: false,
+      HasBeenStarted: false,
+      Mounts: mounts,
+    };
+    // the name is claimed synchronously, so two creates with one name cannot both win
+    const holder = this.names.get(cname);
+    if (holder) throw conflict(`Conflict. The container name "/${cname}" is already in use by container "${holder}". You have to remove (or rename) that container to be able to reuse that name.`);
+    this.names.set(cname, id);
+    try {
+      if (hostConfig.NetworkMode.startsWith('container:')) this.get(hostConfig.NetworkMode.slice(10));
+      await ensureDir(this.dir(id), 0o710);
+      await this.d.snapshots.prepare(path.join(this.dir(id), 'fs'));
+      for (const m of mounts) {
+        if (m.Type === 'volume' && m.Name) {
+          const vol = await this.d.volumes.create(m.Anonymous ? undefined : m.Name);
+          m.Name = vol.Name;
+          m.Source = vol.Mountpoint;
+          this.d.volumes.addUser(vol.Name, id);
+        }
+      }
+      await this.save(rec);
+    } catch (err) {
+      this.names.delete(cname);
+      this.d.volumes.dropUser(id);
+      await removeTree(this.dir(id));
+      throw err;
+    }
+    this.records.set(id, rec);
+    this.d.events.emit('container', 'create', id, this.attrs(rec));
+    return { Id: id, Warnings: [] };
+  }
+
+  private async planMounts(imageVolumes: Record<string, object>, hc: ReturnType<typeof normalizeHostConfig>): Promise<MountPoint[]> {
+    const out = new Map<string, MountPoint>();
+    for (const b of hc.Binds ?? []) {
+      const p = parseBind(b);
+      if (out.has(p.target)) throw invalid(`Duplicate mount point: ${p.target}`);
+      if (p.isVolume) {
+        out.set(p.target, { Type: 'volume', Name: p.source || undefined, Source: '', Destination: p.target, Driver: 'local', Mode: p.readOnly ? 'ro' : 'z', RW: !p.readOnly, Propagation: '', Anonymous: !p.source });
+      } else {
+        if (!(await exists(p.source))) await ensureDir(p.source); // Docker creates missing bind sources for -v
+        out.set(p.target, { Type: 'bind', Source: p.source, Destination: p.target, Mode: p.readOnly ? 'ro' : '', RW: !p.readOnly, Propagation: p.propagation || 'rprivate' });
+      }
+    }
+    for (const m of hc.Mounts ?? []) {
+      const target = path.posix.normalize(m.Target);
+      if (out.has(target)) throw invalid(`Duplicate mount point: ${target}`);
+      if (m.Type === 'bind') {
+        if (!m.Source || !(await exists(m.Source))) throw invalid(`invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
+        out.set(target, { Type: 'bind', Source: m.Source, Destination: target, Mode: '', RW: !m.ReadOnly, Propagation: m.BindOptions?.Propagation || 'rprivate' });
+      } else if (m.Type === 'volume') {
+        out.set(target, { Type: 'volume', Name: m.Source || undefined, Source: '', Destination: target, Driver: 'local', Mode: 'z', RW: !m.ReadOnly, Propagation: '', Anonymous: !m.Source });
+      } else if (m.Type === 'tmpfs') {
+        const opts = [m.TmpfsOptions?.SizeBytes ? `size=${m.TmpfsOptions.SizeBytes}` : '', m.TmpfsOptions?.Mode ? `mode=${m.TmpfsOptions.Mode.toString(8)}` : ''].filter(Boolean).join(',');
+        out.set(target, { Type: 'tmpfs', Source: '', Destination: target, Mode: '', RW: !m.ReadOnly, Propagation: '', TmpfsOptions: opts });
+      } else throw invalid(`mount type unknown: ${m.Type}`);
+    }
+    for (const [dest, opts] of Object.entries(hc.Tmpfs ?? {})) {
+      const target = path.posix.normalize(dest);
+      if (out.has(target)) throw invalid(`Duplicate mount point: ${target}`);
+      out.set(target, { Type: 'tmpfs', Source: '', Destination: target, Mode: opts, RW: true, Propagation: '', TmpfsOptions: opts });
+    }
+    for (const dest of Object.keys(imageVolumes)) {
+      const target = path.posix.normalize(dest);
+      if (!out.has(target)) out.set(target, { Type: 'volume', Source: '', Destination: target, Driver: 'local', Mode: '', RW: true, Propagation: '', Anonymous: true });
+    }
+    return [...out.values()].map((m) => (m.Name === undefined ? { ...m } : m));
+  }
+
+  // ---------- start ----------
+
+  async start(ref: string, attachHooks: AttachHook[] = []): Promise<void> {
+    const rec = this.get(ref);
+    await this.lock.run(rec.Id, () => this.startLocked(rec, attachHooks));
+  }
+
+  private async startLocked(rec: ContainerRecord, extraHooks: AttachHook[] = []): Promise<void> {
+    if (!this.records.has(rec.Id)) throw notFound(`No such container: ${rec.Id}`);
+    if (rec.State.Status === 'paused') throw conflict(`cannot start a paused container, try unpause instead`);
+    if (rec.State.Status === 'running') throw notModified('container already started');
+    if (rec.State.Status === 'removing') throw conflict(`container is marked for removal and cannot be started`);
+    const timer = this.restartTimers.get(rec.Id);
+    if (timer) {
+      clearTimeout(timer);
+      this.restartTimers.delete(rec.Id);
+    }
+    const hooks = [...(this.pendingAttach.get(rec.Id) ?? []), ...extraHooks];
+    this.pendingAttach.delete(rec.Id);
+    const fsBase = path.join(this.dir(rec.Id), 'fs');
+    try {
+      const rootfs = await this.d.snapshots.mount(fsBase, rec.ImageChain as Digest[]);
+      await this.prepareMounts(rec, rootfs);
+      const user = await resolveUser(rootfs, rec.Config.User);
+      const env = mergeEnv([DEFAULT_PATH, `HOSTNAME=${rec.Config.Hostname}`], rec.Config.Tty ? ['TERM=xterm'] : [], rec.Config.Env);
+      if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
+      const etcFiles = await this.writeEtcFiles(rec);
+      const netns = await this.netnsFor(rec);
+      const spec = await buildSpec(rec, {
+        rootfs,
+        user,
+        env,
+        args: [rec.Path, ...rec.Args],
+        mounts: rec.Mounts,
+        etcFiles,
+        netns,
+        initBinary: this.d.initBinary,
+        cgroupsPath: `${this.d.cgroupParent}/${rec.Id}`,
+      });
+      if (rec.HostConfig.Init && !this.d.initBinary) throw invalid('--init is not available: no init binary (tini) found on this host');
+      await this.d.runc.delete(rec.Id);
+      const stdin = rec.Config.OpenStdin;
+      const { pid, conmonPid } = await this.d.conmon.create({
+        id: rec.Id,
+        name: rec.Name,
+        bundle: this.bundle(rec.Id),
+        spec,
+        logPath: this.logPath(rec.Id),
+        exitDir: this.exitsDir,
+        tty: rec.Config.Tty,
+        stdin,
+        leaveStdinOpen: stdin && !rec.Config.StdinOnce,
+      });
+      for (const h of hooks) await h(this.attachSocket(rec.Id)).catch((e) => this.d.log.warn({ err: errorMessage(e) }, 'attach failed'));
+      await this.d.runc.start(rec.Id);
+      rec.State = { ...rec.State, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), FinishedAt: rec.State.FinishedAt, OOMKilled: false };
+      rec.ConmonPid = conmonPid;
+      rec.HasBeenStarted = true;
+      rec.ManuallyStopped = false;
+      this.startedAtMs.set(rec.Id, Date.now());
+      await this.save(rec);
+      this.d.events.emit('container', 'start', rec.Id, this.attrs(rec));
+      // an exit that happened before the state was saved has already fired its watch event
+      if (await exists(path.join(this.exitsDir, rec.Id))) void this.handleExit(rec.Id);
+    } catch (err) {
+      const msg = errorMessage(err);
+      rec.State.Error = msg;
+      rec.State.ExitCode = /executable file not found|no such file or directory/.test(msg) ? 127 : /permission denied/.test(msg) ? 126 : 128;
+      if (rec.State.Status === 'restarting') rec.State.Status = 'exited';
+      await this.d.runc.delete(rec.Id).catch(() => undefined);
+      await this.d.snapshots.unmount(fsBase).catch(() => undefined);
+      await this.save(rec).catch(() => undefined);
+      this.exits.emit(`fail:${rec.Id}`, msg);
+      if (err instanceof SampanError && err.code !== 'INTERNAL') throw err;
+      if (/executable file not found|no such file or directory|permission denied|not a directory/.test(msg)) throw invalid(msg);
+      throw err;
+    }
+  }
+
+  /** Named and anonymous volumes: make sure they exist; copy the image's content into new empty ones. */
+  private async prepareMounts(rec: ContainerRecord, rootfs: string): Promise<void> {
+    for (const m of rec.Mounts) {
+      if (m.Type !== 'volume') continue;
+      const vol = await this.d.volumes.create(m.Name);
+      m.Name = vol.Name;
+      m.Source = vol.Mountpoint;
+      this.d.volumes.addUser(vol.Name, rec.Id);
+      const marker = path.join(path.dirname(vol.Mountpoint), '.populated');
+      if (await exists(marker)) continue;
+      const inImage = path.join(rootfs, m.Destination);
+      const empty = (await fs.readdir(vol.Mountpoint)).length === 0;
+      if (empty && (await exists(inImage))) await run('cp', ['-a', `${inImage}/.`, vol.Mountpoint]).catch(() => undefined);
+      await fs.writeFile(marker, '');
+    }
+  }
+
+  private async writeEtcFiles(rec: ContainerRecord): Promise<{ hosts: string; hostname: string; resolvConf: string }> {
+    const dir = this.dir(rec.Id);
+    const files = { hosts: path.join(dir, 'hosts'), hostname: path.join(dir, 'hostname'), resolvConf: path.join(dir, 'resolv.conf') };
+    const host = rec.HostConfig.NetworkMode === 'host';
+    if (host) {
+      await fs.copyFile('/etc/hosts', files.hosts).catch(() => fs.writeFile(files.hosts, '127.0.0.1\tlocalhost\n'));
+      await fs.writeFile(files.hostname, `${(await fs.readFile('/etc/hostname', 'utf8').catch(() => 'localhost\n')).trim()}\n`);
+    } else {
+      const extra = (rec.HostConfig.ExtraHosts ?? []).map((h) => {
+        const i = h.indexOf(':');
+        return `${h.slice(i + 1)}\t${h.slice(0, i)}`;
+      });
+      const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', 'fe00::0\tip6-localnet', 'ff00::0\tip6-mcastprefix', 'ff02::1\tip6-allnodes', 'ff02::2\tip6-allrouters', ...extra];
+      await fs.writeFile(files.hosts, `${lines.join('\n')}\n`);
+      await fs.writeFile(files.hostname, `${rec.Config.Hostname}\n`);
+    }
+    let resolv = await fs.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+    const hc = rec.HostConfig;
+    if (hc.Dns.length || hc.DnsSearch.length || hc.DnsOptions.length) {
+      const keep = resolv.split('\n').filter((l) => !(hc.Dns.length && l.startsWith('nameserver')) && !(hc.DnsSearch.length && l.startsWith('search')) && !(hc.DnsOptions.length && l.startsWith('options')));
+      resolv = [...keep.filter(Boolean), ...hc.Dns.map((d) => `nameserver ${d}`), ...(hc.DnsSearch.length ? [`search ${hc.DnsSearch.join(' ')}`] : []), ...(hc.DnsOptions.length ? [`options ${hc.DnsOptions.join(' ')}`] : [])].join('\n') + '\n';
+    }
+    await fs.writeFile(files.resolvConf, resolv);
+    return files;
+  }
+
+  private async netnsFor(rec: ContainerRecord): Promise<string | undefined> {
+    const mode = rec.HostConfig.NetworkMode;
+    if (mode === 'host') return 'host';
+    if (mode.startsWith('container:')) {
+      const other = this.get(mode.slice(10));
+      if (other.State.Status !== 'running' && other.State.Status !== 'paused') throw conflict(`cannot join network of a non running container: ${other.Id}`);
+      return `/proc/${other.State.Pid}/ns/net`;
+    }
+    return undefined; // none, and bridge until the engine has bridge networking: a fresh namespace with lo
+  }
+
+  // ---------- exits and restart policies ----------
+
+  private async recordExit(rec: ContainerRecord, code: number, finished: Date): Promise<void> {
+    rec.State = { ...rec.State, Status: 'exited', Pid: 0, ExitCode: code, FinishedAt: finished.toISOString() };
+    await this.save(rec);
+  }
+
+  /** conmon wrote the exit file: record the exit, clean up, and apply --rm or the restart policy. */
+  private async handleExit(id: string): Promise<void> {
+    const rec = this.records.get(id);
+    if (!rec || (rec.State.Status !== 'running' && rec.State.Status !== 'paused')) return;
+    const file = path.join(this.exitsDir, id);
+    let code: number;
+    let finished: Date;
+    try {
+      const [txt, st] = await Promise.all([fs.readFile(file, 'utf8'), fs.stat(file)]);
+      if (!txt.trim()) return; // not written yet; the next event or poll gets it
+      code = Number(txt.trim());
+      finished = st.mtime;
+    } catch {
+      return;
+    }
+    if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') return;
+    rec.State.Status = 'exited'; // claims this exit before any await
+    await fs.rm(file, { force: true });
+    await this.d.runc.delete(id).catch(() => undefined);
+    await this.d.snapshots.unmount(path.join(this.dir(id), 'fs')).catch(() => undefined);
+    await removeTree(this.bundle(id));
+    await this.recordExit(rec, code, finished);
+    this.d.events.emit('container', 'die', id, { ...this.attrs(rec), exitCode: String(code) });
+    this.exits.emit(`exit:${id}`, code);
+    if (rec.HostConfig.AutoRemove) {
+      await this.remove(id, { force: true, volumes: true }).catch((e) => this.d.log.warn({ id, err: errorMessage(e) }, 'auto-remove failed'));
+      return;
+    }
+    if (this.shouldRestart(rec, code)) {
+      const ran = Date.now() - (this.startedAtMs.get(id) ?? 0);
+      let delay = this.restartDelay.get(id) ?? 100;
+      if (ran >= 10_000) delay = 100;
+      this.restartDelay.set(id, Math.min(delay * 2, 60_000));
+      rec.State.Status = 'restarting';
+      await this.save(rec);
+      this.scheduleRestart(rec, delay);
+    }
+  }
+
+  private shouldRestart(rec: ContainerRecord, code: number): boolean {
+    if (rec.ManuallyStopped) return false;
+    const p = rec.HostConfig.RestartPolicy;
+    switch (p.Name) {
+      case 'always':
+      case 'unless-stopped':
+        return true;
+      case 'on-failure':
+        return code !== 0 && (p.MaximumRetryCount === 0 || rec.RestartCount < p.MaximumRetryCount);
+      default:
+        return false;
+    }
+  }
+
+  private scheduleRestart(rec: ContainerRecord, delay: number): void {
+    const t = setTimeout(() => {
+      this.restartTimers.delete(rec.Id);
+      if (!this.records.has(rec.Id) || rec.ManuallyStopped) return;
+      rec.RestartCount++;
+      void this.lock
+        .run(rec.Id, () => this.startLocked(rec))
+        .then(() => this.d.events.emit('container', 'restart', rec.Id, this.attrs(rec)))
+        .catch((e) => {
+          this.d.log.warn({ id: rec.Id.slice(0, 12), err: errorMessage(e) }, 'restart failed');
+          if (this.shouldRestart(rec, rec.State.ExitCode)) this.scheduleRestart(rec, Math.min(delay * 2, 60_000));
+        });
+    }, delay);
+    this.restartTimers.set(rec.Id, t);
+  }
+
+  private waitExit(id: string, timeoutMs: number): Promise<boolean> {
+    const rec = this.records.get(id);
+    if (!rec || (rec.State.Status !== 'running' && rec.State.Status !== 'paused')) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const onExit = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      const t = setTimeout(() => {
+        this.exits.off(`exit:${id}`, onExit);
+        resolve(false);
+      }, timeoutMs);
+      this.exits.once(`exit:${id}`, onExit);
+    });
+  }
+
+  // ---------- stop, kill, restart, pause ----------
+
+  async stop(ref: string, timeoutSec?: number, signal?: string): Promise<void> {
+    const rec = this.get(ref);
+    await this.lock.run(rec.Id, () => this.stopLocked(rec, timeoutSec, signal));
+  }
+
+  private async stopLocked(rec: ContainerRecord, timeoutSec?: number, signal?: string): Promise<void> {
+    const timer = this.restartTimers.get(rec.Id);
+    if (timer) {
+      clearTimeout(timer);
+      this.restartTimers.delete(rec.Id);
+      rec.ManuallyStopped = true;
+      rec.State.Status = 'exited';
+      await this.save(rec);
+      return;
+    }
+    if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') throw notModified('container already stopped');
+    rec.ManuallyStopped = true;
+    await this.save(rec);
+    const sig = parseSignal(signal ?? rec.Config.StopSignal, 15);
+    const t = timeoutSec ?? rec.Config.StopTimeout ?? 10;
+    if (t !== 0 && sig !== 9) {
+      await this.d.runc.kill(rec.Id, sig).catch(() => undefined);
+      if (rec.State.Status === 'paused') await this.d.runc.resume(rec.Id).catch(() => undefined);
+      if (await this.waitExit(rec.Id, t < 0 ? 2 ** 31 - 1 : t * 1000)) return;
+      this.d.log.info({ id: rec.Id.slice(0, 12), timeout: t }, 'container did not stop in time; sending SIGKILL');
+    }
+    await this.d.runc.kill(rec.Id, 9, true).catch(() => undefined);
+    if (rec.State.Status === 'paused') await this.d.runc.resume(rec.Id).catch(() => undefined);
+    if (!(await this.waitExit(rec.Id, 10_000))) throw new SampanError('INTERNAL', `container ${rec.Id} did not exit after SIGKILL`);
+  }
+
+  async kill(ref: string, signal?: string): Promise<void> {
+    const rec = this.get(ref);
+    const sig = parseSignal(signal, 9);
+    await this.lock.run(rec.Id, async () => {
+      if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') throw conflict(`Cannot kill container: ${ref}: Container ${rec.Id} is not running`);
+      if (sig === 9) {
+        rec.ManuallyStopped = true;
+        await this.save(rec);
+      }
+      await this.d.runc.kill(rec.Id, sig);
+      this.d.events.emit('container', 'kill', rec.Id, { ...this.attrs(rec), signal: String(sig) });
+      if (sig === 9) await this.waitExit(rec.Id, 10_000);
+    });
+  }
+
+  async restart(ref: string, timeoutSec?: number, signal?: string): Promise<void> {
+    const rec = this.get(ref);
+    await this.lock.run(rec.Id, async () => {
+      if (rec.State.Status === 'running' || rec.State.Status === 'paused' || this.restartTimers.has(rec.Id)) await this.stopLocked(rec, timeoutSec, signal);
+      await this.startLocked(rec);
+      this.d.events.emit('container', 'restart', rec.Id, this.attrs(rec));
+    });
+  }
+
+  async pause(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    await this.lock.run(rec.Id, async () => {
+      if (rec.State.Status === 'paused') throw conflict(`Container ${rec.Id} is already paused`);
+      if (rec.State.Status !== 'running') throw conflict(`Container ${rec.Id} is not running`);
+      await this.d.runc.pause(rec.Id);
+      rec.State.Status = 'paused';
+      await this.save(rec);
+      this.d.events.emit('container', 'pause', rec.Id, this.attrs(rec));
+    });
+  }
+
+  async unpause(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    await this.lock.run(rec.Id, async () => {
+      if (rec.State.Status !== 'paused') throw conflict(`Container ${rec.Id} is not paused`);
+      await this.d.runc.resume(rec.Id);
+      rec.State.Status = 'running';
+      await this.save(rec);
+      this.d.events.emit('container', 'unpause', rec.Id, this.attrs(rec));
+    });
+  }
+
+  // ---------- remove, rename, wait ----------
+
+  async remove(ref: string, o: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+    const rec = this.get(ref);
+    await this.lock.run(rec.Id, async () => {
+      if (!this.records.has(rec.Id)) return;
+      if (rec.State.Status === 'running' || rec.State.Status === 'paused') {
+        if (!o.force) {
+          throw conflict(`cannot remove container "/${rec.Name}": container is ${rec.State.Status}: stop the container before removing or force remove`);
+        }
+        await this.stopLocked(rec, 0);
+      }
+      const timer = this.restartTimers.get(rec.Id);
+      if (timer) clearTimeout(timer);
+      this.restartTimers.delete(rec.Id);
+      rec.State.Status = 'removing';
+      await this.d.runc.delete(rec.Id).catch(() => undefined);
+      await this.d.snapshots.remove(path.join(this.dir(rec.Id), 'fs'));
+      await removeTree(this.bundle(rec.Id));
+      await fs.rm(path.join(this.exitsDir, rec.Id), { force: true });
+      await removeTree(this.dir(rec.Id));
+      this.records.delete(rec.Id);
+      if (this.names.get(rec.Name) === rec.Id) this.names.delete(rec.Name);
+      this.d.volumes.dropUser(rec.Id);
+      if (o.volumes) {
+        for (const m of rec.Mounts) {
+          if (m.Type === 'volume' && m.Anonymous && m.Name) await this.d.volumes.remove(m.Name).catch(() => undefined);
+        }
+      }
+      this.d.events.emit('container', 'destroy', rec.Id, this.attrs(rec));
+      this.exits.emit(`removed:${rec.Id}`);
+    });
+  }
+
+  async rename(ref: string, newName: string): Promise<void> {
+    const rec = this.get(ref);
+    const n = newName.replace(/^\//, '');
+    if (!n) throw invalid('Neither old nor new names may be empty');
+    if (!NAME_RE.test(n)) throw invalid(`Invalid container name (${newName}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    if (n === rec.Name) throw invalid(`Renaming a container with the same name as its current name`);
+    const holder = this.names.get(n);
+    if (holder) throw conflict(`Conflict. The container name "/${n}" is already in use by container "${holder}". You have to remove (or rename) that container to be able to reuse that name.`);
+    const old = rec.Name;
+    this.names.set(n, rec.Id);
+    this.names.delete(old);
+    rec.Name = n;
+    await this.save(rec);
+    this.d.events.emit('container', 'rename', rec.Id, { ...this.attrs(rec), oldName: `/${old}` });
+  }
+
+  /** Docker's wait: resolves with the exit code once the condition holds. */
+  wait(ref: string, cond: WaitCondition, aborted: Promise<void>): Promise<{ StatusCode: number; Error: { Message: string } | null }> {
+    const rec = this.get(ref);
+    const id = rec.Id;
+    const result = () => ({ StatusCode: rec.State.ExitCode, Error: rec.State.Error ? { Message: rec.State.Error } : null });
+    if (cond === 'not-running' && rec.State.Status !== 'running' && rec.State.Status !== 'paused' && rec.State.Status !== 'restarting') return Promise.resolve(result());
+    return new Promise((resolve, reject) => {
+      const evName = cond === 'removed' ? `removed:${id}` : `exit:${id}`;
+      const done = () => {
+        this.exits.off(evName, done);
+        this.exits.off(`fail:${id}`, failed);
+        resolve(result());
+      };
+      const failed = () => {
+        // a start that fails never runs: a waiter for "removed" still waits for removal
+        if (cond === 'removed') return;
+        this.exits.off(evName, done);
+        this.exits.off(`fail:${id}`, failed);
+        resolve(result());
+      };
+      this.exits.on(evName, done);
+      this.exits.on(`fail:${id}`, failed);
+      void aborted.then(() => {
+        this.exits.off(evName, done);
+        this.exits.off(`fail:${id}`, failed);
+        reject(new SampanError('UNAVAILABLE', 'client went away'));
+      });
+    });
+  }
+
+  /** Resolves when the container is not running (now, or at its next exit or removal). */
+  stopped(id: string): Promise<void> {
+    const rec = this.records.get(id);
+    if (!rec || (rec.State.Status !== 'running' && rec.State.Status !== 'paused')) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.exits.off(`exit:${id}`, done);
+        this.exits.off(`removed:${id}`, done);
+        resolve();
+      };
+      this.exits.on(`exit:${id}`, done);
+      this.exits.on(`removed:${id}`, done);
+    });
+  }
+
+  // ---------- attach ----------
+
+  /** Run the hook with the attach socket now (running) or just before the process starts (created). */
+  async attach(ref: string, hook: AttachHook): Promise<void> {
+    const rec = this.get(ref);
+    if (rec.State.Status === 'running' || rec.State.Status === 'paused') return hook(this.attachSocket(rec.Id));
+    if (rec.State.Status === 'created' || rec.State.Status === 'exited' || rec.State.Status === 'restarting') {
+      const list = this.pendingAttach.get(rec.Id) ?? [];
+      list.push(hook);
+      this.pendingAttach.set(rec.Id, list);
+      return;
+    }
+    throw conflict(`You cannot attach to a stopped container, start it first`);
+  }
+
+  dropPendingAttach(id: string, hook: AttachHook): void {
+    const list = this.pendingAttach.get(id);
+    if (list) this.pendingAttach.set(id, list.filter((h) => h !== hook));
+  }
+
+  async resize(ref: string, h: number, w: number): Promise<void> {
+    const rec = this.get(ref);
+    if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') throw conflict(`Container ${rec.Id} is not running`);
+    if (!rec.Config.Tty) return;
+    await writeCtl(path.join(this.bundle(rec.Id), 'ctl'), h, w);
+  }
+
+  // ---------- helpers for views ----------
+
+  attrs(rec: ContainerRecord): Record<string, string> {
+    return { ...rec.Config.Labels, image: rec.Config.Image, name: rec.Name };
+  }
+
+  status(rec: ContainerRecord): Status {
+    return rec.State.Status;
+  }
+
+  async top(ref: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const rec = this.get(ref);
+    if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') throw conflict(`Container ${rec.Id} is not running`);
+    const pids = new Set((await this.d.runc.pids(rec.Id)).map(String));
+    const args = psArgs ? psArgs.split(/\s+/).filter(Boolean) : ['-ef'];
+    let out: string;
+    try {
+      out = (await run('ps', args, { maxBuffer: 16 << 20 })).stdout;
+    } catch (err) {
+      throw invalid(`ps: ${(err as { stderr?: string }).stderr?.trim() || errorMessage(err)}`);
+    }
+    const lines = out.trimEnd().split('\n');
+    const titles = lines[0]!.trim().split(/\s+/);
+    const pidCol = titles.indexOf('PID');
+    if (pidCol < 0) throw invalid(`Couldn't find PID field in ps output`);
+    const procs: string[][] = [];
+    for (const line of lines.slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (!pids.has(f[pidCol]!)) continue;
+      procs.push([...f.slice(0, titles.length - 1), f.slice(titles.length - 1).join(' ')]);
+    }
+    return { Titles: titles, Processes: procs };
+  }
+
+  /** The merged root of a container, mounted if it is not running; and a release function. */
+  async withRootfs<T>(ref: string, fn: (rootfs: string, rec: ContainerRecord) => Promise<T>): Promise<T> {
+    const rec = this.get(ref);
+    const base = path.join(this.dir(rec.Id), 'fs');
+    const running = rec.State.Status === 'running' || rec.State.Status === 'paused';
+    const rootfs = await this.d.snapshots.mount(base, rec.ImageChain as Digest[]);
+    try {
+      return await fn(rootfs, rec);
+    } finally {
+      if (!running && rec.State.Status !== 'running' && rec.State.Status !== 'paused') await this.d.snapshots.unmount(base).catch(() => undefined);
+    }
+  }
+}
+
+/** Is pid alive and (by its command line) the program we think it is? */
+export async function processAlive(pid: number, comm: string): Promise<boolean> {
+  try {
+    const cmd = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8');
+    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+    return cmd.includes(comm) && !/\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+/** conmon's control fifo: "1 <height> <width>" resizes the terminal. */
+export async function writeCtl(ctl: string, h: number, w: number): Promise<void> {
+  const { constants } = await import('node:fs');
+  let fh;
+  try {
+    fh = await fs.open(ctl, constants.O_WRONLY | constants.O_NONBLOCK);
+  } catch {
+    return; // no reader yet: the next resize gets through
+  }
+  try {
+    await fh.write(`1 ${h} ${w}\n`);
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,43 @@
+import { promises as fs } from 'node:fs';
+import { createLogger, type Logger } from '../lib/log.js';
+import type { EngineConfig } from './config.js';
+import { Engine } from './engine.js';
+import { ApiServer } from './api/server.js';
+
+export interface RunningEngine {
+  engine: Engine;
+  api: ApiServer;
+  log: Logger;
+  /** Resolves when the engine has shut down. */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** Start the engine in this process. SIGTERM/SIGINT stop it gracefully; containers keep running. */
+export async function startEngine(config: EngineConfig, opts: { handleSignals?: boolean } = {}): Promise<RunningEngine> {
+  const log = createLogger('sampan-engine', config.logLevel);
+  const engine = await Engine.open(config, log);
+  const api = new ApiServer(engine, log);
+  const tls = config.tlscacert && config.tlscert && config.tlskey ? { ca: config.tlscacert, cert: config.tlscert, key: config.tlskey } : undefined;
+  await api.listen(config.hosts, tls);
+  await fs.writeFile(`${config.execRoot}/engine.pid`, String(process.pid));
+  log.info({ root: config.root, execRoot: config.execRoot, containers: engine.containers.list().length, images: engine.images.store.list().length }, 'engine started');
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    (stopping ??= (async () => {
+      log.info('shutting down: no new requests; containers keep running');
+      await api.close();
+      engine.close();
+      await fs.rm(`${config.execRoot}/engine.pid`, { force: true });
+      log.info('engine stopped');
+      log.flush();
+      resolveDone();
+    })());
+  if (opts.handleSignals !== false) {
+    process.once('SIGTERM', () => void shutdown());
+    process.once('SIGINT', () => void shutdown());
+  }
+  return { engine, api, log, done, shutdown };
+}

@@ -1,0 +1,114 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../lib/log.js';
+import { ensureDir, readJsonOr, atomicWriteJson } from '../lib/fsutil.js';
+import type { EngineConfig } from './config.js';
+import { ContentStore } from './images/content.js';
+import { LayerStore } from './snapshots/layers.js';
+import { OverlaySnapshots } from './snapshots/overlay.js';
+import { ImageStore } from './images/store.js';
+import { ImageService } from './images/service.js';
+import { Runc } from './runtime/runc.js';
+import { Conmon } from './runtime/conmon.js';
+import { EventBus } from './events.js';
+import { VolumeService } from './volumes/service.js';
+import { ContainerService } from './containers/service.js';
+import { ExecService } from './containers/exec.js';
+
+const run = promisify(execFile);
+
+async function which(bin: string): Promise<string | undefined> {
+  if (bin.includes('/')) return bin;
+  for (const dir of (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const p = path.join(dir, bin);
+    try {
+      await fs.access(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
+/** The engine's services, wired together: the composition root. */
+export class Engine {
+  readonly events = new EventBus();
+  readonly content: ContentStore;
+  readonly layers: LayerStore;
+  readonly images: ImageService;
+  readonly volumes: VolumeService;
+  readonly containers: ContainerService;
+  readonly execs: ExecService;
+  engineId = '';
+  initBinary?: string;
+  cgroupVersion = '1';
+  osName = 'Linux';
+  versions = { runc: '', conmon: '' };
+
+  private constructor(
+    readonly config: EngineConfig,
+    readonly log: Logger,
+    runcPath: string,
+    conmonPath: string,
+    initBinary: string | undefined,
+  ) {
+    const root = config.root;
+    this.content = new ContentStore(path.join(root, 'content'));
+    this.layers = new LayerStore(path.join(root, 'layers'));
+    const store = new ImageStore(path.join(root, 'images'), this.content, this.layers);
+    this.volumes = new VolumeService(path.join(root, 'volumes'), this.events);
+    const runc = new Runc(runcPath, path.join(config.execRoot, 'runc'));
+    this.initBinary = initBinary;
+    this.containers = new ContainerService({
+      root,
+      execRoot: config.execRoot,
+      images: store,
+      snapshots: new OverlaySnapshots(this.layers, path.join(root, 'layers', 'empty')),
+      conmon: new Conmon(conmonPath, runc),
+      runc,
+      events: this.events,
+      volumes: this.volumes,
+      log,
+      initBinary,
+      cgroupParent: config.cgroupParent,
+    });
+    this.images = new ImageService(store, this.events, (id) =>
+      this.containers.usesImage(id).map((c) => ({ id: c.Id, running: c.State.Status === 'running' || c.State.Status === 'paused' })),
+    );
+    this.execs = new ExecService(this.containers);
+  }
+
+  static async open(config: EngineConfig, log: Logger): Promise<Engine> {
+    const runcPath = await which(config.runc);
+    const conmonPath = await which(config.conmon);
+    if (!runcPath) throw new Error(`OCI runtime "${config.runc}" not found on PATH (apt-get install runc)`);
+    if (!conmonPath) throw new Error(`conmon not found on PATH (apt-get install conmon)`);
+    const init = (await which('tini-static')) ?? (await which('tini'));
+    await ensureDir(config.root, 0o711);
+    await ensureDir(config.execRoot, 0o711);
+    const e = new Engine(config, log, runcPath, conmonPath, init);
+    await e.content.init();
+    await e.layers.init();
+    await e.images.store.init();
+    await e.volumes.init();
+    await e.containers.init();
+    const idFile = path.join(config.root, 'engine-id.json');
+    const id = await readJsonOr<{ id?: string }>(idFile, {});
+    e.engineId = id.id ?? randomUUID();
+    if (!id.id) await atomicWriteJson(idFile, { id: e.engineId });
+    e.cgroupVersion = (await fs.stat('/sys/fs/cgroup/cgroup.controllers').then(() => true, () => false)) ? '2' : '1';
+    const osr = await fs.readFile('/etc/os-release', 'utf8').catch(() => '');
+    e.osName = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(osr)?.[1] ?? 'Linux';
+    e.versions.runc = (await run(runcPath, ['--version']).catch(() => ({ stdout: '' }))).stdout.split('\n')[0]?.replace('runc version ', '') ?? '';
+    e.versions.conmon = (await run(conmonPath, ['--version']).catch(() => ({ stdout: '' }))).stdout.split('\n')[0]?.replace('conmon version ', '') ?? '';
+    return e;
+  }
+
+  close(): void {
+    this.containers.close();
+  }
+}

@@ -1,0 +1,132 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { atomicWriteJson, ensureDir, readJson, removeTree, treeSize } from '../../lib/fsutil.js';
+import { conflict, invalid, notFound } from '../../lib/errors.js';
+import { NAME_RE, newId } from '../../lib/ids.js';
+import { KeyedLock } from '../../lib/keyedlock.js';
+import type { EventBus } from '../events.js';
+
+export interface Volume {
+  Name: string;
+  Driver: 'local';
+  Mountpoint: string;
+  CreatedAt: string;
+  Labels: Record<string, string>;
+  Options: Record<string, string>;
+  Scope: 'local';
+}
+
+export const ANON_LABEL = 'com.docker.volume.anonymous';
+
+/** Local named volumes: a directory each under <root>/volumes/<name>/_data, kept until removed. */
+export class VolumeService {
+  private readonly lock = new KeyedLock();
+  /** Which containers use each volume; the container service keeps it current. */
+  readonly users = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly events: EventBus,
+  ) {}
+
+  async init(): Promise<void> {
+    await ensureDir(this.dir);
+  }
+
+  private metaPath(name: string): string {
+    return path.join(this.dir, name, 'meta.json');
+  }
+
+  async get(name: string): Promise<Volume> {
+    if (!NAME_RE.test(name)) throw notFound(`get ${name}: no such volume`);
+    try {
+      return await readJson<Volume>(this.metaPath(name));
+    } catch {
+      throw notFound(`get ${name}: no such volume`);
+    }
+  }
+
+  async create(name: string | undefined, opts: { labels?: Record<string, string>; driverOpts?: Record<string, string>; driver?: string } = {}): Promise<Volume> {
+    if (opts.driver && opts.driver !== 'local') throw invalid(`volume driver ${opts.driver} is not available (only "local")`);
+    const anonymous = !name;
+    const vname = name || newId();
+    if (!NAME_RE.test(vname)) throw invalid(`create ${vname}: "${vname}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed`);
+    for (const k of Object.keys(opts.driverOpts ?? {})) {
+      if (!['type', 'device', 'o'].includes(k)) throw invalid(`invalid option key: ${JSON.stringify(k)}`);
+    }
+    return this.lock.run(vname, async () => {
+      try {
+        return await readJson<Volume>(this.metaPath(vname));
+      } catch {
+        // new volume
+      }
+      const base = path.join(this.dir, vname);
+      await ensureDir(path.join(base, '_data'));
+      const vol: Volume = {
+        Name: vname,
+        Driver: 'local',
+        Mountpoint: path.join(base, '_data'),
+        CreatedAt: new Date().toISOString(),
+        Labels: { ...(opts.labels ?? {}), ...(anonymous ? { [ANON_LABEL]: '' } : {}) },
+        Options: opts.driverOpts ?? {},
+        Scope: 'local',
+      };
+      await atomicWriteJson(this.metaPath(vname), vol);
+      this.events.emit('volume', 'create', vname, { driver: 'local' });
+      return vol;
+    });
+  }
+
+  async list(): Promise<Volume[]> {
+    const out: Volume[] = [];
+    for (const n of await fs.readdir(this.dir)) {
+      try {
+        out.push(await readJson<Volume>(this.metaPath(n)));
+      } catch {
+        // not a volume
+      }
+    }
+    return out.sort((a, b) => a.Name.localeCompare(b.Name));
+  }
+
+  inUse(name: string): string[] {
+    return [...(this.users.get(name) ?? [])];
+  }
+
+  async remove(name: string, force = false): Promise<void> {
+    await this.get(name);
+    const users = this.inUse(name);
+    if (users.length && !force) throw conflict(`remove ${name}: volume is in use - [${users.join(', ')}]`);
+    if (users.length) throw conflict(`remove ${name}: volume is in use - [${users.join(', ')}]`);
+    await this.lock.run(name, async () => {
+      await fs.rm(this.metaPath(name), { force: true });
+      await removeTree(path.join(this.dir, name));
+    });
+    this.events.emit('volume', 'destroy', name, { driver: 'local' });
+  }
+
+  /** Remove unused volumes: anonymous ones only, unless `all` (API ≥ 1.42 semantics). */
+  async prune(all: boolean, labelFilter: (labels: Record<string, string>) => boolean): Promise<{ VolumesDeleted: string[]; SpaceReclaimed: number }> {
+    const deleted: string[] = [];
+    let space = 0;
+    for (const v of await this.list()) {
+      if (this.inUse(v.Name).length) continue;
+      if (!all && !(ANON_LABEL in v.Labels)) continue;
+      if (!labelFilter(v.Labels)) continue;
+      space += await treeSize(v.Mountpoint);
+      await this.remove(v.Name);
+      deleted.push(v.Name);
+    }
+    return { VolumesDeleted: deleted, SpaceReclaimed: space };
+  }
+
+  addUser(name: string, id: string): void {
+    let s = this.users.get(name);
+    if (!s) this.users.set(name, (s = new Set()));
+    s.add(id);
+  }
+
+  dropUser(id: string): void {
+    for (const s of this.users.values()) s.delete(id);
+  }
+}

@@ -1,0 +1,208 @@
+import { promises as fs, createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import tar from 'tar-stream';
+import { invalid } from './errors.js';
+import { Hasher, type Digest } from './digest.js';
+
+const run = promisify(execFile);
+
+export const WHITEOUT_PREFIX = '.wh.';
+export const OPAQUE_WHITEOUT = '.wh..wh..opq';
+
+/**
+ * Normalise a tar entry name to a relative path inside the root, or throw.
+ * Absolute names and any ".." component are refused: an entry never leaves its root.
+ */
+export function safeEntryPath(name: string): string {
+  if (name.includes('\0')) throw invalid(`tar entry ${JSON.stringify(name)}: NUL in name`);
+  if (name.startsWith('/')) throw invalid(`tar entry ${JSON.stringify(name)}: absolute path`);
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.some((p) => p === '..')) throw invalid(`tar entry ${JSON.stringify(name)}: path escapes the root`);
+  return parts.join('/');
+}
+
+/** Does a symlink at rel (relative to root) with this target resolve, lexically, outside the root? */
+export function symlinkEscapes(rel: string, target: string): boolean {
+  if (target.startsWith('/')) return false; // absolute targets resolve inside the container's root
+  let depth = rel.split('/').length - 1;
+  for (const part of target.split('/')) {
+    if (part === '..') depth--;
+    else if (part !== '.' && part !== '') depth++;
+    if (depth < 0) return true;
+  }
+  return false;
+}
+
+/** Passes bytes through while hashing them: the diff ID of a layer is the digest of its uncompressed tar. */
+class HashingStream extends Transform {
+  readonly hasher = new Hasher();
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hasher.update(chunk);
+    cb(null, chunk);
+  }
+}
+
+/** Peek the first bytes and insert a decompressor when the stream is gzip (or zstd, via the zstd tool). */
+export async function decompressed(input: Readable): Promise<Readable> {
+  const it = input[Symbol.asyncIterator]();
+  const first = await it.next();
+  const head: Buffer = first.done ? Buffer.alloc(0) : (first.value as Buffer);
+  async function* rest(): AsyncGenerator<Buffer> {
+    if (head.length) yield head;
+    for (;;) {
+      const n = await it.next();
+      if (n.done) return;
+      yield n.value as Buffer;
+    }
+  }
+  const src = Readable.from(rest(), { objectMode: false });
+  if (head[0] === 0x1f && head[1] === 0x8b) return src.pipe(createGunzip());
+  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) {
+    const { spawn } = await import('node:child_process');
+    const p = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    src.pipe(p.stdin);
+    return p.stdout;
+  }
+  return src;
+}
+
+export interface ExtractResult {
+  diffId: Digest;
+  /** Bytes of the uncompressed tar. */
+  tarSize: number;
+  /** Bytes of the regular files written. */
+  size: number;
+}
+
+interface ExtractOptions {
+  /** Convert OCI whiteouts to overlayfs ones (char 0/0 and the opaque xattr). */
+  overlayWhiteouts?: boolean;
+}
+
+/**
+ * Unpack a (possibly compressed) layer tar into an empty directory.
+ * Refuses names that escape the root, writes through symlinks, escaping symlinks and hardlinks,
+ * and device nodes. The caller owns `dest` and removes it on error.
+ */
+export async function extractLayer(input: Readable, dest: string, opts: ExtractOptions = {}): Promise<ExtractResult> {
+  const hashing = new HashingStream();
+  const extract = tar.extract();
+  const dirTimes: Array<[string, Date]> = [];
+  const opaque: string[] = [];
+  const whiteouts: string[] = [];
+  const links = new Set<string>(); // symlinks created so far: never write through them
+  let size = 0;
+
+  const assertNoSymlinkParent = (rel: string) => {
+    const parts = rel.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      if (links.has(parts.slice(0, i).join('/'))) {
+        throw invalid(`tar entry ${JSON.stringify(rel)}: path goes through a symlink`);
+      }
+    }
+  };
+
+  const consume = (async () => {
+    for await (const entry of extract) {
+      const h = entry.header;
+      const rel = safeEntryPath(h.name);
+      if (rel === '') {
+        entry.resume();
+        continue;
+      }
+      assertNoSymlinkParent(rel);
+      const base = path.posix.basename(rel);
+      const dir = path.posix.dirname(rel);
+      const target = path.join(dest, rel);
+      if (base === OPAQUE_WHITEOUT) {
+        entry.resume();
+        opaque.push(path.join(dest, dir));
+        continue;
+      }
+      if (base.startsWith(WHITEOUT_PREFIX)) {
+        entry.resume();
+        const hidden = base.slice(WHITEOUT_PREFIX.length);
+        if (!hidden || hidden === '..' || hidden === '.') throw invalid(`tar entry ${JSON.stringify(h.name)}: bad whiteout`);
+        await fs.mkdir(path.dirname(target), { recursive: true });
+        whiteouts.push(path.join(dest, dir, hidden));
+        continue;
+      }
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      const mode = (h.mode ?? 0o644) & 0o7777;
+      const existing = await fs.lstat(target).catch(() => null);
+      if (existing && !(existing.isDirectory() && h.type === 'directory')) await fs.rm(target, { recursive: true, force: true });
+      switch (h.type) {
+        case 'directory':
+          await fs.mkdir(target, { recursive: true });
+          await fs.chmod(target, mode);
+          entry.resume();
+          break;
+        case 'file':
+        case 'contiguous-file': {
+          const ws = createWriteStream(target, { mode });
+          await pipeline(entry, ws);
+          await fs.chmod(target, mode);
+          size += h.size ?? 0;
+          break;
+        }
+        case 'symlink': {
+          const linkTarget = h.linkname ?? '';
+          if (symlinkEscapes(rel, linkTarget)) throw invalid(`tar entry ${JSON.stringify(h.name)}: symlink target ${JSON.stringify(linkTarget)} escapes the root`);
+          await fs.symlink(linkTarget, target);
+          links.add(rel);
+          entry.resume();
+          break;
+        }
+        case 'link': {
+          const src = safeEntryPath(h.linkname ?? '');
+          assertNoSymlinkParent(src);
+          if (links.has(src)) throw invalid(`tar entry ${JSON.stringify(h.name)}: hardlink to a symlink`);
+          await fs.link(path.join(dest, src), target);
+          entry.resume();
+          break;
+        }
+        case 'fifo':
+          await run('mkfifo', ['-m', mode.toString(8), target]);
+          entry.resume();
+          break;
+        case 'character-device':
+        case 'block-device':
+          throw invalid(`tar entry ${JSON.stringify(h.name)}: device nodes are not allowed in layers`);
+        default:
+          // pax headers and the like are consumed by the parser; anything else is skipped
+          entry.resume();
+          continue;
+      }
+      if (h.type !== 'link') {
+        await fs.lchown(target, h.uid ?? 0, h.gid ?? 0);
+        if (h.type === 'file' || h.type === 'contiguous-file') await fs.chmod(target, mode); // chown clears setuid bits
+        const mtime = h.mtime ?? new Date(0);
+        if (h.type === 'directory') dirTimes.push([target, mtime]);
+        else await fs.lutimes(target, mtime, mtime);
+      }
+    }
+  })().catch((err: unknown) => {
+    extract.destroy(err as Error);
+    throw err;
+  });
+
+  const src = await decompressed(input);
+  const [piped, consumed] = await Promise.allSettled([pipeline(src, hashing, extract), consume]);
+  if (consumed.status === 'rejected') throw consumed.reason;
+  if (piped.status === 'rejected') throw invalid(`bad layer tar: ${(piped.reason as Error).message}`);
+
+  for (const w of whiteouts) {
+    await fs.rm(w, { recursive: true, force: true });
+    if (opts.overlayWhiteouts) await run('mknod', [w, 'c', '0', '0']);
+  }
+  if (opts.overlayWhiteouts) {
+    for (const d of opaque) await run('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', d]);
+  }
+  for (const [d, t] of dirTimes.reverse()) await fs.utimes(d, t, t).catch(() => undefined);
+  return { diffId: hashing.hasher.digest(), tarSize: hashing.hasher.size, size };
+}
