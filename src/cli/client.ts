@@ -161,7 +161,10 @@ export class EngineClient {
       return new ConnectionError(`permission denied while trying to connect to the Sampan engine at ${this.host}`, err);
     }
     if (['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EHOSTUNREACH', 'ENOTFOUND', 'ETIMEDOUT', 'ENOTSOCK'].includes(code)) {
-      return new ConnectionError(`Cannot connect to the Sampan engine at ${this.host}. Is the engine running?`, err);
+      const hint = this.endpoint.kind === 'tcp' && !this.tls && code === 'ECONNRESET'
+        ? ' (if it requires TLS, set SAMPAN_CERT_PATH or DOCKER_CERT_PATH to a directory with ca.pem, cert.pem and key.pem)'
+        : '';
+      return new ConnectionError(`Cannot connect to the Sampan engine at ${this.host}. Is the engine running?${hint}`, err);
     }
     return err;
   }
@@ -452,6 +455,7 @@ export function clientFor(cmd: Command): EngineClient {
 /** What the CLI prints for an error: docker's "Error response from daemon: …" for engine answers. */
 export function describeError(err: unknown): string {
   if (err instanceof ApiError) return `Error response from daemon: ${err.message}`;
+  if (err instanceof ConnectionError) return err.message;
   if (err instanceof Error) return err.message.startsWith('Error') ? err.message : `Error: ${err.message}`;
   return `Error: ${String(err)}`;
 }

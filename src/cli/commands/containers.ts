@@ -117,7 +117,7 @@ function containerNames(c: ContainerSummary): string {
     .join(',');
 }
 
-interface PsOptions {
+export interface PsOptions {
   all?: boolean;
   quiet?: boolean;
   filter?: string[];
@@ -386,6 +386,8 @@ async function run(image: string, args: string[], o: RunOptions, cmd: Command): 
   } catch (err) {
     sock.destroy();
     waitRes.destroy();
+    // --rm: a container that never ran is removed too (the engine may have done it already)
+    if (o.rm) await client.request('DELETE', cpath, { query: { force: true } }).catch(() => undefined);
     throw err;
   }
 

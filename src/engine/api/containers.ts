@@ -195,8 +195,13 @@ export function containerRoutes(r: Router, e: Engine): void {
       svc.dropPendingAttach(c.Id, hook);
       finished();
     });
+    const unsubscribe = svc.onStartFailure(c.Id, () => {
+      svc.dropPendingAttach(c.Id, hook);
+      finished();
+    });
     await svc.attach(c.Id, hook);
     await ended;
+    unsubscribe();
     if (!client.destroyed) client.end();
   };
   r.add('POST', '/containers/{id}/attach', attach);
@@ -207,7 +212,7 @@ export function containerRoutes(r: Router, e: Engine): void {
   });
 
   r.add('POST', '/exec/{id}/start', async (ctx) => {
-    const body = (await ctx.json<{ Detach?: boolean; Tty?: boolean }>()) ?? {};
+    const body = (await ctx.json<{ Detach?: boolean; Tty?: boolean; ConsoleSize?: number[] | null }>()) ?? {};
     const ex = e.execs.get(ctx.param('id'));
     const cfg = ex.config;
     if (body.Detach) {
@@ -221,7 +226,7 @@ export function containerRoutes(r: Router, e: Engine): void {
       client = ctx.hijack(cfg.Tty ? RAW : MUX);
       const { done } = await bridgeAttach(sock, client, { tty: !!cfg.Tty, stdin: !!cfg.AttachStdin, stdout: cfg.AttachStdout !== false, stderr: cfg.AttachStderr !== false });
       output = done;
-    });
+    }, body.ConsoleSize);
     await output;
     // the CLI reads the exit code right after the stream ends: have it recorded first
     await exited;

@@ -99,6 +99,25 @@ export class Ctx {
   }
 
   async bodyBuffer(limit = 16 << 20): Promise<Buffer> {
+    if (this.upgrade) {
+      // on an upgrade, Node hands the body over with the socket: take Content-Length bytes, keep the rest as stream data
+      const n = Number(this.req.headers['content-length'] ?? 0);
+      if (!(n > 0)) return Buffer.alloc(0);
+      if (n > limit) throw invalid(`request body larger than ${limit} bytes`);
+      let buf = this.upgrade.head;
+      while (buf.length < n) {
+        const chunk = await new Promise<Buffer | undefined>((resolve) => {
+          const s = this.upgrade!.socket;
+          s.once('data', (d: Buffer) => resolve(d));
+          s.once('end', () => resolve(undefined));
+        });
+        if (!chunk) break;
+        this.upgrade.socket.pause();
+        buf = Buffer.concat([buf, chunk]);
+      }
+      this.upgrade.head = buf.subarray(n);
+      return buf.subarray(0, n);
+    }
     const chunks: Buffer[] = [];
     let n = 0;
     for await (const c of this.req) {

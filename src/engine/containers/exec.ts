@@ -20,6 +20,7 @@ export interface ExecConfig {
   WorkingDir?: string;
   Privileged?: boolean;
   DetachKeys?: string;
+  ConsoleSize?: number[] | null;
 }
 
 interface ExecRecord {
@@ -80,7 +81,7 @@ export class ExecService {
    * Start the session. `hook` (when attaching) gets the attach socket before the process runs.
    * Resolves once the process runs, with a promise of its exit code.
    */
-  async start(id: string, detach: boolean, hook?: AttachHook): Promise<{ exited: Promise<number> }> {
+  async start(id: string, detach: boolean, hook?: AttachHook, consoleSize?: number[] | null): Promise<{ exited: Promise<number> }> {
     const e = this.get(id);
     if (e.started) throw conflict(`Error: Exec command ${id} is already running`);
     const rec = this.containers.get(e.containerId);
@@ -91,7 +92,7 @@ export class ExecService {
     const user = await resolveUser(rootfs, c.User || rec.Config.User);
     const env = mergeEnv(rec.Config.Tty || c.Tty ? ['TERM=xterm'] : [], ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `HOSTNAME=${rec.Config.Hostname}`], rec.Config.Env, c.Env);
     if (!env.some((x) => x.startsWith('HOME='))) env.push(`HOME=${user.home}`);
-    const process = buildExecProcess(rec, { args: c.Cmd!, env, cwd: c.WorkingDir || rec.Config.WorkingDir || '/', user, tty: !!c.Tty, privileged: !!c.Privileged }, await capabilities(rec), await hostCaps());
+    const process = buildExecProcess(rec, { args: c.Cmd!, env, cwd: c.WorkingDir || rec.Config.WorkingDir || '/', user, tty: !!c.Tty, privileged: !!c.Privileged, consoleSize: consoleSize ?? c.ConsoleSize }, await capabilities(rec), await hostCaps());
     const session = await this.containers.d.conmon.exec({
       containerId: rec.Id,
       execId: id,

@@ -347,6 +347,8 @@ export class ContainerService {
       await this.d.snapshots.unmount(fsBase).catch(() => undefined);
       await this.save(rec).catch(() => undefined);
       this.exits.emit(`fail:${rec.Id}`, msg);
+      // Docker removes an auto-remove container whose start failed
+      if (rec.HostConfig.AutoRemove) setImmediate(() => void this.remove(rec.Id, { force: true, volumes: true }).catch(() => undefined));
       if (err instanceof SampanError && err.code !== 'INTERNAL') throw err;
       if (/executable file not found|no such file or directory|permission denied|not a directory/.test(msg)) throw invalid(msg);
       throw err;
@@ -687,6 +689,12 @@ export class ContainerService {
       return;
     }
     throw conflict(`You cannot attach to a stopped container, start it first`);
+  }
+
+  /** Calls fn if the container's next start fails; returns the unsubscribe function. */
+  onStartFailure(id: string, fn: () => void): () => void {
+    this.exits.once(`fail:${id}`, fn);
+    return () => this.exits.off(`fail:${id}`, fn);
   }
 
   dropPendingAttach(id: string, hook: AttachHook): void {

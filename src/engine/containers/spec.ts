@@ -124,7 +124,7 @@ export async function buildSpec(rec: ContainerRecord, x: SpecInputs): Promise<Re
     rlimits: rlimits.length ? rlimits : undefined,
     oomScoreAdj: hc.OomScoreAdj || undefined,
   };
-  if (rec.Config.Tty) process.consoleSize = { height: 24, width: 80 };
+  if (rec.Config.Tty) process.consoleSize = consoleSize(rec.HostConfig.ConsoleSize);
 
   return {
     ociVersion: '1.0.2',
@@ -143,17 +143,22 @@ export async function buildSpec(rec: ContainerRecord, x: SpecInputs): Promise<Re
   };
 }
 
+function consoleSize(v: unknown): { height: number; width: number } {
+  const [h, w] = Array.isArray(v) ? (v as number[]) : [];
+  return { height: h && h > 0 ? h : 24, width: w && w > 0 ? w : 80 };
+}
+
 /** The process spec for an exec session inside a running container. */
 export function buildExecProcess(
   rec: ContainerRecord,
-  o: { args: string[]; env: string[]; cwd: string; user: ResolvedUser; tty: boolean; privileged: boolean },
+  o: { args: string[]; env: string[]; cwd: string; user: ResolvedUser; tty: boolean; privileged: boolean; consoleSize?: unknown },
   caps: string[],
   allCaps: string[],
 ): Record<string, unknown> {
   const c = o.privileged ? allCaps : caps;
   return {
     terminal: o.tty,
-    consoleSize: o.tty ? { height: 24, width: 80 } : undefined,
+    consoleSize: o.tty ? consoleSize(o.consoleSize) : undefined,
     user: { uid: o.user.uid, gid: o.user.gid, additionalGids: o.user.additionalGids.length ? o.user.additionalGids : undefined },
     args: o.args,
     env: o.env,

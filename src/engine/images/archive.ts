@@ -287,8 +287,9 @@ interface PlannedLayer {
 interface PlannedImage {
   what: string;
   config: ImageConfig;
-  /** Digest of the config as found in the archive. */
+  /** Digest of the config as found in the archive, and its file (the bytes are kept: they define the ID). */
   configDigest: Digest;
+  configFile: string;
   layers: PlannedLayer[];
   tags: string[];
   repoDigests: string[];
@@ -338,7 +339,7 @@ async function planDockerArchive(u: Unpacked): Promise<PlannedImage[]> {
         diffId: config.rootfs.diff_ids[i]!,
       });
     }
-    out.push({ what, config, configDigest: cfgFile.info.digest, layers, tags: tags as string[], repoDigests: [] });
+    out.push({ what, config, configDigest: cfgFile.info.digest, configFile: cfgFile.abs, layers, tags: tags as string[], repoDigests: [] });
   }
   return out;
 }
@@ -431,6 +432,7 @@ async function planOciLayout(u: Unpacked): Promise<PlannedImage[]> {
       what,
       config,
       configDigest: cfgFile.info.digest,
+      configFile: cfgFile.abs,
       layers,
       tags: [...slot.tags],
       repoDigests: [...slot.repoDigests],
@@ -515,19 +517,14 @@ export async function loadArchive(input: Readable, store: ImageStore): Promise<s
     const lines: string[] = [];
     for (const [k, img] of plan.entries()) {
       const refs = layerRefs[k]!;
-      const cfgBytes = Buffer.from(JSON.stringify(img.config));
+      const cfgBytes = await fs.readFile(img.configFile);
       const id = sha256(cfgBytes);
-      let manifest = img.manifest;
-      if (manifest) {
-        const m = JSON.parse(manifest.toString('utf8')) as ImageManifest;
-        if (m.config.digest !== id) manifest = undefined; // the config was re-serialised: describe what is stored
-      }
-      manifest ??= ociManifest(cfgBytes, id, refs);
+      const manifest = img.manifest ?? ociManifest(cfgBytes, id, refs);
       const existed = store.byId(id) !== undefined;
       for (const d of [id, sha256(manifest)]) {
         if (!(await store.content.has(d)) && !tx.blobs.includes(d)) tx.blobs.push(d);
       }
-      await store.add(img.config, refs, { manifest, repoDigests: img.repoDigests });
+      await store.add(img.config, refs, { manifest, repoDigests: img.repoDigests, configBytes: cfgBytes });
       if (!existed) tx.images.push(id);
       if (img.tags.length === 0) {
         lines.push(`Loaded image ID: ${id}`);

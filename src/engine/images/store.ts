@@ -121,8 +121,9 @@ export class ImageStore {
    * Add an image from its config and its layers (already in the layer store and as blobs).
    * Writes config and manifest blobs, then the record; returns the image.
    */
-  async add(config: ImageConfig, layers: LayerRef[], opts: { repoDigests?: string[]; manifest?: Buffer } = {}): Promise<Image> {
-    const cfgBytes = Buffer.from(JSON.stringify(config));
+  async add(config: ImageConfig, layers: LayerRef[], opts: { repoDigests?: string[]; manifest?: Buffer; configBytes?: Buffer } = {}): Promise<Image> {
+    // the config's exact bytes define the image ID: keep them when they came from elsewhere
+    const cfgBytes = opts.configBytes ?? Buffer.from(JSON.stringify(config));
     const { digest: id } = await this.content.put(cfgBytes);
     const manifestBytes = opts.manifest ?? Buffer.from(JSON.stringify(manifestFor(cfgBytes, id, layers)));
     const { digest: manifest } = await this.content.put(manifestBytes);
