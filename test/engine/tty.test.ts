@@ -1,0 +1,47 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { TestEngine, runCmd, sleep } from '../harness.js';
+
+let e: TestEngine;
+before(async () => {
+  e = await TestEngine.start();
+});
+after(async () => {
+  await e?.cleanup();
+});
+
+/** Run a command under a pseudo-terminal (util-linux `script`), feeding it input. */
+function inPty(cmd: string, input: string) {
+  return runCmd('script', ['-qec', cmd, '/dev/null'], { env: e.env, input, timeoutMs: 30_000 });
+}
+
+test('docker run -it through a pty: interactive shell, TTY inside, exit code', async () => {
+  const r = await inPty('docker run -it --rm busybox sh', 'tty; echo hi-from-$((6*7)); exit 5\n');
+  assert.equal(r.code, 5, r.stdout + r.stderr);
+  assert.match(r.stdout, /\/dev\/pts\/\d+/);
+  assert.match(r.stdout, /hi-from-42/);
+});
+
+test('docker exec -it through a pty, and exec -i with piped stdin', async () => {
+  await e.docker(['run', '-d', '--name', 'sh1', 'busybox', 'sleep', '600']);
+  const r = await inPty('docker exec -it sh1 sh', 'echo tty=$(tty); exit 3\n');
+  assert.equal(r.code, 3, r.stdout + r.stderr);
+  assert.match(r.stdout, /tty=\/dev\/pts\/\d+/);
+  const piped = await e.docker(['exec', '-i', 'sh1', 'sh', '-c', 'tr a-z A-Z'], { input: 'piped input\n' });
+  assert.equal(piped.stdout, 'PIPED INPUT\n');
+  const d = await e.docker(['exec', '-d', 'sh1', 'sh', '-c', 'echo detached > /tmp/d']);
+  assert.equal(d.code, 0);
+  await sleep(300);
+  assert.equal((await e.docker(['exec', 'sh1', 'cat', '/tmp/d'])).stdout, 'detached\n');
+});
+
+test('docker run -i pipes stdin; attach streams a running container\'s output', async () => {
+  const r = await e.docker(['run', '-i', '--rm', 'busybox', 'sh', '-c', 'wc -l'], { input: 'a\nb\nc\n' });
+  assert.equal(r.stdout.trim(), '3');
+  await e.docker(['run', '-d', '--name', 'att', 'busybox', 'sh', '-c', 'sleep 1; echo attached-output; exit 9']);
+  const a = await e.docker(['attach', 'att']);
+  assert.equal(a.stdout, 'attached-output\n');
+  assert.equal(a.code, 9);
+  const s = await e.docker(['start', '-a', 'att']);
+  assert.equal(s.stdout, 'attached-output\n');
+});
