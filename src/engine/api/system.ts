@@ -49,7 +49,7 @@ export function systemRoutes(r: Router, e: Engine): void {
     ctx.send(200, {
       Platform: { Name: 'Sampan Engine' },
       Components: [
-        { Name: 'Engine', Version: ENGINE_VERSION, Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: 'linux', Arch: 'amd64', KernelVersion: os.release() } },
+        { Name: 'Engine', Version: ENGINE_VERSION, Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, GitCommit: '', GoVersion: `node ${process.version}`, Os: 'linux', Arch: 'amd64', KernelVersion: os.release(), Experimental: 'false', BuildTime: '' } },
         { Name: 'runc', Version: e.versions.runc, Details: {} },
         { Name: 'conmon', Version: e.versions.conmon, Details: {} },
       ],
@@ -116,7 +116,8 @@ export function systemRoutes(r: Router, e: Engine): void {
       LiveRestoreEnabled: true,
       Isolation: '',
       InitBinary: e.initBinary ?? '',
-      SecurityOptions: ['name=seccomp,profile=builtin'],
+      Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+      SecurityOptions: [],
       Warnings: [],
     });
   });
