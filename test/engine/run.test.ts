@@ -75,7 +75,11 @@ test('docker create + start -a, restart, pause/unpause, kill, rename, top', asyn
 });
 
 test('image config merges: entrypoint, cmd, env, workdir, user, hostname, read-only, tmpfs', async () => {
-  const r = await e.docker(['run', '--rm', '-e', 'A=1', '--env-file', '/dev/null', '-w', '/tmp', '-u', '65534:65534', '--hostname', 'myhost', 'busybox', 'sh', '-c', 'echo $A $(pwd) $(id -u):$(id -g) $(hostname) $PATH']);
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(`${e.dir}/env`, '# comment\nFROM_FILE=yes\nPATH=/bin\n');
+  const envf = await e.docker(['run', '--rm', '--env-file', `${e.dir}/env`, 'busybox', 'sh', '-c', 'echo $FROM_FILE $PATH']);
+  assert.equal(envf.stdout, 'yes /bin\n');
+  const r = await e.docker(['run', '--rm', '-e', 'A=1', '-w', '/tmp', '-u', '65534:65534', '--hostname', 'myhost', 'busybox', 'sh', '-c', 'echo $A $(pwd) $(id -u):$(id -g) $(hostname) $PATH']);
   assert.equal(r.stdout.trim(), '1 /tmp 65534:65534 myhost /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
   const ep = await e.docker(['run', '--rm', '--entrypoint', 'echo', 'busybox', 'from', 'entrypoint']);
   assert.equal(ep.stdout, 'from entrypoint\n');
