@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
 import { invalid } from './errors.js';
 
 export type Digest = `sha256:${string}`;
@@ -43,4 +44,13 @@ export function chainIds(diffIds: Digest[]): Digest[] {
     out.push(prev ? sha256(`${prev} ${d}`) : d);
   }
   return out;
+}
+
+/** Passes bytes through while hashing them. */
+export class HashingStream extends Transform {
+  readonly hasher = new Hasher();
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hasher.update(chunk);
+    cb(null, chunk);
+  }
 }

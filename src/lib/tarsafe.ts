@@ -1,13 +1,13 @@
 import { promises as fs, createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import tar from 'tar-stream';
 import { invalid } from './errors.js';
-import { Hasher, type Digest } from './digest.js';
+import { HashingStream, type Digest } from './digest.js';
 
 const run = promisify(execFile);
 
@@ -36,15 +36,6 @@ export function symlinkEscapes(rel: string, target: string): boolean {
     if (depth < 0) return true;
   }
   return false;
-}
-
-/** Passes bytes through while hashing them: the diff ID of a layer is the digest of its uncompressed tar. */
-class HashingStream extends Transform {
-  readonly hasher = new Hasher();
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hasher.update(chunk);
-    cb(null, chunk);
-  }
 }
 
 /** Peek the first bytes and insert a decompressor when the stream is gzip (or zstd, via the zstd tool). */

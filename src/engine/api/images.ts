@@ -9,7 +9,7 @@ export function imageRoutes(r: Router, e: Engine): void {
 
   r.add('GET', '/images/json', (ctx) => {
     const filters = ctx.filters();
-    ctx.send(200, svc.list(filters, ctx.bool('all')).map(imageSummary));
+    ctx.send(200, svc.list(filters).map(imageSummary));
   });
 
   r.add('POST', '/images/load', async (ctx) => {

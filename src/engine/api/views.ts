@@ -1,7 +1,6 @@
 import path from 'node:path';
 import type { ContainerRecord } from '../containers/model.js';
 import type { Image } from '../images/store.js';
-import { hexOf } from '../../lib/digest.js';
 import type { HistoryEntry } from '../../lib/oci.js';
 
 /** Docker's units.HumanDuration. */
@@ -211,6 +210,3 @@ export function imageHistory(i: Image): Array<Record<string, unknown>> {
   return rows;
 }
 
-export function shortId(d: string): string {
-  return d.startsWith('sha256:') ? hexOf(d as `sha256:${string}`).slice(0, 12) : d.slice(0, 12);
-}

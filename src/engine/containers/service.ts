@@ -15,7 +15,7 @@ import type { Conmon } from '../runtime/conmon.js';
 import type { Runc } from '../runtime/runc.js';
 import type { EventBus } from '../events.js';
 import type { VolumeService } from '../volumes/service.js';
-import { ZERO_TIME, type ContainerRecord, type MountPoint, type Status } from './model.js';
+import { ZERO_TIME, type ContainerRecord, type MountPoint } from './model.js';
 import { mergeConfig, normalizeHostConfig, parseBind } from './create.js';
 import { buildSpec, parseSignal } from './spec.js';
 import { resolveUser } from './user.js';
@@ -271,7 +271,7 @@ export class ContainerService {
       const target = path.posix.normalize(dest);
       if (!out.has(target)) out.set(target, { Type: 'volume', Source: '', Destination: target, Driver: 'local', Mode: '', RW: true, Propagation: '', Anonymous: true });
     }
-    return [...out.values()].map((m) => (m.Name === undefined ? { ...m } : m));
+    return [...out.values()];
   }
 
   // ---------- start ----------
@@ -715,10 +715,6 @@ export class ContainerService {
     return { ...rec.Config.Labels, image: rec.Config.Image, name: rec.Name };
   }
 
-  status(rec: ContainerRecord): Status {
-    return rec.State.Status;
-  }
-
   async top(ref: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
     const rec = this.get(ref);
     if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') throw conflict(`Container ${rec.Id} is not running`);
@@ -743,7 +739,7 @@ export class ContainerService {
     return { Titles: titles, Processes: procs };
   }
 
-  /** The merged root of a container, mounted if it is not running; and a release function. */
+  /** Run fn with the container's merged root, mounting it for the duration if the container is not running. */
   async withRootfs<T>(ref: string, fn: (rootfs: string, rec: ContainerRecord) => Promise<T>): Promise<T> {
     const rec = this.get(ref);
     const base = path.join(this.dir(rec.Id), 'fs');

@@ -2,7 +2,6 @@ import { promises as fs } from 'node:fs';
 import type { ContainerRecord, MountPoint } from './model.js';
 import type { ResolvedUser } from './user.js';
 import { invalid } from '../../lib/errors.js';
-import { parseBytes } from './parse.js';
 
 /** Docker's default capability set. */
 export const DEFAULT_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
@@ -168,4 +167,4 @@ export function buildExecProcess(
   };
 }
 
-export { hostCaps, parseBytes };
+export { hostCaps };

@@ -5,10 +5,10 @@
 import { promises as fs, createReadStream, createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { Hasher, hexOf, isDigest, sha256, type Digest } from '../../lib/digest.js';
+import { Hasher, HashingStream, hexOf, isDigest, sha256, type Digest } from '../../lib/digest.js';
 import { SampanError, errorMessage, invalid, notFound } from '../../lib/errors.js';
 import { MediaType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type ImageRuntimeConfig } from '../../lib/oci.js';
 import { familiarRepo, familiarTagged, parseReference } from '../../lib/reference.js';
@@ -51,14 +51,6 @@ async function makeTempDir(store: ImageStore, prefix: string): Promise<string> {
   const dir = path.join(root, `${prefix}${randomBytes(8).toString('hex')}`);
   await fs.mkdir(dir, { mode: 0o700 });
   return dir;
-}
-
-class HashingStream extends Transform {
-  readonly hasher = new Hasher();
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hasher.update(chunk);
-    cb(null, chunk);
-  }
 }
 
 /** Digest of the uncompressed content of a (possibly gzip/zstd) file: a layer's diff ID. */

@@ -1,10 +1,10 @@
 import { promises as fs, createWriteStream, createReadStream } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ensureDir, exists } from '../../lib/fsutil.js';
-import { Hasher, hexOf, type Digest } from '../../lib/digest.js';
+import { HashingStream, hexOf, type Digest } from '../../lib/digest.js';
 import { invalid, notFound } from '../../lib/errors.js';
 
 /** Blobs by digest (OCI image layout style): verified before they appear under their name. */
@@ -59,13 +59,8 @@ export class ContentStore {
       return { digest: expected, size: await this.size(expected) };
     }
     const tmp = path.join(this.ingestDir, randomBytes(8).toString('hex'));
-    const hasher = new Hasher();
-    const hashing = new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        hasher.update(chunk);
-        cb(null, chunk);
-      },
-    });
+    const hashing = new HashingStream();
+    const hasher = hashing.hasher;
     try {
       const src = Buffer.isBuffer(input) ? Readable.from([input]) : input;
       const out = createWriteStream(tmp, { flags: 'wx' });

@@ -17,8 +17,7 @@ export class ImageService {
     private readonly usedBy: (imageId: Digest) => ImageUser[],
   ) {}
 
-  list(filters: Map<string, string[]>, all = false): Image[] {
-    void all;
+  list(filters: Map<string, string[]>): Image[] {
     let imgs = this.store.list();
     for (const [k, vals] of filters) {
       switch (k) {
@@ -31,7 +30,8 @@ export class ImageService {
           imgs = imgs.filter((i) => vals.every((v) => labelMatch(i.config.config?.Labels ?? {}, v)));
           break;
         case 'reference':
-          imgs = imgs.filter((i) => vals.some((pat) => i.repoTags.some((t) => refMatch(t, pat))));
+          // as Docker: an image is listed with only the tags that match, not all of its tags
+          imgs = imgs.map((i) => ({ ...i, repoTags: i.repoTags.filter((t) => vals.some((pat) => refMatch(t, pat))) })).filter((i) => i.repoTags.length > 0);
           break;
         case 'before':
         case 'since': {
@@ -64,25 +64,24 @@ export class ImageService {
 
   /** `docker rmi`: untag, and delete when nothing refers to the image any more. */
   async remove(ref: string, force: boolean): Promise<Array<{ Untagged?: string; Deleted?: string }>> {
-    const img = this.store.resolve(ref);
+    let img = this.store.resolve(ref);
     const out: Array<{ Untagged?: string; Deleted?: string }> = [];
     const users = this.usedBy(img.id);
+    const running = users.find((u) => u.running);
     const byTag = this.store.hasTag(ref) && this.store.find(ref)?.id === img.id && !ref.startsWith('sha256:') && !/^[a-f0-9]{4,64}$/.test(ref);
     if (byTag && (img.repoTags.length > 1 || (img.repoTags.length === 1 && users.length > 0 && force))) {
-      // another reference keeps the image, or -f on an image a container uses: untag only
-      const running = users.find((u) => u.running);
-      if (img.repoTags.length === 1 && running) {
-        throw conflict(`conflict: unable to remove repository reference "${ref}" (must force) - container ${running.id.slice(0, 12)} is using its referenced image ${hexOf(img.id).slice(0, 12)}`);
-      }
+      // another reference keeps the image, or -f on an image a container uses: untag first
       await this.store.untag(ref);
       out.push({ Untagged: this.store.tagKey(ref) });
       this.events.emit('image', 'untag', img.id, { name: this.store.tagKey(ref) });
-      return out;
+      // as Docker: a running container or a child image keeps the (now untagged) image; stopped containers do not hold it against -f
+      if (img.repoTags.length > 1 || running || this.store.children(img.id).length) return out;
+      img = this.store.byId(img.id)!;
     }
     if (users.length) {
-      const u = users.find((x) => x.running) ?? users[0]!;
-      if (byTag) throw conflict(`conflict: unable to remove repository reference "${ref}" (must force) - container ${u.id.slice(0, 12)} is using its referenced image ${hexOf(img.id).slice(0, 12)}`);
-      throw conflict(`conflict: unable to delete ${hexOf(img.id).slice(0, 12)} (${u.running ? 'cannot be forced' : 'must be forced'}) - image is being used by ${u.running ? 'running ' : 'stopped '}container ${u.id.slice(0, 12)}`);
+      const u = running ?? users[0]!;
+      if (byTag && !force) throw conflict(`conflict: unable to remove repository reference "${ref}" (must force) - container ${u.id.slice(0, 12)} is using its referenced image ${hexOf(img.id).slice(0, 12)}`);
+      if (running || !force) throw conflict(`conflict: unable to delete ${hexOf(img.id).slice(0, 12)} (${u.running ? 'cannot be forced' : 'must be forced'}) - image is being used by ${u.running ? 'running ' : 'stopped '}container ${u.id.slice(0, 12)}`);
     }
     if (!byTag && img.repoTags.length > 1 && !force) {
       throw conflict(`conflict: unable to delete ${hexOf(img.id).slice(0, 12)} (must be forced) - image is referenced in multiple repositories`);
