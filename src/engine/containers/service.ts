@@ -54,6 +54,8 @@ export class ContainerService {
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   private readonly startedAtMs = new Map<string, number>();
   private readonly restartDelay = new Map<string, number>();
+  /** How many requests (docker cp) are using each container's mounted root right now. */
+  private readonly rootfsUsers = new Map<string, number>();
   private watcher?: FSWatcher;
   private poller?: NodeJS.Timeout;
   readonly containersDir: string;
@@ -344,7 +346,7 @@ export class ContainerService {
       rec.State.ExitCode = /executable file not found|no such file or directory/.test(msg) ? 127 : /permission denied/.test(msg) ? 126 : 128;
       if (rec.State.Status === 'restarting') rec.State.Status = 'exited';
       await this.d.runc.delete(rec.Id).catch(() => undefined);
-      await this.d.snapshots.unmount(fsBase).catch(() => undefined);
+      if (!this.rootfsUsers.has(rec.Id)) await this.d.snapshots.unmount(fsBase).catch(() => undefined);
       await this.save(rec).catch(() => undefined);
       this.exits.emit(`fail:${rec.Id}`, msg);
       // Docker removes an auto-remove container whose start failed
@@ -435,7 +437,7 @@ export class ContainerService {
     rec.State.Status = 'exited'; // claims this exit before any await
     await fs.rm(file, { force: true });
     await this.d.runc.delete(id).catch(() => undefined);
-    await this.d.snapshots.unmount(path.join(this.dir(id), 'fs')).catch(() => undefined);
+    if (!this.rootfsUsers.has(id)) await this.d.snapshots.unmount(path.join(this.dir(id), 'fs')).catch(() => undefined);
     await removeTree(this.bundle(id));
     await this.recordExit(rec, code, finished);
     this.d.events.emit('container', 'die', id, { ...this.attrs(rec), exitCode: String(code) });
@@ -742,13 +744,24 @@ export class ContainerService {
   /** Run fn with the container's merged root, mounting it for the duration if the container is not running. */
   async withRootfs<T>(ref: string, fn: (rootfs: string, rec: ContainerRecord) => Promise<T>): Promise<T> {
     const rec = this.get(ref);
-    const base = path.join(this.dir(rec.Id), 'fs');
-    const running = rec.State.Status === 'running' || rec.State.Status === 'paused';
-    const rootfs = await this.d.snapshots.mount(base, rec.ImageChain as Digest[]);
+    const id = rec.Id;
+    const base = path.join(this.dir(id), 'fs');
+    // mount and unmount under the container's lock, counting users: one request's unmount must not pull the root
+    // from under another request (or a start) that is using it
+    const rootfs = await this.lock.run(id, async () => {
+      const merged = await this.d.snapshots.mount(base, rec.ImageChain as Digest[]);
+      this.rootfsUsers.set(id, (this.rootfsUsers.get(id) ?? 0) + 1);
+      return merged;
+    });
     try {
       return await fn(rootfs, rec);
     } finally {
-      if (!running && rec.State.Status !== 'running' && rec.State.Status !== 'paused') await this.d.snapshots.unmount(base).catch(() => undefined);
+      await this.lock.run(id, async () => {
+        const left = (this.rootfsUsers.get(id) ?? 1) - 1;
+        if (left > 0) this.rootfsUsers.set(id, left);
+        else this.rootfsUsers.delete(id);
+        if (left === 0 && rec.State.Status !== 'running' && rec.State.Status !== 'paused') await this.d.snapshots.unmount(base).catch(() => undefined);
+      });
     }
   }
 }
