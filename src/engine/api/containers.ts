@@ -175,6 +175,7 @@ export function containerRoutes(r: Router, e: Engine): void {
     if (!ctx.bool('stream') && !ctx.bool('logs')) throw invalid('at least one of stream or logs must be set');
     if (c.State.Status === 'removing' || c.State.Status === 'dead') throw invalid('You cannot attach to a stopped container, start it first');
     const client = ctx.hijack(c.Config.Tty ? RAW : MUX);
+    e.events.emit('container', 'attach', c.Id, svc.attrs(c));
     if (ctx.bool('logs')) {
       for await (const entry of readLog(svc.logPath(c.Id), { sinceNano: 0n, untilNano: 0n, follow: false })) {
         const buf = Buffer.from(`${entry.text}${entry.partial ? '' : '\n'}`);
