@@ -39,15 +39,19 @@ export class TestEngine {
   readonly env: NodeJS.ProcessEnv;
   log = '';
 
-  private constructor(readonly dir: string) {
+  private constructor(
+    readonly dir: string,
+    /** Extra `sampan engine` flags, kept for restarts. */
+    readonly args: string[] = [],
+  ) {
     this.sock = path.join(dir, 'e.sock');
     this.env = { DOCKER_HOST: `unix://${this.sock}`, DOCKER_CLI_HINTS: 'false' };
   }
 
   /** Temp dirs stay short: attach socket paths must fit in 108 bytes. */
-  static async start(opts: { seed?: boolean } = {}): Promise<TestEngine> {
+  static async start(opts: { seed?: boolean; args?: string[] } = {}): Promise<TestEngine> {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sp-'));
-    const e = new TestEngine(dir);
+    const e = new TestEngine(dir, opts.args);
     await e.launch();
     if (opts.seed !== false) {
       const r = await runCmd(SAMPAN, ['image', 'seed', '--host', `unix://${e.sock}`]);
@@ -57,7 +61,7 @@ export class TestEngine {
   }
 
   async launch(): Promise<void> {
-    this.proc = spawn(SAMPAN, ['engine', '--root', path.join(this.dir, 'root'), '--exec-root', path.join(this.dir, 'run'), '--host', `unix://${this.sock}`, '--cgroup-parent', `/sampan-test-${path.basename(this.dir)}`], {
+    this.proc = spawn(SAMPAN, ['engine', '--root', path.join(this.dir, 'root'), '--exec-root', path.join(this.dir, 'run'), '--host', `unix://${this.sock}`, '--cgroup-parent', `/sampan-test-${path.basename(this.dir)}`, ...this.args], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, SAMPAN_LOG_LEVEL: process.env.SAMPAN_LOG_LEVEL ?? 'info' },
     });

@@ -6,6 +6,8 @@ import { registerUp } from './commands/up.js';
 import { registerImageSeed } from './commands/seed.js';
 import { registerContainerCommands } from './commands/containers.js';
 import { registerImageCommands } from './commands/images.js';
+import { registerRegistry } from './commands/registry.js';
+import { registerRegistryClientCommands } from './commands/registry-client.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -29,6 +31,8 @@ program
   .option('--config <file>', 'JSON config file (default /etc/sampan/engine.json); flags override it')
   .option('--runc <path>', 'OCI runtime binary (default runc)')
   .option('--cgroup-parent <path>', 'cgroup parent for containers (default /sampan)')
+  .option('--registry-mirror <url>', 'pull mirror, tried before the origin; repeatable ("URL" for docker.io, "HOST[:PORT]=URL" for another registry)', collect)
+  .option('--insecure-registry <host>', 'registry (HOST[:PORT] or CIDR) to reach over plain HTTP or unverified TLS; repeatable', collect)
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
   .action(async (o: Record<string, string | string[] | undefined>) => {
     const config = await loadEngineConfig({
@@ -41,6 +45,8 @@ program
       tlskey: o.tlskey as string | undefined,
       runc: o.runc as string | undefined,
       cgroupParent: o.cgroupParent as string | undefined,
+      registryMirrors: o.registryMirror as string[] | undefined,
+      insecureRegistries: o.insecureRegistry as string[] | undefined,
       logLevel: o.logLevel as 'info' | undefined,
     });
     const running = await startEngine(config);
@@ -52,6 +58,8 @@ registerUp(program);
 registerImageSeed(program);
 registerContainerCommands(program);
 registerImageCommands(program);
+registerRegistry(program);
+registerRegistryClientCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`sampan: ${errorMessage(err)}\n`);

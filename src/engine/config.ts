@@ -13,6 +13,10 @@ export const EngineConfigSchema = z.strictObject({
   conmon: z.string().default('conmon'),
   cgroupParent: z.string().default('/sampan'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  /** Pull mirrors: "URL" mirrors docker.io, "HOST[:PORT]=URL" mirrors that registry; tried first, the origin on failure. */
+  registryMirrors: z.array(z.string().min(1)).default([]),
+  /** Registries (HOST[:PORT] or an IP CIDR) reached without TLS verification or over plain HTTP; loopback always is. */
+  insecureRegistries: z.array(z.string().min(1)).default([]),
 });
 
 export type EngineConfig = z.infer<typeof EngineConfigSchema>;

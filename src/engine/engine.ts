@@ -17,6 +17,8 @@ import { EventBus } from './events.js';
 import { VolumeService } from './volumes/service.js';
 import { ContainerService } from './containers/service.js';
 import { ExecService } from './containers/exec.js';
+import { Registries } from './registry/client.js';
+import { ExtractPool } from './snapshots/extract-pool.js';
 
 const run = promisify(execFile);
 
@@ -43,6 +45,8 @@ export class Engine {
   readonly volumes: VolumeService;
   readonly containers: ContainerService;
   readonly execs: ExecService;
+  readonly registries: Registries;
+  private readonly extractPool = new ExtractPool();
   engineId = '';
   initBinary?: string;
   cgroupVersion = '1';
@@ -58,7 +62,7 @@ export class Engine {
   ) {
     const root = config.root;
     this.content = new ContentStore(path.join(root, 'content'));
-    this.layers = new LayerStore(path.join(root, 'layers'));
+    this.layers = new LayerStore(path.join(root, 'layers'), this.extractPool.extract);
     const store = new ImageStore(path.join(root, 'images'), this.content, this.layers);
     this.volumes = new VolumeService(path.join(root, 'volumes'), this.events);
     const runc = new Runc(runcPath, path.join(config.execRoot, 'runc'));
@@ -80,6 +84,7 @@ export class Engine {
       this.containers.usesImage(id).map((c) => ({ id: c.Id, running: c.State.Status === 'running' || c.State.Status === 'paused' })),
     );
     this.execs = new ExecService(this.containers);
+    this.registries = new Registries({ mirrors: config.registryMirrors, insecure: config.insecureRegistries }, log);
   }
 
   static async open(config: EngineConfig, log: Logger): Promise<Engine> {
@@ -110,5 +115,7 @@ export class Engine {
 
   close(): void {
     this.containers.close();
+    this.registries.close();
+    this.extractPool.close();
   }
 }

@@ -1,8 +1,9 @@
 import type { Router } from './http.js';
 import type { Engine } from '../engine.js';
 import { imageHistory, imageInspect, imageSummary } from './views.js';
-import { invalid, notFound } from '../../lib/errors.js';
+import { invalid } from '../../lib/errors.js';
 import { loadArchive, prepareSave, importRootfs } from '../images/archive.js';
+import { pullFromRegistry } from './registry.js';
 
 export function imageRoutes(r: Router, e: Engine): void {
   const svc = e.images;
@@ -55,13 +56,7 @@ export function imageRoutes(r: Router, e: Engine): void {
     if (fromSrc) throw invalid('importing from a URL is not supported; send the archive in the request body (fromSrc=-)');
     const image = ctx.query.get('fromImage');
     if (!image) throw invalid('fromImage or fromSrc is required');
-    const ref = tag && !image.includes('@') ? `${image}:${tag}` : image;
-    if (svc.has(ref)) {
-      const res = ctx.stream('application/json');
-      res.end(JSON.stringify({ status: `Status: Image is up to date for ${ref}` }) + '\n');
-      return;
-    }
-    throw notFound(`pull access denied for ${image}: no registry is configured for this engine and the image is not present locally`);
+    await pullFromRegistry(ctx, e, image, tag);
   });
 
   r.add('GET', '/images/{name*}/json', (ctx) => {

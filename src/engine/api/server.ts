@@ -13,6 +13,7 @@ import { systemRoutes } from './system.js';
 import { containerRoutes } from './containers.js';
 import { imageRoutes } from './images.js';
 import { archiveRoutes } from './archive.js';
+import { registryRoutes } from './registry.js';
 
 const VERSION_PREFIX = /^\/v(\d+\.\d+)(\/.*)$/;
 
@@ -34,6 +35,7 @@ export class ApiServer {
     containerRoutes(this.router, engine);
     imageRoutes(this.router, engine);
     archiveRoutes(this.router, engine);
+    registryRoutes(this.router, engine);
     this.router.add('GET', '/metrics', async (ctx) => {
       ctx.send(200, await this.metrics.metrics(), { 'Content-Type': this.metrics.contentType });
     });

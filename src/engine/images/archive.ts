@@ -90,7 +90,7 @@ function parseJson<T>(buf: Buffer, what: string): T {
   }
 }
 
-function validateConfig(cfg: unknown, what: string): ImageConfig {
+export function validateConfig(cfg: unknown, what: string): ImageConfig {
   const c = cfg as ImageConfig;
   if (!c || typeof c !== 'object' || Array.isArray(c)) throw invalid(`${what}: image config is not a JSON object`);
   if (!c.rootfs || c.rootfs.type !== 'layers' || !Array.isArray(c.rootfs.diff_ids)) {
@@ -339,7 +339,7 @@ async function planDockerArchive(u: Unpacked): Promise<PlannedImage[]> {
 const INDEX_TYPES: ReadonlySet<string> = new Set([MediaType.OciIndex, MediaType.DockerManifestList]);
 const MANIFEST_TYPES: ReadonlySet<string> = new Set([MediaType.OciManifest, MediaType.DockerManifest]);
 
-function isAttestation(d: Descriptor): boolean {
+export function isAttestation(d: Descriptor): boolean {
   return d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' || d.platform?.os === 'unknown';
 }
 
@@ -599,7 +599,7 @@ function planSave(store: ImageStore, refs: string[]): SaveImage[] {
   return [...byId.values()];
 }
 
-async function prepareImages(store: ImageStore, plan: SaveImage[]): Promise<PreparedImage[]> {
+export async function prepareImages(store: ImageStore, plan: SaveImage[]): Promise<PreparedImage[]> {
   const out: PreparedImage[] = [];
   for (const s of plan) {
     const { image } = s;

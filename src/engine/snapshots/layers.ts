@@ -3,7 +3,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { atomicWriteJson, ensureDir, exists, readJson, removeTree } from '../../lib/fsutil.js';
-import { extractLayer } from '../../lib/tarsafe.js';
+import { extractLayer, type ExtractResult } from '../../lib/tarsafe.js';
 import { hexOf, sha256, type Digest } from '../../lib/digest.js';
 import { KeyedLock } from '../../lib/keyedlock.js';
 
@@ -22,7 +22,11 @@ export interface LayerMeta {
 export class LayerStore {
   private readonly lock = new KeyedLock();
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    /** How layers are unpacked: in this thread by default; the engine passes its worker pool's. */
+    private readonly extract: (tar: Readable, dest: string, opts: { overlayWhiteouts?: boolean }) => Promise<ExtractResult> = extractLayer,
+  ) {}
 
   async init(): Promise<void> {
     await ensureDir(this.dir);
@@ -61,7 +65,7 @@ export class LayerStore {
     const tmp = path.join(this.dir, `tmp-${randomBytes(8).toString('hex')}`);
     try {
       await ensureDir(path.join(tmp, 'diff'));
-      const res = await extractLayer(tar, path.join(tmp, 'diff'), { overlayWhiteouts: true });
+      const res = await this.extract(tar, path.join(tmp, 'diff'), { overlayWhiteouts: true });
       if (expectDiffId && res.diffId !== expectDiffId) {
         throw Object.assign(new Error(`layer diff ID mismatch: expected ${expectDiffId}, got ${res.diffId}`), { code: 'DIFFID' });
       }

@@ -1,0 +1,95 @@
+import { Command, Option } from 'commander';
+import { createLogger } from '../../lib/log.js';
+import { invalid } from '../../lib/errors.js';
+import { loadRegistryConfig, type RegistryFlags } from '../../registry/config.js';
+import { openRegistry, startRegistry } from '../../registry/daemon.js';
+import { collectGarbage } from '../../registry/gc.js';
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
+
+/** "90", "90s", "15m", "1h", "2d" -> seconds. */
+export function parseDuration(v: string): number {
+  const m = /^(\d+)(s|m|h|d)?$/.exec(v.trim());
+  if (!m) throw invalid(`invalid duration ${JSON.stringify(v)}: use e.g. 90s, 15m, 1h, 2d`);
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's']!;
+}
+
+const int = (v: string): number => {
+  if (!/^\d+$/.test(v)) throw invalid(`not a non-negative integer: ${v}`);
+  return Number(v);
+};
+
+interface RegistryOpts {
+  root?: string;
+  addr?: string;
+  config?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  enableDelete?: boolean;
+  maxManifestBytes?: number;
+  logLevel?: RegistryFlags['logLevel'];
+}
+
+export function registerRegistry(program: Command): void {
+  const registry = program
+    .command('registry')
+    .description('run the OCI registry (Distribution Spec v1.1) in the foreground; `registry gc` collects garbage')
+    .option('--root <dir>', 'storage root (default /var/lib/sampan/registry; env SAMPAN_REGISTRY_ROOT)')
+    .option('--addr <host:port>', 'listen address (default 127.0.0.1:5000; env SAMPAN_REGISTRY_ADDR)')
+    .option('--config <file>', 'JSON config file (env SAMPAN_REGISTRY_CONFIG); flags and env override it')
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (with --tls-key)')
+    .option('--tls-key <file>', 'private key for --tls-cert')
+    .option('--enable-delete', 'allow deleting manifests, tags and blobs (the default)')
+    .option('--no-enable-delete', 'refuse deletes with 405 UNSUPPORTED')
+    .option('--max-manifest-bytes <n>', 'refuse larger manifests with 413 (default 4194304)', int)
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .action(async (o: RegistryOpts) => {
+      const config = await loadRegistryConfig({
+        config: o.config,
+        root: o.root,
+        addr: o.addr,
+        tlsCert: o.tlsCert,
+        tlsKey: o.tlsKey,
+        enableDelete: o.enableDelete,
+        maxManifestBytes: o.maxManifestBytes,
+        logLevel: o.logLevel,
+      });
+      const running = await startRegistry(config);
+      await running.done;
+      process.exit(0);
+    });
+
+  registry
+    .command('gc')
+    .description('mark and sweep: delete blobs no manifest references (older than the grace period) and expired uploads')
+    .option('--root <dir>', 'storage root')
+    .option('--config <file>', 'JSON config file')
+    .option('--dry-run', 'print what would be deleted, delete nothing')
+    .option('--grace <duration>', 'keep blobs written or used within this long (default 1h, or gcGraceSeconds)')
+    .option('--upload-expiry <duration>', 'remove uploads idle for this long (default 24h, or uploadExpirySeconds)')
+    .action(async (o: { root?: string; config?: string; dryRun?: boolean; grace?: string; uploadExpiry?: string }, cmd: Command) => {
+      // `--root` may have been taken by the parent command when given before `gc`
+      const parent = (cmd.parent?.opts() ?? {}) as RegistryOpts;
+      const config = await loadRegistryConfig({ config: o.config ?? parent.config, root: o.root ?? parent.root, logLevel: 'warn' });
+      const log = createLogger('sampan-registry-gc', config.logLevel);
+      const reg = await openRegistry(config, log);
+      const dryRun = !!o.dryRun;
+      const graceSeconds = o.grace !== undefined ? parseDuration(o.grace) : config.gcGraceSeconds;
+      const expirySeconds = o.uploadExpiry !== undefined ? parseDuration(o.uploadExpiry) : config.uploadExpirySeconds;
+      const verb = dryRun ? 'would delete' : 'deleted';
+      const report = await collectGarbage(reg, {
+        dryRun,
+        graceMs: graceSeconds * 1000,
+        uploadMaxAgeMs: expirySeconds * 1000,
+        log,
+        onDelete: (b) => process.stdout.write(`${verb} blob ${b.digest} (${b.size} bytes)\n`),
+      });
+      for (const u of report.uploadsPurged) process.stdout.write(`${dryRun ? 'would remove' : 'removed'} upload ${u.repository}/${u.id} (${u.offset} bytes)\n`);
+      process.stdout.write(
+        `${dryRun ? 'dry run: ' : ''}${report.repositories} repositories, ${report.manifests} manifests, ${report.marked} blobs referenced; ` +
+          `${report.deleted.length} of ${report.blobs} blobs ${verb} (${report.bytesFreed} bytes), ${report.young} unreferenced kept within the ${graceSeconds}s grace period` +
+          `${report.linksRemoved ? `, ${report.linksRemoved} stale links removed` : ''}\n`,
+      );
+      log.flush();
+    });
+}

@@ -1,0 +1,339 @@
+/**
+ * The Distribution API's endpoints: parse and validate the request, ask the Registry, render the
+ * response the spec prescribes. No storage access and no rules here (those are in registry.ts).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { MediaType } from '../../lib/oci.js';
+import { regError, isKind, RegistryError } from '../errors.js';
+import type { Action, Scope } from '../hooks.js';
+import { checkDigest, isValidName, isSha256, isUploadId, parseReference } from '../names.js';
+import type { ManifestEntry, Registry } from '../registry.js';
+import type { UploadState } from '../storage/driver.js';
+import type { Route } from './routes.js';
+import { API_VERSION, API_VERSION_HEADER, contentLength, hasBody, parseContentRange, parseN, parseRange, readBody, send, sendJson, uploadRange, type Headers } from './http.js';
+
+export interface Ctx {
+  req: IncomingMessage;
+  res: ServerResponse;
+  method: string;
+  route: Route;
+  /** Raw query string (without '?'), '' when none. */
+  query: string;
+}
+
+export interface HandlerDeps {
+  registry: Registry;
+  authorize(req: IncomingMessage, scope: Scope | undefined): void | Promise<void>;
+  countIn(n: number): void;
+  countOut(n: number): void;
+}
+
+const PULL: Action[] = ['pull'];
+const PUSH: Action[] = ['pull', 'push'];
+const DELETE: Action[] = ['delete'];
+
+const repoScope = (name: string, actions: Action[]): Scope => ({ type: 'repository', name, actions });
+
+/** Prebuilt response headers of a manifest (flat [name, value, ...] form, reused on every hit). */
+export interface ManifestWire {
+  headers: string[];
+}
+
+export function manifestWire(e: ManifestEntry): ManifestWire {
+  return (e.wire as ManifestWire | undefined) ?? (e.wire = {
+    headers: [
+      'Content-Type', e.mediaType,
+      'Content-Length', String(e.bytes.length),
+      'Docker-Content-Digest', e.digest,
+      'ETag', `"${e.digest}"`,
+      API_VERSION_HEADER, API_VERSION,
+    ],
+  });
+}
+
+export class Handlers {
+  constructor(private readonly d: HandlerDeps) {}
+
+  private get registry(): Registry {
+    return this.d.registry;
+  }
+
+  private async auth(req: IncomingMessage, scope: Scope | undefined): Promise<void> {
+    const r = this.d.authorize(req, scope);
+    if (r) await r;
+  }
+
+  /** Route to the endpoint; returns the response status. */
+  async handle(c: Ctx): Promise<number> {
+    const r = c.route;
+    switch (r.kind) {
+      case 'base':
+        await this.auth(c.req, undefined);
+        sendJson(c.res, 200, {});
+        return 200;
+      case 'catalog':
+        return this.catalog(c);
+      case 'manifest':
+        if (c.method === 'GET' || c.method === 'HEAD') return this.getManifest(c, r.name, r.ref);
+        if (c.method === 'PUT') return this.putManifest(c, r.name, r.ref);
+        return this.deleteManifest(c, r.name, r.ref);
+      case 'blob':
+        if (c.method === 'DELETE') return this.deleteBlob(c, r.name, r.digest);
+        return this.getBlob(c, r.name, r.digest);
+      case 'uploads':
+        return this.startUpload(c, r.name);
+      case 'upload':
+        if (!isUploadId(r.id)) throw regError('BLOB_UPLOAD_UNKNOWN', `upload unknown: ${r.id.slice(0, 100)}`, { id: r.id.slice(0, 100) });
+        if (c.method === 'GET') return this.uploadStatus(c, r.name, r.id);
+        if (c.method === 'PATCH') return this.patchUpload(c, r.name, r.id);
+        if (c.method === 'PUT') return this.putUpload(c, r.name, r.id);
+        return this.cancelUpload(c, r.name, r.id);
+      case 'tags':
+        return this.tags(c, r.name);
+      case 'referrers':
+        return this.referrers(c, r.name, r.digest);
+    }
+  }
+
+  // ---------------------------------------------------------------- manifests
+
+  private sendManifest(c: Ctx, e: ManifestEntry): number {
+    const w = manifestWire(e);
+    c.res.writeHead(200, w.headers);
+    if (c.method === 'HEAD') {
+      c.res.end();
+      return 200;
+    }
+    c.res.end(e.bytes);
+    this.d.countOut(e.bytes.length);
+    return 200;
+  }
+
+  async getManifest(c: Ctx, name: string, ref: string): Promise<number> {
+    await this.auth(c.req, repoScope(name, PULL));
+    const e = await this.registry.getManifest(name, parseReference(ref));
+    return this.sendManifest(c, e);
+  }
+
+  private async putManifest(c: Ctx, name: string, ref: string): Promise<number> {
+    await this.auth(c.req, repoScope(name, PUSH));
+    const reference = parseReference(ref, 'MANIFEST_INVALID');
+    const limit = this.registry.maxManifestBytes;
+    const bytes = await readBody(c.req, limit, () => regError('MANIFEST_TOO_LARGE', `manifest is over the ${limit} byte limit`, { limit }));
+    this.d.countIn(bytes.length);
+    const { digest, subject } = await this.registry.putManifest(name, reference, c.req.headers['content-type'], bytes);
+    const headers: Headers = { Location: `/v2/${name}/manifests/${digest}`, 'Docker-Content-Digest': digest };
+    if (subject) headers['OCI-Subject'] = subject;
+    send(c.res, 201, headers);
+    return 201;
+  }
+
+  private async deleteManifest(c: Ctx, name: string, ref: string): Promise<number> {
+    await this.auth(c.req, repoScope(name, DELETE));
+    await this.registry.deleteManifest(name, parseReference(ref));
+    send(c.res, 202, {});
+    return 202;
+  }
+
+  // ---------------------------------------------------------------- blobs
+
+  private async getBlob(c: Ctx, name: string, digestStr: string): Promise<number> {
+    await this.auth(c.req, repoScope(name, PULL));
+    const digest = checkDigest(digestStr);
+    const found = await this.registry.statBlobOrUpstream(name, digest);
+    const size = found.size;
+    const base: Headers = {
+      'Content-Type': 'application/octet-stream',
+      'Docker-Content-Digest': digest,
+      ETag: `"${digest}"`,
+      'Accept-Ranges': 'bytes',
+      'Cache-Control': 'max-age=31536000',
+    };
+    if ('stream' in found) {
+      // from the upstream (mirror): the whole blob, as it arrives
+      base['Content-Length'] = size;
+      if (c.method === 'HEAD') {
+        found.stream.destroy();
+        send(c.res, 200, base);
+        return 200;
+      }
+      return this.stream(c, 200, base, found.stream, size);
+    }
+    const range = parseRange(c.req.headers.range, size);
+    if (range === 'unsatisfiable') throw regError('RANGE_NOT_SATISFIABLE', `range ${c.req.headers.range} is outside the blob's ${size} bytes`, { size }, { 'Content-Range': `bytes */${size}` });
+    const status = range ? 206 : 200;
+    const len = range ? range.end - range.start + 1 : size;
+    base['Content-Length'] = len;
+    if (range) base['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
+    if (c.method === 'HEAD') {
+      send(c.res, status, base);
+      return status;
+    }
+    return this.stream(c, status, base, await this.registry.openBlob(name, digest, range), len);
+  }
+
+  private async stream(c: Ctx, status: number, headers: Headers, body: Readable, len: number): Promise<number> {
+    headers[API_VERSION_HEADER] = API_VERSION;
+    c.res.writeHead(status, headers);
+    await pipeline(body, c.res);
+    this.d.countOut(len);
+    return status;
+  }
+
+  private async deleteBlob(c: Ctx, name: string, digestStr: string): Promise<number> {
+    await this.auth(c.req, repoScope(name, DELETE));
+    await this.registry.deleteBlob(name, checkDigest(digestStr));
+    send(c.res, 202, {});
+    return 202;
+  }
+
+  // ---------------------------------------------------------------- uploads
+
+  private uploadHeaders(name: string, st: UploadState): Headers {
+    return { Location: `/v2/${name}/blobs/uploads/${st.id}`, Range: uploadRange(st.offset), 'Docker-Upload-UUID': st.id, 'Blob-Upload-Session-ID': st.id };
+  }
+
+  private created(c: Ctx, name: string, digest: string): number {
+    send(c.res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
+    return 201;
+  }
+
+  /** The body of an upload request, or undefined when it has none. */
+  private body(c: Ctx, what: 'PATCH' | 'PUT' | 'POST'): { stream: Readable; start?: number; length?: number; onBytes: (n: number) => void } | undefined {
+    const req = c.req;
+    const cr = req.headers['content-range'];
+    const cl = contentLength(req);
+    let start: number | undefined;
+    let length: number | undefined;
+    if (cr !== undefined) {
+      const r = parseContentRange(cr);
+      if (!r) throw regError('BLOB_UPLOAD_RANGE', `invalid Content-Range ${JSON.stringify(cr.slice(0, 100))}: expected <start>-<end>`);
+      start = r.start;
+      length = r.end - r.start + 1;
+      if (cl !== undefined && cl !== length) throw regError('BLOB_UPLOAD_RANGE', `Content-Range ${cr} is ${length} bytes, Content-Length is ${cl}`);
+    }
+    if (!hasBody(req) && what !== 'PATCH') return undefined;
+    return { stream: req, start, length: length ?? cl, onBytes: this.d.countIn };
+  }
+
+  private async startUpload(c: Ctx, name: string): Promise<number> {
+    await this.auth(c.req, repoScope(name, PUSH));
+    const q = new URLSearchParams(c.query);
+    const mount = q.get('mount');
+    const from = q.get('from');
+    if (mount !== null && isSha256(mount)) {
+      let source: string | undefined;
+      let ok = true;
+      if (from !== null) {
+        if (isValidName(from)) {
+          source = from;
+          await this.auth(c.req, repoScope(from, PULL));
+        } else {
+          ok = false; // spec: an invalid mount falls back to an upload
+        }
+      }
+      const st = ok ? await this.registry.mount(name, mount, source) : undefined;
+      if (st) return this.created(c, name, st.digest);
+    }
+    const digest = q.get('digest');
+    if (digest !== null) {
+      // monolithic upload in one POST
+      const d = checkDigest(digest);
+      const up = await this.registry.startUpload(name);
+      const body = this.body(c, 'POST');
+      try {
+        const st = await this.registry.completeUpload(name, up.id, d, body);
+        return this.created(c, name, st.digest);
+      } catch (err) {
+        await this.registry.cancelUpload(name, up.id).catch(() => undefined);
+        throw err;
+      }
+    }
+    const st = await this.registry.startUpload(name);
+    send(c.res, 202, this.uploadHeaders(name, st));
+    return 202;
+  }
+
+  private async uploadStatus(c: Ctx, name: string, id: string): Promise<number> {
+    await this.auth(c.req, repoScope(name, PUSH));
+    const st = await this.registry.uploadStatus(name, id);
+    send(c.res, 204, this.uploadHeaders(name, st));
+    return 204;
+  }
+
+  /** A 416 carries where the upload is, so the client can resume from there. */
+  private async withRangeHeaders<T>(name: string, id: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof RegistryError && isKind(err, 'BLOB_UPLOAD_RANGE')) {
+        const st = await this.registry.uploadStatus(name, id).catch(() => undefined);
+        if (st) throw new RegistryError(err.kind, err.message, err.detail, this.uploadHeaders(name, st) as Record<string, string>);
+      }
+      throw err;
+    }
+  }
+
+  private async patchUpload(c: Ctx, name: string, id: string): Promise<number> {
+    await this.auth(c.req, repoScope(name, PUSH));
+    const st = await this.withRangeHeaders(name, id, async () => {
+      const body = this.body(c, 'PATCH')!;
+      return this.registry.appendUpload(name, id, body.stream, body);
+    });
+    send(c.res, 202, this.uploadHeaders(name, st));
+    return 202;
+  }
+
+  private async putUpload(c: Ctx, name: string, id: string): Promise<number> {
+    await this.auth(c.req, repoScope(name, PUSH));
+    const digest = new URLSearchParams(c.query).get('digest');
+    if (digest === null) throw regError('DIGEST_INVALID', 'the digest query parameter is required to finish an upload');
+    const d = checkDigest(digest);
+    const st = await this.withRangeHeaders(name, id, () => this.registry.completeUpload(name, id, d, this.body(c, 'PUT')));
+    return this.created(c, name, st.digest);
+  }
+
+  private async cancelUpload(c: Ctx, name: string, id: string): Promise<number> {
+    await this.auth(c.req, repoScope(name, PUSH));
+    await this.registry.cancelUpload(name, id);
+    send(c.res, 204, {});
+    return 204;
+  }
+
+  // ---------------------------------------------------------------- content discovery
+
+  private async tags(c: Ctx, name: string): Promise<number> {
+    await this.auth(c.req, repoScope(name, PULL));
+    const q = new URLSearchParams(c.query);
+    const n = parseN(q.get('n'));
+    const page = await this.registry.listTags(name, n, q.get('last') ?? undefined);
+    const headers: Headers = {};
+    if (page.next !== undefined) headers.Link = `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`;
+    this.d.countOut(sendJson(c.res, 200, { name, tags: page.items }, headers));
+    return 200;
+  }
+
+  private async catalog(c: Ctx): Promise<number> {
+    await this.auth(c.req, { type: 'registry', name: 'catalog', actions: ['*'] });
+    const q = new URLSearchParams(c.query);
+    const n = parseN(q.get('n'));
+    const page = await this.registry.listRepositories(n, q.get('last') ?? undefined);
+    const headers: Headers = {};
+    if (page.next !== undefined) headers.Link = `</v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`;
+    this.d.countOut(sendJson(c.res, 200, { repositories: page.items }, headers));
+    return 200;
+  }
+
+  private async referrers(c: Ctx, name: string, digestStr: string): Promise<number> {
+    await this.auth(c.req, repoScope(name, PULL));
+    const subject = checkDigest(digestStr);
+    const artifactType = new URLSearchParams(c.query).get('artifactType') ?? undefined;
+    const manifests = await this.registry.referrers(name, subject, artifactType || undefined);
+    const headers: Headers = { 'Content-Type': MediaType.OciIndex };
+    if (artifactType) headers['OCI-Filters-Applied'] = 'artifactType';
+    this.d.countOut(sendJson(c.res, 200, { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }, headers));
+    return 200;
+  }
+}
