@@ -494,24 +494,35 @@ test('sampan pull, push, login and logout', async () => {
   }
 });
 
+/** `sampan registry` on a free loopback port (extra flags appended); stopped by the returned function. */
+async function startSampanRegistry(root: string, extra: string[] = []): Promise<{ host: string; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const proc = spawn(SAMPAN, ['registry', '--root', root, '--addr', `127.0.0.1:${port}`, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+  const stop = async () => {
+    if (proc.exitCode !== null) return;
+    const gone = new Promise<void>((r) => proc.once('exit', () => r()));
+    proc.kill('SIGTERM');
+    await gone;
+  };
+  for (let i = 0; i < 100; i++) {
+    if (await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status === 200 || r.status === 401, () => false)) return { host: `127.0.0.1:${port}`, stop };
+    if (proc.exitCode !== null) break;
+    await sleep(100);
+  }
+  await stop();
+  throw new Error(`sampan registry did not start:\n${log}`);
+}
+
 test('push to and pull from `sampan registry`', async (t) => {
   if ((await runCmd(SAMPAN, ['registry', '--help'])).code !== 0) {
     t.skip('sampan registry is not available in this build');
     return;
   }
-  const port = await freePort();
-  const root = path.join(work, 'sampan-registry');
-  const proc = spawn(SAMPAN, ['registry', '--root', root, '--addr', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  proc.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+  const sreg = await startSampanRegistry(path.join(work, 'sampan-registry'));
   try {
-    let up = false;
-    for (let i = 0; i < 100 && !up; i++) {
-      up = await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status === 200 || r.status === 401, () => false);
-      if (!up) await sleep(100);
-    }
-    assert.ok(up, `sampan registry did not start:\n${log}`);
-    const ref = `127.0.0.1:${port}/own/busybox:1`;
+    const ref = `${sreg.host}/own/busybox:1`;
     assert.equal((await e.docker(['tag', 'busybox', ref])).code, 0);
     const pushed = await e.docker(['push', ref], { timeoutMs: 60_000 });
     assert.equal(pushed.code, 0, pushed.stderr + pushed.stdout);
@@ -524,12 +535,46 @@ test('push to and pull from `sampan registry`', async (t) => {
     assert.equal((await e.docker(['image', 'inspect', '-f', '{{.Id}}', ref])).stdout.trim(), busyboxId);
     const run = await e.docker(['run', '--rm', ref, 'echo', 'from-sampan-registry']);
     assert.equal(run.stdout.trim(), 'from-sampan-registry', run.stderr);
-    const missing = await e.docker(['pull', `127.0.0.1:${port}/own/busybox:nosuch`], { timeoutMs: 30_000 });
+    const missing = await e.docker(['pull', `${sreg.host}/own/busybox:nosuch`], { timeoutMs: 30_000 });
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /not found: manifest unknown/);
   } finally {
-    const gone = new Promise<void>((r) => proc.once('exit', () => r()));
-    proc.kill('SIGTERM');
-    await gone;
+    await sreg.stop();
+  }
+});
+
+test('`sampan registry` with its token service and with htpasswd: login, push, pull; refused without', async (t) => {
+  const help = await runCmd(SAMPAN, ['registry', '--help']);
+  if (help.code !== 0 || !help.stdout.includes('--auth')) {
+    t.skip('sampan registry has no --auth in this build');
+    return;
+  }
+  const htpasswd = path.join(work, 'sreg-htpasswd');
+  await fs.writeFile(htpasswd, execFileSync('htpasswd', ['-Bbn', 'erin', 'sesame']));
+  for (const mode of ['token', 'htpasswd']) {
+    const sreg = await startSampanRegistry(path.join(work, `sampan-registry-${mode}`), ['--auth', mode, '--htpasswd', htpasswd]);
+    try {
+      const cfg = { DOCKER_CONFIG: path.join(work, `docker-config-sreg-${mode}`) };
+      await fs.mkdir(cfg.DOCKER_CONFIG, { recursive: true });
+      const ref = `${sreg.host}/secure/busybox:1`;
+      assert.equal((await e.docker(['tag', 'busybox', ref])).code, 0);
+      const anon = await e.docker(['push', ref], { env: cfg, timeoutMs: 30_000 });
+      assert.equal(anon.code, 1, `${mode}: anonymous push was accepted`);
+      const bad = await e.docker(['login', '-u', 'erin', '--password-stdin', sreg.host], { env: cfg, input: 'wrong\n', timeoutMs: 30_000 });
+      assert.equal(bad.code, 1, `${mode}: a wrong password logged in`);
+      const ok = await e.docker(['login', '-u', 'erin', '--password-stdin', sreg.host], { env: cfg, input: 'sesame\n', timeoutMs: 30_000 });
+      assert.equal(ok.code, 0, `${mode}: ${ok.stderr}`);
+      const pushed = await e.docker(['push', ref], { env: cfg, timeoutMs: 60_000 });
+      assert.equal(pushed.code, 0, `${mode}: ${pushed.stderr}${pushed.stdout}`);
+      assert.equal((await e.docker(['rmi', ref])).code, 0);
+      const anonPull = await e.docker(['pull', ref], { env: { DOCKER_CONFIG: path.join(work, 'docker-config') }, timeoutMs: 30_000 });
+      assert.equal(anonPull.code, 1, `${mode}: anonymous pull was accepted`);
+      const pulled = await e.docker(['pull', ref], { env: cfg, timeoutMs: 60_000 });
+      assert.equal(pulled.code, 0, `${mode}: ${pulled.stderr}`);
+      assert.equal((await e.docker(['image', 'inspect', '-f', '{{.Id}}', ref])).stdout.trim(), busyboxId);
+      assert.equal((await e.docker(['rmi', ref])).code, 0);
+    } finally {
+      await sreg.stop();
+    }
   }
 });

@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestEngine, runCmd, sleep } from '../harness.js';
+import { spawn } from 'node:child_process';
+import { TestEngine, sleep, type RunResult } from '../harness.js';
 
 let e: TestEngine;
 before(async () => {
@@ -10,9 +11,25 @@ after(async () => {
   await e?.cleanup();
 });
 
-/** Run a command under a pseudo-terminal (util-linux `script`), feeding it input. */
-function inPty(cmd: string, input: string) {
-  return runCmd('script', ['-qec', cmd, '/dev/null'], { env: e.env, input, timeoutMs: 30_000 });
+/**
+ * Run a command under a pseudo-terminal (util-linux `script`), typing input into it. Stdin stays open until the
+ * command exits: an early EOF would reach the terminal as ^D before the shell inside has read the input.
+ */
+function inPty(cmd: string, input: string): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, ...e.env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      child.stdin.destroy();
+      resolve({ code: code ?? 1, stdout, stderr });
+    });
+    child.stdin.write(input);
+  });
 }
 
 test('docker run -it through a pty: interactive shell, TTY inside, exit code', async () => {
