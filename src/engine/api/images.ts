@@ -2,7 +2,9 @@ import type { Router } from './http.js';
 import type { Engine } from '../engine.js';
 import { imageHistory, imageInspect, imageSummary } from './views.js';
 import { invalid } from '../../lib/errors.js';
-import { loadArchive, prepareSave, importRootfs } from '../images/archive.js';
+import { loadArchive } from '../images/load.js';
+import { prepareSave } from '../images/save.js';
+import { importRootfs } from '../images/import.js';
 import { pullFromRegistry } from './registry.js';
 
 export function imageRoutes(r: Router, e: Engine): void {

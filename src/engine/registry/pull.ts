@@ -12,7 +12,7 @@ import { familiarRepo, familiarTagged, parseReference, type Reference } from '..
 import type { Logger } from '../../lib/log.js';
 import type { Image, ImageStore, LayerRef } from '../images/store.js';
 import type { LayerMeta } from '../snapshots/layers.js';
-import { isAttestation, validateConfig } from '../images/archive.js';
+import { isAttestation, validateConfig } from '../images/archive-common.js';
 import type { AuthConfig } from './auth.js';
 import { RegistryError, type Registries, type RepoClient } from './client.js';
 import { shortDigest, type ProgressWriter } from './progress.js';

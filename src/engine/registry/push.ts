@@ -8,7 +8,7 @@ import { SampanError, errorMessage, internal, notFound } from '../../lib/errors.
 import type { ImageManifest } from '../../lib/oci.js';
 import { familiarRepo, parseReference, type Reference } from '../../lib/reference.js';
 import type { Image, ImageStore } from '../images/store.js';
-import { prepareImages } from '../images/archive.js';
+import { prepareImages } from '../images/save.js';
 import type { AuthConfig } from './auth.js';
 import { RegistryError, type Registries, type RepoClient } from './client.js';
 import { Meter, pool } from './pull.js';
