@@ -5,6 +5,8 @@
 import { promises as fs } from 'node:fs';
 import { z } from 'zod';
 import { invalid } from '../lib/errors.js';
+import { AuthConfigSchema, type AuthConfigInput } from './auth/config.js';
+import { ProxyConfigSchema, proxyFromEnv, proxySection, type ProxyConfigInput } from './mirror/config.js';
 
 const ADDR_RE = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/;
 
@@ -33,17 +35,32 @@ export const RegistryConfigSchema = z.strictObject({
   /** Seconds a graceful stop waits for requests in flight before closing their connections. */
   shutdownTimeoutSeconds: z.number().int().nonnegative().default(30),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  /** Authentication and access policy (see auth/config.ts): mode none, htpasswd or token. */
+  auth: AuthConfigSchema.prefault({}),
+  /** Mirror mode (see mirror/config.ts): a read-only pull-through cache of this upstream registry. */
+  proxy: ProxyConfigSchema.optional(),
 });
 
 export type RegistryConfig = z.infer<typeof RegistryConfigSchema>;
-export type RegistryFlags = Partial<RegistryConfig> & { config?: string };
+export type RegistryFlags = Partial<Omit<RegistryConfig, 'auth' | 'proxy'>> & {
+  /** Keys of the `proxy` section (mirror mode), over the file's and the environment's. */
+  proxy?: Partial<ProxyConfigInput>;
+  config?: string;
+  /** Keys of the `auth` section, over the file's and the environment's. */
+  auth?: AuthConfigInput;
+  /** A JSON file holding the `auth` section (over the config file's `auth`, under env and flags). */
+  authConfig?: string;
+  /** Repository patterns anonymous clients may pull (added to auth.policy.rules). */
+  anonymousRead?: string[];
+};
 
 /** Environment variables: SAMPAN_REGISTRY_<UPPER_SNAKE of the key>. */
-const ENV: Record<string, { key: keyof RegistryConfig; type: 'string' | 'number' | 'boolean' }> = {};
+const ENV: Record<string, { key: keyof RegistryConfig; type: 'string' | 'number' | 'boolean' | 'json' }> = {};
 for (const [key, schema] of Object.entries(RegistryConfigSchema.shape)) {
   const snake = key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
   const inner = schema instanceof z.ZodDefault || schema instanceof z.ZodOptional ? (schema.unwrap() as z.ZodType) : (schema as z.ZodType);
-  const type = inner instanceof z.ZodNumber ? 'number' : inner instanceof z.ZodBoolean ? 'boolean' : 'string';
+  // sections (auth) are JSON objects: SAMPAN_REGISTRY_AUTH='{"mode":"htpasswd","htpasswd":"/etc/htpasswd"}'
+  const type = inner instanceof z.ZodPrefault || inner instanceof z.ZodObject || inner instanceof z.ZodPipe ? 'json' : inner instanceof z.ZodNumber ? 'number' : inner instanceof z.ZodBoolean ? 'boolean' : 'string';
   ENV[`SAMPAN_REGISTRY_${snake}`] = { key: key as keyof RegistryConfig, type };
 }
 
@@ -61,6 +78,12 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     } else if (type === 'boolean') {
       if (!/^(1|0|true|false|yes|no|on|off)$/i.test(v)) throw invalid(`${name}: ${JSON.stringify(v)} is not a boolean`);
       out[key] = /^(1|true|yes|on)$/i.test(v);
+    } else if (type === 'json') {
+      try {
+        out[key] = JSON.parse(v) as unknown;
+      } catch {
+        throw invalid(`${name}: not JSON`);
+      }
     } else {
       out[key] = v;
     }
@@ -80,15 +103,53 @@ export async function loadRegistryConfig(flags: RegistryFlags, env: NodeJS.Proce
       throw invalid(`registry config file ${file}: ${(err as Error).message}`);
     }
   }
-  const given = Object.fromEntries(Object.entries(flags).filter(([k, v]) => v !== undefined && k !== 'config'));
-  const r = RegistryConfigSchema.safeParse({ ...fromFile, ...fromEnv(env), ...given });
+  const given = Object.fromEntries(Object.entries(flags).filter(([k, v]) => v !== undefined && k !== 'config' && k !== 'authConfig' && k !== 'anonymousRead'));
+  const envValues = fromEnv(env);
+  const merged: Record<string, unknown> = { ...fromFile, ...envValues, ...given };
+  const authFile = flags.authConfig !== undefined ? await readJsonObject(flags.authConfig, 'auth config file') : undefined;
+  merged.auth = authSection([fromFile.auth, authFile, envValues.auth, flags.auth], flags.anonymousRead);
+  merged.proxy = proxySection([fromFile.proxy, envValues.proxy, proxyFromEnv(env), flags.proxy]);
+  const r = RegistryConfigSchema.safeParse(merged);
   if (!r.success) {
     const i = r.error.issues[0]!;
     throw invalid(`registry config: ${i.path.join('.') || 'config'}: ${i.message}`);
   }
   const c = r.data;
   if (!!c.tlsCert !== !!c.tlsKey) throw invalid('registry config: --tls-cert and --tls-key go together');
+  if (c.auth.mode === 'none' && (c.auth.htpasswd || c.auth.policy.rules.length > 0)) {
+    // never let an operator believe a registry is protected while everything is allowed
+    throw invalid('registry config: auth settings (htpasswd, policy rules, --anonymous-read) are given but auth.mode is none: add --auth htpasswd or --auth token');
+  }
   return c;
+}
+
+async function readJsonObject(file: string, what: string): Promise<Record<string, unknown>> {
+  try {
+    const parsed = JSON.parse(await fs.readFile(file, 'utf8')) as unknown;
+    if (!isObject(parsed)) throw new Error('expected a JSON object');
+    return parsed;
+  } catch (err) {
+    throw invalid(`${what} ${file}: ${(err as Error).message}`);
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** The `auth` section: each layer's keys over the previous ones'; --anonymous-read adds a policy rule. */
+function authSection(layers: unknown[], anonymousRead: string[] | undefined): unknown {
+  let out: Record<string, unknown> | undefined;
+  for (const l of layers) {
+    if (l === undefined) continue;
+    if (!isObject(l)) return l; // the schema says what is wrong with it
+    out = { ...out, ...l };
+  }
+  if (anonymousRead?.length) {
+    const policy = out?.policy ?? {};
+    if (!isObject(policy)) return out;
+    const rules = Array.isArray(policy.rules) ? (policy.rules as unknown[]) : [];
+    out = { ...out, policy: { ...policy, rules: [...rules, { anonymous: true, repos: anonymousRead, actions: ['pull'] }] } };
+  }
+  return out;
 }
 
 /** Split HOST:PORT ("[::1]:5000", ":5000", "0.0.0.0:5000"). */

@@ -1,9 +1,11 @@
 /** Run the registry in this process: storage, caches, HTTP server, timers, graceful stop. */
 import { createLogger, type Logger } from '../lib/log.js';
 import { RegistryServer } from './api/server.js';
+import { createAuthorizer, toServerAuthorizer } from './auth/index.js';
 import { splitAddr, type RegistryConfig } from './config.js';
 import { collectGarbage } from './gc.js';
 import type { Authorizer, Upstream } from './hooks.js';
+import { MirrorUpstream } from './mirror/upstream.js';
 import { Registry } from './registry.js';
 import { FilesystemDriver } from './storage/filesystem.js';
 import type { StorageDriver } from './storage/driver.js';
@@ -43,11 +45,22 @@ export async function openRegistry(config: RegistryConfig, log: Logger, storage?
 
 export async function startRegistry(config: RegistryConfig, opts: StartOptions = {}): Promise<RunningRegistry> {
   const log = opts.log ?? createLogger('sampan-registry', config.logLevel);
-  const registry = await openRegistry(config, log, opts.storage, opts.upstream);
-  const server = new RegistryServer(registry, { log, authorizer: opts.authorizer });
+  // mirror mode: a pull-through cache of config.proxy.remoteurl (the Upstream writes into the same storage)
+  const storage = opts.storage ?? new FilesystemDriver(config.root);
+  const upstream = opts.upstream ?? (config.proxy ? new MirrorUpstream(config.proxy, storage, log) : undefined);
+  const registry = await openRegistry(config, log, storage, upstream);
+  // auth: the config's, unless an authorizer was handed in (tests, embedding)
+  const auth = opts.authorizer ? undefined : await createAuthorizer(config.auth, { root: config.root, log });
+  if (auth && auth.mode !== 'none') log.info({ auth: auth.mode, service: auth.mode === 'token' ? config.auth.service : undefined, tokenService: auth.tokenPath }, 'authentication on');
+  const server = new RegistryServer(registry, {
+    log,
+    authorizer: opts.authorizer ?? (auth && toServerAuthorizer(auth)),
+    tokenEndpoint: auth?.tokenPath && auth.tokenHandler ? { path: auth.tokenPath, handler: auth.tokenHandler } : undefined,
+  });
   const { host, port } = splitAddr(config.addr);
   const address = await server.listen(host, port, config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined);
   log.info({ root: config.root, storage: registry.storage.kind, enableDelete: config.enableDelete, maxManifestBytes: config.maxManifestBytes }, 'registry started');
+  if (config.proxy) log.info({ upstream: config.proxy.remoteurl, ttlMs: config.proxy.ttlMs, credentials: !!config.proxy.username }, 'mirror mode: read-only pull-through cache');
 
   const timers: NodeJS.Timeout[] = [];
   let busy = false;
@@ -84,6 +97,7 @@ export async function startRegistry(config: RegistryConfig, opts: StartOptions =
       log.info('shutting down: no new connections; waiting for requests in flight');
       for (const t of timers) clearInterval(t);
       await server.close(config.shutdownTimeoutSeconds * 1000);
+      upstream?.close?.();
       log.info('registry stopped');
       log.flush();
       resolveDone();

@@ -58,4 +58,11 @@ export interface Upstream {
   getBlob(repository: string, digest: Digest, range?: ByteRange): Promise<UpstreamBlob | undefined>;
   /** How long a tag resolved through the upstream is served from the cache before it is re-checked. */
   readonly tagTtlMs?: number;
+  /**
+   * Optional: the repository's tags as the upstream lists them (sorted); undefined when it does not
+   * know the repository. Without it (or when it fails) tag lists come from the local store.
+   */
+  listTags?(repository: string): Promise<string[] | undefined>;
+  /** Optional: release connections when the registry stops. */
+  close?(): void;
 }

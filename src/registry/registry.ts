@@ -108,18 +108,22 @@ export class Registry {
     const hit = this.cachedManifest(repo, key);
     if (hit) return hit;
     const up = this.opts.upstream;
+    let upstreamErr: unknown;
     if (up && ref.tag !== undefined) {
       // mirror: a tag is re-checked upstream whenever it is not (or no longer) in the cache
-      const fromUp = await this.fromUpstream(repo, ref).catch((err: unknown) => {
-        this.log.warn({ err, repo, ref: key }, 'upstream manifest lookup failed; serving the local copy');
-        return undefined;
-      });
-      if (fromUp) return fromUp;
+      try {
+        const fromUp = await this.fromUpstream(repo, ref);
+        if (fromUp) return fromUp;
+      } catch (err) {
+        upstreamErr = err;
+        this.log.warn({ repo, ref: key, error: (err as Error).message }, 'upstream manifest lookup failed; serving the local copy');
+      }
     }
     const generation = this.generations.get(repo);
     const digest = ref.digest ?? (await this.storage.getTag(repo, ref.tag));
     const stored = digest ? await this.storage.getManifest(repo, digest) : undefined;
     if (!stored) {
+      if (upstreamErr !== undefined) throw upstreamErr; // no local copy: say why the upstream did not answer
       if (up && ref.digest !== undefined) {
         const fromUp = await this.fromUpstream(repo, ref);
         if (fromUp) return fromUp;
@@ -127,6 +131,8 @@ export class Registry {
       throw regError('MANIFEST_UNKNOWN', `manifest unknown: ${repo}:${key}`, { name: repo, reference: key });
     }
     const entry: ManifestEntry = { digest: stored.digest, mediaType: stored.mediaType, bytes: stored.bytes };
+    // mirror: a tag served from the store (upstream failed or does not know it) is checked again after the TTL too
+    if (up && ref.tag !== undefined && up.tagTtlMs !== undefined) entry.expiresMs = Date.now() + up.tagTtlMs;
     if (this.generations.get(repo) === generation) this.remember(repo, key, entry); // no write overlapped this read
     return entry;
   }
@@ -139,8 +145,12 @@ export class Registry {
     if (ref.digest !== undefined && digest !== ref.digest) throw regError('DIGEST_INVALID', `upstream sent a manifest hashing to ${digest}, not ${ref.digest}`);
     return this.repoLock.run(repo, () =>
       this.writing(repo, async () => {
-        await this.storage.putManifest(repo, digest, m.mediaType, m.bytes);
-        if (ref.tag !== undefined) await this.storage.setTag(repo, ref.tag, digest);
+        // a tag re-checked and unchanged upstream: nothing to write
+        const unchanged = ref.tag !== undefined && (await this.storage.getTag(repo, ref.tag)) === digest && (await this.storage.hasManifest(repo, digest));
+        if (!unchanged) {
+          await this.storage.putManifest(repo, digest, m.mediaType, m.bytes);
+          if (ref.tag !== undefined) await this.storage.setTag(repo, ref.tag, digest);
+        }
         this.repositories = undefined;
         this.tagLists.delete(`${repo}\n`);
         const entry: ManifestEntry = { digest, mediaType: m.mediaType, bytes: m.bytes };
@@ -387,6 +397,15 @@ export class Registry {
   // ================================================================ content discovery
 
   async listTags(repo: string, n: number | undefined, last: string | undefined): Promise<Page<string>> {
+    const up = this.opts.upstream;
+    if (up?.listTags) {
+      // mirror: the upstream's tags; the store's when the upstream fails or does not know the repository
+      const fromUp = await up.listTags(repo).catch((err: unknown) => {
+        this.log.warn({ repo, error: (err as Error).message }, 'upstream tag list failed; serving the local tags');
+        return undefined;
+      });
+      if (fromUp) return paginate(fromUp, n, last);
+    }
     let tags = this.tagLists.get(`${repo}\n`);
     if (!tags) {
       tags = await this.storage.listTags(repo);
@@ -441,7 +460,7 @@ export class Registry {
   }
 
   private refuseIfReadOnly(): void {
-    if (this.readOnly) throw regError('UNSUPPORTED', 'this registry is a read-only mirror');
+    if (this.readOnly) throw regError('UNSUPPORTED', 'this registry is a read-only mirror (a pull-through cache of an upstream registry): push to the upstream instead');
   }
 }
 

@@ -77,7 +77,7 @@ export class TestRegistry {
     return `127.0.0.1:${this.port}`;
   }
 
-  /** Start (or restart, on the same root and port) the registry and wait for GET /v2/. */
+  /** Start (or restart, on the same root and port) the registry and wait for GET /v2/ (200, or 401 with auth). */
   async launch(): Promise<void> {
     if (!this.port) this.port = await freePort();
     this.log = '';
@@ -89,7 +89,8 @@ export class TestRegistry {
     proc.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
     const exited = new Promise<boolean>((r) => proc.once('exit', () => r(true)));
     for (let i = 0; i < 150; i++) {
-      const ok = await this.req('GET', '/v2/').then((r) => r.status === 200, () => false);
+      // 401: up, with auth on
+      const ok = await this.req('GET', '/v2/').then((r) => r.status === 200 || r.status === 401, () => false);
       if (ok) return;
       if (await Promise.race([exited, new Promise<boolean>((r) => setTimeout(() => r(false), 100))])) throw new Error(`registry exited at start:\n${this.log}`);
     }

@@ -28,6 +28,32 @@ interface RegistryOpts {
   enableDelete?: boolean;
   maxManifestBytes?: number;
   logLevel?: RegistryFlags['logLevel'];
+  auth?: 'none' | 'htpasswd' | 'token';
+  htpasswd?: string;
+  authRealm?: string;
+  authService?: string;
+  anonymousRead?: string[];
+  authConfig?: string;
+  proxyRemote?: string;
+  proxyUsername?: string;
+  proxyPassword?: string;
+  proxyTtl?: string;
+}
+
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
+
+/** The `auth` keys the flags set (undefined when none: the file's and env's stay whole). */
+function authFlags(o: RegistryOpts): RegistryFlags['auth'] {
+  const a = { mode: o.auth, htpasswd: o.htpasswd, realm: o.authRealm, service: o.authService };
+  const set = Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined));
+  return Object.keys(set).length ? set : undefined;
+}
+
+/** The `proxy` keys the flags set (mirror mode; undefined when none). */
+function proxyFlags(o: RegistryOpts): RegistryFlags['proxy'] {
+  const p = { remoteurl: o.proxyRemote, username: o.proxyUsername, password: o.proxyPassword, ttl: o.proxyTtl };
+  const set = Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined));
+  return Object.keys(set).length ? set : undefined;
 }
 
 export function registerRegistry(program: Command): void {
@@ -43,6 +69,16 @@ export function registerRegistry(program: Command): void {
     .option('--no-enable-delete', 'refuse deletes with 405 UNSUPPORTED')
     .option('--max-manifest-bytes <n>', 'refuse larger manifests with 413 (default 4194304)', int)
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .addOption(new Option('--auth <mode>', 'authentication: none (default), htpasswd (Basic) or token (built-in token service at /auth/token)').choices(['none', 'htpasswd', 'token']))
+    .option('--htpasswd <file>', 'bcrypt htpasswd file: the accounts (htpasswd and token modes)')
+    .option('--auth-realm <realm>', 'htpasswd mode: the Basic realm; token mode: the token service URL put in challenges (default: this registry\'s /auth/token)')
+    .option('--auth-service <name>', 'token mode: the service name (token audience; default sampan-registry)')
+    .option('--anonymous-read <pattern>', 'let clients without credentials pull repositories matching this glob (`*` within a path component, `**` across); repeatable', collect)
+    .option('--auth-config <file>', 'JSON file with the auth section (mode, htpasswd, policy rules, token settings); flags override it')
+    .option('--proxy-remote <url>', 'mirror mode: be a read-only pull-through cache of this upstream registry (https, or http on loopback; env SAMPAN_REGISTRY_PROXY_REMOTEURL)')
+    .option('--proxy-username <user>', 'mirror mode: account on the upstream (env SAMPAN_REGISTRY_PROXY_USERNAME)')
+    .option('--proxy-password <password>', 'mirror mode: its password (prefer env SAMPAN_REGISTRY_PROXY_PASSWORD: flags show in ps)')
+    .option('--proxy-ttl <duration>', 'mirror mode: re-check a tag with the upstream after this long (default 5m; e.g. 1s, 30s, 1h)')
     .action(async (o: RegistryOpts) => {
       const config = await loadRegistryConfig({
         config: o.config,
@@ -53,6 +89,10 @@ export function registerRegistry(program: Command): void {
         enableDelete: o.enableDelete,
         maxManifestBytes: o.maxManifestBytes,
         logLevel: o.logLevel,
+        auth: authFlags(o),
+        authConfig: o.authConfig,
+        anonymousRead: o.anonymousRead,
+        proxy: proxyFlags(o),
       });
       const running = await startRegistry(config);
       await running.done;

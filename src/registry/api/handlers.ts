@@ -3,7 +3,7 @@
  * response the spec prescribes. No storage access and no rules here (those are in registry.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { MediaType } from '../../lib/oci.js';
 import { regError, isKind, RegistryError } from '../errors.js';
@@ -177,7 +177,7 @@ export class Handlers {
   private async stream(c: Ctx, status: number, headers: Headers, body: Readable, len: number): Promise<number> {
     headers[API_VERSION_HEADER] = API_VERSION;
     c.res.writeHead(status, headers);
-    await pipeline(body, c.res);
+    await sendBody(body, c.res);
     this.d.countOut(len);
     return status;
   }
@@ -337,3 +337,55 @@ export class Handlers {
     return 200;
   }
 }
+
+// ---------------------------------------------------------------- blob bodies
+
+/** A blob stream that takes back the chunks it produced once they are written (a buffer pool; see storage/filesystem.ts). */
+interface RecyclingStream {
+  recycle(chunk: Buffer): void;
+}
+
+function prematureClose(): Error {
+  return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+}
+
+/** Resolves on 'drain', rejects when the response closes first (the client went away). */
+function drained(res: ServerResponse): Promise<void> {
+  if (res.destroyed) return Promise.reject(prematureClose());
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error) => {
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onClose = () => done(prematureClose());
+    res.on('drain', onDrain);
+    res.on('close', onClose);
+  });
+}
+
+/**
+ * Writes a blob body to the response (what `pipeline(body, res)` did, plus buffer reuse): each chunk
+ * goes straight to the socket, and once the socket has taken it the chunk is handed back to the
+ * stream's buffer pool when the stream has one. Waits for 'drain' when the socket is full; on any
+ * error (the blob's read failed, the client went away) both sides are destroyed and it rejects, so
+ * the client sees a truncated body, never a wrong one.
+ */
+async function sendBody(body: Readable, res: ServerResponse): Promise<void> {
+  const pool = typeof (body as Partial<RecyclingStream>).recycle === 'function' ? (body as unknown as RecyclingStream) : undefined;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      const more = pool ? res.write(chunk, (err) => { if (!err) pool.recycle(chunk); }) : res.write(chunk);
+      if (!more) await drained(res);
+    }
+    res.end();
+    await finished(res);
+  } catch (err) {
+    body.destroy();
+    res.destroy();
+    throw err;
+  }
+}
+

@@ -22,6 +22,8 @@ import { METHODS, route, type Route } from './routes.js';
 export interface ServerOptions {
   log: Logger;
   authorizer?: Authorizer;
+  /** The built-in token service (auth token mode): served at `path`, outside /v2 and its authorization. */
+  tokenEndpoint?: { path: string; handler: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> };
 }
 
 export interface TlsFiles {
@@ -33,6 +35,7 @@ export class RegistryServer {
   readonly metrics = new PromRegistry();
   private readonly log: Logger;
   private readonly authz: Authorizer;
+  private readonly tokenEndpoint?: ServerOptions['tokenEndpoint'];
   private readonly handlers: Handlers;
   private server?: http.Server;
   private readonly sockets = new Set<Socket>();
@@ -50,6 +53,7 @@ export class RegistryServer {
   ) {
     this.log = opts.log;
     this.authz = opts.authorizer ?? allowAll;
+    this.tokenEndpoint = opts.tokenEndpoint;
     this.handlers = new Handlers({
       registry,
       authorize: (req, scope) => this.authorize(req, scope),
@@ -154,6 +158,10 @@ export class RegistryServer {
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     const method = req.method ?? 'GET';
+    if (this.tokenEndpoint !== undefined && path === this.tokenEndpoint.path) {
+      void this.serveToken(req, res, method, this.tokenEndpoint.handler);
+      return;
+    }
     let r: Route | undefined;
     try {
       r = route(path);
@@ -201,6 +209,23 @@ export class RegistryServer {
       this.count(kind, method, status);
     } catch (err) {
       await this.finish(req, res, method, kind, t0, err);
+    } finally {
+      this.inflight--;
+      if (this.inflight === 0) this.idle?.();
+    }
+  }
+
+  /** The token endpoint: its handler answers (and delays failed logins); counted, logged and waited for like the rest. */
+  private async serveToken(req: http.IncomingMessage, res: http.ServerResponse, method: string, handler: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>): Promise<void> {
+    const t0 = Date.now();
+    this.inflight++;
+    try {
+      if (this.closing) res.setHeader('Connection', 'close');
+      await handler(req, res);
+      this.logRequest(req, method, 'token', res.statusCode, t0);
+      this.count('token', method, res.statusCode);
+    } catch (err) {
+      await this.finish(req, res, method, 'token', t0, err);
     } finally {
       this.inflight--;
       if (this.inflight === 0) this.idle?.();

@@ -54,6 +54,13 @@ export interface AppendOptions {
   onBytes?: (n: number) => void;
 }
 
+/** Positional reads of bytes that may still be growing (an upload being appended to). */
+export interface PositionalReader {
+  /** Read up to `buffer.length` bytes at `position` into `buffer`; how many were read (0 at the current end). */
+  read(buffer: Buffer, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
 export interface StorageDriver {
   /** 'filesystem', 's3', ... */
   readonly kind: string;
@@ -116,4 +123,10 @@ export interface StorageDriver {
   commitUpload(repository: string, id: string, digest: Digest): Promise<BlobStat>;
   deleteUpload(repository: string, id: string): Promise<boolean>;
   listUploads(): AsyncIterable<UploadState>;
+  /**
+   * Optional: read an upload session's bytes while they are still being appended (mirror mode streams
+   * a blob to clients while it is fetched from the upstream into an upload). The reader keeps working
+   * after the session is committed or removed. BLOB_UPLOAD_UNKNOWN when the session is gone.
+   */
+  openUploadReader?(repository: string, id: string): Promise<PositionalReader>;
 }
