@@ -17,7 +17,7 @@ import { EventBus } from './events.js';
 import { VolumeService } from './volumes/service.js';
 import { ContainerService } from './containers/service.js';
 import { ExecService } from './containers/exec.js';
-import { Registries } from './registry/client.js';
+import { Registries } from '../lib/distribution/client.js';
 import { ExtractPool } from './snapshots/extract-pool.js';
 
 const run = promisify(execFile);

@@ -1,10 +1,11 @@
+import { VERSION } from '../../lib/version.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { SampanError, invalid, type ErrorCode } from '../../lib/errors.js';
 
 export const API_VERSION = '1.44';
 export const MIN_API_VERSION = '1.24';
-export const ENGINE_VERSION = '0.1.0';
+export const ENGINE_VERSION = VERSION;
 
 /** Docker's status for each error code: the one place that maps them. */
 const STATUS: Record<ErrorCode, number> = {

@@ -3,7 +3,7 @@ import type { Ctx, Router } from './http.js';
 import type { Engine } from '../engine.js';
 import { invalid } from '../../lib/errors.js';
 import { familiarRepo } from '../../lib/reference.js';
-import { decodeRegistryAuth, normalizeAuth } from '../registry/auth.js';
+import { decodeRegistryAuth, normalizeAuth } from '../../lib/distribution/auth.js';
 import { pullImage, pullReference, resolvePull } from '../registry/pull.js';
 import { planPush, pushImages } from '../registry/push.js';
 import { ProgressWriter } from '../registry/progress.js';

@@ -13,8 +13,8 @@ import type { Logger } from '../../lib/log.js';
 import type { Image, ImageStore, LayerRef } from '../images/store.js';
 import type { LayerMeta } from '../snapshots/layers.js';
 import { isAttestation, validateConfig } from '../images/archive-common.js';
-import type { AuthConfig } from './auth.js';
-import { RegistryError, type Registries, type RepoClient } from './client.js';
+import type { AuthConfig } from '../../lib/distribution/auth.js';
+import { RegistryError, type Registries, type RepoClient } from '../../lib/distribution/client.js';
 import { shortDigest, type ProgressWriter } from './progress.js';
 
 /** Layers fetched at once (Docker's default max-concurrent-downloads). */

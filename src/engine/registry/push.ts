@@ -9,8 +9,8 @@ import type { ImageManifest } from '../../lib/oci.js';
 import { familiarRepo, parseReference, type Reference } from '../../lib/reference.js';
 import type { Image, ImageStore } from '../images/store.js';
 import { prepareImages } from '../images/save.js';
-import type { AuthConfig } from './auth.js';
-import { RegistryError, type Registries, type RepoClient } from './client.js';
+import type { AuthConfig } from '../../lib/distribution/auth.js';
+import { RegistryError, type Registries, type RepoClient } from '../../lib/distribution/client.js';
 import { Meter, pool } from './pull.js';
 import { shortDigest, type ProgressWriter } from './progress.js';
 

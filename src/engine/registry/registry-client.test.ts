@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TokenCache, authIdentity, decodeRegistryAuth, parseWwwAuthenticate } from './auth.js';
-import { domainOfServer, insecureMatch, isLoopback, parseMirrors } from './client.js';
+import { TokenCache, authIdentity, decodeRegistryAuth, parseWwwAuthenticate } from '../../lib/distribution/auth.js';
+import { domainOfServer, insecureMatch, isLoopback, parseMirrors } from '../../lib/distribution/client.js';
 import { humanSize, progressBar } from './progress.js';
 import { pullReference } from './pull.js';
 

@@ -9,7 +9,7 @@
  * the upstream is served before it is checked again; it is parsed to milliseconds (`ttlMs`).
  */
 import { z } from 'zod';
-import { isLoopback } from '../../engine/registry/client.js';
+import { isLoopback } from '../../lib/distribution/client.js';
 
 export const DEFAULT_PROXY_TTL = '5m';
 

@@ -7,12 +7,12 @@ import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { Readable } from 'node:stream';
-import { SampanError, errorMessage, invalid, type ErrorCode } from '../../lib/errors.js';
-import { isDigest, sha256, type Digest } from '../../lib/digest.js';
-import { MediaType } from '../../lib/oci.js';
-import { DEFAULT_DOMAIN } from '../../lib/reference.js';
-import type { Logger } from '../../lib/log.js';
-import { ENGINE_VERSION } from '../api/http.js';
+import { SampanError, errorMessage, invalid, type ErrorCode } from '../errors.js';
+import { isDigest, sha256, type Digest } from '../digest.js';
+import { MediaType } from '../oci.js';
+import { DEFAULT_DOMAIN } from '../reference.js';
+import type { Logger } from '../log.js';
+import { VERSION } from '../version.js';
 import { TokenCache, authIdentity, basicHeader, parseWwwAuthenticate, type AuthConfig, type Challenge } from './auth.js';
 
 export const MANIFEST_ACCEPT = [
@@ -221,7 +221,7 @@ export class Registries {
   private readonly challenges = new Map<string, { challenges: Challenge[]; at: number }>();
   /** The scheme that worked for an insecure registry. */
   private readonly schemes = new Map<string, { base: URL; tlsInsecure: boolean }>();
-  readonly userAgent = `sampan/${ENGINE_VERSION} (linux)`;
+  readonly userAgent = `sampan/${VERSION} (linux)`;
 
   constructor(
     opts: { mirrors?: string[]; insecure?: string[] },
