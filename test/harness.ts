@@ -119,6 +119,8 @@ export class TestEngine {
 
   /** Remove containers, stop the engine, kill what it left, unmount, delete the temp dir. */
   async cleanup(): Promise<void> {
+    // SAMPAN_TEST_LOG_DIR keeps each engine's log for a post-mortem
+    if (process.env.SAMPAN_TEST_LOG_DIR) await fs.writeFile(path.join(process.env.SAMPAN_TEST_LOG_DIR, `${path.basename(this.dir)}.log`), this.log).catch(() => undefined);
     if (this.proc && this.proc.exitCode === null) {
       const ids = (await this.docker(['ps', '-aq'], { timeoutMs: 20_000 })).stdout.split('\n').filter(Boolean);
       if (ids.length) await this.docker(['rm', '-f', ...ids], { timeoutMs: 60_000 });

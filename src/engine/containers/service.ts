@@ -54,6 +54,8 @@ export class ContainerService {
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   private readonly startedAtMs = new Map<string, number>();
   private readonly restartDelay = new Map<string, number>();
+  /** Exits being recorded right now (their cleanup must finish before a stop returns or a start begins). */
+  private readonly exiting = new Map<string, Promise<void>>();
   /** How many requests (docker cp) are using each container's mounted root right now. */
   private readonly rootfsUsers = new Map<string, number>();
   private watcher?: FSWatcher;
@@ -284,6 +286,7 @@ export class ContainerService {
   }
 
   private async startLocked(rec: ContainerRecord, extraHooks: AttachHook[] = []): Promise<void> {
+    await this.exiting.get(rec.Id); // the last run's cleanup first
     if (!this.records.has(rec.Id)) throw notFound(`No such container: ${rec.Id}`);
     if (rec.State.Status === 'paused') throw conflict(`cannot start a paused container, try unpause instead`);
     if (rec.State.Status === 'running') throw notModified('container already started');
@@ -418,30 +421,52 @@ export class ContainerService {
     await this.save(rec);
   }
 
-  /** conmon wrote the exit file: record the exit, clean up, and apply --rm or the restart policy. */
-  private async handleExit(id: string): Promise<void> {
+  /**
+   * conmon wrote the exit file: record the exit and clean up, then apply --rm or the restart policy.
+   * Waiters (stop, restart) see the exit only once it is recorded and the runtime state is gone.
+   */
+  private handleExit(id: string): Promise<void> {
+    const pending = this.exiting.get(id);
+    if (pending) return pending;
+    const p = this.recordRuntimeExit(id)
+      .then((rec) => {
+        if (rec) void this.afterExit(rec);
+      })
+      .finally(() => this.exiting.delete(id));
+    this.exiting.set(id, p);
+    return p;
+  }
+
+  private async recordRuntimeExit(id: string): Promise<ContainerRecord | undefined> {
     const rec = this.records.get(id);
-    if (!rec || (rec.State.Status !== 'running' && rec.State.Status !== 'paused')) return;
+    if (!rec || (rec.State.Status !== 'running' && rec.State.Status !== 'paused')) return undefined;
     const file = path.join(this.exitsDir, id);
     let code: number;
     let finished: Date;
     try {
       const [txt, st] = await Promise.all([fs.readFile(file, 'utf8'), fs.stat(file)]);
-      if (!txt.trim()) return; // not written yet; the next event or poll gets it
+      if (!txt.trim()) return undefined; // not written yet; the next event or poll gets it
       code = Number(txt.trim());
       finished = st.mtime;
     } catch {
-      return;
+      return undefined;
     }
-    if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') return;
+    if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') return undefined;
     rec.State.Status = 'exited'; // claims this exit before any await
     await fs.rm(file, { force: true });
     await this.d.runc.delete(id).catch(() => undefined);
     if (!this.rootfsUsers.has(id)) await this.d.snapshots.unmount(path.join(this.dir(id), 'fs')).catch(() => undefined);
     await removeTree(this.bundle(id));
     await this.recordExit(rec, code, finished);
+    this.d.log.info({ id: id.slice(0, 12), exitCode: code }, 'container exited');
     this.d.events.emit('container', 'die', id, { ...this.attrs(rec), exitCode: String(code) });
     this.exits.emit(`exit:${id}`, code);
+    return rec;
+  }
+
+  private async afterExit(rec: ContainerRecord): Promise<void> {
+    const id = rec.Id;
+    const code = rec.State.ExitCode;
     if (rec.HostConfig.AutoRemove) {
       await this.remove(id, { force: true, volumes: true }).catch((e) => this.d.log.warn({ id, err: errorMessage(e) }, 'auto-remove failed'));
       return;
@@ -488,6 +513,8 @@ export class ContainerService {
   }
 
   private waitExit(id: string, timeoutMs: number): Promise<boolean> {
+    const pending = this.exiting.get(id);
+    if (pending) return pending.then(() => true);
     const rec = this.records.get(id);
     if (!rec || (rec.State.Status !== 'running' && rec.State.Status !== 'paused')) return Promise.resolve(true);
     return new Promise((resolve) => {
@@ -588,6 +615,7 @@ export class ContainerService {
   async remove(ref: string, o: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const rec = this.get(ref);
     await this.lock.run(rec.Id, async () => {
+      await this.exiting.get(rec.Id);
       if (!this.records.has(rec.Id)) return;
       if (rec.State.Status === 'running' || rec.State.Status === 'paused') {
         if (!o.force) {

@@ -584,7 +584,10 @@ class PrefetchReader extends Readable {
     this.next = this.readAhead();
   }
 
-  /** Take back a chunk this stream produced, once nothing refers to its bytes any more. */
+  /**
+   * Take back a chunk this stream produced, once nothing refers to its bytes any more: only for the
+   * stream's sole consumer (a later read overwrites the bytes).
+   */
   recycle(chunk: Buffer): void {
     const ab = chunk.buffer as ArrayBuffer;
     // only whole pool buffers (a short last chunk is a view at offset 0), each once
