@@ -11,8 +11,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { libtrustKeyId, loadSigningKey, TokenIssuer, type SigningKey } from '../../src/registry/auth/index.js';
-import { TestEngine, runCmd, type RunResult } from '../harness.js';
-import { BIN, TestRegistry, errCode, request, type Res } from './harness.js';
+import { TestEngine, runCmd } from '../harness.js';
+import { BIN, TestRegistry, errCode, makeBusyboxLayout, must, request, type Res } from './harness.js';
 
 const ALICE = 'wonder-land';
 const BOB = 'builder-bob';
@@ -31,31 +31,9 @@ let ht: TestRegistry;
 const skopeoEnv = () => ({ REGISTRY_AUTH_FILE: path.join(work, 'no-such-auth.json') });
 const skopeoRun = (...args: string[]) => runCmd('skopeo', args, { timeoutMs: 120_000, env: skopeoEnv() });
 
-async function must(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  const r = await runCmd(cmd, args, { timeoutMs: 120_000, env });
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}):\n${r.stderr}${r.stdout}`);
-  return r;
-}
 
 const skopeo = (...args: string[]) => must('skopeo', args, skopeoEnv());
 
-/** A busybox OCI layout (tag 1) made with umoci, as in interop.test.ts. */
-async function makeBusyboxLayout(dir: string): Promise<string> {
-  const out = path.join(dir, 'bb');
-  const rootfs = path.join(dir, 'bbroot');
-  const bundle = path.join(dir, 'bundle');
-  await fs.mkdir(path.join(rootfs, 'bin'), { recursive: true });
-  await fs.copyFile('/bin/busybox', path.join(rootfs, 'bin', 'busybox'));
-  await fs.chmod(path.join(rootfs, 'bin', 'busybox'), 0o755);
-  for (const a of ['sh', 'echo']) await fs.symlink('busybox', path.join(rootfs, 'bin', a));
-  await must('umoci', ['init', '--layout', out]);
-  await must('umoci', ['new', '--image', `${out}:1`]);
-  await must('umoci', ['unpack', '--rootless', '--image', `${out}:1`, bundle]);
-  await must('cp', ['-a', `${rootfs}/.`, path.join(bundle, 'rootfs')]);
-  await must('umoci', ['repack', '--image', `${out}:1`, bundle]);
-  await must('umoci', ['config', '--image', `${out}:1`, '--config.cmd', 'sh']);
-  return out;
-}
 
 const basic = (user: string, password: string) => ({ Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });

@@ -7,7 +7,7 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { SAMPAN } from '../harness.js';
+import { SAMPAN, runCmd, type RunResult } from '../harness.js';
 
 /** bin/sampan, or SAMPAN_BIN (e.g. a launcher of a partial build while the tree is mid-change). */
 export const BIN = process.env.SAMPAN_BIN ?? SAMPAN;
@@ -230,4 +230,29 @@ export async function verifyBlobStore(root: string): Promise<number> {
     }
   }
   return n;
+}
+
+/** Run a command that must succeed; its output comes with the error otherwise. */
+export async function must(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<RunResult> {
+  const r = await runCmd(cmd, args, { timeoutMs, env });
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}):\n${r.stderr}${r.stdout}`);
+  return r;
+}
+
+/** A busybox OCI layout at <dir>/bb (tag 1), made with umoci from the host's busybox-static; cmd sh. */
+export async function makeBusyboxLayout(dir: string, applets = ['sh', 'ls', 'cat', 'echo', 'sleep', 'true']): Promise<string> {
+  const out = path.join(dir, 'bb');
+  const rootfs = path.join(dir, 'bbroot');
+  const bundle = path.join(dir, 'bundle');
+  await fs.mkdir(path.join(rootfs, 'bin'), { recursive: true });
+  await fs.copyFile('/bin/busybox', path.join(rootfs, 'bin', 'busybox'));
+  await fs.chmod(path.join(rootfs, 'bin', 'busybox'), 0o755);
+  for (const a of applets) await fs.symlink('busybox', path.join(rootfs, 'bin', a));
+  await must('umoci', ['init', '--layout', out]);
+  await must('umoci', ['new', '--image', `${out}:1`]);
+  await must('umoci', ['unpack', '--rootless', '--image', `${out}:1`, bundle]);
+  await must('cp', ['-a', `${rootfs}/.`, path.join(bundle, 'rootfs')]);
+  await must('umoci', ['repack', '--image', `${out}:1`, bundle]);
+  await must('umoci', ['config', '--image', `${out}:1`, '--config.cmd', 'sh']);
+  return out;
 }

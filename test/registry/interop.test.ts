@@ -8,38 +8,15 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { runCmd, type RunResult } from '../harness.js';
-import { DOCKER_MANIFEST, OCI_MANIFEST, TestRegistry, sha256 } from './harness.js';
+import { DOCKER_MANIFEST, OCI_MANIFEST, TestRegistry, makeBusyboxLayout, must, sha256 } from './harness.js';
 
 let reg: TestRegistry;
 let work: string;
 let layout: string;
 
-async function must(cmd: string, args: string[], timeoutMs = 120_000): Promise<RunResult> {
-  const r = await runCmd(cmd, args, { timeoutMs });
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}):\n${r.stderr}${r.stdout}`);
-  return r;
-}
 
 const skopeo = (...args: string[]) => must('skopeo', args);
 
-/** A busybox OCI layout (tag 1) made with umoci: bin/busybox plus a few applet links, cmd sh. */
-async function makeBusyboxLayout(dir: string): Promise<string> {
-  const out = path.join(dir, 'bb');
-  const rootfs = path.join(dir, 'bbroot');
-  const bundle = path.join(dir, 'bundle');
-  await fs.mkdir(path.join(rootfs, 'bin'), { recursive: true });
-  await fs.copyFile('/bin/busybox', path.join(rootfs, 'bin', 'busybox'));
-  await fs.chmod(path.join(rootfs, 'bin', 'busybox'), 0o755);
-  for (const a of ['sh', 'ls', 'cat', 'echo', 'sleep', 'true']) await fs.symlink('busybox', path.join(rootfs, 'bin', a));
-  await must('umoci', ['init', '--layout', out]);
-  await must('umoci', ['new', '--image', `${out}:1`]);
-  await must('umoci', ['unpack', '--rootless', '--image', `${out}:1`, bundle]);
-  await must('cp', ['-a', `${rootfs}/.`, path.join(bundle, 'rootfs')]);
-  await must('umoci', ['repack', '--image', `${out}:1`, bundle]);
-  await must('umoci', ['config', '--image', `${out}:1`, '--config.cmd', 'sh']);
-  return out;
-}
 
 before(async () => {
   reg = await TestRegistry.start();

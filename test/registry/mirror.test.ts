@@ -17,8 +17,8 @@ import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { TestEngine, runCmd, sleep, until, type RunResult } from '../harness.js';
-import { TestRegistry, errCode, freePort, sha256, verifyBlobStore } from './harness.js';
+import { TestEngine, runCmd, sleep, until } from '../harness.js';
+import { TestRegistry, errCode, freePort, makeBusyboxLayout, must, sha256, verifyBlobStore } from './harness.js';
 
 const TTL_MS = 1500;
 
@@ -33,33 +33,11 @@ let pushed = '';
 /** skopeo never reads the machine's credentials. */
 const skopeoEnv = () => ({ REGISTRY_AUTH_FILE: path.join(work, 'no-such-auth.json') });
 
-async function must(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  const r = await runCmd(cmd, args, { timeoutMs: 120_000, env });
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}):\n${r.stderr}${r.stdout}`);
-  return r;
-}
 
 const skopeo = (...args: string[]) => must('skopeo', args, skopeoEnv());
 const skopeoTry = (...args: string[]) => runCmd('skopeo', args, { timeoutMs: 120_000, env: skopeoEnv() });
 const inspectDigest = async (ref: string) => (await skopeo('inspect', ...(ref.startsWith('docker://') ? ['--tls-verify=false'] : []), '--format', '{{.Digest}}', ref)).stdout.trim();
 
-/** A busybox OCI layout (tag 1) made with umoci, as in interop.test.ts. */
-async function makeBusyboxLayout(dir: string): Promise<string> {
-  const out = path.join(dir, 'bb');
-  const rootfs = path.join(dir, 'bbroot');
-  const bundle = path.join(dir, 'bundle');
-  await fs.mkdir(path.join(rootfs, 'bin'), { recursive: true });
-  await fs.copyFile('/bin/busybox', path.join(rootfs, 'bin', 'busybox'));
-  await fs.chmod(path.join(rootfs, 'bin', 'busybox'), 0o755);
-  for (const a of ['sh', 'echo', 'cat']) await fs.symlink('busybox', path.join(rootfs, 'bin', a));
-  await must('umoci', ['init', '--layout', out]);
-  await must('umoci', ['new', '--image', `${out}:1`]);
-  await must('umoci', ['unpack', '--rootless', '--image', `${out}:1`, bundle]);
-  await must('cp', ['-a', `${rootfs}/.`, path.join(bundle, 'rootfs')]);
-  await must('umoci', ['repack', '--image', `${out}:1`, bundle]);
-  await must('umoci', ['config', '--image', `${out}:1`, '--config.cmd', 'sh']);
-  return out;
-}
 
 /** Blob GETs the upstream answered (its /metrics). */
 async function upstreamBlobGets(reg: TestRegistry): Promise<number> {
