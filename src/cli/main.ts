@@ -31,6 +31,7 @@ program
   .option('--config <file>', 'JSON config file (default /etc/sampan/engine.json); flags override it')
   .option('--runc <path>', 'OCI runtime binary (default runc)')
   .option('--cgroup-parent <path>', 'cgroup parent for containers (default /sampan)')
+  .option('--lxcfs <bool>', 'bind LXCFS views of /proc into containers when lxcfs is installed (default true)')
   .option('--registry-mirror <url>', 'pull mirror, tried before the origin; repeatable ("URL" for docker.io, "HOST[:PORT]=URL" for another registry)', collect)
   .option('--insecure-registry <host>', 'registry (HOST[:PORT] or CIDR) to reach over plain HTTP or unverified TLS; repeatable', collect)
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
@@ -45,6 +46,7 @@ program
       tlskey: o.tlskey as string | undefined,
       runc: o.runc as string | undefined,
       cgroupParent: o.cgroupParent as string | undefined,
+      lxcfs: o.lxcfs === undefined ? undefined : !/^(false|0|no|off)$/i.test(String(o.lxcfs)),
       registryMirrors: o.registryMirror as string[] | undefined,
       insecureRegistries: o.insecureRegistry as string[] | undefined,
       logLevel: o.logLevel as 'info' | undefined,

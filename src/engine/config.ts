@@ -12,11 +12,23 @@ export const EngineConfigSchema = z.strictObject({
   runc: z.string().default('runc'),
   conmon: z.string().default('conmon'),
   cgroupParent: z.string().default('/sampan'),
+  /** Bind LXCFS's /proc views into containers (when lxcfs is installed). */
+  lxcfs: z.boolean().default(true),
+  /** Use (or start) lxcfs at this mountpoint only (default: any running lxcfs, else one started at /var/lib/lxcfs). */
+  lxcfsDir: z.string().min(1).optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   /** Pull mirrors: "URL" mirrors docker.io, "HOST[:PORT]=URL" mirrors that registry; tried first, the origin on failure. */
   registryMirrors: z.array(z.string().min(1)).default([]),
   /** Registries (HOST[:PORT] or an IP CIDR) reached without TLS verification or over plain HTTP; loopback always is. */
   insecureRegistries: z.array(z.string().min(1)).default([]),
+  /**
+   * The default bridge network: its Linux bridge and subnet (clear of podman's 10.88/16 and docker's 172.17/16).
+   * Bridge names start with "sampan": the isolation rules between networks match sampan+.
+   */
+  bridgeName: z.string().regex(/^sampan[a-zA-Z0-9_.-]{1,9}$/, 'a bridge name "sampan" followed by 1 to 9 characters').default('sampan0'),
+  bridgeSubnet: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/).default('10.89.0.0/16'),
+  /** Where the CNI plugins are (Debian's containernetworking-plugins). */
+  cniPluginDirs: z.array(z.string().min(1)).default(['/usr/lib/cni', '/opt/cni/bin']),
 });
 
 export type EngineConfig = z.infer<typeof EngineConfigSchema>;
@@ -36,6 +48,8 @@ export async function loadEngineConfig(flags: Partial<EngineConfig> & { config?:
   if (process.env.SAMPAN_ROOT) env.root = process.env.SAMPAN_ROOT;
   if (process.env.SAMPAN_EXEC_ROOT) env.execRoot = process.env.SAMPAN_EXEC_ROOT;
   if (process.env.SAMPAN_LOG_LEVEL) env.logLevel = process.env.SAMPAN_LOG_LEVEL;
+  if (process.env.SAMPAN_BRIDGE_NAME) env.bridgeName = process.env.SAMPAN_BRIDGE_NAME;
+  if (process.env.SAMPAN_BRIDGE_SUBNET) env.bridgeSubnet = process.env.SAMPAN_BRIDGE_SUBNET;
   const given = Object.fromEntries(Object.entries(flags).filter(([k, v]) => v !== undefined && k !== 'config'));
   const r = EngineConfigSchema.safeParse({ ...fromFile, ...env, ...given });
   if (!r.success) {

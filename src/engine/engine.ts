@@ -16,9 +16,11 @@ import { Conmon } from './runtime/conmon.js';
 import { EventBus } from './events.js';
 import { VolumeService } from './volumes/service.js';
 import { ContainerService } from './containers/service.js';
+import { NetworkService } from './network/service.js';
 import { ExecService } from './containers/exec.js';
 import { Registries } from '../lib/distribution/client.js';
 import { ExtractPool } from './snapshots/extract-pool.js';
+import { Lxcfs } from './lxcfs.js';
 
 const run = promisify(execFile);
 
@@ -45,7 +47,9 @@ export class Engine {
   readonly volumes: VolumeService;
   readonly containers: ContainerService;
   readonly execs: ExecService;
+  readonly networks: NetworkService;
   readonly registries: Registries;
+  readonly lxcfs: Lxcfs;
   private readonly extractPool = new ExtractPool();
   engineId = '';
   initBinary?: string;
@@ -67,6 +71,18 @@ export class Engine {
     this.volumes = new VolumeService(path.join(root, 'volumes'), this.events);
     const runc = new Runc(runcPath, path.join(config.execRoot, 'runc'));
     this.initBinary = initBinary;
+    this.lxcfs = new Lxcfs(config.lxcfs, log, config.lxcfsDir);
+    // after an lxcfs restart, running containers get its files again
+    this.lxcfs.running = () => this.containers.list().filter((c) => c.State.Status === 'running' || c.State.Status === 'paused').map((c) => ({ name: c.Name, pid: c.State.Pid }));
+    this.networks = new NetworkService({
+      root,
+      bridgeName: config.bridgeName,
+      bridgeSubnet: config.bridgeSubnet,
+      cniPluginDirs: config.cniPluginDirs,
+      log,
+      events: this.events,
+      containers: () => this.containers.list(),
+    });
     this.containers = new ContainerService({
       root,
       execRoot: config.execRoot,
@@ -76,9 +92,11 @@ export class Engine {
       runc,
       events: this.events,
       volumes: this.volumes,
+      network: this.networks,
       log,
       initBinary,
       cgroupParent: config.cgroupParent,
+      lxcfs: this.lxcfs,
     });
     this.images = new ImageService(store, this.events, (id) =>
       this.containers.usesImage(id).map((c) => ({ id: c.Id, running: c.State.Status === 'running' || c.State.Status === 'paused' })),
@@ -100,7 +118,10 @@ export class Engine {
     await e.layers.init();
     await e.images.store.init();
     await e.volumes.init();
+    await e.lxcfs.init();
+    await e.networks.init();
     await e.containers.init();
+    await e.networks.resumeDns();
     const idFile = path.join(config.root, 'engine-id.json');
     const id = await readJsonOr<{ id?: string }>(idFile, {});
     e.engineId = id.id ?? randomUUID();
@@ -115,6 +136,8 @@ export class Engine {
 
   close(): void {
     this.containers.close();
+    this.networks.close();
+    this.lxcfs.close();
     this.registries.close();
     this.extractPool.close();
   }

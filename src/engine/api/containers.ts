@@ -50,7 +50,7 @@ export function containerRoutes(r: Router, e: Engine): void {
           case 'volume':
             return vals.some((v) => c.Mounts.some((m) => m.Name === v || m.Destination === v));
           case 'network':
-            return vals.includes(c.HostConfig.NetworkMode === 'default' ? 'none' : c.HostConfig.NetworkMode);
+            return vals.includes(c.HostConfig.NetworkMode === 'default' ? 'bridge' : c.HostConfig.NetworkMode);
           case 'before':
           case 'since': {
             const ref = svc.get(vals[0]!);

@@ -14,6 +14,8 @@ import { containerRoutes } from './containers.js';
 import { imageRoutes } from './images.js';
 import { archiveRoutes } from './archive.js';
 import { registryRoutes } from './registry.js';
+import { networkRoutes } from './networks.js';
+import { resourceRoutes } from './resources.js';
 
 const VERSION_PREFIX = /^\/v(\d+\.\d+)(\/.*)$/;
 
@@ -36,6 +38,8 @@ export class ApiServer {
     imageRoutes(this.router, engine);
     archiveRoutes(this.router, engine);
     registryRoutes(this.router, engine);
+    networkRoutes(this.router, engine);
+    resourceRoutes(this.router, engine);
     this.router.add('GET', '/metrics', async (ctx) => {
       ctx.send(200, await this.metrics.metrics(), { 'Content-Type': this.metrics.contentType });
     });

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { ContainerRecord } from '../containers/model.js';
 import type { Image } from '../images/store.js';
 import type { HistoryEntry } from '../../lib/oci.js';
+import { containerNetworks, portMap, portSummary, primaryEndpoint } from './netviews.js';
 
 /** Docker's units.HumanDuration. */
 export function humanDuration(ms: number): string {
@@ -42,17 +43,7 @@ export function statusText(r: ContainerRecord, now = Date.now()): string {
   }
 }
 
-function networks(r: ContainerRecord): Record<string, unknown> {
-  const mode = r.HostConfig.NetworkMode;
-  if (mode.startsWith('container:')) return {};
-  const name = mode === 'default' || mode === 'bridge' ? 'none' : mode;
-  return {
-    [name]: {
-      IPAMConfig: null, Links: null, Aliases: null, MacAddress: '', NetworkID: name, EndpointID: '', Gateway: '', IPAddress: '',
-      IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DriverOpts: null, DNSNames: null,
-    },
-  };
-}
+const networks = containerNetworks;
 
 function mountView(m: ContainerRecord['Mounts'][number]) {
   return {
@@ -75,7 +66,7 @@ export function containerSummary(r: ContainerRecord, imageName: string): Record<
     ImageID: r.Image,
     Command: [r.Path, ...r.Args].map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' '),
     Created: Math.floor(Date.parse(r.Created) / 1000),
-    Ports: [],
+    Ports: portSummary(r),
     Labels: r.Config.Labels ?? {},
     State: r.State.Status === 'exited' && !r.HasBeenStarted && r.State.FinishedAt.startsWith('0001') ? 'created' : r.State.Status,
     Status: statusText(r),
@@ -88,6 +79,7 @@ export function containerSummary(r: ContainerRecord, imageName: string): Record<
 export function containerInspect(r: ContainerRecord, dirs: { dir: string; fs: string; lowers: string[] }, execIds: string[]): Record<string, unknown> {
   const st = r.State;
   const status = st.Status === 'exited' && !r.HasBeenStarted && st.FinishedAt.startsWith('0001') ? 'created' : st.Status;
+  const ep = primaryEndpoint(r);
   return {
     Id: r.Id,
     Created: r.Created,
@@ -135,21 +127,21 @@ export function containerInspect(r: ContainerRecord, dirs: { dir: string; fs: st
     NetworkSettings: {
       Bridge: '',
       SandboxID: '',
-      SandboxKey: st.Pid ? `/proc/${st.Pid}/ns/net` : '',
-      Ports: {},
+      SandboxKey: ep.SandboxKey || (st.Pid ? `/proc/${st.Pid}/ns/net` : ''),
+      Ports: portMap(r),
       HairpinMode: false,
       LinkLocalIPv6Address: '',
       LinkLocalIPv6PrefixLen: 0,
       SecondaryIPAddresses: null,
       SecondaryIPv6Addresses: null,
-      EndpointID: '',
-      Gateway: '',
+      EndpointID: ep.EndpointID,
+      Gateway: ep.Gateway,
       GlobalIPv6Address: '',
       GlobalIPv6PrefixLen: 0,
-      IPAddress: '',
-      IPPrefixLen: 0,
+      IPAddress: ep.IPAddress,
+      IPPrefixLen: ep.IPPrefixLen,
       IPv6Gateway: '',
-      MacAddress: '',
+      MacAddress: ep.MacAddress,
       Networks: networks(r),
     },
   };

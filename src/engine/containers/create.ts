@@ -59,9 +59,7 @@ export function normalizeHostConfig(hc: Record<string, unknown> | null | undefin
   if (policy.MaximumRetryCount > 0 && policy.Name !== 'on-failure') throw invalid(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
   if (h.AutoRemove && policy.Name !== 'no' && policy.Name !== '') throw invalid('can\'t create \'AutoRemove\' container with restart policy');
   const nm = (h.NetworkMode as string) || 'default';
-  if (!(nm === 'default' || nm === 'none' || nm === 'host' || nm === 'bridge' || nm.startsWith('container:'))) {
-    throw invalid(`network ${nm} not found`);
-  }
+  // user networks are checked by the network service at create
   return {
     ...h,
     Binds: (h.Binds as string[] | null) ?? null,

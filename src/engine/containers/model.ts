@@ -1,3 +1,4 @@
+import type { ContainerNet, EndpointSettings } from '../network/service.js';
 import type { HealthConfig } from '../../lib/oci.js';
 
 /** Docker's container Config, as the API sends and shows it. */
@@ -118,6 +119,10 @@ export interface ContainerRecord {
   HasBeenStarted: boolean;
   Mounts: MountPoint[];
   NetworkSandbox?: string;
+  /** Endpoint settings asked for at create (docker run --network NAME --ip/--alias) and by connect. */
+  NetworkingConfig?: { EndpointsConfig?: Record<string, EndpointSettings> };
+  /** The container's live network state (namespace, endpoints, published ports); absent while not running. */
+  Net?: ContainerNet;
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';

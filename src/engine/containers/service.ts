@@ -15,12 +15,14 @@ import type { Conmon } from '../runtime/conmon.js';
 import type { Runc } from '../runtime/runc.js';
 import type { EventBus } from '../events.js';
 import type { VolumeService } from '../volumes/service.js';
+import type { NetworkService } from '../network/service.js';
 import { ZERO_TIME, type ContainerRecord, type MountPoint } from './model.js';
 import { mergeConfig, normalizeHostConfig, parseBind } from './create.js';
 import { buildSpec, parseSignal } from './spec.js';
 import { resolveUser } from './user.js';
 import { mergeEnv } from './parse.js';
 import { CreateBodySchema, parseBody } from './validate.js';
+import { checkResources, cgroupsPathOf, oomKillCount, mergeUpdate, updateResources, validateResources } from './resources.js';
 
 const run = promisify(execFile);
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -36,9 +38,13 @@ export interface ContainerDeps {
   runc: Runc;
   events: EventBus;
   volumes: VolumeService;
+  /** Bridge networking (CNI); without it a container gets a fresh namespace with loopback only. */
+  network?: NetworkService;
   log: Logger;
   initBinary?: string;
   cgroupParent: string;
+  /** The LXCFS views bound into containers (when enabled and available). */
+  lxcfs?: { binds(): Promise<Array<{ source: string; destination: string }>> };
 }
 
 /** Called with the attach socket's path once conmon made it, before the process runs. */
@@ -190,6 +196,7 @@ export class ContainerService {
     }
     const image = this.d.images.resolve(body.Image);
     const hostConfig = normalizeHostConfig(body.HostConfig as Record<string, unknown>);
+    const warnings = await checkResources(body.Labels, hostConfig);
     const id = newId();
     const { config, path: p, args } = mergeConfig(body, image, id);
     let cname = name || randomName();
@@ -212,6 +219,7 @@ export class ContainerService {
       ManuallyStopped: false,
       HasBeenStarted: false,
       Mounts: mounts,
+      NetworkingConfig: (body.NetworkingConfig as ContainerRecord['NetworkingConfig']) ?? undefined,
     };
     // the name is claimed synchronously, so two creates with one name cannot both win
     const holder = this.names.get(cname);
@@ -219,6 +227,7 @@ export class ContainerService {
     this.names.set(cname, id);
     try {
       if (hostConfig.NetworkMode.startsWith('container:')) this.get(hostConfig.NetworkMode.slice(10));
+      this.d.network?.checkCreate(rec);
       await ensureDir(this.dir(id), 0o710);
       await this.d.snapshots.prepare(path.join(this.dir(id), 'fs'));
       for (const m of mounts) {
@@ -238,7 +247,7 @@ export class ContainerService {
     }
     this.records.set(id, rec);
     this.d.events.emit('container', 'create', id, this.attrs(rec));
-    return { Id: id, Warnings: [] };
+    return { Id: id, Warnings: warnings };
   }
 
   private async planMounts(imageVolumes: Record<string, object>, hc: ReturnType<typeof normalizeHostConfig>): Promise<MountPoint[]> {
@@ -305,8 +314,8 @@ export class ContainerService {
       const user = await resolveUser(rootfs, rec.Config.User);
       const env = mergeEnv([DEFAULT_PATH, `HOSTNAME=${rec.Config.Hostname}`], rec.Config.Tty ? ['TERM=xterm'] : [], rec.Config.Env);
       if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
-      const etcFiles = await this.writeEtcFiles(rec);
       const netns = await this.netnsFor(rec);
+      const etcFiles = await this.writeEtcFiles(rec);
       const spec = await buildSpec(rec, {
         rootfs,
         user,
@@ -316,7 +325,8 @@ export class ContainerService {
         etcFiles,
         netns,
         initBinary: this.d.initBinary,
-        cgroupsPath: `${this.d.cgroupParent}/${rec.Id}`,
+        cgroupsPath: cgroupsPathOf(rec.HostConfig, this.d.cgroupParent, rec.Id),
+        extraBinds: this.d.lxcfs ? await this.d.lxcfs.binds() : undefined,
       });
       if (rec.HostConfig.Init && !this.d.initBinary) throw invalid('--init is not available: no init binary (tini) found on this host');
       await this.d.runc.delete(rec.Id);
@@ -341,6 +351,7 @@ export class ContainerService {
       this.startedAtMs.set(rec.Id, Date.now());
       await this.save(rec);
       this.d.events.emit('container', 'start', rec.Id, this.attrs(rec));
+      await this.d.network?.announce(rec, (cid) => path.join(this.dir(cid), 'hosts'));
       // an exit that happened before the state was saved has already fired its watch event
       if (await exists(path.join(this.exitsDir, rec.Id))) void this.handleExit(rec.Id);
     } catch (err) {
@@ -349,6 +360,7 @@ export class ContainerService {
       rec.State.ExitCode = /executable file not found|no such file or directory/.test(msg) ? 127 : /permission denied/.test(msg) ? 126 : 128;
       if (rec.State.Status === 'restarting') rec.State.Status = 'exited';
       await this.d.runc.delete(rec.Id).catch(() => undefined);
+      await this.releaseNet(rec);
       if (!this.rootfsUsers.has(rec.Id)) await this.d.snapshots.unmount(fsBase).catch(() => undefined);
       await this.save(rec).catch(() => undefined);
       this.exits.emit(`fail:${rec.Id}`, msg);
@@ -389,6 +401,7 @@ export class ContainerService {
         const i = h.indexOf(':');
         return `${h.slice(i + 1)}\t${h.slice(0, i)}`;
       });
+      extra.push(...(this.d.network?.hostsLines(rec, rec.Net) ?? []));
       const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', 'fe00::0\tip6-localnet', 'ff00::0\tip6-mcastprefix', 'ff02::1\tip6-allnodes', 'ff02::2\tip6-allrouters', ...extra];
       await fs.writeFile(files.hosts, `${lines.join('\n')}\n`);
       await fs.writeFile(files.hostname, `${rec.Config.Hostname}\n`);
@@ -399,6 +412,7 @@ export class ContainerService {
       const keep = resolv.split('\n').filter((l) => !(hc.Dns.length && l.startsWith('nameserver')) && !(hc.DnsSearch.length && l.startsWith('search')) && !(hc.DnsOptions.length && l.startsWith('options')));
       resolv = [...keep.filter(Boolean), ...hc.Dns.map((d) => `nameserver ${d}`), ...(hc.DnsSearch.length ? [`search ${hc.DnsSearch.join(' ')}`] : []), ...(hc.DnsOptions.length ? [`options ${hc.DnsOptions.join(' ')}`] : [])].join('\n') + '\n';
     }
+    resolv = this.d.network?.resolvConf(rec, resolv) ?? resolv;
     await fs.writeFile(files.resolvConf, resolv);
     return files;
   }
@@ -409,14 +423,35 @@ export class ContainerService {
     if (mode.startsWith('container:')) {
       const other = this.get(mode.slice(10));
       if (other.State.Status !== 'running' && other.State.Status !== 'paused') throw conflict(`cannot join network of a non running container: ${other.Id}`);
-      return `/proc/${other.State.Pid}/ns/net`;
+      return other.Net?.Netns ?? `/proc/${other.State.Pid}/ns/net`;
     }
-    return undefined; // none, and bridge until the engine has bridge networking: a fresh namespace with lo
+    if (!this.d.network) return undefined; // a fresh namespace with lo
+    if (rec.Net) await this.releaseNet(rec); // left from a run the engine did not see end
+    rec.Net = await this.d.network.attach(rec);
+    return rec.Net?.Netns; // none: a fresh namespace with lo
+  }
+
+  /** The container's endpoints and namespace go (CNI DEL: lease, veth, rules), at exit, failed start and rm. */
+  private async releaseNet(rec: ContainerRecord): Promise<void> {
+    if (!this.d.network) return;
+    await this.d.network.detach(rec).catch((e) => this.d.log.warn({ id: rec.Id.slice(0, 12), err: errorMessage(e) }, 'network teardown failed'));
+    rec.Net = undefined;
+  }
+
+  /** Run fn on the record under the container's lock, then save it (network connect and disconnect). */
+  async mutate<T>(ref: string, fn: (rec: ContainerRecord) => Promise<T>): Promise<T> {
+    const rec = this.get(ref);
+    return this.lock.run(rec.Id, async () => {
+      const out = await fn(rec);
+      await this.save(rec);
+      return out;
+    });
   }
 
   // ---------- exits and restart policies ----------
 
   private async recordExit(rec: ContainerRecord, code: number, finished: Date): Promise<void> {
+    await this.releaseNet(rec);
     rec.State = { ...rec.State, Status: 'exited', Pid: 0, ExitCode: code, FinishedAt: finished.toISOString() };
     await this.save(rec);
   }
@@ -454,9 +489,12 @@ export class ContainerService {
     if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') return undefined;
     rec.State.Status = 'exited'; // claims this exit before any await
     await fs.rm(file, { force: true });
+    const oomKilled = (await oomKillCount(cgroupsPathOf(rec.HostConfig, this.d.cgroupParent, id))) > 0;
     await this.d.runc.delete(id).catch(() => undefined);
     if (!this.rootfsUsers.has(id)) await this.d.snapshots.unmount(path.join(this.dir(id), 'fs')).catch(() => undefined);
     await removeTree(this.bundle(id));
+    rec.State.OOMKilled = oomKilled;
+    if (oomKilled) this.d.events.emit('container', 'oom', id, this.attrs(rec));
     await this.recordExit(rec, code, finished);
     this.d.log.info({ id: id.slice(0, 12), exitCode: code }, 'container exited');
     this.d.events.emit('container', 'die', id, { ...this.attrs(rec), exitCode: String(code) });
@@ -528,6 +566,31 @@ export class ContainerService {
       }, timeoutMs);
       this.exits.once(`exit:${id}`, onExit);
     });
+  }
+
+  // ---------- update ----------
+
+  /** `docker update`: new resources (applied live with runc update when running) and restart policy. */
+  async update(ref: string, body: Record<string, unknown>): Promise<{ Warnings: string[] }> {
+    const rec = this.get(ref);
+    return this.lock.run(rec.Id, async () => {
+      const next = mergeUpdate(rec.HostConfig, body);
+      const warnings = validateResources(next);
+      if (rec.State.Status === 'running' || rec.State.Status === 'paused') {
+        await this.d.runc.update(rec.Id, JSON.stringify(await updateResources(next))).catch((err: unknown) => {
+          throw invalid(`Cannot update container ${rec.Id}: ${errorMessage(err)}`);
+        });
+      }
+      rec.HostConfig = next;
+      await this.save(rec);
+      this.d.events.emit('container', 'update', rec.Id, this.attrs(rec));
+      return { Warnings: warnings };
+    });
+  }
+
+  /** The cgroups path runc was given for this container. */
+  cgroupsPath(rec: ContainerRecord): string {
+    return cgroupsPathOf(rec.HostConfig, this.d.cgroupParent, rec.Id);
   }
 
   // ---------- stop, kill, restart, pause ----------
@@ -628,6 +691,7 @@ export class ContainerService {
       this.restartTimers.delete(rec.Id);
       rec.State.Status = 'removing';
       await this.d.runc.delete(rec.Id).catch(() => undefined);
+      await this.releaseNet(rec);
       await this.d.snapshots.remove(path.join(this.dir(rec.Id), 'fs'));
       await removeTree(this.bundle(rec.Id));
       await fs.rm(path.join(this.exitsDir, rec.Id), { force: true });

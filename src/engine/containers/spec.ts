@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import type { ContainerRecord, MountPoint } from './model.js';
 import type { ResolvedUser } from './user.js';
 import { invalid } from '../../lib/errors.js';
+import { ociResources, ociRlimits } from './resources.js';
 
 /** Docker's default capability set. */
 export const DEFAULT_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
@@ -68,6 +69,8 @@ export interface SpecInputs {
   netns?: string;
   initBinary?: string;
   cgroupsPath: string;
+  /** Read-only binds the engine adds (the LXCFS views of /proc and /sys files). */
+  extraBinds?: Array<{ source: string; destination: string }>;
 }
 
 /** The OCI runtime spec for a container, following Docker's defaults. */
@@ -98,19 +101,17 @@ export async function buildSpec(rec: ContainerRecord, x: SpecInputs): Promise<Re
       mounts.push({ destination: m.Destination, type: 'bind', source: m.Source, options: ['rbind', prop, m.RW ? 'rw' : 'ro'] });
     }
   }
+  for (const b of x.extraBinds ?? []) if (!userDest.has(b.destination)) mounts.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', 'ro'] });
   if (hc.Init && x.initBinary) mounts.push({ destination: '/sbin/docker-init', type: 'bind', source: x.initBinary, options: ['rbind', 'ro', 'rprivate'] });
 
   const namespaces: Array<Record<string, string>> = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
   if (x.netns !== 'host') namespaces.push(x.netns ? { type: 'network', path: x.netns } : { type: 'network' });
 
-  const rlimits = (hc.Ulimits ?? []).map((u) => ({ type: `RLIMIT_${u.Name.toUpperCase()}`, hard: u.Hard, soft: u.Soft }));
+  const rlimits = await ociRlimits(hc);
   const resources: Record<string, unknown> = {
     devices: hc.Privileged ? [{ allow: true, access: 'rwm' }] : [{ allow: false, access: 'rwm' }],
+    ...(await ociResources(hc)),
   };
-  if (hc.Memory) resources.memory = { limit: hc.Memory };
-  if (hc.NanoCpus) resources.cpu = { quota: Math.round((hc.NanoCpus / 1e9) * 100000), period: 100000 };
-  if (hc.CpuShares) resources.cpu = { ...(resources.cpu as object), shares: hc.CpuShares };
-  if (hc.PidsLimit && hc.PidsLimit > 0) resources.pids = { limit: hc.PidsLimit };
 
   const process: Record<string, unknown> = {
     terminal: rec.Config.Tty,
