@@ -58,6 +58,10 @@ export function normalizeHostConfig(hc: Record<string, unknown> | null | undefin
   if (policy.MaximumRetryCount < 0) throw invalid('invalid restart policy: maximum retry count cannot be negative');
   if (policy.MaximumRetryCount > 0 && policy.Name !== 'on-failure') throw invalid(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
   if (h.AutoRemove && policy.Name !== 'no' && policy.Name !== '') throw invalid('can\'t create \'AutoRemove\' container with restart policy');
+  // accepting a size we cannot enforce would let a user believe there is a quota
+  if (h.StorageOpt && typeof h.StorageOpt === 'object' && Object.keys(h.StorageOpt).length) {
+    throw invalid(`--storage-opt is not supported by this engine yet (no disk quota backend): ${Object.keys(h.StorageOpt).join(', ')}`);
+  }
   const nm = (h.NetworkMode as string) || 'default';
   // user networks are checked by the network service at create
   return {
