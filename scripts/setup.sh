@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # zstd (zstd-compressed layers); containernetworking-plugins + iptables (bridge networks, published ports);
 # test peers: the docker CLI's daemon (dockerd), podman, skopeo, umoci, Distribution (docker-registry) with
 # apache2-utils for its htpasswd files; util-linux for `script` (pty tests)
-PKGS=(runc conmon busybox-static tini attr zstd util-linux procps iproute2 iptables openssl lxcfs containernetworking-plugins)
+PKGS=(runc conmon busybox-static tini attr zstd util-linux procps iproute2 iptables openssl lxcfs containernetworking-plugins golang-github-containers-common)
 if [ "${SAMPAN_SETUP_PEERS:-1}" = 1 ]; then PKGS+=(docker.io podman skopeo umoci curl python3 docker-registry apache2-utils); fi
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import os from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -60,10 +61,14 @@ export class TestEngine {
     return e;
   }
 
+  /** Each engine gets a default bridge of its own: engines side by side must not share one subnet and IPAM. */
+  readonly bridge = process.env.SAMPAN_BRIDGE_NAME ?? `sampan${randomBytes(3).toString('hex')}`;
+  private readonly subnet = process.env.SAMPAN_BRIDGE_SUBNET ?? `10.${150 + randomBytes(1)[0]! % 50}.${randomBytes(1)[0]!}.0/24`;
+
   async launch(): Promise<void> {
     this.proc = spawn(SAMPAN, ['engine', '--root', path.join(this.dir, 'root'), '--exec-root', path.join(this.dir, 'run'), '--host', `unix://${this.sock}`, '--cgroup-parent', `/sampan-test-${path.basename(this.dir)}`, ...this.args], {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, SAMPAN_LOG_LEVEL: process.env.SAMPAN_LOG_LEVEL ?? 'info' },
+      env: { ...process.env, SAMPAN_LOG_LEVEL: process.env.SAMPAN_LOG_LEVEL ?? 'info', SAMPAN_BRIDGE_NAME: this.bridge, SAMPAN_BRIDGE_SUBNET: this.subnet },
     });
     this.proc.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
     const exited = new Promise<void>((r) => this.proc!.once('exit', () => r()));
@@ -137,6 +142,12 @@ export class TestEngine {
           // gone
         }
       }
+    }
+    // the default bridge and its isolation rules belong to the host: remove this engine's
+    await runCmd('ip', ['link', 'delete', this.bridge]);
+    const rules = (await runCmd('iptables', ['-w', '-S', 'SAMPAN-ISOLATION'])).stdout.split('\n');
+    for (const l of rules.filter((x) => x.startsWith('-A') && x.includes(`sampan:${this.bridge}`))) {
+      await runCmd('iptables', ['-w', '-D', ...l.replace(/"/g, '').split(/\s+/).slice(1)]);
     }
     const mounts = (await fs.readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(this.dir)).sort().reverse();
     for (const m of mounts) await runCmd('umount', ['-l', m]);

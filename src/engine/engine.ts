@@ -21,6 +21,7 @@ import { ExecService } from './containers/exec.js';
 import { Registries } from '../lib/distribution/client.js';
 import { ExtractPool } from './snapshots/extract-pool.js';
 import { Lxcfs } from './lxcfs.js';
+import { loadDefaultSeccomp } from './containers/security.js';
 
 const run = promisify(execFile);
 
@@ -119,6 +120,7 @@ export class Engine {
     await e.images.store.init();
     await e.volumes.init();
     await e.lxcfs.init();
+    await loadDefaultSeccomp(log);
     await e.networks.init();
     await e.containers.init();
     await e.networks.resumeDns();

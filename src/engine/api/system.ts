@@ -5,6 +5,7 @@ import type { Engine } from '../engine.js';
 import type { EngineEvent } from '../events.js';
 import { invalid } from '../../lib/errors.js';
 import { labelMatch, parseTime } from '../images/service.js';
+import { seccompActive } from '../containers/security.js';
 
 function eventMatches(ev: EngineEvent, filters: Map<string, string[]>): boolean {
   for (const [k, vals] of filters) {
@@ -117,7 +118,7 @@ export function systemRoutes(r: Router, e: Engine): void {
       Isolation: '',
       InitBinary: e.initBinary ?? '',
       Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
-      SecurityOptions: [],
+      SecurityOptions: seccompActive() ? ['name=seccomp,profile=builtin'] : [],
       Warnings: [],
     });
   });

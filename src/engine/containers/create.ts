@@ -4,6 +4,7 @@ import { invalid } from '../../lib/errors.js';
 import { mergeEnv } from './parse.js';
 import type { ContainerConfig, HostConfig, MountSpec, RestartPolicy } from './model.js';
 import type { CreateBody } from './validate.js';
+import { parseSecurityOpts, validateDevices, validateSysctls, type DeviceMapping } from './security.js';
 
 const toArr = (v: string[] | string | null | undefined): string[] | null => (v == null ? null : Array.isArray(v) ? v : [v]);
 
@@ -63,6 +64,9 @@ export function normalizeHostConfig(hc: Record<string, unknown> | null | undefin
     throw invalid(`--storage-opt is not supported by this engine yet (no disk quota backend): ${Object.keys(h.StorageOpt).join(', ')}`);
   }
   const nm = (h.NetworkMode as string) || 'default';
+  parseSecurityOpts(h.SecurityOpt as string[] | null);
+  validateSysctls(h.Sysctls as Record<string, string> | null, nm);
+  validateDevices(h.Devices as DeviceMapping[] | null);
   // user networks are checked by the network service at create
   return {
     ...h,

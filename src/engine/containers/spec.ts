@@ -3,6 +3,7 @@ import type { ContainerRecord, MountPoint } from './model.js';
 import type { ResolvedUser } from './user.js';
 import { invalid } from '../../lib/errors.js';
 import { ociResources, ociRlimits } from './resources.js';
+import { hostDevices, parseSecurityOpts, seccompFor, userDevices, type DeviceMapping } from './security.js';
 
 /** Docker's default capability set. */
 export const DEFAULT_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
@@ -13,9 +14,15 @@ const MASKED = ['/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/pro
 const READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 let lastCap: number | undefined;
+let ownBounding: bigint | undefined;
 async function hostCaps(): Promise<string[]> {
-  if (lastCap === undefined) lastCap = Number((await fs.readFile('/proc/sys/kernel/cap_last_cap', 'utf8').catch(() => '40')).trim());
-  return ALL_CAPS.slice(0, lastCap + 1).map((c) => `CAP_${c}`);
+  if (lastCap === undefined) {
+    lastCap = Number((await fs.readFile('/proc/sys/kernel/cap_last_cap', 'utf8').catch(() => '40')).trim());
+    // only what the engine itself holds can be given (an engine in a container may lack some)
+    const bnd = /^CapBnd:\s*([0-9a-f]+)$/m.exec(await fs.readFile('/proc/self/status', 'utf8').catch(() => ''));
+    ownBounding = bnd ? BigInt('0x' + bnd[1]) : undefined;
+  }
+  return ALL_CAPS.slice(0, lastCap + 1).filter((_, i) => ownBounding === undefined || ((ownBounding >> BigInt(i)) & 1n) === 1n).map((c) => `CAP_${c}`);
 }
 
 function normCap(c: string): string {
@@ -108,8 +115,11 @@ export async function buildSpec(rec: ContainerRecord, x: SpecInputs): Promise<Re
   if (x.netns !== 'host') namespaces.push(x.netns ? { type: 'network', path: x.netns } : { type: 'network' });
 
   const rlimits = await ociRlimits(hc);
+  const secOpts = parseSecurityOpts(hc.SecurityOpt);
+  const user = userDevices((hc as { Devices?: DeviceMapping[] | null }).Devices);
+  const devices = hc.Privileged ? mergeDevices(hostDevices(), user.devices) : user.devices;
   const resources: Record<string, unknown> = {
-    devices: hc.Privileged ? [{ allow: true, access: 'rwm' }] : [{ allow: false, access: 'rwm' }],
+    devices: hc.Privileged ? [{ allow: true, access: 'rwm' }] : [{ allow: false, access: 'rwm' }, ...user.allow] /* runc appends its default allow list */,
     ...(await ociResources(hc)),
   };
 
@@ -120,7 +130,7 @@ export async function buildSpec(rec: ContainerRecord, x: SpecInputs): Promise<Re
     env: x.env,
     cwd: rec.Config.WorkingDir || '/',
     capabilities: { bounding: caps, effective: caps, permitted: caps },
-    noNewPrivileges: (hc.SecurityOpt ?? []).some((o) => /^no-new-privileges(=true|:true)?$/.test(o)),
+    noNewPrivileges: secOpts.noNewPrivileges,
     rlimits: rlimits.length ? rlimits : undefined,
     oomScoreAdj: hc.OomScoreAdj || undefined,
   };
@@ -136,11 +146,20 @@ export async function buildSpec(rec: ContainerRecord, x: SpecInputs): Promise<Re
       namespaces,
       cgroupsPath: x.cgroupsPath,
       resources,
+      devices: devices.length ? devices : undefined,
+      seccomp: seccompFor(!!hc.Privileged, secOpts, caps),
       sysctl: hc.Sysctls && Object.keys(hc.Sysctls).length ? hc.Sysctls : undefined,
       maskedPaths: hc.Privileged ? [] : MASKED,
       readonlyPaths: hc.Privileged ? [] : READONLY,
     },
   };
+}
+
+/** Host devices first, a --device mapping replaces one at the same path. */
+function mergeDevices(host: Array<{ path: string }>, user: Array<{ path: string }>) {
+  const byPath = new Map(host.map((d) => [d.path, d]));
+  for (const d of user) byPath.set(d.path, d);
+  return [...byPath.values()];
 }
 
 function consoleSize(v: unknown): { height: number; width: number } {
@@ -164,7 +183,7 @@ export function buildExecProcess(
     env: o.env,
     cwd: o.cwd || rec.Config.WorkingDir || '/',
     capabilities: { bounding: c, effective: c, permitted: c },
-    noNewPrivileges: (rec.HostConfig.SecurityOpt ?? []).some((s) => /^no-new-privileges(=true|:true)?$/.test(s)),
+    noNewPrivileges: parseSecurityOpts(rec.HostConfig.SecurityOpt).noNewPrivileges,
   };
 }
 

@@ -45,6 +45,7 @@ export const HostConfigSchema = z.looseObject({
   Ulimits: z.array(z.looseObject({ Name: z.string(), Soft: z.number().int(), Hard: z.number().int() })).nullish(),
   OomScoreAdj: z.number().int().nullish(),
   Sysctls: strMap,
+  Devices: z.array(z.looseObject({ PathOnHost: z.string(), PathInContainer: z.string().nullish(), CgroupPermissions: z.string().nullish() })).nullish(),
   LogConfig: z.looseObject({ Type: z.string().nullish(), Config: strMap }).nullish(),
 });
 
