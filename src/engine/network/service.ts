@@ -305,7 +305,8 @@ export class NetworkService {
     return `sampan-${n.Id.slice(0, 12)}`;
   }
 
-  private confList(n: NetworkRecord, ip?: string): ConfList {
+  /** The conflist for an attachment; portmap only when there are ports to map (each plugin is an exec). */
+  private confList(n: NetworkRecord, ip?: string, withPorts = true): ConfList {
     const c = n.IPAM.Config[0]!;
     const range: Record<string, string> = { subnet: c.Subnet, gateway: c.Gateway };
     if (c.IPRange) {
@@ -322,7 +323,9 @@ export class NetworkService {
       ipam: { type: 'host-local', ranges: [[range]], routes: n.Internal ? [] : [{ dst: '0.0.0.0/0' }], dataDir: path.join(this.o.root, 'cni', 'ipam') },
     };
     if (ip) bridge.args = { cni: { ips: [ip] } };
-    return { cniVersion: '1.0.0', name: this.cniName(n), plugins: [bridge, { type: 'portmap', capabilities: { portMappings: true }, snat: true }] };
+    const plugins: ConfList['plugins'] = [bridge];
+    if (withPorts) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
+    return { cniVersion: '1.0.0', name: this.cniName(n), plugins };
   }
 
   /** -p and -P: the host ports to map, with -P's random ports chosen now; a port already taken is a clear error. */
@@ -395,7 +398,7 @@ export class NetworkService {
     const runtimeConfig = ports.length ? { portMappings: ports.map((p) => ({ hostPort: p.HostPort, containerPort: p.ContainerPort, protocol: p.Protocol, hostIP: p.HostIp === '0.0.0.0' ? '' : p.HostIp })) } : undefined;
     let result: CniResult;
     try {
-      result = await this.cni.add(this.confList(n, ip), { containerId: rec.Id, netns: netnsPath, ifname, runtimeConfig });
+      result = await this.cni.add(this.confList(n, ip, !!runtimeConfig), { containerId: rec.Id, netns: netnsPath, ifname, runtimeConfig });
     } catch (err) {
       const msg = errorMessage(err);
       if (ip && /already allocated|requested IP address/.test(msg)) throw conflict(`Address already in use: ${ip}`);
