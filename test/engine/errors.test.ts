@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { TestEngine, runCmd, SAMPAN, until, type ApiResult } from '../harness.js';
+import { TestEngine, freePort, runCmd, SAMPAN, until, type ApiResult } from '../harness.js';
 
 let e: TestEngine;
 before(async () => {
@@ -180,13 +180,6 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 test('the engine refuses to listen on TCP without mutual TLS', async () => {
   const port = await freePort();

@@ -1,11 +1,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import http from 'node:http';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { TestEngine, sleep } from '../harness.js';
+import { TestEngine, freePort, sleep } from '../harness.js';
 
 const run = promisify(execFile);
 
@@ -74,13 +73,6 @@ const rulesOf = async (id: string) => {
   const chains = new Set(mine.map((l) => /-j (CNI-[\w-]+)/.exec(l)?.[1]).filter(Boolean));
   return lines.filter((l) => l.includes(id) || [...chains].some((c) => l.startsWith(`:${c} `) || l.startsWith(`-A ${c} `))).length;
 };
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 const httpGet = (port: number) =>
   new Promise<string>((resolve, reject) => {
     http.get({ host: '127.0.0.1', port, path: '/', timeout: 5000 }, (res) => {

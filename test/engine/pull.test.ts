@@ -12,20 +12,10 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import tar from 'tar-stream';
-import { TestEngine, runCmd, SAMPAN, sleep } from '../harness.js';
+import { TestEngine, freePort, runCmd, SAMPAN, sleep } from '../harness.js';
 
 const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A Distribution registry on a free loopback port, storage in a temp dir; optional htpasswd auth. */
 class Distribution {

@@ -2,23 +2,14 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { SAMPAN, runCmd, until } from '../harness.js';
+import { SAMPAN, freePort, runCmd, until } from '../harness.js';
 
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'st-'));
 after(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 
 async function openssl(args: string[]) {
   const r = await runCmd('openssl', args);

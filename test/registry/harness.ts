@@ -7,7 +7,7 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { SAMPAN, runCmd, type RunResult } from '../harness.js';
+import { SAMPAN, freePort, runCmd, type RunResult } from '../harness.js';
 
 /** bin/sampan, or SAMPAN_BIN (e.g. a launcher of a partial build while the tree is mid-change). */
 export const BIN = process.env.SAMPAN_BIN ?? SAMPAN;
@@ -21,16 +21,7 @@ export const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2
 
 export const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Res {
   status: number;
