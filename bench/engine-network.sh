@@ -25,6 +25,7 @@
 # NETAVARK*, rules naming them), the FORWARD policy and ip_forward as they were, the temp dir.
 # Results and how to read them: docs/benchmarks.md ("Engine: bridge networking").
 set -uo pipefail
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
 cd "$(dirname "$0")/.."
 
 RUNS=${BENCH_RUNS:-15}
@@ -37,8 +38,6 @@ S_BRIDGE=sampanb0 S_SUBNET=10.91.0.0/16
 D_BIP=172.31.255.1/24
 declare -A NET_SUBNET=([sampan]=10.92.1.0/24 [dockerd]=10.92.2.0/24 [podman]=10.92.3.0/24)
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (engines, runc, mounts, bridges, iptables)"
 for b in $S_BRIDGE docker0 podman0; do
@@ -76,41 +75,6 @@ POD_RUN=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
 mkdir -p "$T/podtmp" "$T/podnet"
 : >"$T/sampan.ids"; : >"$T/podman.ids"
 
-# Every process (by PID) whose command line mentions $T and whose argv[0] basename matches $1 (an ERE).
-pids_of() {
-  local re=$1 p cmd a0
-  for p in /proc/[0-9]*; do
-    p=${p#/proc/}
-    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
-    [ -n "$cmd" ] || continue
-    case "$cmd" in *"$T"*) ;; *) continue;; esac
-    a0=${cmd%% *}; a0=${a0##*/}
-    [[ $a0 =~ ^($re)$ ]] && echo "$p"
-  done
-}
-now_us() { local t=$EPOCHREALTIME; echo "${t/./}"; }
-# median and p90 (nearest rank) of the numbers in file $1; "- -" when empty
-stats() {
-  sort -n "$1" | awk '{a[NR]=$1} END{ if(NR==0){print "- -"; exit}
-    m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2
-    r = int(0.9*NR); if (r < 0.9*NR) r++; if (r<1) r=1
-    printf "%.1f %.1f\n", m, a[r] }'
-}
-wait_ping() { # $1 socket, $2 seconds
-  local i
-  for ((i = 0; i < $2 * 5; i++)); do
-    [ "$(curl -s -m 2 --unix-socket "$1" http://x/_ping 2>/dev/null)" = OK ] && return 0
-    sleep 0.2
-  done
-  return 1
-}
-stop_pid() { # SIGTERM, wait up to $2 s, then SIGKILL
-  local pid=$1 i
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for ((i = 0; i < ${2:-20} * 5; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
-  kill -KILL "$pid" 2>/dev/null; sleep 0.2
-}
 
 # iptables rules that appeared during the run and name our bridges, subnets or the DOCKER/NETAVARK chains;
 # then the DOCKER*/NETAVARK* chains that appeared during the run. Rules that were there before are left alone.
@@ -204,14 +168,6 @@ trap 'exit 143' TERM
 
 declare -A R   # results: R[engine.metric]
 
-cli_of() {
-  case $1 in
-    sampan) CLI=(docker -H "unix://$SAMPAN_SOCK") ;;
-    dockerd) CLI=(docker -H "unix://$DOCKERD_SOCK") ;;
-    podman) CLI=("${POD[@]}") ;;
-  esac
-}
-run_opts() { [ "$1" = podman ] && printf '%s\n' "${POD_RUN[@]}"; return 0; }
 
 # one timed `run` (no --network: the engine's default bridge unless the args say otherwise);
 # appends the wall time in ms to $2 and returns the command's status
@@ -322,9 +278,6 @@ for e in "${ENGINES[@]}"; do
   if [ -s "$T/$e-errors.log" ]; then log "$e: errors (first 10 lines):"; head -10 "$T/$e-errors.log" | sed 's/^/    /' >&2; fi
 done
 
-# ---------- report ----------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || a=="-" || b=="-" || b+0==0) print "n/a"; else printf "%.2f", a/b }'; }
-g() { echo "${R[$1]:-}"; }
 table() {
   local e
   echo "| metric | sampan | dockerd | podman | Sampan/dockerd | Sampan/podman |"

@@ -10,6 +10,7 @@
 #      BENCH_OUT=FILE also writes the table (markdown) to FILE;  KEEP_LOGS=DIR keeps the logs
 # Nothing here needs the network: the image is generated locally and pushed with skopeo.
 set -uo pipefail
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
 cd "$(dirname "$0")/.."
 
 ROUNDS=${BENCH_ROUNDS:-5}
@@ -18,8 +19,6 @@ LAYER_MB=${BENCH_LAYER_MB:-50}
 STRICT=${BENCH_STRICT:-0}
 OUT=${BENCH_OUT:-}
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root"
 [ -f dist/src/cli/main.js ] || { bash scripts/setup.sh || die "setup failed"; }
 for b in docker-registry skopeo dockerd docker python3; do command -v "$b" >/dev/null || die "$b is missing (bash scripts/setup.sh installs it)"; done

@@ -19,6 +19,7 @@
 # Sampan and dockerd are driven by the same docker CLI (`docker -H unix://...`); podman by its own CLI.
 # Nothing here needs the network: busybox comes from `sampan image seed` and is moved to the others as a tar.
 set -uo pipefail
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
 cd "$(dirname "$0")/.."
 
 RUNS=${BENCH_RUNS:-20}
@@ -28,8 +29,6 @@ ENGINES=${BENCH_ENGINES:-"sampan dockerd podman"}
 STRICT=${BENCH_STRICT:-0}
 OUT=${BENCH_OUT:-}
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (engines, runc, mounts)"
 case " $ENGINES " in *" sampan "*) ;; *) die "BENCH_ENGINES must include sampan (it provides the busybox image)";; esac
@@ -63,18 +62,6 @@ POD=(podman --root "$T/podroot" --runroot "$T/podrun" --tmpdir "$T/podtmp" --net
 POD_RUN=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
 mkdir -p "$T/podtmp" "$T/podnet"
 
-# Every process (by PID) whose command line mentions $T and whose argv[0] basename matches $1 (an ERE).
-pids_of() {
-  local re=$1 p cmd a0
-  for p in /proc/[0-9]*; do
-    p=${p#/proc/}
-    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
-    [ -n "$cmd" ] || continue
-    case "$cmd" in *"$T"*) ;; *) continue;; esac
-    a0=${cmd%% *}; a0=${a0##*/}
-    [[ $a0 =~ ^($re)$ ]] && echo "$p"
-  done
-}
 # PID plus all its descendants
 tree_of() {
   local root=$1 p pp changed=1
@@ -91,29 +78,6 @@ tree_of() {
 }
 rss_kb() { local s=0 p v; for p in "$@"; do v=$(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null); s=$((s + ${v:-0})); done; echo $s; }
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
-now_us() { local t=$EPOCHREALTIME; echo "${t/./}"; }
-# median and p90 (nearest rank) of the numbers in file $1, in the file's unit; "-" when empty
-stats() {
-  sort -n "$1" | awk '{a[NR]=$1} END{ if(NR==0){print "- -"; exit}
-    m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2
-    r = int(0.9*NR); if (r < 0.9*NR) r++; if (r<1) r=1
-    printf "%.1f %.1f\n", m, a[r] }'
-}
-wait_ping() { # $1 socket, $2 seconds
-  local i
-  for ((i = 0; i < $2 * 5; i++)); do
-    [ "$(curl -s -m 2 --unix-socket "$1" http://x/_ping 2>/dev/null)" = OK ] && return 0
-    sleep 0.2
-  done
-  return 1
-}
-stop_pid() { # SIGTERM, wait up to $2 s, then SIGKILL
-  local pid=$1 i
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for ((i = 0; i < ${2:-20} * 5; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
-  kill -KILL "$pid" 2>/dev/null; sleep 0.2
-}
 
 cleanup() {
   local rc=$? p m
@@ -161,15 +125,6 @@ trap 'exit 143' TERM
 
 declare -A R   # results: R[engine.metric]
 
-# cli_of ENGINE: sets CLI to the client command for that engine (an array, so that `timeout` can run it)
-cli_of() {
-  case $1 in
-    sampan) CLI=(docker -H "unix://$SAMPAN_SOCK") ;;
-    dockerd) CLI=(docker -H "unix://$DOCKERD_SOCK") ;;
-    podman) CLI=("${POD[@]}") ;;
-  esac
-}
-run_opts() { [ "$1" = podman ] && printf '%s\n' "${POD_RUN[@]}"; return 0; }
 
 # one timed `run`; appends the wall time in ms to $2 and returns the command's status
 timed_run() { # ENGINE FILE ARGS-AFTER-RUN...
@@ -306,10 +261,7 @@ if [ -n "$DOCKERD_PID" ]; then
   for p in $(pids_of containerd); do stop_pid "$p" 10; done
 fi
 
-# ---------- report ----------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || a=="-" || b=="-" || b+0==0) print "n/a"; else printf "%.2f", a/b }'; }
 has() { [[ " $ENGINES " == *" $1 "* ]]; }
-g() { echo "${R[$1]:-}"; }
 table() {
   local cols=(sampan) e
   has dockerd && cols+=(dockerd)

@@ -21,6 +21,7 @@
 # Results and how to read them: docs/benchmarks.md. MB = 10^6 bytes. Nothing here needs the network.
 # It measures the built dist/ (npm run build first after changing the sources).
 set -uo pipefail
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
 cd "$(dirname "$0")/.."
 
 RUNS=${BENCH_RUNS:-3}
@@ -36,8 +37,6 @@ OUT=${BENCH_OUT:-}
 OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
 ENGINES=(sampan dist)
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 # ---------- prerequisites ----------
 if [ ! -f dist/src/cli/main.js ]; then log "dist/ missing: running scripts/setup.sh"; bash scripts/setup.sh || die "setup failed"; fi
@@ -81,7 +80,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now_us() { local t=$EPOCHREALTIME; echo "${t/./}"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # utime + stime, all threads
 free_port() { # a random port nothing listens on
   local p i
@@ -283,9 +281,6 @@ for e in "${ENGINES[@]}"; do
   R[$e.blob.ms]=$(awk -v t="${R[$e.blob.cpu]}" -v n="${R[$e.blob.n]}" -v hz="$HZ" 'BEGIN{ if (n>0) printf "%.0f", t/hz*1e3/n; else print "-" }')
 done
 
-# ---------- 3. report ----------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || a=="-" || b=="-" || b+0==0) print "n/a"; else printf "%.2f", a/b }'; }
-g() { echo "${R[$1]:-}"; }
 row() { # LABEL KEY FORMAT
   local s d
   s=$(fmt "$(g sampan.$2)" "$3"); d=$(fmt "$(g dist.$2)" "$3")

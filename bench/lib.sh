@@ -1,0 +1,49 @@
+# Helpers shared by the bench scripts (sourced, not run).
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+now_us() { local t=$EPOCHREALTIME; echo "${t/./}"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || a=="-" || b=="-" || b+0==0) print "n/a"; else printf "%.2f", a/b }'; }
+g() { echo "${R[$1]:-}"; }
+# Every process (by PID) whose command line mentions $T and whose argv[0] basename matches $1 (an ERE).
+pids_of() {
+  local re=$1 p cmd a0
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
+    [ -n "$cmd" ] || continue
+    case "$cmd" in *"$T"*) ;; *) continue;; esac
+    a0=${cmd%% *}; a0=${a0##*/}
+    [[ $a0 =~ ^($re)$ ]] && echo "$p"
+  done
+}
+# median and p90 (nearest rank) of the numbers in file $1, in the file's unit; "-" when empty
+stats() {
+  sort -n "$1" | awk '{a[NR]=$1} END{ if(NR==0){print "- -"; exit}
+    m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2
+    r = int(0.9*NR); if (r < 0.9*NR) r++; if (r<1) r=1
+    printf "%.1f %.1f\n", m, a[r] }'
+}
+stop_pid() { # SIGTERM, wait up to $2 s, then SIGKILL
+  local pid=$1 i
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null
+  for ((i = 0; i < ${2:-20} * 5; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+  kill -KILL "$pid" 2>/dev/null; sleep 0.2
+}
+wait_ping() { # $1 socket, $2 seconds
+  local i
+  for ((i = 0; i < $2 * 5; i++)); do
+    [ "$(curl -s -m 2 --unix-socket "$1" http://x/_ping 2>/dev/null)" = OK ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+# cli_of ENGINE: sets CLI to the client command for that engine (an array, so that `timeout` can run it)
+cli_of() {
+  case $1 in
+    sampan) CLI=(docker -H "unix://$SAMPAN_SOCK") ;;
+    dockerd) CLI=(docker -H "unix://$DOCKERD_SOCK") ;;
+    podman) CLI=("${POD[@]}") ;;
+  esac
+}
+run_opts() { [ "$1" = podman ] && printf '%s\n' "${POD_RUN[@]}"; return 0; }
