@@ -62,12 +62,16 @@ export class TestEngine {
     return e;
   }
 
+  private get cgroupParent(): string {
+    return `sampan-test-${path.basename(this.dir)}`;
+  }
+
   /** Each engine gets a default bridge of its own: engines side by side must not share one subnet and IPAM. */
   readonly bridge = process.env.SAMPAN_BRIDGE_NAME ?? `sampan${randomBytes(3).toString('hex')}`;
   private readonly subnet = process.env.SAMPAN_BRIDGE_SUBNET ?? `10.${150 + randomBytes(1)[0]! % 50}.${randomBytes(1)[0]!}.0/24`;
 
   async launch(): Promise<void> {
-    this.proc = spawn(SAMPAN, ['engine', '--root', path.join(this.dir, 'root'), '--exec-root', path.join(this.dir, 'run'), '--host', `unix://${this.sock}`, '--cgroup-parent', `/sampan-test-${path.basename(this.dir)}`, ...this.args], {
+    this.proc = spawn(SAMPAN, ['engine', '--root', path.join(this.dir, 'root'), '--exec-root', path.join(this.dir, 'run'), '--host', `unix://${this.sock}`, '--cgroup-parent', `/${this.cgroupParent}`, ...this.args], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, SAMPAN_LOG_LEVEL: process.env.SAMPAN_LOG_LEVEL ?? 'info', SAMPAN_BRIDGE_NAME: this.bridge, SAMPAN_BRIDGE_SUBNET: this.subnet },
     });
@@ -150,9 +154,17 @@ export class TestEngine {
     for (const l of rules.filter((x) => x.startsWith('-A') && x.includes(`sampan:${this.bridge}`))) {
       await runCmd('iptables', ['-w', '-D', ...l.replace(/"/g, '').split(/\s+/).slice(1)]);
     }
+    const nat = (await runCmd('iptables', ['-w', '-t', 'nat', '-S', 'POSTROUTING'])).stdout.split('\n');
+    for (const l of nat.filter((x) => x.startsWith('-A') && x.includes(`sampan:${this.bridge}`))) {
+      await runCmd('iptables', ['-w', '-t', 'nat', '-D', ...l.replace(/"/g, '').split(/\s+/).slice(1)]);
+    }
     const mounts = (await fs.readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(this.dir)).sort().reverse();
     for (const m of mounts) await runCmd('umount', ['-l', m]);
     await fs.rm(this.dir, { recursive: true, force: true });
+    // runc removes each container's cgroup; the engine's parent of them is this test's to remove
+    for (const ctl of await fs.readdir('/sys/fs/cgroup').catch(() => [])) {
+      await fs.rmdir(path.join('/sys/fs/cgroup', ctl, this.cgroupParent)).catch(() => undefined);
+    }
   }
 }
 

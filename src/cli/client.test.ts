@@ -141,6 +141,20 @@ test('command helpers: filters, env, labels, run config', () => {
   assert.equal('Cmd' in detached, false);
 });
 
+test('run flags: -p, --ip, -m, --cpus, --priority, --rich', () => {
+  const cfg = runConfig('busybox', [], { publish: ['8080:80', '127.0.0.1::53/udp', '9000'], network: 'net1', ip: '10.1.0.5', memory: '64m', cpus: '0.5', priority: 'batch', rich: true, richMode: 'tini', initscript: '/init.sh' });
+  assert.deepEqual(cfg.ExposedPorts, { '80/tcp': {}, '53/udp': {}, '9000/tcp': {} });
+  const hc = cfg.HostConfig as Record<string, unknown>;
+  assert.deepEqual(hc.PortBindings, { '80/tcp': [{ HostIp: '', HostPort: '8080' }], '53/udp': [{ HostIp: '127.0.0.1', HostPort: '' }], '9000/tcp': [{ HostIp: '', HostPort: '' }] });
+  assert.equal(hc.Memory, 64 * 1024 * 1024);
+  assert.equal(hc.NanoCpus, 500_000_000);
+  assert.deepEqual(cfg.NetworkingConfig, { EndpointsConfig: { net1: { IPAMConfig: { IPv4Address: '10.1.0.5' } } } });
+  assert.deepEqual(cfg.Labels, { 'com.sampan.priority': 'batch' });
+  assert.deepEqual([cfg.Rich, cfg.RichMode, cfg.InitScript], [true, 'tini', '/init.sh']);
+  assert.throws(() => runConfig('busybox', [], { publish: ['8000-8001:80'] }), /invalid publish spec/);
+  assert.throws(() => runConfig('busybox', [], { cpus: '0' }), /invalid --cpus/);
+});
+
 test('image rows: one per tag, <none> for untagged, newest first', () => {
   assert.deepEqual(splitTag('reg:5000/a/b:1.0'), ['reg:5000/a/b', '1.0']);
   assert.deepEqual(splitTag('reg:5000/a/b'), ['reg:5000/a/b', '<none>']);

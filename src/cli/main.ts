@@ -5,6 +5,7 @@ import { errorMessage } from '../lib/errors.js';
 import { registerUp } from './commands/up.js';
 import { registerImageSeed } from './commands/seed.js';
 import { registerContainerCommands } from './commands/containers.js';
+import { registerUpdate } from './commands/update.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerRegistry } from './commands/registry.js';
 import { registerRegistryClientCommands } from './commands/registry-client.js';
@@ -59,6 +60,7 @@ program
 registerUp(program);
 registerImageSeed(program);
 registerContainerCommands(program);
+registerUpdate(program);
 registerImageCommands(program);
 registerRegistry(program);
 registerRegistryClientCommands(program);

@@ -22,22 +22,12 @@ import { Registries } from '../lib/distribution/client.js';
 import { ExtractPool } from './snapshots/extract-pool.js';
 import { Lxcfs } from './lxcfs.js';
 import { loadDefaultSeccomp } from './containers/security.js';
+import { hostBinary, type RichInits } from './containers/rich.js';
+import { which } from '../lib/which.js';
+import { DiskQuotas } from './quota/quota.js';
 
 const run = promisify(execFile);
 
-async function which(bin: string): Promise<string | undefined> {
-  if (bin.includes('/')) return bin;
-  for (const dir of (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    const p = path.join(dir, bin);
-    try {
-      await fs.access(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
-}
 
 /** The engine's services, wired together: the composition root. */
 export class Engine {
@@ -64,12 +54,14 @@ export class Engine {
     runcPath: string,
     conmonPath: string,
     initBinary: string | undefined,
+    richInits: RichInits,
   ) {
     const root = config.root;
     this.content = new ContentStore(path.join(root, 'content'));
     this.layers = new LayerStore(path.join(root, 'layers'), this.extractPool.extract);
     const store = new ImageStore(path.join(root, 'images'), this.content, this.layers);
-    this.volumes = new VolumeService(path.join(root, 'volumes'), this.events);
+    const quota = new DiskQuotas(root);
+    this.volumes = new VolumeService(path.join(root, 'volumes'), this.events, quota);
     const runc = new Runc(runcPath, path.join(config.execRoot, 'runc'));
     this.initBinary = initBinary;
     this.lxcfs = new Lxcfs(config.lxcfs, log, config.lxcfsDir);
@@ -96,8 +88,10 @@ export class Engine {
       network: this.networks,
       log,
       initBinary,
+      richInits,
       cgroupParent: config.cgroupParent,
       lxcfs: this.lxcfs,
+      quota,
     });
     this.images = new ImageService(store, this.events, (id) =>
       this.containers.usesImage(id).map((c) => ({ id: c.Id, running: c.State.Status === 'running' || c.State.Status === 'paused' })),
@@ -112,9 +106,12 @@ export class Engine {
     if (!runcPath) throw new Error(`OCI runtime "${config.runc}" not found on PATH (apt-get install runc)`);
     if (!conmonPath) throw new Error(`conmon not found on PATH (apt-get install conmon)`);
     const init = (await which('tini-static')) ?? (await which('tini'));
+    // rich containers: Debian's dumb-init is dynamically linked, hostBinary finds what it needs to run in any image
+    const dumbInit = await which('dumb-init');
+    const richInits: RichInits = { 'dumb-init': dumbInit ? await hostBinary(dumbInit) : undefined, tini: init ? await hostBinary(init) : undefined };
     await ensureDir(config.root, 0o711);
     await ensureDir(config.execRoot, 0o711);
-    const e = new Engine(config, log, runcPath, conmonPath, init);
+    const e = new Engine(config, log, runcPath, conmonPath, init, richInits);
     await e.content.init();
     await e.layers.init();
     await e.images.store.init();

@@ -1,25 +1,14 @@
-import { promises as fs, constants } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { Logger } from '../lib/log.js';
 import { errorMessage } from '../lib/errors.js';
+import { which } from '../lib/which.js';
 
 export const LXCFS_DIR = '/var/lib/lxcfs';
 /** The files LXCFS virtualizes that a container gets, by their path inside the container. */
 export const LXCFS_FILES = ['/proc/meminfo', '/proc/cpuinfo', '/proc/stat', '/proc/uptime', '/proc/loadavg', '/proc/diskstats', '/proc/swaps', '/sys/devices/system/cpu/online'];
 
-async function which(bin: string): Promise<string | undefined> {
-  for (const d of (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    const p = path.join(d, bin);
-    try {
-      await fs.access(p, constants.X_OK);
-      return p;
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
-}
 
 /** Where a fuse.lxcfs file system is mounted (at `at`, if given), from /proc/mounts. */
 export async function findLxcfsMount(at?: string): Promise<string | undefined> {

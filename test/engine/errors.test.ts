@@ -235,9 +235,3 @@ test('SIGTERM stops the engine cleanly; the container keeps running and a restar
   assert.equal((await e.docker(['inspect', '-f', '{{.State.Status}}', 'survivor'])).stdout.trim(), 'exited');
   assert.equal((await e.docker(['rm', 'survivor'])).code, 0);
 });
-
-test('--storage-opt is refused with a clear 400 while the engine has no quota backend', async () => {
-  const r = await e.docker(['run', '--rm', '--storage-opt', 'size=64m', 'busybox', 'true']);
-  assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /storage-opt is not supported/);
-});

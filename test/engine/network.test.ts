@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { TestEngine, freePort, sleep } from '../harness.js';
+import { TestEngine, freePort, sleep, until } from '../harness.js';
 
 const run = promisify(execFile);
 
@@ -175,12 +175,17 @@ test('rm leaves no veth, lease or rule behind', async () => {
   assert.equal(veths.length, 2);
   for (const v of veths) assert.ok(await linkExists(v), `no veth ${v}`);
   assert.ok((await rulesOf(ids[0]!)) > 0, 'no NAT/portmap rules found for l1');
+  const subnet = await ok(['network', 'inspect', '-f', '{{(index .IPAM.Config 0).Subnet}}', 'tn4']);
+  const masq = async () => (await run('iptables', ['-w', '-t', 'nat', '-S', 'POSTROUTING'])).stdout.split('\n').filter((l) => l.includes(`-s ${subnet}`) && l.includes('MASQUERADE')).length;
+  assert.equal(await masq(), 1, 'one outbound NAT rule per network');
   await ok(['rm', '-f', 'l1', 'l2']);
-  for (const v of veths) assert.equal(await linkExists(v), false, `veth ${v} left behind`);
+  // the kernel removes a deleted namespace's veth in the background, within moments
+  for (const v of veths) await until(async () => !(await linkExists(v)), 2000).catch(() => assert.fail(`veth ${v} left behind`));
   assert.deepEqual(await leases(ids), []);
   for (const id of ids) assert.equal(await rulesOf(id), 0, `iptables rules left for ${id}`);
   await assert.rejects(fs.stat(`/run/netns/sampan-${ids[0]!.slice(0, 12)}`));
   await ok(['network', 'rm', 'tn4']);
+  assert.equal(await masq(), 0, 'NAT rule left after network rm');
 });
 
 test('IPs survive an engine restart (kill -9 and launch)', async () => {

@@ -15,6 +15,18 @@ after(async () => {
 
 const inspect = async (fmt: string, name: string) => (await e.docker(['inspect', '-f', fmt, name])).stdout.trim();
 
+test('an OOM kill inside a running container is an oom event at once; the container runs on', async () => {
+  const since = Math.floor(Date.now() / 1000) - 1;
+  assert.equal((await e.docker(['run', '-d', '--name', 'oomlive', '-m', '32m', 'busybox', 'sleep', '300'])).code, 0);
+  const r = await e.docker(['exec', 'oomlive', 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=200M', 'count=1']);
+  assert.equal(r.code, 137, r.stderr);
+  const events = () => e.docker(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'container=oomlive', '--filter', 'event=oom', '--format', '{{.Action}}']);
+  await until(async () => /oom/.test((await events()).stdout), 5000);
+  assert.equal(await inspect('{{.State.Running}}', 'oomlive'), 'true');
+  await e.docker(['rm', '-f', 'oomlive']);
+  assert.equal((await events()).stdout.match(/oom/g)?.length, 1, 'one oom event, not another at exit');
+});
+
 test('a memory limit is enforced (OOM kill in inspect and events) and raised live with update', async () => {
   const since = Math.floor(Date.now() / 1000) - 1;
   // dd's 200 MiB buffer cannot fit in 32 MiB

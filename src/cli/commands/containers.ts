@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { Command, Option } from 'commander';
 import { ApiError, EngineClient, clientFor, demux, exitWith, withErrors } from '../client.js';
 import { ago, ellipsis, goTime, humanSize, printJson, printJsonLines, shortId, table } from '../format.js';
+import { parseBytes } from '../../engine/containers/parse.js';
 
 /** Collects a repeatable option's values: `-e A=1 -e B=2`. */
 export function collect(value: string, previous: string[] | undefined): string[] {
@@ -51,7 +52,7 @@ export function parseLabels(list: string[] | undefined): Record<string, string> 
 }
 
 /** Adds the per-command `-H, --host` (so it works after the command name as well as before). */
-function hostOpt(cmd: Command): Command {
+export function hostOpt(cmd: Command): Command {
   return cmd.addOption(new Option('-H, --host <url>', 'engine address (unix:///path or tcp://host:port)').hideHelp());
 }
 
@@ -320,6 +321,28 @@ interface RunOptions {
   volume?: string[];
   hostname?: string;
   sigProxy?: boolean;
+  publish?: string[];
+  ip?: string;
+  memory?: string;
+  cpus?: string;
+  rich?: boolean;
+  richMode?: string;
+  initscript?: string;
+  priority?: string;
+}
+
+/** `-p [ip:][hostPort:]containerPort[/proto]` into docker's ExposedPorts and PortBindings. */
+export function parsePublish(list: string[] | undefined): { exposed: Record<string, object>; bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> } {
+  const exposed: Record<string, object> = {};
+  const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+  for (const p of list ?? []) {
+    const m = /^(?:(?:\[([0-9a-fA-F:.]+)\]|(\d+\.\d+\.\d+\.\d+)):)?(?:(\d*):)?(\d+)(?:\/(tcp|udp|sctp))?$/.exec(p);
+    if (!m) throw new Error(`invalid publish spec "${p}": use [ip:][hostPort:]containerPort[/protocol] (port ranges: use docker run)`);
+    const key = `${m[4]}/${m[5] ?? 'tcp'}`;
+    exposed[key] = {};
+    (bindings[key] ??= []).push({ HostIp: m[1] ?? m[2] ?? '', HostPort: m[3] ?? '' });
+  }
+  return { exposed, bindings };
 }
 
 /** The create body for `run`: docker's Config with its HostConfig. */
@@ -329,6 +352,17 @@ export function runConfig(image: string, args: string[], o: RunOptions, consoleS
   if (o.network) hostConfig.NetworkMode = o.network;
   if (o.volume && o.volume.length) hostConfig.Binds = o.volume;
   if (consoleSize) hostConfig.ConsoleSize = [consoleSize.h, consoleSize.w];
+  const ports = parsePublish(o.publish);
+  if (o.publish?.length) hostConfig.PortBindings = ports.bindings;
+  if (o.memory !== undefined) hostConfig.Memory = parseBytes(o.memory);
+  if (o.cpus !== undefined) {
+    const n = Number(o.cpus);
+    if (!(n > 0)) throw new Error(`invalid --cpus: ${o.cpus}`);
+    hostConfig.NanoCpus = Math.round(n * 1e9);
+  }
+  const labels = parseLabels(o.label);
+  // the engine turns the label into CPU shares, OOM score and blkio weight presets
+  if (o.priority !== undefined) labels['com.sampan.priority'] = o.priority;
   const body: Record<string, unknown> = {
     Image: image,
     Tty: !!o.tty,
@@ -338,9 +372,15 @@ export function runConfig(image: string, args: string[], o: RunOptions, consoleS
     AttachStdout: attach,
     AttachStderr: attach,
     Env: parseEnv(o.env),
-    Labels: parseLabels(o.label),
+    Labels: labels,
     HostConfig: hostConfig,
   };
+  if (o.publish?.length) body.ExposedPorts = ports.exposed;
+  if (o.ip) body.NetworkingConfig = { EndpointsConfig: { [!o.network || o.network === 'default' ? 'bridge' : o.network]: { IPAMConfig: { IPv4Address: o.ip } } } };
+  // PouchContainer's rich container; the engine checks the combination
+  if (o.rich) body.Rich = true;
+  if (o.richMode !== undefined) body.RichMode = o.richMode;
+  if (o.initscript !== undefined) body.InitScript = o.initscript;
   if (args.length) body.Cmd = args;
   if (o.entrypoint !== undefined) body.Entrypoint = [o.entrypoint];
   if (o.workdir) body.WorkingDir = o.workdir;
@@ -514,7 +554,7 @@ async function exec(container: string, args: string[], o: ExecOptions, cmd: Comm
 // ---------- stop, rm ----------
 
 /** Runs `fn` for every name, printing the name on success and the error otherwise; exits 1 if any failed. */
-async function eachContainer(names: string[], fn: (name: string) => Promise<void>): Promise<void> {
+export async function eachContainer(names: string[], fn: (name: string) => Promise<void>): Promise<void> {
   let failed = false;
   for (const n of names) {
     try {
@@ -613,10 +653,18 @@ export function registerContainerCommands(program: Command): void {
       .option('-u, --user <user>', 'username or UID (format: <name|uid>[:<group|gid>])')
       .option('--entrypoint <cmd>', 'overwrite the default ENTRYPOINT of the image')
       .option('-l, --label <k=v>', 'set metadata on a container (repeatable)', collect)
-      .option('--network <mode>', 'network mode: none or host')
+      .option('--network <mode>', 'network: bridge, none, host or a network name')
       .option('-v, --volume <src:dst>', 'bind mount a volume (repeatable)', collect)
       .option('-h, --hostname <name>', 'container host name')
       .option('--no-sig-proxy', 'do not proxy received signals to the process')
+      .option('-p, --publish <[ip:][hostPort:]port[/proto]>', "publish a container's port to the host (repeatable)", collect)
+      .option('--ip <address>', 'IPv4 address on the --network (user networks only)')
+      .option('-m, --memory <bytes>', 'memory limit (e.g. 512m, 1g)')
+      .option('--cpus <n>', 'number of CPUs (e.g. 0.5)')
+      .option('--priority <priority>', 'online (default) or batch: batch yields CPU, IO and memory to online containers')
+      .option('--rich', 'rich container: an init as PID 1 (reaps zombies), initscript, env for login shells')
+      .option('--rich-mode <mode>', 'init of a rich container: dumb-init (default), tini or systemd')
+      .option('--initscript <path>', 'script in the container that a rich container runs before its command at each start')
       .helpOption('--help', 'display help for command')
       .passThroughOptions(),
   ).action(withErrors((image: string, args: string[], o: RunOptions, cmd: Command) => run(image, args, o, cmd)));

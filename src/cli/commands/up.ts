@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { loadEngineConfig } from '../../engine/config.js';
 import { startEngine } from '../../engine/daemon.js';
 import { seedImage } from './seed.js';
+import { mountBtrfsRoot } from '../../engine/quota/btrfs-root.js';
+import { parseBytes } from '../../engine/containers/parse.js';
 
 /** The all-in-one on loopback: for now the engine with its base image. */
 export function registerUp(program: Command): void {
@@ -11,7 +13,9 @@ export function registerUp(program: Command): void {
     .option('--root <dir>', 'state directory', '/var/lib/sampan')
     .option('--exec-root <dir>', 'runtime directory', '/run/sampan')
     .option('--socket <path>', 'engine socket', '/run/sampan/engine.sock')
-    .action(async (o: { root: string; execRoot: string; socket: string }) => {
+    .option('--btrfs-image <size>', 'keep the root on btrfs in a sparse image of this size (<root>.btrfs), for exact --storage-opt size= quotas')
+    .action(async (o: { root: string; execRoot: string; socket: string; btrfsImage?: string }) => {
+      if (o.btrfsImage) await mountBtrfsRoot(o.root, parseBytes(o.btrfsImage));
       const config = await loadEngineConfig({ root: o.root, execRoot: o.execRoot, hosts: [`unix://${o.socket}`] });
       const running = await startEngine(config);
       const host = `unix://${o.socket}`;

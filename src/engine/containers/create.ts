@@ -4,6 +4,8 @@ import { invalid } from '../../lib/errors.js';
 import { mergeEnv } from './parse.js';
 import type { ContainerConfig, HostConfig, MountSpec, RestartPolicy } from './model.js';
 import type { CreateBody } from './validate.js';
+import { quotaSize } from '../quota/quota.js';
+import { richConfig } from './rich.js';
 import { parseSecurityOpts, validateDevices, validateSysctls, type DeviceMapping } from './security.js';
 
 const toArr = (v: string[] | string | null | undefined): string[] | null => (v == null ? null : Array.isArray(v) ? v : [v]);
@@ -44,6 +46,7 @@ export function mergeConfig(body: CreateBody, image: Image, id: string): { confi
     StopTimeout: body.StopTimeout ?? undefined,
   };
   if (config.ExposedPorts && !Object.keys(config.ExposedPorts).length) delete config.ExposedPorts;
+  Object.assign(config, richConfig(body, config));
   if (config.WorkingDir && !path.posix.isAbsolute(config.WorkingDir)) throw invalid(`the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`);
   return { config, path: argv[0]!, args: argv.slice(1) };
 }
@@ -59,10 +62,7 @@ export function normalizeHostConfig(hc: Record<string, unknown> | null | undefin
   if (policy.MaximumRetryCount < 0) throw invalid('invalid restart policy: maximum retry count cannot be negative');
   if (policy.MaximumRetryCount > 0 && policy.Name !== 'on-failure') throw invalid(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
   if (h.AutoRemove && policy.Name !== 'no' && policy.Name !== '') throw invalid('can\'t create \'AutoRemove\' container with restart policy');
-  // accepting a size we cannot enforce would let a user believe there is a quota
-  if (h.StorageOpt && typeof h.StorageOpt === 'object' && Object.keys(h.StorageOpt).length) {
-    throw invalid(`--storage-opt is not supported by this engine yet (no disk quota backend): ${Object.keys(h.StorageOpt).join(', ')}`);
-  }
+  quotaSize(h.StorageOpt, 'storage-opt');
   const nm = (h.NetworkMode as string) || 'default';
   parseSecurityOpts(h.SecurityOpt as string[] | null);
   validateSysctls(h.Sysctls as Record<string, string> | null, nm);

@@ -24,6 +24,10 @@ export interface ContainerConfig {
   Labels: Record<string, string>;
   StopSignal?: string;
   StopTimeout?: number;
+  /** PouchContainer's rich container: an init as PID 1, an initscript, env for login shells (rich.ts). */
+  Rich?: boolean;
+  RichMode?: 'dumb-init' | 'tini' | 'systemd';
+  InitScript?: string;
 }
 
 export interface MountSpec {
@@ -70,6 +74,8 @@ export interface HostConfig {
   Ulimits: Array<{ Name: string; Soft: number; Hard: number }> | null;
   OomScoreAdj: number;
   Sysctls?: Record<string, string>;
+  /** `size` limits the writable layer. */
+  StorageOpt?: Record<string, string> | null;
   LogConfig: { Type: string; Config: Record<string, string> };
   [key: string]: unknown;
 }

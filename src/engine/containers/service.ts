@@ -16,13 +16,16 @@ import type { Runc } from '../runtime/runc.js';
 import type { EventBus } from '../events.js';
 import type { VolumeService } from '../volumes/service.js';
 import type { NetworkService } from '../network/service.js';
+import { quotaSize, type DiskQuotas } from '../quota/quota.js';
 import { ZERO_TIME, type ContainerRecord, type MountPoint } from './model.js';
 import { mergeConfig, normalizeHostConfig, parseBind } from './create.js';
 import { buildSpec, parseSignal } from './spec.js';
 import { resolveUser } from './user.js';
+import { applyRich, type RichInits } from './rich.js';
 import { mergeEnv } from './parse.js';
 import { CreateBodySchema, parseBody } from './validate.js';
-import { checkResources, cgroupsPathOf, oomKillCount, mergeUpdate, updateResources, validateResources } from './resources.js';
+import { OomWatch } from './oom.js';
+import { checkResources, cgroupsPathOf, mergeUpdate, updateResources, validateResources } from './resources.js';
 
 const run = promisify(execFile);
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -42,9 +45,13 @@ export interface ContainerDeps {
   network?: NetworkService;
   log: Logger;
   initBinary?: string;
+  /** The inits a rich container can have as PID 1 (dumb-init, tini). */
+  richInits?: RichInits;
   cgroupParent: string;
   /** The LXCFS views bound into containers (when enabled and available). */
   lxcfs?: { binds(): Promise<Array<{ source: string; destination: string }>> };
+  /** Size limits for writable layers (`--storage-opt size=`). */
+  quota: DiskQuotas;
 }
 
 /** Called with the attach socket's path once conmon made it, before the process runs. */
@@ -66,6 +73,13 @@ export class ContainerService {
   private readonly rootfsUsers = new Map<string, number>();
   private watcher?: FSWatcher;
   private poller?: NodeJS.Timeout;
+  private readonly oom = new OomWatch(
+    () => this.list().filter((r) => r.State.Status === 'running' && r.HostConfig.Memory > 0).map((r) => ({ id: r.Id, cgroupsPath: this.cgroupsPath(r) })),
+    (id) => {
+      const rec = this.records.get(id);
+      if (rec) this.d.events.emit('container', 'oom', id, this.attrs(rec));
+    },
+  );
   readonly containersDir: string;
   readonly exitsDir: string;
 
@@ -112,12 +126,14 @@ export class ContainerService {
     });
     this.poller = setInterval(() => void this.reconcile(), 2000);
     this.poller.unref();
+    this.oom.start();
     await this.reconcile(true);
   }
 
   close(): void {
     this.watcher?.close();
     if (this.poller) clearInterval(this.poller);
+    this.oom.stop();
     for (const t of this.restartTimers.values()) clearTimeout(t);
   }
 
@@ -225,11 +241,14 @@ export class ContainerService {
     const holder = this.names.get(cname);
     if (holder) throw conflict(`Conflict. The container name "/${cname}" is already in use by container "${holder}". You have to remove (or rename) that container to be able to reuse that name.`);
     this.names.set(cname, id);
+    const size = quotaSize(hostConfig.StorageOpt, 'storage-opt');
     try {
       if (hostConfig.NetworkMode.startsWith('container:')) this.get(hostConfig.NetworkMode.slice(10));
       this.d.network?.checkCreate(rec);
+      const quota = size ? await this.d.quota.backend() : undefined;
       await ensureDir(this.dir(id), 0o710);
-      await this.d.snapshots.prepare(path.join(this.dir(id), 'fs'));
+      await quota?.create(this.fsBase(id), size!);
+      await this.d.snapshots.prepare(this.fsBase(id));
       for (const m of mounts) {
         if (m.Type === 'volume' && m.Name) {
           const vol = await this.d.volumes.create(m.Anonymous ? undefined : m.Name);
@@ -242,6 +261,7 @@ export class ContainerService {
     } catch (err) {
       this.names.delete(cname);
       this.d.volumes.dropUser(id);
+      if (size) await this.removeFs(rec).catch(() => undefined);
       await removeTree(this.dir(id));
       throw err;
     }
@@ -307,9 +327,9 @@ export class ContainerService {
     }
     const hooks = [...(this.pendingAttach.get(rec.Id) ?? []), ...extraHooks];
     this.pendingAttach.delete(rec.Id);
-    const fsBase = path.join(this.dir(rec.Id), 'fs');
+    const fsBase = this.fsBase(rec.Id);
     try {
-      const rootfs = await this.d.snapshots.mount(fsBase, rec.ImageChain as Digest[]);
+      const rootfs = await this.mountFs(rec);
       await this.prepareMounts(rec, rootfs);
       const user = await resolveUser(rootfs, rec.Config.User);
       const env = mergeEnv([DEFAULT_PATH, `HOSTNAME=${rec.Config.Hostname}`], rec.Config.Tty ? ['TERM=xterm'] : [], rec.Config.Env);
@@ -328,6 +348,7 @@ export class ContainerService {
         cgroupsPath: cgroupsPathOf(rec.HostConfig, this.d.cgroupParent, rec.Id),
         extraBinds: this.d.lxcfs ? await this.d.lxcfs.binds() : undefined,
       });
+      await applyRich(rec, spec, rootfs, this.d.richInits);
       if (rec.HostConfig.Init && !this.d.initBinary) throw invalid('--init is not available: no init binary (tini) found on this host');
       await this.d.runc.delete(rec.Id);
       const stdin = rec.Config.OpenStdin;
@@ -489,12 +510,12 @@ export class ContainerService {
     if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') return undefined;
     rec.State.Status = 'exited'; // claims this exit before any await
     await fs.rm(file, { force: true });
-    const oomKilled = (await oomKillCount(cgroupsPathOf(rec.HostConfig, this.d.cgroupParent, id))) > 0;
+    const oom = await this.oom.atExit(id, this.cgroupsPath(rec));
     await this.d.runc.delete(id).catch(() => undefined);
-    if (!this.rootfsUsers.has(id)) await this.d.snapshots.unmount(path.join(this.dir(id), 'fs')).catch(() => undefined);
+    if (!this.rootfsUsers.has(id)) await this.d.snapshots.unmount(this.fsBase(id)).catch(() => undefined);
     await removeTree(this.bundle(id));
-    rec.State.OOMKilled = oomKilled;
-    if (oomKilled) this.d.events.emit('container', 'oom', id, this.attrs(rec));
+    rec.State.OOMKilled = oom.killed;
+    if (oom.unreported) this.d.events.emit('container', 'oom', id, this.attrs(rec));
     await this.recordExit(rec, code, finished);
     this.d.log.info({ id: id.slice(0, 12), exitCode: code }, 'container exited');
     this.d.events.emit('container', 'die', id, { ...this.attrs(rec), exitCode: String(code) });
@@ -576,6 +597,7 @@ export class ContainerService {
     return this.lock.run(rec.Id, async () => {
       const next = mergeUpdate(rec.HostConfig, body);
       const warnings = validateResources(next);
+      await this.growStorage(rec, next, body.StorageOpt);
       if (rec.State.Status === 'running' || rec.State.Status === 'paused') {
         await this.d.runc.update(rec.Id, JSON.stringify(await updateResources(next))).catch((err: unknown) => {
           throw invalid(`Cannot update container ${rec.Id}: ${errorMessage(err)}`);
@@ -586,6 +608,17 @@ export class ContainerService {
       this.d.events.emit('container', 'update', rec.Id, this.attrs(rec));
       return { Warnings: warnings };
     });
+  }
+
+  /** A larger `size=` for the writable layer (Sampan's extension of the update API; Docker has none). */
+  private async growStorage(rec: ContainerRecord, next: ContainerRecord['HostConfig'], opts: unknown): Promise<void> {
+    const want = quotaSize(opts as Record<string, string> | undefined, 'storage-opt');
+    if (!want) return;
+    const have = quotaSize(rec.HostConfig.StorageOpt, 'storage-opt');
+    if (!have) throw invalid(`container ${rec.Name} was created without --storage-opt size; only an existing size can be changed`);
+    if (want < have) throw invalid(`the writable layer of ${rec.Name} cannot shrink (${have} → ${want} bytes)`);
+    await (await this.d.quota.backend()).grow(this.fsBase(rec.Id), want, rec.State.Status === 'running' || rec.State.Status === 'paused' || this.rootfsUsers.has(rec.Id));
+    next.StorageOpt = { ...(rec.HostConfig.StorageOpt ?? {}), size: String(want) };
   }
 
   /** The cgroups path runc was given for this container. */
@@ -692,7 +725,7 @@ export class ContainerService {
       rec.State.Status = 'removing';
       await this.d.runc.delete(rec.Id).catch(() => undefined);
       await this.releaseNet(rec);
-      await this.d.snapshots.remove(path.join(this.dir(rec.Id), 'fs'));
+      await this.removeFs(rec);
       await removeTree(this.bundle(rec.Id));
       await fs.rm(path.join(this.exitsDir, rec.Id), { force: true });
       await removeTree(this.dir(rec.Id));
@@ -730,6 +763,9 @@ export class ContainerService {
     const rec = this.get(ref);
     const id = rec.Id;
     const result = () => ({ StatusCode: rec.State.ExitCode, Error: rec.State.Error ? { Message: rec.State.Error } : null });
+    // an exit being recorded already reads as 'exited': its code is known only once the recording is done
+    const exiting = this.exiting.get(id);
+    if (cond === 'not-running' && exiting) return exiting.then(result);
     if (cond === 'not-running' && rec.State.Status !== 'running' && rec.State.Status !== 'paused' && rec.State.Status !== 'restarting') return Promise.resolve(result());
     return new Promise((resolve, reject) => {
       const evName = cond === 'removed' ? `removed:${id}` : `exit:${id}`;
@@ -833,15 +869,32 @@ export class ContainerService {
     return { Titles: titles, Processes: procs };
   }
 
+  private fsBase(id: string): string {
+    return path.join(this.dir(id), 'fs');
+  }
+
+  /** The merged root, its size-limited writable layer made usable first (a host reboot undoes loop mounts). */
+  private async mountFs(rec: ContainerRecord): Promise<string> {
+    if (quotaSize(rec.HostConfig.StorageOpt, 'storage-opt')) await (await this.d.quota.backend()).ensure(this.fsBase(rec.Id));
+    return this.d.snapshots.mount(this.fsBase(rec.Id), rec.ImageChain as Digest[]);
+  }
+
+  private async removeFs(rec: ContainerRecord): Promise<void> {
+    const base = this.fsBase(rec.Id);
+    await this.d.snapshots.unmount(base);
+    if (quotaSize(rec.HostConfig.StorageOpt, 'storage-opt')) await (await this.d.quota.backend()).remove(base);
+    await this.d.snapshots.remove(base);
+  }
+
   /** Run fn with the container's merged root, mounting it for the duration if the container is not running. */
   async withRootfs<T>(ref: string, fn: (rootfs: string, rec: ContainerRecord) => Promise<T>): Promise<T> {
     const rec = this.get(ref);
     const id = rec.Id;
-    const base = path.join(this.dir(id), 'fs');
+    const base = this.fsBase(id);
     // mount and unmount under the container's lock, counting users: one request's unmount must not pull the root
     // from under another request (or a start) that is using it
     const rootfs = await this.lock.run(id, async () => {
-      const merged = await this.d.snapshots.mount(base, rec.ImageChain as Digest[]);
+      const merged = await this.mountFs(rec);
       this.rootfsUsers.set(id, (this.rootfsUsers.get(id) ?? 0) + 1);
       return merged;
     });

@@ -70,6 +70,9 @@ export const CreateBodySchema = z.looseObject({
   Labels: strMap,
   StopSignal: z.string().nullish(),
   StopTimeout: z.number().int().nullish(),
+  Rich: z.boolean().nullish(),
+  RichMode: z.string().nullish(),
+  InitScript: z.string().nullish(),
   HostConfig: HostConfigSchema.nullish(),
   NetworkingConfig: z.looseObject({}).nullish(),
 });

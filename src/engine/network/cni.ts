@@ -107,6 +107,12 @@ export class Cni {
     await fs.rm(this.cacheFile(netName, containerId, ifname), { force: true });
   }
 
+  /** Does DEL need the namespace still there? The bridge plugin's own ipMasq finds its rules through it. */
+  async delNeedsNetns(netName: string, containerId: string, ifname: string): Promise<boolean> {
+    const entry = await this.cached(netName, containerId, ifname);
+    return !!entry?.config.plugins.some((p) => p.ipMasq === true);
+  }
+
   async check(netName: string, containerId: string, ifname: string): Promise<void> {
     const entry = await this.cached(netName, containerId, ifname);
     if (!entry) throw new CniError('', 'CHECK', `no cached result for ${containerId} on ${netName}`);

@@ -277,6 +277,12 @@ export class NetworkService {
       if (add && !present) await this.ipt([where === 'I' ? '-I' : '-A', CHAIN, ...rule]);
       if (!add) while (await this.ipt(['-D', CHAIN, ...rule]));
     }
+    if (n.Internal) return;
+    // outbound NAT for the whole subnet, as dockerd does it
+    const masq = ['POSTROUTING', '-s', n.IPAM.Config[0]!.Subnet, '!', '-o', n.BridgeName, '-m', 'comment', '--comment', `sampan:${n.BridgeName}`, '-j', 'MASQUERADE'];
+    const present = await this.ipt(['-t', 'nat', '-C', ...masq]);
+    if (add && !present) await this.ipt(['-t', 'nat', '-A', ...masq]);
+    if (!add) while (await this.ipt(['-t', 'nat', '-D', ...masq]));
   }
 
   // ---------- containers ----------
@@ -318,7 +324,8 @@ export class NetworkService {
       type: 'bridge',
       bridge: n.BridgeName,
       isGateway: true,
-      ipMasq: !n.Internal,
+      // one MASQUERADE rule per network (see isolation) instead of the plugin's iptables chain per container
+      ipMasq: false,
       hairpinMode: true,
       ipam: { type: 'host-local', ranges: [[range]], routes: n.Internal ? [] : [{ dst: '0.0.0.0/0' }], dataDir: path.join(this.o.root, 'cni', 'ipam') },
     };
@@ -470,10 +477,17 @@ export class NetworkService {
       await removeNetns(rec.Id);
       return;
     }
-    for (const [name, ep] of Object.entries(state.Endpoints)) {
+    const eps = Object.entries(state.Endpoints).map(([name, ep]) => {
       const n = this.find(ep.NetworkID) ?? this.find(name);
+      return { name, ep, n, cniName: n ? this.cniName(n) : `sampan-${ep.NetworkID.slice(0, 12)}` };
+    });
+    // the namespace goes first: the kernel then tears the veth down in the background, where a veth delete
+    // inside DEL would wait ~20 ms for it (endpoints from before the engine did its own NAT still need it)
+    const needed = await Promise.all(eps.map((x) => this.cni.delNeedsNetns(x.cniName, rec.Id, x.ep.IfName)));
+    if (!needed.includes(true)) await removeNetns(rec.Id);
+    for (const { name, ep, n, cniName } of eps) {
       try {
-        await this.cni.del(n ? this.cniName(n) : `sampan-${ep.NetworkID.slice(0, 12)}`, rec.Id, ep.IfName, n ? { list: this.confList(n), netns: state.Netns } : undefined);
+        await this.cni.del(cniName, rec.Id, ep.IfName, n ? { list: this.confList(n), netns: state.Netns } : undefined);
       } catch (err) {
         this.o.log.warn({ id: rec.Id.slice(0, 12), network: name, err: errorMessage(err) }, 'CNI DEL failed');
       }

@@ -1,9 +1,9 @@
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ensureDir, removeTree } from '../../lib/fsutil.js';
 import { internal } from '../../lib/errors.js';
+import { isMounted } from '../../lib/mounts.js';
 import type { Digest } from '../../lib/digest.js';
 import type { LayerStore } from './layers.js';
 
@@ -27,16 +27,10 @@ export class OverlaySnapshots {
     await ensureDir(d.merged);
   }
 
-  async isMounted(target: string): Promise<boolean> {
-    const mounts = await fs.readFile('/proc/self/mountinfo', 'utf8');
-    const t = path.resolve(target);
-    return mounts.split('\n').some((l) => l.split(' ')[4] === t);
-  }
-
   /** Mount the merged view; chain IDs are bottom-most first. Idempotent. */
   async mount(base: string, chain: Digest[], readonly = false): Promise<string> {
     const d = this.dirs(base);
-    if (await this.isMounted(d.merged)) return d.merged;
+    if (await isMounted(d.merged)) return d.merged;
     await ensureDir(this.emptyDir);
     const lowers = chain.length ? [...chain].reverse().map((c) => this.layers.relDiffDir(c)) : [path.relative(this.layers.dir, this.emptyDir)];
     const opts = readonly && chain.length >= 2
@@ -53,7 +47,7 @@ export class OverlaySnapshots {
 
   async unmount(base: string): Promise<void> {
     const { merged } = this.dirs(base);
-    if (!(await this.isMounted(merged))) return;
+    if (!(await isMounted(merged))) return;
     try {
       await run('umount', [merged]);
     } catch {

@@ -5,6 +5,7 @@ import { conflict, invalid, notFound } from '../../lib/errors.js';
 import { NAME_RE, newId } from '../../lib/ids.js';
 import { KeyedLock } from '../../lib/keyedlock.js';
 import type { EventBus } from '../events.js';
+import { quotaSize, type DiskQuotas } from '../quota/quota.js';
 
 export interface Volume {
   Name: string;
@@ -18,7 +19,7 @@ export interface Volume {
 
 export const ANON_LABEL = 'com.docker.volume.anonymous';
 
-/** Local named volumes: a directory each under <root>/volumes/<name>/_data, kept until removed. */
+/** Local named volumes: a directory each under <root>/volumes/<name>/_data, kept until removed; `-o size=` caps it. */
 export class VolumeService {
   private readonly lock = new KeyedLock();
   /** Which containers use each volume; the container service keeps it current. */
@@ -27,6 +28,7 @@ export class VolumeService {
   constructor(
     private readonly dir: string,
     private readonly events: EventBus,
+    private readonly quota: DiskQuotas,
   ) {}
 
   async init(): Promise<void> {
@@ -52,16 +54,25 @@ export class VolumeService {
     const vname = name || newId();
     if (!NAME_RE.test(vname)) throw invalid(`create ${vname}: "${vname}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed`);
     for (const k of Object.keys(opts.driverOpts ?? {})) {
-      if (!['type', 'device', 'o'].includes(k)) throw invalid(`invalid option key: ${JSON.stringify(k)}`);
+      if (!['type', 'device', 'o', 'size'].includes(k)) throw invalid(`invalid option key: ${JSON.stringify(k)}`);
     }
+    const size = quotaSize(opts.driverOpts, 'volume');
     return this.lock.run(vname, async () => {
-      try {
-        return await readJson<Volume>(this.metaPath(vname));
-      } catch {
-        // new volume
+      const existing = await readJson<Volume>(this.metaPath(vname)).catch(() => undefined);
+      if (existing) {
+        await this.ensureMounted(existing);
+        return existing;
       }
       const base = path.join(this.dir, vname);
-      await ensureDir(path.join(base, '_data'));
+      if (size) {
+        const quota = await this.quota.backend();
+        await ensureDir(base);
+        await quota.create(path.join(base, '_data'), size).catch(async (err: unknown) => {
+          await quota.remove(path.join(base, '_data')).catch(() => undefined);
+          await removeTree(base);
+          throw err;
+        });
+      } else await ensureDir(path.join(base, '_data'));
       const vol: Volume = {
         Name: vname,
         Driver: 'local',
@@ -75,6 +86,11 @@ export class VolumeService {
       this.events.emit('volume', 'create', vname, { driver: 'local' });
       return vol;
     });
+  }
+
+  /** A size-limited volume's file system, mounted again if a host reboot undid it. */
+  private async ensureMounted(vol: Volume): Promise<void> {
+    if (quotaSize(vol.Options, 'volume')) await (await this.quota.backend()).ensure(vol.Mountpoint);
   }
 
   async list(): Promise<Volume[]> {
@@ -99,7 +115,9 @@ export class VolumeService {
     if (users.length && !force) throw conflict(`remove ${name}: volume is in use - [${users.join(', ')}]`);
     if (users.length) throw conflict(`remove ${name}: volume is in use - [${users.join(', ')}]`);
     await this.lock.run(name, async () => {
+      const vol = await this.get(name);
       await fs.rm(this.metaPath(name), { force: true });
+      if (quotaSize(vol.Options, 'volume')) await (await this.quota.backend()).remove(vol.Mountpoint);
       await removeTree(path.join(this.dir, name));
     });
     this.events.emit('volume', 'destroy', name, { driver: 'local' });
