@@ -11,6 +11,7 @@ import { LayerStore } from './snapshots/layers.js';
 import { OverlaySnapshots } from './snapshots/overlay.js';
 import { ImageStore } from './images/store.js';
 import { ImageService } from './images/service.js';
+import { CommitService } from './images/commit.js';
 import { Runc } from './runtime/runc.js';
 import { Conmon } from './runtime/conmon.js';
 import { EventBus } from './events.js';
@@ -18,6 +19,7 @@ import { VolumeService } from './volumes/service.js';
 import { ContainerService } from './containers/service.js';
 import { NetworkService } from './network/service.js';
 import { ExecService } from './containers/exec.js';
+import { HealthMonitor } from './containers/health.js';
 import { Registries } from '../lib/distribution/client.js';
 import { ExtractPool } from './snapshots/extract-pool.js';
 import { Lxcfs } from './lxcfs.js';
@@ -35,6 +37,8 @@ export class Engine {
   readonly content: ContentStore;
   readonly layers: LayerStore;
   readonly images: ImageService;
+  /** docker commit, diff and export (and the builder's commits). */
+  readonly commits: CommitService;
   readonly volumes: VolumeService;
   readonly containers: ContainerService;
   readonly execs: ExecService;
@@ -97,6 +101,8 @@ export class Engine {
       this.containers.usesImage(id).map((c) => ({ id: c.Id, running: c.State.Status === 'running' || c.State.Status === 'paused' })),
     );
     this.execs = new ExecService(this.containers);
+    this.commits = new CommitService({ containers: this.containers, store, diffDir: (c) => this.layers.diffDir(c), events: this.events });
+    this.containers.health = new HealthMonitor(this.containers, this.execs);
     this.registries = new Registries({ mirrors: config.registryMirrors, insecure: config.insecureRegistries }, log);
   }
 

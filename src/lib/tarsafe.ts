@@ -79,6 +79,8 @@ export interface ExtractResult {
 interface ExtractOptions {
   /** Convert OCI whiteouts to overlayfs ones (char 0/0 and the opaque xattr). */
   overlayWhiteouts?: boolean;
+  /** Make device nodes (a layer committed from a container's own files); refused otherwise. */
+  devices?: boolean;
 }
 
 /**
@@ -223,7 +225,13 @@ export async function extractLayer(input: Readable, dest: string, opts: ExtractO
           break;
         case 'character-device':
         case 'block-device':
-          throw invalid(`tar entry ${JSON.stringify(h.name)}: device nodes are not allowed in layers`);
+          if (!opts.devices) throw invalid(`tar entry ${JSON.stringify(h.name)}: device nodes are not allowed in layers`);
+          await run('mknod', ['-m', mode.toString(8), target, h.type === 'character-device' ? 'c' : 'b', String(h.devmajor ?? 0), String(h.devminor ?? 0)]);
+          made.set(rel, 'other');
+          if (needChown(h)) await fs.lchown(target, h.uid ?? 0, h.gid ?? 0);
+          await fs.lutimes(target, mtime, mtime);
+          entry.resume();
+          break;
         default:
           // pax headers and the like are consumed by the parser; anything else is skipped
           entry.resume();

@@ -57,6 +57,7 @@ export function containerRoutes(r: Router, e: Engine): void {
             return k === 'before' ? c.Created < ref.Created : c.Created > ref.Created;
           }
           case 'health':
+            for (const v of vals) if (!['starting', 'healthy', 'unhealthy', 'none'].includes(v)) throw invalid(`Unrecognised filter value for health: ${v}`);
             return vals.includes(c.State.Health?.Status ?? 'none');
           default:
             throw invalid(`invalid filter '${k}'`);

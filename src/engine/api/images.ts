@@ -12,7 +12,7 @@ export function imageRoutes(r: Router, e: Engine): void {
 
   r.add('GET', '/images/json', (ctx) => {
     const filters = ctx.filters();
-    ctx.send(200, svc.list(filters).map(imageSummary));
+    ctx.send(200, svc.list(filters, ctx.bool('all')).map(imageSummary));
   });
 
   r.add('POST', '/images/load', async (ctx) => {
@@ -66,7 +66,7 @@ export function imageRoutes(r: Router, e: Engine): void {
     ctx.send(200, imageInspect(img, img.layers.map((l) => e.layers.diffDir(l.chainId)).reverse()));
   });
 
-  r.add('GET', '/images/{name*}/history', (ctx) => ctx.send(200, imageHistory(svc.get(ctx.param('name')))));
+  r.add('GET', '/images/{name*}/history', (ctx) => ctx.send(200, imageHistory(svc.get(ctx.param('name')), (id) => svc.store.byId(id))));
 
   r.add('POST', '/images/{name*}/tag', async (ctx) => {
     await svc.tag(ctx.param('name'), ctx.query.get('repo') ?? '', ctx.query.get('tag') ?? undefined);
@@ -74,7 +74,7 @@ export function imageRoutes(r: Router, e: Engine): void {
   });
 
   r.add('DELETE', '/images/{name*}', async (ctx) => {
-    ctx.send(200, await svc.remove(ctx.param('name'), ctx.bool('force')));
+    ctx.send(200, await svc.remove(ctx.param('name'), ctx.bool('force'), !ctx.bool('noprune')));
   });
 
   r.add('POST', '/images/prune', async (ctx) => ctx.send(200, await svc.prune(ctx.filters())));

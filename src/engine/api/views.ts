@@ -26,7 +26,7 @@ export function statusText(r: ContainerRecord, now = Date.now()): string {
   const st = r.State;
   switch (st.Status) {
     case 'running':
-      return `Up ${humanDuration(now - Date.parse(st.StartedAt))}${st.Health ? ` (${st.Health.Status})` : ''}`;
+      return `Up ${humanDuration(now - Date.parse(st.StartedAt))}${st.Health ? ` (${st.Health.Status === 'starting' ? 'health: starting' : st.Health.Status})` : ''}`;
     case 'paused':
       return `Up ${humanDuration(now - Date.parse(st.StartedAt))} (Paused)`;
     case 'restarting':
@@ -150,7 +150,7 @@ export function containerInspect(r: ContainerRecord, dirs: { dir: string; fs: st
 export function imageSummary(i: Image): Record<string, unknown> {
   return {
     Id: i.id,
-    ParentId: '',
+    ParentId: i.parent ?? '',
     RepoTags: i.repoTags,
     RepoDigests: i.repoDigests,
     Created: Math.floor(Date.parse(i.created) / 1000),
@@ -167,7 +167,7 @@ export function imageInspect(i: Image, lowers: string[]): Record<string, unknown
     Id: i.id,
     RepoTags: i.repoTags,
     RepoDigests: i.repoDigests,
-    Parent: '',
+    Parent: i.parent ?? '',
     Comment: c.comment ?? c.history?.[c.history.length - 1]?.comment ?? '',
     Created: i.created,
     DockerVersion: '',
@@ -187,7 +187,11 @@ export function imageInspect(i: Image, lowers: string[]): Record<string, unknown
   };
 }
 
-export function imageHistory(i: Image): Array<Record<string, unknown>> {
+/**
+ * `docker history`: newest entry first. As Docker, the rows take the IDs (and tags) of the image and then of its
+ * parents in turn where they exist here (`byId`), `<missing>` beyond.
+ */
+export function imageHistory(i: Image, byId: (id: Image['id']) => Image | undefined = () => undefined): Array<Record<string, unknown>> {
   const hist: HistoryEntry[] = i.config.history?.length ? i.config.history : i.layers.map(() => ({ created: i.created, created_by: '' }));
   let layer = 0;
   const rows = hist.map((h) => {
@@ -195,9 +199,12 @@ export function imageHistory(i: Image): Array<Record<string, unknown>> {
     return { Id: '<missing>', Created: Math.floor(Date.parse(h.created ?? i.created) / 1000), CreatedBy: h.created_by ?? '', Tags: null as string[] | null, Size: size, Comment: h.comment ?? '' };
   });
   rows.reverse();
-  if (rows[0]) {
-    rows[0].Id = i.id;
-    rows[0].Tags = i.repoTags.length ? i.repoTags : null;
+  let cur: Image | undefined = i;
+  for (const row of rows) {
+    if (!cur) break;
+    row.Id = cur.id;
+    row.Tags = cur.repoTags.length ? cur.repoTags : null;
+    cur = cur.parent ? byId(cur.parent) : undefined;
   }
   return rows;
 }

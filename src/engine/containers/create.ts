@@ -6,6 +6,7 @@ import type { ContainerConfig, HostConfig, MountSpec, RestartPolicy } from './mo
 import type { CreateBody } from './validate.js';
 import { quotaSize } from '../quota/quota.js';
 import { richConfig } from './rich.js';
+import { mergeHealthcheck } from './health.js';
 import { parseSecurityOpts, validateDevices, validateSysctls, type DeviceMapping } from './security.js';
 
 const toArr = (v: string[] | string | null | undefined): string[] | null => (v == null ? null : Array.isArray(v) ? v : [v]);
@@ -35,7 +36,7 @@ export function mergeConfig(body: CreateBody, image: Image, id: string): { confi
     StdinOnce: !!body.StdinOnce,
     Env: mergeEnv(ic.Env, body.Env),
     Cmd: cmd,
-    Healthcheck: (body.Healthcheck as ContainerConfig['Healthcheck']) ?? ic.Healthcheck,
+    Healthcheck: mergeHealthcheck(body.Healthcheck as ContainerConfig['Healthcheck'], ic.Healthcheck),
     Image: body.Image,
     Volumes: { ...(ic.Volumes ?? {}), ...(body.Volumes ?? {}) },
     WorkingDir: body.WorkingDir || ic.WorkingDir || '',

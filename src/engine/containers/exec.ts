@@ -130,6 +130,23 @@ export class ExecService {
     await writeCtl(path.join(e.bundle, 'ctl'), h, w);
   }
 
+  /** SIGKILL a running session's process (a health check past its timeout, as Docker kills it). */
+  kill(id: string): void {
+    const e = this.execs.get(id);
+    if (!e?.running || e.pid <= 0) return;
+    try {
+      process.kill(e.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Drop a finished session: health check execs are not kept, as in Docker. */
+  forget(id: string): void {
+    const e = this.execs.get(id);
+    if (e && !e.running) this.execs.delete(id);
+  }
+
   idsFor(containerId: string): string[] {
     return [...this.execs.values()].filter((e) => e.containerId === containerId).map((e) => e.id);
   }

@@ -1,5 +1,6 @@
 import type { ContainerNet, EndpointSettings } from '../network/service.js';
 import type { HealthConfig } from '../../lib/oci.js';
+import type { HealthState } from './health.js';
 
 /** Docker's container Config, as the API sends and shows it. */
 export interface ContainerConfig {
@@ -90,7 +91,8 @@ export interface ContainerState {
   StartedAt: string;
   FinishedAt: string;
   OOMKilled: boolean;
-  Health?: { Status: string; FailingStreak: number; Log: unknown[] };
+  /** Present once a container with a health check has started (health.ts). */
+  Health?: HealthState;
 }
 
 export interface MountPoint {

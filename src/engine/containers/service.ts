@@ -25,6 +25,7 @@ import { applyRich, type RichInits } from './rich.js';
 import { mergeEnv } from './parse.js';
 import { CreateBodySchema, parseBody } from './validate.js';
 import { OomWatch } from './oom.js';
+import type { HealthMonitor } from './health.js';
 import { checkResources, cgroupsPathOf, mergeUpdate, updateResources, validateResources } from './resources.js';
 
 const run = promisify(execFile);
@@ -82,6 +83,8 @@ export class ContainerService {
   );
   readonly containersDir: string;
   readonly exitsDir: string;
+  /** Health checks (set by the engine: they run through its exec service). */
+  health?: HealthMonitor;
 
   constructor(readonly d: ContainerDeps) {
     this.containersDir = path.join(d.root, 'containers');
@@ -134,6 +137,7 @@ export class ContainerService {
     this.watcher?.close();
     if (this.poller) clearInterval(this.poller);
     this.oom.stop();
+    this.health?.close();
     for (const t of this.restartTimers.values()) clearTimeout(t);
   }
 
@@ -158,6 +162,7 @@ export class ContainerService {
         const st = await this.d.runc.state(rec.Id).catch(() => undefined);
         if (st?.status === 'paused' && rec.State.Status !== 'paused') rec.State.Status = 'paused';
         if (st?.status === 'running' && rec.State.Status === 'paused') rec.State.Status = 'running';
+        this.health?.resume(rec);
         await this.save(rec);
         this.startedAtMs.set(rec.Id, Date.parse(rec.State.StartedAt));
         this.d.log.info({ id: rec.Id.slice(0, 12), pid: rec.State.Pid }, 're-adopted running container');
@@ -370,6 +375,7 @@ export class ContainerService {
       rec.HasBeenStarted = true;
       rec.ManuallyStopped = false;
       this.startedAtMs.set(rec.Id, Date.now());
+      this.health?.started(rec);
       await this.save(rec);
       this.d.events.emit('container', 'start', rec.Id, this.attrs(rec));
       await this.d.network?.announce(rec, (cid) => path.join(this.dir(cid), 'hosts'));
@@ -472,6 +478,7 @@ export class ContainerService {
   // ---------- exits and restart policies ----------
 
   private async recordExit(rec: ContainerRecord, code: number, finished: Date): Promise<void> {
+    this.health?.stop(rec);
     await this.releaseNet(rec);
     rec.State = { ...rec.State, Status: 'exited', Pid: 0, ExitCode: code, FinishedAt: finished.toISOString() };
     await this.save(rec);
@@ -690,6 +697,7 @@ export class ContainerService {
       if (rec.State.Status !== 'running') throw conflict(`Container ${rec.Id} is not running`);
       await this.d.runc.pause(rec.Id);
       rec.State.Status = 'paused';
+      this.health?.update(rec);
       await this.save(rec);
       this.d.events.emit('container', 'pause', rec.Id, this.attrs(rec));
     });
@@ -701,6 +709,7 @@ export class ContainerService {
       if (rec.State.Status !== 'paused') throw conflict(`Container ${rec.Id} is not paused`);
       await this.d.runc.resume(rec.Id);
       rec.State.Status = 'running';
+      this.health?.update(rec);
       await this.save(rec);
       this.d.events.emit('container', 'unpause', rec.Id, this.attrs(rec));
     });
@@ -723,6 +732,7 @@ export class ContainerService {
       if (timer) clearTimeout(timer);
       this.restartTimers.delete(rec.Id);
       rec.State.Status = 'removing';
+      this.health?.stop(rec);
       await this.d.runc.delete(rec.Id).catch(() => undefined);
       await this.releaseNet(rec);
       await this.removeFs(rec);
@@ -869,7 +879,8 @@ export class ContainerService {
     return { Titles: titles, Processes: procs };
   }
 
-  private fsBase(id: string): string {
+  /** Where the container's overlay dirs are (upper, work, merged: snapshots.dirs). */
+  fsBase(id: string): string {
     return path.join(this.dir(id), 'fs');
   }
 

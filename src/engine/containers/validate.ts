@@ -62,7 +62,7 @@ export const CreateBodySchema = z.looseObject({
   StdinOnce: z.boolean().nullish(),
   Env: strArr,
   Cmd: z.union([z.array(z.string()), z.string()]).nullish(),
-  Healthcheck: z.looseObject({ Test: strArr }).nullish(),
+  Healthcheck: z.looseObject({ Test: strArr, Interval: z.number().int().nullish(), Timeout: z.number().int().nullish(), StartPeriod: z.number().int().nullish(), StartInterval: z.number().int().nullish(), Retries: z.number().int().nullish() }).nullish(),
   Image: z.string().min(1, 'Image is required'),
   Volumes: objMap,
   WorkingDir: z.string().nullish(),

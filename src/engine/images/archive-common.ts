@@ -4,12 +4,12 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Hasher, isDigest, type Digest } from '../../lib/digest.js';
+import { Hasher, isDigest, sha256, type Digest } from '../../lib/digest.js';
 import { SampanError, errorMessage, invalid } from '../../lib/errors.js';
 import { MediaType, type Descriptor, type ImageConfig, type ImageManifest } from '../../lib/oci.js';
 import { decompressed } from '../../lib/tarsafe.js';
 import { removeTree } from '../../lib/fsutil.js';
-import type { ImageStore, LayerRef } from './store.js';
+import type { Image, ImageStore, LayerRef } from './store.js';
 
 export const BLOB_PATH_RE = /^blobs\/sha256\/([a-f0-9]{64})$/;
 export const LEGACY_CONFIG_RE = /^([a-f0-9]{64})\.json$/;
@@ -124,6 +124,23 @@ export class Rollback {
     for (const c of this.chains.reverse()) await s.layers.remove(c).catch(() => undefined);
     for (const b of this.blobs) await s.content.delete(b).catch(() => undefined);
   }
+}
+
+/** Add an image (config, manifest and an optional tag), noting in the undo log what did not exist before. */
+export async function addImage(store: ImageStore, tx: Rollback, config: ImageConfig, layers: LayerRef[], o: { ref?: string; parent?: Digest } = {}): Promise<Image> {
+  const cfgBytes = Buffer.from(JSON.stringify(config));
+  const id = sha256(cfgBytes);
+  const manifest = ociManifest(cfgBytes, id, layers);
+  for (const d of [id, sha256(manifest)]) if (!(await store.content.has(d))) tx.blobs.push(d);
+  const existed = store.byId(id) !== undefined;
+  await store.add(config, layers, { manifest, configBytes: cfgBytes, parent: o.parent });
+  if (!existed) tx.images.push(id);
+  if (o.ref) {
+    const prev = store.hasTag(o.ref) ? store.find(o.ref)?.id : undefined;
+    tx.tags.push({ tag: o.ref, prev });
+    await store.tag(id, o.ref);
+  }
+  return store.byId(id)!;
 }
 
 

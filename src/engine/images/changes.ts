@@ -1,113 +1,74 @@
 /** Dockerfile instructions as `--change` applies them to an image config (import, commit). */
 import path from 'node:path';
 import { invalid } from '../../lib/errors.js';
-import { type ImageRuntimeConfig } from '../../lib/oci.js';
-// ---------------------------------------------------------------------------------------------
-// docker import
+import { type HealthConfig, type ImageRuntimeConfig } from '../../lib/oci.js';
+import { parseGoDuration } from '../../lib/goduration.js';
+import { keyValues, parseInstruction, type Instruction } from '../build/dockerfile.js';
+import { envFromList, expandWord, expandWords } from '../build/expand.js';
 
-/** Split words shell-style: whitespace separates, quotes group, backslash escapes. */
-function splitWords(s: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let inWord = false;
-  let quote: '"' | "'" | null = null;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (quote) {
-      if (c === quote) quote = null;
-      else if (c === '\\' && quote === '"' && i + 1 < s.length) cur += s[++i];
-      else cur += c;
-      continue;
-    }
-    if (c === '"' || c === "'") {
-      quote = c;
-      inWord = true;
-    } else if (c === '\\' && i + 1 < s.length) {
-      cur += s[++i];
-      inWord = true;
-    } else if (/\s/.test(c)) {
-      if (inWord) out.push(cur);
-      cur = '';
-      inWord = false;
-    } else {
-      cur += c;
-      inWord = true;
-    }
-  }
-  if (quote) throw invalid(`unterminated quote in ${JSON.stringify(s)}`);
-  if (inWord) out.push(cur);
-  return out;
+const CHANGE_INSTRUCTIONS = ['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'HEALTHCHECK', 'LABEL', 'USER', 'VOLUME', 'WORKDIR', 'STOPSIGNAL'];
+
+/** `HEALTHCHECK [--interval=D --timeout=D --start-period=D --start-interval=D --retries=N] CMD ...` or `HEALTHCHECK NONE`. */
+export function parseHealthcheck(rest: string): HealthConfig {
+  return healthConfig(parseInstruction(`HEALTHCHECK ${rest}`));
 }
 
-/** JSON array form when it parses as a list of strings, otherwise undefined. */
-function jsonArray(rest: string): string[] | undefined {
-  if (!rest.startsWith('[')) return undefined;
-  try {
-    const v = JSON.parse(rest) as unknown;
-    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
-  } catch {
-    // shell form
+// the parser has checked the type, the command and the flag values
+function healthConfig(ins: Instruction): HealthConfig {
+  const [typ, ...cmd] = ins.args;
+  if (typ!.toUpperCase() === 'NONE') return { Test: ['NONE'] };
+  const h: HealthConfig = { Test: ins.json ? ['CMD', ...cmd] : ['CMD-SHELL', cmd[0]!] };
+  const durations = [['interval', 'Interval'], ['timeout', 'Timeout'], ['start-period', 'StartPeriod'], ['start-interval', 'StartInterval']] as const;
+  for (const [flag, key] of durations) {
+    const v = ins.flags[flag];
+    if (v) h[key] = parseGoDuration(v)!;
   }
-  return undefined;
+  if (ins.flags.retries) h.Retries = Number(ins.flags.retries);
+  return h;
 }
-
-function keyValues(instr: string, rest: string): Array<[string, string]> {
-  const words = splitWords(rest);
-  if (words.length === 0) throw invalid(`${instr} requires at least one argument`);
-  if (!words[0]!.includes('=')) {
-    // legacy "KEY value with spaces"
-    const m = /^(\S+)\s+([\s\S]*)$/.exec(rest.trim());
-    if (!m) throw invalid(`${instr} ${words[0]} needs a value (${instr} key=value or ${instr} key value)`);
-    const value = splitWords(m[2]!).join(' ');
-    return [[splitWords(m[1]!)[0] ?? m[1]!, value]];
-  }
-  return words.map((w) => {
-    const eq = w.indexOf('=');
-    if (eq <= 0) throw invalid(`${instr}: ${JSON.stringify(w)} is not key=value`);
-    return [w.slice(0, eq), w.slice(eq + 1)];
-  });
-}
-
-const CHANGE_INSTRUCTIONS = ['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'LABEL', 'USER', 'VOLUME', 'WORKDIR', 'STOPSIGNAL'];
 
 /** Apply `--change` Dockerfile instructions to a runtime config. */
 export function applyChanges(cfg: ImageRuntimeConfig, changes: string[]): ImageRuntimeConfig {
-  for (const raw of changes) {
-    const line = raw.replace(/\\\r?\n/g, ' ').trim();
-    if (!line || line.startsWith('#')) continue;
-    const m = /^(\S+)(?:\s+([\s\S]*))?$/.exec(line)!;
-    const instr = m[1]!.toUpperCase();
-    const rest = (m[2] ?? '').trim();
+  for (const change of changes) {
+    const first = change.split('\n').map((l) => l.trim()).find((l) => l && !l.startsWith('#'));
+    if (!first) continue;
+    const word = /^\S+/.exec(first)![0];
+    const instr = word.toUpperCase();
     if (!CHANGE_INSTRUCTIONS.includes(instr)) {
-      throw invalid(`${m[1]} is not a valid change command (allowed: ${CHANGE_INSTRUCTIONS.join(', ')})`);
+      throw invalid(`${word} is not a valid change command (allowed: ${CHANGE_INSTRUCTIONS.join(', ')})`);
     }
+    const ins = parseInstruction(change);
+    // values are expanded with the config's env as it was before this instruction, as the builder does
+    const env = envFromList(cfg.Env ?? []);
+    const x = (w: string) => expandWord(w, env);
     switch (instr) {
       case 'CMD':
       case 'ENTRYPOINT': {
-        if (!rest) throw invalid(`${instr} requires at least one argument`);
-        const cmd = jsonArray(rest) ?? ['/bin/sh', '-c', rest];
+        if (!ins.raw) throw invalid(`${instr} requires at least one argument`);
+        const cmd = ins.json ? ins.args : ['/bin/sh', '-c', ins.args[0]!];
         if (instr === 'CMD') cfg.Cmd = cmd;
         else cfg.Entrypoint = cmd;
         break;
       }
       case 'ENV': {
-        const env = [...(cfg.Env ?? [])];
-        for (const [k, v] of keyValues(instr, rest)) {
-          const i = env.findIndex((e) => e.split('=')[0] === k);
-          if (i >= 0) env[i] = `${k}=${v}`;
-          else env.push(`${k}=${v}`);
+        const list = [...(cfg.Env ?? [])];
+        for (const { key, value } of keyValues(ins)) {
+          const k = x(key);
+          const i = list.findIndex((e) => e.split('=')[0] === k);
+          if (i >= 0) list[i] = `${k}=${x(value ?? '')}`;
+          else list.push(`${k}=${x(value ?? '')}`);
         }
-        cfg.Env = env;
+        cfg.Env = list;
         break;
       }
       case 'LABEL': {
         const labels = { ...(cfg.Labels ?? {}) };
-        for (const [k, v] of keyValues(instr, rest)) labels[k] = v;
+        for (const { key, value } of keyValues(ins)) labels[x(key)] = x(value ?? '');
         cfg.Labels = labels;
         break;
       }
       case 'EXPOSE': {
-        const words = splitWords(rest);
+        const words = expandWords(ins.raw, env);
         if (words.length === 0) throw invalid('EXPOSE requires at least one argument');
         const ports = { ...(cfg.ExposedPorts ?? {}) };
         for (const w of words) {
@@ -122,7 +83,7 @@ export function applyChanges(cfg: ImageRuntimeConfig, changes: string[]): ImageR
         break;
       }
       case 'VOLUME': {
-        const vols = jsonArray(rest) ?? splitWords(rest);
+        const vols = ins.args.map(x);
         if (vols.length === 0 || vols.some((v) => !v.trim())) throw invalid('VOLUME requires at least one non-empty path');
         const out = { ...(cfg.Volumes ?? {}) };
         for (const v of vols) out[v] = {};
@@ -130,19 +91,22 @@ export function applyChanges(cfg: ImageRuntimeConfig, changes: string[]): ImageR
         break;
       }
       case 'USER':
-        if (!rest || /\s/.test(rest)) throw invalid('USER requires exactly one argument');
-        cfg.User = rest;
+        if (/\s/.test(ins.raw)) throw invalid('USER requires exactly one argument');
+        cfg.User = x(ins.raw);
         break;
       case 'WORKDIR':
-        if (!rest) throw invalid('WORKDIR requires exactly one argument');
-        cfg.WorkingDir = path.posix.resolve(cfg.WorkingDir || '/', splitWords(rest).join(' ') || rest);
+        cfg.WorkingDir = path.posix.resolve(cfg.WorkingDir || '/', x(ins.raw));
         break;
-      case 'STOPSIGNAL':
-        if (!/^(?:(?:SIG)?[A-Z][A-Z0-9+-]*|\d{1,2})$/i.test(rest)) throw invalid(`STOPSIGNAL: invalid signal ${JSON.stringify(rest)}`);
-        cfg.StopSignal = rest;
+      case 'HEALTHCHECK':
+        cfg.Healthcheck = healthConfig(ins);
         break;
+      case 'STOPSIGNAL': {
+        const sig = x(ins.raw);
+        if (!/^(?:(?:SIG)?[A-Z][A-Z0-9+-]*|\d{1,2})$/i.test(sig)) throw invalid(`STOPSIGNAL: invalid signal ${JSON.stringify(sig)}`);
+        cfg.StopSignal = sig;
+        break;
+      }
     }
   }
   return cfg;
 }
-

@@ -3,13 +3,13 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HashingStream, sha256 } from '../../lib/digest.js';
+import { HashingStream } from '../../lib/digest.js';
 import { errorMessage, invalid } from '../../lib/errors.js';
 import { type ImageConfig, type ImageRuntimeConfig } from '../../lib/oci.js';
 import { parseReference } from '../../lib/reference.js';
 import { removeTree } from '../../lib/fsutil.js';
 import type { Image, ImageStore, LayerRef } from './store.js';
-import { loadError, makeTempDir, diffIdOf, layerMediaType, ociManifest, Rollback } from './archive-common.js';
+import { addImage, loadError, makeTempDir, diffIdOf, layerMediaType, Rollback } from './archive-common.js';
 import { applyChanges } from './changes.js';
 /**
  * `docker import`: a rootfs tar (plain or compressed) becomes a one-layer image. The tar is kept as the layer's blob.
@@ -64,19 +64,7 @@ export async function importRootfs(
     const refs: LayerRef[] = [
       { chainId: meta.chainId, diffId: meta.diffId, size: meta.size, blob: { mediaType: await layerMediaType(file), digest: blobDigest, size: blobSize } },
     ];
-    const cfgBytes = Buffer.from(JSON.stringify(config));
-    const id = sha256(cfgBytes);
-    const manifest = ociManifest(cfgBytes, id, refs);
-    for (const d of [id, sha256(manifest)]) if (!(await store.content.has(d))) tx.blobs.push(d);
-    const existed = store.byId(id) !== undefined;
-    await store.add(config, refs, { manifest });
-    if (!existed) tx.images.push(id);
-    if (opts.ref) {
-      const prev = store.hasTag(opts.ref) ? store.find(opts.ref)?.id : undefined;
-      tx.tags.push({ tag: opts.ref, prev });
-      await store.tag(id, opts.ref);
-    }
-    return store.byId(id)!;
+    return await addImage(store, tx, config, refs, { ref: opts.ref });
   } catch (err) {
     await tx.undo();
     throw loadError('import', err);

@@ -26,6 +26,8 @@ export interface ImageRecord {
   repoDigests: string[];
   /** When the image arrived in this store (Docker's Metadata.LastTagTime is close enough). */
   loadedAt: string;
+  /** The image this one was made from here (commit, build): Docker's parent link, local only. */
+  parent?: Digest;
 }
 
 export interface Image extends ImageRecord {
@@ -121,7 +123,7 @@ export class ImageStore {
    * Add an image from its config and its layers (already in the layer store and as blobs).
    * Writes config and manifest blobs, then the record; returns the image.
    */
-  async add(config: ImageConfig, layers: LayerRef[], opts: { repoDigests?: string[]; manifest?: Buffer; configBytes?: Buffer } = {}): Promise<Image> {
+  async add(config: ImageConfig, layers: LayerRef[], opts: { repoDigests?: string[]; manifest?: Buffer; configBytes?: Buffer; parent?: Digest } = {}): Promise<Image> {
     // the config's exact bytes define the image ID: keep them when they came from elsewhere
     const cfgBytes = opts.configBytes ?? Buffer.from(JSON.stringify(config));
     const { digest: id } = await this.content.put(cfgBytes);
@@ -137,6 +139,8 @@ export class ImageStore {
         repoDigests: [...new Set([...(prev?.repoDigests ?? []), ...(opts.repoDigests ?? [])])],
         loadedAt: prev?.loadedAt ?? new Date().toISOString(),
       };
+      const parent = prev?.parent ?? opts.parent;
+      if (parent) rec.parent = parent;
       await atomicWriteJson(path.join(this.recordsDir, `${hexOf(id)}.json`), rec);
       this.records.set(id, rec);
       this.configs.set(id, config);
@@ -203,14 +207,9 @@ export class ImageStore {
     if (!usedBlobs.has(rec.manifest)) await this.content.delete(rec.manifest);
   }
 
-  /** Images whose layer chain extends this one's (Docker's children). */
+  /** Images made from this one here (Docker's children: by parent link; pulled and loaded images have none). */
   children(id: Digest): Image[] {
-    const rec = this.records.get(id);
-    if (!rec) return [];
-    const top = rec.layers[rec.layers.length - 1]?.chainId;
-    return this.list().filter(
-      (i) => i.id !== id && i.layers.length > rec.layers.length && i.layers[rec.layers.length - 1]?.chainId === top,
-    );
+    return [...this.records.values()].filter((r) => r.parent === id && r.id !== id).map((r) => this.view(r));
   }
 }
 

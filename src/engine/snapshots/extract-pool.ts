@@ -62,11 +62,11 @@ export class ExtractPool {
   }
 
   /** extractLayer on a worker: the input is read here and its bytes sent over. */
-  extract = async (input: Readable, dest: string, opts: { overlayWhiteouts?: boolean } = {}): Promise<ExtractResult> => {
+  extract = async (input: Readable, dest: string, opts: { overlayWhiteouts?: boolean; devices?: boolean } = {}): Promise<ExtractResult> => {
     const w = await this.acquire();
     let ok = false;
     try {
-      const result = await run(w, input, dest, !!opts.overlayWhiteouts);
+      const result = await run(w, input, dest, { overlayWhiteouts: !!opts.overlayWhiteouts, devices: !!opts.devices });
       ok = true;
       return result;
     } finally {
@@ -80,7 +80,7 @@ export class ExtractPool {
   }
 }
 
-function run(w: Worker, input: Readable, dest: string, overlayWhiteouts: boolean): Promise<ExtractResult> {
+function run(w: Worker, input: Readable, dest: string, opts: { overlayWhiteouts: boolean; devices: boolean }): Promise<ExtractResult> {
   return new Promise<ExtractResult>((resolve, reject) => {
     let credits = CREDITS;
     let settled = false;
@@ -111,7 +111,7 @@ function run(w: Worker, input: Readable, dest: string, overlayWhiteouts: boolean
     w.on('message', onMessage);
     w.once('error', onError);
     w.once('exit', onExit);
-    w.postMessage({ type: 'start', dest, overlayWhiteouts });
+    w.postMessage({ type: 'start', dest, ...opts });
     void (async () => {
       try {
         for await (const chunk of input) {

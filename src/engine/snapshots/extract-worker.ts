@@ -1,7 +1,7 @@
 /**
  * Worker thread side of ExtractPool: unpacks one layer at a time with extractLayer (decompression, diff ID
  * hashing, tar parsing and file writes all happen here, off the engine's main thread).
- * Messages in: start {dest, overlayWhiteouts}, data {chunk}, end, abort {message}.
+ * Messages in: start {dest, overlayWhiteouts, devices}, data {chunk}, end, abort {message}.
  * Messages out: ack (a chunk was taken: send another), done {result}, error {code, message}.
  */
 import { parentPort } from 'node:worker_threads';
@@ -10,7 +10,7 @@ import { extractLayer } from '../../lib/tarsafe.js';
 import { SampanError, errorMessage } from '../../lib/errors.js';
 
 type In =
-  | { type: 'start'; dest: string; overlayWhiteouts: boolean }
+  | { type: 'start'; dest: string; overlayWhiteouts: boolean; devices?: boolean }
   | { type: 'data'; chunk: Uint8Array }
   | { type: 'end' }
   | { type: 'abort'; message: string };
@@ -39,7 +39,7 @@ port.on('message', (m: In) => {
       ended = false;
       aborted = undefined;
       const input = Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
-      extractLayer(input, m.dest, { overlayWhiteouts: m.overlayWhiteouts }).then(
+      extractLayer(input, m.dest, { overlayWhiteouts: m.overlayWhiteouts, devices: m.devices }).then(
         (result) => port.postMessage({ type: 'done', result }),
         (err: unknown) => {
           input.destroy();

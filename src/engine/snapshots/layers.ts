@@ -25,7 +25,7 @@ export class LayerStore {
   constructor(
     readonly dir: string,
     /** How layers are unpacked: in this thread by default; the engine passes its worker pool's. */
-    private readonly extract: (tar: Readable, dest: string, opts: { overlayWhiteouts?: boolean }) => Promise<ExtractResult> = extractLayer,
+    private readonly extract: (tar: Readable, dest: string, opts: { overlayWhiteouts?: boolean; devices?: boolean }) => Promise<ExtractResult> = extractLayer,
   ) {}
 
   async init(): Promise<void> {
@@ -52,9 +52,10 @@ export class LayerStore {
 
   /**
    * Unpack a layer on top of `parent`. The diff ID is computed from the content; if `expectDiffId` is given
-   * and differs, nothing is kept. Returns the layer's meta (existing or new).
+   * and differs, nothing is kept. Returns the layer's meta (existing or new). `devices`: allow device nodes
+   * (only for layers made from a local container's files).
    */
-  async apply(tar: Readable, parent: Digest | undefined, expectDiffId?: Digest): Promise<LayerMeta> {
+  async apply(tar: Readable, parent: Digest | undefined, expectDiffId?: Digest, opts: { devices?: boolean } = {}): Promise<LayerMeta> {
     if (expectDiffId) {
       const chainId = parent ? sha256(`${parent} ${expectDiffId}`) : expectDiffId;
       if (await this.has(chainId)) {
@@ -65,7 +66,7 @@ export class LayerStore {
     const tmp = path.join(this.dir, `tmp-${randomBytes(8).toString('hex')}`);
     try {
       await ensureDir(path.join(tmp, 'diff'));
-      const res = await this.extract(tar, path.join(tmp, 'diff'), { overlayWhiteouts: true });
+      const res = await this.extract(tar, path.join(tmp, 'diff'), { overlayWhiteouts: true, devices: opts.devices });
       if (expectDiffId && res.diffId !== expectDiffId) {
         throw Object.assign(new Error(`layer diff ID mismatch: expected ${expectDiffId}, got ${res.diffId}`), { code: 'DIFFID' });
       }

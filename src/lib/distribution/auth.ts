@@ -37,6 +37,32 @@ export function decodeRegistryAuth(header: string | string[] | undefined): AuthC
   return normalizeAuth(parsed as Record<string, unknown>);
 }
 
+/**
+ * X-Registry-Config (builds): base64 JSON of registry host → AuthConfig. Returns the credentials for the
+ * registry an image reference names (docker.io's under any of the names the CLI uses for it).
+ */
+export function decodeRegistryConfig(header: string | string[] | undefined): (ref: string) => AuthConfig | undefined {
+  const h = Array.isArray(header) ? header[0] : header;
+  const byHost = new Map<string, AuthConfig>();
+  try {
+    const parsed = h?.trim() ? (JSON.parse(Buffer.from(h.trim(), 'base64').toString('utf8')) as unknown) : undefined;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+      for (const [host, v] of Object.entries(parsed as Record<string, unknown>)) {
+        const a = v && typeof v === 'object' ? normalizeAuth(v as Record<string, unknown>) : undefined;
+        if (a) byHost.set(host.replace(/^https?:\/\//, '').replace(/\/.*$/, ''), a);
+      }
+    }
+  } catch {
+    // as X-Registry-Auth: what does not decode is no credentials
+  }
+  return (ref) => {
+    const first = ref.split('/')[0]!;
+    const host = ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : 'docker.io';
+    if (host === 'docker.io') return byHost.get('index.docker.io') ?? byHost.get('docker.io') ?? byHost.get('registry-1.docker.io');
+    return byHost.get(host);
+  };
+}
+
 /** Keep the string fields of an AuthConfig; split `auth` into username and password. */
 export function normalizeAuth(raw: Record<string, unknown>): AuthConfig | undefined {
   const str = (k: string) => {

@@ -1,0 +1,552 @@
+/**
+ * The classic builder: runs a Dockerfile's stages step by step. Each step makes an image (RUN and COPY/ADD
+ * through a real container whose writable layer is committed, the rest as config only), found again in the
+ * step cache when its parent and instruction are the same.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { invalid, SampanError } from '../../lib/errors.js';
+import type { ImageRuntimeConfig } from '../../lib/oci.js';
+import type { Digest } from '../../lib/digest.js';
+import type { Image, ImageStore } from '../images/store.js';
+import type { ContainerService } from '../containers/service.js';
+import { AttachConnection } from '../containers/attach.js';
+import { parseSignal } from '../containers/spec.js';
+import { parseGoDuration } from '../../lib/goduration.js';
+import { resolveUser } from '../containers/user.js';
+import { parseDockerfile, parseInstruction, keyValues, type Instruction, type Stage } from './dockerfile.js';
+import { expandWord, expandWords } from './expand.js';
+import { copySource, findSources, hashSources, type Source } from './sources.js';
+import { extractArchive, isArchive } from './archive.js';
+import type { StepCache } from './cache.js';
+
+export interface BuildRequest {
+  contextDir: string;
+  /** Its name in the context (for messages) and its text, read before .dockerignore was applied. */
+  dockerfile: string;
+  dockerfileText: string;
+  tags: string[];
+  buildArgs: Record<string, string | null>;
+  target?: string;
+  labels: Record<string, string>;
+  noCache: boolean;
+  pull: boolean;
+  /** Remove intermediate containers (rm, the default); forceRm also when a step failed (done anyway). */
+  rm: boolean;
+  forceRm: boolean;
+  networkMode: string;
+  extraHosts: string[];
+  shmSize: number;
+  signal: AbortSignal;
+}
+
+export interface BuildOutput {
+  stream(text: string): void;
+}
+
+/** What the builder needs from the rest of the engine. */
+export interface BuildDeps {
+  store: ImageStore;
+  containers: ContainerService;
+  cache: StepCache;
+  /** Pull an image (or make sure it is there when `always` is false). */
+  pull(ref: string, always: boolean): Promise<Image>;
+  /** A new image from a container's writable layer with the given config. */
+  commit(containerId: string, config: ImageRuntimeConfig, createdBy: string): Promise<Image>;
+  /** A new image with the parent's layers and a new config (no layer). */
+  derive(parent: Image | undefined, config: ImageRuntimeConfig, createdBy: string, author?: string): Promise<Image>;
+  removeImage(id: Digest): Promise<void>;
+}
+
+const DEFAULT_SHELL = ['/bin/sh', '-c'];
+/** Build args every build accepts without an ARG, and keeps out of the image's history. */
+const PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']);
+const short = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
+const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v ?? {})) as T;
+
+interface StageState {
+  stage: Stage;
+  image?: Image;
+  config: ImageRuntimeConfig;
+  args: Map<string, string | undefined>;
+  shell: string[];
+  /** CMD came from the base image (ENTRYPOINT then resets it, as Docker does). */
+  cmdInherited: boolean;
+}
+
+export class Builder {
+  private step = 0;
+  private total = 0;
+  private readonly created: Digest[] = [];
+  private readonly usedArgs = new Set<string>();
+  private readonly stages = new Map<number, Image | undefined>();
+  /** Names of the stages built so far, for FROM and COPY --from. */
+  private readonly names = new Map<string, number>();
+  private escape = '\\';
+
+  constructor(
+    private readonly d: BuildDeps,
+    private readonly req: BuildRequest,
+    private readonly out: BuildOutput,
+  ) {}
+
+  async build(): Promise<Image> {
+    try {
+      return await this.run();
+    } catch (err) {
+      // a failed build leaves nothing of its own behind: the images its steps made go again
+      for (const id of this.created.reverse()) await this.d.removeImage(id).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async run(): Promise<Image> {
+    const df = parseDockerfile(this.req.dockerfileText);
+    this.escape = df.escape;
+    const meta = new Map<string, string | undefined>();
+    for (const ins of df.metaArgs) {
+      for (const { key, value } of keyValues(ins)) {
+        const given = this.buildArg(key);
+        meta.set(key, given ?? (value === undefined ? undefined : this.expand(value, (n) => meta.get(n))));
+      }
+    }
+    const targetIdx = this.req.target ? df.stages.findIndex((s) => s.name === this.req.target!.toLowerCase()) : df.stages.length - 1;
+    if (targetIdx < 0) throw invalid(`failed to reach build target ${this.req.target} in Dockerfile`);
+    const bases = df.stages.map((s) => this.expand(s.base, (n) => meta.get(n)));
+    const needed = this.neededStages(df.stages, bases, targetIdx);
+    this.total = df.stages.filter((s) => needed.has(s.index)).reduce((n, s) => n + s.instructions.length, 0);
+    let last: Image | undefined;
+    for (const s of df.stages) {
+      if (!needed.has(s.index)) continue;
+      last = await this.runStage(s, bases[s.index]!, meta, s.index === targetIdx);
+      this.stages.set(s.index, last);
+      if (s.name) this.names.set(s.name, s.index);
+      if (s.index === targetIdx) break;
+    }
+    if (!last) last = await this.d.derive(undefined, {}, '');
+    const unused = Object.keys(this.req.buildArgs).filter((k) => !this.usedArgs.has(k) && !PROXY_ARGS.has(k));
+    if (unused.length) this.out.stream(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed\n`);
+    return last;
+  }
+
+  /** The target and the stages it reaches through FROM and COPY --from. */
+  private neededStages(stages: Stage[], bases: string[], target: number): Set<number> {
+    const byName = new Map(stages.filter((s) => s.name).map((s) => [s.name!, s.index]));
+    const need = new Set<number>();
+    const visit = (i: number) => {
+      if (need.has(i)) return;
+      need.add(i);
+      const dep = byName.get(bases[i]!.toLowerCase());
+      if (dep !== undefined && dep < i) visit(dep);
+      for (const ins of stages[i]!.instructions) {
+        const from = ins.flags.from;
+        if (!from || (ins.keyword !== 'COPY' && ins.keyword !== 'ADD')) continue;
+        const j = /^\d+$/.test(from) ? Number(from) : byName.get(from.toLowerCase());
+        if (j !== undefined && j < i) visit(j);
+      }
+    };
+    visit(target);
+    return need;
+  }
+
+  private buildArg(name: string): string | undefined {
+    if (!(name in this.req.buildArgs)) return undefined;
+    this.usedArgs.add(name);
+    const v = this.req.buildArgs[name];
+    return v === null || v === undefined ? undefined : v;
+  }
+
+  private expand(word: string, lookup: (n: string) => string | undefined): string {
+    return expandWord(word, lookup, this.escape);
+  }
+
+  private header(ins: Instruction | string): void {
+    this.step++;
+    this.out.stream(`Step ${this.step}/${this.total} : ${typeof ins === 'string' ? ins : ins.original}\n`);
+  }
+
+  // ---------- stages ----------
+
+  private async runStage(s: Stage, base: string, meta: Map<string, string | undefined>, isTarget: boolean): Promise<Image | undefined> {
+    this.header(s.instructions[0]!); // the stage's FROM
+    let image: Image | undefined;
+    const prior = this.names.get(base.toLowerCase());
+    if (base.toLowerCase() === 'scratch') image = undefined;
+    else if (prior !== undefined) image = this.stages.get(prior);
+    else image = await this.d.pull(base, this.req.pull);
+    this.out.stream(image ? ` ---> ${short(image.id)}\n` : ` ---> \n`);
+    const st: StageState = {
+      stage: s,
+      image,
+      config: clone(image?.config.config ?? {}),
+      args: new Map(),
+      shell: image?.config.config?.Shell ?? DEFAULT_SHELL,
+      cmdInherited: !!image?.config.config?.Cmd,
+    };
+    // a base image's ONBUILD triggers run first, and are not inherited further
+    const triggers = st.config.OnBuild ?? [];
+    if (triggers.length) {
+      this.out.stream(`# Executing ${triggers.length} build trigger${triggers.length > 1 ? 's' : ''}\n`);
+      st.config.OnBuild = null;
+      for (const t of triggers) await this.dispatch(st, parseInstruction(t, this.escape), meta, false);
+    }
+    for (const ins of s.instructions.slice(1)) {
+      if (this.req.signal.aborted) throw new SampanError('UNAVAILABLE', 'build cancelled: the client went away');
+      await this.dispatch(st, ins, meta, true);
+    }
+    if (isTarget && Object.keys(this.req.labels).length) {
+      st.config.Labels = { ...(st.config.Labels ?? {}), ...this.req.labels };
+      const text = Object.entries(this.req.labels).map(([k, v]) => `${JSON.stringify(k)}=${JSON.stringify(v)}`).join(' ');
+      await this.metaStep(st, `LABEL ${text}`);
+    }
+    return st.image;
+  }
+
+  /** Variables an instruction may expand: the stage's env first, then its ARGs. */
+  private lookup(st: StageState): (n: string) => string | undefined {
+    return (n) => {
+      for (const e of st.config.Env ?? []) if (e.startsWith(`${n}=`)) return e.slice(n.length + 1);
+      return st.args.get(n);
+    };
+  }
+
+  private async dispatch(st: StageState, ins: Instruction, meta: Map<string, string | undefined>, counted: boolean): Promise<void> {
+    if (counted) this.header(ins);
+    const x = (w: string) => this.expand(w, this.lookup(st));
+    const c = st.config;
+    switch (ins.keyword) {
+      case 'ENV': {
+        const pairs = keyValues(ins).map(({ key, value }) => [x(key), x(value ?? '')] as const);
+        const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e] as const));
+        for (const [k, v] of pairs) {
+          env.delete(k);
+          env.set(k, `${k}=${v}`);
+        }
+        c.Env = [...env.values()];
+        return this.metaStep(st, `ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+      }
+      case 'ARG': {
+        for (const { key, value } of keyValues(ins)) {
+          const given = this.buildArg(key);
+          const dflt = value === undefined ? (meta.has(key) ? meta.get(key) : undefined) : x(value);
+          st.args.set(key, given ?? dflt);
+        }
+        return this.metaStep(st, `ARG ${keyValues(ins).map((p) => (p.value === undefined ? p.key : `${p.key}=${p.value}`)).join(' ')}`);
+      }
+      case 'LABEL': {
+        const pairs = keyValues(ins).map(({ key, value }) => [x(key), x(value ?? '')] as const);
+        c.Labels = { ...(c.Labels ?? {}) };
+        for (const [k, v] of pairs) c.Labels[k] = v;
+        return this.metaStep(st, `LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+      }
+      case 'MAINTAINER':
+        return this.metaStep(st, `MAINTAINER ${ins.raw}`, x(ins.raw));
+      case 'WORKDIR': {
+        const dir = x(ins.raw.trim());
+        c.WorkingDir = path.posix.resolve(c.WorkingDir || '/', dir);
+        return this.metaStep(st, `WORKDIR ${c.WorkingDir}`);
+      }
+      case 'USER':
+        c.User = x(ins.raw.trim());
+        return this.metaStep(st, `USER ${c.User}`);
+      case 'EXPOSE': {
+        c.ExposedPorts = { ...(c.ExposedPorts ?? {}) };
+        const ports: string[] = [];
+        for (const w of expandWords(ins.raw, this.lookup(st), this.escape)) for (const p of exposePorts(w)) ports.push(p);
+        for (const p of ports) c.ExposedPorts[p] = {};
+        return this.metaStep(st, `EXPOSE ${ports.join(' ')}`);
+      }
+      case 'VOLUME': {
+        const vols = ins.json ? ins.args.map(x) : expandWords(ins.raw, this.lookup(st), this.escape);
+        if (!vols.length || vols.some((v) => !v.trim())) throw invalid(`VOLUME specified can not be an empty string (line ${ins.line})`);
+        c.Volumes = { ...(c.Volumes ?? {}) };
+        for (const v of vols) c.Volumes[v] = {};
+        return this.metaStep(st, `VOLUME [${vols.join(' ')}]`);
+      }
+      case 'STOPSIGNAL': {
+        const sig = x(ins.raw.trim());
+        parseSignal(sig);
+        c.StopSignal = sig;
+        return this.metaStep(st, `STOPSIGNAL ${sig}`);
+      }
+      case 'CMD':
+        c.Cmd = ins.json ? ins.args : [...st.shell, ins.args[0] ?? ''];
+        st.cmdInherited = false;
+        return this.metaStep(st, `CMD ${JSON.stringify(c.Cmd)}`);
+      case 'ENTRYPOINT':
+        c.Entrypoint = ins.json ? ins.args : [...st.shell, ins.args[0] ?? ''];
+        if (st.cmdInherited) c.Cmd = null;
+        return this.metaStep(st, `ENTRYPOINT ${JSON.stringify(c.Entrypoint)}`);
+      case 'SHELL':
+        if (!ins.json || !ins.args.length) throw invalid(`SHELL requires the arguments to be in JSON form (line ${ins.line})`);
+        st.shell = ins.args;
+        c.Shell = ins.args;
+        return this.metaStep(st, `SHELL ${JSON.stringify(ins.args)}`);
+      case 'HEALTHCHECK':
+        c.Healthcheck = healthcheck(ins, st.shell);
+        return this.metaStep(st, `HEALTHCHECK ${JSON.stringify(c.Healthcheck)}`);
+      case 'ONBUILD': {
+        // the parser checked the trigger (ins.onbuild); the image keeps its text
+        const trigger = ins.args[0] ?? ins.raw.trim();
+        c.OnBuild = [...(c.OnBuild ?? []), trigger];
+        return this.metaStep(st, `ONBUILD ${trigger}`);
+      }
+      case 'RUN':
+        return this.runStep(st, ins);
+      case 'COPY':
+      case 'ADD':
+        return this.copyStep(st, ins);
+      default:
+        throw invalid(`unknown instruction: ${ins.keyword} (line ${ins.line})`);
+    }
+  }
+
+  // ---------- steps ----------
+
+  /** A step through the cache: reuse the image a same parent + instruction made before, else make it. */
+  private async cached(st: StageState, createdBy: string, make: () => Promise<Image>): Promise<void> {
+    const key = this.d.cache.key(st.image?.id ?? 'scratch', createdBy);
+    if (!this.req.noCache) {
+      const hit = await this.d.cache.get(key);
+      const img = hit ? this.d.store.byId(hit) : undefined;
+      if (img) {
+        this.out.stream(` ---> Using cache\n ---> ${short(img.id)}\n`);
+        st.image = img;
+        st.config = clone(img.config.config ?? {});
+        return;
+      }
+    }
+    const img = await make();
+    this.created.push(img.id);
+    await this.d.cache.put(key, img.id);
+    st.image = img;
+    this.out.stream(` ---> ${short(img.id)}\n`);
+  }
+
+  private metaStep(st: StageState, text: string, author?: string): Promise<void> {
+    const createdBy = `/bin/sh -c #(nop) ${text.startsWith('WORKDIR') || text.startsWith('COPY') || text.startsWith('ADD') ? '' : ' '}${text}`;
+    const config = clone(st.config);
+    return this.cached(st, createdBy, () => this.d.derive(st.image, config, createdBy, author));
+  }
+
+  /** The build args a RUN sees: declared ones with a value, unless ENV set the same name. */
+  private runArgs(st: StageState): string[] {
+    const env = new Set((st.config.Env ?? []).map((e) => e.slice(0, e.indexOf('='))));
+    const out: string[] = [];
+    for (const [k, v] of st.args) if (v !== undefined && !env.has(k)) out.push(`${k}=${v}`);
+    for (const k of PROXY_ARGS) {
+      const v = this.buildArg(k);
+      if (v !== undefined && !st.args.has(k)) out.push(`${k}=${v}`);
+    }
+    return out;
+  }
+
+  private async runStep(st: StageState, ins: Instruction): Promise<void> {
+    let cmd: string[];
+    const heredoc = ins.heredocs[0];
+    if (ins.json) cmd = ins.args;
+    else if (heredoc && ins.heredocs.length === 1 && /^<<-?["']?\w+["']?$/.test(ins.args[0]?.trim() ?? '')) cmd = [...st.shell, heredoc.content];
+    else cmd = [...st.shell, ins.args[0] ?? ''];
+    const args = this.runArgs(st);
+    const visibleArgs = args.filter((a) => !PROXY_ARGS.has(a.slice(0, a.indexOf('='))));
+    const createdBy = `${visibleArgs.length ? `|${visibleArgs.length} ${visibleArgs.join(' ')} ` : ''}${cmd.join(' ')}`;
+    await this.cached(st, createdBy, async () => {
+      const base = st.image ?? (await this.scratchImage());
+      st.image = base;
+      const body = {
+        Image: base.id,
+        Cmd: cmd,
+        Entrypoint: [''],
+        Env: [...(st.config.Env ?? []), ...args],
+        User: st.config.User ?? '',
+        WorkingDir: st.config.WorkingDir ?? '',
+        AttachStdout: true,
+        AttachStderr: true,
+        Labels: {},
+        HostConfig: { NetworkMode: this.req.networkMode || 'default', ExtraHosts: this.req.extraHosts, ShmSize: this.req.shmSize || undefined },
+      };
+      const { Id: cid } = await this.d.containers.create(body);
+      this.out.stream(` ---> Running in ${short(cid)}\n`);
+      let ok = false;
+      try {
+        let outputDone: Promise<void> = Promise.resolve();
+        await this.d.containers.start(cid, [
+          async (sock) => {
+            const conn = await AttachConnection.connect(sock);
+            conn.on('data', (_s: number, buf: Buffer) => this.out.stream(buf.toString()));
+            outputDone = new Promise((r) => conn.once('close', () => r()));
+          },
+        ]);
+        const aborted = new Promise<void>((r) => this.req.signal.addEventListener('abort', () => r(), { once: true }));
+        const res = await this.d.containers.wait(cid, 'not-running', aborted);
+        await Promise.race([outputDone, new Promise((r) => setTimeout(r, 2000))]);
+        if (res.StatusCode !== 0) {
+          throw new BuildStepError(`The command '${cmd.join(' ')}' returned a non-zero code: ${res.StatusCode}`, res.StatusCode);
+        }
+        const img = await this.d.commit(cid, clone(st.config), createdBy);
+        ok = true;
+        return img;
+      } finally {
+        // a failed step's container goes too (dockerd keeps it unless --force-rm): the build leaves nothing behind
+        if (this.req.forceRm || this.req.rm || !ok) {
+          this.out.stream(`Removing intermediate container ${short(cid)}\n`);
+          await this.d.containers.remove(cid, { force: true }).catch(() => undefined);
+        }
+      }
+    });
+  }
+
+  private async scratchImage(): Promise<Image> {
+    return this.d.derive(undefined, {}, '');
+  }
+
+  private async copyStep(st: StageState, ins: Instruction): Promise<void> {
+    const x = (w: string) => this.expand(w, this.lookup(st));
+    const isAdd = ins.keyword === 'ADD';
+    const words = ins.json ? ins.args.map(x) : ins.args.map(x);
+    if (words.length < 2 && !ins.heredocs.length) throw invalid(`${ins.keyword} requires at least two arguments, but only one was provided. Destination could not be determined. (line ${ins.line})`);
+    const destWord = words[words.length - 1]!;
+    const srcWords = words.slice(0, -1);
+    const destIsDir = destWord.endsWith('/') || destWord === '.' || destWord.endsWith('/.');
+    const dest = path.posix.resolve(st.config.WorkingDir || '/', destWord);
+    const from = ins.flags.from ? x(ins.flags.from) : undefined;
+    const chmod = ins.flags.chmod ? parseChmod(ins.flags.chmod) : undefined;
+    const chownSpec = ins.flags.chown ? x(ins.flags.chown) : undefined;
+
+    const heredocs = ins.heredocs.filter((h) => srcWords.includes(`<<${h.name}`) || srcWords.includes(`<<-${h.name}`) || srcWords.includes(`<<"${h.name}"`) || srcWords.includes(`<<'${h.name}'`));
+    const fileWords = srcWords.filter((w) => !w.startsWith('<<'));
+
+    return this.withSourceRoot(from, async (srcRoot, keepOwner) => {
+      if (!heredocs.length && !fileWords.length) throw invalid(`${ins.keyword} failed: no source files were specified (line ${ins.line})`);
+      const sources = fileWords.length ? await findSources(srcRoot, fileWords, from ? 'stage' : 'context') : [];
+      if (sources.length + heredocs.length > 1 && !destIsDir) {
+        throw invalid(`When using ${ins.keyword} with more than one source file, the destination must be a directory and end with a / (line ${ins.line})`);
+      }
+      const hash = await hashSources(sources, keepOwner);
+      const hd = heredocs.map((h) => `${h.name}:${h.content}`).join('\0');
+      const kind = sources.length === 1 && sources[0]!.stat.isDirectory() ? 'dir' : 'file';
+      const createdBy = `/bin/sh -c #(nop) ${ins.keyword} ${kind}:${hash}${hd ? `+heredoc:${hd.length}` : ''}${from ? ` from ${from}` : ''}${chownSpec ? ` chown=${chownSpec}` : ''}${chmod !== undefined ? ` chmod=${chmod.toString(8)}` : ''} in ${dest} `;
+      await this.cached(st, createdBy, async () => {
+        const base = st.image ?? (await this.scratchImage());
+        st.image = base;
+        const { Id: cid } = await this.d.containers.create({ Image: base.id, Cmd: ['/nonexistent'], Entrypoint: [''], Labels: {}, HostConfig: { NetworkMode: 'none' } });
+        try {
+          await this.d.containers.withRootfs(cid, async (rootfs) => {
+            const chown = chownSpec ? await resolveChown(rootfs, chownSpec) : undefined;
+            const opts = { chown, chmod, keepOwner };
+            for (const src of sources) {
+              if (isAdd && !from && src.stat.isFile() && (await isArchive(src.abs))) await extractArchive(src.abs, rootfs, dest, opts);
+              else await copySource(rootfs, src, dest, destIsDir || sources.length + heredocs.length > 1, opts);
+            }
+            for (const h of heredocs) await writeHeredoc(rootfs, h.name, h.content, dest, destIsDir, opts);
+          });
+          return await this.d.commit(cid, clone(st.config), createdBy);
+        } finally {
+          await this.d.containers.remove(cid, { force: true }).catch(() => undefined);
+        }
+      });
+    });
+  }
+
+  /** COPY's source root: the context, or (--from) the root of an earlier stage or another image, mounted meanwhile. */
+  private async withSourceRoot(from: string | undefined, fn: (root: string, keepOwner: boolean) => Promise<void>): Promise<void> {
+    if (!from) return fn(this.req.contextDir, false);
+    let img: Image | undefined;
+    const stage = /^\d+$/.test(from) ? Number(from) : this.names.get(from.toLowerCase());
+    if (stage !== undefined && this.stages.has(stage)) img = this.stages.get(stage);
+    else if (/^\d+$/.test(from)) throw invalid(`COPY --from=${from}: no such build stage (stages are counted from 0, and only earlier ones can be named)`);
+    else img = await this.d.pull(from, false);
+    if (!img) throw invalid(`COPY --from=${from}: the stage has an empty file system (scratch)`);
+    const { Id: cid } = await this.d.containers.create({ Image: img.id, Cmd: ['/nonexistent'], Entrypoint: [''], Labels: {}, HostConfig: { NetworkMode: 'none' } });
+    try {
+      await this.d.containers.withRootfs(cid, (root) => fn(root, true));
+    } finally {
+      await this.d.containers.remove(cid, { force: true }).catch(() => undefined);
+    }
+  }
+
+}
+
+/** A RUN that exited non-zero: Docker's message and the code. */
+export class BuildStepError extends SampanError {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super('INVALID_ARGUMENT', message);
+  }
+}
+
+/** "80", "80/udp", "8000-8002/tcp" → Docker's port keys. */
+function exposePorts(w: string): string[] {
+  const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(w);
+  if (!m) throw invalid(`Invalid containerPort: ${w}`);
+  const lo = Number(m[1]);
+  const hi = m[2] ? Number(m[2]) : lo;
+  if (hi < lo || hi > 65535) throw invalid(`Invalid port range: ${w}`);
+  const proto = (m[3] ?? 'tcp').toLowerCase();
+  const out: string[] = [];
+  for (let p = lo; p <= hi; p++) out.push(`${p}/${proto}`);
+  return out;
+}
+
+function parseChmod(s: string): number {
+  if (!/^[0-7]{3,4}$/.test(s)) throw invalid(`invalid chmod parameter: ${s} (an octal mode such as 755)`);
+  return parseInt(s, 8);
+}
+
+async function resolveChown(rootfs: string, spec: string): Promise<{ uid: number; gid: number }> {
+  const [user = '', group] = spec.split(':');
+  const u = await resolveUser(rootfs, group === undefined ? user : `${user}:${group}`);
+  // Docker: a user given alone gets the group of the same name/id, not the user's primary group
+  return { uid: u.uid, gid: group === undefined && /^\d+$/.test(user) ? u.uid : u.gid };
+}
+
+/** A HEALTHCHECK duration flag ("30s", "1m30s") in nanoseconds. */
+function duration(s: string, flag: string): number {
+  const ns = parseGoDuration(s);
+  if (ns === undefined || ns < 0) throw invalid(`invalid duration for --${flag}: ${s}`);
+  return ns;
+}
+
+function healthcheck(ins: Instruction, shell: string[]): NonNullable<ImageRuntimeConfig['Healthcheck']> {
+  const text = ins.raw.trim();
+  if (/^NONE$/i.test(text)) return { Test: ['NONE'] };
+  const m = /^CMD\s+([\s\S]*)$/i.exec(text);
+  if (!m) throw invalid(`HEALTHCHECK: unknown type (line ${ins.line}): use CMD or NONE`);
+  const rest = m[1]!.trim();
+  let test: string[];
+  try {
+    const arr = JSON.parse(rest) as unknown;
+    test = Array.isArray(arr) && arr.every((a) => typeof a === 'string') ? ['CMD', ...(arr as string[])] : ['CMD-SHELL', rest];
+  } catch {
+    test = ['CMD-SHELL', rest];
+  }
+  void shell;
+  const hc: NonNullable<ImageRuntimeConfig['Healthcheck']> = { Test: test };
+  const f = ins.flags;
+  if (f.interval) hc.Interval = duration(f.interval, 'interval');
+  if (f.timeout) hc.Timeout = duration(f.timeout, 'timeout');
+  if (f['start-period']) hc.StartPeriod = duration(f['start-period'], 'start-period');
+  if (f['start-interval']) (hc as Record<string, unknown>).StartInterval = duration(f['start-interval'], 'start-interval');
+  if (f.retries) {
+    if (!/^\d+$/.test(f.retries) || Number(f.retries) < 1) throw invalid(`--retries must be at least 1 (line ${ins.line})`);
+    hc.Retries = Number(f.retries);
+  }
+  return hc;
+}
+
+/** COPY <<EOF dest: a file of the heredoc's content. */
+async function writeHeredoc(rootfs: string, name: string, content: string, dest: string, destIsDir: boolean, o: { chown?: { uid: number; gid: number }; chmod?: number }): Promise<void> {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'sampan-heredoc-'));
+  try {
+    const file = path.join(tmp, name);
+    await fs.writeFile(file, content, { mode: 0o644 });
+    const st = await fs.lstat(file);
+    const src: Source = { name, abs: file, stat: st };
+    await copySource(rootfs, src, dest, destIsDir, { ...o, keepOwner: false });
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+}
