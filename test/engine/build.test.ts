@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TestEngine, runCmd } from '../harness.js';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
+import { SAMPAN, TestEngine, freePort, runCmd, until } from '../harness.js';
 
 let e: TestEngine;
 before(async () => {
@@ -207,4 +210,65 @@ test('sampan build: tags, build args, a Dockerfile outside the context, -q', asy
   assert.match(r.stdout.trim(), /^sha256:[a-f0-9]{64}$/);
   assert.equal(await runOut(['sb:2', 'cat', '/hello.txt']), 'hello\nhi sampan\n');
   assert.equal((await inspect('sb:1')).Id, r.stdout.trim());
+});
+
+test('FROM scratch, ADD from a URL, --label, --add-host, --network none, --rm=false', async () => {
+  const srv = http.createServer((req, res) => {
+    if (req.url !== '/files/remote.txt') return void res.writeHead(404).end();
+    res.writeHead(200, { 'Last-Modified': 'Wed, 21 Oct 2015 07:28:00 GMT' }).end('from the web\n');
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  try {
+    const ctx = await context({
+      'Dockerfile': `FROM busybox AS tools
+FROM scratch
+COPY --from=tools /bin/busybox /bin/busybox
+ADD http://127.0.0.1:${port}/files/remote.txt /web/
+CMD ["/bin/busybox", "cat", "/web/remote.txt"]
+`,
+    });
+    const r = await build(['-t', 'scratchy', '--label', 'team=edge', ctx]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const img = await inspect('scratchy');
+    assert.equal(img.RootFS.Layers.length, 2);
+    assert.deepEqual(img.Config.Labels, { team: 'edge' });
+    assert.equal(await runOut(['scratchy']), 'from the web\n');
+    assert.equal(await runOut(['scratchy', '/bin/busybox', 'stat', '-c', '%a %Y', '/web/remote.txt']), `600 ${Date.parse('2015-10-21T07:28:00Z') / 1000}\n`);
+
+    const net = await context({ 'Dockerfile': 'FROM busybox\nRUN grep -q "1.2.3.4[[:space:]]*db.internal" /etc/hosts && ! ip -o link | grep -v " lo:" | grep -q .\n' });
+    const before = (await e.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean).length;
+    const n = await build(['--add-host', 'db.internal:1.2.3.4', '--network', 'none', '--rm=false', net]);
+    assert.equal(n.code, 0, n.stdout + n.stderr);
+    const kept = (await e.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+    assert.equal(kept.length, before + 1, '--rm=false keeps the RUN container');
+    await e.docker(['rm', '-f', kept[0]!]);
+  } finally {
+    srv.close();
+  }
+});
+
+test('a base image from a registry that needs a login: X-Registry-Config, --pull', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sbr-'));
+  await fs.writeFile(path.join(dir, 'htpasswd'), (await runCmd('htpasswd', ['-Bbn', 'builder', 's3cret'])).stdout);
+  const port = await freePort();
+  const reg = spawn(SAMPAN, ['registry', '--root', path.join(dir, 'data'), '--addr', `127.0.0.1:${port}`, '--auth', 'htpasswd', '--htpasswd', path.join(dir, 'htpasswd')], { stdio: 'ignore' });
+  const env = { DOCKER_CONFIG: path.join(dir, 'cfg') };
+  try {
+    await until(() => fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status === 401, () => false));
+    const ref = `127.0.0.1:${port}/base/busybox:1`;
+    assert.equal((await e.docker(['tag', 'busybox', ref])).code, 0);
+    assert.equal((await e.docker(['login', '-u', 'builder', '--password-stdin', `127.0.0.1:${port}`], { env, input: 's3cret\n' })).code, 0);
+    assert.equal((await e.docker(['push', ref], { env, timeoutMs: 60_000 })).code, 0);
+    assert.equal((await e.docker(['rmi', ref])).code, 0);
+    const ctx = await context({ 'Dockerfile': `FROM ${ref}\nRUN echo private > /p\n` });
+    const anon = await e.docker(['build', ctx], { env: { ...classic, DOCKER_CONFIG: path.join(dir, 'none') }, timeoutMs: 60_000 });
+    assert.notEqual(anon.code, 0, 'no credentials, no base image');
+    const r = await e.docker(['build', '--pull', '-t', 'frompriv', ctx], { env: { ...classic, ...env }, timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(await runOut(['frompriv', 'cat', '/p']), 'private\n');
+  } finally {
+    reg.kill();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });

@@ -3,7 +3,9 @@
  * through a real container whose writable layer is committed, the rest as config only), found again in the
  * step cache when its parent and instruction are the same.
  */
-import { promises as fs } from 'node:fs';
+import { createWriteStream, promises as fs } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { invalid, SampanError } from '../../lib/errors.js';
@@ -15,7 +17,7 @@ import { AttachConnection } from '../containers/attach.js';
 import { parseSignal } from '../containers/spec.js';
 import { parseGoDuration } from '../../lib/goduration.js';
 import { resolveUser } from '../containers/user.js';
-import { parseDockerfile, parseInstruction, keyValues, type Instruction, type Stage } from './dockerfile.js';
+import { parseDockerfile, parseInstruction, keyValues, type Heredoc, type Instruction, type Stage } from './dockerfile.js';
 import { expandWord, expandWords } from './expand.js';
 import { copySource, findSources, hashSources, type Source } from './sources.js';
 import { extractArchive, isArchive } from './archive.js';
@@ -64,6 +66,18 @@ const DEFAULT_SHELL = ['/bin/sh', '-c'];
 const PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']);
 const short = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v ?? {})) as T;
+
+/** A COPY/ADD, its words expanded. */
+interface CopyPlan {
+  dest: string;
+  destIsDir: boolean;
+  from?: string;
+  chmod?: number;
+  chown?: string;
+  heredocs: Heredoc[];
+  files: string[];
+  urls: string[];
+}
 
 interface StageState {
   stage: Stage;
@@ -403,49 +417,59 @@ export class Builder {
 
   private async copyStep(st: StageState, ins: Instruction): Promise<void> {
     const x = (w: string) => this.expand(w, this.lookup(st));
-    const isAdd = ins.keyword === 'ADD';
-    const words = ins.json ? ins.args.map(x) : ins.args.map(x);
-    if (words.length < 2 && !ins.heredocs.length) throw invalid(`${ins.keyword} requires at least two arguments, but only one was provided. Destination could not be determined. (line ${ins.line})`);
+    const words = ins.args.map(x);
+    if (words.length < 2) throw invalid(`${ins.keyword} requires at least two arguments, but only one was provided. Destination could not be determined. (line ${ins.line})`);
     const destWord = words[words.length - 1]!;
     const srcWords = words.slice(0, -1);
-    const destIsDir = destWord.endsWith('/') || destWord === '.' || destWord.endsWith('/.');
-    const dest = path.posix.resolve(st.config.WorkingDir || '/', destWord);
-    const from = ins.flags.from ? x(ins.flags.from) : undefined;
-    const chmod = ins.flags.chmod ? parseChmod(ins.flags.chmod) : undefined;
-    const chownSpec = ins.flags.chown ? x(ins.flags.chown) : undefined;
+    const isAdd = ins.keyword === 'ADD';
+    const urls = isAdd ? srcWords.filter((w) => /^https?:\/\//i.test(w)) : [];
+    const plan: CopyPlan = {
+      destIsDir: destWord.endsWith('/') || destWord === '.' || destWord.endsWith('/.'),
+      dest: path.posix.resolve(st.config.WorkingDir || '/', destWord),
+      from: ins.flags.from ? x(ins.flags.from) : undefined,
+      chmod: ins.flags.chmod ? parseChmod(ins.flags.chmod) : undefined,
+      chown: ins.flags.chown ? x(ins.flags.chown) : undefined,
+      heredocs: ins.heredocs.filter((h) => srcWords.some((w) => w.startsWith('<<') && w.replace(/^<<-?["']?|["']$/g, '') === h.name)),
+      files: srcWords.filter((w) => !w.startsWith('<<') && !urls.includes(w)),
+      urls,
+    };
+    const downloads = await fs.mkdtemp(path.join(os.tmpdir(), 'sampan-add-url-'));
+    try {
+      await this.withSourceRoot(plan.from, (root, keepOwner) => this.copyFrom(st, ins, plan, root, keepOwner, downloads));
+    } finally {
+      await fs.rm(downloads, { recursive: true, force: true });
+    }
+  }
 
-    const heredocs = ins.heredocs.filter((h) => srcWords.includes(`<<${h.name}`) || srcWords.includes(`<<-${h.name}`) || srcWords.includes(`<<"${h.name}"`) || srcWords.includes(`<<'${h.name}'`));
-    const fileWords = srcWords.filter((w) => !w.startsWith('<<'));
-
-    return this.withSourceRoot(from, async (srcRoot, keepOwner) => {
-      if (!heredocs.length && !fileWords.length) throw invalid(`${ins.keyword} failed: no source files were specified (line ${ins.line})`);
-      const sources = fileWords.length ? await findSources(srcRoot, fileWords, from ? 'stage' : 'context') : [];
-      if (sources.length + heredocs.length > 1 && !destIsDir) {
-        throw invalid(`When using ${ins.keyword} with more than one source file, the destination must be a directory and end with a / (line ${ins.line})`);
+  private async copyFrom(st: StageState, ins: Instruction, p: CopyPlan, srcRoot: string, keepOwner: boolean, downloads: string): Promise<void> {
+    const sources = p.files.length ? await findSources(srcRoot, p.files, p.from ? 'stage' : 'context') : [];
+    for (const u of p.urls) sources.push(await download(u, downloads, this.req.signal));
+    const many = sources.length + p.heredocs.length > 1;
+    if (!sources.length && !p.heredocs.length) throw invalid(`${ins.keyword} failed: no source files were specified (line ${ins.line})`);
+    if (many && !p.destIsDir) throw invalid(`When using ${ins.keyword} with more than one source file, the destination must be a directory and end with a / (line ${ins.line})`);
+    const hash = await hashSources(sources, keepOwner);
+    const hd = p.heredocs.map((h) => `${h.name}:${h.content}`).join('\0');
+    const kind = sources.length === 1 && sources[0]!.stat.isDirectory() ? 'dir' : 'file';
+    const opts = [p.from && ` from ${p.from}`, p.chown && ` chown=${p.chown}`, p.chmod !== undefined && ` chmod=${p.chmod.toString(8)}`].filter(Boolean).join('');
+    const createdBy = `/bin/sh -c #(nop) ${ins.keyword} ${kind}:${hash}${hd ? `+heredoc:${hd.length}` : ''}${opts} in ${p.dest} `;
+    await this.cached(st, createdBy, async () => {
+      const base = st.image ?? (await this.scratchImage());
+      st.image = base;
+      const { Id: cid } = await this.d.containers.create({ Image: base.id, Cmd: ['/nonexistent'], Entrypoint: [''], Labels: {}, HostConfig: { NetworkMode: 'none' } });
+      try {
+        await this.d.containers.withRootfs(cid, async (rootfs) => {
+          const o = { chown: p.chown ? await resolveChown(rootfs, p.chown) : undefined, chmod: p.chmod, keepOwner };
+          for (const src of sources) {
+            // ADD unpacks local archives; never one from a URL or another stage
+            if (ins.keyword === 'ADD' && !p.from && !src.remote && src.stat.isFile() && (await isArchive(src.abs))) await extractArchive(src.abs, rootfs, p.dest, o);
+            else await copySource(rootfs, src, p.dest, p.destIsDir || many, o);
+          }
+          for (const h of p.heredocs) await writeHeredoc(rootfs, h.name, h.content, p.dest, p.destIsDir, o);
+        });
+        return await this.d.commit(cid, clone(st.config), createdBy);
+      } finally {
+        await this.d.containers.remove(cid, { force: true }).catch(() => undefined);
       }
-      const hash = await hashSources(sources, keepOwner);
-      const hd = heredocs.map((h) => `${h.name}:${h.content}`).join('\0');
-      const kind = sources.length === 1 && sources[0]!.stat.isDirectory() ? 'dir' : 'file';
-      const createdBy = `/bin/sh -c #(nop) ${ins.keyword} ${kind}:${hash}${hd ? `+heredoc:${hd.length}` : ''}${from ? ` from ${from}` : ''}${chownSpec ? ` chown=${chownSpec}` : ''}${chmod !== undefined ? ` chmod=${chmod.toString(8)}` : ''} in ${dest} `;
-      await this.cached(st, createdBy, async () => {
-        const base = st.image ?? (await this.scratchImage());
-        st.image = base;
-        const { Id: cid } = await this.d.containers.create({ Image: base.id, Cmd: ['/nonexistent'], Entrypoint: [''], Labels: {}, HostConfig: { NetworkMode: 'none' } });
-        try {
-          await this.d.containers.withRootfs(cid, async (rootfs) => {
-            const chown = chownSpec ? await resolveChown(rootfs, chownSpec) : undefined;
-            const opts = { chown, chmod, keepOwner };
-            for (const src of sources) {
-              if (isAdd && !from && src.stat.isFile() && (await isArchive(src.abs))) await extractArchive(src.abs, rootfs, dest, opts);
-              else await copySource(rootfs, src, dest, destIsDir || sources.length + heredocs.length > 1, opts);
-            }
-            for (const h of heredocs) await writeHeredoc(rootfs, h.name, h.content, dest, destIsDir, opts);
-          });
-          return await this.d.commit(cid, clone(st.config), createdBy);
-        } finally {
-          await this.d.containers.remove(cid, { force: true }).catch(() => undefined);
-        }
-      });
     });
   }
 
@@ -535,6 +559,20 @@ function healthcheck(ins: Instruction, shell: string[]): NonNullable<ImageRuntim
     hc.Retries = Number(f.retries);
   }
   return hc;
+}
+
+/** ADD's remote source: fetched whole (its digest is the cache key), mode 0600 and Last-Modified as Docker sets. */
+async function download(url: string, dir: string, signal: AbortSignal): Promise<Source> {
+  const res = await fetch(url, { signal, redirect: 'follow' }).catch((err: unknown) => {
+    throw invalid(`ADD ${url}: ${(err as Error).message}`);
+  });
+  if (!res.ok || !res.body) throw invalid(`ADD ${url}: the server answered ${res.status} ${res.statusText}`);
+  const name = decodeURIComponent(new URL(url).pathname.split('/').filter(Boolean).pop() ?? '') || '__unnamed__';
+  const file = path.join(dir, `${Math.random().toString(36).slice(2)}-${name}`);
+  await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(file, { mode: 0o600 }));
+  const modified = Date.parse(res.headers.get('last-modified') ?? '');
+  if (Number.isFinite(modified)) await fs.utimes(file, new Date(modified), new Date(modified));
+  return { name, abs: file, stat: await fs.lstat(file), remote: true };
 }
 
 /** COPY <<EOF dest: a file of the heredoc's content. */

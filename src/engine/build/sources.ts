@@ -16,6 +16,8 @@ export interface Source {
   /** The resolved path on the host, inside its root. */
   abs: string;
   stat: Stats;
+  /** ADD's download: never unpacked, its name from the URL. */
+  remote?: boolean;
 }
 
 const GLOB = /[*?[]/;
