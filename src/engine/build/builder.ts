@@ -3,6 +3,7 @@
  * through a real container whose writable layer is committed, the rest as config only), found again in the
  * step cache when its parent and instruction are the same.
  */
+import { createHash } from 'node:crypto';
 import { createWriteStream, promises as fs } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -184,6 +185,8 @@ export class Builder {
 
   private async runStage(s: Stage, base: string, meta: Map<string, string | undefined>, isTarget: boolean): Promise<Image | undefined> {
     this.header(s.instructions[0]!); // the stage's FROM
+    const platform = s.platform && this.expand(s.platform, (n) => meta.get(n));
+    if (platform && !/^linux\/amd64(\/v1)?$/.test(platform)) throw invalid(`FROM --platform=${platform}: this engine builds linux/amd64 images only (line ${s.line})`);
     let image: Image | undefined;
     const prior = this.names.get(base.toLowerCase());
     if (base.toLowerCase() === 'scratch') image = undefined;
@@ -307,6 +310,7 @@ export class Builder {
         return this.metaStep(st, `ONBUILD ${trigger}`);
       }
       case 'RUN':
+        for (const f of ['mount', 'network', 'security']) if (ins.flags[f] !== undefined) throw invalid(`RUN --${f} needs BuildKit; the classic builder does not support it (line ${ins.line})`);
         return this.runStep(st, ins);
       case 'COPY':
       case 'ADD':
@@ -433,6 +437,8 @@ export class Builder {
       files: srcWords.filter((w) => !w.startsWith('<<') && !urls.includes(w)),
       urls,
     };
+    if (ins.flags.checksum !== undefined && (urls.length !== 1 || srcWords.length !== 1)) throw invalid(`ADD --checksum needs exactly one URL source (line ${ins.line})`);
+    if (ins.flags['keep-git-dir'] !== undefined) throw invalid(`ADD --keep-git-dir: git sources are not supported (line ${ins.line})`);
     const downloads = await fs.mkdtemp(path.join(os.tmpdir(), 'sampan-add-url-'));
     try {
       await this.withSourceRoot(plan.from, (root, keepOwner) => this.copyFrom(st, ins, plan, root, keepOwner, downloads));
@@ -443,7 +449,7 @@ export class Builder {
 
   private async copyFrom(st: StageState, ins: Instruction, p: CopyPlan, srcRoot: string, keepOwner: boolean, downloads: string): Promise<void> {
     const sources = p.files.length ? await findSources(srcRoot, p.files, p.from ? 'stage' : 'context') : [];
-    for (const u of p.urls) sources.push(await download(u, downloads, this.req.signal));
+    for (const u of p.urls) sources.push(await download(u, downloads, this.req.signal, ins.flags.checksum));
     const many = sources.length + p.heredocs.length > 1;
     if (!sources.length && !p.heredocs.length) throw invalid(`${ins.keyword} failed: no source files were specified (line ${ins.line})`);
     if (many && !p.destIsDir) throw invalid(`When using ${ins.keyword} with more than one source file, the destination must be a directory and end with a / (line ${ins.line})`);
@@ -562,7 +568,7 @@ function healthcheck(ins: Instruction, shell: string[]): NonNullable<ImageRuntim
 }
 
 /** ADD's remote source: fetched whole (its digest is the cache key), mode 0600 and Last-Modified as Docker sets. */
-async function download(url: string, dir: string, signal: AbortSignal): Promise<Source> {
+async function download(url: string, dir: string, signal: AbortSignal, checksum?: string): Promise<Source> {
   const res = await fetch(url, { signal, redirect: 'follow' }).catch((err: unknown) => {
     throw invalid(`ADD ${url}: ${(err as Error).message}`);
   });
@@ -570,6 +576,11 @@ async function download(url: string, dir: string, signal: AbortSignal): Promise<
   const name = decodeURIComponent(new URL(url).pathname.split('/').filter(Boolean).pop() ?? '') || '__unnamed__';
   const file = path.join(dir, `${Math.random().toString(36).slice(2)}-${name}`);
   await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(file, { mode: 0o600 }));
+  if (checksum) {
+    const want = checksum.replace(/^sha256:/, '');
+    const got = createHash('sha256').update(await fs.readFile(file)).digest('hex');
+    if (got !== want) throw invalid(`ADD ${url}: digest mismatch: expected sha256:${want}, got sha256:${got}`);
+  }
   const modified = Date.parse(res.headers.get('last-modified') ?? '');
   if (Number.isFinite(modified)) await fs.utimes(file, new Date(modified), new Date(modified));
   return { name, abs: file, stat: await fs.lstat(file), remote: true };
