@@ -10,6 +10,8 @@ import { registerBuild } from './commands/build.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerRegistry } from './commands/registry.js';
 import { registerRegistryClientCommands } from './commands/registry-client.js';
+import { p2pCommand, registerP2PScheduler } from './commands/p2p-scheduler.js';
+import { registerP2pPeer, registerPreheat } from './commands/p2p-peer.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -66,6 +68,9 @@ registerBuild(program);
 registerImageCommands(program);
 registerRegistry(program);
 registerRegistryClientCommands(program);
+registerP2PScheduler(program);
+registerP2pPeer(p2pCommand(program));
+registerPreheat(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`sampan: ${errorMessage(err)}\n`);

@@ -9,7 +9,6 @@
 import http from 'node:http';
 import https from 'node:https';
 import { promises as fs } from 'node:fs';
-import type { Socket } from 'node:net';
 import { Counter, Gauge, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from '../../lib/log.js';
 import { RegistryError, regError } from '../errors.js';
@@ -18,6 +17,7 @@ import type { Registry } from '../registry.js';
 import { Handlers, manifestWire, type Ctx } from './handlers.js';
 import { isClientGone, send, sendError } from './http.js';
 import { METHODS, route, type Route } from './routes.js';
+import { ServerDrain } from '../../lib/drain.js';
 
 export interface ServerOptions {
   log: Logger;
@@ -38,10 +38,7 @@ export class RegistryServer {
   private readonly tokenEndpoint?: ServerOptions['tokenEndpoint'];
   private readonly handlers: Handlers;
   private server?: http.Server;
-  private readonly sockets = new Set<Socket>();
-  private inflight = 0;
-  private idle?: () => void;
-  private closing = false;
+  private readonly drain = new ServerDrain();
   // plain counters on the hot path, folded into prom-client when scraped
   private readonly requestCounts = new Map<string, number>();
   private bytesIn = 0;
@@ -170,7 +167,7 @@ export class RegistryServer {
       return;
     }
     // hot path: a cached manifest
-    if (r !== undefined && r.kind === 'manifest' && (method === 'GET' || method === 'HEAD') && this.authz === allowAll && !this.closing) {
+    if (r !== undefined && r.kind === 'manifest' && (method === 'GET' || method === 'HEAD') && this.authz === allowAll && !this.drain.closing) {
       const e = this.registry.cachedManifest(r.name, r.ref);
       if (e !== undefined) {
         res.writeHead(200, manifestWire(e).headers);
@@ -189,11 +186,11 @@ export class RegistryServer {
 
   private async dispatch(req: http.IncomingMessage, res: http.ServerResponse, method: string, r: Route | undefined, query: string): Promise<void> {
     const t0 = Date.now();
-    this.inflight++;
+    const done = this.drain.begin();
     let status = 500;
     const kind = r?.kind ?? (req.url === '/metrics' || req.url?.startsWith('/metrics?') ? 'metrics' : 'unknown');
     try {
-      if (this.closing) res.setHeader('Connection', 'close');
+      if (this.drain.closing) res.setHeader('Connection', 'close');
       if (kind === 'metrics') {
         if (method !== 'GET' && method !== 'HEAD') throw regError('UNSUPPORTED', `${method} is not allowed on /metrics`);
         send(res, 200, { 'Content-Type': this.metrics.contentType }, await this.metrics.metrics());
@@ -210,25 +207,23 @@ export class RegistryServer {
     } catch (err) {
       await this.finish(req, res, method, kind, t0, err);
     } finally {
-      this.inflight--;
-      if (this.inflight === 0) this.idle?.();
+      done();
     }
   }
 
   /** The token endpoint: its handler answers (and delays failed logins); counted, logged and waited for like the rest. */
   private async serveToken(req: http.IncomingMessage, res: http.ServerResponse, method: string, handler: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>): Promise<void> {
     const t0 = Date.now();
-    this.inflight++;
+    const done = this.drain.begin();
     try {
-      if (this.closing) res.setHeader('Connection', 'close');
+      if (this.drain.closing) res.setHeader('Connection', 'close');
       await handler(req, res);
       this.logRequest(req, method, 'token', res.statusCode, t0);
       this.count('token', method, res.statusCode);
     } catch (err) {
       await this.finish(req, res, method, 'token', t0, err);
     } finally {
-      this.inflight--;
-      if (this.inflight === 0) this.idle?.();
+      done();
     }
   }
 
@@ -245,7 +240,7 @@ export class RegistryServer {
     if (res.headersSent) {
       res.destroy(); // mid-stream failure: the client sees a truncated body, never a wrong one
     } else {
-      if (this.closing) res.setHeader('Connection', 'close');
+      if (this.drain.closing) res.setHeader('Connection', 'close');
       sendError(req, res, e);
     }
     this.logRequest(req, method, kind, e.status, t0, e);
@@ -264,47 +259,20 @@ export class RegistryServer {
     server.headersTimeout = 60_000;
     server.requestTimeout = 0; // large uploads take as long as they take
     server.on('request', this.onRequest);
-    server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-    });
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    const bound = await this.drain.listen(server, host, port);
     this.server = server;
-    const a = server.address();
-    const bound = typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: host ?? '', port };
     this.log.info({ ...bound, tls: !!tls }, 'registry listening');
     return bound;
   }
 
   /** Stop accepting, let requests in flight finish (up to `timeoutMs`), then close every connection. */
   async close(timeoutMs = 30_000): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
     const server = this.server;
-    if (!server) return;
-    const closed = new Promise<void>((r) => server.close(() => r()));
-    server.closeIdleConnections();
-    if (this.inflight > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, timeoutMs);
-        this.idle = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-    }
-    server.closeAllConnections();
-    for (const s of this.sockets) s.destroy();
-    await closed;
+    if (!server || this.drain.closing) return;
+    await this.drain.close(server, timeoutMs);
   }
 }

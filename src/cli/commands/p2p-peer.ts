@@ -1,0 +1,120 @@
+/** `sampan p2p peer` (the daemon on every host) and `sampan preheat IMAGE` (ask the scheduler to seed an image). */
+import { Command, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { loadPeerConfig, type PeerFlags } from '../../p2p/peer/config.js';
+import { startPeer } from '../../p2p/peer/daemon.js';
+import type { PreheatJob, PreheatRequest } from '../../p2p/protocol.js';
+import { parseBytes } from '../../engine/containers/parse.js';
+import { collect } from './containers.js';
+import { withErrors } from '../client.js';
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
+const rate = (v: string) => (v === '0' ? 0 : parseBytes(v));
+
+interface PeerOpts {
+  config?: string;
+  root?: string;
+  listen?: string;
+  peerListen?: string;
+  advertise?: string;
+  scheduler?: string;
+  upstream?: string[];
+  zone?: string;
+  peerId?: string;
+  uploadRate?: number;
+  downloadRate?: number;
+  uploadSlots?: number;
+  cacheSize?: number;
+  logLevel?: string;
+}
+
+export function registerP2pPeer(p2p: Command): void {
+  p2p
+    .command('peer')
+    .description('run a P2P peer: a registry mirror for this host whose blobs come from other peers (one seed per blob goes to the registry)')
+    .option('--config <file>', 'JSON config file (env SAMPAN_P2P_PEER_CONFIG); flags and env (SAMPAN_P2P_PEER_*) override it')
+    .option('--root <dir>', 'piece store (default /var/lib/sampan/p2p)')
+    .option('--listen <host:port>', 'registry mirror for the local runtime (default 127.0.0.1:65001)')
+    .option('--peer-listen <host:port>', 'piece API for other peers (default 127.0.0.1:65002)')
+    .option('--advertise <url>', 'the URL other peers reach the piece API at (default http://<peer-listen>)')
+    .option('--scheduler <url>', 'scheduler base URL (without one every blob comes from the upstream)')
+    .option('--upstream <url|host=url>', 'the registry behind the mirror; HOST=URL for a named registry (repeatable)', collect)
+    .option('--zone <name>', 'zone (region, rack) this host is in: parents in the same zone are preferred')
+    .option('--peer-id <id>', 'this peer\'s id (default hostname plus random)')
+    .option('--upload-rate <bytes/s>', 'upload limit, e.g. 12.5m (default unlimited)', rate)
+    .option('--download-rate <bytes/s>', 'download limit (default unlimited)', rate)
+    .option('--upload-slots <n>', 'pieces served at once (default 8); more get 503 busy', (v) => Number(v))
+    .option('--cache-size <bytes>', 'piece store bound, least recently used blobs go first (default 10g)', parseBytes)
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .action(async (o: PeerOpts) => {
+      const upstreams: Record<string, string> = {};
+      let upstream: string | undefined;
+      for (const u of o.upstream ?? []) {
+        const m = /^([^=/]+)=(https?:\/\/.+)$/.exec(u);
+        if (m) upstreams[m[1]!] = m[2]!;
+        else upstream = u;
+      }
+      const flags: PeerFlags = {
+        config: o.config,
+        root: o.root,
+        listen: o.listen,
+        peerListen: o.peerListen,
+        advertise: o.advertise,
+        scheduler: o.scheduler,
+        upstream,
+        upstreams: Object.keys(upstreams).length ? upstreams : undefined,
+        zone: o.zone,
+        peerId: o.peerId,
+        uploadRate: o.uploadRate,
+        downloadRate: o.downloadRate,
+        uploadSlots: o.uploadSlots,
+        cacheBytes: o.cacheSize,
+        logLevel: o.logLevel as PeerFlags['logLevel'],
+      };
+      const peer = await startPeer(await loadPeerConfig(flags));
+      const stop = () => void peer.stop();
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      await peer.done;
+      process.exit(0);
+    });
+}
+
+export function registerPreheat(program: Command): void {
+  program
+    .command('preheat')
+    .description('have the scheduler seed an image\'s blobs on peers of a zone before a release')
+    .argument('<image>', 'registry/repository:tag (or @digest), e.g. 10.0.0.5:5000/shop/web:2.0')
+    .requiredOption('--scheduler <url>', 'scheduler base URL (env SAMPAN_P2P_SCHEDULER)', process.env.SAMPAN_P2P_SCHEDULER)
+    .option('--zone <name>', 'seed peers of this zone')
+    .option('--authorization <value>', 'Authorization header for the registry (e.g. "Basic ...")')
+    .option('--no-wait', 'return once the job is accepted')
+    .option('--format <fmt>', 'json: print the job as JSON')
+    .action(
+      withErrors(async (image: string, o: { scheduler: string; zone?: string; authorization?: string; wait: boolean; format?: string }) => {
+        const base = o.scheduler.replace(/\/+$/, '');
+        const body: PreheatRequest = { image, zone: o.zone, authorization: o.authorization };
+        const res = await fetch(`${base}/api/v1/preheat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        const text = await res.text();
+        if (!res.ok) throw new Error(`scheduler: ${res.status} ${text}`);
+        let job = JSON.parse(text) as PreheatJob;
+        const bar = o.wait && o.format !== 'json' && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'preheat {bar} {value}/{total} blobs' }, cliProgress.Presets.shades_classic) : undefined;
+        bar?.start(job.blobs.length || 1, 0);
+        while (o.wait && (job.state === 'pending' || job.state === 'running')) {
+          await new Promise((r) => setTimeout(r, 500));
+          const r = await fetch(`${base}/api/v1/preheat/${encodeURIComponent(job.id)}`);
+          if (!r.ok) throw new Error(`scheduler: ${r.status} ${await r.text()}`);
+          job = (await r.json()) as PreheatJob;
+          bar?.setTotal(job.blobs.length || 1);
+          bar?.update(job.blobs.filter((b) => b.state === 'done').length);
+        }
+        bar?.stop();
+        if (o.format === 'json') process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
+        else {
+          process.stdout.write(`preheat ${job.id}: ${job.state}${job.error ? ` (${job.error})` : ''}\n`);
+          for (const b of job.blobs) process.stdout.write(`  ${b.digest.slice(0, 19)}  ${b.state}  on ${b.peers.join(', ') || '-'}\n`);
+        }
+        if (job.state === 'failed') process.exitCode = 1;
+      }),
+    );
+}

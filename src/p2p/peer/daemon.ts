@@ -1,0 +1,83 @@
+/** `sampan p2p peer`: the mirror and piece API servers, the piece store, registration with the scheduler. */
+import http from 'node:http';
+import { createLogger, type Logger } from '../../lib/log.js';
+import { errorMessage } from '../../lib/errors.js';
+import { ServerDrain } from '../../lib/drain.js';
+import { PieceStore } from '../store/index.js';
+import type { PeerConfig } from './config.js';
+import { PeerMetrics } from './metrics.js';
+import { TokenBucket } from './ratelimit.js';
+import { SchedulerClient } from './remote.js';
+import { Mirror, PieceApi } from './server.js';
+import { TaskManager } from './tasks.js';
+
+export interface RunningPeer {
+  log: Logger;
+  mirrorAddr: { host: string; port: number };
+  peerAddr: { host: string; port: number };
+  stop(): Promise<void>;
+  done: Promise<void>;
+}
+
+function hostPort(addr: string): [string, number] {
+  const i = addr.lastIndexOf(':');
+  return [addr.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0', Number(addr.slice(i + 1))];
+}
+
+export async function startPeer(c: PeerConfig): Promise<RunningPeer> {
+  const log = createLogger('sampan-p2p-peer', c.logLevel);
+  const metrics = new PeerMetrics();
+  const store = new PieceStore({ dir: c.root, maxBytes: c.cacheBytes, log });
+  await store.init();
+  const scheduler = new SchedulerClient(c.scheduler);
+  const self = { peerId: c.peerId, addr: c.advertise, zone: c.zone || undefined, uploadSlots: c.uploadSlots };
+  const tasks = new TaskManager({
+    self,
+    store,
+    scheduler,
+    metrics,
+    log,
+    download: new TokenBucket(c.downloadRate),
+    concurrency: c.concurrency,
+    blockMs: c.blockSeconds * 1000,
+    stallMs: c.stallSeconds * 1000,
+  });
+  const mirror = new Mirror({ upstream: c.upstream, upstreams: new Map(Object.entries(c.upstreams)), tasks, metrics, log });
+  const pieces = new PieceApi({ tasks, store, uploadSlots: c.uploadSlots, upload: new TokenBucket(c.uploadRate), metrics, log });
+  const drains = [new ServerDrain(), new ServerDrain()] as const;
+  const serve = (drain: ServerDrain, h: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>) =>
+    http.createServer((req, res) => {
+      res.once('close', drain.begin());
+      if (req.url === '/metrics') {
+        void metrics.registry.metrics().then((m) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(m));
+        return;
+      }
+      if (req.url === '/healthz') return void res.writeHead(200).end('ok');
+      h(req, res).catch((err: unknown) => {
+        log.error({ url: req.url, err: errorMessage(err) }, 'request failed');
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'INTERNAL', message: errorMessage(err) } }));
+        else res.destroy();
+      });
+    });
+  const mirrorServer = serve(drains[0], (q, s) => mirror.handle(q, s));
+  const peerServer = serve(drains[1], (q, s) => pieces.handle(q, s));
+  const mirrorAddr = await drains[0].listen(mirrorServer, ...hostPort(c.listen));
+  const peerAddr = await drains[1].listen(peerServer, ...hostPort(c.peerListen));
+  // (re-)register now and then: a restarted scheduler learns of this peer again (for preheat jobs)
+  const register = () => void scheduler.register(self).catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'scheduler registration failed'));
+  if (c.scheduler) register();
+  const timer = c.scheduler ? setInterval(register, 10_000) : undefined;
+  timer?.unref();
+  log.info({ peerId: c.peerId, mirror: c.listen, peer: c.advertise, scheduler: c.scheduler ?? null, upstream: c.upstream }, 'p2p peer started');
+  let finish!: () => void;
+  const done = new Promise<void>((r) => (finish = r));
+  const stop = async () => {
+    if (timer) clearInterval(timer);
+    // pulls in flight may finish for a while; long-polls from other peers end at once
+    await Promise.all([drains[0].close(mirrorServer, 10_000), drains[1].close(peerServer, 1000)]);
+    await store.close();
+    log.info('p2p peer stopped');
+    finish();
+  };
+  return { log, mirrorAddr, peerAddr, stop, done };
+}

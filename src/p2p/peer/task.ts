@@ -1,0 +1,399 @@
+/**
+ * One blob's download on a peer. The scheduler makes the first peer the seed, which streams the blob from the
+ * upstream and cuts it into pieces; the others fetch pieces from the parents the scheduler gives them, check
+ * each against the seed's digest, and report. No scheduler, or a seed that stalls: the upstream directly.
+ */
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
+import type { Logger } from '../../lib/log.js';
+import { pieceCount, pieceSizeFor, type AnnounceResponse, type PeerRef, type ProgressRequest, type TaskId, type TaskMeta } from '../protocol.js';
+import type { PeerMetrics } from './metrics.js';
+import { ParentBusy, ParentClient, SchedulerDown, UnknownTask, type SchedulerClient } from './remote.js';
+import type { TokenBucket } from './ratelimit.js';
+
+/** What the task needs of the piece store (src/p2p/store). */
+export interface TaskPieces extends EventEmitter {
+  meta: TaskMeta;
+  setMeta(meta: TaskMeta): void;
+  has(n: number): boolean;
+  held(): number[];
+  count(): number;
+  complete: boolean;
+  writePiece(n: number, data: Buffer, digest?: string): Promise<boolean>;
+  finish(): Promise<boolean>;
+  stream(start?: number, end?: number): Readable;
+  readPiece(n: number): Promise<Buffer>;
+  pieceDigest(n: number): string | undefined;
+}
+export interface TaskStore {
+  task(id: TaskId): TaskPieces | undefined;
+  open(id: TaskId, meta: TaskMeta): Promise<TaskPieces>;
+}
+
+export interface TaskDeps {
+  self: PeerRef & { uploadSlots: number };
+  store: TaskStore;
+  scheduler: SchedulerClient;
+  metrics: PeerMetrics;
+  log: Logger;
+  download: TokenBucket;
+  /** Requests in flight to parents, in all (and at most 2 per parent). */
+  concurrency: number;
+  /** A parent that sent a corrupt piece is not asked again for this long. */
+  blockMs: number;
+  /** With no piece coming from anywhere for this long, a child goes to the upstream for the rest. */
+  stallMs: number;
+}
+
+export class HttpStatusError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const sha256hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const REPORT_MS = 250;
+
+interface Parent {
+  client: ParentClient;
+  pieces: Set<number>;
+  complete: boolean;
+  inflight: number;
+  busyUntil: number;
+  poll?: AbortController;
+}
+
+export class DownloadTask extends EventEmitter {
+  pieces?: TaskPieces;
+  /** Resolves once the blob's size is known and its pieces can be streamed. */
+  readonly ready: Promise<TaskPieces>;
+  /** Resolves when the blob is complete and verified. */
+  readonly done: Promise<void>;
+  private setReady!: (p: TaskPieces) => void;
+  private failReady!: (e: Error) => void;
+  private readonly parents = new Map<string, Parent>();
+  private readonly blocked = new Map<string, number>();
+  private readonly inflight = new Set<number>();
+  private report: ProgressRequest = {};
+  private lastPieceAt = Date.now();
+  private finished = false;
+  private backToSource = false;
+  private wake?: () => void;
+  private readonly stop = new AbortController();
+
+  constructor(
+    private readonly d: TaskDeps,
+    readonly id: TaskId,
+    /** The blob at the upstream registry, and the requester's Authorization for it. */
+    readonly url: string,
+    readonly authorization: string | undefined,
+    /** The size, when a HEAD at the upstream told it already. */
+    private readonly sizeHint?: number,
+  ) {
+    super();
+    this.ready = new Promise((res, rej) => {
+      this.setReady = res;
+      this.failReady = rej;
+    });
+    this.ready.catch(() => undefined);
+    this.done = this.run();
+    this.done.catch(() => undefined);
+  }
+
+  private async open(meta: TaskMeta): Promise<TaskPieces> {
+    if (!this.pieces) {
+      this.pieces = this.d.store.task(this.id) ?? (await this.d.store.open(this.id, meta));
+      this.setReady(this.pieces);
+    }
+    if (meta.pieceDigests.length > this.pieces.meta.pieceDigests.length) this.pieces.setMeta(meta);
+    return this.pieces;
+  }
+
+  private async run(): Promise<void> {
+    this.d.metrics.tasks.inc();
+    try {
+      const existing = this.d.store.task(this.id);
+      if (existing?.complete) {
+        this.pieces = existing;
+        this.setReady(existing);
+        return;
+      }
+      let ann: AnnounceResponse | undefined;
+      try {
+        ann = await this.announce();
+      } catch (err) {
+        if (!(err instanceof SchedulerDown)) throw err;
+        this.d.log.warn({ task: this.id, err: err.message }, 'no scheduler: fetching from the upstream');
+        this.d.metrics.backToSource.inc();
+        return await this.fromUpstream(false);
+      }
+      if (ann.role === 'seed') return await this.fromUpstream(true);
+      return await this.asChild(ann);
+    } catch (err) {
+      this.failReady(err as Error);
+      await this.sendReport({ failedTask: true }).catch(() => undefined);
+      throw err;
+    } finally {
+      this.finished = true;
+      this.stop.abort();
+      for (const p of this.parents.values()) p.poll?.abort();
+      this.d.metrics.tasks.dec();
+    }
+  }
+
+  private announce(): Promise<AnnounceResponse> {
+    const held = this.pieces?.held() ?? this.d.store.task(this.id)?.held();
+    return this.d.scheduler.announce(this.id, { ...this.d.self, url: this.url, pieces: held, meta: this.pieces?.meta });
+  }
+
+  /** A progress report with what accumulated; the answer brings parents, meta and maybe leave to go to the upstream. */
+  private async sendReport(extra: ProgressRequest = {}): Promise<void> {
+    const r: ProgressRequest = { ...this.report, ...extra };
+    this.report = {};
+    let res;
+    try {
+      res = await this.d.scheduler.progress(this.id, this.d.self.peerId, r);
+    } catch (err) {
+      if (err instanceof UnknownTask) {
+        // the scheduler restarted: tell it again what we are and hold
+        const ann = await this.announce().catch(() => undefined);
+        if (ann) this.useParents(ann.parents);
+        return;
+      }
+      if (!(err instanceof SchedulerDown)) throw err;
+      // reports are advisory: pieces keep flowing from the parents we know; the stall rule covers the rest
+      this.report = { pieces: [...(r.pieces ?? []), ...(this.report.pieces ?? [])], failed: [...(r.failed ?? []), ...(this.report.failed ?? [])] };
+      return;
+    }
+    if (res.meta) await this.open(res.meta);
+    this.useParents(res.parents);
+    if (res.backToSource && !this.backToSource) this.backToSource = true;
+    this.kick();
+  }
+
+  private noteDone(n: number): void {
+    (this.report.pieces ??= []).push(n);
+    this.lastPieceAt = Date.now();
+  }
+
+  // ---------- the seed, or a peer on its own: the upstream ----------
+
+  private async fromUpstream(seed: boolean): Promise<void> {
+    const res = await this.fetchUpstream();
+    const size = Number(res.headers.get('content-length'));
+    if (!Number.isFinite(size)) throw new HttpStatusError(502, `the upstream sent ${this.id} without a length`);
+    const meta: TaskMeta = { size, pieceSize: pieceSizeFor(size), pieceDigests: [] };
+    const pieces = await this.open(meta);
+    const timer = seed ? setInterval(() => void this.sendReport({ meta: { ...meta, pieceDigests: [...meta.pieceDigests] } }).catch(() => undefined), REPORT_MS) : undefined;
+    try {
+      let buf = Buffer.alloc(0);
+      let n = 0;
+      const flush = async (piece: Buffer) => {
+        const digest = sha256hex(piece);
+        meta.pieceDigests[n] = digest;
+        pieces.setMeta({ ...meta, pieceDigests: [...meta.pieceDigests] });
+        if (!(await pieces.writePiece(n, piece, digest))) throw new Error(`piece ${n} of ${this.id} did not store`);
+        this.noteDone(n);
+        n++;
+      };
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        await this.d.download.take(chunk.length);
+        this.d.metrics.bytesIn.inc({ source: 'upstream' }, chunk.length);
+        buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
+        while (buf.length >= meta.pieceSize) {
+          await flush(buf.subarray(0, meta.pieceSize));
+          buf = buf.subarray(meta.pieceSize);
+        }
+      }
+      if (buf.length || (size === 0 && n === 0 && pieceCount(size, meta.pieceSize) > 0)) await flush(buf);
+      if (n !== pieceCount(size, meta.pieceSize)) throw new Error(`the upstream sent ${this.id} short: ${n} of ${pieceCount(size, meta.pieceSize)} pieces`);
+      if (!(await pieces.finish())) throw new Error(`${this.id}: the blob does not match its digest`);
+    } finally {
+      if (timer) clearInterval(timer);
+    }
+    if (seed) await this.sendReport({ meta, finished: true }).catch(() => undefined);
+  }
+
+  private async fetchUpstream(range?: string): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (this.authorization) headers.authorization = this.authorization;
+    if (range) headers.range = range;
+    const res = await fetch(this.url, { headers, signal: this.stop.signal, redirect: 'follow' });
+    if (!res.ok || !res.body) {
+      const body = await res.text().catch(() => '');
+      const h: Record<string, string> = {};
+      const wa = res.headers.get('www-authenticate');
+      if (wa) h['www-authenticate'] = wa;
+      throw new HttpStatusError(res.status, body || `upstream answered ${res.status}`, h);
+    }
+    return res;
+  }
+
+  // ---------- a child: pieces from parents ----------
+
+  private async asChild(ann: AnnounceResponse): Promise<void> {
+    if (ann.meta) await this.open(ann.meta);
+    else if (this.sizeHint !== undefined) await this.open({ size: this.sizeHint, pieceSize: pieceSizeFor(this.sizeHint), pieceDigests: [] });
+    this.useParents(ann.parents);
+    const timer = setInterval(() => void this.sendReport().catch(() => undefined), REPORT_MS);
+    try {
+      for (;;) {
+        const p = this.pieces;
+        if (p && p.count() === pieceCount(p.meta.size, p.meta.pieceSize)) break;
+        if (this.backToSource || Date.now() - this.lastPieceAt > this.d.stallMs) {
+          this.d.log.info({ task: this.id, granted: this.backToSource }, 'going to the upstream for the rest');
+          this.d.metrics.backToSource.inc();
+          await this.restFromUpstream();
+          break;
+        }
+        this.schedule();
+        await new Promise<void>((r) => {
+          this.wake = r;
+          setTimeout(r, REPORT_MS);
+        });
+      }
+      const p = this.pieces!;
+      while (this.inflight.size) await new Promise((r) => setTimeout(r, 10));
+      if (!(await p.finish())) throw new Error(`${this.id}: the blob does not match its digest`);
+    } finally {
+      clearInterval(timer);
+    }
+    await this.sendReport({ finished: true }).catch(() => undefined);
+  }
+
+  private kick(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private useParents(refs: PeerRef[]): void {
+    for (const ref of refs) {
+      if (ref.peerId === this.d.self.peerId || this.parents.has(ref.peerId)) continue;
+      if ((this.blocked.get(ref.peerId) ?? 0) > Date.now()) continue;
+      const parent: Parent = { client: new ParentClient(ref), pieces: new Set(), complete: false, inflight: 0, busyUntil: 0 };
+      this.parents.set(ref.peerId, parent);
+      void this.pollParent(parent);
+    }
+  }
+
+  private dropParent(id: string, reason: 'digest' | 'gone', piece = -1): void {
+    const p = this.parents.get(id);
+    p?.poll?.abort();
+    this.parents.delete(id);
+    if (reason === 'digest') this.blocked.set(id, Date.now() + this.d.blockMs);
+    (this.report.failed ??= []).push({ piece, parent: id, reason });
+    this.d.metrics.failures.inc({ reason });
+    void this.sendReport().catch(() => undefined);
+  }
+
+  /** Keep a parent's piece list current by long-polling it. */
+  private async pollParent(p: Parent): Promise<void> {
+    p.poll = new AbortController();
+    const signal = AbortSignal.any([p.poll.signal, this.stop.signal]);
+    while (!this.finished && !p.complete && !signal.aborted && this.parents.get(p.client.ref.peerId) === p) {
+      try {
+        const view = await p.client.pieces(this.id, p.pieces.size, 2000, signal);
+        if (!view) {
+          await new Promise((r) => setTimeout(r, 200));
+          continue;
+        }
+        for (const n of view.pieces) p.pieces.add(n);
+        p.complete = view.complete;
+        if (view.meta && (!this.pieces || view.meta.size === this.pieces.meta.size)) {
+          // a parent's sizes help a child start streaming; digests come only from the scheduler
+          if (!this.pieces) await this.open({ ...view.meta, pieceDigests: [] });
+        }
+        this.kick();
+      } catch {
+        if (signal.aborted) return;
+        this.dropParent(p.client.ref.peerId, 'gone');
+        return;
+      }
+    }
+  }
+
+  /** Start piece requests up to the limits: among the lowest missing pieces some parent holds, one at random. */
+  private schedule(): void {
+    const pcs = this.pieces;
+    if (!pcs) return;
+    const total = pieceCount(pcs.meta.size, pcs.meta.pieceSize);
+    const now = Date.now();
+    while (this.inflight.size < this.d.concurrency) {
+      const candidates: Array<{ n: number; parents: Parent[] }> = [];
+      for (let n = 0; n < total && candidates.length < 8; n++) {
+        if (pcs.has(n) || this.inflight.has(n) || !pcs.meta.pieceDigests[n]) continue;
+        const holders = [...this.parents.values()].filter((p) => p.pieces.has(n) && p.inflight < 2 && p.busyUntil <= now);
+        if (holders.length) candidates.push({ n, parents: holders });
+      }
+      if (!candidates.length) return;
+      // random among the first few: children spread over pieces instead of all asking for piece 0
+      const c = candidates[Math.floor(Math.random() * Math.min(candidates.length, 4))]!;
+      const parent = c.parents.sort((a, b) => Number(b.complete) - Number(a.complete) || a.inflight - b.inflight)[0]!;
+      void this.fetchPiece(c.n, parent);
+    }
+  }
+
+  private async fetchPiece(n: number, parent: Parent): Promise<void> {
+    const pcs = this.pieces!;
+    this.inflight.add(n);
+    parent.inflight++;
+    const id = parent.client.ref.peerId;
+    try {
+      const { data } = await parent.client.piece(this.id, n, 30_000);
+      await this.d.download.take(data.length);
+      const want = pcs.meta.pieceDigests[n];
+      if (!want || sha256hex(data) !== want) {
+        this.d.log.warn({ task: this.id, piece: n, parent: id }, 'corrupt piece: parent blocked');
+        this.dropParent(id, 'digest', n);
+        return;
+      }
+      if (await pcs.writePiece(n, data, want)) {
+        this.d.metrics.bytesIn.inc({ source: 'peer' }, data.length);
+        this.noteDone(n);
+      }
+    } catch (err) {
+      if (err instanceof ParentBusy) {
+        parent.busyUntil = Date.now() + 300;
+        this.d.metrics.failures.inc({ reason: 'busy' });
+      } else if (!this.finished) this.dropParent(id, 'gone', n);
+    } finally {
+      parent.inflight--;
+      this.inflight.delete(n);
+      this.kick();
+    }
+  }
+
+  /** The seed stalled (or the scheduler says so): the missing pieces by Range from the upstream. */
+  private async restFromUpstream(): Promise<void> {
+    let pcs = this.pieces;
+    if (!pcs) {
+      // nothing known yet: the whole blob, as a seed would
+      return this.fromUpstream(false);
+    }
+    const total = pieceCount(pcs.meta.size, pcs.meta.pieceSize);
+    const missing = [...Array(total).keys()].filter((n) => !pcs!.has(n) && !this.inflight.has(n));
+    const work = async () => {
+      for (let m = missing.shift(); m !== undefined; m = missing.shift()) {
+        const start = m * pcs!.meta.pieceSize;
+        const end = Math.min(pcs!.meta.size, start + pcs!.meta.pieceSize) - 1;
+        const res = await this.fetchUpstream(`bytes=${start}-${end}`);
+        const data = Buffer.from(await res.arrayBuffer());
+        if (res.status !== 206 && data.length !== end - start + 1) throw new Error(`the upstream ignored the range for ${this.id}`);
+        this.d.metrics.bytesIn.inc({ source: 'upstream' }, data.length);
+        const want = pcs!.meta.pieceDigests[m];
+        if (want && sha256hex(data) !== want) throw new Error(`piece ${m} of ${this.id} from the upstream does not match the seed's digest`);
+        if (await pcs!.writePiece(m, data, want)) this.noteDone(m);
+      }
+    };
+    await Promise.all([work(), work(), work(), work()]);
+    pcs = this.pieces!;
+    // digests we never got from the seed: the whole-blob check in finish() still guards the content
+    if (pcs.meta.pieceDigests.length < total) pcs.setMeta({ ...pcs.meta });
+  }
+}

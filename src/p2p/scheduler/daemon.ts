@@ -1,0 +1,92 @@
+/** `sampan p2p scheduler`: state, preheat jobs, the HTTP API, housekeeping timers and a graceful stop. */
+import { splitAddr } from '../../registry/config.js';
+import { createLogger, type Logger } from '../../lib/log.js';
+import type { SchedulerConfig } from './config.js';
+import { SchedulerMetrics } from './metrics.js';
+import { PreheatManager, type PreheatOptions } from './preheat.js';
+import { SchedulerServer } from './server.js';
+import { SchedulerState } from './state.js';
+
+export interface RunningScheduler {
+  state: SchedulerState;
+  preheat: PreheatManager;
+  log: Logger;
+  /** Where it listens (the real port when the config asked for port 0). */
+  address: { host: string; port: number };
+  /** Resolves when the scheduler has stopped. */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export interface StartOptions {
+  handleSignals?: boolean;
+  log?: Logger;
+  /** Test seams for preheat (resolver, dispatcher, probe). */
+  preheat?: Pick<PreheatOptions, 'resolve' | 'dispatch' | 'probe'>;
+}
+
+const SWEEP_MS = 5_000;
+const PREHEAT_POLL_MS = 3_000;
+
+export async function startScheduler(config: SchedulerConfig, opts: StartOptions = {}): Promise<RunningScheduler> {
+  const log = opts.log ?? createLogger('sampan-p2p-scheduler', config.logLevel);
+  const state = new SchedulerState({
+    parents: config.parents,
+    seedStallMs: config.seedStallSeconds * 1000,
+    backToSourceLimit: config.backToSourceLimit,
+    blockMs: config.blockSeconds * 1000,
+    peerIdleMs: config.peerIdleSeconds * 1000,
+    taskIdleMs: config.taskIdleSeconds * 1000,
+    log,
+  });
+  const preheat = new PreheatManager({
+    state,
+    insecureRegistries: config.insecureRegistries,
+    seedsPerBlob: config.preheatSeedsPerBlob,
+    timeoutMs: config.preheatTimeoutSeconds * 1000,
+    log,
+    ...opts.preheat,
+  });
+  state.setListener(preheat);
+  const metrics = new SchedulerMetrics(state, preheat);
+  const server = new SchedulerServer({ state, preheat, metrics, log });
+  const { host, port } = splitAddr(config.listen);
+  const address = await server.listen(host, port);
+  log.info(
+    { ...address, parents: config.parents, seedStallSeconds: config.seedStallSeconds, backToSourceLimit: config.backToSourceLimit, insecureRegistries: config.insecureRegistries },
+    'p2p scheduler started',
+  );
+
+  const sweep = setInterval(() => {
+    state.sweep();
+    preheat.tick();
+  }, SWEEP_MS);
+  let polling = false;
+  const poll = setInterval(() => {
+    if (polling) return;
+    polling = true;
+    void preheat.poll().finally(() => (polling = false));
+  }, PREHEAT_POLL_MS);
+  sweep.unref();
+  poll.unref();
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    (stopping ??= (async () => {
+      log.info('shutting down: no new connections; waiting for requests in flight');
+      clearInterval(sweep);
+      clearInterval(poll);
+      preheat.close();
+      await server.close(config.shutdownTimeoutSeconds * 1000);
+      log.info('p2p scheduler stopped');
+      log.flush();
+      resolveDone();
+    })());
+  if (opts.handleSignals !== false) {
+    process.once('SIGTERM', () => void shutdown());
+    process.once('SIGINT', () => void shutdown());
+  }
+  return { state, preheat, log, address, done, shutdown };
+}
