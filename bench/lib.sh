@@ -47,3 +47,7 @@ cli_of() {
   esac
 }
 run_opts() { [ "$1" = podman ] && printf '%s\n' "${POD_RUN[@]}"; return 0; }
+# One CPU sample from /proc/stat: "EPOCH_US IDLE_TICKS TOTAL_TICKS" (idle counts iowait; total is user..steal)
+cpu_sample() { local t=$EPOCHREALTIME; awk -v t="${t/./}" '/^cpu /{s=0; for(k=2;k<=9;k++) s+=$k; printf "%s %.0f %.0f\n", t, $5+$6, s; exit}' /proc/stat; }
+# Idle % of all CPUs between two cpu_sample lines ("n/a" when no tick passed)
+idle_pct() { awk -v a="$1" -v b="$2" 'BEGIN{split(a,x," "); split(b,y," "); d=y[3]-x[3]; if(d<=0){print "n/a"; exit} printf "%.1f\n", 100*(y[2]-x[2])/d}'; }

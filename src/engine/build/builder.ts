@@ -324,22 +324,25 @@ export class Builder {
 
   /** A step through the cache: reuse the image a same parent + instruction made before, else make it. */
   private async cached(st: StageState, createdBy: string, make: () => Promise<Image>): Promise<void> {
+    if (await this.cacheHit(st, createdBy)) return;
     const key = this.d.cache.key(st.image?.id ?? 'scratch', createdBy);
-    if (!this.req.noCache) {
-      const hit = await this.d.cache.get(key);
-      const img = hit ? this.d.store.byId(hit) : undefined;
-      if (img) {
-        this.out.stream(` ---> Using cache\n ---> ${short(img.id)}\n`);
-        st.image = img;
-        st.config = clone(img.config.config ?? {});
-        return;
-      }
-    }
     const img = await make();
     this.created.push(img.id);
     await this.d.cache.put(key, img.id);
     st.image = img;
     this.out.stream(` ---> ${short(img.id)}\n`);
+  }
+
+  /** The step's image from the cache, taken as the stage's current one; false on a miss (or --no-cache). */
+  private async cacheHit(st: StageState, createdBy: string): Promise<boolean> {
+    if (this.req.noCache) return false;
+    const hit = await this.d.cache.get(this.d.cache.key(st.image?.id ?? 'scratch', createdBy));
+    const img = hit ? this.d.store.byId(hit) : undefined;
+    if (!img) return false;
+    this.out.stream(` ---> Using cache\n ---> ${short(img.id)}\n`);
+    st.image = img;
+    st.config = clone(img.config.config ?? {});
+    return true;
   }
 
   private metaStep(st: StageState, text: string, author?: string): Promise<void> {
@@ -439,25 +442,29 @@ export class Builder {
     };
     if (ins.flags.checksum !== undefined && (urls.length !== 1 || srcWords.length !== 1)) throw invalid(`ADD --checksum needs exactly one URL source (line ${ins.line})`);
     if (ins.flags['keep-git-dir'] !== undefined) throw invalid(`ADD --keep-git-dir: git sources are not supported (line ${ins.line})`);
+    // an image's files never change: their digest is remembered, so a cached COPY --from needs no mount at all
+    const fromImage = plan.from ? await this.fromImage(plan.from) : undefined;
+    const memoKey = fromImage && !urls.length && !plan.heredocs.length ? `${fromImage.id}\0${plan.files.join('\0')}` : undefined;
+    const memo = memoKey ? this.d.cache.sourceHash(memoKey) : undefined;
+    if (memo && (await this.cacheHit(st, copyCreatedBy(ins.keyword, plan, memo.kind, memo.hash, '')))) return;
     const downloads = await fs.mkdtemp(path.join(os.tmpdir(), 'sampan-add-url-'));
     try {
-      await this.withSourceRoot(plan.from, (root, keepOwner) => this.copyFrom(st, ins, plan, root, keepOwner, downloads));
+      await this.withSourceRoot(fromImage, (root, keepOwner) => this.copyFrom(st, ins, plan, root, keepOwner, downloads, memoKey));
     } finally {
       await fs.rm(downloads, { recursive: true, force: true });
     }
   }
 
-  private async copyFrom(st: StageState, ins: Instruction, p: CopyPlan, srcRoot: string, keepOwner: boolean, downloads: string): Promise<void> {
+  private async copyFrom(st: StageState, ins: Instruction, p: CopyPlan, srcRoot: string, keepOwner: boolean, downloads: string, memoKey?: string): Promise<void> {
     const sources = p.files.length ? await findSources(srcRoot, p.files, p.from ? 'stage' : 'context') : [];
     for (const u of p.urls) sources.push(await download(u, downloads, this.req.signal, ins.flags.checksum));
     const many = sources.length + p.heredocs.length > 1;
     if (!sources.length && !p.heredocs.length) throw invalid(`${ins.keyword} failed: no source files were specified (line ${ins.line})`);
     if (many && !p.destIsDir) throw invalid(`When using ${ins.keyword} with more than one source file, the destination must be a directory and end with a / (line ${ins.line})`);
     const hash = await hashSources(sources, keepOwner);
-    const hd = p.heredocs.map((h) => `${h.name}:${h.content}`).join('\0');
     const kind = sources.length === 1 && sources[0]!.stat.isDirectory() ? 'dir' : 'file';
-    const opts = [p.from && ` from ${p.from}`, p.chown && ` chown=${p.chown}`, p.chmod !== undefined && ` chmod=${p.chmod.toString(8)}`].filter(Boolean).join('');
-    const createdBy = `/bin/sh -c #(nop) ${ins.keyword} ${kind}:${hash}${hd ? `+heredoc:${hd.length}` : ''}${opts} in ${p.dest} `;
+    if (memoKey) this.d.cache.rememberSourceHash(memoKey, { kind, hash });
+    const createdBy = copyCreatedBy(ins.keyword, p, kind, hash, p.heredocs.map((h) => `${h.name}:${h.content}`).join('\0'));
     await this.cached(st, createdBy, async () => {
       const base = st.image ?? (await this.scratchImage());
       st.image = base;
@@ -479,15 +486,20 @@ export class Builder {
     });
   }
 
-  /** COPY's source root: the context, or (--from) the root of an earlier stage or another image, mounted meanwhile. */
-  private async withSourceRoot(from: string | undefined, fn: (root: string, keepOwner: boolean) => Promise<void>): Promise<void> {
-    if (!from) return fn(this.req.contextDir, false);
+  /** COPY --from: an earlier stage (by name or index) or an image. */
+  private async fromImage(from: string): Promise<Image> {
     let img: Image | undefined;
     const stage = /^\d+$/.test(from) ? Number(from) : this.names.get(from.toLowerCase());
     if (stage !== undefined && this.stages.has(stage)) img = this.stages.get(stage);
     else if (/^\d+$/.test(from)) throw invalid(`COPY --from=${from}: no such build stage (stages are counted from 0, and only earlier ones can be named)`);
     else img = await this.d.pull(from, false);
     if (!img) throw invalid(`COPY --from=${from}: the stage has an empty file system (scratch)`);
+    return img;
+  }
+
+  /** COPY's source root: the context, or the root of an image (--from), mounted meanwhile. */
+  private async withSourceRoot(img: Image | undefined, fn: (root: string, keepOwner: boolean) => Promise<void>): Promise<void> {
+    if (!img) return fn(this.req.contextDir, false);
     const { Id: cid } = await this.d.containers.create({ Image: img.id, Cmd: ['/nonexistent'], Entrypoint: [''], Labels: {}, HostConfig: { NetworkMode: 'none' } });
     try {
       await this.d.containers.withRootfs(cid, (root) => fn(root, true));
@@ -495,7 +507,12 @@ export class Builder {
       await this.d.containers.remove(cid, { force: true }).catch(() => undefined);
     }
   }
+}
 
+/** COPY/ADD's history text and cache key: the sources' digest stands for their content. */
+function copyCreatedBy(keyword: string, p: CopyPlan, kind: string, hash: string, heredocs: string): string {
+  const opts = [p.from && ` from ${p.from}`, p.chown && ` chown=${p.chown}`, p.chmod !== undefined && ` chmod=${p.chmod.toString(8)}`].filter(Boolean).join('');
+  return `/bin/sh -c #(nop) ${keyword} ${kind}:${hash}${heredocs ? `+heredoc:${heredocs.length}` : ''}${opts} in ${p.dest} `;
 }
 
 /** A RUN that exited non-zero: Docker's message and the code. */

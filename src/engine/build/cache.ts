@@ -9,7 +9,19 @@ import type { Digest } from '../../lib/digest.js';
  * so it outlives the engine; an entry whose image is gone is a miss.
  */
 export class StepCache {
+  /** Digests of COPY --from sources by image and paths: images never change, so these hold for the engine's life. */
+  private readonly sourceHashes = new Map<string, { kind: string; hash: string }>();
+
   constructor(private readonly dir: string) {}
+
+  sourceHash(key: string): { kind: string; hash: string } | undefined {
+    return this.sourceHashes.get(key);
+  }
+
+  rememberSourceHash(key: string, v: { kind: string; hash: string }): void {
+    if (this.sourceHashes.size >= 10_000) this.sourceHashes.delete(this.sourceHashes.keys().next().value!);
+    this.sourceHashes.set(key, v);
+  }
 
   key(parent: string, createdBy: string): string {
     return createHash('sha256').update(`${parent}\n${createdBy}`).digest('hex');

@@ -2,17 +2,15 @@
  * New images from existing ones: `docker commit` (a container's writable layer on top of its image) and the
  * derivation the builder shares (a parent, maybe a layer, a config, one more history entry).
  */
-import { promises as fs, createReadStream, createWriteStream } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { HashingStream, sha256, type Digest } from '../../lib/digest.js';
-import { invalid, notFound } from '../../lib/errors.js';
-import { removeTree } from '../../lib/fsutil.js';
+import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Digest } from '../../lib/digest.js';
+import { internal, invalid, notFound } from '../../lib/errors.js';
 import { MediaType, type HealthConfig, type HistoryEntry, type ImageConfig, type ImageRuntimeConfig } from '../../lib/oci.js';
 import { parseReference } from '../../lib/reference.js';
 import type { Image, ImageStore, LayerRef } from './store.js';
-import { addImage, makeTempDir, Rollback } from './archive-common.js';
+import { addImage, Rollback } from './archive-common.js';
 import { applyChanges } from './changes.js';
 import { changes as upperChanges, isOpaque, lowerExistsIn, lowerStat, treeToTar, upperToLayer, type Change } from '../snapshots/diff.js';
 import type { ContainerService } from '../containers/service.js';
@@ -67,31 +65,39 @@ export async function deriveImage(store: ImageStore, parent: Image | undefined, 
     throw err;
   }
   const tx = new Rollback(store);
-  let tmp: string | undefined;
   try {
     const layers: LayerRef[] = [...(parent?.layers ?? [])];
     const diffIds: Digest[] = [...(parent?.config.rootfs.diff_ids ?? [])];
     let added = false;
     if (o.layer) {
-      tmp = await makeTempDir(store, 'tmp-import-commit-');
-      const file = path.join(tmp, 'layer.tar');
-      const hashing = new HashingStream();
+      // one pass: the tar goes into the content store and into its layer directory at once (no temp copy)
       const watch = new ContentWatch();
-      await pipeline(o.layer, hashing, watch, createWriteStream(file, { mode: 0o600, flags: 'wx' }));
+      const toBlob = new PassThrough({ highWaterMark: 1 << 20 });
+      const toLayer = new PassThrough({ highWaterMark: 1 << 20 });
+      const src = o.layer.pipe(watch);
+      src.pipe(toBlob);
+      src.pipe(toLayer);
+      o.layer.once('error', (err) => {
+        toBlob.destroy(err);
+        toLayer.destroy(err);
+      });
+      const below = layers[layers.length - 1]?.chainId;
+      const [blob, layer] = await Promise.allSettled([store.content.put(toBlob), store.layers.apply(toLayer, below, undefined, { devices: o.devices })]);
+      if (blob.status === 'fulfilled' && blob.value.created) tx.blobs.push(blob.value.digest);
+      if (layer.status === 'fulfilled' && layer.value.created) tx.chains.push(layer.value.chainId);
+      if (blob.status === 'rejected') throw blob.reason;
+      if (layer.status === 'rejected') throw layer.reason;
+      const diffId = blob.value.digest;
+      if (layer.value.diffId !== diffId) throw internal(`layer ${layer.value.diffId} and blob ${diffId} of one commit differ`);
       if (watch.sawContent) {
-        const diffId = hashing.hasher.digest();
-        const size = hashing.hasher.size;
-        if (!(await store.content.has(diffId))) {
-          tx.blobs.push(diffId);
-          await store.content.put(createReadStream(file), diffId);
-        }
-        const below = layers[layers.length - 1]?.chainId;
-        const chainId = below ? sha256(`${below} ${diffId}`) : diffId;
-        if (!(await store.layers.has(chainId))) tx.chains.push(chainId);
-        const meta = await store.layers.apply(createReadStream(file), below, diffId, { devices: o.devices });
-        layers.push({ chainId: meta.chainId, diffId, size: meta.size, blob: { mediaType: MediaType.OciLayer, digest: diffId, size } });
+        layers.push({ chainId: layer.value.chainId, diffId, size: layer.value.size, blob: { mediaType: MediaType.OciLayer, digest: diffId, size: blob.value.size } });
         diffIds.push(diffId);
         added = true;
+      } else {
+        // nothing changed: Docker adds no layer (what was stored for it goes, unless it was there before)
+        await tx.undo();
+        tx.blobs.length = 0;
+        tx.chains.length = 0;
       }
     }
     const created = o.created ?? new Date().toISOString();
@@ -115,8 +121,6 @@ export async function deriveImage(store: ImageStore, parent: Image | undefined, 
     o.layer?.destroy();
     await tx.undo();
     throw err;
-  } finally {
-    if (tmp) await removeTree(tmp);
   }
 }
 

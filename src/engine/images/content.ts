@@ -53,10 +53,10 @@ export class ContentStore {
   }
 
   /** Store a stream; if `expected` is given the content must match it or nothing is stored. */
-  async put(input: Readable | Buffer, expected?: Digest): Promise<{ digest: Digest; size: number }> {
+  async put(input: Readable | Buffer, expected?: Digest): Promise<{ digest: Digest; size: number; created: boolean }> {
     if (expected && (await this.has(expected))) {
       if (!Buffer.isBuffer(input)) input.resume();
-      return { digest: expected, size: await this.size(expected) };
+      return { digest: expected, size: await this.size(expected), created: false };
     }
     const tmp = path.join(this.ingestDir, randomBytes(8).toString('hex'));
     const hashing = new HashingStream();
@@ -70,8 +70,9 @@ export class ContentStore {
       await fh.close();
       const digest = hasher.digest();
       if (expected && digest !== expected) throw invalid(`digest mismatch: expected ${expected}, got ${digest}`);
+      const created = !(await this.has(digest));
       await fs.rename(tmp, this.path(digest));
-      return { digest, size: hasher.size };
+      return { digest, size: hasher.size, created };
     } finally {
       await fs.rm(tmp, { force: true });
     }

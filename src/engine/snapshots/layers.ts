@@ -55,7 +55,7 @@ export class LayerStore {
    * and differs, nothing is kept. Returns the layer's meta (existing or new). `devices`: allow device nodes
    * (only for layers made from a local container's files).
    */
-  async apply(tar: Readable, parent: Digest | undefined, expectDiffId?: Digest, opts: { devices?: boolean } = {}): Promise<LayerMeta> {
+  async apply(tar: Readable, parent: Digest | undefined, expectDiffId?: Digest, opts: { devices?: boolean } = {}): Promise<LayerMeta & { created?: boolean }> {
     if (expectDiffId) {
       const chainId = parent ? sha256(`${parent} ${expectDiffId}`) : expectDiffId;
       if (await this.has(chainId)) {
@@ -78,7 +78,7 @@ export class LayerStore {
         await atomicWriteJson(path.join(tmp, 'meta.json'), meta);
         await removeTree(final); // a partial directory without meta.json is garbage
         await fs.rename(tmp, final);
-        return meta;
+        return { ...meta, created: true };
       });
     } finally {
       await removeTree(tmp);
