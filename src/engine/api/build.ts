@@ -8,12 +8,11 @@ import type { Engine } from '../engine.js';
 import { errorMessage, invalid } from '../../lib/errors.js';
 import { parseReference } from '../../lib/reference.js';
 import { decodeRegistryConfig } from '../../lib/distribution/auth.js';
-import { extractLayer } from '../../lib/tarsafe.js';
 import { removeTree } from '../../lib/fsutil.js';
 import { pullImage, pullReference, resolvePull } from '../registry/pull.js';
 import { ProgressWriter } from '../registry/progress.js';
 import { Builder, BuildStepError, type BuildRequest } from '../build/builder.js';
-import { applyDockerignore } from '../build/context.js';
+import { BuildContext } from '../build/context.js';
 import { StepCache } from '../build/cache.js';
 import { deriveImage } from '../images/commit.js';
 import { parseBytes } from '../containers/parse.js';
@@ -67,7 +66,7 @@ export function buildRoutes(r: Router, e: Engine): void {
     });
     const shm = ctx.query.get('shmsize');
     const req: BuildRequest = {
-      contextDir: '',
+      context: undefined as unknown as BuildContext, // received below, once the query is checked
       dockerfileText: '',
       dockerfile: ctx.query.get('dockerfile') || 'Dockerfile',
       tags,
@@ -92,15 +91,11 @@ export function buildRoutes(r: Router, e: Engine): void {
     });
     const out = new LazyStream(ctx);
     try {
-      req.contextDir = path.join(work, 'context');
-      await fs.mkdir(req.contextDir);
-      await extractLayer(ctx.req, req.contextDir).catch((err: unknown) => {
-        throw invalid(`cannot read the build context (a tar, plain or gzip): ${errorMessage(err)}`);
-      });
-      req.dockerfileText = await fs.readFile(path.join(req.contextDir, req.dockerfile), 'utf8').catch(() => {
-        throw invalid(`Cannot locate specified Dockerfile: ${req.dockerfile}`);
-      });
-      await applyDockerignore(req.contextDir);
+      req.context = await BuildContext.receive(ctx.req, work);
+      const text = req.context.file(req.dockerfile);
+      if (text === undefined) throw invalid(`Cannot locate specified Dockerfile: ${req.dockerfile}`);
+      req.dockerfileText = text;
+      req.context.applyIgnore();
       const builder = new Builder(
         {
           store: e.images.store,

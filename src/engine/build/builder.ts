@@ -23,9 +23,10 @@ import { expandWord, expandWords } from './expand.js';
 import { copySource, findSources, hashSources, type Source } from './sources.js';
 import { extractArchive, isArchive } from './archive.js';
 import type { StepCache } from './cache.js';
+import type { BuildContext } from './context.js';
 
 export interface BuildRequest {
-  contextDir: string;
+  context: BuildContext;
   /** Its name in the context (for messages) and its text, read before .dockerignore was applied. */
   dockerfile: string;
   dockerfileText: string;
@@ -447,22 +448,26 @@ export class Builder {
     const memoKey = fromImage && !urls.length && !plan.heredocs.length ? `${fromImage.id}\0${plan.files.join('\0')}` : undefined;
     const memo = memoKey ? this.d.cache.sourceHash(memoKey) : undefined;
     if (memo && (await this.cacheHit(st, copyCreatedBy(ins.keyword, plan, memo.kind, memo.hash, '')))) return;
+    // context sources: the digest from the context's index, so a cached step never unpacks the context
+    const indexed = !fromImage && !urls.length && plan.files.length ? this.req.context.sourceDigest(plan.files) : undefined;
+    const heredocText = plan.heredocs.map((h) => `${h.name}:${h.content}`).join('\0');
+    if (indexed && (await this.cacheHit(st, copyCreatedBy(ins.keyword, plan, indexed.kind, indexed.hash, heredocText)))) return;
     const downloads = await fs.mkdtemp(path.join(os.tmpdir(), 'sampan-add-url-'));
     try {
-      await this.withSourceRoot(fromImage, (root, keepOwner) => this.copyFrom(st, ins, plan, root, keepOwner, downloads, memoKey));
+      await this.withSourceRoot(fromImage, (root, keepOwner) => this.copyFrom(st, ins, plan, root, keepOwner, downloads, memoKey, indexed));
     } finally {
       await fs.rm(downloads, { recursive: true, force: true });
     }
   }
 
-  private async copyFrom(st: StageState, ins: Instruction, p: CopyPlan, srcRoot: string, keepOwner: boolean, downloads: string, memoKey?: string): Promise<void> {
+  private async copyFrom(st: StageState, ins: Instruction, p: CopyPlan, srcRoot: string, keepOwner: boolean, downloads: string, memoKey?: string, indexed?: { hash: string; kind: 'dir' | 'file' }): Promise<void> {
     const sources = p.files.length ? await findSources(srcRoot, p.files, p.from ? 'stage' : 'context') : [];
     for (const u of p.urls) sources.push(await download(u, downloads, this.req.signal, ins.flags.checksum));
     const many = sources.length + p.heredocs.length > 1;
     if (!sources.length && !p.heredocs.length) throw invalid(`${ins.keyword} failed: no source files were specified (line ${ins.line})`);
     if (many && !p.destIsDir) throw invalid(`When using ${ins.keyword} with more than one source file, the destination must be a directory and end with a / (line ${ins.line})`);
-    const hash = await hashSources(sources, keepOwner);
-    const kind = sources.length === 1 && sources[0]!.stat.isDirectory() ? 'dir' : 'file';
+    const hash = indexed?.hash ?? (await hashSources(sources, keepOwner));
+    const kind = indexed?.kind ?? (sources.length === 1 && sources[0]!.stat.isDirectory() ? 'dir' : 'file');
     if (memoKey) this.d.cache.rememberSourceHash(memoKey, { kind, hash });
     const createdBy = copyCreatedBy(ins.keyword, p, kind, hash, p.heredocs.map((h) => `${h.name}:${h.content}`).join('\0'));
     await this.cached(st, createdBy, async () => {
@@ -499,7 +504,7 @@ export class Builder {
 
   /** COPY's source root: the context, or the root of an image (--from), mounted meanwhile. */
   private async withSourceRoot(img: Image | undefined, fn: (root: string, keepOwner: boolean) => Promise<void>): Promise<void> {
-    if (!img) return fn(this.req.contextDir, false);
+    if (!img) return fn(await this.req.context.unpack(), false);
     const { Id: cid } = await this.d.containers.create({ Image: img.id, Cmd: ['/nonexistent'], Entrypoint: [''], Labels: {}, HostConfig: { NetworkMode: 'none' } });
     try {
       await this.d.containers.withRootfs(cid, (root) => fn(root, true));

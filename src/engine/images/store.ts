@@ -155,9 +155,10 @@ export class ImageStore {
     if (parsed.digest) throw conflict(`refusing to create a tag with a digest reference: ${ref}`);
     const key = familiarTagged(parsed);
     const prev = this.tags.get(key);
+    if (prev === id) return undefined; // a rebuild re-tags what it had: nothing to write (and fsync)
     this.tags.set(key, id);
     await this.saveTags();
-    return prev !== id ? prev : undefined;
+    return prev;
   }
 
   async untag(ref: string): Promise<Digest | undefined> {
