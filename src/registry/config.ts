@@ -2,9 +2,9 @@
  * `sampan registry` configuration, validated once here: flags > environment (SAMPAN_REGISTRY_*) >
  * the JSON file given with --config (or SAMPAN_REGISTRY_CONFIG) > defaults.
  */
-import { promises as fs } from 'node:fs';
 import { z } from 'zod';
 import { invalid } from '../lib/errors.js';
+import { envValues, givenFlags, readConfigFile, validated } from '../lib/layered-config.js';
 import { AuthConfigSchema, type AuthConfigInput } from './auth/config.js';
 import { ProxyConfigSchema, proxyFromEnv, proxySection, type ProxyConfigInput } from './mirror/config.js';
 
@@ -54,83 +54,24 @@ export type RegistryFlags = Partial<Omit<RegistryConfig, 'auth' | 'proxy'>> & {
   anonymousRead?: string[];
 };
 
-/** Environment variables: SAMPAN_REGISTRY_<UPPER_SNAKE of the key>. */
-const ENV: Record<string, { key: keyof RegistryConfig; type: 'string' | 'number' | 'boolean' | 'json' }> = {};
-for (const [key, schema] of Object.entries(RegistryConfigSchema.shape)) {
-  const snake = key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
-  const inner = schema instanceof z.ZodDefault || schema instanceof z.ZodOptional ? (schema.unwrap() as z.ZodType) : (schema as z.ZodType);
-  // sections (auth) are JSON objects: SAMPAN_REGISTRY_AUTH='{"mode":"htpasswd","htpasswd":"/etc/htpasswd"}'
-  const type = inner instanceof z.ZodPrefault || inner instanceof z.ZodObject || inner instanceof z.ZodPipe ? 'json' : inner instanceof z.ZodNumber ? 'number' : inner instanceof z.ZodBoolean ? 'boolean' : 'string';
-  ENV[`SAMPAN_REGISTRY_${snake}`] = { key: key as keyof RegistryConfig, type };
-}
-
-export const ENV_VARS = Object.keys(ENV);
-
-function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, { key, type }] of Object.entries(ENV)) {
-    const v = env[name];
-    if (v === undefined || v === '') continue;
-    if (type === 'number') {
-      const n = Number(v);
-      if (!Number.isFinite(n)) throw invalid(`${name}: ${JSON.stringify(v)} is not a number`);
-      out[key] = n;
-    } else if (type === 'boolean') {
-      if (!/^(1|0|true|false|yes|no|on|off)$/i.test(v)) throw invalid(`${name}: ${JSON.stringify(v)} is not a boolean`);
-      out[key] = /^(1|true|yes|on)$/i.test(v);
-    } else if (type === 'json') {
-      try {
-        out[key] = JSON.parse(v) as unknown;
-      } catch {
-        throw invalid(`${name}: not JSON`);
-      }
-    } else {
-      out[key] = v;
-    }
-  }
-  return out;
-}
+const ENV_PREFIX = 'SAMPAN_REGISTRY_';
 
 export async function loadRegistryConfig(flags: RegistryFlags, env: NodeJS.ProcessEnv = process.env): Promise<RegistryConfig> {
   const file = flags.config ?? env.SAMPAN_REGISTRY_CONFIG;
-  let fromFile: Record<string, unknown> = {};
-  if (file) {
-    try {
-      const parsed = JSON.parse(await fs.readFile(file, 'utf8')) as unknown;
-      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('expected a JSON object');
-      fromFile = parsed as Record<string, unknown>;
-    } catch (err) {
-      throw invalid(`registry config file ${file}: ${(err as Error).message}`);
-    }
-  }
-  const given = Object.fromEntries(Object.entries(flags).filter(([k, v]) => v !== undefined && k !== 'config' && k !== 'authConfig' && k !== 'anonymousRead'));
-  const envValues = fromEnv(env);
-  const merged: Record<string, unknown> = { ...fromFile, ...envValues, ...given };
-  const authFile = flags.authConfig !== undefined ? await readJsonObject(flags.authConfig, 'auth config file') : undefined;
-  merged.auth = authSection([fromFile.auth, authFile, envValues.auth, flags.auth], flags.anonymousRead);
-  merged.proxy = proxySection([fromFile.proxy, envValues.proxy, proxyFromEnv(env), flags.proxy]);
-  const r = RegistryConfigSchema.safeParse(merged);
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw invalid(`registry config: ${i.path.join('.') || 'config'}: ${i.message}`);
-  }
-  const c = r.data;
+  const fromFile = file ? await readConfigFile(file, 'registry config file') : {};
+  const given = givenFlags(flags, ['config', 'authConfig', 'anonymousRead']);
+  const fromEnv = envValues(RegistryConfigSchema.shape, ENV_PREFIX, env);
+  const merged: Record<string, unknown> = { ...fromFile, ...fromEnv, ...given };
+  const authFile = flags.authConfig !== undefined ? await readConfigFile(flags.authConfig, 'auth config file') : undefined;
+  merged.auth = authSection([fromFile.auth, authFile, fromEnv.auth, flags.auth], flags.anonymousRead);
+  merged.proxy = proxySection([fromFile.proxy, fromEnv.proxy, proxyFromEnv(env), flags.proxy]);
+  const c = validated(RegistryConfigSchema, merged, 'registry config');
   if (!!c.tlsCert !== !!c.tlsKey) throw invalid('registry config: --tls-cert and --tls-key go together');
   if (c.auth.mode === 'none' && (c.auth.htpasswd || c.auth.policy.rules.length > 0)) {
     // never let an operator believe a registry is protected while everything is allowed
     throw invalid('registry config: auth settings (htpasswd, policy rules, --anonymous-read) are given but auth.mode is none: add --auth htpasswd or --auth token');
   }
   return c;
-}
-
-async function readJsonObject(file: string, what: string): Promise<Record<string, unknown>> {
-  try {
-    const parsed = JSON.parse(await fs.readFile(file, 'utf8')) as unknown;
-    if (!isObject(parsed)) throw new Error('expected a JSON object');
-    return parsed;
-  } catch (err) {
-    throw invalid(`${what} ${file}: ${(err as Error).message}`);
-  }
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);

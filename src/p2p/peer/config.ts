@@ -2,11 +2,11 @@
  * `sampan p2p peer` configuration, validated once: flags > environment (SAMPAN_P2P_PEER_<KEY>) > the JSON file
  * given with --config > defaults.
  */
-import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { invalid } from '../../lib/errors.js';
+import { envValues, givenFlags, readConfigFile, validated } from '../../lib/layered-config.js';
 
 const ADDR_RE = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/;
 const url = z.string().regex(/^https?:\/\/[^/]+/, 'expected an http(s) URL');
@@ -46,25 +46,8 @@ export type PeerFlags = Partial<z.input<typeof PeerConfigSchema>> & { config?: s
 /** Flags over SAMPAN_P2P_PEER_* over the file over defaults; bad values are one clear error. */
 export async function loadPeerConfig(flags: PeerFlags, env: NodeJS.ProcessEnv = process.env): Promise<PeerConfig> {
   const file = flags.config ?? env.SAMPAN_P2P_PEER_CONFIG;
-  let fromFile: Record<string, unknown> = {};
-  if (file) {
-    try {
-      fromFile = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
-    } catch (err) {
-      throw invalid(`p2p peer config ${file}: ${(err as Error).message}`);
-    }
-  }
-  const fromEnv: Record<string, unknown> = {};
-  for (const [key, schema] of Object.entries(PeerConfigSchema.shape)) {
-    const v = env[`SAMPAN_P2P_PEER_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`];
-    if (v === undefined) continue;
-    const inner = schema instanceof z.ZodDefault || schema instanceof z.ZodOptional ? schema.unwrap() : schema;
-    fromEnv[key] = inner instanceof z.ZodNumber ? Number(v) : inner instanceof z.ZodRecord ? JSON.parse(v) : v;
-  }
-  const given = Object.fromEntries(Object.entries(flags).filter(([k, v]) => v !== undefined && k !== 'config'));
-  const parsed = PeerConfigSchema.safeParse({ ...fromFile, ...fromEnv, ...given });
-  if (!parsed.success) throw invalid(`p2p peer config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  const c = parsed.data;
+  const fromFile = file ? await readConfigFile(file, 'p2p peer config file') : {};
+  const c = validated(PeerConfigSchema, { ...fromFile, ...envValues(PeerConfigSchema.shape, 'SAMPAN_P2P_PEER_', env), ...givenFlags(flags) }, 'p2p peer config');
   const [host] = c.peerListen.split(/:(?=\d+$)/);
   if (!c.advertise && (host === '' || host === '0.0.0.0' || host === '::')) throw invalid('--advertise is needed when --peer-listen is on all interfaces: other peers must know where to reach this one');
   return { ...c, peerId: c.peerId ?? `${os.hostname()}-${randomBytes(4).toString('hex')}`, advertise: c.advertise ?? `http://${c.peerListen}` };

@@ -2,9 +2,8 @@
  * `sampan p2p scheduler` configuration, validated once at start: flags > environment
  * (SAMPAN_P2P_SCHEDULER_<KEY>) > the JSON file given with --config (or SAMPAN_P2P_SCHEDULER_CONFIG) > defaults.
  */
-import { promises as fs } from 'node:fs';
 import { z } from 'zod';
-import { invalid } from '../../lib/errors.js';
+import { envValues, givenFlags, readConfigFile, validated } from '../../lib/layered-config.js';
 
 const ADDR_RE = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/;
 export const DEFAULT_LISTEN = '127.0.0.1:65003';
@@ -40,47 +39,8 @@ export type SchedulerFlags = Partial<SchedulerConfig> & { config?: string };
 
 const ENV_PREFIX = 'SAMPAN_P2P_SCHEDULER_';
 
-/** SAMPAN_P2P_SCHEDULER_<UPPER_SNAKE of the key>; lists are comma-separated. */
-export const ENV_VARS: Record<string, keyof SchedulerConfig> = Object.fromEntries(
-  Object.keys(SchedulerConfigSchema.shape).map((k) => [`${ENV_PREFIX}${k.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`, k as keyof SchedulerConfig]),
-);
-
-function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, key] of Object.entries(ENV_VARS)) {
-    const v = env[name];
-    if (v === undefined || v === '') continue;
-    const def = SchedulerConfigSchema.shape[key].unwrap();
-    if (def instanceof z.ZodNumber) {
-      const n = Number(v);
-      if (!Number.isFinite(n)) throw invalid(`${name}: ${JSON.stringify(v)} is not a number`);
-      out[key] = n;
-    } else if (def instanceof z.ZodArray) {
-      out[key] = v.split(',').map((s) => s.trim()).filter(Boolean);
-    } else {
-      out[key] = v;
-    }
-  }
-  return out;
-}
-
 export async function loadSchedulerConfig(flags: SchedulerFlags, env: NodeJS.ProcessEnv = process.env): Promise<SchedulerConfig> {
   const file = flags.config ?? env[`${ENV_PREFIX}CONFIG`];
-  let fromFile: Record<string, unknown> = {};
-  if (file) {
-    try {
-      const parsed = JSON.parse(await fs.readFile(file, 'utf8')) as unknown;
-      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('expected a JSON object');
-      fromFile = parsed as Record<string, unknown>;
-    } catch (err) {
-      throw invalid(`scheduler config file ${file}: ${(err as Error).message}`);
-    }
-  }
-  const given = Object.fromEntries(Object.entries(flags).filter(([k, v]) => v !== undefined && k !== 'config'));
-  const r = SchedulerConfigSchema.safeParse({ ...fromFile, ...fromEnv(env), ...given });
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw invalid(`scheduler config: ${i.path.join('.') || 'config'}: ${i.message}`);
-  }
-  return r.data;
+  const fromFile = file ? await readConfigFile(file, 'scheduler config file') : {};
+  return validated(SchedulerConfigSchema, { ...fromFile, ...envValues(SchedulerConfigSchema.shape, ENV_PREFIX, env), ...givenFlags(flags) }, 'scheduler config');
 }
