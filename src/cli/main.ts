@@ -11,7 +11,7 @@ import { registerImageCommands } from './commands/images.js';
 import { registerRegistry } from './commands/registry.js';
 import { registerRegistryClientCommands } from './commands/registry-client.js';
 import { p2pCommand, registerP2PScheduler } from './commands/p2p-scheduler.js';
-import { registerP2pPeer, registerPreheat } from './commands/p2p-peer.js';
+import { registerP2pPeer, registerP2pStatus, registerPreheat } from './commands/p2p-peer.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -70,6 +70,7 @@ registerRegistry(program);
 registerRegistryClientCommands(program);
 registerP2PScheduler(program);
 registerP2pPeer(p2pCommand(program));
+registerP2pStatus(p2pCommand(program));
 registerPreheat(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -101,6 +101,17 @@ export interface PeerTaskView {
  */
 export const PIECE_DIGEST_HEADER = 'x-piece-digest';
 
+/** GET /p2p/v1/tasks: what a peer holds and is fetching, with where the bytes came from (for `sampan p2p status`). */
+export interface PeerTaskSummary {
+  id: TaskId;
+  size?: number;
+  pieces: number;
+  total?: number;
+  complete: boolean;
+  /** While it downloads: its role, and blob bytes from other peers and from the upstream so far. */
+  active?: { role: 'seed' | 'child' | 'alone'; fromPeers: number; fromUpstream: number };
+}
+
 /** POST /p2p/v1/preheat (scheduler → peer): fetch this blob from the upstream into the store, as a seed. */
 export interface PeerPreheatRequest {
   taskId: TaskId;

@@ -22,6 +22,8 @@ test('a blob pulled by many peers at once leaves the registry once; every copy h
   const peers = await Promise.all([...Array(6).keys()].map(() => r.startPeer()));
   const got = await Promise.all(peers.map((p) => p.pull('app/big', blob.digest)));
   for (const g of got) assert.deepEqual(g, { digest: blob.digest, size: blob.data.length });
+  const st = await runCmd(SAMPAN, ['p2p', 'status', '--peer', `http://127.0.0.1:${peers[0]!.peerPort}`]);
+  assert.match(st.stdout, new RegExp(`${blob.digest.slice(7, 19)}.*\\b(\\d+)/\\1\\b.*complete`));
   assert.ok(r.proxy.blobBytes <= 1.1 * blob.data.length, `the registry sent ${r.proxy.blobBytes} bytes for a ${blob.data.length}-byte blob`);
   const fromPeers = (await Promise.all(peers.map((p) => p.metric('sampan_p2p_peer_bytes_received_total{source="peer"}')))).reduce((a, b) => a + b, 0);
   assert.ok(fromPeers >= 4 * blob.data.length, `pieces from peers: ${fromPeers}`);
@@ -42,6 +44,12 @@ test('a parent killed mid-transfer is survived: the others finish with correct d
   await until(async () => ((await seed.holds(blob.digest))?.pieces ?? 0) > 0, 10_000);
   const pulls = others.map((p) => p.pull('app/kill', blob.digest));
   await until(async () => ((await others[0]!.holds(blob.digest))?.pieces ?? 0) >= 3, 10_000);
+  // the CLI shows a download in progress with where its bytes came from
+  const st = await runCmd(SAMPAN, ['p2p', 'status', '--peer', `http://127.0.0.1:${others[0]!.peerPort}`, '--format', 'json']);
+  assert.equal(st.code, 0, st.stderr);
+  const mine = (JSON.parse(st.stdout) as Array<{ id: string; complete: boolean; active?: { role: string; fromPeers: number } }>).find((t) => t.id === blob.digest);
+  assert.equal(mine?.active?.role, 'child');
+  assert.ok((mine?.active?.fromPeers ?? 0) > 0, JSON.stringify(mine));
   await seed.kill();
   await seedPull;
   r.proxy.rate = 0;

@@ -3,7 +3,8 @@ import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { loadPeerConfig, type PeerFlags } from '../../p2p/peer/config.js';
 import { startPeer } from '../../p2p/peer/daemon.js';
-import type { PreheatJob, PreheatRequest } from '../../p2p/protocol.js';
+import type { PeerTaskSummary, PreheatJob, PreheatRequest } from '../../p2p/protocol.js';
+import { humanSize, printJson, table } from '../format.js';
 import { parseBytes } from '../../engine/containers/parse.js';
 import { collect } from './containers.js';
 import { withErrors } from '../client.js';
@@ -78,6 +79,43 @@ export function registerP2pPeer(p2p: Command): void {
       await peer.done;
       process.exit(0);
     });
+}
+
+/** `sampan p2p status`: what a peer holds and fetches, and from where (peers or the registry). */
+export function registerP2pStatus(p2p: Command): void {
+  p2p
+    .command('status')
+    .description("show a peer's blobs: pieces held, and for downloads in progress the bytes from other peers and from the registry")
+    .option('--peer <url>', 'the peer\'s piece API (env SAMPAN_P2P_PEER)', process.env.SAMPAN_P2P_PEER ?? 'http://127.0.0.1:65002')
+    .option('--watch', 'follow the downloads in progress with progress bars until they finish')
+    .option('--format <fmt>', 'json: print the list as JSON')
+    .action(
+      withErrors(async (o: { peer: string; watch?: boolean; format?: string }) => {
+        const get = async () => {
+          const res = await fetch(`${o.peer.replace(/\/+$/, '')}/p2p/v1/tasks`);
+          if (!res.ok) throw new Error(`peer ${o.peer}: ${res.status} ${await res.text()}`);
+          return (await res.json()) as PeerTaskSummary[];
+        };
+        let tasks = await get();
+        if (o.format === 'json') return printJson(tasks);
+        if (o.watch) {
+          const bars = new cliProgress.MultiBar({ format: '{id} {bar} {percentage}% | peers {peers} registry {registry}', hideCursor: true }, cliProgress.Presets.shades_classic);
+          const open = new Map<string, cliProgress.SingleBar>();
+          while (tasks.some((t) => t.active)) {
+            for (const t of tasks.filter((x) => x.active)) {
+              const payload = { id: t.id.slice(7, 19), peers: humanSize(t.active!.fromPeers), registry: humanSize(t.active!.fromUpstream) };
+              const bar = open.get(t.id) ?? open.set(t.id, bars.create(t.total || 1, 0, payload)).get(t.id)!;
+              bar.update(t.pieces, payload);
+            }
+            await new Promise((r) => setTimeout(r, 500));
+            tasks = await get();
+          }
+          bars.stop();
+        }
+        const rows = tasks.map((t) => [t.id.slice(7, 19), t.size === undefined ? '-' : humanSize(t.size), `${t.pieces}/${t.total ?? '?'}`, t.complete ? 'complete' : t.active ? `fetching (${t.active.role})` : 'partial', t.active ? humanSize(t.active.fromPeers) : '-', t.active ? humanSize(t.active.fromUpstream) : '-']);
+        process.stdout.write(`${table(['BLOB', 'SIZE', 'PIECES', 'STATE', 'FROM PEERS', 'FROM REGISTRY'], rows)}\n`);
+      }),
+    );
 }
 
 export function registerPreheat(program: Command): void {

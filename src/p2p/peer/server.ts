@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Logger } from '../../lib/log.js';
-import { PIECE_DIGEST_HEADER, type PeerPreheatRequest, type PeerTaskView, type TaskId } from '../protocol.js';
+import { PIECE_DIGEST_HEADER, pieceCount, type PeerPreheatRequest, type PeerTaskSummary, type PeerTaskView, type TaskId } from '../protocol.js';
 import type { PeerMetrics } from './metrics.js';
 import type { TokenBucket } from './ratelimit.js';
 import { HttpStatusError, type TaskPieces } from './task.js';
@@ -143,7 +143,7 @@ export class Mirror {
 
 export interface PieceApiOptions {
   tasks: TaskManager;
-  store: { task(id: TaskId): TaskPieces | undefined };
+  store: { task(id: TaskId): TaskPieces | undefined; tasksList(): Array<TaskPieces & { id: TaskId }> };
   uploadSlots: number;
   upload: TokenBucket;
   metrics: PeerMetrics;
@@ -156,6 +156,20 @@ export class PieceApi {
 
   constructor(private readonly o: PieceApiOptions) {}
 
+  private summary(): PeerTaskSummary[] {
+    return this.o.store.tasksList().map((p) => {
+      const t = this.o.tasks.running(p.id);
+      return {
+        id: p.id,
+        size: p.meta.size,
+        pieces: p.count(),
+        total: pieceCount(p.meta.size, p.meta.pieceSize),
+        complete: p.complete,
+        active: t && { role: t.role, fromPeers: t.fromPeers, fromUpstream: t.fromRegistry },
+      };
+    });
+  }
+
   private view(p: TaskPieces): PeerTaskView {
     return { meta: p.meta, pieces: p.held(), complete: p.complete };
   }
@@ -163,6 +177,7 @@ export class PieceApi {
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://peer');
     if (req.method === 'POST' && url.pathname === '/p2p/v1/preheat') return this.preheat(req, res);
+    if (req.method === 'GET' && url.pathname === '/p2p/v1/tasks') return send(res, 200, this.summary());
     const m = /^\/p2p\/v1\/tasks\/([^/]+)(\/pieces(?:\/(\d+))?)?$/.exec(url.pathname);
     if (!m || req.method !== 'GET') return send(res, 404, { error: { code: 'NOT_FOUND', message: 'no such route' } });
     const id = decodeURIComponent(m[1]!);

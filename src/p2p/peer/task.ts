@@ -85,6 +85,10 @@ export class DownloadTask extends EventEmitter {
   private backToSource = false;
   private wake?: () => void;
   private readonly stop = new AbortController();
+  /** What this download is, and where its bytes came from (`sampan p2p status`). */
+  role: 'seed' | 'child' | 'alone' = 'alone';
+  fromPeers = 0;
+  fromRegistry = 0;
 
   constructor(
     private readonly d: TaskDeps,
@@ -132,6 +136,7 @@ export class DownloadTask extends EventEmitter {
         this.d.metrics.backToSource.inc();
         return await this.fromUpstream(false);
       }
+      this.role = ann.role;
       if (ann.role === 'seed') return await this.fromUpstream(true);
       return await this.asChild(ann);
     } catch (err) {
@@ -176,6 +181,12 @@ export class DownloadTask extends EventEmitter {
     this.kick();
   }
 
+  private countIn(source: 'peer' | 'upstream', n: number): void {
+    this.d.metrics.bytesIn.inc({ source }, n);
+    if (source === 'peer') this.fromPeers += n;
+    else this.fromRegistry += n;
+  }
+
   private noteDone(n: number): void {
     (this.report.pieces ??= []).push(n);
     this.lastPieceAt = Date.now();
@@ -203,7 +214,7 @@ export class DownloadTask extends EventEmitter {
       };
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         await this.d.download.take(chunk.length);
-        this.d.metrics.bytesIn.inc({ source: 'upstream' }, chunk.length);
+        this.countIn('upstream', chunk.length);
         buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
         while (buf.length >= meta.pieceSize) {
           await flush(buf.subarray(0, meta.pieceSize));
@@ -354,7 +365,7 @@ export class DownloadTask extends EventEmitter {
         return;
       }
       if (await pcs.writePiece(n, data, want)) {
-        this.d.metrics.bytesIn.inc({ source: 'peer' }, data.length);
+        this.countIn('peer', data.length);
         this.noteDone(n);
       }
     } catch (err) {
@@ -385,7 +396,7 @@ export class DownloadTask extends EventEmitter {
         const res = await this.fetchUpstream(`bytes=${start}-${end}`);
         const data = Buffer.from(await res.arrayBuffer());
         if (res.status !== 206 && data.length !== end - start + 1) throw new Error(`the upstream ignored the range for ${this.id}`);
-        this.d.metrics.bytesIn.inc({ source: 'upstream' }, data.length);
+        this.countIn('upstream', data.length);
         const want = pcs!.meta.pieceDigests[m];
         if (want && sha256hex(data) !== want) throw new Error(`piece ${m} of ${this.id} from the upstream does not match the seed's digest`);
         if (await pcs!.writePiece(m, data, want)) this.noteDone(m);

@@ -30,7 +30,7 @@ export class TaskManager {
     return p?.complete ? p : undefined;
   }
 
-  get size(): number {
-    return this.active.size;
+  running(id: TaskId): DownloadTask | undefined {
+    return this.active.get(id);
   }
 }
