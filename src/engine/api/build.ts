@@ -91,7 +91,7 @@ export function buildRoutes(r: Router, e: Engine): void {
     });
     const out = new LazyStream(ctx);
     try {
-      req.context = await BuildContext.receive(ctx.req, work);
+      req.context = await BuildContext.receive(ctx.req, work, [req.dockerfile, '.dockerignore']);
       const text = req.context.file(req.dockerfile);
       if (text === undefined) throw invalid(`Cannot locate specified Dockerfile: ${req.dockerfile}`);
       req.dockerfileText = text;

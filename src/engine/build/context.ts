@@ -21,7 +21,7 @@ interface Entry {
   sha?: string;
 }
 
-/** Files this small are kept in memory too: the Dockerfile and .dockerignore are read from there. */
+/** The Dockerfile and .dockerignore are kept in memory (up to this size) as they pass. */
 const SMALL = 1 << 20;
 const GLOB = /[*?[]/;
 
@@ -31,11 +31,15 @@ export class BuildContext {
   private ignore?: DockerIgnore;
   private unpacked?: Promise<string>;
 
-  private constructor(private readonly dir: string) {}
+  private constructor(
+    private readonly dir: string,
+    /** Files whose content is kept in memory (relative paths). */
+    private readonly keep: Set<string>,
+  ) {}
 
-  /** Read the context (a tar, plain or gzip) into `dir`: the tar kept, every entry indexed. */
-  static async receive(input: Readable, dir: string): Promise<BuildContext> {
-    const ctx = new BuildContext(dir);
+  /** Read the context (a tar, plain or gzip) into `dir`: the tar kept, every entry indexed, `keep` files in memory. */
+  static async receive(input: Readable, dir: string, keep: string[]): Promise<BuildContext> {
+    const ctx = new BuildContext(dir, new Set(keep.map((k) => path.posix.normalize(k))));
     const plain = await decompressed(input);
     const toFile = new PassThrough({ highWaterMark: 1 << 20 });
     const toIndex = new PassThrough({ highWaterMark: 1 << 20 });
@@ -62,7 +66,7 @@ export class BuildContext {
         const e: Entry = { type, mode: (h.mode ?? 0o644) & 0o7777, size: h.size ?? 0, linkname: h.linkname ?? undefined };
         if (type === 'file') {
           const hash = createHash('sha256');
-          const chunks: Buffer[] | undefined = e.size <= SMALL ? [] : undefined;
+          const chunks: Buffer[] | undefined = e.size <= SMALL && this.keep.has(rel) ? [] : undefined;
           for await (const c of body) {
             hash.update(c as Buffer);
             chunks?.push(c as Buffer);
@@ -81,7 +85,7 @@ export class BuildContext {
     });
   }
 
-  /** A small file's content (the Dockerfile, .dockerignore). */
+  /** A kept file's content (the Dockerfile, .dockerignore). */
   file(rel: string): string | undefined {
     return this.small.get(path.posix.normalize(rel))?.toString('utf8');
   }
