@@ -302,7 +302,7 @@ export class Builder {
         c.Shell = ins.args;
         return this.metaStep(st, `SHELL ${JSON.stringify(ins.args)}`);
       case 'HEALTHCHECK':
-        c.Healthcheck = healthcheck(ins, st.shell);
+        c.Healthcheck = healthcheck(ins);
         return this.metaStep(st, `HEALTHCHECK ${JSON.stringify(c.Healthcheck)}`);
       case 'ONBUILD': {
         // the parser checked the trigger (ins.onbuild); the image keeps its text
@@ -562,7 +562,7 @@ function duration(s: string, flag: string): number {
   return ns;
 }
 
-function healthcheck(ins: Instruction, shell: string[]): NonNullable<ImageRuntimeConfig['Healthcheck']> {
+function healthcheck(ins: Instruction): NonNullable<ImageRuntimeConfig['Healthcheck']> {
   const text = ins.raw.trim();
   if (/^NONE$/i.test(text)) return { Test: ['NONE'] };
   const m = /^CMD\s+([\s\S]*)$/i.exec(text);
@@ -575,7 +575,6 @@ function healthcheck(ins: Instruction, shell: string[]): NonNullable<ImageRuntim
   } catch {
     test = ['CMD-SHELL', rest];
   }
-  void shell;
   const hc: NonNullable<ImageRuntimeConfig['Healthcheck']> = { Test: test };
   const f = ins.flags;
   if (f.interval) hc.Interval = duration(f.interval, 'interval');
