@@ -329,24 +329,35 @@ export class DownloadTask extends EventEmitter {
     }
   }
 
-  /** Start piece requests up to the limits: among the lowest missing pieces some parent holds, one at random. */
+  /**
+   * Start piece requests up to the limits, rarest first: the piece the fewest of our parents hold (ties at random),
+   * from the least busy parent holding it. Children that all asked for the lowest pieces would hold the same ones
+   * and have nothing to trade; rare pieces spread the blob over the mesh, so every peer's upload is used.
+   */
   private schedule(): void {
     const pcs = this.pieces;
     if (!pcs) return;
     const total = pieceCount(pcs.meta.size, pcs.meta.pieceSize);
     const now = Date.now();
+    const parents = [...this.parents.values()];
     while (this.inflight.size < this.d.concurrency) {
-      const candidates: Array<{ n: number; parents: Parent[] }> = [];
-      for (let n = 0; n < total && candidates.length < 8; n++) {
+      let best: { n: number; rarity: number; tie: number; holders: Parent[] } | undefined;
+      for (let n = 0; n < total; n++) {
         if (pcs.has(n) || this.inflight.has(n) || !pcs.meta.pieceDigests[n]) continue;
-        const holders = [...this.parents.values()].filter((p) => p.pieces.has(n) && p.inflight < 2 && p.busyUntil <= now);
-        if (holders.length) candidates.push({ n, parents: holders });
+        let rarity = 0;
+        const free: Parent[] = [];
+        for (const p of parents) {
+          if (!p.pieces.has(n)) continue;
+          rarity++;
+          if (p.inflight < 2 && p.busyUntil <= now) free.push(p);
+        }
+        if (!free.length) continue;
+        const tie = Math.random();
+        if (!best || rarity < best.rarity || (rarity === best.rarity && tie < best.tie)) best = { n, rarity, tie, holders: free };
       }
-      if (!candidates.length) return;
-      // random among the first few: children spread over pieces instead of all asking for piece 0
-      const c = candidates[Math.floor(Math.random() * Math.min(candidates.length, 4))]!;
-      const parent = c.parents.sort((a, b) => Number(b.complete) - Number(a.complete) || a.inflight - b.inflight)[0]!;
-      void this.fetchPiece(c.n, parent);
+      if (!best) return;
+      const parent = best.holders.sort((a, b) => a.inflight - b.inflight || Math.random() - 0.5)[0]!;
+      void this.fetchPiece(best.n, parent);
     }
   }
 
