@@ -4,7 +4,8 @@
  *
  * Candidates: the task's other peers that hold a piece the child lacks, or that are still downloading
  * (they get pieces soon, and a child that waits on them is what makes a mesh), minus the ones this child
- * found corrupt or gone. Ranked: finished first, then more pieces the child lacks, then free upload slots,
+ * found corrupt or gone. Ranked: finished first, then more pieces the child lacks (up to a few: beyond that
+ * they count the same), then free upload slots,
  * then the child's zone, then fewer children. A peer whose children fill its upload slots is left out
  * unless nobody else is left: that, more than the ranking, is what keeps the seed from becoming a star.
  */
@@ -63,10 +64,14 @@ export function chooseParents(child: Child, candidates: readonly Candidate[], op
   return pool.slice(0, opts.max).map((r) => r.c);
 }
 
+const USEFUL_ENOUGH = 8;
+
 function byRank(a: Ranked, b: Ranked): number {
   return (
     Number(b.c.finished) - Number(a.c.finished) ||
-    b.useful - a.useful ||
+    // past a few useful pieces, more is no better: load decides, so children spread over the mesh instead of
+    // all picking the few most advanced peers (whose uploads then cap everyone)
+    Math.min(b.useful, USEFUL_ENOUGH) - Math.min(a.useful, USEFUL_ENOUGH) ||
     b.free - a.free ||
     Number(b.sameZone) - Number(a.sameZone) ||
     a.c.children - b.c.children ||
