@@ -1,0 +1,91 @@
+# Emulated hosts for bench/p2p/run.sh (sourced, not run): a network namespace per host, each joined to one
+# bridge in the root namespace by a veth pair, upload and download capped with tc token buckets.
+#
+#   spbbr0 (bridge, root namespace, no address)
+#     spbv-reg   <-> eth0 in spb-reg    10.231.0.2   the registry            (capped)
+#     spbv-sched <-> eth0 in spb-sched  10.231.0.3   the scheduler           (not capped: control plane)
+#     spbv-bad   <-> eth0 in spb-bad    10.231.0.4   the corrupt peer        (capped)
+#     spbv-hI    <-> eth0 in spb-hI     10.231.1.I   host I: a peer + pulls  (capped)
+#
+# Upload of a host = egress of eth0 inside its namespace; download = egress of its bridge-side veth (what the
+# bridge forwards toward it). Both get `tbf rate SPB_RATE`. Loopback inside a namespace (runtime <-> local peer)
+# is not capped, as on a real host.
+SPB_BR=spbbr0
+SPB_PREFIX=10.231
+SPB_NS_RE='^spb-(reg|sched|bad|h[0-9]+)$'
+SPB_FWD_RULE=(FORWARD -i "$SPB_BR" -o "$SPB_BR" -m comment --comment spb-bench -j ACCEPT)
+
+spb_host_ip() { echo "$SPB_PREFIX.$((1 + ($1 - 1) / 250)).$((1 + ($1 - 1) % 250))"; } # host I (1-based)
+
+# spb_shape DEV [NETNS]: tbf at SPB_RATE (e.g. 25mbit) on DEV's egress, its queue one FIFO of 50 ms (this kernel
+# has no fq_codel, sfq or netem: only tbf, htb, pfifo and bfifo)
+spb_shape() {
+  local dev=$1 ns=${2:-} n=()
+  [ -n "$ns" ] && n=(-n "$ns")
+  tc "${n[@]}" qdisc replace dev "$dev" root tbf rate "$SPB_RATE" burst "$SPB_BURST" latency 50ms
+}
+
+# spb_ns_add NAME IP VETH SHAPED(0|1)
+spb_ns_add() {
+  local ns=$1 addr=$2 v=$3 shaped=$4
+  ip netns add "$ns" || return 1
+  ip link add "$v" type veth peer name eth0 netns "$ns" || return 1
+  ip link set "$v" master "$SPB_BR" up || return 1
+  ip -n "$ns" link set lo up
+  ip -n "$ns" addr add "$addr/16" dev eth0
+  ip -n "$ns" link set eth0 up
+  # SPB_CC: the hosts' TCP congestion control (per route: a namespace may not pick a restricted default)
+  if [ -n "${SPB_CC:-}" ]; then ip -n "$ns" route replace "$SPB_PREFIX.0.0/16" dev eth0 proto kernel scope link src "$addr" congctl "$SPB_CC" || return 1; fi
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 2>/dev/null
+  if [ "$shaped" = 1 ]; then
+    spb_shape eth0 "$ns" || return 1 # upload
+    spb_shape "$v" || return 1       # download
+  fi
+}
+
+# spb_net_up NHOSTS: bridge, registry/scheduler/corrupt-peer namespaces and NHOSTS hosts
+spb_net_up() {
+  local n=$1 i
+  ip link add "$SPB_BR" type bridge || return 1
+  ip link set "$SPB_BR" type bridge stp_state 0 mcast_snooping 0 2>/dev/null
+  sysctl -qw "net.ipv6.conf.$SPB_BR.disable_ipv6=1" 2>/dev/null
+  ip link set "$SPB_BR" up
+  # with br_netfilter loaded, bridged frames cross the FORWARD chain: never let another policy drop ours
+  iptables -I "${SPB_FWD_RULE[@]}" 2>/dev/null
+  spb_ns_add spb-reg "$SPB_PREFIX.0.2" spbv-reg 1 || return 1
+  spb_ns_add spb-sched "$SPB_PREFIX.0.3" spbv-sched 0 || return 1
+  spb_ns_add spb-bad "$SPB_PREFIX.0.4" spbv-bad 1 || return 1
+  for ((i = 1; i <= n; i++)); do spb_ns_add "spb-h$i" "$(spb_host_ip "$i")" "spbv-h$i" 1 || return 1; done
+}
+
+spb_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E "$SPB_NS_RE"; }
+
+# every process inside our namespaces (and only those), by PID
+spb_ns_pids() { local ns; for ns in $(spb_namespaces); do ip netns pids "$ns" 2>/dev/null; done; }
+
+spb_net_down() {
+  local ns p i
+  for i in 1 2; do
+    for p in $(spb_ns_pids); do kill -KILL "$p" 2>/dev/null; done
+    [ -z "$(spb_ns_pids)" ] && break
+    sleep 0.5
+  done
+  # the root-side ends first: a namespace outlives `ip netns del` while sockets in it linger (orphaned TCP
+  # connections retransmitting), and so would its veth pair
+  for i in $(ip -br link 2>/dev/null | awk '$1 ~ /^spbv-/{sub(/@.*/, "", $1); print $1}'); do ip link del "$i" 2>/dev/null; done
+  for ns in $(spb_namespaces); do ip netns del "$ns" 2>/dev/null; done
+  ip link del "$SPB_BR" 2>/dev/null
+  for i in 1 2 3; do iptables -D "${SPB_FWD_RULE[@]}" 2>/dev/null || break; done
+  return 0
+}
+
+# the leftovers spb_net_down should have removed (empty when the host is as it was)
+spb_leftovers() {
+  spb_namespaces | sed 's/^/netns /'
+  ip -br link 2>/dev/null | awk '$1 ~ /^(spbbr0|spbv-)/{print "link " $1}'
+  iptables -S FORWARD 2>/dev/null | grep -q spb-bench && echo "iptables FORWARD rule spb-bench"
+  return 0
+}
+
+# spb_tx_bytes NETNS: bytes sent by its eth0 (frames: payload + TCP/IP/Ethernet headers)
+spb_tx_bytes() { ip netns exec "$1" cat /sys/class/net/eth0/statistics/tx_bytes; }
