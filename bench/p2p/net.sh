@@ -8,8 +8,8 @@
 #     spbv-hI    <-> eth0 in spb-hI     10.231.1.I   host I: a peer + pulls  (capped)
 #
 # Upload of a host = egress of eth0 inside its namespace; download = egress of its bridge-side veth (what the
-# bridge forwards toward it). Both get `tbf rate SPB_RATE`. Loopback inside a namespace (runtime <-> local peer)
-# is not capped, as on a real host.
+# bridge forwards toward it). Both are capped at SPB_RATE (spb_shape). Loopback inside a namespace (runtime <->
+# local peer) is not capped, as on a real host.
 SPB_BR=spbbr0
 SPB_PREFIX=10.231
 SPB_NS_RE='^spb-(reg|sched|bad|h[0-9]+)$'
@@ -17,12 +17,26 @@ SPB_FWD_RULE=(FORWARD -i "$SPB_BR" -o "$SPB_BR" -m comment --comment spb-bench -
 
 spb_host_ip() { echo "$SPB_PREFIX.$((1 + ($1 - 1) / 250)).$((1 + ($1 - 1) % 250))"; } # host I (1-based)
 
-# spb_shape DEV [NETNS]: tbf at SPB_RATE (e.g. 25mbit) on DEV's egress, its queue one FIFO of 50 ms (this kernel
-# has no fq_codel, sfq or netem: only tbf, htb, pfifo and bfifo)
+# spb_shape DEV [NETNS]: cap DEV's egress at SPB_RATE (e.g. 16mbit).
+#   SPB_QDISC=prio (default): HTB at the rate, small packets (IP length < 128: ACKs, SYN/SYN-ACK, FIN, RST) in a
+#     class served first, the rest in a 50 ms FIFO; what a host's default fq_codel does for such sparse flows
+#     (this kernel has no fq_codel, sfq, fq or netem; it has htb, tbf, pfifo, bfifo and the u32 classifier)
+#   SPB_QDISC=fifo: a plain token bucket (tbf) whose 50 ms FIFO every flow and every ACK shares
 spb_shape() {
-  local dev=$1 ns=${2:-} n=()
+  local dev=$1 ns=${2:-} n=() limit
   [ -n "$ns" ] && n=(-n "$ns")
-  tc "${n[@]}" qdisc replace dev "$dev" root tbf rate "$SPB_RATE" burst "$SPB_BURST" latency 50ms
+  if [ "${SPB_QDISC:-prio}" = fifo ]; then
+    tc "${n[@]}" qdisc replace dev "$dev" root tbf rate "$SPB_RATE" burst "$SPB_BURST" latency 50ms
+    return
+  fi
+  limit=$(awk -v b="$SPB_RATE_BPS" 'BEGIN{l = b * 0.05; printf "%d", (l < 65536 ? 65536 : l)}')
+  tc "${n[@]}" qdisc replace dev "$dev" root handle 1: htb default 20 || return 1
+  tc "${n[@]}" class add dev "$dev" parent 1: classid 1:1 htb rate "$SPB_RATE" ceil "$SPB_RATE" burst "$SPB_BURST" cburst "$SPB_BURST" || return 1
+  tc "${n[@]}" class add dev "$dev" parent 1:1 classid 1:10 htb rate "$((SPB_RATE_BPS * 8 / 10))bit" ceil "$SPB_RATE" prio 0 || return 1
+  tc "${n[@]}" class add dev "$dev" parent 1:1 classid 1:20 htb rate "$((SPB_RATE_BPS * 8 * 9 / 10))bit" ceil "$SPB_RATE" prio 1 || return 1
+  tc "${n[@]}" qdisc add dev "$dev" parent 1:10 handle 10: bfifo limit "$limit" || return 1
+  tc "${n[@]}" qdisc add dev "$dev" parent 1:20 handle 20: bfifo limit "$limit" || return 1
+  tc "${n[@]}" filter add dev "$dev" parent 1: protocol ip prio 1 u32 match u16 0x0000 0xff80 at 2 flowid 1:10
 }
 
 # spb_ns_add NAME IP VETH SHAPED(0|1)

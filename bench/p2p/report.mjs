@@ -23,13 +23,14 @@ const median = (a) => {
 };
 const max = (a) => (a.length ? Math.max(...a) : NaN);
 const min = (a) => (a.length ? Math.min(...a) : NaN);
-const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '–');
-const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '–');
+const f1 = (x) => (x === Infinity ? '∞' : Number.isFinite(x) ? x.toFixed(1) : '–');
+const f2 = (x) => (x === Infinity ? '∞' : Number.isFinite(x) ? x.toFixed(2) : '–');
+const fin = (a) => a.filter(Number.isFinite);
 
-// runs.tsv: kind n run start t1 regSent regTx idle min5 bench peerIn upIn served busy fDigest fGone bts victim lies
+// runs.tsv: kind n run start t1 regSent regTx idle min5 bench peerIn upIn served busy fDigest fGone bts victim lies hung
 const runs = rows('runs.tsv').map((r) => ({
   kind: r[0], n: +r[1], run: +r[2], start: +r[3], end: +r[4], regSent: +r[5], regTx: +r[6], idle: num(r[7]), idleMin: num(r[8]), bench: num(r[9]),
-  peerIn: num(r[10]), upIn: num(r[11]), served: num(r[12]), busy: num(r[13]), fDigest: num(r[14]), fGone: num(r[15]), bts: num(r[16]), victim: r[17], lies: num(r[18]),
+  peerIn: num(r[10]), upIn: num(r[11]), served: num(r[12]), busy: num(r[13]), fDigest: num(r[14]), fGone: num(r[15]), bts: num(r[16]), victim: r[17], lies: num(r[18]), hung: num(r[19]) || 0,
 }));
 // pulls.tsv: kind n run host start rc t0 t1 code bytes sum
 const digestHex = P.digest.replace(/^sha256:/, '');
@@ -48,7 +49,9 @@ for (const r of runs) {
   const ok = r.pulls.filter((p) => p.ok).map((p) => p.secs);
   r.okCount = ok.length;
   r.failed = r.pulls.length - ok.length;
-  r.slowest = max(ok);
+  r.slowestOk = max(ok);
+  // a run with a failed pull has no finite slowest pull: the targets are missed
+  r.slowest = r.failed > 0 ? Infinity : r.slowestOk;
   r.median = median(ok);
   r.verified = P.verify ? ok.length : 0;
 }
@@ -57,12 +60,12 @@ const ns = [...new Set(runs.filter((r) => r.kind === 'p2p').map((r) => r.n))].so
 
 const lines = [];
 const say = (s = '') => lines.push(s);
-say(`Image: one blob of ${P.sizeMiB} MiB (F = ${F} bytes) of random bytes. Every host, the registry and the corrupt peer capped at ${P.rate} each way (tc tbf, burst ${P.burst}); the scheduler's link is not capped. F/u = ${f1(FU)} s is the bound for every N here, since u_registry = u = d: max(F/u, F/d, N·F/((N+1)·u)) = F/u.`);
+say(`Image: one blob of ${P.sizeMiB} MiB (F = ${F} bytes) of random bytes. Every host, the registry and the corrupt peer capped at ${P.rate} each way (${P.qdisc === 'fifo' ? `tc tbf, burst ${P.burst}, one 50 ms FIFO` : 'tc htb, small packets first, bulk in a 50 ms FIFO'}; TCP ${P.cc}); the scheduler's link is not capped. F/u = ${f1(FU)} s is the bound for every N here, since u_registry = u = d: max(F/u, F/d, N·F/((N+1)·u)) = F/u.`);
 say(`Runs: ${P.runs} P2P runs per N (fresh scheduler, fresh peers with empty stores each time), ${P.directRuns} direct run(s) per N. Times run from one common start instant to each curl's exit${P.verify ? '; every pull was piped into sha256sum and compared with the blob digest' : ''}.`);
 const cal = sel('direct', 1)[0];
 if (cal) say(`Calibration: one lone pull straight from the registry took ${f1(cal.slowest)} s (${f2(cal.slowest / FU)} × F/u; TCP/IP/Ethernet headers take about 4.4 % of a capped link, so about 1.05 is the best a transfer can do).`);
 say();
-say('| N | P2P median (s) | P2P slowest (s): median of runs [min–max] | bound F/u (s) | slowest / bound (worst run) | registry sent / F: payload (wire), worst run | direct slowest (s) | direct registry / F | speedup direct / P2P slowest (worst P2P run) | CPU idle %: mean (lowest 5 s), lowest run | benchmark CPU % of 2 CPUs | failed pulls | digests checked |');
+say('| N | P2P median (s) | P2P slowest (s): median of runs [min–max of the pulls that finished] | bound F/u (s) | slowest / bound (worst run) | registry sent / F: payload (wire), worst run | direct slowest (s) | direct registry / F | speedup direct / P2P slowest (worst P2P run) | CPU idle %: mean (lowest 5 s), lowest run | benchmark CPU % of 2 CPUs | failed pulls | digests checked |');
 say('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 const summary = {};
 for (const n of ns) {
@@ -75,16 +78,18 @@ for (const n of ns) {
   const dSlow = median(d.map((r) => r.slowest));
   const dReg = max(d.map((r) => r.regSent / F));
   const idleRun = p.reduce((a, r) => (a && a.idle <= r.idle ? a : r), undefined);
-  const s = (summary[n] = { worst, slowMed: median(slow), med: median(p.map((r) => r.median)), bound: bound(n), reg: regW, regTx: regTxW, dSlow, speedup: dSlow / worst, speedupMed: dSlow / median(slow), idle: min(p.map((r) => r.idle)), idleMin: min(p.map((r) => r.idleMin)), bench: max(p.map((r) => r.bench)), lo: min(slow), hi: worst });
+  const okSlow = p.map((r) => r.slowestOk);
+  const s = (summary[n] = { worst, slowMed: median(slow), med: median(fin(p.map((r) => r.median))), bound: bound(n), reg: regW, regTx: regTxW, dSlow, speedup: dSlow / worst, speedupMed: dSlow / median(slow), idle: min(p.map((r) => r.idle)), idleMin: min(p.map((r) => r.idleMin)), bench: max(p.map((r) => r.bench)), lo: min(okSlow), hi: max(okSlow), okMed: median(okSlow) });
   const failed = p.reduce((a, r) => a + r.failed, 0) + d.reduce((a, r) => a + r.failed, 0);
+  const hung = p.reduce((a, r) => a + r.hung, 0);
   const verified = p.reduce((a, r) => a + r.verified, 0) + d.reduce((a, r) => a + r.verified, 0);
-  say(`| ${n} | ${f1(s.med)} | ${f1(s.slowMed)} [${f1(s.lo)}–${f1(s.hi)}] | ${f1(s.bound)} | ${f2(worst / s.bound)} | ${f2(regW)} (${f2(regTxW)}) | ${d.length ? f1(dSlow) : '–'} | ${d.length ? f2(dReg) : '–'} | ${d.length ? `${f1(s.speedupMed)} (${f1(s.speedup)})` : '–'} | ${idleRun ? `${f1(idleRun.idle)} (${f1(idleRun.idleMin)})` : '–'} | ${f1(s.bench)} | ${failed} | ${verified} |`);
+  say(`| ${n} | ${f1(s.med)} | ${f1(s.slowMed)} [${f1(s.lo)}–${f1(s.hi)}] | ${f1(s.bound)} | ${f2(worst / s.bound)} | ${f2(regW)} (${f2(regTxW)}) | ${d.length ? f1(dSlow) : '–'} | ${d.length ? f2(dReg) : '–'} | ${d.length ? `${f1(s.speedupMed)} (${f1(s.speedup)})` : '–'} | ${idleRun ? `${f1(idleRun.idle)} (${f1(idleRun.idleMin)})` : '–'} | ${f1(s.bench)} | ${failed}${hung ? ` (${hung} hung)` : ''} | ${verified} |`);
 }
 say();
-say('Per run (P2P): slowest s / median s / registry payload ÷ F / bytes peers got from peers ÷ (N−1)·F / busy answers / back-to-source / CPU idle % (lowest 5 s) / benchmark CPU %:');
+say('Per run (P2P): slowest s (of the pulls that finished) / median s / registry payload ÷ F / bytes peers got from peers ÷ (N−1)·F / busy answers / back-to-source / CPU idle % (lowest 5 s) / benchmark CPU %:');
 say();
 for (const n of ns) {
-  const parts = sel('p2p', n).map((r) => `run ${r.run}: ${f1(r.slowest)} / ${f1(r.median)} / ${f2(r.regSent / F)} / ${f2(r.peerIn / ((n - 1) * F))} / ${r.busy} / ${r.bts} / ${f1(r.idle)} (${f1(r.idleMin)}) / ${f1(r.bench)}`);
+  const parts = sel('p2p', n).map((r) => `run ${r.run}: ${f1(r.slowestOk)}${r.failed ? ` (+${r.failed} failed${r.hung ? `, ${r.hung} hung` : ''})` : ''} / ${f1(r.median)} / ${f2(r.regSent / F)} / ${f2(r.peerIn / ((n - 1) * F))} / ${r.busy} / ${r.bts} / ${f1(r.idle)} (${f1(r.idleMin)}) / ${f1(r.bench)}`);
   say(`- N = ${n}: ${parts.join('; ')}`);
 }
 const faults = runs.filter((r) => !['p2p', 'direct'].includes(r.kind));
@@ -102,7 +107,8 @@ if (faults.length) {
     } else if (r.kind === 'corrupt') {
       what = `liar served ${r.lies} corrupt pieces; children's digest failures ${r.fDigest}; back-to-source ${r.bts}`;
     }
-    say(`| ${r.kind} | ${r.n} | ${r.okCount} of ${r.pulls.length} | ${f1(r.median)} | ${f1(r.slowest)} | ${f2(r.slowest / bound(r.n))} | ${f2(r.regSent / F)} | ${what} | ${r.verified} |`);
+    if (r.hung) what += `; ${r.hung} pull(s) hung after their peer's download failed`;
+    say(`| ${r.kind} | ${r.n} | ${r.okCount} of ${r.pulls.length} | ${f1(r.median)} | ${f1(r.slowestOk)}${r.failed ? ' (of those that finished)' : ''} | ${f2(r.slowestOk / bound(r.n))} | ${f2(r.regSent / F)} | ${what} | ${r.verified} |`);
   }
 }
 // verdict
@@ -126,7 +132,7 @@ if (svgFile && ns.length) {
   const xs = ns;
   const series = [
     { name: 'direct from the registry (slowest)', color: '#d62728', dash: '', pts: xs.map((n) => [n, summary[n].dSlow]) },
-    { name: 'P2P (slowest; bar: min–max of runs)', color: '#1f77b4', dash: '', pts: xs.map((n) => [n, summary[n].slowMed]), bars: xs.map((n) => [n, summary[n].lo, summary[n].hi]) },
+    { name: 'P2P (slowest pull, median of runs; bar: min–max)', color: '#1f77b4', dash: '', pts: xs.map((n) => [n, summary[n].okMed]), bars: xs.map((n) => [n, summary[n].lo, summary[n].hi]) },
     { name: 'P2P (median pull)', color: '#1f77b4', dash: '2,3', pts: xs.map((n) => [n, summary[n].med]) },
     { name: 'bound max(F/u, F/d, N·F/(u_reg+Σu))', color: '#2ca02c', dash: '6,4', pts: xs.map((n) => [n, summary[n].bound]) },
   ].map((s) => ({ ...s, pts: s.pts.filter(([, y]) => Number.isFinite(y)) }));

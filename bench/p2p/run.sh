@@ -19,7 +19,7 @@
 # plot (completion time vs N: P2P, direct, bound) and the verdict against the issue's targets.
 #
 # Usage (as root, from anywhere):  bash bench/p2p/run.sh
-# Env: P2P_NS ("4 8 16 32")  P2P_RUNS (3)  P2P_DIRECT_RUNS (1)  P2P_RATE (25mbit, tc syntax: kbit|mbit|gbit)
+# Env: P2P_NS ("4 8 16 32")  P2P_RUNS (3)  P2P_DIRECT_RUNS (1)  P2P_RATE (16mbit, tc syntax: kbit|mbit|gbit)
 #      P2P_SIZE_MB (256)  P2P_FAULT_N (16)  P2P_FAULTS ("kill-seed kill-parent corrupt"; "" for none)
 #      P2P_VERIFY (1: sha256 of every pull)  P2P_DIRECT (1; 0 skips the direct baseline)
 #      P2P_CALIBRATE (1: one lone direct pull first, the goodput a host gets at P2P_RATE)
@@ -31,16 +31,23 @@
 # Everything is in namespaces spb-*, the bridge spbbr0 and a tmpfs under a temp dir; all of it goes at exit.
 set -uo pipefail
 HERE=$(dirname "$(readlink -f "$0")")
+# bash reads a script as it runs it: run from a private copy, so that editing bench/p2p meanwhile is harmless
+if [ -z "${SPB_SELF_COPY:-}" ]; then
+  c=$(mktemp -d /tmp/spb-script.XXXXXX) || exit 1
+  mkdir -p "$c/bench/p2p" && cp "$HERE"/*.sh "$HERE"/*.mjs "$c/bench/p2p/" && cp "$HERE/../lib.sh" "$c/bench/" || exit 1
+  SPB_SELF_COPY=$c SPB_REPO=$(cd "$HERE/../.." && pwd) exec bash "$c/bench/p2p/run.sh" "$@"
+fi
 source "$HERE/../lib.sh"
 source "$HERE/net.sh"
-cd "$HERE/../.."
-ROOT=$PWD
+ROOT=$SPB_REPO
+cd "$ROOT" || exit 1
 
-NS_LIST=${P2P_NS:-"4 8 16 32"}
+NS_LIST=${P2P_NS-"4 8 16 32"}
 RUNS=${P2P_RUNS:-3}
 DIRECT_RUNS=${P2P_DIRECT_RUNS:-1}
-SPB_RATE=${P2P_RATE:-25mbit}
+SPB_RATE=${P2P_RATE:-16mbit}
 SPB_BURST=${P2P_BURST:-64kb}
+SPB_QDISC=${P2P_QDISC:-prio} # prio: small packets first (like fq_codel for ACKs); fifo: one shared FIFO (see net.sh)
 SPB_CC=${P2P_CC-cubic} # TCP congestion control of the emulated hosts ("": this machine's default)
 SIZE_MB=${P2P_SIZE_MB:-256}
 FAULT_N=${P2P_FAULT_N:-16}
@@ -55,6 +62,7 @@ PEER_ARGS=${P2P_PEER_ARGS:-}
 PEER_ENV=${P2P_PEER_ENV:-} # e.g. SAMPAN_P2P_PEER_STALL_SECONDS=60 (settings that have no flag)
 SCHED_ARGS=${P2P_SCHED_ARGS:-}
 KILL_AT=${P2P_KILL_AT:-30} # % of the pieces the victim holds when it is killed
+HANG_GRACE=${P2P_HANG_GRACE:-60}
 
 [ "$(id -u)" = 0 ] || die "run as root (namespaces, tc)"
 for b in ip tc iptables curl jq node sha256sum; do command -v "$b" >/dev/null || die "$b is missing"; done
@@ -63,9 +71,9 @@ RATE_BPS=$(awk -v r="$SPB_RATE" 'BEGIN{ if (match(r, /^[0-9.]+/) == 0) exit 1; v
   m = (u == "kbit") ? 1e3 : (u == "mbit") ? 1e6 : (u == "gbit") ? 1e9 : (u == "bit") ? 1 : -1; if (m < 0) exit 1; printf "%.0f", v * m / 8 }') ||
   die "P2P_RATE must be like 25mbit (kbit|mbit|gbit)"
 SIZE=$((SIZE_MB * 1048576))
-MAXN=$FAULT_N
-for n in $NS_LIST; do [ "$n" -gt "$MAXN" ] && MAXN=$n; done
-[ -z "$FAULTS" ] && MAXN=$(for n in $NS_LIST; do echo "$n"; done | sort -n | tail -1)
+SPB_RATE_BPS=$RATE_BPS
+MAXN=1 # hosts to build: the largest N, the fault runs' N, and one for the calibration
+for n in $NS_LIST ${FAULTS:+$FAULT_N}; do [ "$n" -gt "$MAXN" ] && MAXN=$n; done
 [ -n "$(spb_leftovers)" ] && die "leftovers of another bench/p2p run (another one running?):$(spb_leftovers | tr '\n' ' ')"
 
 T=$(mktemp -d /tmp/spb.XXXXXX) || die "mktemp failed"
@@ -90,7 +98,7 @@ cleanup() {
     [ -d "$CG" ] && log "could not remove cgroup $CG"
   fi
   grep " $T" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
-  rm -rf "$T"
+  rm -rf "$T" "$SPB_SELF_COPY"
   local left
   left=$(spb_leftovers)
   [ -n "$left" ] && log "WARNING: left behind: $left"
@@ -100,6 +108,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# ---------- the code under test, pinned ----------
+# others may rebuild dist/ while this runs (hours): every run must use the same build, so bin/ and dist/ are copied
+SNAP=$T/snap
+mkdir -p "$SNAP" && cp -r bin dist package.json "$SNAP"/ && ln -s "$ROOT/node_modules" "$SNAP/node_modules" || die "cannot copy the build"
+SAMPAN=$SNAP/bin/sampan
+BUILD_AT=$(date -u -r dist/src/p2p/peer/task.js '+%Y-%m-%d %H:%M UTC')
+STALE=$(for f in src/p2p/*/*.ts src/p2p/*.ts; do j=dist/${f%.ts}.js; [ "$f" -nt "$j" ] && echo "${f#src/p2p/}"; done | tr '\n' ' ')
+[ -n "$STALE" ] && log "WARNING: dist/ is older than src/p2p files: $STALE(run npx tsc -p tsconfig.json first?)"
 
 # ---------- scratch space, CPU accounting, the network ----------
 # pieces live in memory: the disk must not be what limits 32 peers writing at once
@@ -115,7 +132,7 @@ REG=$SPB_PREFIX.0.2 SCHED=$SPB_PREFIX.0.3 BAD=$SPB_PREFIX.0.4
 
 # ---------- registry and blob ----------
 mkdir -p "$FS/registry" "$OUT/raw/setup"
-ip netns exec spb-reg bin/sampan registry --root "$FS/registry" --addr 0.0.0.0:5000 --log-level warn 2>"$OUT/raw/setup/registry.log" &
+ip netns exec spb-reg "$SAMPAN" registry --root "$FS/registry" --addr 0.0.0.0:5000 --log-level warn 2>"$OUT/raw/setup/registry.log" &
 REG_PID=$!
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 wait_url() { # NS URL SECONDS
@@ -138,11 +155,11 @@ reg_sent() { in_ns spb-reg curl -s -m 5 http://127.0.0.1:5000/metrics | awk '/^s
 # F/u: the bound for every N here, since u_registry = u = d (max(F/u, F/d, N F/((N+1) u)) = F/u)
 FU=$(awk -v f="$SIZE" -v u="$RATE_BPS" 'BEGIN{printf "%.2f", f/u}')
 cat >"$OUT/params.json" <<EOF
-{"size": $SIZE, "sizeMiB": $SIZE_MB, "rate": "$SPB_RATE", "rateBytesPerSec": $RATE_BPS, "burst": "$SPB_BURST", "cc": "${SPB_CC:-$(sysctl -n net.ipv4.tcp_congestion_control) (default)}", "runs": $RUNS,
+{"size": $SIZE, "sizeMiB": $SIZE_MB, "rate": "$SPB_RATE", "rateBytesPerSec": $RATE_BPS, "burst": "$SPB_BURST", "qdisc": "$SPB_QDISC", "cc": "${SPB_CC:-$(sysctl -n net.ipv4.tcp_congestion_control) (default)}", "runs": $RUNS,
  "directRuns": $DIRECT_RUNS, "ns": [$(echo $NS_LIST | tr ' ' ',')], "faultN": $FAULT_N, "faults": "$FAULTS", "verify": $VERIFY,
  "digest": "$DIGEST", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "cpus": $(nproc),
  "machine": "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)",
- "versions": "node $(node --version), curl $(curl --version | head -1 | cut -d' ' -f2), $(tc -V | sed 's/.*iproute2-/iproute2 /;s/,.*//'), sampan $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet -- src 2>/dev/null || echo '+local changes')",
+ "versions": "node $(node --version), curl $(curl --version | head -1 | cut -d' ' -f2), $(tc -V | sed 's/.*iproute2-/iproute2 /;s/,.*//'), sampan $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/'), dist/ built $BUILD_AT${STALE:+ (older than $STALE)}",
  "peerArgs": "$PEER_ARGS", "peerEnv": "$PEER_ENV", "schedArgs": "$SCHED_ARGS"}
 EOF
 : >"$OUT/runs.tsv"
@@ -151,7 +168,7 @@ log "F/u = $FU s at $SPB_RATE; results in $OUT"
 
 # ---------- scheduler, peers, liar ----------
 start_sched() { # DIR
-  ip netns exec spb-sched bin/sampan p2p scheduler --listen 0.0.0.0:65003 $SCHED_ARGS 2>"$1/scheduler.log" &
+  ip netns exec spb-sched "$SAMPAN" p2p scheduler --listen 0.0.0.0:65003 $SCHED_ARGS 2>"$1/scheduler.log" &
   SCHED_PID=$!
   wait_url spb-sched http://127.0.0.1:65003/healthz 30 || die "the scheduler did not come up: $(tail -5 "$1/scheduler.log")"
 }
@@ -161,7 +178,7 @@ start_peers() { # N DIR
     rm -rf "$FS/peers/h$i"
     mkdir -p "$FS/peers/h$i"
     ip=$(spb_host_ip "$i")
-    env $PEER_ENV ip netns exec "spb-h$i" bin/sampan p2p peer --scheduler "http://$SCHED:65003" --upstream "http://$REG:5000" \
+    env $PEER_ENV ip netns exec "spb-h$i" "$SAMPAN" p2p peer --scheduler "http://$SCHED:65003" --upstream "http://$REG:5000" \
       --root "$FS/peers/h$i" --listen 127.0.0.1:65001 --peer-listen 0.0.0.0:65002 --advertise "http://$ip:65002" \
       --peer-id "h$i" $PEER_ARGS 2>"$dir/h$i.log" &
     PEER_PID[$i]=$!
@@ -243,6 +260,31 @@ kill_watch() {
   done
 }
 
+# Waits for the pulls. A pull whose peer logged "download failed" and that is still running HANG_GRACE s later
+# never ends on its own (the peer does not close the stream of a failed download): its curl is killed and the
+# host noted in DIR/hung.
+watch_pulls() { # N DIR
+  local n=$1 dir=$2 i p alive
+  local -A failed_at=()
+  while :; do
+    alive=0
+    for ((i = 1; i <= n; i++)); do
+      kill -0 "${PULLS[$((i - 1))]}" 2>/dev/null || continue
+      alive=1
+      [ "$kind" = direct ] && continue
+      if [ -z "${failed_at[$i]:-}" ] && grep -q '"msg":"download failed"' "$dir/h$i.log" 2>/dev/null; then failed_at[$i]=$SECONDS; fi
+      if [ -n "${failed_at[$i]:-}" ] && [ $((SECONDS - failed_at[$i])) -ge "$HANG_GRACE" ]; then
+        for p in $(ip netns pids "spb-h$i" 2>/dev/null); do [ "$(cat "/proc/$p/comm" 2>/dev/null)" = curl ] && kill "$p" 2>/dev/null; done
+        echo "h$i $(awk -v a="$START_US" -v b="$(now_us)" 'BEGIN{printf "%.0f", (b-a)/1e6}')" >>"$dir/hung"
+        log "  h$i: its peer's download failed ${HANG_GRACE}s ago and the pull still hangs: curl killed"
+        failed_at[$i]=999999999
+      fi
+    done
+    [ $alive = 0 ] && return 0
+    sleep 2
+  done
+}
+
 # one run: KIND (p2p|direct|kill-seed|kill-parent|corrupt) N RUN
 run_one() {
   local kind=$1 n=$2 r=$3 dir i url max t1 rs rt rs1 rt1 totals cpu victim=- lies=-
@@ -272,6 +314,7 @@ run_one() {
   done
   [ "$kind" != direct ] && { progress_watch >"$dir/progress.log" & PROG_PID=$!; }
   case $kind in kill-*) kill_watch "$kind" "$n" "$dir" || log "  $kind: no victim found before the pulls ended";; esac
+  watch_pulls "$n" "$dir"
   wait "${PULLS[@]}"
   t1=$(now_us)
   [ -n "$PROG_PID" ] && { kill "$PROG_PID"; wait "$PROG_PID"; } 2>/dev/null
@@ -292,7 +335,7 @@ run_one() {
   for ((i = 1; i <= n; i++)); do
     echo "$kind $n $r $i $START_US $(cat "$dir/h$i.pull" 2>/dev/null || echo "99 0 0 0 0 -")"
   done >>"$OUT/pulls.tsv"
-  echo "$kind $n $r $START_US $t1 $((rs1 - rs)) $((rt1 - rt)) $cpu $totals $victim ${lies:--}" >>"$OUT/runs.tsv"
+  echo "$kind $n $r $START_US $t1 $((rs1 - rs)) $((rt1 - rt)) $cpu $totals $victim ${lies:--} $(cat "$dir/hung" 2>/dev/null | wc -l)" >>"$OUT/runs.tsv"
   awk -v k="$kind" -v n="$n" -v r="$r" -v d="${DIGEST#sha256:}" -v size="$SIZE" -v s="$START_US" -v v="$VERIFY" '
     $1==k && $2==n && $3==r { c=($8-s)/1e6; ok = ($6==0 && $9==200 && $10==size && (v!=1 || $11==d)); if (ok) { m = c > m ? c : m; good++ } else bad++ }
     END { printf "%d ok, %d failed, slowest %.1f s", good, bad, m }' "$OUT/pulls.tsv" >"$dir/summary"
@@ -311,11 +354,9 @@ if [ "$CALIBRATE" = 1 ]; then
   log "calibration: one lone direct pull"
   run_one direct 1 1
 fi
+# P2P first, then the faults, then the direct baseline (long: N F/u each, and light on the CPU)
 for n in $NS_LIST; do
   for ((r = 1; r <= RUNS; r++)); do log "P2P N=$n run $r/$RUNS"; run_one p2p "$n" "$r"; done
-  if [ "$DIRECT" = 1 ]; then
-    for ((r = 1; r <= DIRECT_RUNS; r++)); do log "direct N=$n run $r/$DIRECT_RUNS (about $(awk -v n="$n" -v fu="$FU" 'BEGIN{printf "%.0f", n*fu}') s)"; run_one direct "$n" "$r"; done
-  fi
   report
 done
 for f in $FAULTS; do
@@ -323,6 +364,15 @@ for f in $FAULTS; do
   run_one "$f" "$FAULT_N" 1
   report
 done
+if [ "$DIRECT" = 1 ]; then
+  for n in $NS_LIST; do
+    for ((r = 1; r <= DIRECT_RUNS; r++)); do
+      log "direct N=$n run $r/$DIRECT_RUNS (about $(awk -v n="$n" -v fu="$FU" 'BEGIN{printf "%.0f", n*fu}') s)"
+      run_one direct "$n" "$r"
+    done
+    report
+  done
+fi
 echo "load $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" >"$OUT/load.txt"
 report
 cat "$OUT/table.md"

@@ -54,6 +54,8 @@ export interface ProgressRequest {
   failed?: Array<{ piece: number; parent: string; reason: 'digest' | 'timeout' | 'gone' | 'busy' }>;
   /** The seed's view of the blob, as its pieces come in. */
   meta?: TaskMeta;
+  /** Piece digests the peer has already: the answer leaves the meta out unless the task knows more. */
+  digestsKnown?: number;
   finished?: boolean;
   /** The peer gave up on the P2P path (it went to the upstream itself). */
   failedTask?: boolean;
@@ -97,9 +99,12 @@ export interface PeerTaskView {
 /**
  * GET /p2p/v1/tasks/{taskId}/pieces?after=N&wait=MS: long-poll until the peer holds more than N pieces (or MS pass);
  * answers a PeerTaskView. GET /p2p/v1/tasks/{taskId}/pieces/{n}: the piece's bytes (header X-Piece-Digest),
- * 503 with Retry-After when all upload slots are busy, 404 when it does not hold it.
+ * 503 with Retry-After when all upload slots are busy (or, code PIECE_ELSEWHERE, when a seed sent that piece already),
+ * 404 when it does not hold it.
  */
 export const PIECE_DIGEST_HEADER = 'x-piece-digest';
+/** The error code of a 503 for one piece (not the whole parent): a seed sent it already, other peers have it. */
+export const PIECE_ELSEWHERE = 'PIECE_ELSEWHERE';
 
 /** GET /p2p/v1/tasks: what a peer holds and is fetching, with where the bytes came from (for `sampan p2p status`). */
 export interface PeerTaskSummary {

@@ -25,6 +25,7 @@ interface PeerOpts {
   uploadRate?: number;
   downloadRate?: number;
   uploadSlots?: number;
+  concurrency?: number;
   cacheSize?: number;
   logLevel?: string;
 }
@@ -44,7 +45,8 @@ export function registerP2pPeer(p2p: Command): void {
     .option('--peer-id <id>', 'this peer\'s id (default hostname plus random)')
     .option('--upload-rate <bytes/s>', 'upload limit, e.g. 12.5m (default unlimited)', rate)
     .option('--download-rate <bytes/s>', 'download limit (default unlimited)', rate)
-    .option('--upload-slots <n>', 'pieces served at once (default 8); more get 503 busy', (v) => Number(v))
+    .option('--upload-slots <n>', 'pieces sent at once (default 2); one more per slot waits, more get 503 busy', (v) => Number(v))
+    .option('--concurrency <n>', 'pieces fetched from parents at once (default 4)', (v) => Number(v))
     .option('--cache-size <bytes>', 'piece store bound, least recently used blobs go first (default 10g)', parseBytes)
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (o: PeerOpts) => {
@@ -69,6 +71,7 @@ export function registerP2pPeer(p2p: Command): void {
         uploadRate: o.uploadRate,
         downloadRate: o.downloadRate,
         uploadSlots: o.uploadSlots,
+        concurrency: o.concurrency,
         cacheBytes: o.cacheSize,
         logLevel: o.logLevel as PeerFlags['logLevel'],
       };

@@ -28,6 +28,7 @@ export function p2pCommand(program: Command): Command {
 interface SchedulerOpts {
   listen?: string;
   parents?: number;
+  childrenPerSlot?: number;
   seedStallSeconds?: number;
   backToSourceLimit?: number;
   insecureRegistry?: string[];
@@ -41,6 +42,7 @@ export function registerP2PScheduler(program: Command): void {
     .description('run the P2P scheduler in the foreground: seeds, parents for every piece download, preheat jobs')
     .option('--listen <host:port>', 'API address (default 127.0.0.1:65003; env SAMPAN_P2P_SCHEDULER_LISTEN)')
     .option('--parents <n>', 'parents given to a child at a time (default 4)', int)
+    .option('--children-per-slot <n>', 'children a parent takes per upload slot (default 2)', int)
     .option('--seed-stall-seconds <s>', 'a seed with no new piece for this long has stalled (default 10)', seconds)
     .option('--back-to-source-limit <n>', 'children per task that may go to the registry when the seed stalls (default 2)', int)
     .option('--insecure-registry <host>', 'registry (HOST[:PORT] or IPv4 CIDR) preheats reach over plain http; repeatable (loopback always is)', collect)
@@ -51,6 +53,7 @@ export function registerP2PScheduler(program: Command): void {
         config: o.config,
         listen: o.listen,
         parents: o.parents,
+        childrenPerSlot: o.childrenPerSlot,
         seedStallSeconds: o.seedStallSeconds,
         backToSourceLimit: o.backToSourceLimit,
         insecureRegistries: o.insecureRegistry,

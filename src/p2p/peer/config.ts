@@ -30,9 +30,10 @@ export const PeerConfigSchema = z.strictObject({
   /** Bytes per second (0: unlimited). */
   uploadRate: z.number().nonnegative().default(0),
   downloadRate: z.number().nonnegative().default(0),
-  uploadSlots: z.number().int().positive().default(8),
-  /** Pieces in flight to parents at once. */
-  concurrency: z.number().int().positive().default(8),
+  /** Pieces sent at once (one more per slot may wait); few, so each goes out fast and is passed on sooner. */
+  uploadSlots: z.number().int().positive().default(2),
+  /** Pieces in flight to parents at once (at most 2 per parent). */
+  concurrency: z.number().int().positive().default(4),
   cacheBytes: z.number().int().positive().default(10 * 1024 ** 3),
   /** With no piece arriving for this long, a child fetches the rest from the upstream. */
   stallSeconds: z.number().positive().default(15),

@@ -1,23 +1,44 @@
 /** HTTP clients of a peer: the scheduler's API and other peers' piece API (src/p2p/protocol.ts). */
+import { Agent, request } from 'undici';
 import type { AnnounceRequest, AnnounceResponse, PeerRef, PeerTaskView, ProgressRequest, ProgressResponse, RegisterPeerRequest, TaskId } from '../protocol.js';
-import { PIECE_DIGEST_HEADER } from '../protocol.js';
+import { PIECE_DIGEST_HEADER, PIECE_ELSEWHERE } from '../protocol.js';
 
 /** The scheduler cannot be reached (or answers garbage): the peer falls back to the upstream. */
 export class SchedulerDown extends Error {}
 /** The scheduler lost the task (it restarted): announce again. */
 export class UnknownTask extends Error {}
 
-async function json<T>(url: string, init: RequestInit, timeoutMs: number): Promise<T> {
-  let res: Response;
+/**
+ * Keep-alive connections for every peer-to-peer and scheduler request: a poll or a piece is one request on an
+ * open socket. undici's request() rather than fetch(): a peer makes hundreds of small requests a second, and
+ * fetch's web streams and per-request objects cost several times the CPU.
+ */
+const agent = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000 });
+
+async function json<T>(url: string, method: 'POST' | 'DELETE', body: unknown, timeoutMs: number): Promise<T> {
+  let statusCode: number;
+  let text: string;
   try {
-    res = await fetch(url, { ...init, headers: { 'content-type': 'application/json', ...(init.headers ?? {}) }, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await request(url, {
+      method,
+      dispatcher: agent,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    statusCode = res.statusCode;
+    text = await res.body.text();
   } catch (err) {
     throw new SchedulerDown(`scheduler unreachable: ${(err as Error).message}`);
   }
-  const text = await res.text();
-  if (res.status === 404) throw new UnknownTask(text);
-  if (!res.ok) throw new SchedulerDown(`scheduler answered ${res.status}: ${text.slice(0, 200)}`);
-  return (text ? JSON.parse(text) : {}) as T;
+  if (statusCode === 404) throw new UnknownTask(text);
+  if (statusCode < 200 || statusCode > 299) throw new SchedulerDown(`scheduler answered ${statusCode}: ${text.slice(0, 200)}`);
+  try {
+    return (text ? JSON.parse(text) : {}) as T;
+  } catch {
+    throw new SchedulerDown(`scheduler answered garbage: ${text.slice(0, 200)}`);
+  }
 }
 
 export class SchedulerClient {
@@ -33,24 +54,26 @@ export class SchedulerClient {
   }
 
   register(r: RegisterPeerRequest): Promise<unknown> {
-    return json(this.url('/peers'), { method: 'POST', body: JSON.stringify(r) }, this.timeoutMs);
+    return json(this.url('/peers'), 'POST', r, this.timeoutMs);
   }
 
   announce(task: TaskId, r: AnnounceRequest): Promise<AnnounceResponse> {
-    return json(this.url(`/tasks/${encodeURIComponent(task)}/announce`), { method: 'POST', body: JSON.stringify(r) }, this.timeoutMs);
+    return json(this.url(`/tasks/${encodeURIComponent(task)}/announce`), 'POST', r, this.timeoutMs);
   }
 
   progress(task: TaskId, peerId: string, r: ProgressRequest): Promise<ProgressResponse> {
-    return json(this.url(`/tasks/${encodeURIComponent(task)}/peers/${encodeURIComponent(peerId)}/progress`), { method: 'POST', body: JSON.stringify(r) }, this.timeoutMs);
+    return json(this.url(`/tasks/${encodeURIComponent(task)}/peers/${encodeURIComponent(peerId)}/progress`), 'POST', r, this.timeoutMs);
   }
 
   async leave(task: TaskId, peerId: string): Promise<void> {
-    await json(this.url(`/tasks/${encodeURIComponent(task)}/peers/${encodeURIComponent(peerId)}`), { method: 'DELETE' }, this.timeoutMs).catch(() => undefined);
+    await json(this.url(`/tasks/${encodeURIComponent(task)}/peers/${encodeURIComponent(peerId)}`), 'DELETE', undefined, this.timeoutMs).catch(() => undefined);
   }
 }
 
 /** A parent answered 503: all its upload slots are busy. */
 export class ParentBusy extends Error {}
+/** A seed answered 503 for this piece only: it sent the piece already, other peers have it. */
+export class PieceElsewhere extends Error {}
 
 /** Another peer's piece API. */
 export class ParentClient {
@@ -62,26 +85,34 @@ export class ParentClient {
 
   /** Its pieces, waiting up to waitMs for more than `after` of them. */
   async pieces(task: TaskId, after: number, waitMs: number, signal?: AbortSignal): Promise<PeerTaskView | undefined> {
-    const res = await fetch(this.url(task, `/pieces?after=${after}&wait=${waitMs}`), { signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(waitMs + 5000)]) : AbortSignal.timeout(waitMs + 5000) });
-    if (res.status === 404) {
-      await res.body?.cancel();
+    const { statusCode, body } = await request(this.url(task, `/pieces?after=${after}&wait=${waitMs}`), { dispatcher: agent, signal, headersTimeout: waitMs + 5000, bodyTimeout: 5000 });
+    if (statusCode === 404) {
+      await body.dump();
       return undefined;
     }
-    if (!res.ok) throw new Error(`parent ${this.ref.peerId} answered ${res.status}`);
-    return (await res.json()) as PeerTaskView;
+    if (statusCode !== 200) {
+      await body.dump();
+      throw new Error(`parent ${this.ref.peerId} answered ${statusCode}`);
+    }
+    return (await body.json()) as PeerTaskView;
   }
 
-  /** Piece n's bytes and the digest the parent claims for them (checked by the caller against the scheduler's). */
+  /**
+   * Piece n's bytes and the digest the parent claims for them (checked by the caller against the scheduler's).
+   * timeoutMs bounds the wait for the answer and any pause in the bytes.
+   */
   async piece(task: TaskId, n: number, timeoutMs: number): Promise<{ data: Buffer; digest?: string }> {
-    const res = await fetch(this.url(task, `/pieces/${n}`), { signal: AbortSignal.timeout(timeoutMs) });
-    if (res.status === 503) {
-      await res.body?.cancel();
+    const { statusCode, headers, body } = await request(this.url(task, `/pieces/${n}`), { dispatcher: agent, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    if (statusCode === 503) {
+      const err = (await body.json().catch(() => undefined)) as { error?: { code?: string } } | undefined;
+      if (err?.error?.code === PIECE_ELSEWHERE) throw new PieceElsewhere(`parent ${this.ref.peerId} sent piece ${n} to others already`);
       throw new ParentBusy(`parent ${this.ref.peerId} is busy`);
     }
-    if (!res.ok) {
-      await res.body?.cancel();
-      throw new Error(`parent ${this.ref.peerId} answered ${res.status} for piece ${n}`);
+    if (statusCode !== 200) {
+      await body.dump();
+      throw new Error(`parent ${this.ref.peerId} answered ${statusCode} for piece ${n}`);
     }
-    return { data: Buffer.from(await res.arrayBuffer()), digest: res.headers.get(PIECE_DIGEST_HEADER) ?? undefined };
+    const digest = headers[PIECE_DIGEST_HEADER];
+    return { data: Buffer.from(await body.arrayBuffer()), digest: typeof digest === 'string' ? digest : undefined };
   }
 }

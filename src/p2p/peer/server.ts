@@ -3,10 +3,10 @@
  * upstream, blobs come over P2P) and the piece API for other peers and the scheduler (/p2p/v1/).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Logger } from '../../lib/log.js';
-import { PIECE_DIGEST_HEADER, pieceCount, type PeerPreheatRequest, type PeerTaskSummary, type PeerTaskView, type TaskId } from '../protocol.js';
+import { PIECE_DIGEST_HEADER, PIECE_ELSEWHERE, pieceCount, type PeerPreheatRequest, type PeerTaskSummary, type PeerTaskView, type TaskId } from '../protocol.js';
 import type { PeerMetrics } from './metrics.js';
 import type { TokenBucket } from './ratelimit.js';
 import { HttpStatusError, type TaskPieces } from './task.js';
@@ -150,9 +150,16 @@ export interface PieceApiOptions {
   log: Logger;
 }
 
+/** Requests that may wait per upload slot: one keeps the link busy between pieces; more only add latency. */
+const QUEUE_PER_SLOT = 1;
+const QUEUE_WAIT_MS = 10_000;
+
 /** What other peers ask of this one: piece lists (long-polled), pieces, preheat jobs. */
 export class PieceApi {
   private busy = 0;
+  private readonly waiting: Array<() => void> = [];
+  /** Per blob this peer is seeding from the upstream: the pieces it has begun to send (super-seeding). */
+  private readonly seeded = new Map<TaskId, Set<number>>();
 
   constructor(private readonly o: PieceApiOptions) {}
 
@@ -170,8 +177,9 @@ export class PieceApi {
     });
   }
 
-  private view(p: TaskPieces): PeerTaskView {
-    return { meta: p.meta, pieces: p.held(), complete: p.complete };
+  /** Piece lists for other peers carry the sizes, not the digests: a child takes those only from the scheduler. */
+  private view(p: TaskPieces, digests = false): PeerTaskView {
+    return { meta: digests ? p.meta : { ...p.meta, pieceDigests: [] }, pieces: p.held(), complete: p.complete };
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -183,9 +191,9 @@ export class PieceApi {
     const id = decodeURIComponent(m[1]!);
     if (!DIGEST_RE.test(id)) return send(res, 400, { error: { code: 'INVALID_ARGUMENT', message: 'a task is a sha256 digest' } });
     const p = this.o.store.task(id);
-    if (m[3] !== undefined) return this.piece(res, p, Number(m[3]));
+    if (m[3] !== undefined) return this.piece(res, id, p, Number(m[3]));
     if (!p) return send(res, 404, { error: { code: 'NOT_FOUND', message: `no task ${id}` } });
-    if (!m[2]) return send(res, 200, this.view(p));
+    if (!m[2]) return send(res, 200, this.view(p, true));
     const after = Number(url.searchParams.get('after') ?? -1);
     const wait = Math.min(Number(url.searchParams.get('wait') ?? 0) || 0, 30_000);
     if (p.count() > after || p.complete || wait <= 0) return send(res, 200, this.view(p));
@@ -204,23 +212,73 @@ export class PieceApi {
     if (!res.destroyed) send(res, 200, this.view(p));
   }
 
-  private async piece(res: ServerResponse, p: TaskPieces | undefined, n: number): Promise<void> {
+  private async piece(res: ServerResponse, id: TaskId, p: TaskPieces | undefined, n: number): Promise<void> {
     if (!p || !p.has(n)) return send(res, 404, { error: { code: 'NOT_FOUND', message: `piece ${n} is not here` } });
-    if (this.busy >= this.o.uploadSlots) {
+    // A seed still reading the blob from the upstream uploads no faster than it downloads: every second copy of
+    // a piece it sends delays a piece nobody has yet. While it holds a piece it has not sent, it sends each piece
+    // once and points the rest to the peers that have it (BitTorrent's super-seeding).
+    let sent: Set<number> | undefined;
+    if (this.o.tasks.running(id)?.role === 'seed' && !p.complete) {
+      sent = this.seeded.get(id) ?? new Set();
+      this.seeded.set(id, sent);
+      if (sent.has(n) && p.count() > sent.size) {
+        this.o.metrics.declined.inc();
+        return send(res, 503, { error: { code: PIECE_ELSEWHERE, message: `piece ${n} went out already: take it from another peer` } }, { 'retry-after': '1' });
+      }
+    } else this.seeded.delete(id);
+    const first = sent !== undefined && !sent.has(n);
+    if (first) sent!.add(n);
+    if (!(await this.uploadSlot(res))) {
+      if (first) sent!.delete(n);
+      if (res.destroyed) return;
       this.o.metrics.busy.inc();
       return send(res, 503, { error: { code: 'BUSY', message: 'all upload slots are busy' } }, { 'retry-after': '1' });
     }
-    this.busy++;
     try {
       const data = await p.readPiece(n);
       await this.o.upload.take(data.length);
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': data.length, [PIECE_DIGEST_HEADER]: p.pieceDigest(n) ?? '' });
       res.end(data);
-      this.o.metrics.piecesServed.inc();
-      this.o.metrics.bytesOut.inc(data.length);
+      // the slot is held until the bytes are with the kernel, not just queued in this process
+      if (await finished(res).then(() => true, () => false)) {
+        this.o.metrics.piecesServed.inc();
+        this.o.metrics.bytesOut.inc(data.length);
+      }
     } finally {
       this.busy--;
+      this.waiting.shift()?.();
     }
+  }
+
+  /**
+   * A slot to send a piece: at once, or after the requests queued before it. Requests queue (a few per slot)
+   * rather than bounce, so the link goes on to the next piece without a round trip, and pieces go out one after
+   * the other at full rate instead of many at once at a fraction of it: a piece arrives sooner and is
+   * passed on sooner. False when the queue is full, the wait too long, or the requester gone.
+   */
+  private uploadSlot(res: ServerResponse): Promise<boolean> {
+    if (this.busy < this.o.uploadSlots) {
+      this.busy++;
+      return Promise.resolve(true);
+    }
+    if (this.waiting.length >= this.o.uploadSlots * QUEUE_PER_SLOT) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const end = (ok: boolean) => {
+        clearTimeout(timer);
+        res.off('close', gone);
+        const i = this.waiting.indexOf(grant);
+        if (i >= 0) this.waiting.splice(i, 1);
+        resolve(ok);
+      };
+      const grant = () => {
+        this.busy++;
+        end(true);
+      };
+      const gone = () => end(false);
+      const timer = setTimeout(gone, QUEUE_WAIT_MS);
+      res.on('close', gone);
+      this.waiting.push(grant);
+    });
   }
 
   private async preheat(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from '../../lib/log.js';
 import { pieceCount, pieceSizeFor, type AnnounceResponse, type PeerRef, type ProgressRequest, type TaskId, type TaskMeta } from '../protocol.js';
 import type { PeerMetrics } from './metrics.js';
-import { ParentBusy, ParentClient, SchedulerDown, UnknownTask, type SchedulerClient } from './remote.js';
+import { ParentBusy, ParentClient, PieceElsewhere, SchedulerDown, UnknownTask, type SchedulerClient } from './remote.js';
 import type { TokenBucket } from './ratelimit.js';
 
 /** What the task needs of the piece store (src/p2p/store). */
@@ -58,6 +58,13 @@ export class HttpStatusError extends Error {
 
 const sha256hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const REPORT_MS = 250;
+/** Parents polled at once, at most (the scheduler's current ones always). */
+const MAX_PARENTS = 8;
+/** A busy parent is not asked again for BUSY_MS, doubled with each busy answer in a row, up to BUSY_MAX_MS. */
+const BUSY_MS = 250;
+const BUSY_MAX_MS = 4000;
+/** How long a piece a seed pointed elsewhere is not asked of it again. */
+const DECLINE_MS = 1000;
 
 interface Parent {
   client: ParentClient;
@@ -65,6 +72,14 @@ interface Parent {
   complete: boolean;
   inflight: number;
   busyUntil: number;
+  /** Busy answers in a row: each doubles the wait before asking it again. */
+  busyRun: number;
+  /** Pieces it pointed elsewhere (a super-seeding seed), until when. */
+  declined: Map<number, number>;
+  /** It is such a seed: asked only for pieces no other parent holds. */
+  seeding: boolean;
+  /** When the scheduler last listed it or it last gave a piece. */
+  usefulAt: number;
   poll?: AbortController;
 }
 
@@ -158,7 +173,7 @@ export class DownloadTask extends EventEmitter {
 
   /** A progress report with what accumulated; the answer brings parents, meta and maybe leave to go to the upstream. */
   private async sendReport(extra: ProgressRequest = {}): Promise<void> {
-    const r: ProgressRequest = { ...this.report, ...extra };
+    const r: ProgressRequest = { ...this.report, ...extra, digestsKnown: this.pieces?.meta.pieceDigests.length };
     this.report = {};
     let res;
     try {
@@ -283,13 +298,28 @@ export class DownloadTask extends EventEmitter {
     w?.();
   }
 
+  /**
+   * Takes the scheduler's parents. Earlier ones are kept while there is room, since a parent that still has
+   * pieces to give is worth its poll; past MAX_PARENTS the ones it no longer lists and that gave nothing for
+   * longest go (every parent polled is a request per piece it gets, and hundreds of those cost real CPU).
+   */
   private useParents(refs: PeerRef[]): void {
+    const now = Date.now();
+    const listed = new Set(refs.map((r) => r.peerId));
     for (const ref of refs) {
-      if (ref.peerId === this.d.self.peerId || this.parents.has(ref.peerId)) continue;
-      if ((this.blocked.get(ref.peerId) ?? 0) > Date.now()) continue;
-      const parent: Parent = { client: new ParentClient(ref), pieces: new Set(), complete: false, inflight: 0, busyUntil: 0 };
+      const known = this.parents.get(ref.peerId);
+      if (known) known.usefulAt = Math.max(known.usefulAt, now);
+      if (ref.peerId === this.d.self.peerId || known) continue;
+      if ((this.blocked.get(ref.peerId) ?? 0) > now) continue;
+      const parent: Parent = { client: new ParentClient(ref), pieces: new Set(), complete: false, inflight: 0, busyUntil: 0, busyRun: 0, declined: new Map(), seeding: false, usefulAt: now };
       this.parents.set(ref.peerId, parent);
       void this.pollParent(parent);
+    }
+    if (this.parents.size <= MAX_PARENTS) return;
+    const spare = [...this.parents.entries()].filter(([id, p]) => !listed.has(id) && p.inflight === 0).sort((a, b) => a[1].usefulAt - b[1].usefulAt);
+    for (const [id, p] of spare.slice(0, this.parents.size - MAX_PARENTS)) {
+      p.poll?.abort();
+      this.parents.delete(id);
     }
   }
 
@@ -349,14 +379,14 @@ export class DownloadTask extends EventEmitter {
         for (const p of parents) {
           if (!p.pieces.has(n)) continue;
           rarity++;
-          if (p.inflight < 2 && p.busyUntil <= now) free.push(p);
+          if (p.inflight < 2 && p.busyUntil <= now && (p.declined.get(n) ?? 0) <= now) free.push(p);
         }
         if (!free.length) continue;
         const tie = Math.random();
         if (!best || rarity < best.rarity || (rarity === best.rarity && tie < best.tie)) best = { n, rarity, tie, holders: free };
       }
       if (!best) return;
-      const parent = best.holders.sort((a, b) => a.inflight - b.inflight || Math.random() - 0.5)[0]!;
+      const parent = best.holders.sort((a, b) => Number(a.seeding) - Number(b.seeding) || a.inflight - b.inflight || Math.random() - 0.5)[0]!;
       void this.fetchPiece(best.n, parent);
     }
   }
@@ -366,22 +396,29 @@ export class DownloadTask extends EventEmitter {
     this.inflight.add(n);
     parent.inflight++;
     const id = parent.client.ref.peerId;
+    const t0 = Date.now();
     try {
       const { data } = await parent.client.piece(this.id, n, 30_000);
+      this.d.log.debug({ task: this.id, piece: n, parent: id, ms: Date.now() - t0, inflight: this.inflight.size }, 'piece');
       await this.d.download.take(data.length);
-      const want = pcs.meta.pieceDigests[n];
-      if (!want || sha256hex(data) !== want) {
+      parent.busyRun = 0;
+      parent.usefulAt = Date.now();
+      // the store checks the bytes against the seed's digest (schedule() only asks for pieces whose digest is known)
+      if (!(await pcs.writePiece(n, data))) {
         this.d.log.warn({ task: this.id, piece: n, parent: id }, 'corrupt piece: parent blocked');
         this.dropParent(id, 'digest', n);
         return;
       }
-      if (await pcs.writePiece(n, data, want)) {
-        this.countIn('peer', data.length);
-        this.noteDone(n);
-      }
+      this.countIn('peer', data.length);
+      this.noteDone(n);
     } catch (err) {
-      if (err instanceof ParentBusy) {
-        parent.busyUntil = Date.now() + 300;
+      this.d.log.debug({ task: this.id, piece: n, parent: id, ms: Date.now() - t0, err: (err as Error).constructor.name }, 'piece not fetched');
+      if (err instanceof PieceElsewhere) {
+        parent.seeding = true;
+        parent.declined.set(n, Date.now() + DECLINE_MS);
+      } else if (err instanceof ParentBusy) {
+        parent.busyUntil = Date.now() + Math.min(BUSY_MS * 2 ** parent.busyRun, BUSY_MAX_MS);
+        parent.busyRun++;
         this.d.metrics.failures.inc({ reason: 'busy' });
       } else if (!this.finished) this.dropParent(id, 'gone', n);
     } finally {

@@ -13,6 +13,9 @@ export const SchedulerConfigSchema = z.strictObject({
   listen: z.string().regex(ADDR_RE, 'expected HOST:PORT').default(DEFAULT_LISTEN),
   /** Parents given to a child at a time (K). */
   parents: z.number().int().min(1).max(64).default(4),
+  /** Children a parent takes per upload slot it has: its slots send pieces one after another, and children
+   * that find it busy try their other parents, so a parent can serve more children than it has slots. */
+  childrenPerSlot: z.number().int().min(1).max(64).default(2),
   /** A task whose seed got no new piece for this long is stalled: children may be sent to the upstream. */
   seedStallSeconds: z.number().positive().default(10),
   /** How many children per task may be sent to the upstream when its seed stalls. */

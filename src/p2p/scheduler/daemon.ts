@@ -32,6 +32,7 @@ export async function startScheduler(config: SchedulerConfig, opts: StartOptions
   const log = opts.log ?? createLogger('sampan-p2p-scheduler', config.logLevel);
   const state = new SchedulerState({
     parents: config.parents,
+    childrenPerSlot: config.childrenPerSlot,
     seedStallMs: config.seedStallSeconds * 1000,
     backToSourceLimit: config.backToSourceLimit,
     blockMs: config.blockSeconds * 1000,

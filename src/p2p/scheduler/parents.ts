@@ -6,8 +6,9 @@
  * (they get pieces soon, and a child that waits on them is what makes a mesh), minus the ones this child
  * found corrupt or gone. Ranked: finished first, then more pieces the child lacks (up to a few: beyond that
  * they count the same), then free upload slots,
- * then the child's zone, then fewer children. A peer whose children fill its upload slots is left out
- * unless nobody else is left: that, more than the ranking, is what keeps the seed from becoming a star.
+ * then the child's zone, then fewer children. A peer that has its share of children (childrenPerSlot per
+ * upload slot) is left out unless nobody else is left: that, more than the ranking, is what keeps the seed
+ * from becoming a star.
  */
 import type { PieceSet } from './pieceset.js';
 
@@ -38,6 +39,8 @@ export interface ChoiceOptions {
   blocked?: (peerId: string) => boolean;
   /** Pieces in the blob, when known (a finished peer holds them all even before its pieces were listed). */
   total?: number;
+  /** Children a candidate takes per upload slot (default 1). */
+  childrenPerSlot?: number;
 }
 
 interface Ranked {
@@ -55,7 +58,7 @@ export function chooseParents(child: Child, candidates: readonly Candidate[], op
     if (c.peerId === child.peerId || opts.blocked?.(c.peerId)) continue;
     const useful = c.finished ? (opts.total !== undefined ? Math.max(0, opts.total - child.pieces.size) : Number.MAX_SAFE_INTEGER) : c.pieces.countMissingFrom(child.pieces);
     if (useful === 0 && (c.finished || child.seed)) continue;
-    ranked.push({ c, useful, free: c.uploadSlots - c.children, sameZone: child.zone !== undefined && c.zone === child.zone, tie: mix(child.peerId, c.peerId) });
+    ranked.push({ c, useful, free: c.uploadSlots * (opts.childrenPerSlot ?? 1) - c.children, sameZone: child.zone !== undefined && c.zone === child.zone, tie: mix(child.peerId, c.peerId) });
   }
   const open = ranked.filter((r) => r.free > 0);
   // everyone is busy: the least overloaded ones, rather than nothing (the child retries busy parents)

@@ -61,7 +61,7 @@ describe('preheat helpers', () => {
 });
 
 function setup(blobs: ImageBlob[], dispatch?: Dispatcher) {
-  const state = new SchedulerState({ parents: 4, seedStallMs: 10_000, backToSourceLimit: 2, blockMs: 60_000, peerIdleMs: 600_000, taskIdleMs: 86_400_000 });
+  const state = new SchedulerState({ parents: 4, childrenPerSlot: 1, seedStallMs: 10_000, backToSourceLimit: 2, blockMs: 60_000, peerIdleMs: 600_000, taskIdleMs: 86_400_000 });
   const sent: Array<{ peer: string; req: PeerPreheatRequest }> = [];
   const pm = new PreheatManager({
     state,

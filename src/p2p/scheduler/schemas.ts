@@ -69,6 +69,7 @@ export const ProgressSchema = z.object({
     .max(4096)
     .optional(),
   meta: meta.optional(),
+  digestsKnown: z.number().int().nonnegative().optional(),
   finished: z.boolean().optional(),
   failedTask: z.boolean().optional(),
 }) satisfies z.ZodType<ProgressRequest>;

@@ -16,7 +16,7 @@ function meta(pieces: number, known = pieces): TaskMeta {
 function setup(o: Partial<StateOptions> = {}) {
   let now = 1_000_000;
   const events: string[] = [];
-  const s = new SchedulerState({ parents: 4, seedStallMs: 10_000, backToSourceLimit: 2, blockMs: 60_000, peerIdleMs: 600_000, taskIdleMs: 86_400_000, now: () => now, ...o });
+  const s = new SchedulerState({ parents: 4, childrenPerSlot: 1, seedStallMs: 10_000, backToSourceLimit: 2, blockMs: 60_000, peerIdleMs: 600_000, taskIdleMs: 86_400_000, now: () => now, ...o });
   s.setListener({ peerFinished: (t, p) => events.push(`finished ${p}`), peerFailed: (t, p, why) => events.push(`failed ${p}: ${why}`) });
   const ann = (peerId: string, extra: Partial<AnnounceRequest> = {}, task = T) => s.announce(task, { peerId, addr: `http://${peerId}:65002`, url: URL_, uploadSlots: 4, ...extra });
   return { s, ann, events, tick: (ms: number) => (now += ms) };

@@ -12,6 +12,8 @@ import { PieceSet } from './pieceset.js';
 export interface StateOptions {
   /** Parents per child (K). */
   parents: number;
+  /** Children a parent takes per upload slot. */
+  childrenPerSlot: number;
   /** The task's sources got no new piece for this long: it is stalled. */
   seedStallMs: number;
   /** Children per task that may be told to go to the upstream when it stalls. */
@@ -247,7 +249,7 @@ export class SchedulerState {
       this.listener?.peerFailed(taskId, peerId, 'gave up on the P2P path');
     }
     const res: ProgressResponse = { parents: p.failed ? [] : this.assign(task, p) };
-    if (task.meta) res.meta = task.meta;
+    if (task.meta && !(task.meta.pieceDigests.length <= (r.digestsKnown ?? -1))) res.meta = task.meta;
     if (this.mayGoToSource(task, p)) res.backToSource = true;
     return res;
   }
@@ -438,7 +440,7 @@ export class SchedulerState {
     const chosen = chooseParents(
       { peerId: p.host.peerId, zone: p.host.zone, pieces: p.pieces, finished: p.finished, seed: p.role === 'seed' },
       candidates,
-      { max: this.o.parents, total: this.total(task), blocked: (id) => (p.blocked.get(id) ?? 0) > now },
+      { max: this.o.parents, childrenPerSlot: this.o.childrenPerSlot, total: this.total(task), blocked: (id) => (p.blocked.get(id) ?? 0) > now },
     );
     this.setParents(task, p, chosen.map((c) => c.peerId));
     return chosen.map((c) => {
