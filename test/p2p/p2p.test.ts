@@ -122,6 +122,21 @@ test('with the scheduler down (or none), pulls still succeed from the upstream',
   assert.equal((await b.pull('app/alone', blob.digest)).digest, blob.digest);
 });
 
+test('a download that breaks off ends the runtime\'s stream with an error instead of leaving it waiting', async () => {
+  const r = await rig({ scheduler: false });
+  const blob = await r.pushBlob('app/cut', 8 * MiB);
+  const a = await r.startPeer({ id: 'cut' });
+  r.proxy.rate = 2 * MiB;
+  const res = await fetch(`${a.url}/v2/app/cut/blobs/${blob.digest}`);
+  assert.equal(res.status, 200);
+  const body = res.arrayBuffer();
+  body.catch(() => undefined);
+  await until(async () => r.proxy.blobBytes > MiB, 10_000);
+  await r.proxy.stop(); // the registry's connection drops mid-blob
+  const outcome = await Promise.race([body.then(() => 'ended cleanly', () => 'error'), new Promise((done) => setTimeout(() => done('still waiting'), 20_000))]);
+  assert.equal(outcome, 'error');
+});
+
 test('the Sampan engine pulls an image through its local peer (--registry-mirror)', async () => {
   const r = await rig();
   const peer = await r.startPeer({ id: 'local' });

@@ -117,8 +117,9 @@ export class Mirror {
       return send(res, 200, '', { 'content-type': 'application/octet-stream', 'docker-content-digest': digest, 'content-length': String(local?.meta.size ?? size ?? 0) });
     }
     let pieces: TaskPieces;
+    const download = local ? undefined : this.o.tasks.get(digest, target, auth, Number.isFinite(size) ? size : undefined);
     try {
-      pieces = local ?? (await this.o.tasks.get(digest, target, auth, Number.isFinite(size) ? size : undefined).ready);
+      pieces = local ?? (await download!.ready);
     } catch (err) {
       if (err instanceof HttpStatusError) return registryError(res, err.status, 'UNAVAILABLE', err.message, err.headers);
       // P2P could not start: the bytes straight from the upstream, as the runtime would have had them
@@ -133,6 +134,8 @@ export class Mirror {
     if (range) headers['content-range'] = `bytes ${start}-${end - 1}/${total}`;
     res.writeHead(range ? 206 : 200, headers);
     const stream = pieces.stream(start, end);
+    // a download that fails ends the stream with an error (the runtime retries) instead of leaving it waiting
+    download?.done.catch((err: Error) => stream.destroy(err));
     stream.on('data', (c: Buffer) => this.o.metrics.clientBytes.inc(c.length));
     await pipeline(stream, res).catch((err: unknown) => {
       this.o.log.warn({ digest, err: (err as Error).message }, 'blob stream to the runtime broke off');

@@ -58,6 +58,10 @@ export class HttpStatusError extends Error {
 
 const sha256hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const REPORT_MS = 250;
+/** A child with nothing new still reports this often (for fresh parents). */
+const IDLE_REPORT_MS = 1000;
+/** How long a piece-list poll waits for news (a parent answers at once when it has any). */
+const POLL_WAIT_MS = 10_000;
 /** Parents polled at once, at most (the scheduler's current ones always). */
 const MAX_PARENTS = 8;
 /** A busy parent is not asked again for BUSY_MS, doubled with each busy answer in a row, up to BUSY_MAX_MS. */
@@ -80,6 +84,8 @@ interface Parent {
   seeding: boolean;
   /** When the scheduler last listed it or it last gave a piece. */
   usefulAt: number;
+  /** The highest piece it holds (-1: none yet). */
+  top: number;
   poll?: AbortController;
 }
 
@@ -96,6 +102,7 @@ export class DownloadTask extends EventEmitter {
   private readonly inflight = new Set<number>();
   private report: ProgressRequest = {};
   private lastPieceAt = Date.now();
+  private reportedAt = 0;
   private finished = false;
   private backToSource = false;
   private wake?: () => void;
@@ -174,6 +181,7 @@ export class DownloadTask extends EventEmitter {
   /** A progress report with what accumulated; the answer brings parents, meta and maybe leave to go to the upstream. */
   private async sendReport(extra: ProgressRequest = {}): Promise<void> {
     const r: ProgressRequest = { ...this.report, ...extra, digestsKnown: this.pieces?.meta.pieceDigests.length };
+    this.reportedAt = Date.now();
     this.report = {};
     let res;
     try {
@@ -194,6 +202,18 @@ export class DownloadTask extends EventEmitter {
     this.useParents(res.parents);
     if (res.backToSource && !this.backToSource) this.backToSource = true;
     this.kick();
+  }
+
+  /**
+   * A child reports when it has news, when its parents hold pieces it has no digest for yet (the answer brings
+   * them), and otherwise once a second for fresh parents: hundreds of peers reporting four times a second for
+   * nothing would keep the scheduler busy.
+   */
+  private reportDue(): boolean {
+    if (this.report.pieces?.length || this.report.failed?.length || Date.now() - this.reportedAt >= IDLE_REPORT_MS) return true;
+    const known = this.pieces?.meta.pieceDigests.length ?? 0;
+    for (const p of this.parents.values()) if (p.top >= known) return true;
+    return false;
   }
 
   private countIn(source: 'peer' | 'upstream', n: number): void {
@@ -217,7 +237,9 @@ export class DownloadTask extends EventEmitter {
     const pieces = await this.open(meta);
     const timer = seed ? setInterval(() => void this.sendReport({ meta: { ...meta, pieceDigests: [...meta.pieceDigests] } }).catch(() => undefined), REPORT_MS) : undefined;
     try {
-      let buf = Buffer.alloc(0);
+      // the bytes of the piece being filled, concatenated once it is full
+      let parts: Buffer[] = [];
+      let have = 0;
       let n = 0;
       const flush = async (piece: Buffer) => {
         const digest = sha256hex(piece);
@@ -230,13 +252,21 @@ export class DownloadTask extends EventEmitter {
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         await this.d.download.take(chunk.length);
         this.countIn('upstream', chunk.length);
-        buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
-        while (buf.length >= meta.pieceSize) {
-          await flush(buf.subarray(0, meta.pieceSize));
-          buf = buf.subarray(meta.pieceSize);
+        let c = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        while (have + c.length >= meta.pieceSize) {
+          const need = meta.pieceSize - have;
+          parts.push(c.subarray(0, need));
+          await flush(Buffer.concat(parts, meta.pieceSize));
+          parts = [];
+          have = 0;
+          c = c.subarray(need);
+        }
+        if (c.length) {
+          parts.push(c);
+          have += c.length;
         }
       }
-      if (buf.length || (size === 0 && n === 0 && pieceCount(size, meta.pieceSize) > 0)) await flush(buf);
+      if (have || (size === 0 && n === 0 && pieceCount(size, meta.pieceSize) > 0)) await flush(Buffer.concat(parts, have));
       if (n !== pieceCount(size, meta.pieceSize)) throw new Error(`the upstream sent ${this.id} short: ${n} of ${pieceCount(size, meta.pieceSize)} pieces`);
       if (!(await pieces.finish())) throw new Error(`${this.id}: the blob does not match its digest`);
     } finally {
@@ -266,7 +296,9 @@ export class DownloadTask extends EventEmitter {
     if (ann.meta) await this.open(ann.meta);
     else if (this.sizeHint !== undefined) await this.open({ size: this.sizeHint, pieceSize: pieceSizeFor(this.sizeHint), pieceDigests: [] });
     this.useParents(ann.parents);
-    const timer = setInterval(() => void this.sendReport().catch(() => undefined), REPORT_MS);
+    const timer = setInterval(() => {
+      if (this.reportDue()) void this.sendReport().catch(() => undefined);
+    }, REPORT_MS);
     try {
       for (;;) {
         const p = this.pieces;
@@ -311,7 +343,7 @@ export class DownloadTask extends EventEmitter {
       if (known) known.usefulAt = Math.max(known.usefulAt, now);
       if (ref.peerId === this.d.self.peerId || known) continue;
       if ((this.blocked.get(ref.peerId) ?? 0) > now) continue;
-      const parent: Parent = { client: new ParentClient(ref), pieces: new Set(), complete: false, inflight: 0, busyUntil: 0, busyRun: 0, declined: new Map(), seeding: false, usefulAt: now };
+      const parent: Parent = { client: new ParentClient(ref), pieces: new Set(), complete: false, inflight: 0, busyUntil: 0, busyRun: 0, declined: new Map(), seeding: false, usefulAt: now, top: -1 };
       this.parents.set(ref.peerId, parent);
       void this.pollParent(parent);
     }
@@ -339,12 +371,15 @@ export class DownloadTask extends EventEmitter {
     const signal = AbortSignal.any([p.poll.signal, this.stop.signal]);
     while (!this.finished && !p.complete && !signal.aborted && this.parents.get(p.client.ref.peerId) === p) {
       try {
-        const view = await p.client.pieces(this.id, p.pieces.size, 2000, signal);
+        const view = await p.client.pieces(this.id, p.pieces.size, POLL_WAIT_MS, signal);
         if (!view) {
           await new Promise((r) => setTimeout(r, 200));
           continue;
         }
-        for (const n of view.pieces) p.pieces.add(n);
+        for (const n of view.pieces) {
+          p.pieces.add(n);
+          if (n > p.top) p.top = n;
+        }
         p.complete = view.complete;
         if (view.meta && (!this.pieces || view.meta.size === this.pieces.meta.size)) {
           // a parent's sizes help a child start streaming; digests come only from the scheduler

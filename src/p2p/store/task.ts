@@ -21,6 +21,8 @@ const FLUSH_MS = 250;
 const FLUSH_PIECES = 32;
 /** Chunk size of the whole-blob hash in finish(). */
 const HASH_CHUNK = 4 * 1024 * 1024;
+/** Bytes of the newest pieces kept in memory: fresh pieces are the ones other peers ask for, several times each. */
+const RECENT_BYTES = 16 * 1024 * 1024;
 
 export interface StoredTaskEvents {
   /** Piece n is held (written and verified). */
@@ -74,6 +76,8 @@ export class StoredTask extends EventEmitter<StoredTaskEvents> {
   private readers = 0;
   /** Bumped whenever held pieces are dropped: a read that overlapped a drop may have seen a rewrite. */
   private gen = 0;
+  private readonly recent = new Map<number, Buffer>();
+  private recentBytes = 0;
   private finishing?: Promise<boolean>;
   private gone?: SampanError;
 
@@ -162,6 +166,7 @@ export class StoredTask extends EventEmitter<StoredTaskEvents> {
     this.markDirty(0);
     if (dropped.length > 0) {
       this.gen++;
+      this.forgetRecent();
       this.log.warn({ task: this.id, pieces: dropped }, 'p2p store: held pieces disagree with their digests, dropped');
       this.emit('dropped', dropped);
     }
@@ -220,6 +225,7 @@ export class StoredTask extends EventEmitter<StoredTaskEvents> {
     const known = this.meta.pieceDigests[n];
     if (known !== undefined && known !== hex) return false;
     this.heldSet.add(n);
+    this.remember(n, data);
     if (known === undefined) this.own.set(n, hex);
     this.lastWrite = this.lastUsed = Date.now();
     this.markDirty(1);
@@ -237,6 +243,8 @@ export class StoredTask extends EventEmitter<StoredTaskEvents> {
     this.alive();
     if (!this.heldSet.has(n)) throw notFound(`${this.id}: piece ${n} not held`);
     this.touch();
+    const hit = this.recent.get(n);
+    if (hit) return hit;
     this.readers++;
     try {
       return await this.readRange(n * this.meta.pieceSize, pieceLength(this.meta, n));
@@ -295,6 +303,7 @@ export class StoredTask extends EventEmitter<StoredTaskEvents> {
       this.own.clear();
       this.meta = { ...this.meta, pieceDigests: [] };
       this.gen++;
+      this.forgetRecent();
       this.markDirty(0);
       await this.flush();
       this.log.warn({ task: this.id, got }, 'p2p store: blob digest mismatch, all pieces dropped');
@@ -314,6 +323,8 @@ export class StoredTask extends EventEmitter<StoredTaskEvents> {
     await atomicWrite(path.join(this.dir, COMPLETE_FILE), marker);
     this.alive();
     this.complete = true;
+    // a complete blob may sit in the store for days: its pieces come from the page cache from now on
+    this.forgetRecent();
     this.log.debug({ task: this.id, size: this.meta.size }, 'p2p store: blob complete');
     this.emit('complete');
     return true;
@@ -381,6 +392,7 @@ export class StoredTask extends EventEmitter<StoredTaskEvents> {
   async detach(reason: string, keep: boolean): Promise<void> {
     if (this.gone) return;
     this.gone = new SampanError('NOT_FOUND', `task ${this.id} ${reason}`);
+    this.forgetRecent();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     this.emit('removed', reason);
@@ -397,6 +409,22 @@ export class StoredTask extends EventEmitter<StoredTaskEvents> {
     const own: Record<string, string> = {};
     for (const [n, d] of this.own) own[n] = d;
     return { version: 1, id: this.id, meta: this.meta, held: this.heldSet.toBase64(), own, lastUsed: this.lastUsed };
+  }
+
+  private remember(n: number, data: Buffer): void {
+    if (data.length > RECENT_BYTES / 4) return;
+    this.recent.set(n, data);
+    this.recentBytes += data.length;
+    for (const [k, b] of this.recent) {
+      if (this.recentBytes <= RECENT_BYTES) break;
+      this.recent.delete(k);
+      this.recentBytes -= b.length;
+    }
+  }
+
+  private forgetRecent(): void {
+    this.recent.clear();
+    this.recentBytes = 0;
   }
 
   private markDirty(pieces: number): void {
