@@ -58,6 +58,11 @@ export class HttpStatusError extends Error {
 
 const sha256hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const REPORT_MS = 250;
+/** Range requests to the upstream at once, for a child sent there; and tries per piece. */
+const UPSTREAM_WORKERS = 4;
+const UPSTREAM_ATTEMPTS = 4;
+/** With the scheduler up but no piece for this many stall windows, a child goes to the upstream anyway. */
+const STUCK_FACTOR = 4;
 /** A child with nothing new still reports this often (for fresh parents). */
 const IDLE_REPORT_MS = 1000;
 /** How long a piece-list poll waits for news (a parent answers at once when it has any). */
@@ -103,6 +108,9 @@ export class DownloadTask extends EventEmitter {
   private report: ProgressRequest = {};
   private lastPieceAt = Date.now();
   private reportedAt = 0;
+  private schedulerOkAt = Date.now();
+  private upstreamStarted = false;
+  private upstreamFailed?: Error;
   private finished = false;
   private backToSource = false;
   private wake?: () => void;
@@ -195,9 +203,10 @@ export class DownloadTask extends EventEmitter {
       }
       if (!(err instanceof SchedulerDown)) throw err;
       // reports are advisory: pieces keep flowing from the parents we know; the stall rule covers the rest
-      this.report = { pieces: [...(r.pieces ?? []), ...(this.report.pieces ?? [])], failed: [...(r.failed ?? []), ...(this.report.failed ?? [])] };
+      this.report = { pieces: [...(r.pieces ?? []), ...(this.report.pieces ?? [])], failed: [...(r.failed ?? []), ...(this.report.failed ?? [])], meta: this.report.meta ?? r.meta };
       return;
     }
+    this.schedulerOkAt = Date.now();
     if (res.meta) await this.open(res.meta);
     this.useParents(res.parents);
     if (res.backToSource && !this.backToSource) this.backToSource = true;
@@ -303,11 +312,17 @@ export class DownloadTask extends EventEmitter {
       for (;;) {
         const p = this.pieces;
         if (p && p.count() === pieceCount(p.meta.size, p.meta.pieceSize)) break;
-        if (this.backToSource || Date.now() - this.lastPieceAt > this.d.stallMs) {
-          this.d.log.info({ task: this.id, granted: this.backToSource }, 'going to the upstream for the rest');
+        if (this.upstreamFailed) throw this.upstreamFailed;
+        if (!this.upstreamStarted && this.mayGoToSource()) {
+          this.d.log.info({ task: this.id, granted: this.backToSource }, 'going to the upstream for the pieces no parent has');
           this.d.metrics.backToSource.inc();
-          await this.restFromUpstream();
-          break;
+          if (!p) {
+            // nothing known of the blob yet: all of it, as a seed would
+            await this.fromUpstream(false);
+            break;
+          }
+          this.upstreamStarted = true;
+          for (let i = 0; i < UPSTREAM_WORKERS; i++) void this.upstreamWorker();
         }
         this.schedule();
         await new Promise<void>((r) => {
@@ -463,31 +478,97 @@ export class DownloadTask extends EventEmitter {
     }
   }
 
-  /** The seed stalled (or the scheduler says so): the missing pieces by Range from the upstream. */
-  private async restFromUpstream(): Promise<void> {
-    let pcs = this.pieces;
-    if (!pcs) {
-      // nothing known yet: the whole blob, as a seed would
-      return this.fromUpstream(false);
-    }
+  /**
+   * Whether this child should fetch from the upstream itself: the scheduler said so (the seed stalled), or no
+   * piece came for stallMs while the scheduler cannot be reached. With the scheduler up, its bounded grants
+   * decide, so a dead seed does not send every child to the registry at once; a child stuck far longer than
+   * that goes anyway.
+   */
+  private mayGoToSource(): boolean {
+    if (this.backToSource) return true;
+    const quiet = Date.now() - this.lastPieceAt;
+    return (quiet > this.d.stallMs && Date.now() - this.schedulerOkAt > this.d.stallMs) || quiet > STUCK_FACTOR * this.d.stallMs;
+  }
+
+  /**
+   * Fetches missing pieces by Range from the upstream, next to the parents: first the pieces no parent holds
+   * (at random, so two children sent to the upstream do not fetch the same ones), each checked against the
+   * seed's digest when known and retried a few times before the download fails.
+   */
+  private async upstreamWorker(): Promise<void> {
+    const pcs = this.pieces!;
     const total = pieceCount(pcs.meta.size, pcs.meta.pieceSize);
-    const missing = [...Array(total).keys()].filter((n) => !pcs!.has(n) && !this.inflight.has(n));
-    const work = async () => {
-      for (let m = missing.shift(); m !== undefined; m = missing.shift()) {
-        const start = m * pcs!.meta.pieceSize;
-        const end = Math.min(pcs!.meta.size, start + pcs!.meta.pieceSize) - 1;
+    try {
+      while (!this.finished && pcs.count() < total) {
+        const m = this.pickForUpstream(total);
+        if (m === undefined) {
+          await new Promise((r) => setTimeout(r, REPORT_MS));
+          continue;
+        }
+        this.inflight.add(m);
+        try {
+          await this.pieceFromUpstream(m);
+        } finally {
+          this.inflight.delete(m);
+          this.kick();
+        }
+      }
+    } catch (err) {
+      this.upstreamFailed ??= err as Error;
+      this.kick();
+    }
+  }
+
+  private pickForUpstream(total: number): number | undefined {
+    const pcs = this.pieces!;
+    // pieces past the digests the seed gave block every child (they take no piece without one): those first, in
+    // order, so this child can hand out their digests as the seed would have
+    for (let n = pcs.meta.pieceDigests.length; n < total; n++) if (!pcs.has(n) && !this.inflight.has(n)) return n;
+    const free: number[] = [];
+    const unheld: number[] = [];
+    for (let n = 0; n < total; n++) {
+      if (pcs.has(n) || this.inflight.has(n)) continue;
+      free.push(n);
+      let held = false;
+      for (const p of this.parents.values()) if (p.pieces.has(n)) held = true;
+      if (!held) unheld.push(n);
+    }
+    const from = unheld.length ? unheld : free;
+    return from.length ? from[Math.floor(Math.random() * from.length)] : undefined;
+  }
+
+  /** Digests of the upstream's pieces past the seed's, as far as they run on unbroken: reported like a seed's. */
+  private extendDigests(): void {
+    const pcs = this.pieces!;
+    const total = pieceCount(pcs.meta.size, pcs.meta.pieceSize);
+    const ds = [...pcs.meta.pieceDigests];
+    for (let d = pcs.pieceDigest(ds.length); ds.length < total && d; d = pcs.pieceDigest(ds.length)) ds.push(d);
+    if (ds.length === pcs.meta.pieceDigests.length) return;
+    const meta = { ...pcs.meta, pieceDigests: ds };
+    pcs.setMeta(meta);
+    this.report.meta = meta;
+  }
+
+  private async pieceFromUpstream(m: number): Promise<void> {
+    const pcs = this.pieces!;
+    const start = m * pcs.meta.pieceSize;
+    const end = Math.min(pcs.meta.size, start + pcs.meta.pieceSize) - 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
         const res = await this.fetchUpstream(`bytes=${start}-${end}`);
         const data = Buffer.from(await res.arrayBuffer());
         if (res.status !== 206 && data.length !== end - start + 1) throw new Error(`the upstream ignored the range for ${this.id}`);
         this.countIn('upstream', data.length);
-        const want = pcs!.meta.pieceDigests[m];
+        const want = pcs.meta.pieceDigests[m];
         if (want && sha256hex(data) !== want) throw new Error(`piece ${m} of ${this.id} from the upstream does not match the seed's digest`);
-        if (await pcs!.writePiece(m, data, want)) this.noteDone(m);
+        if (await pcs.writePiece(m, data, want)) this.noteDone(m);
+        if (!want) this.extendDigests();
+        return;
+      } catch (err) {
+        if (this.finished || attempt >= UPSTREAM_ATTEMPTS || (err instanceof HttpStatusError && err.status < 500)) throw err;
+        this.d.log.warn({ task: this.id, piece: m, attempt, err: (err as Error).message }, 'piece from the upstream failed: retrying');
+        await new Promise((r) => setTimeout(r, 1000 * attempt));
       }
-    };
-    await Promise.all([work(), work(), work(), work()]);
-    pcs = this.pieces!;
-    // digests we never got from the seed: the whole-blob check in finish() still guards the content
-    if (pcs.meta.pieceDigests.length < total) pcs.setMeta({ ...pcs.meta });
+    }
   }
 }
