@@ -67,8 +67,7 @@ T=$(mktemp -d /tmp/sbb.XXXX) || die "mktemp failed"
 SAMPAN_SOCK=$T/e.sock
 DOCKERD_SOCK=$T/d.sock
 CTX=$T/ctx
-FWD_POLICY=$(iptables -S FORWARD 2>/dev/null | head -1 | awk '{print $3}')
-IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo "")
+host_net_save
 SAMPAN_PID="" DOCKERD_PID=""
 POD=(podman --root "$T/podroot" --runroot "$T/podrun" --tmpdir "$T/podtmp" --network-config-dir "$T/podnet"
      --runtime runc --cgroup-manager cgroupfs --events-backend file)
@@ -95,20 +94,10 @@ cleanup() {
   # leftovers whose command line mentions $T: builds and monitors first, then daemons
   for p in $(pids_of 'docker|conmon|containerd-shim.*|containerd|dockerd|node|podman'); do kill -KILL "$p" 2>/dev/null; done
   # containers that lost their monitor: runc state dirs that belong to this run
-  for r in "$T/run/runc" "$T/dockerd-run/runtime-runc/moby"; do
-    [ -d "$r" ] || continue
-    for c in $(runc --root "$r" list -q 2>/dev/null); do runc --root "$r" delete -f "$c" >/dev/null 2>&1; done
-  done
+  runc_leftovers "$T"
   # mounts under $T (podman's build containers, overlay mounts), deepest first
-  grep " $T" /proc/mounts | awk '{print $2}' | awk '{print length, $0}' | sort -rn | cut -d' ' -f2- |
-    while read -r m; do umount -l "$m" 2>/dev/null || log "could not unmount $m"; done
-  # dockerd may flip the FORWARD policy and ip_forward even with --iptables=false
-  if [ -n "$FWD_POLICY" ] && [ "$(iptables -S FORWARD 2>/dev/null | head -1 | awk '{print $3}')" != "$FWD_POLICY" ]; then
-    log "restoring iptables FORWARD policy to $FWD_POLICY"; iptables -P FORWARD "$FWD_POLICY"
-  fi
-  if [ -n "$IP_FORWARD" ] && [ "$(cat /proc/sys/net/ipv4/ip_forward)" != "$IP_FORWARD" ]; then
-    echo "$IP_FORWARD" >/proc/sys/net/ipv4/ip_forward
-  fi
+  umount_under "$T"
+  host_net_restore
   if [ -n "${KEEP_LOGS:-}" ]; then
     mkdir -p "$KEEP_LOGS" && cp "$T"/*.log "$KEEP_LOGS"/ 2>/dev/null
     [ -d "$T/out" ] && cp -r "$T/out" "$KEEP_LOGS"/ 2>/dev/null

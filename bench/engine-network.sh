@@ -62,8 +62,7 @@ T=$(mktemp -d /tmp/sbn.XXXX) || die "mktemp failed"
 SAMPAN_SOCK=$T/e.sock
 DOCKERD_SOCK=$T/d.sock
 FWD_POLICY_LINE=$(iptables -S FORWARD 2>/dev/null | head -1)
-FWD_POLICY=$(awk '{print $3}' <<<"$FWD_POLICY_LINE")
-IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo "")
+host_net_save
 for t in filter nat; do iptables-save -t $t >"$T/ipt-before.$t" 2>/dev/null; done
 ip netns list 2>/dev/null | awk '{print $1}' | sort >"$T/netns-before"
 ip -o link show type bridge | awk -F': ' '{print $2}' | sort >"$T/bridges-before"
@@ -128,10 +127,7 @@ cleanup() {
   fi
   # leftovers whose command line mentions $T: monitors and DNS servers first, then daemons
   for p in $(pids_of 'conmon|containerd-shim.*|aardvark-dns|containerd|dockerd|node|podman'); do kill -KILL "$p" 2>/dev/null; done
-  for r in "$T/run/runc" "$T/dockerd-run/runtime-runc/moby"; do
-    [ -d "$r" ] || continue
-    for c in $(runc --root "$r" list -q 2>/dev/null); do runc --root "$r" delete -f "$c" >/dev/null 2>&1; done
-  done
+  runc_leftovers "$T"
   if [ -s "$T/podman.ids" ]; then # podman (rootful) keeps runc state in runc's default root
     while read -r c; do [ -n "$c" ] && runc delete -f "$c" >/dev/null 2>&1; done <"$T/podman.ids"
   fi
@@ -142,8 +138,7 @@ cleanup() {
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^netns-' | grep -vxF -f "$T/netns-before"); do
     ip netns delete "$ns" 2>/dev/null
   done
-  grep " $T" /proc/mounts | awk '{print $2}' | awk '{print length, $0}' | sort -rn | cut -d' ' -f2- |
-    while read -r m; do umount -l "$m" 2>/dev/null || log "could not unmount $m"; done
+  umount_under "$T"
   # bridges created during this run by these engines
   for b in $(ip -o link show type bridge | awk -F': ' '{print $2}' | grep -vxF -f "$T/bridges-before" |
              grep -E "^($S_BRIDGE|docker0|br-[0-9a-f]{12}|podman[0-9]+${S_NETBRIDGE:+|$S_NETBRIDGE})$"); do
@@ -152,12 +147,7 @@ cleanup() {
   left=$(ipt_cleanup)
   [ -n "$left" ] && { log "iptables entries still present that were not there before:"; echo "$left" >&2; }
   [ -s "$T/ipt-cleanup.log" ] && cat "$T/ipt-cleanup.log" >&2
-  if [ -n "$FWD_POLICY" ] && [ "$(iptables -S FORWARD 2>/dev/null | head -1 | awk '{print $3}')" != "$FWD_POLICY" ]; then
-    log "restoring iptables FORWARD policy to $FWD_POLICY (was: $(iptables -S FORWARD | head -1))"; iptables -P FORWARD "$FWD_POLICY"
-  fi
-  if [ -n "$IP_FORWARD" ] && [ "$(cat /proc/sys/net/ipv4/ip_forward)" != "$IP_FORWARD" ]; then
-    echo "$IP_FORWARD" >/proc/sys/net/ipv4/ip_forward
-  fi
+  host_net_restore
   if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$T"/*.log "$KEEP_LOGS"/ 2>/dev/null; fi
   rm -rf "$T" 2>/dev/null || log "could not remove $T"
   exit $rc

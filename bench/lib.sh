@@ -51,3 +51,30 @@ run_opts() { [ "$1" = podman ] && printf '%s\n' "${POD_RUN[@]}"; return 0; }
 cpu_sample() { local t=$EPOCHREALTIME; awk -v t="${t/./}" '/^cpu /{s=0; for(k=2;k<=9;k++) s+=$k; printf "%s %.0f %.0f\n", t, $5+$6, s; exit}' /proc/stat; }
 # Idle % of all CPUs between two cpu_sample lines ("n/a" when no tick passed)
 idle_pct() { awk -v a="$1" -v b="$2" 'BEGIN{split(a,x," "); split(b,y," "); d=y[3]-x[3]; if(d<=0){print "n/a"; exit} printf "%.1f\n", 100*(y[2]-x[2])/d}'; }
+
+# dockerd may flip the iptables FORWARD policy and ip_forward even with --iptables=false: a benchmark that starts
+# it saves them first (host_net_save) and puts them back at exit (host_net_restore)
+host_net_save() {
+  FWD_POLICY=$(iptables -S FORWARD 2>/dev/null | head -1 | awk '{print $3}')
+  IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo "")
+}
+host_net_restore() {
+  if [ -n "${FWD_POLICY:-}" ] && [ "$(iptables -S FORWARD 2>/dev/null | head -1 | awk '{print $3}')" != "$FWD_POLICY" ]; then
+    log "restoring iptables FORWARD policy to $FWD_POLICY (was: $(iptables -S FORWARD | head -1))"; iptables -P FORWARD "$FWD_POLICY"
+  fi
+  if [ -n "${IP_FORWARD:-}" ] && [ "$(cat /proc/sys/net/ipv4/ip_forward)" != "$IP_FORWARD" ]; then echo "$IP_FORWARD" >/proc/sys/net/ipv4/ip_forward; fi
+  return 0
+}
+# runc_leftovers DIR: containers that lost their monitor, in the runc state dirs of engines rooted under DIR
+runc_leftovers() {
+  local r c
+  for r in "$1/run/runc" "$1/dockerd-run/runtime-runc/moby"; do
+    [ -d "$r" ] || continue
+    for c in $(runc --root "$r" list -q 2>/dev/null); do runc --root "$r" delete -f "$c" >/dev/null 2>&1; done
+  done
+}
+# umount_under DIR: every mount under DIR, deepest first
+umount_under() {
+  grep " $1" /proc/mounts | awk '{print $2}' | awk '{print length, $0}' | sort -rn | cut -d' ' -f2- |
+    while read -r m; do umount -l "$m" 2>/dev/null || log "could not unmount $m"; done
+}

@@ -21,8 +21,7 @@ for b in dockerd docker curl jq python3; do command -v "$b" >/dev/null || die "$
 T=$(mktemp -d /tmp/spd.XXXXXX) || die "mktemp failed"
 SAMPAN_SOCK=$T/e.sock
 DOCKERD_SOCK=$T/d.sock
-FWD_POLICY=$(iptables -S FORWARD 2>/dev/null | head -1 | awk '{print $3}')
-IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo "")
+host_net_save
 SAMPAN_PID="" DOCKERD_PID="" REG_PID="" SCHED_PID="" PEER_PID=""
 
 cleanup() {
@@ -39,17 +38,9 @@ cleanup() {
   for p in $PEER_PID $SCHED_PID $REG_PID; do stop_pid "$p" 10; done
   # leftovers whose command line mentions $T (dockerd's containerd and shims, conmon, node)
   for p in $(pids_of 'conmon|containerd-shim.*|containerd|dockerd|node'); do kill -KILL "$p" 2>/dev/null; done
-  for r in "$T/run/runc" "$T/dockerd-run/runtime-runc/moby"; do
-    [ -d "$r" ] || continue
-    for c in $(runc --root "$r" list -q 2>/dev/null); do runc --root "$r" delete -f "$c" >/dev/null 2>&1; done
-  done
-  grep " $T" /proc/mounts | awk '{print $2}' | awk '{print length, $0}' | sort -rn | cut -d' ' -f2- |
-    while read -r m; do umount -l "$m" 2>/dev/null || log "could not unmount $m"; done
-  # dockerd may flip the FORWARD policy and ip_forward even with --iptables=false
-  if [ -n "$FWD_POLICY" ] && [ "$(iptables -S FORWARD 2>/dev/null | head -1 | awk '{print $3}')" != "$FWD_POLICY" ]; then
-    log "restoring iptables FORWARD policy to $FWD_POLICY"; iptables -P FORWARD "$FWD_POLICY"
-  fi
-  if [ -n "$IP_FORWARD" ] && [ "$(cat /proc/sys/net/ipv4/ip_forward)" != "$IP_FORWARD" ]; then echo "$IP_FORWARD" >/proc/sys/net/ipv4/ip_forward; fi
+  runc_leftovers "$T"
+  umount_under "$T"
+  host_net_restore
   if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$T"/*.log "$T"/*.json "$KEEP_LOGS"/ 2>/dev/null; fi
   rm -rf "$T" 2>/dev/null || log "could not remove $T"
   exit $rc
