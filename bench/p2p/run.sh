@@ -19,7 +19,7 @@
 # plot (completion time vs N: P2P, direct, bound) and the verdict against the targets.
 #
 # Usage (as root, from anywhere):  bash bench/p2p/run.sh
-# Env: P2P_NS ("4 8 16 32")  P2P_RUNS (3)  P2P_DIRECT_RUNS (1)  P2P_RATE (12mbit, tc syntax: kbit|mbit|gbit; at 12mbit and N = 32 the 2 CPUs stay over 30 % idle)
+# Env: P2P_NS ("4 8 16 32")  P2P_RUNS (3)  P2P_DIRECT_RUNS (1)  P2P_RATE (12mbit, tc syntax: kbit|mbit|gbit; at 12mbit the 2 CPUs stay over 30 % idle up to N = 16)
 #      P2P_SIZE_MB (256)  P2P_FAULT_N (16)  P2P_FAULTS ("kill-seed kill-parent corrupt"; "" for none)
 #      P2P_VERIFY (1: sha256 of every pull)  P2P_DIRECT (1; 0 skips the direct baseline)
 #      P2P_CALIBRATE (1: one lone direct pull first, the goodput a host gets at P2P_RATE)
