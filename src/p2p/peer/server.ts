@@ -215,15 +215,24 @@ export class PieceApi {
     if (!res.destroyed) send(res, 200, this.view(p));
   }
 
+  /** This peer is the seed of the blob and still reads it from the upstream. */
+  private seeding(id: TaskId): boolean {
+    return this.o.tasks.running(id)?.role === 'seed' && !this.o.store.task(id)?.complete;
+  }
+
   private async piece(res: ServerResponse, id: TaskId, p: TaskPieces | undefined, n: number): Promise<void> {
     if (!p || !p.has(n)) return send(res, 404, { error: { code: 'NOT_FOUND', message: `piece ${n} is not here` } });
     // A seed still reading the blob from the upstream uploads no faster than it downloads: every second copy of
     // a piece it sends delays a piece nobody has yet. While it holds a piece it has not sent, it sends each piece
     // once and points the rest to the peers that have it (BitTorrent's super-seeding).
     let sent: Set<number> | undefined;
-    if (this.o.tasks.running(id)?.role === 'seed' && !p.complete) {
-      sent = this.seeded.get(id) ?? new Set();
-      this.seeded.set(id, sent);
+    if (this.seeding(id)) {
+      sent = this.seeded.get(id);
+      if (!sent) {
+        // blobs seeded before and not asked for since
+        for (const k of this.seeded.keys()) if (!this.seeding(k)) this.seeded.delete(k);
+        this.seeded.set(id, (sent = new Set()));
+      }
       if (sent.has(n) && p.count() > sent.size) {
         this.o.metrics.declined.inc();
         return send(res, 503, { error: { code: PIECE_ELSEWHERE, message: `piece ${n} went out already: take it from another peer` } }, { 'retry-after': '1' });
