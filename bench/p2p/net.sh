@@ -6,15 +6,17 @@
 #     spbv-sched <-> eth0 in spb-sched  10.231.0.3   the scheduler           (not capped: control plane)
 #     spbv-bad   <-> eth0 in spb-bad    10.231.0.4   the corrupt peer        (capped)
 #     spbv-hI    <-> eth0 in spb-hI     10.231.1.I   host I: a peer + pulls  (capped)
+#     spbv-regK  <-> eth0 in spb-regK   10.231.0.(10+K)  registry K of the parallel direct baseline (capped)
 #
 # Upload of a host = egress of eth0 inside its namespace; download = egress of its bridge-side veth (what the
 # bridge forwards toward it). Both are capped at SPB_RATE (spb_shape). Loopback inside a namespace (runtime <->
 # local peer) is not capped, as on a real host.
 SPB_BR=spbbr0
 SPB_PREFIX=10.231
-SPB_NS_RE='^spb-(reg|sched|bad|h[0-9]+)$'
+SPB_NS_RE='^spb-(reg[0-9]*|sched|bad|h[0-9]+)$'
 SPB_FWD_RULE=(FORWARD -i "$SPB_BR" -o "$SPB_BR" -m comment --comment spb-bench -j ACCEPT)
 
+spb_reg_ip() { echo "$SPB_PREFIX.0.$((10 + $1))"; }                                  # registry K
 spb_host_ip() { echo "$SPB_PREFIX.$((1 + ($1 - 1) / 250)).$((1 + ($1 - 1) % 250))"; } # host I (1-based)
 
 # spb_shape DEV [NETNS]: cap DEV's egress at SPB_RATE (e.g. 16mbit).

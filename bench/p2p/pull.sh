@@ -10,7 +10,9 @@ t0=${EPOCHREALTIME/./}
 sum=-
 if [ "$verify" = 1 ]; then
   set -o pipefail
-  sum=$(curl -sS -f --max-time "$max" -w '%{stderr}\n%{http_code} %{size_download}\n' "$url" 2>"$out.curl" | sha256sum | cut -d' ' -f1)
+  # openssl's sha256 uses the CPU's SHA extensions: a quarter of sha256sum's CPU, which 32 pulls at once feel
+  if command -v openssl >/dev/null; then hash=(openssl dgst -sha256 -r); else hash=(sha256sum); fi
+  sum=$(curl -sS -f --max-time "$max" -w '%{stderr}\n%{http_code} %{size_download}\n' "$url" 2>"$out.curl" | "${hash[@]}" | cut -d' ' -f1)
   rc=$?
 else
   curl -sS -f --max-time "$max" -o /dev/null -w '\n%{http_code} %{size_download}\n' "$url" >"$out.curl" 2>&1

@@ -1,17 +1,33 @@
 #!/usr/bin/env node
 // Turns the raw data of bench/p2p/run.sh (OUT/params.json, OUT/runs.tsv, OUT/pulls.tsv) into a markdown table and
 // the verdict (stdout), and optionally an SVG plot and the table spliced into a doc.
-// Usage: node report.mjs OUT [--svg FILE] [--docs FILE]
+// Usage: node report.mjs OUT [OUT2 …] [--svg FILE] [--docs FILE [--block NAME]]
+// --docs replaces what stands between <!-- NAME:begin --> and <!-- NAME:end --> in FILE (NAME: p2p-bench).
+// Several OUTs (runs of the same setup: size, rate, queueing): a run in a later one replaces an earlier one's run
+// of the same kind, N and number, e.g. N = 32 run again after a change, or the direct baseline recorded apart.
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 
-const out = process.argv[2];
+const args = process.argv.slice(2);
 const opt = (k) => {
-  const i = process.argv.indexOf(`--${k}`);
-  return i > 0 ? process.argv[i + 1] : undefined;
+  const i = args.indexOf(`--${k}`);
+  return i >= 0 ? args[i + 1] : undefined;
 };
-const P = JSON.parse(readFileSync(path.join(out, 'params.json'), 'utf8'));
-const rows = (f) => (existsSync(path.join(out, f)) ? readFileSync(path.join(out, f), 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split(/\s+/)) : []);
+const outs = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
+if (!outs.length) {
+  process.stderr.write('usage: node report.mjs OUT [OUT2 …] [--svg FILE] [--docs FILE [--block NAME]]\n');
+  process.exit(2);
+}
+const params = outs.map((o) => JSON.parse(readFileSync(path.join(o, 'params.json'), 'utf8')));
+const P = params[0];
+for (const [i, q] of params.entries()) {
+  const differs = ['size', 'rateBytesPerSec', 'qdisc', 'cc', 'burst', 'verify'].filter((k) => q[k] !== P[k]);
+  if (differs.length) {
+    process.stderr.write(`${outs[i]}: not the same setup as ${outs[0]} (${differs.join(', ')})\n`);
+    process.exit(2);
+  }
+}
+const rows = (o, f) => (existsSync(path.join(o, f)) ? readFileSync(path.join(o, f), 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split(/\s+/)) : []);
 const num = (s) => (s === undefined || s === '-' || s === '' ? NaN : Number(s));
 const F = P.size;
 const FU = F / P.rateBytesPerSec; // the bound for every N (u_registry = u = d)
@@ -27,41 +43,47 @@ const f1 = (x) => (x === Infinity ? '∞' : Number.isFinite(x) ? x.toFixed(1) : 
 const f2 = (x) => (x === Infinity ? '∞' : Number.isFinite(x) ? x.toFixed(2) : '–');
 const fin = (a) => a.filter(Number.isFinite);
 
-// runs.tsv: kind n run start t1 regSent regTx idle min5 bench peerIn upIn served busy fDigest fGone bts victim lies hung
-const runs = rows('runs.tsv').map((r) => ({
-  kind: r[0], n: +r[1], run: +r[2], start: +r[3], end: +r[4], regSent: +r[5], regTx: +r[6], idle: num(r[7]), idleMin: num(r[8]), bench: num(r[9]),
-  peerIn: num(r[10]), upIn: num(r[11]), served: num(r[12]), busy: num(r[13]), fDigest: num(r[14]), fGone: num(r[15]), bts: num(r[16]), victim: r[17], lies: num(r[18]), hung: num(r[19]) || 0,
-}));
-// pulls.tsv: kind n run host start rc t0 t1 code bytes sum
-const digestHex = P.digest.replace(/^sha256:/, '');
-const pulls = rows('pulls.tsv').map((r) => ({
-  kind: r[0], n: +r[1], run: +r[2], host: +r[3], start: +r[4], rc: +r[5], t1: +r[7], code: +r[8], bytes: +r[9], sum: r[10],
-}));
-for (const p of pulls) {
-  p.ok = p.rc === 0 && p.code === 200 && p.bytes === F && (!P.verify || p.sum === digestHex);
-  p.secs = (p.t1 - p.start) / 1e6;
-}
-for (const r of runs) {
-  const mine = pulls.filter((p) => p.kind === r.kind && p.n === r.n && p.run === r.run);
-  const victim = r.victim && r.victim !== '-' ? Number(r.victim.split(',')[0]) : undefined;
-  r.victimHost = victim;
-  r.pulls = mine.filter((p) => p.host !== victim);
-  const ok = r.pulls.filter((p) => p.ok).map((p) => p.secs);
-  r.okCount = ok.length;
-  r.failed = r.pulls.length - ok.length;
-  r.slowestOk = max(ok);
-  // a run with a failed pull has no finite slowest pull: the targets are missed
-  r.slowest = r.failed > 0 ? Infinity : r.slowestOk;
-  r.median = median(ok);
-  r.verified = P.verify ? ok.length : 0;
-}
+const byKey = new Map(); // kind n run -> the run, from the last OUT that has it
+outs.forEach((o, oi) => {
+  // runs.tsv: kind n run start t1 regSent regTx idle min5 bench peerIn upIn served busy fDigest fGone bts victim lies hung
+  const runs = rows(o, 'runs.tsv').map((r) => ({
+    kind: r[0], n: +r[1], run: +r[2], start: +r[3], end: +r[4], regSent: +r[5], regTx: +r[6], idle: num(r[7]), idleMin: num(r[8]), bench: num(r[9]),
+    peerIn: num(r[10]), upIn: num(r[11]), served: num(r[12]), busy: num(r[13]), fDigest: num(r[14]), fGone: num(r[15]), bts: num(r[16]), victim: r[17], lies: num(r[18]), hung: num(r[19]) || 0,
+  }));
+  // pulls.tsv: kind n run host start rc t0 t1 code bytes sum; each OUT has a blob (and digest) of its own
+  const digestHex = params[oi].digest.replace(/^sha256:/, '');
+  const pulls = rows(o, 'pulls.tsv').map((r) => ({
+    kind: r[0], n: +r[1], run: +r[2], host: +r[3], start: +r[4], rc: +r[5], t1: +r[7], code: +r[8], bytes: +r[9], sum: r[10],
+  }));
+  for (const p of pulls) {
+    p.ok = p.rc === 0 && p.code === 200 && p.bytes === F && (!P.verify || p.sum === digestHex);
+    p.secs = (p.t1 - p.start) / 1e6;
+  }
+  for (const r of runs) {
+    const mine = pulls.filter((p) => p.kind === r.kind && p.n === r.n && p.run === r.run);
+    const victim = r.victim && r.victim !== '-' ? Number(r.victim.split(',')[0]) : undefined;
+    r.victimHost = victim;
+    r.pulls = mine.filter((p) => p.host !== victim);
+    const ok = r.pulls.filter((p) => p.ok).map((p) => p.secs);
+    r.okCount = ok.length;
+    r.failed = r.pulls.length - ok.length;
+    r.slowestOk = max(ok);
+    // a run with a failed pull has no finite slowest pull: the targets are missed
+    r.slowest = r.failed > 0 ? Infinity : r.slowestOk;
+    r.median = median(ok);
+    r.verified = P.verify ? ok.length : 0;
+    byKey.set(`${r.kind} ${r.n} ${r.run}`, r);
+  }
+});
+const runs = [...byKey.values()];
 const sel = (kind, n) => runs.filter((r) => r.kind === kind && r.n === n);
-const ns = [...new Set(runs.filter((r) => r.kind === 'p2p').map((r) => r.n))].sort((a, b) => a - b);
+// N = 1 is the calibration's lone direct pull
+const ns = [...new Set(runs.filter((r) => r.kind === 'p2p' || (r.kind === 'direct' && r.n > 1)).map((r) => r.n))].sort((a, b) => a - b);
 
 const lines = [];
 const say = (s = '') => lines.push(s);
 say(`Image: one blob of ${P.sizeMiB} MiB (F = ${F} bytes) of random bytes. Every host, the registry and the corrupt peer capped at ${P.rate} each way (${P.qdisc === 'fifo' ? `tc tbf, burst ${P.burst}, one 50 ms FIFO` : 'tc htb, small packets first, bulk in a 50 ms FIFO'}; TCP ${P.cc}); the scheduler's link is not capped. F/u = ${f1(FU)} s is the bound for every N here, since u_registry = u = d: max(F/u, F/d, N·F/((N+1)·u)) = F/u.`);
-say(`Runs: ${P.runs} P2P runs per N (fresh scheduler, fresh peers with empty stores each time), ${P.directRuns} direct run(s) per N. Times run from one common start instant to each curl's exit${P.verify ? '; every pull was piped into sha256sum and compared with the blob digest' : ''}.`);
+say(`Runs: ${max(ns.map((n) => sel('p2p', n).length)) || 0} P2P runs per N (fresh scheduler, fresh peers with empty stores each time), ${max(ns.map((n) => sel('direct', n).length)) || 0} direct run(s) per N${params.some((q) => q.directParallel) ? ', every N at once, each N with a registry and hosts of its own (the same cap): a direct run is bound by its registry\'s link, not by the CPUs' : ''}. Times run from one common start instant to each curl's exit${P.verify ? '; every pull was piped into a SHA-256 digest and compared with the blob digest' : ''}.`);
 const cal = sel('direct', 1)[0];
 if (cal) say(`Calibration: one lone pull straight from the registry took ${f1(cal.slowest)} s (${f2(cal.slowest / FU)} × F/u; TCP/IP/Ethernet headers take about 4.4 % of a capped link, so about 1.05 is the best a transfer can do).`);
 say();
@@ -116,7 +138,7 @@ say();
 const v16 = summary[16];
 const v32 = summary[32];
 if (v16) {
-  say(`- N = 16, slowest P2P pull within 1.5 × the bound: **${v16.worst <= 1.5 * v16.bound ? 'PASS' : 'MISS'}** (worst of ${P.runs} runs ${f1(v16.worst)} s = ${f2(v16.worst / v16.bound)} × ${f1(v16.bound)} s; median of runs ${f2(v16.slowMed / v16.bound)} ×)`);
+  say(`- N = 16, slowest P2P pull within 1.5 × the bound: **${v16.worst <= 1.5 * v16.bound ? 'PASS' : 'MISS'}** (worst of ${sel('p2p', 16).length} runs ${f1(v16.worst)} s = ${f2(v16.worst / v16.bound)} × ${f1(v16.bound)} s; median of runs ${f2(v16.slowMed / v16.bound)} ×)`);
   say(`- N = 16, registry sends at most 1.1 × F: **${v16.reg <= 1.1 ? 'PASS' : 'MISS'}** (worst run ${f2(v16.reg)} × F in response bodies, ${f2(v16.regTx)} × F on the wire with headers)`);
 }
 if (v32 && Number.isFinite(v32.dSlow)) say(`- N = 32, at least 8 × faster than direct pulls: **${v32.speedup >= 8 ? 'PASS' : 'MISS'}** (direct slowest ${f1(v32.dSlow)} s vs P2P slowest ${f1(v32.worst)} s in the worst run: ${f1(v32.speedup)} ×; ${f1(v32.speedupMed)} × against the median run)`);
@@ -186,7 +208,8 @@ if (svgFile && ns.length) {
 const docs = opt('docs');
 if (docs) {
   const doc = readFileSync(docs, 'utf8');
-  const a = '<!-- p2p-bench:begin -->', b = '<!-- p2p-bench:end -->';
+  const block = opt('block') ?? 'p2p-bench';
+  const a = `<!-- ${block}:begin -->`, b = `<!-- ${block}:end -->`;
   const i = doc.indexOf(a), j = doc.indexOf(b);
   if (i < 0 || j < i) process.stderr.write(`${docs}: no ${a} … ${b} block: not changed\n`);
   else writeFileSync(docs, doc.slice(0, i + a.length) + '\n' + text + doc.slice(j));

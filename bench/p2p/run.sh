@@ -5,7 +5,7 @@
 # N in P2P_NS:
 #   - P2P: N hosts, each with a fresh `sampan p2p peer` (cold piece store), pull one P2P_SIZE_MB MiB blob of
 #     random bytes through their peer at the same instant (curl in the host's namespace, the bytes piped into
-#     sha256sum when P2P_VERIFY=1); P2P_RUNS times, a fresh scheduler and fresh peers each time
+#     a SHA-256 digest when P2P_VERIFY=1); P2P_RUNS times, a fresh scheduler and fresh peers each time
 #   - direct: the same N pulls straight from the registry, P2P_DIRECT_RUNS times
 # then, at N = P2P_FAULT_N, the fault runs in P2P_FAULTS:
 #   kill-seed    the task's seed is killed (SIGKILL) once it holds 30 % of the pieces and has children
@@ -22,10 +22,12 @@
 # Env: P2P_NS ("4 8 16 32")  P2P_RUNS (3)  P2P_DIRECT_RUNS (1)  P2P_RATE (12mbit, tc syntax: kbit|mbit|gbit; at 12mbit the 2 CPUs stay over 30 % idle up to N = 16)
 #      P2P_SIZE_MB (256)  P2P_FAULT_N (16)  P2P_FAULTS ("kill-seed kill-parent corrupt"; "" for none)
 #      P2P_VERIFY (1: sha256 of every pull)  P2P_DIRECT (1; 0 skips the direct baseline)
+#      P2P_DIRECT_PARALLEL (1: every N's direct baseline at once, each on a registry of its own; 0: one N after another)
 #      P2P_CALIBRATE (1: one lone direct pull first, the goodput a host gets at P2P_RATE)
 #      P2P_OUT (raw data, logs and the table; default /tmp/spb-results-DATE)  P2P_SVG (write the plot there,
 #      e.g. docs/img/p2p-completion.svg)  P2P_DOCS=FILE (replace the block between <!-- p2p-bench:begin -->
-#      and <!-- p2p-bench:end --> in FILE with the table)  P2P_PEER_ARGS / P2P_SCHED_ARGS (extra flags)
+#      and <!-- p2p-bench:end --> in FILE with the table; P2P_DOCS_BLOCK names another block)
+#      P2P_PEER_ARGS / P2P_SCHED_ARGS (extra flags)
 #      P2P_BURST (tbf burst, 64kb)
 # Results and how to read them: docs/benchmarks.md, "P2P distribution on emulated hosts".
 # Everything is in namespaces spb-*, the bridge spbbr0 and a tmpfs under a temp dir; all of it goes at exit.
@@ -54,10 +56,12 @@ FAULT_N=${P2P_FAULT_N:-16}
 FAULTS=${P2P_FAULTS-"kill-seed kill-parent corrupt"}
 VERIFY=${P2P_VERIFY:-1}
 DIRECT=${P2P_DIRECT:-1}
+DIRECT_PAR=${P2P_DIRECT_PARALLEL:-1}
 CALIBRATE=${P2P_CALIBRATE:-1}
 OUT=${P2P_OUT:-/tmp/spb-results-$(date +%Y%m%d-%H%M%S)}
 SVG=${P2P_SVG:-}
 DOCS=${P2P_DOCS:-}
+DOCS_BLOCK=${P2P_DOCS_BLOCK:-}
 PEER_ARGS=${P2P_PEER_ARGS:-}
 PEER_ENV=${P2P_PEER_ENV:-} # e.g. SAMPAN_P2P_PEER_STALL_SECONDS=60 (settings that have no flag)
 SCHED_ARGS=${P2P_SCHED_ARGS:-}
@@ -74,6 +78,12 @@ SIZE=$((SIZE_MB * 1048576))
 SPB_RATE_BPS=$RATE_BPS
 MAXN=1 # hosts to build: the largest N, the fault runs' N, and one for the calibration
 for n in $NS_LIST ${FAULTS:+$FAULT_N}; do [ "$n" -gt "$MAXN" ] && MAXN=$n; done
+NREG=0 # the parallel direct baseline's extra registries, one per N, each with hosts of its own
+if [ "$DIRECT" = 1 ] && [ "$DIRECT_PAR" = 1 ]; then
+  n=0
+  for i in $NS_LIST; do n=$((n + i)) NREG=$((NREG + 1)); done
+  [ "$n" -gt "$MAXN" ] && MAXN=$n
+fi
 [ -n "$(spb_leftovers)" ] && die "leftovers of another bench/p2p run (another one running?):$(spb_leftovers | tr '\n' ' ')"
 
 T=$(mktemp -d /tmp/spb.XXXXXX) || die "mktemp failed"
@@ -81,7 +91,7 @@ FS=$T/fs
 mkdir -p "$FS" "$OUT/raw"
 CG=/sys/fs/cgroup/cpuacct/spb-bench.$$
 CG_HOME=$(awk -F: '$2 ~ /(^|,)cpuacct(,|$)/{print $3; exit}' /proc/self/cgroup)
-SAMPLER_PID="" PROG_PID="" REG_PID="" SCHED_PID="" LIAR_PID=""
+SAMPLER_PID="" PROG_PID="" REG_PID="" SCHED_PID="" LIAR_PID="" REG_PIDS=()
 declare -A PEER_PID
 PULLS=()
 
@@ -91,7 +101,7 @@ cleanup() {
   log "cleaning up"
   for i in $SAMPLER_PID $PROG_PID; do kill "$i" 2>/dev/null; done
   # everything else runs inside our namespaces (pulls, peers, scheduler, registry, liar): killed by PID there
-  { spb_net_down; for i in $SAMPLER_PID $PROG_PID $REG_PID $SCHED_PID $LIAR_PID "${PEER_PID[@]}" "${PULLS[@]}"; do wait "$i"; done; } 2>/dev/null
+  { spb_net_down; for i in $SAMPLER_PID $PROG_PID $REG_PID "${REG_PIDS[@]}" $SCHED_PID $LIAR_PID "${PEER_PID[@]}" "${PULLS[@]}"; do wait "$i"; done; } 2>/dev/null
   if [ -n "$CG" ] && [ -d "$CG" ]; then
     echo $$ >"/sys/fs/cgroup/cpuacct${CG_HOME}/cgroup.procs" 2>/dev/null
     for i in $(seq 1 20); do rmdir "$CG" 2>/dev/null && break; sleep 0.25; done
@@ -128,6 +138,7 @@ SAMPLER_PID=$!
 
 log "building the network: registry, scheduler, corrupt-peer and $MAXN host namespaces at $SPB_RATE each way"
 spb_net_up "$MAXN" || die "could not build the network"
+for ((i = 1; i <= NREG; i++)); do spb_ns_add "spb-reg$i" "$(spb_reg_ip "$i")" "spbv-reg$i" 1 || die "could not build the network"; done
 REG=$SPB_PREFIX.0.2 SCHED=$SPB_PREFIX.0.3 BAD=$SPB_PREFIX.0.4
 
 # ---------- registry and blob ----------
@@ -150,13 +161,22 @@ code=$(in_ns spb-reg curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-
 rm -f "$FS/blob"
 BLOB_PATH=/v2/bench/p2p/blobs/$DIGEST
 log "blob $DIGEST ($SIZE bytes)"
-reg_sent() { in_ns spb-reg curl -s -m 5 http://127.0.0.1:5000/metrics | awk '/^sampan_registry_http_sent_bytes_total /{printf "%.0f", $2}'; }
+reg_sent() { in_ns "${1:-spb-reg}" curl -s -m 5 http://127.0.0.1:5000/metrics | awk '/^sampan_registry_http_sent_bytes_total /{printf "%.0f", $2}'; }
+# the parallel direct baseline's registries serve the same storage (read-only from here on)
+REG_PIDS=()
+for ((i = 1; i <= NREG; i++)); do
+  ip netns exec "spb-reg$i" "$SAMPAN" registry --root "$FS/registry" --addr 0.0.0.0:5000 --log-level warn 2>"$OUT/raw/setup/registry$i.log" &
+  REG_PIDS+=($!)
+done
+for ((i = 1; i <= NREG; i++)); do
+  wait_url "spb-reg$i" "http://127.0.0.1:5000$BLOB_PATH" 30 || die "registry $i did not come up: $(tail -5 "$OUT/raw/setup/registry$i.log")"
+done
 
 # F/u: the bound for every N here, since u_registry = u = d (max(F/u, F/d, N F/((N+1) u)) = F/u)
 FU=$(awk -v f="$SIZE" -v u="$RATE_BPS" 'BEGIN{printf "%.2f", f/u}')
 cat >"$OUT/params.json" <<EOF
 {"size": $SIZE, "sizeMiB": $SIZE_MB, "rate": "$SPB_RATE", "rateBytesPerSec": $RATE_BPS, "burst": "$SPB_BURST", "qdisc": "$SPB_QDISC", "cc": "${SPB_CC:-$(sysctl -n net.ipv4.tcp_congestion_control) (default)}", "runs": $RUNS,
- "directRuns": $DIRECT_RUNS, "ns": [$(echo $NS_LIST | tr ' ' ',')], "faultN": $FAULT_N, "faults": "$FAULTS", "verify": $VERIFY,
+ "directRuns": $DIRECT_RUNS, "ns": [$(echo $NS_LIST | tr ' ' ',')], "faultN": $FAULT_N, "faults": "$FAULTS", "verify": $VERIFY, "directParallel": $([ "$DIRECT_PAR" = 1 ] && echo true || echo false),
  "digest": "$DIGEST", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "cpus": $(nproc),
  "machine": "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)",
  "versions": "node $(node --version), curl $(curl --version | head -1 | cut -d' ' -f2), $(tc -V | sed 's/.*iproute2-/iproute2 /;s/,.*//'), sampan $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/'), dist/ built $BUILD_AT${STALE:+ (older than $STALE)}",
@@ -287,7 +307,7 @@ watch_pulls() { # N DIR
 
 # one run: KIND (p2p|direct|kill-seed|kill-parent|corrupt) N RUN
 run_one() {
-  local kind=$1 n=$2 r=$3 dir i url max t1 rs rt rs1 rt1 totals cpu victim=- lies=-
+  local kind=$1 n=$2 r=$3 dir i url max t1 rs rt rs1 rt1 totals victim=- lies=-
   dir=$OUT/raw/$kind-n$n-r$r
   mkdir -p "$dir"
   if [ "$kind" != direct ]; then
@@ -331,19 +351,56 @@ run_one() {
   [ -f "$dir/victim" ] && victim=$(tr ' ' ',' <"$dir/victim")
   [ "$kind" = corrupt ] && lies=$(in_ns spb-bad curl -s -m 3 "http://127.0.0.1:65002/stats" | jq -r '.lies' 2>/dev/null)
   stop_daemons
+  record_run "$kind" "$n" "$r" "$dir" "$t1" "$((rs1 - rs))" "$((rt1 - rt))" "$totals $victim ${lies:--} $(cat "$dir/hung" 2>/dev/null | wc -l)"
+}
+
+# record_run KIND N RUN DIR T1 REG_SENT REG_TX "PEER_TOTALS VICTIM LIES HUNG": the run's rows in pulls.tsv and runs.tsv
+record_run() {
+  local kind=$1 n=$2 r=$3 dir=$4 t1=$5 sent=$6 tx=$7 rest=$8 cpu i
   cpu=$(cpu_window "$START_US" "$t1")
   for ((i = 1; i <= n; i++)); do
     echo "$kind $n $r $i $START_US $(cat "$dir/h$i.pull" 2>/dev/null || echo "99 0 0 0 0 -")"
   done >>"$OUT/pulls.tsv"
-  echo "$kind $n $r $START_US $t1 $((rs1 - rs)) $((rt1 - rt)) $cpu $totals $victim ${lies:--} $(cat "$dir/hung" 2>/dev/null | wc -l)" >>"$OUT/runs.tsv"
+  echo "$kind $n $r $START_US $t1 $sent $tx $cpu $rest" >>"$OUT/runs.tsv"
   awk -v k="$kind" -v n="$n" -v r="$r" -v d="${DIGEST#sha256:}" -v size="$SIZE" -v s="$START_US" -v v="$VERIFY" '
     $1==k && $2==n && $3==r { c=($8-s)/1e6; ok = ($6==0 && $9==200 && $10==size && (v!=1 || $11==d)); if (ok) { m = c > m ? c : m; good++ } else bad++ }
     END { printf "%d ok, %d failed, slowest %.1f s", good, bad, m }' "$OUT/pulls.tsv" >"$dir/summary"
-  log "  $kind N=$n run $r: $(cat "$dir/summary"); registry sent $(awk -v a="$((rs1 - rs))" -v f="$SIZE" 'BEGIN{printf "%.2f", a/f}') F; CPU idle/min5s/bench % $cpu"
+  log "  $kind N=$n run $r: $(cat "$dir/summary"); registry sent $(awk -v a="$sent" -v f="$SIZE" 'BEGIN{printf "%.2f", a/f}') F; CPU idle/min5s/bench % $cpu"
+}
+
+# run_direct_all RUN: the direct baseline of every N at once, N on registry spb-regK with hosts of its own. Each N
+# has its registry's link to itself, as in a run of its own, and the stage takes the longest N F/u, not their sum.
+run_direct_all() {
+  local r=$1 k=0 off=0 n i max dir t1
+  local -a rs rt
+  max=$(awk -v n="$MAXN" -v fu="$FU" 'BEGIN{printf "%d", 3*n*fu + 180}')
+  START_US=$(($(now_us) + 1500000))
+  PULLS=()
+  for n in $NS_LIST; do
+    k=$((k + 1))
+    dir=$OUT/raw/direct-n$n-r$r
+    mkdir -p "$dir"
+    rs[k]=$(reg_sent "spb-reg$k") rt[k]=$(spb_tx_bytes "spb-reg$k")
+    for ((i = 1; i <= n; i++)); do
+      ip netns exec "spb-h$((off + i))" bash "$HERE/pull.sh" "$START_US" "http://$(spb_reg_ip "$k"):5000$BLOB_PATH" "$dir/h$i.pull" "$VERIFY" "$max" &
+      PULLS+=($!)
+    done
+    off=$((off + n))
+  done
+  wait "${PULLS[@]}"
+  sleep 1 # the last sampler tick
+  k=0
+  for n in $NS_LIST; do
+    k=$((k + 1))
+    dir=$OUT/raw/direct-n$n-r$r
+    # this N's own end: its last pull's exit (the CPU window then covers what ran alongside it)
+    t1=$(cat "$dir"/h*.pull 2>/dev/null | awk 'BEGIN{m=0} $3 > m {m=$3} END{print m}')
+    record_run direct "$n" "$r" "$dir" "$t1" "$(($(reg_sent "spb-reg$k") - rs[k]))" "$(($(spb_tx_bytes "spb-reg$k") - rt[k]))" "- - - - - - - - - 0"
+  done
 }
 
 report() {
-  node "$HERE/report.mjs" "$OUT" ${SVG:+--svg "$SVG"} ${DOCS:+--docs "$DOCS"} >"$OUT/table.md" 2>"$OUT/report.err" ||
+  node "$HERE/report.mjs" "$OUT" ${SVG:+--svg "$SVG"} ${DOCS:+--docs "$DOCS"} ${DOCS_BLOCK:+--block "$DOCS_BLOCK"} >"$OUT/table.md" 2>"$OUT/report.err" ||
     log "report failed: $(cat "$OUT/report.err")"
 }
 
@@ -364,7 +421,13 @@ for f in $FAULTS; do
   run_one "$f" "$FAULT_N" 1
   report
 done
-if [ "$DIRECT" = 1 ]; then
+if [ "$DIRECT" = 1 ] && [ "$DIRECT_PAR" = 1 ]; then
+  for ((r = 1; r <= DIRECT_RUNS; r++)); do
+    log "direct N=$(echo $NS_LIST | tr ' ' ',') at once, run $r/$DIRECT_RUNS (about $(awk -v n="$(echo $NS_LIST | tr ' ' '\n' | sort -n | tail -1)" -v fu="$FU" 'BEGIN{printf "%.0f", n*fu}') s)"
+    run_direct_all "$r"
+  done
+  report
+elif [ "$DIRECT" = 1 ]; then
   for n in $NS_LIST; do
     for ((r = 1; r <= DIRECT_RUNS; r++)); do
       log "direct N=$n run $r/$DIRECT_RUNS (about $(awk -v n="$n" -v fu="$FU" 'BEGIN{printf "%.0f", n*fu}') s)"

@@ -255,6 +255,11 @@ export class StoredTask extends EventEmitter<StoredTaskEvents> {
 
   /** @internal bytes of held pieces; fails if pieces were dropped meanwhile (they may be mid-rewrite). */
   async readRange(position: number, length: number): Promise<Buffer> {
+    // a range inside one recent piece (what a stream to the runtime reads as pieces arrive): no disk, no copy
+    const n = Math.floor(position / this.meta.pieceSize);
+    const hit = this.recent.get(n);
+    const off = position - n * this.meta.pieceSize;
+    if (hit && off + length <= hit.length) return hit.subarray(off, off + length);
     const gen = this.gen;
     const buf = await this.data.read(position, length);
     this.alive();
