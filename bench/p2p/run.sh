@@ -6,7 +6,8 @@
 #   - P2P: N hosts, each with a fresh `sampan p2p peer` (cold piece store), pull one P2P_SIZE_MB MiB blob of
 #     random bytes through their peer at the same instant (curl in the host's namespace, the bytes piped into
 #     a SHA-256 digest when P2P_VERIFY=1); P2P_RUNS times, a fresh scheduler and fresh peers each time
-#   - direct: the same N pulls straight from the registry, P2P_DIRECT_RUNS times
+#   - direct: the same N pulls straight from the registry, P2P_DIRECT_RUNS times, after the fault runs; by
+#     default every N at once, each N with a registry (same cap) and hosts of its own
 # then, at N = P2P_FAULT_N, the fault runs in P2P_FAULTS:
 #   kill-seed    the task's seed is killed (SIGKILL) once it holds 30 % of the pieces and has children
 #   kill-parent  the unfinished non-seed peer with the most children is killed once it holds 30 %

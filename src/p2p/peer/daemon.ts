@@ -11,6 +11,9 @@ import { SchedulerClient } from './remote.js';
 import { Mirror, PieceApi } from './server.js';
 import { TaskManager } from './tasks.js';
 
+/** Idle keep-alive of the peer's servers: longer than its clients keep a connection (60 s, remote.ts). */
+const KEEP_ALIVE_MS = 65_000;
+
 export interface RunningPeer {
   log: Logger;
   mirrorAddr: { host: string; port: number };
@@ -45,8 +48,8 @@ export async function startPeer(c: PeerConfig): Promise<RunningPeer> {
   const mirror = new Mirror({ upstream: c.upstream, upstreams: new Map(Object.entries(c.upstreams)), tasks, metrics, log });
   const pieces = new PieceApi({ tasks, store, uploadSlots: c.uploadSlots, upload: new TokenBucket(c.uploadRate), metrics, log });
   const drains = [new ServerDrain(), new ServerDrain()] as const;
-  const serve = (drain: ServerDrain, h: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>) =>
-    http.createServer((req, res) => {
+  const serve = (drain: ServerDrain, h: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>) => {
+    const server = http.createServer((req, res) => {
       res.once('close', drain.begin());
       if (req.url === '/metrics') {
         void metrics.registry.metrics().then((m) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(m));
@@ -59,6 +62,11 @@ export async function startPeer(c: PeerConfig): Promise<RunningPeer> {
         else res.destroy();
       });
     });
+    // a child asks a parent for a piece every few seconds: past Node's 5 s default every request would open a
+    // new connection, and at a few per second per peer their setup costs more CPU than the requests
+    server.keepAliveTimeout = KEEP_ALIVE_MS;
+    return server;
+  };
   const mirrorServer = serve(drains[0], (q, s) => mirror.handle(q, s));
   const peerServer = serve(drains[1], (q, s) => pieces.handle(q, s));
   const mirrorAddr = await drains[0].listen(mirrorServer, ...hostPort(c.listen));
