@@ -139,7 +139,7 @@ SAMPLER_PID=$!
 
 log "building the network: registry, scheduler, corrupt-peer and $MAXN host namespaces at $SPB_RATE each way"
 spb_net_up "$MAXN" || die "could not build the network"
-for ((i = 1; i <= NREG; i++)); do spb_ns_add "spb-reg$i" "$(spb_reg_ip "$i")" "spbv-reg$i" 1 || die "could not build the network"; done
+for ((i = 1; i <= NREG; i++)); do spb_ns_add "spb-reg$i" "$(spb_reg_ip "$i")" "spbv-reg$i" 1 "$SPB_REG_QUEUE_MS" || die "could not build the network"; done
 REG=$SPB_PREFIX.0.2 SCHED=$SPB_PREFIX.0.3 BAD=$SPB_PREFIX.0.4
 
 # ---------- registry and blob ----------
@@ -177,7 +177,7 @@ done
 FU=$(awk -v f="$SIZE" -v u="$RATE_BPS" 'BEGIN{printf "%.2f", f/u}')
 cat >"$OUT/params.json" <<EOF
 {"size": $SIZE, "sizeMiB": $SIZE_MB, "rate": "$SPB_RATE", "rateBytesPerSec": $RATE_BPS, "burst": "$SPB_BURST", "qdisc": "$SPB_QDISC", "cc": "${SPB_CC:-$(sysctl -n net.ipv4.tcp_congestion_control) (default)}", "runs": $RUNS,
- "directRuns": $DIRECT_RUNS, "ns": [$(echo $NS_LIST | tr ' ' ',')], "faultN": $FAULT_N, "faults": "$FAULTS", "verify": $VERIFY, "directParallel": $([ "$DIRECT_PAR" = 1 ] && echo true || echo false),
+ "directRuns": $DIRECT_RUNS, "ns": [$(echo $NS_LIST | tr ' ' ',')], "faultN": $FAULT_N, "faults": "$FAULTS", "verify": $VERIFY, "regQueueMs": $SPB_REG_QUEUE_MS, "directParallel": $([ "$DIRECT_PAR" = 1 ] && echo true || echo false),
  "digest": "$DIGEST", "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "cpus": $(nproc),
  "machine": "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)",
  "versions": "node $(node --version), curl $(curl --version | head -1 | cut -d' ' -f2), $(tc -V | sed 's/.*iproute2-/iproute2 /;s/,.*//'), sampan $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/'), dist/ built $BUILD_AT${STALE:+ (older than $STALE)}",
@@ -373,7 +373,7 @@ record_run() {
 # has its registry's link to itself, as in a run of its own, and the stage takes the longest N F/u, not their sum.
 run_direct_all() {
   local r=$1 k=0 off=0 n i max dir t1
-  local -a rs rt
+  local -a rs rt group
   max=$(awk -v n="$MAXN" -v fu="$FU" 'BEGIN{printf "%d", 3*n*fu + 180}')
   START_US=$(($(now_us) + 1500000))
   PULLS=()
@@ -385,18 +385,20 @@ run_direct_all() {
     for ((i = 1; i <= n; i++)); do
       ip netns exec "spb-h$((off + i))" bash "$HERE/pull.sh" "$START_US" "http://$(spb_reg_ip "$k"):5000$BLOB_PATH" "$dir/h$i.pull" "$VERIFY" "$max" &
       PULLS+=($!)
+      group[k]+=" $!"
     done
     off=$((off + n))
   done
-  wait "${PULLS[@]}"
-  sleep 1 # the last sampler tick
+  # each N recorded (and reported) as soon as its pulls are done: the small ones do not wait for N = 32
   k=0
   for n in $NS_LIST; do
     k=$((k + 1))
     dir=$OUT/raw/direct-n$n-r$r
-    # this N's own end: its last pull's exit (the CPU window then covers what ran alongside it)
+    wait ${group[k]}
+    sleep 1 # the last sampler tick
     t1=$(cat "$dir"/h*.pull 2>/dev/null | awk 'BEGIN{m=0} $3 > m {m=$3} END{print m}')
     record_run direct "$n" "$r" "$dir" "$t1" "$(($(reg_sent "spb-reg$k") - rs[k]))" "$(($(spb_tx_bytes "spb-reg$k") - rt[k]))" "- - - - - - - - - 0"
+    report
   done
 }
 
@@ -427,7 +429,6 @@ if [ "$DIRECT" = 1 ] && [ "$DIRECT_PAR" = 1 ]; then
     log "direct N=$(echo $NS_LIST | tr ' ' ',') at once, run $r/$DIRECT_RUNS (about $(awk -v n="$(echo $NS_LIST | tr ' ' '\n' | sort -n | tail -1)" -v fu="$FU" 'BEGIN{printf "%.0f", n*fu}') s)"
     run_direct_all "$r"
   done
-  report
 elif [ "$DIRECT" = 1 ]; then
   for n in $NS_LIST; do
     for ((r = 1; r <= DIRECT_RUNS; r++)); do
