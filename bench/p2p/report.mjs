@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Turns the raw data of bench/p2p/run.sh (OUT/params.json, OUT/runs.tsv, OUT/pulls.tsv) into a markdown table and
 // the verdict (stdout), and optionally an SVG plot and the table spliced into a doc.
-// Usage: node report.mjs OUT [OUT2 …] [--svg FILE] [--docs FILE [--block NAME]]
+// Usage: node report.mjs OUT [OUT2 …] [--svg FILE] [--docs FILE [--block NAME]] [--ignore OUT:KIND:N …]
+// --ignore leaves OUT's runs of KIND at N out (e.g. runs a fault of the emulation spoilt, recorded again later).
 // --docs replaces what stands between <!-- NAME:begin --> and <!-- NAME:end --> in FILE (NAME: p2p-bench).
 // Several OUTs (runs of the same setup: size, rate, queueing): a run in a later one replaces an earlier one's run
 // of the same kind, N and number, e.g. N = 32 run again after a change, or the direct baseline recorded apart.
@@ -14,8 +15,9 @@ const opt = (k) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const outs = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
+const ignored = new Set(args.filter((a, i) => i > 0 && args[i - 1] === '--ignore'));
 if (!outs.length) {
-  process.stderr.write('usage: node report.mjs OUT [OUT2 …] [--svg FILE] [--docs FILE [--block NAME]]\n');
+  process.stderr.write('usage: node report.mjs OUT [OUT2 …] [--svg FILE] [--docs FILE [--block NAME]] [--ignore OUT:KIND:N …]\n');
   process.exit(2);
 }
 const params = outs.map((o) => JSON.parse(readFileSync(path.join(o, 'params.json'), 'utf8')));
@@ -60,6 +62,7 @@ outs.forEach((o, oi) => {
     p.secs = (p.t1 - p.start) / 1e6;
   }
   for (const r of runs) {
+    if (ignored.has(`${o}:${r.kind}:${r.n}`)) continue;
     const mine = pulls.filter((p) => p.kind === r.kind && p.n === r.n && p.run === r.run);
     const victim = r.victim && r.victim !== '-' ? Number(r.victim.split(',')[0]) : undefined;
     r.victimHost = victim;
@@ -83,7 +86,7 @@ const ns = [...new Set(runs.filter((r) => r.kind === 'p2p' || (r.kind === 'direc
 const lines = [];
 const say = (s = '') => lines.push(s);
 say(`Image: one blob of ${P.sizeMiB} MiB (F = ${F} bytes) of random bytes. Every host, the registry and the corrupt peer capped at ${P.rate} each way (${P.qdisc === 'fifo' ? `tc tbf, burst ${P.burst}, one 50 ms FIFO` : 'tc htb, small packets first, bulk in a 50 ms FIFO'}${P.regQueueMs ? `, ${P.regQueueMs} ms at the registries` : ''}; TCP ${P.cc}); the scheduler's link is not capped. F/u = ${f1(FU)} s is the bound for every N here, since u_registry = u = d: max(F/u, F/d, N·F/((N+1)·u)) = F/u.`);
-say(`Runs: ${max(ns.map((n) => sel('p2p', n).length)) || 0} P2P runs per N (fresh scheduler, fresh peers with empty stores each time), ${max(ns.map((n) => sel('direct', n).length)) || 0} direct run(s) per N${params.some((q) => q.directParallel) ? ', every N at once, each N with a registry and hosts of its own (the same cap): a direct run is bound by its registry\'s link, not by the CPUs' : ''}. Times run from one common start instant to each curl's exit${P.verify ? '; every pull was piped into a SHA-256 digest and compared with the blob digest' : ''}.`);
+say(`Runs: ${max(ns.map((n) => sel('p2p', n).length)) || 0} P2P runs per N (fresh scheduler, fresh peers with empty stores each time), ${max(ns.map((n) => sel('direct', n).length)) || 0} direct run(s) per N${params.some((q) => q.directParallel) && runs.some((r) => r.kind === 'direct' && r.n > 1) ? ', every N at once, each N with a registry and hosts of its own (the same cap): a direct run is bound by its registry\'s link, not by the CPUs' : ''}. Times run from one common start instant to each curl's exit${P.verify ? '; every pull was piped into a SHA-256 digest and compared with the blob digest' : ''}.`);
 const cal = sel('direct', 1)[0];
 if (cal) say(`Calibration: one lone pull straight from the registry took ${f1(cal.slowest)} s (${f2(cal.slowest / FU)} × F/u; TCP/IP/Ethernet headers take about 4.4 % of a capped link, so about 1.05 is the best a transfer can do).`);
 say();
