@@ -243,8 +243,6 @@ export class StoredTask extends EventEmitter<StoredTaskEvents> {
     this.alive();
     if (!this.heldSet.has(n)) throw notFound(`${this.id}: piece ${n} not held`);
     this.touch();
-    const hit = this.recent.get(n);
-    if (hit) return hit;
     this.readers++;
     try {
       return await this.readRange(n * this.meta.pieceSize, pieceLength(this.meta, n));
@@ -255,7 +253,8 @@ export class StoredTask extends EventEmitter<StoredTaskEvents> {
 
   /** @internal bytes of held pieces; fails if pieces were dropped meanwhile (they may be mid-rewrite). */
   async readRange(position: number, length: number): Promise<Buffer> {
-    // a range inside one recent piece (what a stream to the runtime reads as pieces arrive): no disk, no copy
+    this.alive();
+    // a range inside one recent piece (a piece for a peer, or what a stream reads as pieces arrive): no disk, no copy
     const n = Math.floor(position / this.meta.pieceSize);
     const hit = this.recent.get(n);
     const off = position - n * this.meta.pieceSize;
