@@ -85,7 +85,10 @@ const ns = [...new Set(runs.filter((r) => r.kind === 'p2p' || (r.kind === 'direc
 
 const lines = [];
 const say = (s = '') => lines.push(s);
-say(`Image: one blob of ${P.sizeMiB} MiB (F = ${F} bytes) of random bytes. Every host, the registry and the corrupt peer capped at ${P.rate} each way (${P.qdisc === 'fifo' ? `tc tbf, burst ${P.burst}, one 50 ms FIFO` : 'tc htb, small packets first, bulk in a 50 ms FIFO'}${P.regQueueMs ? `, ${P.regQueueMs} ms at the registries` : ''}; TCP ${P.cc}); the scheduler's link is not capped. F/u = ${f1(FU)} s is the bound for every N here, since u_registry = u = d: max(F/u, F/d, N·F/((N+1)·u)) = F/u.`);
+// the registries' queue (run.sh before it had one of its own: a host's 50 ms)
+const regQs = [...new Set(params.map((q) => q.regQueueMs ?? 50))];
+const regQueue = regQs.length > 1 ? `; at the registries ${regQs.join(' or ')} ms, by result dir` : regQs[0] !== 50 ? `, ${regQs[0]} ms at the registries` : '';
+say(`Image: one blob of ${P.sizeMiB} MiB (F = ${F} bytes) of random bytes. Every host, the registry and the corrupt peer capped at ${P.rate} each way (${P.qdisc === 'fifo' ? `tc tbf, burst ${P.burst}, one 50 ms FIFO` : 'tc htb, small packets first, bulk in a 50 ms FIFO'}${regQueue}; TCP ${P.cc}); the scheduler's link is not capped. F/u = ${f1(FU)} s is the bound for every N here, since u_registry = u = d: max(F/u, F/d, N·F/((N+1)·u)) = F/u.`);
 say(`Runs: ${max(ns.map((n) => sel('p2p', n).length)) || 0} P2P runs per N (fresh scheduler, fresh peers with empty stores each time), ${max(ns.map((n) => sel('direct', n).length)) || 0} direct run(s) per N${params.some((q) => q.directParallel) && runs.some((r) => r.kind === 'direct' && r.n > 1) ? ', every N at once, each N with a registry and hosts of its own (the same cap): a direct run is bound by its registry\'s link, not by the CPUs' : ''}. Times run from one common start instant to each curl's exit${P.verify ? '; every pull was piped into a SHA-256 digest and compared with the blob digest' : ''}.`);
 const cal = sel('direct', 1)[0];
 if (cal) say(`Calibration: one lone pull straight from the registry took ${f1(cal.slowest)} s (${f2(cal.slowest / FU)} × F/u; TCP/IP/Ethernet headers take about 4.4 % of a capped link, so about 1.05 is the best a transfer can do).`);
