@@ -374,7 +374,6 @@ record_run() {
 run_direct_all() {
   local r=$1 k=0 off=0 n i max dir t1
   local -a rs rt group
-  max=$(awk -v n="$MAXN" -v fu="$FU" 'BEGIN{printf "%d", 3*n*fu + 180}')
   START_US=$(($(now_us) + 1500000))
   PULLS=()
   for n in $NS_LIST; do
@@ -382,6 +381,7 @@ run_direct_all() {
     dir=$OUT/raw/direct-n$n-r$r
     mkdir -p "$dir"
     rs[k]=$(reg_sent "spb-reg$k") rt[k]=$(spb_tx_bytes "spb-reg$k")
+    max=$(awk -v n="$n" -v fu="$FU" 'BEGIN{printf "%d", 3*n*fu + 180}') # as in run_one
     for ((i = 1; i <= n; i++)); do
       ip netns exec "spb-h$((off + i))" bash "$HERE/pull.sh" "$START_US" "http://$(spb_reg_ip "$k"):5000$BLOB_PATH" "$dir/h$i.pull" "$VERIFY" "$max" &
       PULLS+=($!)
