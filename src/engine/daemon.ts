@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import { gracefulStop } from '../lib/lifecycle.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import type { EngineConfig } from './config.js';
 import { Engine } from './engine.js';
@@ -22,22 +23,13 @@ export async function startEngine(config: EngineConfig, opts: { handleSignals?: 
   await api.listen(config.hosts, tls);
   await fs.writeFile(`${config.execRoot}/engine.pid`, String(process.pid));
   log.info({ root: config.root, execRoot: config.execRoot, containers: engine.containers.list().length, images: engine.images.store.list().length }, 'engine started');
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => (resolveDone = r));
-  let stopping: Promise<void> | undefined;
-  const shutdown = () =>
-    (stopping ??= (async () => {
-      log.info('shutting down: no new requests; containers keep running');
-      await api.close();
-      engine.close();
-      await fs.rm(`${config.execRoot}/engine.pid`, { force: true });
-      log.info('engine stopped');
-      log.flush();
-      resolveDone();
-    })());
-  if (opts.handleSignals !== false) {
-    process.once('SIGTERM', () => void shutdown());
-    process.once('SIGINT', () => void shutdown());
-  }
+  const { done, shutdown } = gracefulStop(async () => {
+    log.info('shutting down: no new requests; containers keep running');
+    await api.close();
+    engine.close();
+    await fs.rm(`${config.execRoot}/engine.pid`, { force: true });
+    log.info('engine stopped');
+    log.flush();
+  }, opts);
   return { engine, api, log, done, shutdown };
 }

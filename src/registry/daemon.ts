@@ -1,4 +1,5 @@
 /** Run the registry in this process: storage, caches, HTTP server, timers, graceful stop. */
+import { gracefulStop } from '../lib/lifecycle.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { RegistryServer } from './api/server.js';
 import { createAuthorizer, toServerAuthorizer } from './auth/index.js';
@@ -89,22 +90,13 @@ export async function startRegistry(config: RegistryConfig, opts: StartOptions =
   }
   for (const t of timers) t.unref();
 
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => (resolveDone = r));
-  let stopping: Promise<void> | undefined;
-  const shutdown = () =>
-    (stopping ??= (async () => {
-      log.info('shutting down: no new connections; waiting for requests in flight');
-      for (const t of timers) clearInterval(t);
-      await server.close(config.shutdownTimeoutSeconds * 1000);
-      upstream?.close?.();
-      log.info('registry stopped');
-      log.flush();
-      resolveDone();
-    })());
-  if (opts.handleSignals !== false) {
-    process.once('SIGTERM', () => void shutdown());
-    process.once('SIGINT', () => void shutdown());
-  }
+  const { done, shutdown } = gracefulStop(async () => {
+    log.info('shutting down: no new connections; waiting for requests in flight');
+    for (const t of timers) clearInterval(t);
+    await server.close(config.shutdownTimeoutSeconds * 1000);
+    upstream?.close?.();
+    log.info('registry stopped');
+    log.flush();
+  }, opts);
   return { registry, server, log, address, done, shutdown };
 }

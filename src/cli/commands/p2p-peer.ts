@@ -76,9 +76,6 @@ export function registerP2pPeer(p2p: Command): void {
         logLevel: o.logLevel as PeerFlags['logLevel'],
       };
       const peer = await startPeer(await loadPeerConfig(flags));
-      const stop = () => void peer.stop();
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
       await peer.done;
       process.exit(0);
     });

@@ -1,5 +1,6 @@
 /** `sampan p2p peer`: the mirror and piece API servers, the piece store, registration with the scheduler. */
 import http from 'node:http';
+import { gracefulStop } from '../../lib/lifecycle.js';
 import { createLogger, type Logger } from '../../lib/log.js';
 import { errorMessage } from '../../lib/errors.js';
 import { ServerDrain } from '../../lib/drain.js';
@@ -18,8 +19,9 @@ export interface RunningPeer {
   log: Logger;
   mirrorAddr: { host: string; port: number };
   peerAddr: { host: string; port: number };
-  stop(): Promise<void>;
+  /** Resolves when the peer has stopped. */
   done: Promise<void>;
+  shutdown(): Promise<void>;
 }
 
 function hostPort(addr: string): [string, number] {
@@ -27,7 +29,7 @@ function hostPort(addr: string): [string, number] {
   return [addr.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0', Number(addr.slice(i + 1))];
 }
 
-export async function startPeer(c: PeerConfig): Promise<RunningPeer> {
+export async function startPeer(c: PeerConfig, opts: { handleSignals?: boolean } = {}): Promise<RunningPeer> {
   const log = createLogger('sampan-p2p-peer', c.logLevel);
   const metrics = new PeerMetrics();
   const store = new PieceStore({ dir: c.root, maxBytes: c.cacheBytes, log });
@@ -77,15 +79,12 @@ export async function startPeer(c: PeerConfig): Promise<RunningPeer> {
   const timer = c.scheduler ? setInterval(register, 10_000) : undefined;
   timer?.unref();
   log.info({ peerId: c.peerId, mirror: c.listen, peer: c.advertise, scheduler: c.scheduler ?? null, upstream: c.upstream }, 'p2p peer started');
-  let finish!: () => void;
-  const done = new Promise<void>((r) => (finish = r));
-  const stop = async () => {
+  const { done, shutdown } = gracefulStop(async () => {
     if (timer) clearInterval(timer);
     // pulls in flight may finish for a while; long-polls from other peers end at once
     await Promise.all([drains[0].close(mirrorServer, 10_000), drains[1].close(peerServer, 1000)]);
     await store.close();
     log.info('p2p peer stopped');
-    finish();
-  };
-  return { log, mirrorAddr, peerAddr, stop, done };
+  }, opts);
+  return { log, mirrorAddr, peerAddr, done, shutdown };
 }

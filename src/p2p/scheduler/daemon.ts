@@ -1,5 +1,6 @@
 /** `sampan p2p scheduler`: state, preheat jobs, the HTTP API, housekeeping timers and a graceful stop. */
 import { splitAddr } from '../../registry/config.js';
+import { gracefulStop } from '../../lib/lifecycle.js';
 import { createLogger, type Logger } from '../../lib/log.js';
 import type { SchedulerConfig } from './config.js';
 import { SchedulerMetrics } from './metrics.js';
@@ -71,23 +72,14 @@ export async function startScheduler(config: SchedulerConfig, opts: StartOptions
   sweep.unref();
   poll.unref();
 
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => (resolveDone = r));
-  let stopping: Promise<void> | undefined;
-  const shutdown = () =>
-    (stopping ??= (async () => {
-      log.info('shutting down: no new connections; waiting for requests in flight');
-      clearInterval(sweep);
-      clearInterval(poll);
-      preheat.close();
-      await server.close(config.shutdownTimeoutSeconds * 1000);
-      log.info('p2p scheduler stopped');
-      log.flush();
-      resolveDone();
-    })());
-  if (opts.handleSignals !== false) {
-    process.once('SIGTERM', () => void shutdown());
-    process.once('SIGINT', () => void shutdown());
-  }
+  const { done, shutdown } = gracefulStop(async () => {
+    log.info('shutting down: no new connections; waiting for requests in flight');
+    clearInterval(sweep);
+    clearInterval(poll);
+    preheat.close();
+    await server.close(config.shutdownTimeoutSeconds * 1000);
+    log.info('p2p scheduler stopped');
+    log.flush();
+  }, opts);
   return { state, preheat, log, address, done, shutdown };
 }
