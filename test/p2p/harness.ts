@@ -163,30 +163,36 @@ export class P2pRig {
     return p;
   }
 
-  /** A blob of random bytes in the registry (monolithic upload); its digest. */
-  async pushBlob(repo: string, size: number): Promise<{ digest: string; data: Buffer }> {
-    const data = randomBytes(size);
+  /** A blob with these bytes in the registry; its digest. */
+  async putBlob(repo: string, data: Buffer<ArrayBuffer>): Promise<string> {
     const digest = sha256(data);
     const res = await fetch(`${this.registry.base}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data, headers: { 'content-type': 'application/octet-stream' } });
     if (res.status !== 201) throw new Error(`push blob: ${res.status} ${await res.text()}`);
-    return { digest, data };
+    return digest;
   }
 
-  /** An image: config + one random layer, tagged; the digests. */
-  async pushImage(repo: string, tag: string, layerSize: number): Promise<{ config: string; layer: string; manifest: string }> {
-    const layer = await this.pushBlob(repo, layerSize);
-    const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] }, config: {} }));
+  /** A blob of random bytes in the registry (monolithic upload); its digest. */
+  async pushBlob(repo: string, size: number): Promise<{ digest: string; data: Buffer }> {
+    const data = randomBytes(size);
+    return { digest: await this.putBlob(repo, data), data };
+  }
+
+  /** An image: config + one layer (random bytes of layerSize, or the uncompressed tar given), tagged; the digests. */
+  async pushImage(repo: string, tag: string, layerBytes: number | Buffer<ArrayBuffer>): Promise<{ config: string; layer: string; manifest: string }> {
+    const bytes = typeof layerBytes === 'number' ? randomBytes(layerBytes) : layerBytes;
+    const layer = await this.putBlob(repo, bytes);
+    const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer] }, config: {} }));
     const config = sha256(cfg);
-    await fetch(`${this.registry.base}/v2/${repo}/blobs/uploads/?digest=${config}`, { method: 'POST', body: cfg });
+    await this.putBlob(repo, cfg);
     const manifest = Buffer.from(JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: cfg.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer.digest, size: layerSize }],
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer, size: bytes.length }],
     }));
     const put = await fetch(`${this.registry.base}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: manifest, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
     if (put.status !== 201) throw new Error(`push manifest: ${put.status} ${await put.text()}`);
-    return { config, layer: layer.digest, manifest: sha256(manifest) };
+    return { config, layer, manifest: sha256(manifest) };
   }
 
   async stop(): Promise<void> {
