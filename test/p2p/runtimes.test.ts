@@ -15,24 +15,22 @@ after(async () => {
   for (const r of rigs) await r.stop();
 });
 
-/** An uncompressed layer: a text file and 3 MiB of random bytes (several pieces); the tar and the big file. */
-async function layerTar(): Promise<{ tar: Buffer<ArrayBuffer>; big: Buffer }> {
-  const big = randomBytes(3 * MiB);
+/** An uncompressed layer: a text file and 3 MiB of random bytes (several pieces). */
+async function layerTar(): Promise<Buffer<ArrayBuffer>> {
   const pack = tar.pack();
   pack.entry({ name: 'hello.txt' }, 'through the peer\n');
-  pack.entry({ name: 'big.bin' }, big);
+  pack.entry({ name: 'big.bin' }, randomBytes(3 * MiB));
   pack.finalize();
   const chunks: Buffer[] = [];
   for await (const c of pack) chunks.push(c as Buffer);
-  return { tar: Buffer.concat(chunks), big };
+  return Buffer.concat(chunks);
 }
 
 async function rigWithImage(repo: string) {
   const r = await P2pRig.start();
   rigs.push(r);
-  const layer = await layerTar();
-  const img = await r.pushImage(repo, '1', layer.tar);
-  return { r, img, layer, ref: `${r.registry.hostPort}/${repo}:1` };
+  const img = await r.pushImage(repo, '1', await layerTar());
+  return { r, img, ref: `${r.registry.hostPort}/${repo}:1` };
 }
 
 test('podman pulls through a peer given as a [[registry.mirror]] in registries.conf', async () => {
