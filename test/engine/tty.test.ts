@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { TestEngine, sleep, type RunResult } from '../harness.js';
 
 let e: TestEngine;
@@ -61,4 +62,29 @@ test('docker run -i pipes stdin; attach streams a running container\'s output', 
   assert.equal(a.code, 9);
   const s = await e.docker(['start', '-a', 'att']);
   assert.equal(s.stdout, 'attached-output\n');
+});
+
+test('exec start: input sent right after the 101 arrives when the body came apart from the headers', async () => {
+  await e.docker(['run', '-d', '--name', 'sh2', 'busybox', 'sleep', '600']);
+  const created = await e.api('POST', '/containers/sh2/exec', { Cmd: ['sh', '-c', 'read l; echo got-$l'], AttachStdin: true, AttachStdout: true, Tty: true });
+  const id = created.json<{ Id: string }>().Id;
+  const body = JSON.stringify({ Detach: false, Tty: true });
+  const sock = net.connect(e.sock);
+  let out = '';
+  const ended = new Promise<void>((resolve) => {
+    sock.on('data', (d: Buffer) => {
+      const first = !out;
+      out += d.toString();
+      // as the docker CLI does: type as soon as the stream is upgraded
+      if (first && out.startsWith('HTTP/1.1 101')) sock.write('hello\n');
+    });
+    sock.on('close', () => resolve());
+  });
+  sock.write(`POST /exec/${id}/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+  await sleep(100);
+  sock.write(body);
+  const timer = setTimeout(() => sock.destroy(), 10_000);
+  await ended;
+  clearTimeout(timer);
+  assert.match(out, /got-hello/);
 });

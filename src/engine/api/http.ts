@@ -101,20 +101,28 @@ export class Ctx {
 
   async bodyBuffer(limit = 16 << 20): Promise<Buffer> {
     if (this.upgrade) {
-      // on an upgrade, Node hands the body over with the socket: take Content-Length bytes, keep the rest as stream data
+      // On an upgrade Node hands the body over with the socket: take Content-Length bytes and keep the rest, which
+      // is the client's stream input. Read in paused mode: a 'data' listener would make the socket flow and drop
+      // what follows, and an explicit pause() would keep the stream from ever flowing again.
       const n = Number(this.req.headers['content-length'] ?? 0);
       if (!(n > 0)) return Buffer.alloc(0);
       if (n > limit) throw invalid(`request body larger than ${limit} bytes`);
+      const s = this.upgrade.socket;
       let buf = this.upgrade.head;
       while (buf.length < n) {
-        const chunk = await new Promise<Buffer | undefined>((resolve) => {
-          const s = this.upgrade!.socket;
-          s.once('data', (d: Buffer) => resolve(d));
-          s.once('end', () => resolve(undefined));
+        const chunk = s.read() as Buffer | null;
+        if (chunk) {
+          buf = Buffer.concat([buf, chunk]);
+          continue;
+        }
+        if (s.readableEnded || s.destroyed) break;
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            for (const ev of ['readable', 'end', 'close']) s.off(ev, wake);
+            resolve();
+          };
+          for (const ev of ['readable', 'end', 'close']) s.on(ev, wake);
         });
-        if (!chunk) break;
-        this.upgrade.socket.pause();
-        buf = Buffer.concat([buf, chunk]);
       }
       this.upgrade.head = buf.subarray(n);
       return buf.subarray(0, n);
