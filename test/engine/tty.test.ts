@@ -88,3 +88,21 @@ test('exec start: input sent right after the 101 arrives when the body came apar
   clearTimeout(timer);
   assert.match(out, /got-hello/);
 });
+
+test('a client that resets an attached stream does not take the engine down', async () => {
+  await e.docker(['run', '-d', '--name', 'chatty', 'busybox', 'yes', 'chatter']);
+  const sock = net.connect(e.sock);
+  await new Promise<void>((resolve) => {
+    sock.once('data', () => {
+      // stop reading: unread output in our receive queue makes the close a reset on the engine's side
+      sock.pause();
+      resolve();
+    });
+    sock.write('POST /containers/chatty/attach?stream=1&stdout=1 HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
+  });
+  await sleep(300);
+  sock.destroy();
+  await sleep(500);
+  assert.equal((await e.api('GET', '/_ping')).status, 200);
+  assert.equal((await e.docker(['inspect', '-f', '{{.State.Running}}', 'chatty'])).stdout.trim(), 'true');
+});

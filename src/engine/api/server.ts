@@ -56,7 +56,11 @@ export class ApiServer {
         : http.createServer();
       server.keepAliveTimeout = 60_000;
       server.on('request', (req, res) => void this.dispatch(req, res));
-      server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void this.dispatch(req, undefined, { socket, head }));
+      server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+        // Node drops its own error handler from an upgraded socket: a client that resets it must not crash the engine
+        socket.on('error', () => socket.destroy());
+        void this.dispatch(req, undefined, { socket, head });
+      });
       server.on('connection', (s: Socket) => {
         this.sockets.add(s);
         s.once('close', () => this.sockets.delete(s));
