@@ -1,4 +1,4 @@
-import { invalid, errorMessage } from '../../lib/errors.js';
+import { invalid, errorMessage, notImplemented } from '../../lib/errors.js';
 import type { Ctx, Router } from './http.js';
 import { frame } from './http.js';
 import type { Engine } from '../engine.js';
@@ -7,6 +7,8 @@ import { containerInspect, containerSummary } from './views.js';
 import { readLog, parseUnixNano } from '../containers/logs.js';
 import type { WaitCondition } from '../containers/service.js';
 import type { ContainerRecord } from '../containers/model.js';
+import { pruneContainers } from '../containers/prune.js';
+import { readable } from '../containers/logconfig.js';
 import path from 'node:path';
 
 const RAW = 'application/vnd.docker.raw-stream';
@@ -68,6 +70,8 @@ export function containerRoutes(r: Router, e: Engine): void {
     if (limit > 0) list = list.slice(0, limit);
     ctx.send(200, list.map((c) => containerSummary(c, imageName(c))));
   });
+
+  r.add('POST', '/containers/prune', async (ctx) => ctx.send(200, await pruneContainers(svc, ctx.filters())));
 
   r.add('POST', '/containers/create', async (ctx) => {
     const body = await ctx.json();
@@ -148,6 +152,7 @@ export function containerRoutes(r: Router, e: Engine): void {
 
   r.add('GET', '/containers/{id}/logs', async (ctx) => {
     const c = svc.get(ctx.param('id'));
+    if (!readable(c.HostConfig.LogConfig)) throw notImplemented('configured logging driver does not support reading');
     const stdout = ctx.bool('stdout');
     const stderr = ctx.bool('stderr');
     if (!stdout && !stderr) throw invalid('You must choose at least one stream');

@@ -5,6 +5,7 @@ import type { Engine } from '../engine.js';
 import type { EngineEvent } from '../events.js';
 import { invalid } from '../../lib/errors.js';
 import { labelMatch, parseTime } from '../images/service.js';
+import { LOG_DRIVERS } from '../containers/logconfig.js';
 import { seccompActive } from '../containers/security.js';
 
 function eventMatches(ev: EngineEvent, filters: Map<string, string[]>): boolean {
@@ -77,7 +78,7 @@ export function systemRoutes(r: Router, e: Engine): void {
       Images: e.images.store.list().length,
       Driver: 'overlay2',
       DriverStatus: [['Backing Filesystem', 'overlayfs layers'], ['Supports d_type', 'true']],
-      Plugins: { Volume: ['local'], Network: ['host', 'none'], Authorization: null, Log: ['k8s-file'] },
+      Plugins: { Volume: ['local'], Network: ['host', 'none'], Authorization: null, Log: LOG_DRIVERS },
       MemoryLimit: true,
       SwapLimit: true,
       CpuCfsPeriod: true,
@@ -91,7 +92,7 @@ export function systemRoutes(r: Router, e: Engine): void {
       OomKillDisable: false,
       NGoroutines: 0,
       SystemTime: new Date().toISOString(),
-      LoggingDriver: 'k8s-file',
+      LoggingDriver: LOG_DRIVERS[0],
       CgroupDriver: 'cgroupfs',
       CgroupVersion: e.cgroupVersion,
       NEventsListener: 0,

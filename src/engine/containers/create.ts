@@ -6,6 +6,7 @@ import type { ContainerConfig, HostConfig, MountSpec, RestartPolicy } from './mo
 import type { CreateBody } from './validate.js';
 import { quotaSize } from '../quota/quota.js';
 import { richConfig } from './rich.js';
+import { normalizeLogConfig, type LogConfig } from './logconfig.js';
 import { mergeHealthcheck } from './health.js';
 import { parseSecurityOpts, validateDevices, validateSysctls, type DeviceMapping } from './security.js';
 
@@ -98,7 +99,7 @@ export function normalizeHostConfig(hc: Record<string, unknown> | null | undefin
     Ulimits: h.Ulimits ?? null,
     OomScoreAdj: h.OomScoreAdj ?? 0,
     Sysctls: h.Sysctls ?? undefined,
-    LogConfig: { Type: 'k8s-file', Config: {} },
+    LogConfig: normalizeLogConfig(h.LogConfig as LogConfig | undefined),
   };
 }
 

@@ -1,6 +1,7 @@
 import type { ContainerNet, EndpointSettings } from '../network/service.js';
 import type { HealthConfig } from '../../lib/oci.js';
 import type { HealthState } from './health.js';
+import type { LogConfig } from './logconfig.js';
 
 /** Docker's container Config, as the API sends and shows it. */
 export interface ContainerConfig {
@@ -77,7 +78,7 @@ export interface HostConfig {
   Sysctls?: Record<string, string>;
   /** `size` limits the writable layer. */
   StorageOpt?: Record<string, string> | null;
-  LogConfig: { Type: string; Config: Record<string, string> };
+  LogConfig: LogConfig;
   [key: string]: unknown;
 }
 

@@ -25,6 +25,7 @@ import { applyRich, type RichInits } from './rich.js';
 import { mergeEnv } from './parse.js';
 import { CreateBodySchema, parseBody } from './validate.js';
 import { OomWatch } from './oom.js';
+import { logConfigWarnings, logSizeMax, readable } from './logconfig.js';
 import type { HealthMonitor } from './health.js';
 import { checkResources, cgroupsPathOf, mergeUpdate, updateResources, validateResources } from './resources.js';
 
@@ -217,7 +218,7 @@ export class ContainerService {
     }
     const image = this.d.images.resolve(body.Image);
     const hostConfig = normalizeHostConfig(body.HostConfig as Record<string, unknown>);
-    const warnings = await checkResources(body.Labels, hostConfig);
+    const warnings = [...(await checkResources(body.Labels, hostConfig)), ...logConfigWarnings(hostConfig.LogConfig)];
     const id = newId();
     const { config, path: p, args } = mergeConfig(body, image, id);
     let cname = name || randomName();
@@ -362,7 +363,8 @@ export class ContainerService {
         name: rec.Name,
         bundle: this.bundle(rec.Id),
         spec,
-        logPath: this.logPath(rec.Id),
+        logPath: readable(rec.HostConfig.LogConfig) ? this.logPath(rec.Id) : undefined,
+        logSizeMax: logSizeMax(rec.HostConfig.LogConfig),
         exitDir: this.exitsDir,
         tty: rec.Config.Tty,
         stdin,

@@ -73,7 +73,10 @@ export interface CreateOptions {
   name: string;
   bundle: string;
   spec: unknown;
-  logPath: string;
+  /** The k8s-file log; none without. */
+  logPath?: string;
+  /** Bytes the log may reach before conmon starts it afresh. */
+  logSizeMax?: number;
   exitDir: string;
   tty: boolean;
   stdin: boolean;
@@ -147,7 +150,8 @@ export class Conmon {
     await fs.rm(path.join(o.exitDir, o.id), { force: true });
     await atomicWriteJson(path.join(o.bundle, 'config.json'), o.spec);
     const args = this.baseArgs(o.id, o.id, o.name, o.bundle, o.exitDir);
-    args.push('-P', path.join(o.bundle, 'conmon.pid'), '-l', `k8s-file:${o.logPath}`);
+    args.push('-P', path.join(o.bundle, 'conmon.pid'), '-l', o.logPath ? `k8s-file:${o.logPath}` : 'none');
+    if (o.logSizeMax) args.push('--log-size-max', String(o.logSizeMax));
     if (o.tty) args.push('-t');
     if (o.stdin) args.push('-i');
     if (o.stdin && o.leaveStdinOpen) args.push('--leave-stdin-open');
