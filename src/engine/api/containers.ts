@@ -9,14 +9,24 @@ import type { WaitCondition } from '../containers/service.js';
 import type { ContainerRecord } from '../containers/model.js';
 import { pruneContainers } from '../containers/prune.js';
 import { readable } from '../containers/logconfig.js';
+import { labelMatch } from '../images/service.js';
+import { containerNetworks, portSummary } from './netviews.js';
 import path from 'node:path';
 
 const RAW = 'application/vnd.docker.raw-stream';
 const MUX = 'application/vnd.docker.multiplexed-stream';
 
-function labelOk(labels: Record<string, string>, f: string): boolean {
-  const i = f.indexOf('=');
-  return i < 0 ? f in labels : labels[f.slice(0, i)] === f.slice(i + 1);
+/** Docker's publish/expose filter values: "80", "80/udp", "8000-8080/tcp" → the set of "port/proto". */
+function portFilter(name: string, vals: string[]): Set<string> {
+  const out = new Set<string>();
+  for (const v of vals) {
+    const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/.exec(v);
+    if (!m) throw invalid(`invalid value for filter '${name}': ${v}`);
+    const [start, end] = [Number(m[1]), Number(m[2] ?? m[1])];
+    if (end < start || end > 65535) throw invalid(`invalid port range for filter '${name}': ${v}`);
+    for (let p = start; p <= end; p++) out.add(`${p}/${m[3] ?? 'tcp'}`);
+  }
+  return out;
 }
 
 export function containerRoutes(r: Router, e: Engine): void {
@@ -24,11 +34,17 @@ export function containerRoutes(r: Router, e: Engine): void {
 
   const imageName = (rec: ContainerRecord) => rec.Config.Image;
 
-  r.add('GET', '/containers/json', (ctx) => {
+  r.add('GET', '/containers/json', async (ctx) => {
     const all = ctx.bool('all');
     const limit = ctx.int('limit', -1)!;
     const filters = ctx.filters();
     let list = svc.list().filter((c) => all || c.State.Status === 'running' || c.State.Status === 'paused' || c.State.Status === 'restarting' || filters.has('status'));
+    // publish and expose match together: a container passes if either matches one of its ports
+    const publish = portFilter('publish', filters.get('publish') ?? []);
+    const expose = portFilter('expose', filters.get('expose') ?? []);
+    if (publish.size || expose.size) {
+      list = list.filter((c) => portSummary(c).some((p) => publish.has(`${p.PublicPort}/${p.Type}`) || expose.has(`${p.PrivatePort}/${p.Type}`)));
+    }
     for (const [k, vals] of filters) {
       list = list.filter((c) => {
         switch (k) {
@@ -37,7 +53,7 @@ export function containerRoutes(r: Router, e: Engine): void {
           case 'id':
             return vals.some((v) => c.Id.startsWith(v));
           case 'label':
-            return vals.every((v) => labelOk(c.Config.Labels ?? {}, v));
+            return vals.every((v) => labelMatch(c.Config.Labels, v));
           case 'status': {
             const s = c.State.Status === 'exited' && !c.HasBeenStarted && c.State.FinishedAt.startsWith('0001') ? 'created' : c.State.Status;
             return vals.includes(s);
@@ -51,8 +67,13 @@ export function containerRoutes(r: Router, e: Engine): void {
             });
           case 'volume':
             return vals.some((v) => c.Mounts.some((m) => m.Name === v || m.Destination === v));
-          case 'network':
-            return vals.includes(c.HostConfig.NetworkMode === 'default' ? 'bridge' : c.HostConfig.NetworkMode);
+          case 'network': {
+            const attached = Object.entries(containerNetworks(c)).map(([name, ep]) => [name, (ep as { NetworkID?: string }).NetworkID ?? '']);
+            return vals.some((v) => attached.some(([name, id]) => name === v || (id && id.startsWith(v))));
+          }
+          case 'publish':
+          case 'expose':
+            return true;
           case 'before':
           case 'since': {
             const ref = svc.get(vals[0]!);
@@ -68,7 +89,8 @@ export function containerRoutes(r: Router, e: Engine): void {
     }
     list.sort((a, b) => (a.Created < b.Created ? 1 : -1));
     if (limit > 0) list = list.slice(0, limit);
-    ctx.send(200, list.map((c) => containerSummary(c, imageName(c))));
+    const size = ctx.bool('size');
+    ctx.send(200, await Promise.all(list.map(async (c) => ({ ...containerSummary(c, imageName(c)), ...(size ? await svc.sizes(c) : {}) }))));
   });
 
   r.add('POST', '/containers/prune', async (ctx) => ctx.send(200, await pruneContainers(svc, ctx.filters())));
@@ -79,11 +101,11 @@ export function containerRoutes(r: Router, e: Engine): void {
     ctx.send(201, res);
   });
 
-  r.add('GET', '/containers/{id}/json', (ctx) => {
+  r.add('GET', '/containers/{id}/json', async (ctx) => {
     const c = svc.get(ctx.param('id'));
     const dir = svc.dir(c.Id);
     const lowers = c.ImageChain.map((ch) => e.layers.diffDir(ch as `sha256:${string}`)).reverse();
-    ctx.send(200, containerInspect(c, { dir, fs: path.join(dir, 'fs'), lowers }, e.execs.idsFor(c.Id)));
+    ctx.send(200, { ...containerInspect(c, { dir, fs: path.join(dir, 'fs'), lowers }, e.execs.idsFor(c.Id)), ...(ctx.bool('size') ? await svc.sizes(c) : {}) });
   });
 
   r.add('POST', '/containers/{id}/start', async (ctx) => {

@@ -7,6 +7,7 @@ import { invalid } from '../../lib/errors.js';
 import { labelMatch, parseTime } from '../images/service.js';
 import { LOG_DRIVERS } from '../containers/logconfig.js';
 import { seccompActive } from '../containers/security.js';
+import { containerSummary } from './views.js';
 
 function eventMatches(ev: EngineEvent, filters: Map<string, string[]>): boolean {
   for (const [k, vals] of filters) {
@@ -143,10 +144,21 @@ export function systemRoutes(r: Router, e: Engine): void {
   });
 
   r.add('GET', '/system/df', async (ctx) => {
+    const images = e.images.store.list();
+    // a layer shared by images is stored once: count it once, and as shared in each of them
+    const layerSize = new Map<string, number>();
+    const layerUsers = new Map<string, number>();
+    for (const i of images) {
+      for (const l of i.layers) {
+        layerSize.set(l.chainId, l.size);
+        layerUsers.set(l.chainId, (layerUsers.get(l.chainId) ?? 0) + 1);
+      }
+    }
+    const shared = (i: (typeof images)[number]) => i.layers.filter((l) => layerUsers.get(l.chainId)! > 1).reduce((a, l) => a + l.size, 0);
     ctx.send(200, {
-      LayersSize: e.images.store.list().reduce((a, i) => a + i.size, 0),
-      Images: e.images.store.list().map((i) => ({ Id: i.id, ParentId: '', RepoTags: i.repoTags, RepoDigests: i.repoDigests, Created: Math.floor(Date.parse(i.created) / 1000), Size: i.size, SharedSize: -1, Labels: {}, Containers: e.containers.usesImage(i.id).length })),
-      Containers: [],
+      LayersSize: [...layerSize.values()].reduce((a, n) => a + n, 0),
+      Images: images.map((i) => ({ Id: i.id, ParentId: '', RepoTags: i.repoTags, RepoDigests: i.repoDigests, Created: Math.floor(Date.parse(i.created) / 1000), Size: i.size, SharedSize: shared(i), Labels: {}, Containers: e.containers.usesImage(i.id).length })),
+      Containers: await Promise.all(e.containers.list().map(async (c) => ({ ...containerSummary(c, c.Config.Image), ...(await e.containers.sizes(c)) }))),
       Volumes: (await e.volumes.list()).map((v) => ({ ...v, UsageData: { Size: -1, RefCount: e.volumes.inUse(v.Name).length } })),
       BuildCache: [],
     });

@@ -1,6 +1,4 @@
-import path from 'node:path';
 import { invalid } from '../../lib/errors.js';
-import { treeSize } from '../../lib/fsutil.js';
 import { labelMatch, parseTime } from '../images/service.js';
 import type { ContainerService } from './service.js';
 
@@ -22,7 +20,7 @@ export async function pruneContainers(svc: ContainerService, filters: Map<string
     if (LIVE.has(rec.State.Status)) continue;
     if (!want.every((f) => labelMatch(rec.Config.Labels, f)) || reject.some((f) => labelMatch(rec.Config.Labels, f))) continue;
     if (untilMs !== undefined && Date.parse(rec.Created) >= untilMs) continue;
-    const size = await treeSize(svc.d.snapshots.dirs(path.join(svc.dir(rec.Id), 'fs')).upper);
+    const size = (await svc.sizes(rec)).SizeRw;
     try {
       await svc.remove(rec.Id);
     } catch {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { atomicWriteJson, ensureDir, exists, readJson, removeTree } from '../../lib/fsutil.js';
+import { atomicWriteJson, ensureDir, exists, readJson, removeTree, treeSize } from '../../lib/fsutil.js';
 import { conflict, invalid, notFound, notModified, SampanError, errorMessage } from '../../lib/errors.js';
 import { NAME_RE, newId, randomName } from '../../lib/ids.js';
 import { KeyedLock } from '../../lib/keyedlock.js';
@@ -884,6 +884,12 @@ export class ContainerService {
   /** Where the container's overlay dirs are (upper, work, merged: snapshots.dirs). */
   fsBase(id: string): string {
     return path.join(this.dir(id), 'fs');
+  }
+
+  /** Docker's SizeRw (the writable layer's files) and SizeRootFs (those and the image's). */
+  async sizes(rec: ContainerRecord): Promise<{ SizeRw: number; SizeRootFs: number }> {
+    const rw = await treeSize(this.d.snapshots.dirs(this.fsBase(rec.Id)).upper);
+    return { SizeRw: rw, SizeRootFs: rw + (this.d.images.byId(rec.Image as Digest)?.size ?? 0) };
   }
 
   /** The merged root, its size-limited writable layer made usable first (a host reboot undoes loop mounts). */
