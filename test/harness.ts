@@ -69,11 +69,13 @@ export class TestEngine {
   /** Each engine gets a default bridge of its own: engines side by side must not share one subnet and IPAM. */
   readonly bridge = process.env.SAMPAN_BRIDGE_NAME ?? `sampan${randomBytes(3).toString('hex')}`;
   private readonly subnet = process.env.SAMPAN_BRIDGE_SUBNET ?? `10.${150 + randomBytes(1)[0]! % 50}.${randomBytes(1)[0]!}.0/24`;
+  /** And user networks of its own: engines creating networks at once would otherwise pick the same free subnet. */
+  private readonly pool = process.env.SAMPAN_DEFAULT_ADDRESS_POOL ?? `base=10.${60 + randomBytes(1)[0]! % 29}.${randomBytes(1)[0]!}.0/24,size=28`;
 
   async launch(): Promise<void> {
     this.proc = spawn(SAMPAN, ['engine', '--root', path.join(this.dir, 'root'), '--exec-root', path.join(this.dir, 'run'), '--host', `unix://${this.sock}`, '--cgroup-parent', `/${this.cgroupParent}`, ...this.args], {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, SAMPAN_LOG_LEVEL: process.env.SAMPAN_LOG_LEVEL ?? 'info', SAMPAN_BRIDGE_NAME: this.bridge, SAMPAN_BRIDGE_SUBNET: this.subnet },
+      env: { ...process.env, SAMPAN_LOG_LEVEL: process.env.SAMPAN_LOG_LEVEL ?? 'info', SAMPAN_BRIDGE_NAME: this.bridge, SAMPAN_BRIDGE_SUBNET: this.subnet, SAMPAN_DEFAULT_ADDRESS_POOL: this.pool },
     });
     this.proc.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
     const exited = new Promise<void>((r) => this.proc!.once('exit', () => r()));
@@ -134,6 +136,8 @@ export class TestEngine {
     if (this.proc && this.proc.exitCode === null) {
       const ids = (await this.docker(['ps', '-aq'], { timeoutMs: 20_000 })).stdout.split('\n').filter(Boolean);
       if (ids.length) await this.docker(['rm', '-f', ...ids], { timeoutMs: 60_000 });
+      // user networks' bridges and rules are the host's
+      await this.docker(['network', 'prune', '-f'], { timeoutMs: 30_000 });
       await this.terminate();
     }
     for (const pid of await fs.readdir('/proc')) {

@@ -38,6 +38,7 @@ program
   .option('--lxcfs <bool>', 'bind LXCFS views of /proc into containers when lxcfs is installed (default true)')
   .option('--registry-mirror <url>', 'pull mirror, tried before the origin; repeatable ("URL" for docker.io, "HOST[:PORT]=URL" for another registry)', collect)
   .option('--insecure-registry <host>', 'registry (HOST[:PORT] or CIDR) to reach over plain HTTP or unverified TLS; repeatable', collect)
+  .option('--default-address-pool <pool>', 'subnets for user networks, as base=CIDR,size=PREFIX (default base=10.90.0.0/16,size=24)')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
   .action(async (o: Record<string, string | string[] | undefined>) => {
     const config = await loadEngineConfig({
@@ -53,6 +54,7 @@ program
       lxcfs: o.lxcfs === undefined ? undefined : !/^(false|0|no|off)$/i.test(String(o.lxcfs)),
       registryMirrors: o.registryMirror as string[] | undefined,
       insecureRegistries: o.insecureRegistry as string[] | undefined,
+      defaultAddressPool: o.defaultAddressPool as string | undefined,
       logLevel: o.logLevel as 'info' | undefined,
     });
     const running = await startEngine(config);

@@ -27,6 +27,15 @@ export const EngineConfigSchema = z.strictObject({
    */
   bridgeName: z.string().regex(/^sampan[a-zA-Z0-9_.-]{1,9}$/, 'a bridge name "sampan" followed by 1 to 9 characters').default('sampan0'),
   bridgeSubnet: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/).default('10.89.0.0/16'),
+  /** Where user networks get their subnets when none is given: Docker's --default-address-pool "base=CIDR,size=N". */
+  defaultAddressPool: z
+    .string()
+    .regex(/^base=\d+\.\d+\.\d+\.\d+\/\d+,size=\d+$/, 'base=CIDR,size=PREFIX, like base=10.90.0.0/16,size=24')
+    .refine((v) => {
+      const [, prefix, size] = /\/(\d+),size=(\d+)$/.exec(v)!.map(Number);
+      return prefix! <= size! && size! <= 30;
+    }, 'the pool\'s size must be a prefix length at least its base\'s and at most 30')
+    .default('base=10.90.0.0/16,size=24'),
   /** Where the CNI plugins are (Debian's containernetworking-plugins). */
   cniPluginDirs: z.array(z.string().min(1)).default(['/usr/lib/cni', '/opt/cni/bin']),
 });
@@ -50,6 +59,7 @@ export async function loadEngineConfig(flags: Partial<EngineConfig> & { config?:
   if (process.env.SAMPAN_LOG_LEVEL) env.logLevel = process.env.SAMPAN_LOG_LEVEL;
   if (process.env.SAMPAN_BRIDGE_NAME) env.bridgeName = process.env.SAMPAN_BRIDGE_NAME;
   if (process.env.SAMPAN_BRIDGE_SUBNET) env.bridgeSubnet = process.env.SAMPAN_BRIDGE_SUBNET;
+  if (process.env.SAMPAN_DEFAULT_ADDRESS_POOL) env.defaultAddressPool = process.env.SAMPAN_DEFAULT_ADDRESS_POOL;
   const given = Object.fromEntries(Object.entries(flags).filter(([k, v]) => v !== undefined && k !== 'config'));
   const r = EngineConfigSchema.safeParse({ ...fromFile, ...env, ...given });
   if (!r.success) {

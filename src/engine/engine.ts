@@ -75,6 +75,7 @@ export class Engine {
       root,
       bridgeName: config.bridgeName,
       bridgeSubnet: config.bridgeSubnet,
+      defaultAddressPool: config.defaultAddressPool,
       cniPluginDirs: config.cniPluginDirs,
       log,
       events: this.events,

@@ -13,6 +13,7 @@ const BRIDGE = `sampant${process.pid % 100000}`;
 const SUBNET_OCTET = 100 + (process.pid % 100);
 process.env.SAMPAN_BRIDGE_NAME = BRIDGE;
 process.env.SAMPAN_BRIDGE_SUBNET = `10.${SUBNET_OCTET}.0.0/24`;
+process.env.SAMPAN_DEFAULT_ADDRESS_POOL = `base=10.${SUBNET_OCTET}.16.0/20,size=24`;
 
 let e: TestEngine;
 before(async () => {
@@ -131,8 +132,10 @@ test('a user network: containers reach each other by IP and name, not across net
   await ok(['network', 'rm', 'tn1', 'tn2']);
 });
 
-test('connect and disconnect a running container, with an alias', async () => {
+test('connect and disconnect a running container, with an alias; a created one keeps its network mode', async () => {
   await ok(['network', 'create', 'tn3']);
+  // the first subnet of the engine's --default-address-pool
+  assert.equal(await ok(['network', 'inspect', '-f', '{{(index .IPAM.Config 0).Subnet}}', 'tn3']), `10.${SUBNET_OCTET}.16.0/24`);
   await ok(['run', '-d', '--name', 'srv', 'busybox', ...HTTPD]);
   await ok(['network', 'connect', '--alias', 'api', 'tn3', 'srv']);
   const ip = await ipOf('srv', 'tn3');
@@ -141,6 +144,15 @@ test('connect and disconnect a running container, with an alias', async () => {
   await ok(['network', 'disconnect', 'tn3', 'srv']);
   assert.notEqual((await e.docker(['run', '--rm', '--network', 'tn3', 'busybox', 'wget', '-q', '-O', '-', `http://${ip}:8080/`], { timeoutMs: 60_000 })).code, 0);
   await ok(['rm', '-f', 'srv']);
+  // Compose's way of setting aliases: disconnect a created container from its network, connect it again
+  await ok(['create', '--name', 'cre', '--network', 'tn3', 'busybox', ...HTTPD]);
+  await ok(['network', 'disconnect', 'tn3', 'cre']);
+  assert.equal(await ok(['inspect', '-f', '{{.HostConfig.NetworkMode}} {{len .NetworkSettings.Networks}}', 'cre']), 'tn3 0');
+  await ok(['network', 'connect', '--alias', 'again', 'tn3', 'cre']);
+  await ok(['start', 'cre']);
+  await sleep(300);
+  assert.equal(await ok(['run', '--rm', '--network', 'tn3', 'busybox', 'wget', '-q', '-O', '-', 'http://again:8080/']), 'hello');
+  await ok(['rm', '-f', 'cre']);
   await ok(['network', 'rm', 'tn3']);
 });
 

@@ -1,12 +1,13 @@
 import type { ContainerRecord } from '../containers/model.js';
+import { wantedNetworks } from '../network/service.js';
 
 /** Docker's view of a container's networks: configured ones, with the live endpoint's addresses while it runs. */
 export function containerNetworks(r: ContainerRecord): Record<string, unknown> {
   const mode = r.HostConfig.NetworkMode;
   if (mode.startsWith('container:')) return {};
-  const names = mode === 'host' || mode === 'none' ? [mode] : [mode === 'default' ? 'bridge' : mode, ...Object.keys(r.NetworkingConfig?.EndpointsConfig ?? {})];
+  const names = mode === 'host' || mode === 'none' ? [mode] : wantedNetworks(r);
   const out: Record<string, unknown> = {};
-  for (const name of new Set([...names.filter((n) => n !== 'default'), ...Object.keys(r.Net?.Endpoints ?? {})])) {
+  for (const name of new Set([...names, ...Object.keys(r.Net?.Endpoints ?? {})])) {
     const ep = r.Net?.Endpoints[name];
     const conf = r.NetworkingConfig?.EndpointsConfig?.[name];
     out[name] = {

@@ -32,7 +32,7 @@ export function networkRoutes(r: Router, e: Engine): void {
     return {
       Name: n.Name, Id: n.Id, Created: n.Created, Scope: n.Scope, Driver: n.Driver, EnableIPv6: n.EnableIPv6, IPAM: n.IPAM, Internal: n.Internal,
       Attachable: n.Attachable, Ingress: n.Ingress, ConfigFrom: { Network: '' }, ConfigOnly: false, Containers: containers,
-      Options: { ...n.Options, 'com.docker.network.bridge.name': n.BridgeName }, Labels: n.Labels,
+      Options: n.Options, Labels: n.Labels,
     };
   };
 

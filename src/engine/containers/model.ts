@@ -130,6 +130,8 @@ export interface ContainerRecord {
   NetworkSandbox?: string;
   /** Endpoint settings asked for at create (docker run --network NAME --ip/--alias) and by connect. */
   NetworkingConfig?: { EndpointsConfig?: Record<string, EndpointSettings> };
+  /** Disconnected from the network its NetworkMode names: Docker keeps the mode and leaves that network out. */
+  PrimaryNetworkDisconnected?: boolean;
   /** The container's live network state (namespace, endpoints, published ports); absent while not running. */
   Net?: ContainerNet;
 }

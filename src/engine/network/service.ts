@@ -19,6 +19,15 @@ const run = promisify(execFile);
 const CHAIN = 'SAMPAN-ISOLATION';
 export const DEFAULT_NETWORK = 'bridge';
 
+/** The networks a container joins when it starts: its NetworkMode's (unless disconnected from it) first, then those connected. */
+export function wantedNetworks(rec: ContainerRecord): string[] {
+  const mode = rec.HostConfig.NetworkMode;
+  if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) return [];
+  const first = mode === 'default' ? DEFAULT_NETWORK : mode;
+  const extra = Object.keys(rec.NetworkingConfig?.EndpointsConfig ?? {}).filter((k) => k !== first && k !== mode);
+  return rec.PrimaryNetworkDisconnected ? extra : [first, ...extra];
+}
+
 export interface NetworkRecord {
   Name: string;
   Id: string;
@@ -67,6 +76,8 @@ export interface NetworkOptions {
   root: string;
   bridgeName: string;
   bridgeSubnet: string;
+  /** "base=CIDR,size=PREFIX" (validated with the config). */
+  defaultAddressPool: string;
   cniPluginDirs: string[];
   log: Logger;
   events: EventBus;
@@ -188,9 +199,12 @@ export class NetworkService {
         const mine = [...this.nets.values()].find((n) => overlaps(parseCidr(n.IPAM.Config[0]!.Subnet), subnet));
         if (mine) throw conflict(`invalid pool request: Pool overlaps with other one on this address space (network ${mine.Name})`);
       } else {
+        const [, base, size] = /^base=([^,]+),size=(\d+)$/.exec(this.o.defaultAddressPool)!;
+        const pool = parseCidr(base!);
+        const step = 2 ** (32 - Number(size));
         let pick: ReturnType<typeof parseCidr> | undefined;
-        for (let b = 0; b < 256 && !pick; b++) {
-          const c = parseCidr(`10.90.${b}.0/24`);
+        for (let at = pool.base; at < pool.base + pool.size && !pick; at += step) {
+          const c = parseCidr(`${intToIp(at)}/${size}`);
           if (!used.some((u) => overlaps(u, c))) pick = c;
         }
         if (!pick) throw conflict('could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network');
@@ -289,11 +303,7 @@ export class NetworkService {
 
   /** The network names a container is to be attached to, in order (the first carries the published ports). */
   wanted(rec: ContainerRecord): string[] {
-    const mode = rec.HostConfig.NetworkMode;
-    if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) return [];
-    const first = mode === 'default' ? DEFAULT_NETWORK : mode;
-    const extra = Object.keys(rec.NetworkingConfig?.EndpointsConfig ?? {}).filter((k) => k !== first && k !== mode);
-    return [first, ...extra];
+    return wantedNetworks(rec);
   }
 
   /** At create: the networks named exist, and --ip is given only where Docker allows it. */
@@ -451,6 +461,7 @@ export class NetworkService {
       rec.Net.Endpoints[n.Name] = await this.attachOne(rec, n, `eth${i}`, rec.Net.Netns, settings, []);
     }
     rec.NetworkingConfig.EndpointsConfig[n.Name] = { IPAMConfig: settings.IPAMConfig ?? null, Aliases: settings.Aliases ?? null };
+    if (this.isPrimary(rec, n)) delete rec.PrimaryNetworkDisconnected;
     this.o.events.emit('network', 'connect', n.Id, { name: n.Name, type: 'bridge', container: rec.Id });
   }
 
@@ -463,12 +474,13 @@ export class NetworkService {
       delete rec.Net.Endpoints[n.Name];
     }
     if (rec.NetworkingConfig?.EndpointsConfig) delete rec.NetworkingConfig.EndpointsConfig[n.Name];
-    const mode = rec.HostConfig.NetworkMode;
-    if (mode === n.Name || (mode === 'default' && n.Name === DEFAULT_NETWORK)) {
-      const rest = Object.keys(rec.NetworkingConfig?.EndpointsConfig ?? {});
-      rec.HostConfig.NetworkMode = rest[0] ?? 'none';
-    }
+    if (this.isPrimary(rec, n)) rec.PrimaryNetworkDisconnected = true;
     this.o.events.emit('network', 'disconnect', n.Id, { name: n.Name, type: 'bridge', container: rec.Id });
+  }
+
+  private isPrimary(rec: ContainerRecord, n: NetworkRecord): boolean {
+    const mode = rec.HostConfig.NetworkMode;
+    return mode === n.Name || mode === n.Id || (mode === 'default' && n.Name === DEFAULT_NETWORK);
   }
 
   /** At exit and rm: every endpoint's CNI DEL (releasing the lease, the veth and the rules), then the namespace. */
