@@ -377,6 +377,15 @@ test('an image index with a zstd layer: linux/amd64 is chosen, both layers unpac
   assert.equal(run.stdout.trim(), 'from-a-zstd-layer', run.stderr);
   const run2 = await e.docker(['run', '--rm', ref, 'sh', '-c', 'echo base-too']);
   assert.equal(run2.stdout.trim(), 'base-too');
+
+  // GET /distribution/{name}/json (docker-py's get_registry_data): the index and its platforms; a lone manifest's from its config
+  const dist = await e.api('GET', `/distribution/${ref}/json`);
+  assert.equal(dist.status, 200, dist.body.toString());
+  assert.deepEqual(dist.json(), { Descriptor: { mediaType: index.mediaType, digest: idx.digest, size: idx.size }, Platforms: [{ architecture: 'arm64', os: 'linux' }, { architecture: 'amd64', os: 'linux' }] });
+  const single = (await e.api('GET', `/distribution/${reg.host}/${repo}@${man.digest}/json`)).json<{ Descriptor: { digest: string }; Platforms: unknown[] }>();
+  assert.equal(single.Descriptor.digest, man.digest);
+  assert.deepEqual(single.Platforms, [{ architecture: 'amd64', os: 'linux' }]);
+  assert.equal((await e.api('GET', `/distribution/${reg.host}/${repo}:nosuch/json`)).status, 404);
 });
 
 test('layers that do not match their diff ID or their digest fail the pull and leave nothing behind', async () => {

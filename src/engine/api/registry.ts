@@ -4,7 +4,7 @@ import type { Engine } from '../engine.js';
 import { invalid } from '../../lib/errors.js';
 import { familiarRepo } from '../../lib/reference.js';
 import { decodeRegistryAuth, normalizeAuth } from '../../lib/distribution/auth.js';
-import { pullImage, pullReference, resolvePull } from '../registry/pull.js';
+import { distributionInfo, pullImage, pullReference, resolvePull } from '../registry/pull.js';
 import { planPush, pushImages } from '../registry/push.js';
 import { ProgressWriter } from '../registry/progress.js';
 
@@ -55,6 +55,11 @@ export function registryRoutes(r: Router, e: Engine): void {
     } finally {
       cancel.done();
     }
+  });
+
+  r.add('GET', '/distribution/{name*}/json', async (ctx) => {
+    const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth']);
+    ctx.send(200, await distributionInfo(e.registries, pullReference(ctx.param('name')), auth, { log: e.log }));
   });
 
   r.add('POST', '/auth', async (ctx) => {

@@ -100,17 +100,39 @@ function isLayerType(t: string | undefined): boolean {
  * Resolve a reference to an image (manifest and config), trying mirrors of its registry before the origin.
  * Throws with Docker's status and wording; nothing has been written yet.
  */
-export async function resolvePull(
-  registries: Registries,
-  ref: Reference,
-  auth: AuthConfig | undefined,
-  opts: { signal?: AbortSignal; log?: Logger } = {},
-): Promise<PullTarget> {
+export function resolvePull(registries: Registries, ref: Reference, auth: AuthConfig | undefined, opts: { signal?: AbortSignal; log?: Logger } = {}): Promise<PullTarget> {
+  return onPullEndpoints(registries, ref, auth, opts, (client) => resolveOn(client, ref));
+}
+
+export interface DistributionInfo {
+  Descriptor: { mediaType: string; digest: Digest; size: number };
+  Platforms: Array<{ architecture: string; os: string; variant?: string }>;
+}
+
+/** Docker's `GET /distribution/{name}/json`: what the reference points at in its registry, and for which platforms. */
+export function distributionInfo(registries: Registries, ref: Reference, auth: AuthConfig | undefined, opts: { signal?: AbortSignal; log?: Logger } = {}): Promise<DistributionInfo> {
+  return onPullEndpoints(registries, ref, auth, opts, async (client) => {
+    const top = await client.getManifest(ref.digest ?? ref.tag ?? 'latest');
+    const Descriptor = { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length };
+    if (INDEX_TYPES.has(top.mediaType)) {
+      const index = parseDoc<ImageIndex>(top.bytes, `index ${top.digest}`);
+      const platforms = (Array.isArray(index.manifests) ? index.manifests : []).filter((m) => m?.platform && !isAttestation(m)).map((m) => m.platform!);
+      return { Descriptor, Platforms: platforms.map((p) => ({ architecture: p.architecture, os: p.os, ...(p.variant ? { variant: p.variant } : {}) })) };
+    }
+    const manifest = parseDoc<ImageManifest>(top.bytes, `manifest ${top.digest}`);
+    checkDescriptor(manifest.config, `manifest ${top.digest}: config`);
+    const config = parseDoc<{ architecture?: string; os?: string; variant?: string }>(await client.readBlob(manifest.config.digest), `image config ${manifest.config.digest}`);
+    return { Descriptor, Platforms: [{ architecture: config.architecture ?? '', os: config.os ?? '', ...(config.variant ? { variant: config.variant } : {}) }] };
+  });
+}
+
+/** Run `job` against the reference's mirrors, then its origin: a mirror's failure moves on, the origin's is final. */
+async function onPullEndpoints<T>(registries: Registries, ref: Reference, auth: AuthConfig | undefined, opts: { signal?: AbortSignal; log?: Logger }, job: (client: RepoClient) => Promise<T>): Promise<T> {
   const endpoints = registries.pullEndpoints(ref.domain);
   for (const ep of endpoints) {
     const client = registries.repo(ep, ref.path, auth, ['pull'], opts.signal);
     try {
-      return await resolveOn(client, ref);
+      return await job(client);
     } catch (err) {
       if (ep.mirror && !opts.signal?.aborted) {
         opts.log?.warn({ mirror: ep.base.href, ref: displayOf(ref), err: errorMessage(err) }, 'mirror failed; trying the next endpoint');
