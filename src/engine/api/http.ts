@@ -99,33 +99,12 @@ export class Ctx {
     return out;
   }
 
+  private upgradeBody?: Promise<Buffer>;
+
   async bodyBuffer(limit = 16 << 20): Promise<Buffer> {
     if (this.upgrade) {
-      // On an upgrade Node hands the body over with the socket: take Content-Length bytes and keep the rest, which
-      // is the client's stream input. Read in paused mode: a 'data' listener would make the socket flow and drop
-      // what follows, and an explicit pause() would keep the stream from ever flowing again.
-      const n = Number(this.req.headers['content-length'] ?? 0);
-      if (!(n > 0)) return Buffer.alloc(0);
-      if (n > limit) throw invalid(`request body larger than ${limit} bytes`);
-      const s = this.upgrade.socket;
-      let buf = this.upgrade.head;
-      while (buf.length < n) {
-        const chunk = s.read() as Buffer | null;
-        if (chunk) {
-          buf = Buffer.concat([buf, chunk]);
-          continue;
-        }
-        if (s.readableEnded || s.destroyed) break;
-        await new Promise<void>((resolve) => {
-          const wake = () => {
-            for (const ev of ['readable', 'end', 'close']) s.off(ev, wake);
-            resolve();
-          };
-          for (const ev of ['readable', 'end', 'close']) s.on(ev, wake);
-        });
-      }
-      this.upgrade.head = buf.subarray(n);
-      return buf.subarray(0, n);
+      this.upgradeBody ??= this.readUpgradeBody(limit);
+      return this.upgradeBody;
     }
     const chunks: Buffer[] = [];
     let n = 0;
@@ -135,6 +114,37 @@ export class Ctx {
       chunks.push(c as Buffer);
     }
     return Buffer.concat(chunks);
+  }
+
+  /**
+   * On an upgrade Node hands the body over with the socket: take Content-Length bytes and keep the rest, which is
+   * the client's stream input. Read in paused mode: a 'data' listener would make the socket flow and drop what
+   * follows, and an explicit pause() would keep the stream from ever flowing again.
+   */
+  private async readUpgradeBody(limit: number): Promise<Buffer> {
+    const up = this.upgrade!;
+    const n = Number(this.req.headers['content-length'] ?? 0);
+    if (!(n > 0)) return Buffer.alloc(0);
+    if (n > limit) throw invalid(`request body larger than ${limit} bytes`);
+    const s = up.socket;
+    let buf = up.head;
+    while (buf.length < n) {
+      const chunk = s.read() as Buffer | null;
+      if (chunk) {
+        buf = Buffer.concat([buf, chunk]);
+        continue;
+      }
+      if (s.readableEnded || s.destroyed) break;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          for (const ev of ['readable', 'end', 'close']) s.off(ev, wake);
+          resolve();
+        };
+        for (const ev of ['readable', 'end', 'close']) s.on(ev, wake);
+      });
+    }
+    up.head = buf.subarray(n);
+    return buf.subarray(0, n);
   }
 
   /** The JSON body; an empty body is `undefined`; malformed JSON is a 400. */

@@ -117,6 +117,8 @@ export class ApiServer {
       }
       route = hit.handler.name || p.replace(/\/[a-f0-9]{12,64}(?=\/|$)/g, '/{id}');
       ctx.params = hit.params;
+      // a hijacked stream starts after the request body, which the route may or may not read (dockerd drops it)
+      if (upgrade) await ctx.bodyBuffer();
       await hit.handler(ctx);
     } catch (err) {
       const status = statusOf(err);
