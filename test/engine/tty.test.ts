@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { TestEngine, sleep, type RunResult } from '../harness.js';
+import { TestEngine, sleep, until, type RunResult } from '../harness.js';
 
 let e: TestEngine;
 before(async () => {
@@ -105,4 +105,41 @@ test('a client that resets an attached stream does not take the engine down', as
   await sleep(500);
   assert.equal((await e.api('GET', '/_ping')).status, 200);
   assert.equal((await e.docker(['inspect', '-f', '{{.State.Running}}', 'chatty'])).stdout.trim(), 'true');
+});
+
+/** A raw attach to `name` with stdin: resolves once the stream is upgraded. */
+async function rawAttach(name: string, query = ''): Promise<{ sock: net.Socket; out: () => string; closed: Promise<void> }> {
+  const sock = net.connect(e.sock);
+  let out = '';
+  const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
+  await new Promise<void>((resolve) => {
+    sock.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\r\n\r\n')) resolve();
+    });
+    sock.write(`POST /containers/${name}/attach?stream=1&stdin=1&stdout=1${query} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+  });
+  return { sock, out: () => out, closed };
+}
+
+test('detach keys on the attach stream: the session ends, the container and its terminal stay; --detach-keys', async () => {
+  // as `docker run -it` creates it: StdinOnce, which for a terminal must not close stdin when the client leaves
+  assert.equal((await e.api('POST', '/containers/create?name=det', { Image: 'busybox', Cmd: ['sh'], Tty: true, OpenStdin: true, StdinOnce: true })).status, 201);
+  await e.docker(['start', 'det']);
+  const first = await rawAttach('det');
+  first.sock.write('echo one-$((1+1))\n');
+  await until(async () => first.out().includes('one-2'), 5000);
+  first.sock.write('\x10\x11');
+  await first.closed;
+  assert.equal((await e.docker(['inspect', '-f', '{{.State.Status}}', 'det'])).stdout.trim(), 'running');
+  const ev = await e.docker(['events', '--since', '60s', '--until', '0s', '--filter', 'event=detach', '--format', '{{.Actor.Attributes.name}}']);
+  assert.equal(ev.stdout.trim(), 'det');
+  // the shell still reads its terminal: a new session types into it, and detaches with its own keys
+  const second = await rawAttach('det', '&detachKeys=ctrl-x,x');
+  second.sock.write('echo two-$((1+2))\n');
+  await until(async () => second.out().includes('two-3'), 5000);
+  second.sock.write('\x18x');
+  await second.closed;
+  assert.equal((await e.docker(['inspect', '-f', '{{.State.Status}}', 'det'])).stdout.trim(), 'running');
+  assert.equal((await e.api('POST', '/containers/det/attach?stream=1&stdin=1&detachKeys=ctrl-1')).status, 400);
 });

@@ -3,6 +3,7 @@ import type { Ctx, Router } from './http.js';
 import { frame } from './http.js';
 import type { Engine } from '../engine.js';
 import { bridgeAttach } from './attach.js';
+import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../containers/detach.js';
 import { containerInspect, containerSummary } from './views.js';
 import { readLog, parseUnixNano } from '../containers/logs.js';
 import type { WaitCondition } from '../containers/service.js';
@@ -199,7 +200,7 @@ export function containerRoutes(r: Router, e: Engine): void {
 
   const attach = async (ctx: Ctx) => {
     const c = svc.get(ctx.param('id'));
-    const streams = { tty: c.Config.Tty, stdin: ctx.bool('stdin'), stdout: ctx.bool('stdout'), stderr: ctx.bool('stderr') };
+    const streams = { tty: c.Config.Tty, stdin: ctx.bool('stdin'), stdout: ctx.bool('stdout'), stderr: ctx.bool('stderr'), detachKeys: parseDetachKeys(ctx.query.get('detachKeys') ?? DEFAULT_DETACH_KEYS) };
     if (!ctx.bool('stream') && !ctx.bool('logs')) throw invalid('at least one of stream or logs must be set');
     if (c.State.Status === 'removing' || c.State.Status === 'dead') throw invalid('You cannot attach to a stopped container, start it first');
     const client = ctx.hijack(c.Config.Tty ? RAW : MUX);
@@ -218,7 +219,10 @@ export function containerRoutes(r: Router, e: Engine): void {
     const ended = new Promise<void>((r) => (finished = r));
     const hook = async (sock: string) => {
       const { done } = await bridgeAttach(sock, client, streams);
-      void done.then(finished);
+      void done.then((detached) => {
+        if (detached) e.events.emit('container', 'detach', c.Id, svc.attrs(c));
+        finished();
+      });
     };
     client.once('close', () => {
       svc.dropPendingAttach(c.Id, hook);
@@ -250,15 +254,15 @@ export function containerRoutes(r: Router, e: Engine): void {
       return;
     }
     let client: ReturnType<Ctx['hijack']> | undefined;
-    let output: Promise<void> = Promise.resolve();
+    let output = Promise.resolve(false);
+    const detachKeys = parseDetachKeys(cfg.DetachKeys ?? DEFAULT_DETACH_KEYS);
     const { exited } = await e.execs.start(ex.id, false, async (sock) => {
       client = ctx.hijack(cfg.Tty ? RAW : MUX);
-      const { done } = await bridgeAttach(sock, client, { tty: !!cfg.Tty, stdin: !!cfg.AttachStdin, stdout: cfg.AttachStdout !== false, stderr: cfg.AttachStderr !== false });
+      const { done } = await bridgeAttach(sock, client, { tty: !!cfg.Tty, stdin: !!cfg.AttachStdin, stdout: cfg.AttachStdout !== false, stderr: cfg.AttachStderr !== false, detachKeys });
       output = done;
     }, body.ConsoleSize);
-    await output;
-    // the CLI reads the exit code right after the stream ends: have it recorded first
-    await exited;
+    // the CLI reads the exit code right after the stream ends: have it recorded first (unless it detached)
+    if (!(await output)) await exited;
     if (client && !client.destroyed) client.end();
   });
 

@@ -8,6 +8,7 @@ import { resolveUser } from './user.js';
 import { mergeEnv } from './parse.js';
 import { writeCtl } from './service.js';
 import type { ExecSession } from '../runtime/conmon.js';
+import { parseDetachKeys } from './detach.js';
 
 export interface ExecConfig {
   AttachStdin?: boolean;
@@ -45,6 +46,7 @@ export class ExecService {
     const rec = this.containers.get(ref);
     if (!cfg || !Array.isArray(cfg.Cmd) || cfg.Cmd.length === 0) throw invalid('No exec command specified');
     if (cfg.Cmd.some((a) => typeof a !== 'string')) throw invalid('exec: Cmd must be a list of strings');
+    if (cfg.DetachKeys) parseDetachKeys(cfg.DetachKeys);
     if (rec.State.Status === 'paused') throw conflict(`Container ${rec.Id} is paused, unpause the container before exec`);
     if (rec.State.Status !== 'running') throw conflict(`Container ${rec.Id} is not running`);
     const id = newId();

@@ -368,7 +368,8 @@ export class ContainerService {
         exitDir: this.exitsDir,
         tty: rec.Config.Tty,
         stdin,
-        leaveStdinOpen: stdin && !rec.Config.StdinOnce,
+        // StdinOnce closes stdin when the attached client leaves, but never a terminal's (Docker: detach keeps the shell)
+        leaveStdinOpen: stdin && (!rec.Config.StdinOnce || rec.Config.Tty),
       });
       for (const h of hooks) await h(this.attachSocket(rec.Id)).catch((e) => this.d.log.warn({ err: errorMessage(e) }, 'attach failed'));
       await this.d.runc.start(rec.Id);
@@ -823,7 +824,15 @@ export class ContainerService {
   /** Run the hook with the attach socket now (running) or just before the process starts (created). */
   async attach(ref: string, hook: AttachHook): Promise<void> {
     const rec = this.get(ref);
-    if (rec.State.Status === 'running' || rec.State.Status === 'paused') return hook(this.attachSocket(rec.Id));
+    if (rec.State.Status === 'running' || rec.State.Status === 'paused') {
+      try {
+        return await hook(this.attachSocket(rec.Id));
+      } catch (err) {
+        // a process that just ended takes conmon and its socket with it before its exit is recorded: then, as for
+        // any stopped container, the session waits for the next start
+        if (!(await this.exitRecorded(rec, 2000))) throw err;
+      }
+    }
     if (rec.State.Status === 'created' || rec.State.Status === 'exited' || rec.State.Status === 'restarting') {
       const list = this.pendingAttach.get(rec.Id) ?? [];
       list.push(hook);
@@ -831,6 +840,21 @@ export class ContainerService {
       return;
     }
     throw conflict(`You cannot attach to a stopped container, start it first`);
+  }
+
+  /** Resolves true once the container's exit is recorded, false if it still runs after `ms`. */
+  private exitRecorded(rec: ContainerRecord, ms: number): Promise<boolean> {
+    const runs = () => rec.State.Status === 'running' || rec.State.Status === 'paused';
+    if (!runs()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.exits.off(`exit:${rec.Id}`, done);
+        resolve(!runs());
+      };
+      const timer = setTimeout(done, ms);
+      this.exits.on(`exit:${rec.Id}`, done);
+    });
   }
 
   /** Calls fn if the container's next start fails; returns the unsubscribe function. */
