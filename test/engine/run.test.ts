@@ -119,3 +119,37 @@ test('volumes: named volume data survives container removal; bind mounts; rm -v'
   assert.doesNotMatch((await e.docker(['volume', 'ls', '-q'])).stdout, new RegExp(vname));
   assert.equal((await e.docker(['volume', 'prune', '-f'])).code, 0);
 });
+
+test('local driver options: a bind-backed and a tmpfs volume are mounted while used, and rm keeps the device\'s files', async () => {
+  const host = await import('node:fs/promises');
+  const dir = await host.mkdtemp('/tmp/sp-voldev-');
+  await host.writeFile(`${dir}/host.txt`, 'on the host\n');
+  assert.equal((await e.docker(['volume', 'create', '--opt', 'type=none', '--opt', 'o=bind', '--opt', `device=${dir}`, 'bound'])).code, 0);
+  const r = await e.docker(['run', '--rm', '-v', 'bound:/data', 'busybox', 'sh', '-c', 'cat /data/host.txt; echo from-container > /data/c.txt']);
+  assert.equal(r.stdout, 'on the host\n', r.stderr);
+  assert.equal(await host.readFile(`${dir}/c.txt`, 'utf8'), 'from-container\n');
+  // mounted only while a container uses it
+  const mp = (await e.docker(['volume', 'inspect', '-f', '{{.Mountpoint}}', 'bound'])).stdout.trim();
+  const mounted = async () => (await host.readFile('/proc/self/mountinfo', 'utf8')).split('\n').some((l) => l.split(' ')[4] === mp);
+  assert.equal(await mounted(), false);
+  assert.equal((await e.docker(['volume', 'rm', 'bound'])).code, 0);
+  assert.deepEqual((await host.readdir(dir)).sort(), ['c.txt', 'host.txt']);
+  await host.rm(dir, { recursive: true });
+
+  assert.equal((await e.docker(['volume', 'create', '--opt', 'type=tmpfs', '--opt', 'device=tmpfs', '--opt', 'o=size=8m', 'scratch'])).code, 0);
+  await e.docker(['run', '-d', '--name', 'tmpuser', '-v', 'scratch:/t', 'busybox', 'sleep', '300']);
+  assert.match((await e.docker(['exec', 'tmpuser', 'df', '-k', '/t'])).stdout, /^tmpfs\s+8192\s/m);
+  await e.docker(['run', '--rm', '-v', 'scratch:/t', 'busybox', 'sh', '-c', 'echo shared > /t/s']);
+  assert.equal((await e.docker(['exec', 'tmpuser', 'cat', '/t/s'])).stdout, 'shared\n');
+  await e.docker(['rm', '-f', 'tmpuser']);
+  assert.equal((await e.docker(['volume', 'rm', 'scratch'])).code, 0);
+
+  const missing = await e.docker(['volume', 'create', '--opt', 'type=none', 'half']);
+  assert.match(missing.stderr, /missing required option: "device"/);
+  await e.docker(['volume', 'create', '--opt', 'type=none', '--opt', 'o=bind', '--opt', 'device=/nonexistent-dir', 'broken']);
+  const bad = await e.docker(['run', '--rm', '-v', 'broken:/x', 'busybox', 'true']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /failed to mount local volume: .*does not exist/);
+  assert.equal((await e.docker(['volume', 'rm', 'broken'])).code, 0);
+  assert.equal((await e.docker(['volume', 'rm', '-f', 'never-was'])).code, 0);
+});

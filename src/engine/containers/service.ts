@@ -391,6 +391,7 @@ export class ContainerService {
       if (rec.State.Status === 'restarting') rec.State.Status = 'exited';
       await this.d.runc.delete(rec.Id).catch(() => undefined);
       await this.releaseNet(rec);
+      await this.releaseVolumes(rec);
       if (!this.rootfsUsers.has(rec.Id)) await this.d.snapshots.unmount(fsBase).catch(() => undefined);
       await this.save(rec).catch(() => undefined);
       this.exits.emit(`fail:${rec.Id}`, msg);
@@ -402,6 +403,18 @@ export class ContainerService {
     }
   }
 
+  /** Unmount the type/device volumes that no other running container uses any more. */
+  private async releaseVolumes(rec: ContainerRecord): Promise<void> {
+    for (const m of rec.Mounts) {
+      if (m.Type !== 'volume' || !m.Name) continue;
+      const name = m.Name;
+      const shared = this.list().some((r) => r.Id !== rec.Id && (r.State.Status === 'running' || r.State.Status === 'paused') && r.Mounts.some((x) => x.Type === 'volume' && x.Name === name));
+      if (shared) continue;
+      const vol = await this.d.volumes.get(name).catch(() => undefined);
+      if (vol) await this.d.volumes.release(vol).catch((err) => this.d.log.warn({ volume: name, err: errorMessage(err) }, 'could not unmount the volume'));
+    }
+  }
+
   /** Named and anonymous volumes: make sure they exist; copy the image's content into new empty ones. */
   private async prepareMounts(rec: ContainerRecord, rootfs: string): Promise<void> {
     for (const m of rec.Mounts) {
@@ -410,6 +423,7 @@ export class ContainerService {
       m.Name = vol.Name;
       m.Source = vol.Mountpoint;
       this.d.volumes.addUser(vol.Name, rec.Id);
+      await this.d.volumes.acquire(vol);
       const marker = path.join(path.dirname(vol.Mountpoint), '.populated');
       if (await exists(marker)) continue;
       const inImage = path.join(rootfs, m.Destination);
@@ -522,6 +536,7 @@ export class ContainerService {
     await fs.rm(file, { force: true });
     const oom = await this.oom.atExit(id, this.cgroupsPath(rec));
     await this.d.runc.delete(id).catch(() => undefined);
+    await this.releaseVolumes(rec);
     if (!this.rootfsUsers.has(id)) await this.d.snapshots.unmount(this.fsBase(id)).catch(() => undefined);
     await removeTree(this.bundle(id));
     rec.State.OOMKilled = oom.killed;

@@ -1,7 +1,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { atomicWriteJson, ensureDir, readJson, removeTree, treeSize } from '../../lib/fsutil.js';
-import { conflict, invalid, notFound } from '../../lib/errors.js';
+import { conflict, errorMessage, internal, invalid, notFound } from '../../lib/errors.js';
 import { NAME_RE, newId } from '../../lib/ids.js';
 import { KeyedLock } from '../../lib/keyedlock.js';
 import type { EventBus } from '../events.js';
@@ -19,7 +21,21 @@ export interface Volume {
 
 export const ANON_LABEL = 'com.docker.volume.anonymous';
 
-/** Local named volumes: a directory each under <root>/volumes/<name>/_data, kept until removed; `-o size=` caps it. */
+const run = promisify(execFile);
+/** The local driver's options that need others with them (Docker's mandatory options). */
+const NEEDS: Record<string, string[]> = { device: ['type'], type: ['device'], o: ['device', 'type'] };
+
+/** Is a file system mounted exactly at `dir`? */
+async function mountedAt(dir: string): Promise<boolean> {
+  const info = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((l) => l.split(' ')[4]?.replace(/\\040/g, ' ') === dir);
+}
+
+/**
+ * Local named volumes: a directory each under <root>/volumes/<name>/_data, kept until removed; `-o size=` caps it.
+ * With `-o type= -o device= [-o o=]` (Docker's local driver options) the directory is a mount point instead: the file
+ * system is mounted there while containers that use it run.
+ */
 export class VolumeService {
   private readonly lock = new KeyedLock();
   /** Which containers use each volume; the container service keeps it current. */
@@ -53,9 +69,12 @@ export class VolumeService {
     const anonymous = !name;
     const vname = name || newId();
     if (!NAME_RE.test(vname)) throw invalid(`create ${vname}: "${vname}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed`);
-    for (const k of Object.keys(opts.driverOpts ?? {})) {
+    const given = opts.driverOpts ?? {};
+    for (const k of Object.keys(given)) {
       if (!['type', 'device', 'o', 'size'].includes(k)) throw invalid(`invalid option key: ${JSON.stringify(k)}`);
+      for (const need of NEEDS[k] ?? []) if (!(need in given)) throw invalid(`missing required option: ${JSON.stringify(need)}`);
     }
+    if ('size' in given && 'type' in given) throw invalid('the size option caps a plain volume; it cannot be combined with type and device');
     const size = quotaSize(opts.driverOpts, 'volume');
     return this.lock.run(vname, async () => {
       const existing = await readJson<Volume>(this.metaPath(vname)).catch(() => undefined);
@@ -88,6 +107,29 @@ export class VolumeService {
     });
   }
 
+  /** Mount a type/device volume's file system, unless it is mounted already (a container that uses it starts). */
+  async acquire(vol: Volume): Promise<void> {
+    const { type, device, o } = vol.Options;
+    if (!type || !device) return;
+    await this.lock.run(vol.Name, async () => {
+      if (await mountedAt(vol.Mountpoint)) return;
+      try {
+        await run('mount', ['-t', type, ...(o ? ['-o', o] : []), device, vol.Mountpoint]);
+      } catch (err) {
+        const said = ((err as { stderr?: string }).stderr || errorMessage(err)).trim().split('\n')[0];
+        throw internal(`error while mounting volume '${vol.Mountpoint}': failed to mount local volume: ${said}`);
+      }
+    });
+  }
+
+  /** Unmount a type/device volume's file system (the last container that used it stopped, or it is removed). */
+  async release(vol: Volume): Promise<void> {
+    if (!vol.Options.type || !vol.Options.device) return;
+    await this.lock.run(vol.Name, async () => {
+      if (await mountedAt(vol.Mountpoint)) await run('umount', [vol.Mountpoint]);
+    });
+  }
+
   /** A size-limited volume's file system, mounted again if a host reboot undid it. */
   private async ensureMounted(vol: Volume): Promise<void> {
     if (quotaSize(vol.Options, 'volume')) await (await this.quota.backend()).ensure(vol.Mountpoint);
@@ -109,13 +151,22 @@ export class VolumeService {
     return [...(this.users.get(name) ?? [])];
   }
 
+  /** `force`: a volume that does not exist is not an error (Docker's rm -f). */
   async remove(name: string, force = false): Promise<void> {
-    await this.get(name);
+    let vol: Volume;
+    try {
+      vol = await this.get(name);
+    } catch (err) {
+      if (force) return;
+      throw err;
+    }
     const users = this.inUse(name);
-    if (users.length && !force) throw conflict(`remove ${name}: volume is in use - [${users.join(', ')}]`);
     if (users.length) throw conflict(`remove ${name}: volume is in use - [${users.join(', ')}]`);
+    // never delete through a mount: that would empty the device (a bind's host directory)
+    await this.release(vol).catch((err: unknown) => {
+      throw conflict(`remove ${name}: its file system cannot be unmounted: ${errorMessage(err)}`);
+    });
     await this.lock.run(name, async () => {
-      const vol = await this.get(name);
       await fs.rm(this.metaPath(name), { force: true });
       if (quotaSize(vol.Options, 'volume')) await (await this.quota.backend()).remove(vol.Mountpoint);
       await removeTree(path.join(this.dir, name));
