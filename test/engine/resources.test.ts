@@ -63,6 +63,11 @@ test('Docker-like validation of resource settings', async () => {
   const ok = await e.docker(['run', '--rm', '--ulimit', 'nofile=1024:2048', 'busybox', 'sh', '-c', 'ulimit -n; ulimit -Hn']);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(ok.stdout, '1024\n2048\n');
+  // an exec session has the container's limits too
+  await e.docker(['run', '-d', '--name', 'limited', '--ulimit', 'nofile=1024:2048', '--oom-score-adj', '300', 'busybox', 'sleep', '300']);
+  const ex = await e.docker(['exec', 'limited', 'sh', '-c', 'ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj']);
+  assert.equal(ex.stdout, '1024\n2048\n300\n', ex.stderr);
+  await e.docker(['rm', '-f', 'limited']);
 });
 
 test('--cpus throttles, --pids-limit is enforced, batch priority applies its preset', async () => {

@@ -94,7 +94,7 @@ export class ExecService {
     const user = await resolveUser(rootfs, c.User || rec.Config.User);
     const env = mergeEnv(rec.Config.Tty || c.Tty ? ['TERM=xterm'] : [], ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `HOSTNAME=${rec.Config.Hostname}`], rec.Config.Env, c.Env);
     if (!env.some((x) => x.startsWith('HOME='))) env.push(`HOME=${user.home}`);
-    const process = buildExecProcess(rec, { args: c.Cmd!, env, cwd: c.WorkingDir || rec.Config.WorkingDir || '/', user, tty: !!c.Tty, privileged: !!c.Privileged, consoleSize: consoleSize ?? c.ConsoleSize }, await capabilities(rec), await hostCaps());
+    const process = await buildExecProcess(rec, { args: c.Cmd!, env, cwd: c.WorkingDir || rec.Config.WorkingDir || '/', user, tty: !!c.Tty, privileged: !!c.Privileged, consoleSize: consoleSize ?? c.ConsoleSize }, await capabilities(rec), await hostCaps());
     const session = await this.containers.d.conmon.exec({
       containerId: rec.Id,
       execId: id,

@@ -168,13 +168,15 @@ function consoleSize(v: unknown): { height: number; width: number } {
 }
 
 /** The process spec for an exec session inside a running container. */
-export function buildExecProcess(
+/** An exec session's process: like Docker's, it starts from the container's (capabilities, rlimits, OOM score). */
+export async function buildExecProcess(
   rec: ContainerRecord,
   o: { args: string[]; env: string[]; cwd: string; user: ResolvedUser; tty: boolean; privileged: boolean; consoleSize?: unknown },
   caps: string[],
   allCaps: string[],
-): Record<string, unknown> {
+): Promise<Record<string, unknown>> {
   const c = o.privileged ? allCaps : caps;
+  const rlimits = await ociRlimits(rec.HostConfig);
   return {
     terminal: o.tty,
     consoleSize: o.tty ? consoleSize(o.consoleSize) : undefined,
@@ -184,6 +186,8 @@ export function buildExecProcess(
     cwd: o.cwd || rec.Config.WorkingDir || '/',
     capabilities: { bounding: c, effective: c, permitted: c },
     noNewPrivileges: parseSecurityOpts(rec.HostConfig.SecurityOpt).noNewPrivileges,
+    rlimits: rlimits.length ? rlimits : undefined,
+    oomScoreAdj: rec.HostConfig.OomScoreAdj || undefined,
   };
 }
 
