@@ -75,3 +75,9 @@ export async function treeSize(dir: string): Promise<number> {
   await walk(dir);
   return total;
 }
+
+/** Is a file system mounted exactly at `dir` (in this mount namespace)? */
+export async function mountedAt(dir: string): Promise<boolean> {
+  const info = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((l) => l.split(' ')[4]?.replace(/\\040/g, ' ') === dir);
+}

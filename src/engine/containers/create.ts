@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import type { Image } from '../images/store.js';
 import { invalid } from '../../lib/errors.js';
@@ -24,8 +25,11 @@ export function mergeConfig(body: CreateBody, image: Image, id: string): { confi
   }
   const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
   if (argv.length === 0) throw invalid('no command specified');
+  const utsHost = (body.HostConfig as { UTSMode?: string } | null | undefined)?.UTSMode === 'host';
+  if (utsHost && body.Hostname) throw invalid('Conflicting options: hostname and the UTS mode');
   const config: ContainerConfig = {
-    Hostname: body.Hostname || id.slice(0, 12),
+    // sharing the host's UTS namespace, the container has the host's name
+    Hostname: utsHost ? os.hostname() : body.Hostname || id.slice(0, 12),
     Domainname: body.Domainname ?? '',
     User: body.User || ic.User || '',
     AttachStdin: !!body.AttachStdin,
@@ -69,6 +73,12 @@ export function normalizeHostConfig(hc: Record<string, unknown> | null | undefin
   parseSecurityOpts(h.SecurityOpt as string[] | null);
   validateSysctls(h.Sysctls as Record<string, string> | null, nm);
   validateDevices(h.Devices as DeviceMapping[] | null);
+  const mode = (v: unknown, what: string, allowed: string[], joinable: boolean): string => {
+    const m = typeof v === 'string' ? v : '';
+    if (allowed.includes(m) || (joinable && /^container:.+/.test(m))) return m;
+    throw invalid(`invalid ${what} mode: ${JSON.stringify(m)}`);
+  };
+  const usernsMode = mode(h.UsernsMode, 'user namespace', ['', 'host'], false);
   // user networks are checked by the network service at create
   return {
     ...h,
@@ -100,6 +110,13 @@ export function normalizeHostConfig(hc: Record<string, unknown> | null | undefin
     OomScoreAdj: h.OomScoreAdj ?? 0,
     Sysctls: h.Sysctls ?? undefined,
     LogConfig: normalizeLogConfig(h.LogConfig as LogConfig | undefined),
+    PidMode: mode(h.PidMode, 'PID', ['', 'host'], true),
+    // Docker's default IPC mode: a namespace of the container's own that others cannot join
+    IpcMode: mode(h.IpcMode, 'IPC', ['', 'private', 'shareable', 'none', 'host'], true) || 'private',
+    UTSMode: mode(h.UTSMode, 'UTS', ['', 'host'], false),
+    CgroupnsMode: mode(h.CgroupnsMode, 'cgroup namespace', ['', 'host', 'private'], false) || 'host',
+    UsernsMode: usernsMode,
+    GroupAdd: (h.GroupAdd as string[] | null) ?? null,
   };
 }
 

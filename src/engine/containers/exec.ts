@@ -91,7 +91,7 @@ export class ExecService {
     e.started = true;
     const c = e.config;
     const rootfs = this.containers.d.snapshots.dirs(path.join(this.containers.dir(rec.Id), 'fs')).merged;
-    const user = await resolveUser(rootfs, c.User || rec.Config.User);
+    const user = await resolveUser(rootfs, c.User || rec.Config.User, rec.HostConfig.GroupAdd ?? []);
     const env = mergeEnv(rec.Config.Tty || c.Tty ? ['TERM=xterm'] : [], ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `HOSTNAME=${rec.Config.Hostname}`], rec.Config.Env, c.Env);
     if (!env.some((x) => x.startsWith('HOME='))) env.push(`HOME=${user.home}`);
     const process = await buildExecProcess(rec, { args: c.Cmd!, env, cwd: c.WorkingDir || rec.Config.WorkingDir || '/', user, tty: !!c.Tty, privileged: !!c.Privileged, consoleSize: consoleSize ?? c.ConsoleSize }, await capabilities(rec), await hostCaps());

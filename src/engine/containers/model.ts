@@ -56,6 +56,16 @@ export interface HostConfig {
   AutoRemove: boolean;
   VolumeDriver: string;
   VolumesFrom: string[] | null;
+  /** Namespace modes: "" (the container's own), "host", or "container:NAME" (PID, IPC; IPC also "private", "shareable", "none"). */
+  PidMode?: string;
+  IpcMode?: string;
+  UTSMode?: string;
+  /** "host" or "private" (a cgroup namespace of its own). */
+  CgroupnsMode?: string;
+  /** Only "" or "host": this engine does not remap user namespaces. */
+  UsernsMode?: string;
+  /** Extra groups for the container's processes, by name or number. */
+  GroupAdd?: string[] | null;
   CapAdd: string[] | null;
   CapDrop: string[] | null;
   Dns: string[];

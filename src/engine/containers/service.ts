@@ -3,7 +3,7 @@ import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { atomicWriteJson, ensureDir, exists, readJson, removeTree, treeSize } from '../../lib/fsutil.js';
+import { atomicWriteJson, ensureDir, exists, mountedAt, readJson, removeTree, treeSize } from '../../lib/fsutil.js';
 import { conflict, invalid, notFound, notModified, SampanError, errorMessage } from '../../lib/errors.js';
 import { NAME_RE, newId, randomName } from '../../lib/ids.js';
 import { KeyedLock } from '../../lib/keyedlock.js';
@@ -249,7 +249,7 @@ export class ContainerService {
     this.names.set(cname, id);
     const size = quotaSize(hostConfig.StorageOpt, 'storage-opt');
     try {
-      if (hostConfig.NetworkMode.startsWith('container:')) this.get(hostConfig.NetworkMode.slice(10));
+      for (const m of [hostConfig.NetworkMode, hostConfig.PidMode, hostConfig.IpcMode]) if (m?.startsWith('container:')) this.get(m.slice(10));
       this.d.network?.checkCreate(rec);
       const quota = size ? await this.d.quota.backend() : undefined;
       await ensureDir(this.dir(id), 0o710);
@@ -306,6 +306,16 @@ export class ContainerService {
       if (out.has(target)) throw invalid(`Duplicate mount point: ${target}`);
       out.set(target, { Type: 'tmpfs', Source: '', Destination: target, Mode: opts, RW: true, Propagation: '', TmpfsOptions: opts });
     }
+    // --volumes-from NAME[:ro|:rw]: that container's volumes and binds, where this one mounts nothing itself
+    for (const from of hc.VolumesFrom ?? []) {
+      const [ref = '', mode] = from.split(':');
+      if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw invalid(`invalid mode for volumes-from: ${from}`);
+      for (const m of this.get(ref).Mounts) {
+        if (m.Type === 'tmpfs' || out.has(m.Destination)) continue;
+        const rw = mode ? mode === 'rw' : m.RW;
+        out.set(m.Destination, { ...m, RW: rw, Mode: rw ? m.Mode.replace(/\bro\b/, '') : 'ro', Anonymous: false });
+      }
+    }
     for (const dest of Object.keys(imageVolumes)) {
       const target = path.posix.normalize(dest);
       if (!out.has(target)) out.set(target, { Type: 'volume', Source: '', Destination: target, Driver: 'local', Mode: '', RW: true, Propagation: '', Anonymous: true });
@@ -337,12 +347,14 @@ export class ContainerService {
     try {
       const rootfs = await this.mountFs(rec);
       await this.prepareMounts(rec, rootfs);
-      const user = await resolveUser(rootfs, rec.Config.User);
+      const user = await resolveUser(rootfs, rec.Config.User, rec.HostConfig.GroupAdd ?? []);
       const env = mergeEnv([DEFAULT_PATH, `HOSTNAME=${rec.Config.Hostname}`], rec.Config.Tty ? ['TERM=xterm'] : [], rec.Config.Env);
       if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
       const netns = await this.netnsFor(rec);
+      const shared = await this.sharedNamespaces(rec);
       const etcFiles = await this.writeEtcFiles(rec);
       const spec = await buildSpec(rec, {
+        ...shared,
         rootfs,
         user,
         env,
@@ -392,6 +404,7 @@ export class ContainerService {
       await this.d.runc.delete(rec.Id).catch(() => undefined);
       await this.releaseNet(rec);
       await this.releaseVolumes(rec);
+      await this.releaseShm(rec);
       if (!this.rootfsUsers.has(rec.Id)) await this.d.snapshots.unmount(fsBase).catch(() => undefined);
       await this.save(rec).catch(() => undefined);
       this.exits.emit(`fail:${rec.Id}`, msg);
@@ -475,6 +488,42 @@ export class ContainerService {
     return rec.Net?.Netns; // none: a fresh namespace with lo
   }
 
+  /** A shareable IPC namespace's /dev/shm: a tmpfs on the host, so that joining containers can bind it too. */
+  private shmDir(id: string): string {
+    return path.join(this.dir(id), 'shm');
+  }
+
+  private async releaseShm(rec: ContainerRecord): Promise<void> {
+    const dir = this.shmDir(rec.Id);
+    if (await mountedAt(dir).catch(() => false)) await run('umount', [dir]).catch((err) => this.d.log.warn({ id: rec.Id.slice(0, 12), err: errorMessage(err) }, 'could not unmount /dev/shm'));
+  }
+
+  /** PID and IPC namespaces to join (Docker's "host" and "container:NAME" modes), and the /dev/shm that goes with IPC. */
+  private async sharedNamespaces(rec: ContainerRecord): Promise<{ pidns?: string; ipcns?: string; shmSource?: string }> {
+    const donor = (mode: string, what: string): ContainerRecord => {
+      const other = this.get(mode.slice(10));
+      if (other.State.Status !== 'running' && other.State.Status !== 'paused') throw conflict(`cannot join ${what} of a non running container: ${other.Id}`);
+      return other;
+    };
+    const out: { pidns?: string; ipcns?: string; shmSource?: string } = {};
+    const pid = rec.HostConfig.PidMode ?? '';
+    if (pid === 'host') out.pidns = 'host';
+    else if (pid.startsWith('container:')) out.pidns = `/proc/${donor(pid, 'PID').State.Pid}/ns/pid`;
+    const ipc = rec.HostConfig.IpcMode ?? '';
+    if (ipc === 'host') Object.assign(out, { ipcns: 'host', shmSource: '/dev/shm' });
+    else if (ipc === 'shareable') {
+      const dir = await ensureDir(this.shmDir(rec.Id), 0o1777);
+      if (!(await mountedAt(dir))) await run('mount', ['-t', 'tmpfs', '-o', `nosuid,nodev,noexec,mode=1777,size=${rec.HostConfig.ShmSize || 67108864}`, 'shm', dir]);
+      out.shmSource = dir;
+    } else if (ipc.startsWith('container:')) {
+      const other = donor(ipc, 'IPC');
+      const how = other.HostConfig.IpcMode ?? '';
+      if (how !== 'shareable' && how !== 'host') throw conflict(`cannot join IPC of container ${other.Id}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)`);
+      Object.assign(out, { ipcns: `/proc/${other.State.Pid}/ns/ipc`, shmSource: how === 'host' ? '/dev/shm' : this.shmDir(other.Id) });
+    }
+    return out;
+  }
+
   /** The container's endpoints and namespace go (CNI DEL: lease, veth, rules), at exit, failed start and rm. */
   private async releaseNet(rec: ContainerRecord): Promise<void> {
     if (!this.d.network) return;
@@ -537,6 +586,7 @@ export class ContainerService {
     const oom = await this.oom.atExit(id, this.cgroupsPath(rec));
     await this.d.runc.delete(id).catch(() => undefined);
     await this.releaseVolumes(rec);
+    await this.releaseShm(rec);
     if (!this.rootfsUsers.has(id)) await this.d.snapshots.unmount(this.fsBase(id)).catch(() => undefined);
     await removeTree(this.bundle(id));
     rec.State.OOMKilled = oom.killed;
@@ -754,6 +804,7 @@ export class ContainerService {
       await this.d.runc.delete(rec.Id).catch(() => undefined);
       await this.releaseNet(rec);
       await this.removeFs(rec);
+      await this.releaseShm(rec);
       await removeTree(this.bundle(rec.Id));
       await fs.rm(path.join(this.exitsDir, rec.Id), { force: true });
       await removeTree(this.dir(rec.Id));

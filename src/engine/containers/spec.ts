@@ -74,6 +74,10 @@ export interface SpecInputs {
   etcFiles: { hosts: string; hostname: string; resolvConf: string };
   /** Path of a network namespace to join, or 'host', or undefined for a new one. */
   netns?: string;
+  /** The same for the PID and IPC namespaces; with a joined IPC namespace, the /dev/shm to bind. */
+  pidns?: string;
+  ipcns?: string;
+  shmSource?: string;
   initBinary?: string;
   cgroupsPath: string;
   /** Read-only binds the engine adds (the LXCFS views of /proc and /sys files). */
@@ -93,8 +97,9 @@ export async function buildSpec(rec: ContainerRecord, x: SpecInputs): Promise<Re
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', hc.Privileged ? 'rw' : 'ro'] },
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', hc.Privileged ? 'rw' : 'ro'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shmSize}`] },
   ];
+  if (x.shmSource) mounts.push({ destination: '/dev/shm', type: 'bind', source: x.shmSource, options: ['rbind', 'rprivate'] });
+  else if (hc.IpcMode !== 'none') mounts.push({ destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shmSize}`] });
   const userDest = new Set(x.mounts.map((m) => m.Destination));
   const etc: Array<[string, string]> = [['/etc/resolv.conf', x.etcFiles.resolvConf], ['/etc/hostname', x.etcFiles.hostname], ['/etc/hosts', x.etcFiles.hosts]];
   for (const [dest, src] of etc) {
@@ -111,8 +116,11 @@ export async function buildSpec(rec: ContainerRecord, x: SpecInputs): Promise<Re
   for (const b of x.extraBinds ?? []) if (!userDest.has(b.destination)) mounts.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', 'ro'] });
   if (hc.Init && x.initBinary) mounts.push({ destination: '/sbin/docker-init', type: 'bind', source: x.initBinary, options: ['rbind', 'ro', 'rprivate'] });
 
-  const namespaces: Array<Record<string, string>> = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
-  if (x.netns !== 'host') namespaces.push(x.netns ? { type: 'network', path: x.netns } : { type: 'network' });
+  // a namespace of its own, one joined by path, or none at all for the host's
+  const ns = (type: string, join: string | undefined): Array<Record<string, string>> => (join === 'host' ? [] : [join ? { type, path: join } : { type }]);
+  const utsHost = hc.UTSMode === 'host';
+  const namespaces: Array<Record<string, string>> = [...ns('pid', x.pidns), ...ns('ipc', x.ipcns), ...ns('uts', utsHost ? 'host' : undefined), { type: 'mount' }, ...ns('network', x.netns)];
+  if (hc.CgroupnsMode === 'private') namespaces.push({ type: 'cgroup' });
 
   const rlimits = await ociRlimits(hc);
   const secOpts = parseSecurityOpts(hc.SecurityOpt);
@@ -140,7 +148,7 @@ export async function buildSpec(rec: ContainerRecord, x: SpecInputs): Promise<Re
     ociVersion: '1.0.2',
     process,
     root: { path: x.rootfs, readonly: !!hc.ReadonlyRootfs },
-    hostname: x.netns === 'host' ? undefined : rec.Config.Hostname,
+    hostname: x.netns === 'host' || utsHost ? undefined : rec.Config.Hostname,
     mounts,
     linux: {
       namespaces,

@@ -17,8 +17,11 @@ async function readLines(file: string): Promise<string[][]> {
   }
 }
 
-/** Resolve Docker's `user[:group]` (names or numbers) against the container's /etc/passwd and /etc/group. */
-export async function resolveUser(rootfs: string, spec: string): Promise<ResolvedUser> {
+/**
+ * Resolve Docker's `user[:group]` (names or numbers) against the container's /etc/passwd and /etc/group; `groupAdd`
+ * (--group-add, names or numbers) joins the user's supplementary groups.
+ */
+export async function resolveUser(rootfs: string, spec: string, groupAdd: string[] = []): Promise<ResolvedUser> {
   const [userPart = '', groupPart] = spec ? spec.split(':', 2) : ['0'];
   const passwd = await readLines(path.join(rootfs, 'etc/passwd'));
   const groups = await readLines(path.join(rootfs, 'etc/group'));
@@ -52,5 +55,10 @@ export async function resolveUser(rootfs: string, spec: string): Promise<Resolve
   const additionalGids = name
     ? groups.filter((g) => (g[3] ?? '').split(',').includes(name!)).map((g) => Number(g[2])).filter((g) => g !== gid)
     : [];
+  for (const g of groupAdd) {
+    const found = /^\d+$/.test(g) ? Number(g) : groups.find((x) => x[0] === g)?.[2];
+    if (found === undefined) throw invalid(`Unable to find group ${g}: no matching entries in group file`);
+    if (!additionalGids.includes(Number(found))) additionalGids.push(Number(found));
+  }
   return { uid, gid, additionalGids, home };
 }

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { atomicWriteJson, ensureDir, readJson, removeTree, treeSize } from '../../lib/fsutil.js';
+import { atomicWriteJson, ensureDir, mountedAt, readJson, removeTree, treeSize } from '../../lib/fsutil.js';
 import { conflict, errorMessage, internal, invalid, notFound } from '../../lib/errors.js';
 import { NAME_RE, newId } from '../../lib/ids.js';
 import { KeyedLock } from '../../lib/keyedlock.js';
@@ -24,12 +24,6 @@ export const ANON_LABEL = 'com.docker.volume.anonymous';
 const run = promisify(execFile);
 /** The local driver's options that need others with them (Docker's mandatory options). */
 const NEEDS: Record<string, string[]> = { device: ['type'], type: ['device'], o: ['device', 'type'] };
-
-/** Is a file system mounted exactly at `dir`? */
-async function mountedAt(dir: string): Promise<boolean> {
-  const info = await fs.readFile('/proc/self/mountinfo', 'utf8');
-  return info.split('\n').some((l) => l.split(' ')[4]?.replace(/\\040/g, ' ') === dir);
-}
 
 /**
  * Local named volumes: a directory each under <root>/volumes/<name>/_data, kept until removed; `-o size=` caps it.
