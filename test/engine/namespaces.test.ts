@@ -71,3 +71,26 @@ test('--volumes-from NAME[:ro|:rw] mounts another container\'s volumes', async (
   assert.equal(await out(['run', '--rm', '--volumes-from', 'vsrc', '--tmpfs', '/anon', 'busybox', 'ls', '/anon']), '');
   assert.notEqual((await e.api('POST', '/containers/create', { Image: 'busybox', HostConfig: { VolumesFrom: ['vsrc:rx'] } })).status, 201);
 });
+
+test('--link NAME:ALIAS: hosts entry and Docker\'s link variables; a missing or stopped target is refused', async () => {
+  await out(['run', '-d', '--name', 'linkdb', '-e', 'SECRET=s1', '--expose', '5432', 'busybox', 'httpd', '-f', '-p', '5432', '-h', '/etc']);
+  const ip = await out(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'linkdb']);
+  const r = await out(['run', '--rm', '--name', 'linkweb', '--link', 'linkdb:database', 'busybox', 'sh', '-c', 'grep database /etc/hosts; env | grep ^DATABASE_ | sort; wget -q -O /dev/null http://database:5432/hostname && echo reached']);
+  const lines = r.split('\n');
+  assert.match(lines[0]!, new RegExp(`^${ip.replace(/\./g, '\\.')}\\tdatabase\\t[0-9a-f]{12}\\tlinkdb$`));
+  assert.deepEqual(lines.slice(1), [
+    'DATABASE_ENV_SECRET=s1',
+    'DATABASE_NAME=/linkweb/database',
+    `DATABASE_PORT=tcp://${ip}:5432`,
+    `DATABASE_PORT_5432_TCP=tcp://${ip}:5432`,
+    `DATABASE_PORT_5432_TCP_ADDR=${ip}`,
+    'DATABASE_PORT_5432_TCP_PORT=5432',
+    'DATABASE_PORT_5432_TCP_PROTO=tcp',
+    'reached',
+  ]);
+  const missing = await e.docker(['create', '--link', 'no-such-ctr', 'busybox', 'true']);
+  assert.match(missing.stderr, /could not get container for no-such-ctr/);
+  assert.doesNotMatch(missing.stderr, /Unable to find image/);
+  await out(['stop', '-t', '0', 'linkdb']);
+  assert.match((await e.docker(['run', '--rm', '--link', 'linkdb', 'busybox', 'true'])).stderr, /Cannot link to a non running container: \/linkdb AS/);
+});

@@ -66,6 +66,8 @@ export interface HostConfig {
   UsernsMode?: string;
   /** Extra groups for the container's processes, by name or number. */
   GroupAdd?: string[] | null;
+  /** Legacy links, "NAME[:ALIAS]": /etc/hosts entries and ALIAS_* variables for the running containers named. */
+  Links?: string[] | null;
   CapAdd: string[] | null;
   CapDrop: string[] | null;
   Dns: string[];

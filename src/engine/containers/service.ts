@@ -25,6 +25,7 @@ import { applyRich, type RichInits } from './rich.js';
 import { mergeEnv } from './parse.js';
 import { CreateBodySchema, parseBody } from './validate.js';
 import { OomWatch } from './oom.js';
+import { checkLinks, linkEnv, linkHosts, resolveLinks } from './links.js';
 import { logConfigWarnings, logSizeMax, readable } from './logconfig.js';
 import type { HealthMonitor } from './health.js';
 import { checkResources, cgroupsPathOf, mergeUpdate, updateResources, validateResources } from './resources.js';
@@ -250,6 +251,7 @@ export class ContainerService {
     const size = quotaSize(hostConfig.StorageOpt, 'storage-opt');
     try {
       for (const m of [hostConfig.NetworkMode, hostConfig.PidMode, hostConfig.IpcMode]) if (m?.startsWith('container:')) this.get(m.slice(10));
+      checkLinks(hostConfig.Links, (ref) => this.get(ref));
       this.d.network?.checkCreate(rec);
       const quota = size ? await this.d.quota.backend() : undefined;
       await ensureDir(this.dir(id), 0o710);
@@ -348,11 +350,12 @@ export class ContainerService {
       const rootfs = await this.mountFs(rec);
       await this.prepareMounts(rec, rootfs);
       const user = await resolveUser(rootfs, rec.Config.User, rec.HostConfig.GroupAdd ?? []);
-      const env = mergeEnv([DEFAULT_PATH, `HOSTNAME=${rec.Config.Hostname}`], rec.Config.Tty ? ['TERM=xterm'] : [], rec.Config.Env);
+      const links = resolveLinks(rec, (ref) => this.get(ref));
+      const env = mergeEnv([DEFAULT_PATH, `HOSTNAME=${rec.Config.Hostname}`], rec.Config.Tty ? ['TERM=xterm'] : [], linkEnv(rec, links), rec.Config.Env);
       if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
       const netns = await this.netnsFor(rec);
       const shared = await this.sharedNamespaces(rec);
-      const etcFiles = await this.writeEtcFiles(rec);
+      const etcFiles = await this.writeEtcFiles(rec, linkHosts(links));
       const spec = await buildSpec(rec, {
         ...shared,
         rootfs,
@@ -446,7 +449,7 @@ export class ContainerService {
     }
   }
 
-  private async writeEtcFiles(rec: ContainerRecord): Promise<{ hosts: string; hostname: string; resolvConf: string }> {
+  private async writeEtcFiles(rec: ContainerRecord, linkLines: string[]): Promise<{ hosts: string; hostname: string; resolvConf: string }> {
     const dir = this.dir(rec.Id);
     const files = { hosts: path.join(dir, 'hosts'), hostname: path.join(dir, 'hostname'), resolvConf: path.join(dir, 'resolv.conf') };
     const host = rec.HostConfig.NetworkMode === 'host';
@@ -458,7 +461,7 @@ export class ContainerService {
         const i = h.indexOf(':');
         return `${h.slice(i + 1)}\t${h.slice(0, i)}`;
       });
-      extra.push(...(this.d.network?.hostsLines(rec, rec.Net) ?? []));
+      extra.push(...linkLines, ...(this.d.network?.hostsLines(rec, rec.Net) ?? []));
       const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', 'fe00::0\tip6-localnet', 'ff00::0\tip6-mcastprefix', 'ff02::1\tip6-allnodes', 'ff02::2\tip6-allrouters', ...extra];
       await fs.writeFile(files.hosts, `${lines.join('\n')}\n`);
       await fs.writeFile(files.hostname, `${rec.Config.Hostname}\n`);
