@@ -47,6 +47,7 @@ test('--ipc shareable, container:NAME (with its /dev/shm), private by default, n
   assert.equal(await mounted(), false);
 
   assert.equal(await out(['run', '--rm', '--uts', 'host', 'busybox', 'hostname']), os.hostname());
+  assert.equal(await out(['run', '--rm', '--domainname', 'example.test', 'busybox', 'cat', '/proc/sys/kernel/domainname']), 'example.test');
   assert.match((await e.docker(['run', '--rm', '--uts', 'host', '-h', 'other', 'busybox', 'true'])).stderr, /Conflicting options: hostname and the UTS mode/);
   assert.equal(await out(['run', '--rm', '--cgroupns', 'private', 'busybox', 'sh', '-c', 'grep -c ":/$" /proc/self/cgroup >/dev/null && echo own-root']), 'own-root');
   const userns = await e.api('POST', '/containers/create', { Image: 'busybox', HostConfig: { UsernsMode: 'remap' } });

@@ -123,6 +123,8 @@ export async function buildSpec(rec: ContainerRecord, x: SpecInputs): Promise<Re
   if (hc.CgroupnsMode === 'private') namespaces.push({ type: 'cgroup' });
 
   const rlimits = await ociRlimits(hc);
+  // runc before 1.2 has no OCI domainname: the UTS namespace's sysctl sets it the same way
+  const sysctls = { ...(rec.Config.Domainname && !utsHost && x.netns !== 'host' ? { 'kernel.domainname': rec.Config.Domainname } : {}), ...(hc.Sysctls ?? {}) };
   const secOpts = parseSecurityOpts(hc.SecurityOpt);
   const user = userDevices((hc as { Devices?: DeviceMapping[] | null }).Devices);
   const devices = hc.Privileged ? mergeDevices(hostDevices(), user.devices) : user.devices;
@@ -156,7 +158,7 @@ export async function buildSpec(rec: ContainerRecord, x: SpecInputs): Promise<Re
       resources,
       devices: devices.length ? devices : undefined,
       seccomp: seccompFor(!!hc.Privileged, secOpts, caps),
-      sysctl: hc.Sysctls && Object.keys(hc.Sysctls).length ? hc.Sysctls : undefined,
+      sysctl: Object.keys(sysctls).length ? sysctls : undefined,
       maskedPaths: hc.Privileged ? [] : MASKED,
       readonlyPaths: hc.Privileged ? [] : READONLY,
     },
