@@ -132,6 +132,20 @@ test('a user network: containers reach each other by IP and name, not across net
   await ok(['network', 'rm', 'tn1', 'tn2']);
 });
 
+test('--mac-address on the default and a user network, and from an old client\'s Config.MacAddress', async () => {
+  assert.match(await ok(['run', '--rm', '--mac-address', '02:42:ac:11:00:99', 'busybox', 'cat', '/sys/class/net/eth0/address']), /^02:42:ac:11:00:99$/);
+  await ok(['network', 'create', 'tnmac']);
+  await ok(['run', '-d', '--name', 'withmac', '--network', 'tnmac', '--mac-address', '02:42:ac:11:00:98', 'busybox', 'sleep', '300']);
+  assert.equal(await ok(['inspect', '-f', '{{(index .NetworkSettings.Networks "tnmac").MacAddress}}', 'withmac']), '02:42:ac:11:00:98');
+  assert.equal(await ok(['exec', 'withmac', 'cat', '/sys/class/net/eth0/address']), '02:42:ac:11:00:98');
+  const old = await e.api('POST', '/v1.41/containers/create?name=oldmac', { Image: 'busybox', Cmd: ['cat', '/sys/class/net/eth0/address'], MacAddress: '02:42:ac:11:00:97' });
+  assert.equal(old.status, 201);
+  assert.equal(await ok(['start', '-a', 'oldmac']), '02:42:ac:11:00:97');
+  assert.equal((await e.api('POST', '/containers/create', { Image: 'busybox', MacAddress: 'not-a-mac' })).status, 400);
+  await ok(['rm', '-f', 'withmac', 'oldmac']);
+  await ok(['network', 'rm', 'tnmac']);
+});
+
 test('connect and disconnect a running container, with an alias; a created one keeps its network mode', async () => {
   await ok(['network', 'create', 'tn3']);
   // the first subnet of the engine's --default-address-pool

@@ -31,6 +31,7 @@ export function mergeConfig(body: CreateBody, image: Image, id: string): { confi
     // sharing the host's UTS namespace, the container has the host's name
     Hostname: utsHost ? os.hostname() : body.Hostname || id.slice(0, 12),
     Domainname: body.Domainname ?? '',
+    ...((body as { MacAddress?: string }).MacAddress ? { MacAddress: (body as { MacAddress?: string }).MacAddress } : {}),
     User: body.User || ic.User || '',
     AttachStdin: !!body.AttachStdin,
     AttachStdout: !!body.AttachStdout,

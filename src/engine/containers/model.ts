@@ -7,6 +7,8 @@ import type { LogConfig } from './logconfig.js';
 export interface ContainerConfig {
   Hostname: string;
   Domainname: string;
+  /** Deprecated in API 1.44 for EndpointSettings.MacAddress; older clients still send it. */
+  MacAddress?: string;
   User: string;
   AttachStdin: boolean;
   AttachStdout: boolean;

@@ -306,8 +306,9 @@ export class NetworkService {
     return wantedNetworks(rec);
   }
 
-  /** At create: the networks named exist, and --ip is given only where Docker allows it. */
+  /** At create: the networks named exist, --ip is given only where Docker allows it, MAC addresses are ones. */
   checkCreate(rec: ContainerRecord): void {
+    for (const mac of [rec.Config.MacAddress, ...Object.values(rec.NetworkingConfig?.EndpointsConfig ?? {}).map((c) => c?.MacAddress)]) checkMac(mac);
     for (const nm of this.wanted(rec)) {
       const n = this.find(nm);
       if (!n) throw notFound(`network ${nm} not found`);
@@ -322,7 +323,7 @@ export class NetworkService {
   }
 
   /** The conflist for an attachment; portmap only when there are ports to map (each plugin is an exec). */
-  private confList(n: NetworkRecord, ip?: string, withPorts = true): ConfList {
+  private confList(n: NetworkRecord, ip?: string, withPorts = true, mac?: string): ConfList {
     const c = n.IPAM.Config[0]!;
     const range: Record<string, string> = { subnet: c.Subnet, gateway: c.Gateway };
     if (c.IPRange) {
@@ -342,6 +343,8 @@ export class NetworkService {
     if (ip) bridge.args = { cni: { ips: [ip] } };
     const plugins: ConfList['plugins'] = [bridge];
     if (withPorts) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
+    // only where asked: one more plugin run per start
+    if (mac) plugins.push({ type: 'tuning', mac });
     return { cniVersion: '1.0.0', name: this.cniName(n), plugins };
   }
 
@@ -394,7 +397,9 @@ export class NetworkService {
     try {
       for (const [i, n] of nets.entries()) {
         const epConf = rec.NetworkingConfig?.EndpointsConfig?.[n.Name] ?? (i === 0 && rec.HostConfig.NetworkMode === 'default' ? rec.NetworkingConfig?.EndpointsConfig?.default : undefined);
-        state.Endpoints[n.Name] = await this.attachOne(rec, n, `eth${i}`, netnsPath, epConf, i === 0 ? ports : []);
+        // the deprecated Config.MacAddress is the first network's
+        const mac = epConf?.MacAddress || (i === 0 ? rec.Config.MacAddress : undefined);
+        state.Endpoints[n.Name] = await this.attachOne(rec, n, `eth${i}`, netnsPath, mac ? { ...epConf, MacAddress: mac } : epConf, i === 0 ? ports : []);
       }
     } catch (err) {
       await this.detach(rec, state).catch(() => undefined);
@@ -412,10 +417,12 @@ export class NetworkService {
       const holder = this.o.containers().find((c) => c.Id !== rec.Id && c.Net?.Endpoints[n.Name]?.IPAddress === ip);
       if (holder) throw conflict(`Address already in use: ${ip} is used by container ${holder.Name}`);
     }
+    const mac = epConf?.MacAddress || undefined;
+    checkMac(mac);
     const runtimeConfig = ports.length ? { portMappings: ports.map((p) => ({ hostPort: p.HostPort, containerPort: p.ContainerPort, protocol: p.Protocol, hostIP: p.HostIp === '0.0.0.0' ? '' : p.HostIp })) } : undefined;
     let result: CniResult;
     try {
-      result = await this.cni.add(this.confList(n, ip, !!runtimeConfig), { containerId: rec.Id, netns: netnsPath, ifname, runtimeConfig });
+      result = await this.cni.add(this.confList(n, ip, !!runtimeConfig, mac), { containerId: rec.Id, netns: netnsPath, ifname, runtimeConfig });
     } catch (err) {
       const msg = errorMessage(err);
       if (ip && /already allocated|requested IP address/.test(msg)) throw conflict(`Address already in use: ${ip}`);
@@ -589,6 +596,12 @@ export class NetworkService {
 export interface EndpointSettings {
   IPAMConfig?: { IPv4Address?: string } | null;
   Aliases?: string[] | null;
+  /** --mac-address (the docker CLI puts it on the first network's endpoint). */
+  MacAddress?: string;
+}
+
+function checkMac(mac: string | undefined): void {
+  if (mac && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw invalid(`invalid MAC address: ${mac}`);
 }
 
 function tryBind(host: string, port: number, proto: 'tcp' | 'udp'): Promise<string | undefined> {
