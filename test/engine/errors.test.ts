@@ -45,6 +45,13 @@ test('unknown containers, images and routes are 404 with a JSON message', async 
   assertError(await e.api('PATCH', '/containers/json'), 404, 'wrong method');
 });
 
+test('swarm routes answer 503 "not a swarm manager", as a standalone dockerd does', async () => {
+  for (const p of ['/swarm', '/nodes', '/services', '/v1.44/services/x', '/tasks', '/secrets', '/configs']) {
+    assert.match(assertError(await e.api('GET', p), 503, p), /This node is not a swarm manager/);
+  }
+  assert.match((await e.docker(['service', 'ls'])).stderr, /not a swarm manager/);
+});
+
 test('a duplicate container name is 409', async () => {
   const body = { Image: 'busybox', Cmd: ['true'] };
   const first = await e.api('POST', '/containers/create?name=dup', body);

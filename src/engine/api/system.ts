@@ -3,7 +3,7 @@ import type { Router } from './http.js';
 import { API_VERSION, ENGINE_VERSION, MIN_API_VERSION } from './http.js';
 import type { Engine } from '../engine.js';
 import type { EngineEvent } from '../events.js';
-import { invalid } from '../../lib/errors.js';
+import { invalid, unavailable } from '../../lib/errors.js';
 import { labelMatch, parseTime } from '../images/service.js';
 import { LOG_DRIVERS } from '../containers/logconfig.js';
 import { seccompActive } from '../containers/security.js';
@@ -46,6 +46,13 @@ export function systemRoutes(r: Router, e: Engine): void {
   const ping = (ctx: Parameters<Parameters<Router['add']>[2]>[0]) =>
     ctx.send(200, 'OK', { 'Builder-Version': '1', 'Cache-Control': 'no-cache, no-store, must-revalidate', 'Pragma': 'no-cache' });
   r.add('GET', '/_ping', ping);
+  // a single engine is not a swarm node: Docker's answer, which clients know, rather than a bare 404
+  const notSwarm = () => {
+    throw unavailable('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.');
+  };
+  for (const base of ['/swarm', '/nodes', '/services', '/tasks', '/secrets', '/configs']) {
+    for (const method of ['GET', 'POST', 'DELETE']) for (const p of [base, `${base}/{rest*}`]) r.add(method, p, notSwarm);
+  }
   r.add('HEAD', '/_ping', ping);
 
   r.add('GET', '/version', (ctx) => {
