@@ -120,6 +120,15 @@ test('volumes: named volume data survives container removal; bind mounts; rm -v'
   assert.equal((await e.docker(['volume', 'prune', '-f'])).code, 0);
 });
 
+test('a new volume gets the image\'s files at its destination, unless nocopy', async () => {
+  const ls = async (args: string[]) => (await e.docker(['run', '--rm', ...args, 'busybox', 'ls', '/etc'])).stdout.split('\n').filter(Boolean).sort();
+  // /etc/hosts, hostname and resolv.conf are the engine's binds, present either way
+  assert.ok((await ls([])).includes('passwd'));
+  assert.ok((await ls(['-v', 'copied:/etc'])).includes('passwd'));
+  assert.ok(!(await ls(['-v', 'empty1:/etc:nocopy'])).includes('passwd'));
+  assert.ok(!(await ls(['--mount', 'type=volume,src=empty2,dst=/etc,volume-nocopy'])).includes('passwd'));
+});
+
 test('local driver options: a bind-backed and a tmpfs volume are mounted while used, and rm keeps the device\'s files', async () => {
   const host = await import('node:fs/promises');
   const dir = await host.mkdtemp('/tmp/sp-voldev-');

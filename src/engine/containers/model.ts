@@ -122,6 +122,8 @@ export interface MountPoint {
   /** Created for this container from the image's VOLUME (removed with `rm -v`). */
   Anonymous?: boolean;
   TmpfsOptions?: string;
+  /** `:nocopy` / VolumeOptions.NoCopy: the image's files at the destination are not copied into a new volume. */
+  NoCopy?: boolean;
 }
 
 /** Everything the engine keeps about a container; written to its directory on every change. */

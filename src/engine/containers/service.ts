@@ -284,7 +284,7 @@ export class ContainerService {
       const p = parseBind(b);
       if (out.has(p.target)) throw invalid(`Duplicate mount point: ${p.target}`);
       if (p.isVolume) {
-        out.set(p.target, { Type: 'volume', Name: p.source || undefined, Source: '', Destination: p.target, Driver: 'local', Mode: p.readOnly ? 'ro' : 'z', RW: !p.readOnly, Propagation: '', Anonymous: !p.source });
+        out.set(p.target, { Type: 'volume', Name: p.source || undefined, Source: '', Destination: p.target, Driver: 'local', Mode: p.readOnly ? 'ro' : 'z', RW: !p.readOnly, Propagation: '', Anonymous: !p.source, ...(p.noCopy ? { NoCopy: true } : {}) });
       } else {
         if (!(await exists(p.source))) await ensureDir(p.source); // Docker creates missing bind sources for -v
         out.set(p.target, { Type: 'bind', Source: p.source, Destination: p.target, Mode: p.readOnly ? 'ro' : '', RW: !p.readOnly, Propagation: p.propagation || 'rprivate' });
@@ -297,7 +297,7 @@ export class ContainerService {
         if (!m.Source || !(await exists(m.Source))) throw invalid(`invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
         out.set(target, { Type: 'bind', Source: m.Source, Destination: target, Mode: '', RW: !m.ReadOnly, Propagation: m.BindOptions?.Propagation || 'rprivate' });
       } else if (m.Type === 'volume') {
-        out.set(target, { Type: 'volume', Name: m.Source || undefined, Source: '', Destination: target, Driver: 'local', Mode: 'z', RW: !m.ReadOnly, Propagation: '', Anonymous: !m.Source });
+        out.set(target, { Type: 'volume', Name: m.Source || undefined, Source: '', Destination: target, Driver: 'local', Mode: 'z', RW: !m.ReadOnly, Propagation: '', Anonymous: !m.Source, ...(m.VolumeOptions?.NoCopy ? { NoCopy: true } : {}) });
       } else if (m.Type === 'tmpfs') {
         const opts = [m.TmpfsOptions?.SizeBytes ? `size=${m.TmpfsOptions.SizeBytes}` : '', m.TmpfsOptions?.Mode ? `mode=${m.TmpfsOptions.Mode.toString(8)}` : ''].filter(Boolean).join(',');
         out.set(target, { Type: 'tmpfs', Source: '', Destination: target, Mode: '', RW: !m.ReadOnly, Propagation: '', TmpfsOptions: opts });
@@ -440,6 +440,7 @@ export class ContainerService {
       m.Source = vol.Mountpoint;
       this.d.volumes.addUser(vol.Name, rec.Id);
       await this.d.volumes.acquire(vol);
+      if (m.NoCopy) continue;
       const marker = path.join(path.dirname(vol.Mountpoint), '.populated');
       if (await exists(marker)) continue;
       const inImage = path.join(rootfs, m.Destination);
