@@ -102,6 +102,15 @@ test('--device maps a host device; a missing one is refused', async () => {
   assert.match(missing.stderr, /does-not-exist/);
 });
 
+test('--device-cgroup-rule lets the container open a device node it makes; a bad rule is refused', async () => {
+  const open = ['busybox', 'sh', '-c', 'mknod /tmp/loop b 7 0 && head -c 1 /tmp/loop >/dev/null && echo opened'];
+  const denied = await e.docker(['run', '--rm', ...open]);
+  assert.match(denied.stderr, /Operation not permitted/);
+  assert.equal((await e.docker(['run', '--rm', '--device-cgroup-rule', 'b 7:* rwm', ...open])).stdout, 'opened\n');
+  const bad = await e.docker(['create', '--device-cgroup-rule', 'x 7:0 rwm', 'busybox']);
+  assert.match(bad.stderr, /invalid device cgroup format/);
+});
+
 test('--sysctl: namespaced ones apply, others are refused', async () => {
   const ok = await run(['--sysctl', 'net.ipv4.ip_forward=1', '--sysctl', 'kernel.shmmax=1073741824', 'busybox', 'sh', '-c', 'cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax']);
   assert.equal(ok.code, 0, ok.stderr);

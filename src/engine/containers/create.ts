@@ -9,7 +9,7 @@ import { quotaSize } from '../quota/quota.js';
 import { richConfig } from './rich.js';
 import { normalizeLogConfig, type LogConfig } from './logconfig.js';
 import { mergeHealthcheck } from './health.js';
-import { parseSecurityOpts, validateDevices, validateSysctls, type DeviceMapping } from './security.js';
+import { deviceCgroupRules, parseSecurityOpts, validateDevices, validateSysctls, type DeviceMapping } from './security.js';
 
 const toArr = (v: string[] | string | null | undefined): string[] | null => (v == null ? null : Array.isArray(v) ? v : [v]);
 
@@ -74,6 +74,7 @@ export function normalizeHostConfig(hc: Record<string, unknown> | null | undefin
   parseSecurityOpts(h.SecurityOpt as string[] | null);
   validateSysctls(h.Sysctls as Record<string, string> | null, nm);
   validateDevices(h.Devices as DeviceMapping[] | null);
+  deviceCgroupRules(h.DeviceCgroupRules as string[] | null);
   const mode = (v: unknown, what: string, allowed: string[], joinable: boolean): string => {
     const m = typeof v === 'string' ? v : '';
     if (allowed.includes(m) || (joinable && /^container:.+/.test(m))) return m;

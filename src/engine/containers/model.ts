@@ -68,6 +68,8 @@ export interface HostConfig {
   UsernsMode?: string;
   /** Extra groups for the container's processes, by name or number. */
   GroupAdd?: string[] | null;
+  /** --device-cgroup-rule: extra device cgroup allow rules. */
+  DeviceCgroupRules?: string[] | null;
   /** Legacy links, "NAME[:ALIAS]": /etc/hosts entries and ALIAS_* variables for the running containers named. */
   Links?: string[] | null;
   CapAdd: string[] | null;

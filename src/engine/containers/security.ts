@@ -172,6 +172,16 @@ function deviceOf(hostPath: string, ctrPath: string): OciDevice | undefined {
   return { path: ctrPath, type, major: major(st.rdev), minor: minor(st.rdev), fileMode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
 }
 
+/** --device-cgroup-rule "c 1:3 rwm" (type a|b|c, numbers or *, access rwm): device cgroup allow entries. */
+export function deviceCgroupRules(rules: string[] | null | undefined): Array<{ allow: true; type: string; major?: number; minor?: number; access: string }> {
+  return (rules ?? []).map((r) => {
+    const m = /^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$/.exec(String(r));
+    if (!m) throw invalid(`invalid device cgroup format '${r}'`);
+    const num = (v: string) => (v === '*' ? undefined : Number(v));
+    return { allow: true, type: m[1]!, major: num(m[2]!), minor: num(m[3]!), access: m[4]! };
+  });
+}
+
 /** Check HostConfig.Devices at create: the host device must exist, paths absolute, permissions of r/w/m. */
 export function validateDevices(devs: DeviceMapping[] | null | undefined): void {
   for (const d of devs ?? []) {

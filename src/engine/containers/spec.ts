@@ -3,7 +3,7 @@ import type { ContainerRecord, MountPoint } from './model.js';
 import type { ResolvedUser } from './user.js';
 import { invalid } from '../../lib/errors.js';
 import { ociResources, ociRlimits } from './resources.js';
-import { hostDevices, parseSecurityOpts, seccompFor, userDevices, type DeviceMapping } from './security.js';
+import { deviceCgroupRules, hostDevices, parseSecurityOpts, seccompFor, userDevices, type DeviceMapping } from './security.js';
 
 /** Docker's default capability set. */
 export const DEFAULT_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
@@ -129,7 +129,7 @@ export async function buildSpec(rec: ContainerRecord, x: SpecInputs): Promise<Re
   const user = userDevices((hc as { Devices?: DeviceMapping[] | null }).Devices);
   const devices = hc.Privileged ? mergeDevices(hostDevices(), user.devices) : user.devices;
   const resources: Record<string, unknown> = {
-    devices: hc.Privileged ? [{ allow: true, access: 'rwm' }] : [{ allow: false, access: 'rwm' }, ...user.allow] /* runc appends its default allow list */,
+    devices: hc.Privileged ? [{ allow: true, access: 'rwm' }] : [{ allow: false, access: 'rwm' }, ...user.allow, ...deviceCgroupRules(hc.DeviceCgroupRules)] /* runc appends its default allow list */,
     ...(await ociResources(hc)),
   };
 
