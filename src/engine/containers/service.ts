@@ -17,7 +17,7 @@ import type { EventBus } from '../events.js';
 import type { VolumeService } from '../volumes/service.js';
 import type { NetworkService } from '../network/service.js';
 import { quotaSize, type DiskQuotas } from '../quota/quota.js';
-import { ZERO_TIME, type ContainerRecord, type MountPoint } from './model.js';
+import { ZERO_TIME, isLive, type ContainerRecord, type MountPoint } from './model.js';
 import { mergeConfig, normalizeHostConfig, parseBind } from './create.js';
 import { buildSpec, parseSignal } from './spec.js';
 import { resolveUser } from './user.js';
@@ -146,7 +146,7 @@ export class ContainerService {
   /** Re-adopt running containers, record exits that happened while we were away, apply restart policies. */
   private async reconcile(boot = false): Promise<void> {
     for (const rec of this.records.values()) {
-      if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') {
+      if (!isLive(rec)) {
         if (boot && rec.State.Status === 'restarting') {
           rec.State.Status = 'exited';
           await this.save(rec);
@@ -314,8 +314,7 @@ export class ContainerService {
       if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw invalid(`invalid mode for volumes-from: ${from}`);
       for (const m of this.get(ref).Mounts) {
         if (m.Type === 'tmpfs' || out.has(m.Destination)) continue;
-        const rw = mode ? mode === 'rw' : m.RW;
-        out.set(m.Destination, { ...m, RW: rw, Mode: rw ? m.Mode.replace(/\bro\b/, '') : 'ro', Anonymous: false });
+        out.set(m.Destination, { ...m, RW: mode ? mode === 'rw' : m.RW, Mode: mode ?? m.Mode, Anonymous: false });
       }
     }
     for (const dest of Object.keys(imageVolumes)) {
@@ -424,7 +423,7 @@ export class ContainerService {
     for (const m of rec.Mounts) {
       if (m.Type !== 'volume' || !m.Name) continue;
       const name = m.Name;
-      const shared = this.list().some((r) => r.Id !== rec.Id && (r.State.Status === 'running' || r.State.Status === 'paused') && r.Mounts.some((x) => x.Type === 'volume' && x.Name === name));
+      const shared = this.list().some((r) => r.Id !== rec.Id && isLive(r) && r.Mounts.some((x) => x.Type === 'volume' && x.Name === name));
       if (shared) continue;
       const vol = await this.d.volumes.get(name).catch(() => undefined);
       if (vol) await this.d.volumes.release(vol).catch((err) => this.d.log.warn({ volume: name, err: errorMessage(err) }, 'could not unmount the volume'));
@@ -483,7 +482,7 @@ export class ContainerService {
     if (mode === 'host') return 'host';
     if (mode.startsWith('container:')) {
       const other = this.get(mode.slice(10));
-      if (other.State.Status !== 'running' && other.State.Status !== 'paused') throw conflict(`cannot join network of a non running container: ${other.Id}`);
+      if (!isLive(other)) throw conflict(`cannot join network of a non running container: ${other.Id}`);
       return other.Net?.Netns ?? `/proc/${other.State.Pid}/ns/net`;
     }
     if (!this.d.network) return undefined; // a fresh namespace with lo
@@ -506,7 +505,7 @@ export class ContainerService {
   private async sharedNamespaces(rec: ContainerRecord): Promise<{ pidns?: string; ipcns?: string; shmSource?: string }> {
     const donor = (mode: string, what: string): ContainerRecord => {
       const other = this.get(mode.slice(10));
-      if (other.State.Status !== 'running' && other.State.Status !== 'paused') throw conflict(`cannot join ${what} of a non running container: ${other.Id}`);
+      if (!isLive(other)) throw conflict(`cannot join ${what} of a non running container: ${other.Id}`);
       return other;
     };
     const out: { pidns?: string; ipcns?: string; shmSource?: string } = {};
@@ -572,7 +571,7 @@ export class ContainerService {
 
   private async recordRuntimeExit(id: string): Promise<ContainerRecord | undefined> {
     const rec = this.records.get(id);
-    if (!rec || (rec.State.Status !== 'running' && rec.State.Status !== 'paused')) return undefined;
+    if (!rec || !isLive(rec)) return undefined;
     const file = path.join(this.exitsDir, id);
     let code: number;
     let finished: Date;
@@ -584,7 +583,7 @@ export class ContainerService {
     } catch {
       return undefined;
     }
-    if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') return undefined;
+    if (!isLive(rec)) return undefined;
     rec.State.Status = 'exited'; // claims this exit before any await
     await fs.rm(file, { force: true });
     const oom = await this.oom.atExit(id, this.cgroupsPath(rec));
@@ -654,7 +653,7 @@ export class ContainerService {
     const pending = this.exiting.get(id);
     if (pending) return pending.then(() => true);
     const rec = this.records.get(id);
-    if (!rec || (rec.State.Status !== 'running' && rec.State.Status !== 'paused')) return Promise.resolve(true);
+    if (!rec || !isLive(rec)) return Promise.resolve(true);
     return new Promise((resolve) => {
       const onExit = () => {
         clearTimeout(t);
@@ -677,7 +676,7 @@ export class ContainerService {
       const next = mergeUpdate(rec.HostConfig, body);
       const warnings = validateResources(next);
       await this.growStorage(rec, next, body.StorageOpt);
-      if (rec.State.Status === 'running' || rec.State.Status === 'paused') {
+      if (isLive(rec)) {
         await this.d.runc.update(rec.Id, JSON.stringify(await updateResources(next))).catch((err: unknown) => {
           throw invalid(`Cannot update container ${rec.Id}: ${errorMessage(err)}`);
         });
@@ -696,7 +695,7 @@ export class ContainerService {
     const have = quotaSize(rec.HostConfig.StorageOpt, 'storage-opt');
     if (!have) throw invalid(`container ${rec.Name} was created without --storage-opt size; only an existing size can be changed`);
     if (want < have) throw invalid(`the writable layer of ${rec.Name} cannot shrink (${have} → ${want} bytes)`);
-    await (await this.d.quota.backend()).grow(this.fsBase(rec.Id), want, rec.State.Status === 'running' || rec.State.Status === 'paused' || this.rootfsUsers.has(rec.Id));
+    await (await this.d.quota.backend()).grow(this.fsBase(rec.Id), want, isLive(rec) || this.rootfsUsers.has(rec.Id));
     next.StorageOpt = { ...(rec.HostConfig.StorageOpt ?? {}), size: String(want) };
   }
 
@@ -722,7 +721,7 @@ export class ContainerService {
       await this.save(rec);
       return;
     }
-    if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') throw notModified('container already stopped');
+    if (!isLive(rec)) throw notModified('container already stopped');
     rec.ManuallyStopped = true;
     await this.save(rec);
     const sig = parseSignal(signal ?? rec.Config.StopSignal, 15);
@@ -742,7 +741,7 @@ export class ContainerService {
     const rec = this.get(ref);
     const sig = parseSignal(signal, 9);
     await this.lock.run(rec.Id, async () => {
-      if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') throw conflict(`Cannot kill container: ${ref}: Container ${rec.Id} is not running`);
+      if (!isLive(rec)) throw conflict(`Cannot kill container: ${ref}: Container ${rec.Id} is not running`);
       if (sig === 9) {
         rec.ManuallyStopped = true;
         await this.save(rec);
@@ -756,7 +755,7 @@ export class ContainerService {
   async restart(ref: string, timeoutSec?: number, signal?: string): Promise<void> {
     const rec = this.get(ref);
     await this.lock.run(rec.Id, async () => {
-      if (rec.State.Status === 'running' || rec.State.Status === 'paused' || this.restartTimers.has(rec.Id)) await this.stopLocked(rec, timeoutSec, signal);
+      if (isLive(rec) || this.restartTimers.has(rec.Id)) await this.stopLocked(rec, timeoutSec, signal);
       await this.startLocked(rec);
       this.d.events.emit('container', 'restart', rec.Id, this.attrs(rec));
     });
@@ -794,7 +793,7 @@ export class ContainerService {
     await this.lock.run(rec.Id, async () => {
       await this.exiting.get(rec.Id);
       if (!this.records.has(rec.Id)) return;
-      if (rec.State.Status === 'running' || rec.State.Status === 'paused') {
+      if (isLive(rec)) {
         if (!o.force) {
           throw conflict(`cannot remove container "/${rec.Name}": container is ${rec.State.Status}: stop the container before removing or force remove`);
         }
@@ -849,7 +848,7 @@ export class ContainerService {
     // an exit being recorded already reads as 'exited': its code is known only once the recording is done
     const exiting = this.exiting.get(id);
     if (cond === 'not-running' && exiting) return exiting.then(result);
-    if (cond === 'not-running' && rec.State.Status !== 'running' && rec.State.Status !== 'paused' && rec.State.Status !== 'restarting') return Promise.resolve(result());
+    if (cond === 'not-running' && !isLive(rec) && rec.State.Status !== 'restarting') return Promise.resolve(result());
     return new Promise((resolve, reject) => {
       const evName = cond === 'removed' ? `removed:${id}` : `exit:${id}`;
       const done = () => {
@@ -877,7 +876,7 @@ export class ContainerService {
   /** Resolves when the container is not running (now, or at its next exit or removal). */
   stopped(id: string): Promise<void> {
     const rec = this.records.get(id);
-    if (!rec || (rec.State.Status !== 'running' && rec.State.Status !== 'paused')) return Promise.resolve();
+    if (!rec || !isLive(rec)) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         this.exits.off(`exit:${id}`, done);
@@ -894,7 +893,7 @@ export class ContainerService {
   /** Run the hook with the attach socket now (running) or just before the process starts (created). */
   async attach(ref: string, hook: AttachHook): Promise<void> {
     const rec = this.get(ref);
-    if (rec.State.Status === 'running' || rec.State.Status === 'paused') {
+    if (isLive(rec)) {
       try {
         return await hook(this.attachSocket(rec.Id));
       } catch (err) {
@@ -914,13 +913,12 @@ export class ContainerService {
 
   /** Resolves true once the container's exit is recorded, false if it still runs after `ms`. */
   private exitRecorded(rec: ContainerRecord, ms: number): Promise<boolean> {
-    const runs = () => rec.State.Status === 'running' || rec.State.Status === 'paused';
-    if (!runs()) return Promise.resolve(true);
+    if (!isLive(rec)) return Promise.resolve(true);
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
         this.exits.off(`exit:${rec.Id}`, done);
-        resolve(!runs());
+        resolve(!isLive(rec));
       };
       const timer = setTimeout(done, ms);
       this.exits.on(`exit:${rec.Id}`, done);
@@ -940,7 +938,7 @@ export class ContainerService {
 
   async resize(ref: string, h: number, w: number): Promise<void> {
     const rec = this.get(ref);
-    if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') throw conflict(`Container ${rec.Id} is not running`);
+    if (!isLive(rec)) throw conflict(`Container ${rec.Id} is not running`);
     if (!rec.Config.Tty) return;
     await writeCtl(path.join(this.bundle(rec.Id), 'ctl'), h, w);
   }
@@ -953,7 +951,7 @@ export class ContainerService {
 
   async top(ref: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
     const rec = this.get(ref);
-    if (rec.State.Status !== 'running' && rec.State.Status !== 'paused') throw conflict(`Container ${rec.Id} is not running`);
+    if (!isLive(rec)) throw conflict(`Container ${rec.Id} is not running`);
     const pids = new Set((await this.d.runc.pids(rec.Id)).map(String));
     const args = psArgs ? psArgs.split(/\s+/).filter(Boolean) : ['-ef'];
     let out: string;
@@ -1018,7 +1016,7 @@ export class ContainerService {
         const left = (this.rootfsUsers.get(id) ?? 1) - 1;
         if (left > 0) this.rootfsUsers.set(id, left);
         else this.rootfsUsers.delete(id);
-        if (left === 0 && rec.State.Status !== 'running' && rec.State.Status !== 'paused') await this.d.snapshots.unmount(base).catch(() => undefined);
+        if (left === 0 && !isLive(rec)) await this.d.snapshots.unmount(base).catch(() => undefined);
       });
     }
   }
