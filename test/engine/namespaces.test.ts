@@ -52,6 +52,8 @@ test('--ipc shareable, container:NAME (with its /dev/shm), private by default, n
   assert.equal(await out(['run', '--rm', '--cgroupns', 'private', 'busybox', 'sh', '-c', 'grep -c ":/$" /proc/self/cgroup >/dev/null && echo own-root']), 'own-root');
   const userns = await e.api('POST', '/containers/create', { Image: 'busybox', HostConfig: { UsernsMode: 'remap' } });
   assert.equal(userns.status, 400);
+  assert.match((await e.docker(['create', '--runtime', 'nvidia', 'busybox'])).stderr, /unknown or invalid runtime name: nvidia/);
+  assert.equal((await e.docker(['run', '--rm', '--runtime', 'runc', 'busybox', 'true'])).code, 0);
 });
 
 test('--group-add by number and by name; exec sessions get the groups too', async () => {

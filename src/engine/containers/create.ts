@@ -81,6 +81,8 @@ export function normalizeHostConfig(hc: Record<string, unknown> | null | undefin
     throw invalid(`invalid ${what} mode: ${JSON.stringify(m)}`);
   };
   const usernsMode = mode(h.UsernsMode, 'user namespace', ['', 'host'], false);
+  // the one OCI runtime, as `docker info` lists it
+  if (h.Runtime && h.Runtime !== 'runc') throw invalid(`unknown or invalid runtime name: ${String(h.Runtime)}`);
   // user networks are checked by the network service at create
   return {
     ...h,
