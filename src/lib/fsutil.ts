@@ -76,8 +76,9 @@ export async function treeSize(dir: string): Promise<number> {
   return total;
 }
 
-/** Is a file system mounted exactly at `dir` (in this mount namespace)? */
+/** Is a file system mounted exactly at `dir` (in this mount namespace)? mountinfo lists resolved paths. */
 export async function mountedAt(dir: string): Promise<boolean> {
+  const real = await fs.realpath(dir).catch(() => dir);
   const info = await fs.readFile('/proc/self/mountinfo', 'utf8');
-  return info.split('\n').some((l) => l.split(' ')[4]?.replace(/\\040/g, ' ') === dir);
+  return info.split('\n').some((l) => l.split(' ')[4]?.replace(/\\040/g, ' ') === real);
 }
