@@ -37,6 +37,9 @@ test('run -d, exec, logs, stop, inspect states', async () => {
   await until(async () => (await e.docker(['logs', 'ticker'])).stdout.includes('tick 2'));
   const tail = await e.docker(['logs', '--tail', '1', 'ticker']);
   assert.match(tail.stdout, /^tick \d+\n$/);
+  // a negative tail is all of it, as testcontainers asks
+  const all = await e.api('GET', '/containers/ticker/logs?stdout=1&tail=-1');
+  assert.match(all.body.toString(), /tick 0\n[^]*tick 2\n/);
   const ts = await e.docker(['logs', '--tail', '1', '-t', 'ticker']);
   assert.match(ts.stdout, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z tick \d+\n$/);
   const ps = await e.docker(['ps', '--filter', 'label=team=core', '--format', '{{.Names}} {{.Status}}']);
