@@ -45,7 +45,11 @@ after(async () => {
   await e?.cleanup();
 });
 
-const compose = (...args: string[]): Promise<RunResult> => runCmd('docker-compose', ['--project-directory', dir, '-f', path.join(dir, 'docker-compose.yml'), '-p', 'proj', ...args], { env: { ...e.env, COMPOSE_INTERACTIVE_NO_CLI: '1' }, timeoutMs: 120_000 });
+/**
+ * Compose's default way to run and exec: through the docker CLI (`docker start --attach`). Its other way (dockerpty,
+ * COMPOSE_INTERACTIVE_NO_CLI) attaches only after starting, so it loses the output of a command faster than that.
+ */
+const compose = (...args: string[]): Promise<RunResult> => runCmd('docker-compose', ['--project-directory', dir, '-f', path.join(dir, 'docker-compose.yml'), '-p', 'proj', ...args], { env: e.env, timeoutMs: 120_000 });
 
 test('docker-compose up, ps, logs, exec, run, scale, a second up that changes nothing, down -v', async () => {
   const up = await compose('up', '-d');
