@@ -72,7 +72,10 @@ test('--volumes-from NAME[:ro|:rw] mounts another container\'s volumes', async (
   assert.match(ro.stderr, /Read-only file system/);
   // its own mount at the same place wins
   assert.equal(await out(['run', '--rm', '--volumes-from', 'vsrc', '--tmpfs', '/anon', 'busybox', 'ls', '/anon']), '');
-  assert.notEqual((await e.api('POST', '/containers/create', { Image: 'busybox', HostConfig: { VolumesFrom: ['vsrc:rx'] } })).status, 201);
+  assert.equal((await e.api('POST', '/containers/create', { Image: 'busybox', HostConfig: { VolumesFrom: ['vsrc:rx'] } })).status, 400);
+  const missing = await e.docker(['create', '--volumes-from', 'no-such-source', 'busybox']);
+  assert.match(missing.stderr, /No such container: no-such-source/);
+  assert.doesNotMatch(missing.stderr, /Unable to find image/);
 });
 
 test('--link NAME:ALIAS: hosts entry and Docker\'s link variables; a missing or stopped target is refused', async () => {

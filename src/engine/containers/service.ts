@@ -312,9 +312,17 @@ export class ContainerService {
     for (const from of hc.VolumesFrom ?? []) {
       const [ref = '', mode] = from.split(':');
       if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw invalid(`invalid mode for volumes-from: ${from}`);
-      for (const m of this.get(ref).Mounts) {
+      // a missing source is a bad parameter, as in Docker: a 404 would send the docker CLI off to pull the image
+      let src: ContainerRecord;
+      try {
+        src = this.get(ref);
+      } catch (err) {
+        throw invalid(errorMessage(err));
+      }
+      for (const m of src.Mounts) {
         if (m.Type === 'tmpfs' || out.has(m.Destination)) continue;
-        out.set(m.Destination, { ...m, RW: mode ? mode === 'rw' : m.RW, Mode: mode ?? m.Mode, Anonymous: false });
+        // :rw cannot make a read-only mount writable
+        out.set(m.Destination, { ...m, RW: m.RW && mode !== 'ro', Mode: mode ?? m.Mode, Anonymous: false });
       }
     }
     for (const dest of Object.keys(imageVolumes)) {
