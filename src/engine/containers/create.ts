@@ -27,11 +27,12 @@ export function mergeConfig(body: CreateBody, image: Image, id: string): { confi
   if (argv.length === 0) throw invalid('no command specified');
   const utsHost = (body.HostConfig as { UTSMode?: string } | null | undefined)?.UTSMode === 'host';
   if (utsHost && body.Hostname) throw invalid('Conflicting options: hostname and the UTS mode');
+  const mac = (body as { MacAddress?: string }).MacAddress;
   const config: ContainerConfig = {
     // sharing the host's UTS namespace, the container has the host's name
     Hostname: utsHost ? os.hostname() : body.Hostname || id.slice(0, 12),
     Domainname: body.Domainname ?? '',
-    ...((body as { MacAddress?: string }).MacAddress ? { MacAddress: (body as { MacAddress?: string }).MacAddress } : {}),
+    ...(mac ? { MacAddress: mac } : {}),
     User: body.User || ic.User || '',
     AttachStdin: !!body.AttachStdin,
     AttachStdout: !!body.AttachStdout,
