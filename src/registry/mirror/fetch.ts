@@ -21,7 +21,7 @@ const RECENT_MS = 60_000;
 
 /** One blob being fetched from the upstream into the local store. */
 export class BlobFetch {
-  /** Bytes handed to the storage so far (each reaches the upload file right after being counted). */
+  /** Bytes in the upload file so far. */
   received = 0;
   state: 'starting' | 'running' | 'done' | 'failed' = 'starting';
   uploadId?: string;
@@ -142,7 +142,6 @@ export class BlobFetcher {
             f.changed();
           },
         });
-        f.changed(); // every counted byte is in the file now
         await this.storage.commitUpload(f.repository, up.id, f.digest); // verifies the digest; links the repository
       } catch (err) {
         body.destroy();
@@ -194,7 +193,6 @@ async function* tail(start: () => BlobFetch, storage: StorageDriver): AsyncGener
             continue;
           }
           if (f.state === 'done') throw regError('INTERNAL', `mirror: stored blob ${f.digest} is shorter than ${f.size} bytes`);
-          // counted but not written yet: the write's completion is the next change
         }
         await f.wait(stamp);
       }

@@ -50,7 +50,7 @@ export interface AppendOptions {
   expectedOffset?: number;
   /** Exact number of bytes the body must carry (Content-Range / Content-Length); SIZE_INVALID otherwise. */
   expectedLength?: number;
-  /** Told about every chunk written (metrics). */
+  /** Told about every chunk once it is in the file (metrics; readers of a growing upload). */
   onBytes?: (n: number) => void;
 }
 

@@ -378,7 +378,6 @@ export class FilesystemDriver implements StorageDriver {
           for (const b of bufs) {
             running.hash.update(b);
             written += b.length;
-            opts.onBytes?.(b.length);
           }
           let off = 0;
           const total = bufs.reduce((n, b) => n + b.length, 0);
@@ -389,6 +388,8 @@ export class FilesystemDriver implements StorageDriver {
             off += bytesWritten;
             pos += bytesWritten;
           }
+          // only now: a reader told of these bytes finds them in the file (a mirror's clients read it as it grows)
+          opts.onBytes?.(total);
         };
         const sink = new Writable({
           highWaterMark: READ_CHUNK,
