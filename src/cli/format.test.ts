@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ago, ellipsis, formatG, goTime, humanDuration, humanSize, shortId, table } from './format.js';
+import { ago, ellipsis, formatG, goTime, humanSize, shortId, table } from './format.js';
 
 test('formatG behaves like Go %g', () => {
   assert.equal(formatG(4.26, 3), '4.26');
@@ -27,35 +27,6 @@ test('humanSize uses decimal units like docker', () => {
   assert.equal(humanSize(77_800_000), '77.8MB');
   assert.equal(humanSize(1_234_567, 4), '1.235MB');
   assert.equal(humanSize(3_000_000_000_000), '3TB');
-});
-
-test('humanDuration follows units.HumanDuration', () => {
-  const s = 1000;
-  const m = 60 * s;
-  const h = 60 * m;
-  const d = 24 * h;
-  assert.equal(humanDuration(0), 'Less than a second');
-  assert.equal(humanDuration(999), 'Less than a second');
-  assert.equal(humanDuration(-5 * s), 'Less than a second');
-  assert.equal(humanDuration(1 * s), '1 second');
-  assert.equal(humanDuration(2 * s), '2 seconds');
-  assert.equal(humanDuration(59 * s), '59 seconds');
-  assert.equal(humanDuration(60 * s), 'About a minute');
-  assert.equal(humanDuration(119 * s), 'About a minute');
-  assert.equal(humanDuration(2 * m), '2 minutes');
-  assert.equal(humanDuration(59 * m), '59 minutes');
-  assert.equal(humanDuration(60 * m), 'About an hour');
-  assert.equal(humanDuration(89 * m), 'About an hour');
-  assert.equal(humanDuration(90 * m), '2 hours');
-  assert.equal(humanDuration(47 * h), '47 hours');
-  assert.equal(humanDuration(48 * h), '2 days');
-  assert.equal(humanDuration(13 * d), '13 days');
-  assert.equal(humanDuration(14 * d), '2 weeks');
-  assert.equal(humanDuration(59 * d), '8 weeks');
-  assert.equal(humanDuration(60 * d), '2 months');
-  assert.equal(humanDuration(729 * d), '24 months');
-  assert.equal(humanDuration(730 * d), '2 years');
-  assert.equal(humanDuration(1100 * d), '3 years');
 });
 
 test('ago appends "ago" to the duration since a unix time', () => {

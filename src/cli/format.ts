@@ -3,6 +3,7 @@
  * decimal human sizes, "2 days ago" durations, indented JSON.
  */
 import Table from 'cli-table3';
+import { humanDuration } from '../lib/units.js';
 
 /** Space between table columns: docker's tabwriter pads with three. */
 const COLUMN_GAP = '   ';
@@ -61,25 +62,6 @@ export function humanSize(bytes: number, precision = 3): string {
     i++;
   }
   return `${formatG(size, precision)}${DECIMAL_UNITS[i]}`;
-}
-
-/** Docker's units.HumanDuration: how long ago, in words ("About a minute", "3 days"). */
-export function humanDuration(ms: number): string {
-  const seconds = Math.trunc(ms / 1000);
-  if (seconds < 1) return 'Less than a second';
-  if (seconds === 1) return '1 second';
-  if (seconds < 60) return `${seconds} seconds`;
-  const minutes = Math.trunc(ms / 60_000);
-  if (minutes === 1) return 'About a minute';
-  if (minutes < 60) return `${minutes} minutes`;
-  // rounded to the nearest hour (halves away from zero), like Go's Duration.Round
-  const hours = Math.floor(ms / 3_600_000 + 0.5);
-  if (hours === 1) return 'About an hour';
-  if (hours < 48) return `${hours} hours`;
-  if (hours < 24 * 7 * 2) return `${Math.trunc(hours / 24)} days`;
-  if (hours < 24 * 30 * 2) return `${Math.trunc(hours / 24 / 7)} weeks`;
-  if (hours < 24 * 365 * 2) return `${Math.trunc(hours / 24 / 30)} months`;
-  return `${Math.trunc(Math.trunc(ms / 3_600_000) / 24 / 365)} years`;
 }
 
 /** "2 days ago" for a unix time in seconds (what `docker ps` / `docker images` show as CREATED). */

@@ -92,13 +92,3 @@ function authSection(layers: unknown[], anonymousRead: string[] | undefined): un
   }
   return out;
 }
-
-/** Split HOST:PORT ("[::1]:5000", ":5000", "0.0.0.0:5000"). */
-export function splitAddr(addr: string): { host: string | undefined; port: number } {
-  const i = addr.lastIndexOf(':');
-  let host = addr.slice(0, i);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  const port = Number(addr.slice(i + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalid(`invalid port in ${addr}`);
-  return { host: host || undefined, port };
-}

@@ -3,13 +3,14 @@ import { gracefulStop } from '../lib/lifecycle.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { RegistryServer } from './api/server.js';
 import { createAuthorizer, toServerAuthorizer } from './auth/index.js';
-import { splitAddr, type RegistryConfig } from './config.js';
+import { type RegistryConfig } from './config.js';
 import { collectGarbage } from './gc.js';
 import type { Authorizer, Upstream } from './hooks.js';
 import { MirrorUpstream } from './mirror/upstream.js';
 import { Registry } from './registry.js';
 import { FilesystemDriver } from './storage/filesystem.js';
 import type { StorageDriver } from './storage/driver.js';
+import { splitAddr } from '../lib/units.js';
 
 export interface RunningRegistry {
   registry: Registry;

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import tar from 'tar-stream';
 import { ApiError, clientFor, exitWith, jsonMessages, withErrors } from '../client.js';
 import { collect, hostOpt, parseLabels } from './containers.js';
-import { DockerIgnore } from '../../engine/build/dockerignore.js';
+import { DockerIgnore } from '../../lib/dockerignore.js';
 
 interface BuildOptions {
   tag?: string[];

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { Command, Option } from 'commander';
 import { ApiError, EngineClient, clientFor, demux, exitWith, withErrors } from '../client.js';
 import { ago, ellipsis, goTime, humanSize, printJson, printJsonLines, shortId, table } from '../format.js';
-import { parseBytes } from '../../engine/containers/parse.js';
+import { parseBytes } from '../../lib/units.js';
 
 /** Collects a repeatable option's values: `-e A=1 -e B=2`. */
 export function collect(value: string, previous: string[] | undefined): string[] {

@@ -2,12 +2,13 @@
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { loadPeerConfig, type PeerFlags } from '../../p2p/peer/config.js';
+
 import { startPeer } from '../../p2p/peer/daemon.js';
 import type { PeerTaskSummary, PreheatJob, PreheatRequest } from '../../p2p/protocol.js';
 import { humanSize, printJson, table } from '../format.js';
-import { parseBytes } from '../../engine/containers/parse.js';
 import { collect } from './containers.js';
 import { withErrors } from '../client.js';
+import { parseBytes } from '../../lib/units.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 const rate = (v: string) => (v === '0' ? 0 : parseBytes(v));

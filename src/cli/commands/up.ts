@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { loadEngineConfig } from '../../engine/config.js';
+
 import { startEngine } from '../../engine/daemon.js';
 import { seedImage } from './seed.js';
 import { mountBtrfsRoot } from '../../engine/quota/btrfs-root.js';
-import { parseBytes } from '../../engine/containers/parse.js';
+import { parseBytes } from '../../lib/units.js';
 
 /** The all-in-one on loopback: for now the engine with its base image. */
 export function registerUp(program: Command): void {

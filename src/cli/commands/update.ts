@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { clientFor, withErrors } from '../client.js';
-import { parseBytes } from '../../engine/containers/parse.js';
 import { collect, eachContainer, hostOpt } from './containers.js';
+import { parseBytes } from '../../lib/units.js';
 
 interface UpdateOptions {
   memory?: string;

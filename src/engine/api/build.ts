@@ -15,7 +15,7 @@ import { Builder, BuildStepError, type BuildRequest } from '../build/builder.js'
 import { BuildContext } from '../build/context.js';
 import { StepCache } from '../build/cache.js';
 import { deriveImage } from '../images/commit.js';
-import { parseBytes } from '../containers/parse.js';
+import { parseBytes } from '../../lib/units.js';
 
 /** The JSON lines go out once the first one is written: an error before that is a plain HTTP error, as dockerd's. */
 class LazyStream {

@@ -1,26 +1,9 @@
 import path from 'node:path';
+import { humanDuration } from '../../lib/units.js';
 import type { ContainerRecord } from '../containers/model.js';
 import type { Image } from '../images/store.js';
 import type { HistoryEntry } from '../../lib/oci.js';
 import { containerNetworks, portMap, portSummary, primaryEndpoint } from './netviews.js';
-
-/** Docker's units.HumanDuration. */
-export function humanDuration(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  if (s < 1) return 'Less than a second';
-  if (s === 1) return '1 second';
-  if (s < 60) return `${s} seconds`;
-  const m = Math.floor(s / 60);
-  if (m === 1) return 'About a minute';
-  if (m < 60) return `${m} minutes`;
-  const h = Math.round(m / 60);
-  if (h === 1) return 'About an hour';
-  if (h < 48) return `${h} hours`;
-  if (h < 24 * 7 * 2) return `${Math.floor(h / 24)} days`;
-  if (h < 24 * 30 * 2) return `${Math.floor(h / 24 / 7)} weeks`;
-  if (h < 24 * 365 * 2) return `${Math.floor(h / 24 / 30)} months`;
-  return `${Math.floor(h / 24 / 365)} years`;
-}
 
 export function statusText(r: ContainerRecord, now = Date.now()): string {
   const st = r.State;

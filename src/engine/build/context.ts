@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { invalid } from '../../lib/errors.js';
 import { decompressed, extractLayer, safeEntryPath } from '../../lib/tarsafe.js';
-import { DockerIgnore, matchGlob } from './dockerignore.js';
+import { DockerIgnore, matchGlob } from '../../lib/dockerignore.js';
 
 interface Entry {
   type: 'file' | 'directory' | 'symlink' | 'other';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { invalid } from '../../lib/errors.js';
 import { resolveInRoot } from '../../lib/scopedpath.js';
-import { matchGlob } from './dockerignore.js';
+import { matchGlob } from '../../lib/dockerignore.js';
 
 export interface Source {
   /** As written in the Dockerfile, after expansion, for messages. */

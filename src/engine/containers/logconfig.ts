@@ -1,5 +1,5 @@
 import { invalid } from '../../lib/errors.js';
-import { parseBytes } from './parse.js';
+import { parseBytes } from '../../lib/units.js';
 
 export interface LogConfig {
   Type: string;

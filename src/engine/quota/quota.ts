@@ -1,9 +1,9 @@
 import { promises as fs } from 'node:fs';
 import { invalid } from '../../lib/errors.js';
-import { parseBytes } from '../containers/parse.js';
 import { which } from '../../lib/which.js';
 import { BtrfsQuota } from './btrfs.js';
 import { Ext4ImageQuota } from './ext4image.js';
+import { parseBytes } from '../../lib/units.js';
 
 /** A directory whose contents cannot grow past a size: a container's writable layer or a volume. */
 export interface QuotaBackend {

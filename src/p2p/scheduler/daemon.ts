@@ -1,5 +1,4 @@
 /** `sampan p2p scheduler`: state, preheat jobs, the HTTP API, housekeeping timers and a graceful stop. */
-import { splitAddr } from '../../registry/config.js';
 import { gracefulStop } from '../../lib/lifecycle.js';
 import { createLogger, type Logger } from '../../lib/log.js';
 import type { SchedulerConfig } from './config.js';
@@ -7,6 +6,7 @@ import { SchedulerMetrics } from './metrics.js';
 import { PreheatManager, type PreheatOptions } from './preheat.js';
 import { SchedulerServer } from './server.js';
 import { SchedulerState } from './state.js';
+import { splitAddr } from '../../lib/units.js';
 
 export interface RunningScheduler {
   state: SchedulerState;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SampanError } from '../../lib/errors.js';
+import { SampanError } from './errors.js';
 import { DockerIgnore, matchGlob } from './dockerignore.js';
 
 function check(ig: DockerIgnore, expect: Record<string, boolean>): void {

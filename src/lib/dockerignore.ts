@@ -9,7 +9,7 @@
  * exposes no patterns, which deciding whether an ignored directory must still be walked needs.
  */
 import path from 'node:path';
-import { invalid } from '../../lib/errors.js';
+import { invalid } from './errors.js';
 
 type Kind = 'exact' | 'prefix' | 'suffix' | 'regexp';
 
