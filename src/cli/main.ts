@@ -1,6 +1,5 @@
 import { Command, Option } from 'commander';
-import { loadEngineConfig } from '../engine/config.js';
-import { startEngine } from '../engine/daemon.js';
+import { loadEngineConfig, startEngine } from '../engine/index.js';
 import { errorMessage } from '../lib/errors.js';
 import { registerUp } from './commands/up.js';
 import { registerImageSeed } from './commands/seed.js';

@@ -1,10 +1,8 @@
 /** `sampan p2p peer` (the daemon on every host) and `sampan preheat IMAGE` (ask the scheduler to seed an image). */
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { loadPeerConfig, type PeerFlags } from '../../p2p/peer/config.js';
+import { loadPeerConfig, type PeerFlags, startPeer, type PeerTaskSummary, type PreheatJob, type PreheatRequest } from '../../p2p/index.js';
 
-import { startPeer } from '../../p2p/peer/daemon.js';
-import type { PeerTaskSummary, PreheatJob, PreheatRequest } from '../../p2p/protocol.js';
 import { humanSize, printJson, table } from '../format.js';
 import { collect } from './containers.js';
 import { withErrors } from '../client.js';

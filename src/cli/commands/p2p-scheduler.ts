@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander';
 import { invalid } from '../../lib/errors.js';
-import { loadSchedulerConfig, type SchedulerFlags } from '../../p2p/scheduler/config.js';
-import { startScheduler } from '../../p2p/scheduler/daemon.js';
+import { loadSchedulerConfig, type SchedulerFlags, startScheduler } from '../../p2p/index.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 

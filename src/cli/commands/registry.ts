@@ -1,9 +1,7 @@
 import { Command, Option } from 'commander';
 import { createLogger } from '../../lib/log.js';
 import { invalid } from '../../lib/errors.js';
-import { loadRegistryConfig, type RegistryFlags } from '../../registry/config.js';
-import { openRegistry, startRegistry } from '../../registry/daemon.js';
-import { collectGarbage } from '../../registry/gc.js';
+import { loadRegistryConfig, type RegistryFlags, openRegistry, startRegistry, collectGarbage } from '../../registry/index.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 

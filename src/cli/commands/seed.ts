@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { EngineClient, resolveHost } from '../client.js';
-import { buildBusyboxArchive } from '../../engine/images/seed.js';
+import { buildBusyboxArchive } from '../../engine/index.js';
 
 /** Load the embedded base image (busybox:latest from Debian's busybox-static) into an engine. */
 export async function seedImage(host: string): Promise<string[]> {

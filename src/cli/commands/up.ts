@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
-import { loadEngineConfig } from '../../engine/config.js';
+import { loadEngineConfig, startEngine, mountBtrfsRoot } from '../../engine/index.js';
 
-import { startEngine } from '../../engine/daemon.js';
 import { seedImage } from './seed.js';
-import { mountBtrfsRoot } from '../../engine/quota/btrfs-root.js';
 import { parseBytes } from '../../lib/units.js';
 
 /** The all-in-one on loopback: for now the engine with its base image. */

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { removeTree } from '../../lib/fsutil.js';
 import { internal } from '../../lib/errors.js';
-import type { QuotaBackend } from './quota.js';
+import type { QuotaBackend } from './backend.js';
 
 const exec = promisify(execFile);
 

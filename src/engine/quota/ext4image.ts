@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { ensureDir, removeTree } from '../../lib/fsutil.js';
 import { errorMessage, internal, invalid } from '../../lib/errors.js';
 import { mountAt } from '../../lib/mounts.js';
-import type { QuotaBackend } from './quota.js';
+import type { QuotaBackend } from './backend.js';
 
 const exec = promisify(execFile);
 const MiB = 1024 * 1024;

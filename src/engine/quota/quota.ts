@@ -4,19 +4,7 @@ import { which } from '../../lib/which.js';
 import { BtrfsQuota } from './btrfs.js';
 import { Ext4ImageQuota } from './ext4image.js';
 import { parseBytes } from '../../lib/units.js';
-
-/** A directory whose contents cannot grow past a size: a container's writable layer or a volume. */
-export interface QuotaBackend {
-  readonly kind: 'btrfs' | 'ext4-image';
-  /** Make `dir` (which must not exist yet) a directory limited to `bytes`. */
-  create(dir: string, bytes: number): Promise<void>;
-  /** Raise the limit of a directory made by create; `inUse` when a running container has it. */
-  grow(dir: string, bytes: number, inUse: boolean): Promise<void>;
-  /** Make it usable again where a host reboot undid a mount; cheap when nothing is to do. */
-  ensure(dir: string): Promise<void>;
-  /** Undo create; `dir` is gone afterwards. Anything mounted below it must be unmounted first. */
-  remove(dir: string): Promise<void>;
-}
+import type { QuotaBackend } from './backend.js';
 
 const BTRFS_MAGIC = 0x9123683e;
 /** Small sizes cannot hold an ext4 journal and metadata, nor are they a useful writable layer. */

@@ -1,6 +1,22 @@
 import { Readable } from 'node:stream';
 import { SampanError, conflict } from '../../lib/errors.js';
-import type { StoredTask } from './task.js';
+import type { EventEmitter } from 'node:events';
+import type { TaskMeta } from '../protocol.js';
+
+/**
+ * What a stream reads from: a stored task (task.ts). Named here so that the stream does not depend on the task
+ * module, which creates streams.
+ */
+export interface StreamSource extends Pick<EventEmitter, 'on' | 'off'> {
+  readonly id: string;
+  readonly meta: TaskMeta;
+  readonly complete: boolean;
+  readonly total: number;
+  has(piece: number): boolean;
+  readRange(position: number, length: number): Promise<Buffer>;
+  attachReader(): void;
+  detachReader(): void;
+}
 
 /** Bytes per push: pieces can be 16 MiB, the consumer should not need a whole one buffered. */
 const CHUNK = 1024 * 1024;
@@ -29,7 +45,7 @@ export class TaskStream extends Readable {
   };
 
   constructor(
-    private readonly task: StoredTask,
+    private readonly task: StreamSource,
     private readonly start: number,
     private readonly end: number,
   ) {
