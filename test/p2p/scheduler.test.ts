@@ -175,7 +175,7 @@ describe('p2p scheduler: the task API', () => {
       [s.req('GET', `/api/v1/tasks/${T3}`), 404, 'NOT_FOUND'],
       [s.req('GET', '/api/v1/preheat/nope'), 404, 'NOT_FOUND'],
       [s.req('GET', '/api/v2/whatever'), 404, 'NOT_FOUND'],
-      [s.req('PUT', '/api/v1/peers', {}), 405, 'INVALID_ARGUMENT'],
+      [s.req('PUT', '/api/v1/peers', {}), 405, 'METHOD_NOT_ALLOWED'],
       [s.req('POST', '/api/v1/peers', { peerId: 'p', addr: 'not a url', uploadSlots: 1 }), 400, 'INVALID_ARGUMENT'],
       [s.req('POST', '/api/v1/preheat', { zone: 'z1' }), 400, 'INVALID_ARGUMENT'],
       [s.req('POST', '/api/v1/preheat', { image: 'app/Web:x' }), 400, 'INVALID_ARGUMENT'],

@@ -1,28 +1,12 @@
 import { VERSION } from '../../lib/version.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { SampanError, invalid, type ErrorCode } from '../../lib/errors.js';
+import { invalid } from '../../lib/errors.js';
+import { dockerFlavour } from '../../lib/http/status.js';
 
 export const API_VERSION = '1.44';
 export const MIN_API_VERSION = '1.24';
 export const ENGINE_VERSION = VERSION;
-
-/** Docker's status for each error code: the one place that maps them. */
-const STATUS: Record<ErrorCode, number> = {
-  NOT_FOUND: 404,
-  CONFLICT: 409,
-  INVALID_ARGUMENT: 400,
-  NOT_MODIFIED: 304,
-  FORBIDDEN: 403,
-  UNAUTHORIZED: 401,
-  UNAVAILABLE: 503,
-  NOT_IMPLEMENTED: 501,
-  INTERNAL: 500,
-};
-
-export function statusOf(err: unknown): number {
-  return err instanceof SampanError ? STATUS[err.code] : 500;
-}
 
 export function commonHeaders(): Record<string, string> {
   return {
@@ -192,10 +176,9 @@ export class Ctx {
   }
 
   error(err: unknown): void {
-    const status = statusOf(err);
-    const message = err instanceof Error ? err.message : String(err);
+    const { status, body, headers } = dockerFlavour.render(err);
     if (status === 304) this.send(304);
-    else this.send(status, { message });
+    else this.send(status, body, headers);
   }
 
   /**

@@ -4,7 +4,7 @@ import { createLogger, type Logger } from '../../lib/log.js';
 import type { SchedulerConfig } from './config.js';
 import { SchedulerMetrics } from './metrics.js';
 import { PreheatManager, type PreheatOptions } from './preheat.js';
-import { SchedulerServer } from './server.js';
+import { schedulerApp } from './server.js';
 import { SchedulerState } from './state.js';
 import { splitAddr } from '../../lib/units.js';
 
@@ -51,7 +51,7 @@ export async function startScheduler(config: SchedulerConfig, opts: StartOptions
   });
   state.setListener(preheat);
   const metrics = new SchedulerMetrics(state, preheat);
-  const server = new SchedulerServer({ state, preheat, metrics, log });
+  const server = schedulerApp({ state, preheat, metrics, log });
   const { host, port } = splitAddr(config.listen);
   const address = await server.listen(host, port);
   log.info(

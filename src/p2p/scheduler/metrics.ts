@@ -10,14 +10,11 @@ const P = 'sampan_p2p_scheduler_';
 
 export class SchedulerMetrics {
   readonly registry = new Registry();
-  /** "route method status" -> count, kept by the server. */
-  readonly requests = new Map<string, number>();
 
   constructor(state: SchedulerState, preheat: PreheatManager) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: P });
     const stats = state.stats;
-    const requests = this.requests;
     new Gauge({
       name: `${P}peers`,
       help: 'Peers known to the scheduler (registered or announced, heard from lately)',
@@ -89,19 +86,6 @@ export class SchedulerMetrics {
       collect() {
         const c = preheat.counts();
         for (const state of JOB_STATES) this.set({ state }, c[state]);
-      },
-    });
-    new Counter({
-      name: `${P}http_requests_total`,
-      help: 'API requests by route, method and status',
-      labelNames: ['route', 'method', 'status'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const [k, v] of requests) {
-          const [route, method, status] = k.split(' ');
-          this.inc({ route, method, status }, v);
-        }
       },
     });
   }

@@ -1,0 +1,191 @@
+/**
+ * The HTTP kit every Sampan daemon serves its API with: routes (find-my-way, the router under Fastify), bodies
+ * read with a limit, errors rendered by the API's flavour from the one status table, request metrics, /metrics
+ * and /healthz, and a graceful drain. Handlers return a reply, or write the response themselves (streams) and
+ * return nothing; a client that goes away mid-response is normal, never an error.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import findMyWay, { type HTTPVersion } from 'find-my-way';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { invalid, methodNotAllowed, notFound, tooLarge } from '../errors.js';
+import type { Logger } from '../log.js';
+import { ServerDrain } from '../drain.js';
+import type { ErrorFlavour } from './status.js';
+
+export interface Reply {
+  status: number;
+  /** A Buffer or string is sent as it is; anything else as JSON. */
+  body?: unknown;
+  headers?: Record<string, string | number>;
+}
+
+/** A request as a handler sees it. */
+export class Req {
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly method: string,
+    readonly path: string,
+    readonly params: Record<string, string | undefined>,
+    readonly query: URLSearchParams,
+    private readonly maxBody: number,
+  ) {}
+
+  param(name: string): string {
+    return this.params[name] ?? '';
+  }
+
+  /** The whole body; over `limit` bytes it is refused (413) before more is read. */
+  async body(limit = this.maxBody): Promise<Buffer> {
+    const cl = Number(this.req.headers['content-length'] ?? 0);
+    if (cl > limit) throw tooLarge(`body larger than ${limit} bytes`);
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of this.req) {
+      n += (c as Buffer).length;
+      if (n > limit) throw tooLarge(`body larger than ${limit} bytes`);
+      chunks.push(c as Buffer);
+    }
+    return Buffer.concat(chunks, n);
+  }
+
+  /** The body as JSON, required. */
+  async json(limit?: number): Promise<unknown> {
+    const text = (await this.body(limit)).toString('utf8');
+    if (!text.trim()) throw invalid('a JSON body is required');
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw invalid('the body is not JSON');
+    }
+  }
+}
+
+export type Handler = (r: Req) => Promise<Reply | void> | Reply | void;
+
+interface Route {
+  name: string;
+  handler: Handler;
+}
+
+export interface HttpAppOptions {
+  log: Logger;
+  flavour: ErrorFlavour;
+  /** Where request metrics go (`<prefix>http_requests_total`, `<prefix>http_request_duration_seconds`). */
+  metrics?: { registry: Registry; prefix: string };
+  /** Bodies larger than this are refused with 413 unless a route reads with its own limit. */
+  maxBody?: number;
+  /** Headers on every response (an API version, a server name). */
+  headers?: Record<string, string>;
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+type Method = (typeof METHODS)[number];
+
+export class HttpApp {
+  private readonly router = findMyWay<HTTPVersion.V1>({ ignoreTrailingSlash: true, maxParamLength: 500 });
+  private readonly drain = new ServerDrain();
+  private readonly servers: http.Server[] = [];
+  private readonly requests?: Counter;
+  private readonly latency?: Histogram;
+
+  constructor(private readonly o: HttpAppOptions) {
+    if (o.metrics) {
+      const { registry, prefix } = o.metrics;
+      this.requests = new Counter({ name: `${prefix}http_requests_total`, help: 'API requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: [registry] });
+      this.latency = new Histogram({ name: `${prefix}http_request_duration_seconds`, help: 'Time to the end of the response (or to the start of a stream), by route', labelNames: ['route'], registers: [registry], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10] });
+    }
+  }
+
+  /** Add a route; `name` labels its metrics and logs. A GET route answers HEAD too, without the body. */
+  route(method: Method | Method[], path: string, name: string, handler: Handler): this {
+    for (const m of Array.isArray(method) ? method : [method]) this.router.on(m, path, () => undefined, { name, handler } satisfies Route);
+    return this;
+  }
+
+  /** GET /metrics from a prom-client registry. */
+  metricsRoute(registry: Registry): this {
+    return this.route('GET', '/metrics', 'metrics', async () => ({ status: 200, body: await registry.metrics(), headers: { 'Content-Type': registry.contentType } }));
+  }
+
+  /** GET /healthz: 200 with what `status` returns. */
+  healthRoute(status: () => unknown): this {
+    return this.route('GET', '/healthz', 'healthz', () => ({ status: 200, body: status() }));
+  }
+
+  /** The request listener, for servers made elsewhere (TLS, unix sockets). */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    res.once('close', this.drain.begin());
+    void this.serve(req, res);
+  };
+
+  private find(method: string, path: string): Route | { allow: string[] } | undefined {
+    const hit = this.router.find(method as Method, path) ?? (method === 'HEAD' ? this.router.find('GET', path) : null);
+    if (hit) return Object.assign({ params: hit.params }, hit.store as Route);
+    const allow = METHODS.filter((m) => this.router.find(m, path));
+    return allow.length ? { allow } : undefined;
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const t0 = performance.now();
+    const method = req.method ?? 'GET';
+    const url = new URL(req.url ?? '/', 'http://x');
+    let name = 'unknown';
+    try {
+      const hit = this.find(method, url.pathname);
+      if (!hit) throw notFound(`no route ${method} ${url.pathname}`);
+      if ('allow' in hit) throw methodNotAllowed(method, url.pathname, hit.allow);
+      name = hit.name;
+      const r = new Req(req, res, method, url.pathname, (hit as unknown as { params: Record<string, string> }).params, url.searchParams, this.o.maxBody ?? 8 << 20);
+      const reply = await hit.handler(r);
+      if (reply) this.send(req, res, reply);
+    } catch (err) {
+      this.fail(req, res, err, url.pathname);
+    } finally {
+      this.requests?.inc({ route: name, method, status: String(res.statusCode) });
+      this.latency?.observe({ route: name }, (performance.now() - t0) / 1000);
+      this.o.log.debug({ method, path: url.pathname, status: res.statusCode, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'request');
+    }
+  }
+
+  private send(req: IncomingMessage, res: ServerResponse, r: Reply): void {
+    if (res.destroyed) return;
+    const headers: Record<string, string | number> = { ...this.o.headers, ...r.headers };
+    let body: Buffer | undefined;
+    if (r.body !== undefined) {
+      body = Buffer.isBuffer(r.body) ? r.body : Buffer.from(typeof r.body === 'string' ? r.body : JSON.stringify(r.body));
+      if (!Buffer.isBuffer(r.body) && typeof r.body !== 'string') headers['Content-Type'] ??= 'application/json; charset=utf-8';
+      headers['Content-Length'] = body.length;
+    } else if (r.status !== 204 && r.status !== 304) {
+      headers['Content-Length'] ??= 0;
+    }
+    // a body refused before it was read: closing is cheaper than reading it to keep the connection
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+    if (!req.complete && hasBody) headers.Connection = 'close';
+    res.writeHead(r.status, headers);
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  private fail(req: IncomingMessage, res: ServerResponse, err: unknown, path: string): void {
+    const { status, body, headers } = this.o.flavour.render(err);
+    if (status >= 500) this.o.log.error({ err, method: req.method, path }, 'request failed');
+    else this.o.log.debug({ method: req.method, path, status, err: (err as Error)?.message }, 'request refused');
+    // a response already under way cannot change its status: cut it, so the client sees it incomplete
+    if (res.headersSent) res.destroy();
+    else this.send(req, res, { status, body, headers });
+  }
+
+  /** Listen on HOST:PORT over plain HTTP; the bound address. */
+  async listen(host: string | undefined, port: number): Promise<{ host: string; port: number }> {
+    const server = http.createServer(this.handle);
+    server.keepAliveTimeout = 30_000;
+    server.headersTimeout = 30_000;
+    this.servers.push(server);
+    return this.drain.listen(server, host, port);
+  }
+
+  /** Stop accepting, let requests in flight finish (up to `timeoutMs`), then close every connection. */
+  async close(timeoutMs: number): Promise<void> {
+    await Promise.all(this.servers.splice(0).map((s) => this.drain.close(s, timeoutMs)));
+  }
+}
