@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import tar from 'tar-stream';
-import { ApiError, clientFor, exitWith, jsonMessages, withErrors } from '../client.js';
+import { clientFor, exitWith, withErrors } from '../client.js';
+import { ApiError, jsonMessages } from '../../lib/engine-client.js';
 import { collect, hostOpt, parseLabels } from './containers.js';
 import { DockerIgnore } from '../../lib/dockerignore.js';
 

@@ -5,7 +5,8 @@
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Command, Option } from 'commander';
-import { ApiError, EngineClient, clientFor, demux, exitWith, withErrors } from '../client.js';
+import { clientFor, exitWith, withErrors } from '../client.js';
+import { ApiError, EngineClient, demux } from '../../lib/engine-client.js';
 import { ago, ellipsis, goTime, humanSize, printJson, printJsonLines, shortId, table } from '../format.js';
 import { parseBytes } from '../../lib/units.js';
 

@@ -3,7 +3,8 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Command, Option } from 'commander';
-import { ApiError, clientFor, jsonMessages, withErrors } from '../client.js';
+import { clientFor, withErrors } from '../client.js';
+import { ApiError, jsonMessages } from '../../lib/engine-client.js';
 import { ago, goTime, humanSize, printJsonLines, shortId, table } from '../format.js';
 import { collect, parseFilters } from './containers.js';
 

@@ -10,7 +10,8 @@ import readline from 'node:readline';
 import type { Readable } from 'node:stream';
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { ApiError, clientFor, jsonMessages, withErrors } from '../client.js';
+import { clientFor, withErrors } from '../client.js';
+import { ApiError, jsonMessages } from '../../lib/engine-client.js';
 
 const DOCKER_HUB_KEY = 'https://index.docker.io/v1/';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { EngineClient, resolveHost } from '../client.js';
+import { EngineClient, resolveHost } from '../../lib/engine-client.js';
 import { buildBusyboxArchive } from '../../engine/index.js';
 
 /** Load the embedded base image (busybox:latest from Debian's busybox-static) into an engine. */

@@ -22,6 +22,12 @@ export const STATUS: Record<ErrorCode, number> = {
   UNAVAILABLE: 503,
 };
 
+/** The code of an error answer's status: the table read backwards (an unknown 5xx is INTERNAL, 4xx INVALID_ARGUMENT). */
+export function codeOfStatus(status: number): ErrorCode {
+  for (const [code, s] of Object.entries(STATUS) as Array<[ErrorCode, number]>) if (s === status) return code;
+  return status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT';
+}
+
 export function statusOf(err: unknown): number {
   return err instanceof SampanError ? STATUS[err.code] : 500;
 }
