@@ -9,6 +9,7 @@ import { clientFor, exitWith, withErrors } from '../client.js';
 import { ApiError, EngineClient, demux } from '../../lib/engine-client.js';
 import { ago, ellipsis, goTime, humanSize, printJson, printJsonLines, shortId, table } from '../format.js';
 import { parseBytes } from '../../lib/units.js';
+import type { ContainerInspect, ContainerSummary, Port } from '../../lib/docker-types.js';
 
 /** Collects a repeatable option's values: `-e A=1 -e B=2`. */
 export function collect(value: string, previous: string[] | undefined): string[] {
@@ -66,32 +67,8 @@ function checkFormat(fmt: string | undefined): 'table' | 'json' {
 
 // ---------- ps ----------
 
-interface PortSummary {
-  IP?: string;
-  PrivatePort: number;
-  PublicPort?: number;
-  Type: string;
-}
-
-export interface ContainerSummary {
-  Id: string;
-  Names?: string[];
-  Image: string;
-  ImageID?: string;
-  Command?: string;
-  Created: number;
-  Ports?: PortSummary[];
-  Labels?: Record<string, string> | null;
-  State?: string;
-  Status?: string;
-  SizeRw?: number;
-  SizeRootFs?: number;
-  Mounts?: Array<{ Name?: string; Source?: string }>;
-  NetworkSettings?: { Networks?: Record<string, unknown> };
-}
-
 /** Docker's PORTS column: "0.0.0.0:8080->80/tcp, 443/tcp". */
-export function formatPorts(ports: PortSummary[] | undefined): string {
+export function formatPorts(ports: Port[] | undefined): string {
   if (!ports || ports.length === 0) return '';
   const seen = new Set<string>();
   const out: string[] = [];
@@ -199,13 +176,6 @@ export function printContainers(list: ContainerSummary[], opts: PsOptions, forma
 }
 
 // ---------- streaming helpers shared by run and exec ----------
-
-interface ContainerInspect {
-  Id: string;
-  Name?: string;
-  Config?: { Tty?: boolean };
-  State?: { Status?: string; Running?: boolean; ExitCode?: number };
-}
 
 /** Current size of the local terminal, when stdout is one. */
 function terminalSize(): { h: number; w: number } | undefined {

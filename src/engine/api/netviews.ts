@@ -1,12 +1,13 @@
 import type { ContainerRecord } from '../containers/model.js';
+import type { EndpointView, Port, PortMap } from '../../lib/docker-types.js';
 import { wantedNetworks } from '../network/service.js';
 
 /** Docker's view of a container's networks: configured ones, with the live endpoint's addresses while it runs. */
-export function containerNetworks(r: ContainerRecord): Record<string, unknown> {
+export function containerNetworks(r: ContainerRecord): Record<string, EndpointView> {
   const mode = r.HostConfig.NetworkMode;
   if (mode.startsWith('container:')) return {};
   const names = mode === 'host' || mode === 'none' ? [mode] : wantedNetworks(r);
-  const out: Record<string, unknown> = {};
+  const out: Record<string, EndpointView> = {};
   for (const name of new Set([...names, ...Object.keys(r.Net?.Endpoints ?? {})])) {
     const ep = r.Net?.Endpoints[name];
     const conf = r.NetworkingConfig?.EndpointsConfig?.[name];
@@ -31,8 +32,8 @@ export function containerNetworks(r: ContainerRecord): Record<string, unknown> {
 }
 
 /** NetworkSettings.Ports: every exposed or published port, with its host bindings (null when not published). */
-export function portMap(r: ContainerRecord): Record<string, Array<{ HostIp: string; HostPort: string }> | null> {
-  const out: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
+export function portMap(r: ContainerRecord): PortMap {
+  const out: PortMap = {};
   for (const p of Object.keys(r.Config.ExposedPorts ?? {})) out[p.includes('/') ? p : `${p}/tcp`] = null;
   for (const p of r.Net?.Ports ?? []) {
     const key = `${p.ContainerPort}/${p.Protocol}`;
@@ -42,8 +43,8 @@ export function portMap(r: ContainerRecord): Record<string, Array<{ HostIp: stri
 }
 
 /** The Ports of `docker ps`. */
-export function portSummary(r: ContainerRecord): Array<Record<string, unknown>> {
-  const out: Array<Record<string, unknown>> = [];
+export function portSummary(r: ContainerRecord): Port[] {
+  const out: Port[] = [];
   const published = new Set<string>();
   for (const p of r.Net?.Ports ?? []) {
     published.add(`${p.ContainerPort}/${p.Protocol}`);

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { humanDuration } from '../../lib/units.js';
-import type { ContainerRecord } from '../containers/model.js';
+import type { ContainerConfig, ContainerRecord, HostConfig } from '../containers/model.js';
+import type { ContainerInspect, ContainerSummary, HistoryItem, ImageInspect, ImageSummary, MountPointView } from '../../lib/docker-types.js';
 import type { Image } from '../images/store.js';
 import type { HistoryEntry } from '../../lib/oci.js';
 import { containerNetworks, portMap, portSummary, primaryEndpoint } from './netviews.js';
@@ -28,7 +29,7 @@ export function statusText(r: ContainerRecord, now = Date.now()): string {
 
 const networks = containerNetworks;
 
-function mountView(m: ContainerRecord['Mounts'][number]) {
+function mountView(m: ContainerRecord['Mounts'][number]): MountPointView {
   return {
     Type: m.Type,
     ...(m.Name ? { Name: m.Name } : {}),
@@ -41,7 +42,7 @@ function mountView(m: ContainerRecord['Mounts'][number]) {
   };
 }
 
-export function containerSummary(r: ContainerRecord, imageName: string): Record<string, unknown> {
+export function containerSummary(r: ContainerRecord, imageName: string): ContainerSummary {
   return {
     Id: r.Id,
     Names: [`/${r.Name}`],
@@ -59,7 +60,7 @@ export function containerSummary(r: ContainerRecord, imageName: string): Record<
   };
 }
 
-export function containerInspect(r: ContainerRecord, dirs: { dir: string; fs: string; lowers: string[] }, execIds: string[]): Record<string, unknown> {
+export function containerInspect(r: ContainerRecord, dirs: { dir: string; fs: string; lowers: string[] }, execIds: string[]): ContainerInspect<ContainerConfig, HostConfig> {
   const st = r.State;
   const status = st.Status === 'exited' && !r.HasBeenStarted && st.FinishedAt.startsWith('0001') ? 'created' : st.Status;
   const ep = primaryEndpoint(r);
@@ -130,7 +131,7 @@ export function containerInspect(r: ContainerRecord, dirs: { dir: string; fs: st
   };
 }
 
-export function imageSummary(i: Image): Record<string, unknown> {
+export function imageSummary(i: Image): ImageSummary {
   return {
     Id: i.id,
     ParentId: i.parent ?? '',
@@ -144,7 +145,7 @@ export function imageSummary(i: Image): Record<string, unknown> {
   };
 }
 
-export function imageInspect(i: Image, lowers: string[]): Record<string, unknown> {
+export function imageInspect(i: Image, lowers: string[]): ImageInspect {
   const c = i.config;
   return {
     Id: i.id,
@@ -174,7 +175,7 @@ export function imageInspect(i: Image, lowers: string[]): Record<string, unknown
  * `docker history`: newest entry first. As Docker, the rows take the IDs (and tags) of the image and then of its
  * parents in turn where they exist here (`byId`), `<missing>` beyond.
  */
-export function imageHistory(i: Image, byId: (id: Image['id']) => Image | undefined = () => undefined): Array<Record<string, unknown>> {
+export function imageHistory(i: Image, byId: (id: Image['id']) => Image | undefined = () => undefined): HistoryItem[] {
   const hist: HistoryEntry[] = i.config.history?.length ? i.config.history : i.layers.map(() => ({ created: i.created, created_by: '' }));
   let layer = 0;
   const rows = hist.map((h) => {
