@@ -1,6 +1,7 @@
-import { promises as fs } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { invalid } from '../lib/errors.js';
+import { envValues, givenFlags, readConfigFile, validated } from '../lib/layered-config.js';
 
 export const EngineConfigSchema = z.strictObject({
   root: z.string().min(1).default('/var/lib/sampan'),
@@ -44,29 +45,13 @@ export type EngineConfig = z.infer<typeof EngineConfigSchema>;
 
 export const DEFAULT_CONFIG_FILE = '/etc/sampan/engine.json';
 
-/** Flags > env (SAMPAN_*) > config file > defaults; validated once, here. */
-export async function loadEngineConfig(flags: Partial<EngineConfig> & { config?: string }): Promise<EngineConfig> {
-  const file = flags.config ?? process.env.SAMPAN_CONFIG ?? DEFAULT_CONFIG_FILE;
-  let fromFile: Record<string, unknown> = {};
-  try {
-    fromFile = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || flags.config) throw invalid(`config file ${file}: ${(err as Error).message}`);
-  }
-  const env: Record<string, unknown> = {};
-  if (process.env.SAMPAN_ROOT) env.root = process.env.SAMPAN_ROOT;
-  if (process.env.SAMPAN_EXEC_ROOT) env.execRoot = process.env.SAMPAN_EXEC_ROOT;
-  if (process.env.SAMPAN_LOG_LEVEL) env.logLevel = process.env.SAMPAN_LOG_LEVEL;
-  if (process.env.SAMPAN_BRIDGE_NAME) env.bridgeName = process.env.SAMPAN_BRIDGE_NAME;
-  if (process.env.SAMPAN_BRIDGE_SUBNET) env.bridgeSubnet = process.env.SAMPAN_BRIDGE_SUBNET;
-  if (process.env.SAMPAN_DEFAULT_ADDRESS_POOL) env.defaultAddressPool = process.env.SAMPAN_DEFAULT_ADDRESS_POOL;
-  const given = Object.fromEntries(Object.entries(flags).filter(([k, v]) => v !== undefined && k !== 'config'));
-  const r = EngineConfigSchema.safeParse({ ...fromFile, ...env, ...given });
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw invalid(`engine config: ${i.path.join('.') || 'config'}: ${i.message}`);
-  }
-  const c = r.data;
+/** Flags > env (SAMPAN_ + the key in UPPER_SNAKE, e.g. SAMPAN_EXEC_ROOT) > config file > defaults; validated once, here. */
+export async function loadEngineConfig(flags: Partial<EngineConfig> & { config?: string }, env: NodeJS.ProcessEnv = process.env): Promise<EngineConfig> {
+  const given = flags.config ?? env.SAMPAN_CONFIG;
+  const file = given ?? DEFAULT_CONFIG_FILE;
+  // the default file is optional; one that exists must be valid, as one given must exist
+  const fromFile = given || existsSync(file) ? await readConfigFile(file, 'config file') : {};
+  const c = validated(EngineConfigSchema, { ...fromFile, ...envValues(EngineConfigSchema.shape, 'SAMPAN_', env), ...givenFlags(flags) }, 'engine config');
   for (const h of c.hosts) {
     if (h.startsWith('unix://')) continue;
     if (!h.startsWith('tcp://')) throw invalid(`engine config: unsupported host ${h}: use unix:///path or tcp://host:port`);
