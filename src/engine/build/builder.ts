@@ -35,6 +35,8 @@ export interface BuildRequest {
   target?: string;
   labels: Record<string, string>;
   noCache: boolean;
+  /** Images a cached step may come from (with their parents); empty: any image the cache knows. */
+  cacheFrom: string[];
   pull: boolean;
   /** Remove intermediate containers (rm, the default); forceRm also when a step failed (done anyway). */
   rm: boolean;
@@ -100,6 +102,8 @@ export class Builder {
   /** Names of the stages built so far, for FROM and COPY --from. */
   private readonly names = new Map<string, number>();
   private escape = '\\';
+  /** cachefrom's images and their parents, found at the first cache lookup. */
+  private cacheSources?: Map<Digest, Image>;
 
   constructor(
     private readonly d: BuildDeps,
@@ -337,13 +341,33 @@ export class Builder {
   /** The step's image from the cache, taken as the stage's current one; false on a miss (or --no-cache). */
   private async cacheHit(st: StageState, createdBy: string): Promise<boolean> {
     if (this.req.noCache) return false;
-    const hit = await this.d.cache.get(this.d.cache.key(st.image?.id ?? 'scratch', createdBy));
-    const img = hit ? this.d.store.byId(hit) : undefined;
+    let img: Image | undefined;
+    if (this.req.cacheFrom.length) img = this.fromCacheSources(st.image?.id, createdBy);
+    else {
+      const hit = await this.d.cache.get(this.d.cache.key(st.image?.id ?? 'scratch', createdBy));
+      img = hit ? this.d.store.byId(hit) : undefined;
+    }
     if (!img) return false;
     this.out.stream(` ---> Using cache\n ---> ${short(img.id)}\n`);
     st.image = img;
     st.config = clone(img.config.config ?? {});
     return true;
+  }
+
+  /**
+   * With cachefrom, Docker takes a step from the cache only if it made one of the images named or one of their
+   * parents: the image among those whose parent is this step's and whose last history entry is this instruction.
+   */
+  private fromCacheSources(parent: Digest | undefined, createdBy: string): Image | undefined {
+    if (!this.cacheSources) {
+      this.cacheSources = new Map();
+      for (const ref of this.req.cacheFrom) {
+        // a name that is not here is no source, as dockerd ignores it
+        for (let img = this.d.store.find(ref); img && !this.cacheSources.has(img.id); img = img.parent && this.d.store.byId(img.parent)) this.cacheSources.set(img.id, img);
+      }
+    }
+    for (const img of this.cacheSources.values()) if (img.parent === parent && img.config.history?.at(-1)?.created_by === createdBy) return img;
+    return undefined;
   }
 
   private metaStep(st: StageState, text: string, author?: string): Promise<void> {
@@ -396,7 +420,8 @@ export class Builder {
         await this.d.containers.start(cid, [
           async (sock) => {
             const conn = await AttachConnection.connect(sock);
-            conn.on('data', (_s: number, buf: Buffer) => this.out.stream(buf.toString()));
+            // stderr in red, as dockerd's classic builder sends it
+            conn.on('data', (s: number, buf: Buffer) => this.out.stream(s === 2 ? `\x1b[91m${buf.toString()}\x1b[0m` : buf.toString()));
             outputDone = new Promise((r) => conn.once('close', () => r()));
           },
         ]);
