@@ -111,3 +111,25 @@ test('build: with cachefrom a step comes from the cache only if an image named t
   assert.equal(cli.code, 0, cli.stderr);
   assert.equal(cli.stdout.trim(), first.id);
 });
+
+test('build: a cachefrom image with no parents here (saved, removed, loaded back) is matched by its history, as dockerd', async () => {
+  const df = `FROM busybox\nRUN echo one > /one\nENV STAGE=two\nRUN echo three > /three\n`;
+  const first = await build(df, { t: 'cf-loaded:1' });
+  const archive = (await e.api('GET', '/v1.44/images/cf-loaded:1/get')).body;
+  assert.equal((await e.api('DELETE', '/v1.44/images/cf-loaded:1')).status, 200);
+  const loaded = await e.api('POST', '/v1.44/images/load?quiet=1', archive, { 'Content-Type': 'application/x-tar' });
+  assert.match(loaded.body.toString(), /Loaded image/);
+  // its intermediate images went with it: the plain cache has nothing
+  const plain = await build(df, {});
+  assert.equal(plain.hits, 0);
+  assert.equal((await e.api('DELETE', `/v1.44/images/${plain.id}`)).status, 200);
+  const again = await build(df, { cachefrom: JSON.stringify(['cf-loaded:1']) });
+  assert.equal(again.hits, 3);
+  assert.equal(again.id, first.id);
+  const img = (await e.api('GET', `/v1.44/images/${again.id}/json`)).json() as { Config: { Env: string[] } };
+  assert.ok(img.Config.Env.includes('STAGE=two'));
+  // a changed last step: the first ones from the loaded image's history, the last one runs
+  const changed = await build(df.replace('three', 'four'), { cachefrom: JSON.stringify(['cf-loaded:1']) });
+  assert.equal(changed.hits, 2);
+  assert.match(changed.text, /Running in/);
+});
