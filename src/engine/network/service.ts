@@ -495,6 +495,8 @@ export class NetworkService {
     const mac = epConf?.MacAddress || undefined;
     checkMac(mac);
     const runtimeConfig = ports.length ? { portMappings: ports.map((p) => ({ hostPort: p.HostPort, containerPort: p.ContainerPort, protocol: p.Protocol, hostIP: p.HostIp === '0.0.0.0' ? '' : p.HostIp })) } : undefined;
+    // a namespace may start with IPv6 off (a host's sysctl defaults): an IPv6 network needs it on there
+    if (ipv6Config(n)) await run('ip', ['netns', 'exec', path.basename(netnsPath), 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.default.disable_ipv6=0']);
     let result: CniResult;
     try {
       result = await this.cni.add(this.confList(n, ips, !!runtimeConfig, mac), { containerId: rec.Id, netns: netnsPath, ifname, runtimeConfig });
