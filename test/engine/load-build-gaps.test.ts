@@ -110,6 +110,15 @@ test('build: with cachefrom a step comes from the cache only if an image named t
   await fs.rm(ctxDir, { recursive: true });
   assert.equal(cli.code, 0, cli.stderr);
   assert.equal(cli.stdout.trim(), first.id);
+  // docker-py's cache_from
+  const py = await runCmd('/usr/bin/python3', ['-c', `
+import docker, io, os
+c = docker.DockerClient(base_url=os.environ['DOCKER_HOST'], version='auto')
+img, _ = c.images.build(fileobj=io.BytesIO(${JSON.stringify(df)}.encode()), cache_from=['cf-first:1'])
+print(img.id)
+`], { env: e.env, timeoutMs: 120_000 });
+  assert.equal(py.code, 0, py.stderr);
+  assert.equal(py.stdout.trim(), first.id);
 });
 
 test('build: a cachefrom image with no parents here (saved, removed, loaded back) is matched by its history, as dockerd', async () => {

@@ -192,3 +192,27 @@ n.remove()
   // the gateway (the bridge's address on the host) answers over IPv6 too
   assert.equal(out.ping, 0);
 });
+
+test('dockerode: a network with a space and IPv6, a container created with Links, DriverOpts and an IPv6 address on it', async () => {
+  const { default: Docker } = await import('dockerode');
+  const docker = new Docker({ socketPath: e.sock });
+  const name = 'dockerode net';
+  const net = await docker.createNetwork({ Name: name, EnableIPv6: true, IPAM: { Config: [{ Subnet: `${V6(3)}/64` }] } });
+  const want6 = `${V6(3)}42`;
+  const ct = await docker.createContainer({
+    Image: 'busybox',
+    Cmd: ['sleep', '600'],
+    HostConfig: { NetworkMode: name },
+    NetworkingConfig: { EndpointsConfig: { [name]: { IPAMConfig: { IPv6Address: want6 }, Links: ['peer:p'], DriverOpts: { a: 'b' } } } },
+  });
+  await ct.start();
+  // dockerode's types lag the API (no DriverOpts)
+  const ep = (await ct.inspect()).NetworkSettings.Networks[name] as unknown as { GlobalIPv6Address: string; Links: string[]; DriverOpts: Record<string, string> };
+  assert.equal(ep.GlobalIPv6Address, want6);
+  assert.deepEqual([ep.Links, ep.DriverOpts], [['peer:p'], { a: 'b' }]);
+  const info = await net.inspect();
+  assert.equal(info.Name, name);
+  assert.equal(Object.values(info.Containers ?? {})[0]!.IPv6Address, `${want6}/64`);
+  await ct.remove({ force: true });
+  await net.remove();
+});
