@@ -133,6 +133,7 @@ test('IPv6 networks: --ipv6 with an IPv6 subnet, --aux-address, --ip6 at run and
   assert.equal(Object.values<{ IPv6Address: string }>(ids)[0]!.IPv6Address, `${a.GlobalIPv6Address}/64`);
   assert.match(await ok(['exec', 'six-a', 'ip', '-6', 'addr', 'show', 'eth0']), new RegExp(`inet6 ${a.GlobalIPv6Address}/64 scope global`));
   assert.equal(await ok(['exec', 'six-a', 'cat', '/proc/sys/net/ipv6/conf/all/disable_ipv6']), '0');
+  assert.match(await ok(['exec', 'six-a', 'cat', '/etc/hosts']), new RegExp(`^${a.GlobalIPv6Address}\\s`, 'm'));
 
   // --ip6 at run; reachable over IPv6 from the other container, by address and by name (AAAA)
   const b6 = `${V6(1)}77`;

@@ -667,6 +667,7 @@ export class NetworkService {
     const lines: string[] = [];
     const own = Object.values(state.Endpoints)[0];
     if (own?.IPAddress) lines.push(`${own.IPAddress}\t${rec.Config.Hostname}`);
+    if (own?.GlobalIPv6Address) lines.push(`${own.GlobalIPv6Address}\t${rec.Config.Hostname}`);
     for (const [name, ep] of Object.entries(state.Endpoints)) {
       // where the network's DNS responder runs, it answers (and never goes stale); hosts entries are the fallback
       if (name === DEFAULT_NETWORK || this.dns.get(ep.NetworkID)?.listening) continue;
@@ -711,8 +712,8 @@ function checkRequestedIps(n: NetworkRecord, c: EndpointSettings['IPAMConfig']):
   // Docker refuses --ip on the default network
   if (n.Name === DEFAULT_NETWORK) throw invalid('user specified IP address is supported on user defined networks only');
   for (const ip of ips) {
-    if (isIPv6(ip) && !ipv6Config(n)) throw invalid(`Invalid address ${ip}: It does not belong to any of this network's subnets`);
-    if (!n.IPAM.Config.some((sub) => inSubnet(sub.Subnet, ip))) throw invalid(isIPv6(ip) ? `Invalid address ${ip}: It does not belong to any of this network's subnets` : `no configured subnet or ip-range contain the IP address ${ip}`);
+    const subnet = isIPv6(ip) ? ipv6Config(n)?.Subnet : n.IPAM.Config[0]!.Subnet;
+    if (!subnet || !inSubnet(subnet, ip)) throw invalid(isIPv6(ip) ? `Invalid address ${ip}: It does not belong to any of this network's subnets` : `no configured subnet or ip-range contain the IP address ${ip}`);
   }
   return ips;
 }
