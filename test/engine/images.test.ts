@@ -303,6 +303,13 @@ async function storeListing(): Promise<string[]> {
 }
 
 test('POST /images/load refuses a layer with ../ in it, and a truncated archive, keeping nothing', async () => {
+  // dockerd answers 200 and puts the error in the JSON stream
+  const loadError = (r: { status: number; body: Buffer }) => {
+    assert.equal(r.status, 200, r.body.toString());
+    const line = r.body.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { error?: string }).find((m) => m.error);
+    assert.ok(line?.error, r.body.toString());
+    return line.error;
+  };
   const imagesBefore = (await e.api('GET', '/images/json')).json();
   const storeBefore = await storeListing();
 
@@ -314,8 +321,7 @@ test('POST /images/load refuses a layer with ../ in it, and a truncated archive,
 
   const evilLayer = await packTar([{ name: 'etc/', type: 'directory' }, { name: '../evil', body: 'pwned\n' }]);
   const evil = await e.api('POST', '/images/load', await dockerArchive(evilLayer, 'evil:1'), { 'Content-Type': 'application/x-tar' });
-  assert.equal(evil.status, 400, evil.body.toString());
-  const msg = (evil.json() as { message: string }).message;
+  const msg = loadError(evil);
   assert.match(msg, /\.\.\/evil/);
   assert.match(msg, /escapes/);
   assert.deepEqual((await e.api('GET', '/images/json')).json(), imagesBefore);
@@ -325,17 +331,16 @@ test('POST /images/load refuses a layer with ../ in it, and a truncated archive,
   // a symlink out of the root, then a file through it
   const linkLayer = await packTar([{ name: 'up', type: 'symlink', linkname: '../../../../../../tmp' }, { name: 'up/sampan-evil-link', body: 'x' }]);
   const link = await e.api('POST', '/images/load', await dockerArchive(linkLayer, 'evil:2'), { 'Content-Type': 'application/x-tar' });
-  assert.equal(link.status, 400, link.body.toString());
+  loadError(link);
   assert.equal(await fs.stat('/tmp/sampan-evil-link').then(() => true, () => false), false);
 
   // a truncated archive (cut in the middle of the layer)
   const full = (await e.api('GET', '/images/busybox/get')).body;
   const cut = await e.api('POST', '/images/load', full.subarray(0, Math.floor(full.length / 2)), { 'Content-Type': 'application/x-tar' });
-  assert.equal(cut.status, 400, cut.body.toString());
-  assert.match((cut.json() as { message: string }).message, /archive/);
+  assert.match(loadError(cut), /archive/);
   // not a tar at all
   const junk = await e.api('POST', '/images/load', Buffer.from('this is not a tar'), { 'Content-Type': 'application/x-tar' });
-  assert.equal(junk.status, 400, junk.body.toString());
+  loadError(junk);
 
   assert.deepEqual((await e.api('GET', '/images/json')).json(), imagesBefore);
   assert.deepEqual(await storeListing(), storeBefore);

@@ -74,6 +74,7 @@ export function buildRoutes(r: Router, e: Engine): void {
       target: ctx.query.get('target') || undefined,
       labels: jsonParam<Record<string, string>>(ctx, 'labels', {}),
       noCache: ctx.bool('nocache'),
+      cacheFrom: jsonParam<string[] | null>(ctx, 'cachefrom', []) ?? [],
       pull: ctx.bool('pull'),
       rm: ctx.bool('rm', true),
       forceRm: ctx.bool('forcerm'),

@@ -16,6 +16,8 @@ export function imageRoutes(r: Router, e: Engine): void {
   });
 
   r.add('POST', '/images/load', async (ctx) => {
+    // 200 before the archive is read, as dockerd: a broken archive is an error line in the stream, where the SDKs look
+    const res = ctx.stream('application/json');
     const lines = await loadArchive(ctx.req, svc.store);
     for (const l of lines) {
       const m = /^Loaded image(?: ID)?: (.*)$/.exec(l);
@@ -24,7 +26,6 @@ export function imageRoutes(r: Router, e: Engine): void {
         if (img) e.events.emit('image', 'load', img.id, { name: m[1]! });
       }
     }
-    const res = ctx.stream('application/json');
     for (const l of lines) res.write(JSON.stringify({ stream: `${l}\n` }) + '\n');
     res.end();
   });

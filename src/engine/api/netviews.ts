@@ -13,18 +13,18 @@ export function containerNetworks(r: ContainerRecord): Record<string, EndpointVi
     const conf = r.NetworkingConfig?.EndpointsConfig?.[name];
     out[name] = {
       IPAMConfig: conf?.IPAMConfig ?? null,
-      Links: null,
+      Links: conf?.Links?.length ? conf.Links : null,
       Aliases: ep?.Aliases ?? conf?.Aliases ?? null,
-      MacAddress: ep?.MacAddress ?? '',
+      MacAddress: ep?.MacAddress ?? conf?.MacAddress ?? '',
+      DriverOpts: conf?.DriverOpts && Object.keys(conf.DriverOpts).length ? conf.DriverOpts : null,
       NetworkID: ep?.NetworkID ?? '',
       EndpointID: ep?.EndpointID ?? '',
       Gateway: ep?.Gateway ?? '',
       IPAddress: ep?.IPAddress ?? '',
       IPPrefixLen: ep?.IPPrefixLen ?? 0,
-      IPv6Gateway: '',
-      GlobalIPv6Address: '',
-      GlobalIPv6PrefixLen: 0,
-      DriverOpts: null,
+      IPv6Gateway: ep?.IPv6Gateway ?? '',
+      GlobalIPv6Address: ep?.GlobalIPv6Address ?? '',
+      GlobalIPv6PrefixLen: ep?.GlobalIPv6PrefixLen ?? 0,
       DNSNames: ep?.DNSNames.length ? ep.DNSNames : null,
     };
   }

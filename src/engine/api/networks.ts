@@ -26,7 +26,7 @@ export function networkRoutes(r: Router, e: Engine): void {
       for (const c of e.containers.list()) {
         const ep = c.Net?.Endpoints[n.Name];
         if (!ep) continue;
-        containers[c.Id] = { Name: c.Name, EndpointID: ep.EndpointID, MacAddress: ep.MacAddress, IPv4Address: `${ep.IPAddress}/${ep.IPPrefixLen}`, IPv6Address: '' };
+        containers[c.Id] = { Name: c.Name, EndpointID: ep.EndpointID, MacAddress: ep.MacAddress, IPv4Address: `${ep.IPAddress}/${ep.IPPrefixLen}`, IPv6Address: ep.GlobalIPv6Address ? `${ep.GlobalIPv6Address}/${ep.GlobalIPv6PrefixLen}` : '' };
       }
     }
     return {

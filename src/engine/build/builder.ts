@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { invalid, SampanError } from '../../lib/errors.js';
-import type { ImageRuntimeConfig } from '../../lib/oci.js';
+import type { ImageConfig, ImageRuntimeConfig } from '../../lib/oci.js';
 import type { Digest } from '../../lib/digest.js';
 import type { Image, ImageStore } from '../images/store.js';
 import type { ContainerService } from '../containers/service.js';
@@ -35,6 +35,8 @@ export interface BuildRequest {
   target?: string;
   labels: Record<string, string>;
   noCache: boolean;
+  /** Images a cached step may come from (with their parents); empty: any image the cache knows. */
+  cacheFrom: string[];
   pull: boolean;
   /** Remove intermediate containers (rm, the default); forceRm also when a step failed (done anyway). */
   rm: boolean;
@@ -100,6 +102,10 @@ export class Builder {
   /** Names of the stages built so far, for FROM and COPY --from. */
   private readonly names = new Map<string, number>();
   private escape = '\\';
+  /** cachefrom's images and their parents, found at the first cache lookup. */
+  private cacheSources?: Map<Digest, Image>;
+  /** cachefrom's images themselves, matched by their history where they have no parents here. */
+  private historySources: Image[] = [];
 
   constructor(
     private readonly d: BuildDeps,
@@ -337,13 +343,67 @@ export class Builder {
   /** The step's image from the cache, taken as the stage's current one; false on a miss (or --no-cache). */
   private async cacheHit(st: StageState, createdBy: string): Promise<boolean> {
     if (this.req.noCache) return false;
-    const hit = await this.d.cache.get(this.d.cache.key(st.image?.id ?? 'scratch', createdBy));
-    const img = hit ? this.d.store.byId(hit) : undefined;
+    let img: Image | undefined;
+    if (this.req.cacheFrom.length) img = this.fromCacheSources(st.image?.id, createdBy) ?? (await this.fromSourceHistory(st, createdBy));
+    else {
+      const hit = await this.d.cache.get(this.d.cache.key(st.image?.id ?? 'scratch', createdBy));
+      img = hit ? this.d.store.byId(hit) : undefined;
+    }
     if (!img) return false;
     this.out.stream(` ---> Using cache\n ---> ${short(img.id)}\n`);
     st.image = img;
     st.config = clone(img.config.config ?? {});
     return true;
+  }
+
+  /**
+   * With cachefrom, Docker takes a step from the cache only if it made one of the images named or one of their
+   * parents: the image among those whose parent is this step's and whose last history entry is this instruction.
+   */
+  private fromCacheSources(parent: Digest | undefined, createdBy: string): Image | undefined {
+    if (!this.cacheSources) {
+      this.cacheSources = new Map();
+      for (const ref of this.req.cacheFrom) {
+        // a name that is not here is no source, as dockerd ignores it
+        const named = this.d.store.find(ref);
+        if (named) this.historySources.push(named);
+        for (let img = named; img && !this.cacheSources.has(img.id); img = img.parent && this.d.store.byId(img.parent)) this.cacheSources.set(img.id, img);
+      }
+    }
+    for (const img of this.cacheSources.values()) if (img.parent === parent && img.config.history?.at(-1)?.created_by === createdBy) return img;
+    return undefined;
+  }
+
+  /**
+   * dockerd's match for a cachefrom image that has no parents here (pulled, loaded): its history and layers begin
+   * with the step's parent's, and its next history entry is this instruction. That is the image itself at its last
+   * entry; before that, an image of the parent's layers and the image's next one, with the step's config.
+   */
+  private async fromSourceHistory(st: StageState, createdBy: string): Promise<Image | undefined> {
+    const parentHistory = st.image?.config.history ?? [];
+    const parentLayers = st.image?.layers ?? [];
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    for (const target of this.historySources) {
+      const history = target.config.history ?? [];
+      const entry = history[parentHistory.length];
+      if (!entry || entry.created_by !== createdBy || parentLayers.length > target.layers.length) continue;
+      if (!parentHistory.every((h, i) => same(h, history[i])) || !parentLayers.every((l, i) => l.diffId === target.layers[i]!.diffId)) continue;
+      // once one image matched, the build follows it alone (as dockerd)
+      this.historySources = [target];
+      if (parentHistory.length === history.length - 1) return target;
+      const layers = target.layers.slice(0, parentLayers.length + (entry.empty_layer ? 0 : 1));
+      const config: ImageConfig = {
+        created: entry.created,
+        author: target.config.author,
+        architecture: target.config.architecture,
+        os: target.config.os,
+        config: clone(st.config),
+        rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+        history: [...parentHistory, entry],
+      };
+      return this.d.store.add(config, layers, { parent: st.image?.id });
+    }
+    return undefined;
   }
 
   private metaStep(st: StageState, text: string, author?: string): Promise<void> {
@@ -396,7 +456,8 @@ export class Builder {
         await this.d.containers.start(cid, [
           async (sock) => {
             const conn = await AttachConnection.connect(sock);
-            conn.on('data', (_s: number, buf: Buffer) => this.out.stream(buf.toString()));
+            // stderr in red, as dockerd's classic builder sends it
+            conn.on('data', (s: number, buf: Buffer) => this.out.stream(s === 2 ? `\x1b[91m${buf.toString()}\x1b[0m` : buf.toString()));
             outputDone = new Promise((r) => conn.once('close', () => r()));
           },
         ]);

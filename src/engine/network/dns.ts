@@ -1,8 +1,13 @@
 import dgram from 'node:dgram';
 import { promises as fs } from 'node:fs';
+import { ip6ToBig, isIPv6 } from './ipnet.js';
 
-/** Names a network's containers answer to: lower-case name → IPv4 addresses. */
-export type NameLookup = (name: string) => string[];
+/** Names a network's containers answer to, as the asking container (by its address) sees them: addresses of both families. */
+export type NameLookup = (name: string, from: string) => string[];
+
+const A = 1;
+const AAAA = 28;
+const ANY = 255;
 
 interface Question {
   name: string;
@@ -29,7 +34,7 @@ function readQuestion(msg: Buffer): Question | undefined {
   return { name: labels.join('.').toLowerCase(), type: msg.readUInt16BE(off), end: off + 4 };
 }
 
-/** A reply to the query with its question and the given A records (rcode 0, or 3 for NXDOMAIN, 2 for SERVFAIL). */
+/** A reply to the query with its question and the given A and AAAA records (rcode 0, or 2 for SERVFAIL). */
 function reply(msg: Buffer, q: Question, ips: string[], rcode: number): Buffer {
   const head = Buffer.from(msg.subarray(0, q.end));
   const rd = msg[2]! & 0x01;
@@ -40,13 +45,15 @@ function reply(msg: Buffer, q: Question, ips: string[], rcode: number): Buffer {
   head.writeUInt16BE(0, 8);
   head.writeUInt16BE(0, 10);
   const answers = ips.map((ip) => {
-    const a = Buffer.alloc(16);
+    const v6 = isIPv6(ip);
+    const a = Buffer.alloc(v6 ? 28 : 16);
     a.writeUInt16BE(0xc00c, 0); // name: pointer to the question
-    a.writeUInt16BE(1, 2); // A
+    a.writeUInt16BE(v6 ? AAAA : A, 2);
     a.writeUInt16BE(1, 4); // IN
     a.writeUInt32BE(600, 6);
-    a.writeUInt16BE(4, 10);
-    ip.split('.').forEach((o, i) => (a[12 + i] = Number(o)));
+    a.writeUInt16BE(v6 ? 16 : 4, 10);
+    if (v6) Buffer.from(ip6ToBig(ip).toString(16).padStart(32, '0'), 'hex').copy(a, 12);
+    else ip.split('.').forEach((o, i) => (a[12 + i] = Number(o)));
     return a;
   });
   return Buffer.concat([head, ...answers]);
@@ -101,10 +108,11 @@ export class DnsResponder {
     const q = readQuestion(msg);
     if (!q) return;
     const name = q.name.replace(/\.$/, '');
-    const ips = this.lookup(name);
+    const ips = this.lookup(name, host);
     if (ips.length) {
-      // a name of ours: A records for A (and ANY); an empty answer for other types (AAAA)
-      s.send(reply(msg, q, q.type === 1 || q.type === 255 ? ips : [], 0), port, host);
+      // a name of ours: its addresses of the family asked for (both for ANY); an empty answer for other types
+      const wanted = ips.filter((ip) => q.type === ANY || q.type === (isIPv6(ip) ? AAAA : A));
+      s.send(reply(msg, q, wanted, 0), port, host);
       return;
     }
     const fwd = await this.forward(msg);

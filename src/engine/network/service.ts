@@ -13,7 +13,7 @@ import type { ContainerRecord } from '../containers/model.js';
 import { Cni, type ConfList, type CniResult } from './cni.js';
 import { createNetns, removeNetns } from './netns.js';
 import { DnsResponder } from './dns.js';
-import { cidrString, contains, intToIp, ipToInt, overlaps, parseCidr } from './ipnet.js';
+import { bigToIp6, ip6ToBig, cidr6Last, cidr6String, cidrString, contains, contains6, inSubnet, intToIp, ipToInt, isIPv6, overlaps, overlaps6, parseCidr, parseCidr6 } from './ipnet.js';
 
 const run = promisify(execFile);
 const CHAIN = 'SAMPAN-ISOLATION';
@@ -28,6 +28,15 @@ export function wantedNetworks(rec: ContainerRecord): string[] {
   return rec.PrimaryNetworkDisconnected ? extra : [first, ...extra];
 }
 
+/** One subnet of a network (the IPv4 one first, then the IPv6 one), as Docker's inspect shows it. */
+export interface IpamConfig {
+  Subnet: string;
+  Gateway: string;
+  IPRange?: string;
+  /** Addresses kept out of the pool (docker network create --aux-address NAME=IP). */
+  AuxiliaryAddresses?: Record<string, string>;
+}
+
 export interface NetworkRecord {
   Name: string;
   Id: string;
@@ -35,7 +44,7 @@ export interface NetworkRecord {
   Scope: 'local';
   Driver: 'bridge';
   EnableIPv6: boolean;
-  IPAM: { Driver: string; Options: Record<string, string> | null; Config: Array<{ Subnet: string; Gateway: string; IPRange?: string }> };
+  IPAM: { Driver: string; Options: Record<string, string> | null; Config: IpamConfig[] };
   Internal: boolean;
   Attachable: boolean;
   Ingress: boolean;
@@ -54,8 +63,19 @@ export interface Endpoint {
   MacAddress: string;
   Aliases: string[] | null;
   DNSNames: string[];
-  IPAMConfig: { IPv4Address?: string } | null;
+  IPAMConfig: { IPv4Address?: string; IPv6Address?: string } | null;
   IfName: string;
+  /** On an IPv6 network (absent in records from before IPv6). */
+  GlobalIPv6Address?: string;
+  GlobalIPv6PrefixLen?: number;
+  IPv6Gateway?: string;
+  /** "NAME[:ALIAS]": names this container alone resolves on the network, as Docker's links on user networks. */
+  Links?: string[] | null;
+}
+
+/** The network's IPv6 subnet, where it has IPv6 addresses (EnableIPv6 with an IPv6 subnet). */
+export function ipv6Config(n: NetworkRecord): IpamConfig | undefined {
+  return n.EnableIPv6 ? n.IPAM.Config.find((c) => isIPv6(c.Subnet)) : undefined;
 }
 
 export interface PortMapping {
@@ -184,13 +204,19 @@ export class NetworkService {
     return used;
   }
 
-  async create(body: { Name?: string; Driver?: string; Internal?: boolean; Attachable?: boolean; EnableIPv6?: boolean; Labels?: Record<string, string> | null; Options?: Record<string, string> | null; IPAM?: { Driver?: string; Config?: Array<{ Subnet?: string; Gateway?: string; IPRange?: string }> | null } | null; CheckDuplicate?: boolean }): Promise<{ Id: string; Warning: string }> {
+  async create(body: { Name?: string; Driver?: string; Internal?: boolean; Attachable?: boolean; EnableIPv6?: boolean; Labels?: Record<string, string> | null; Options?: Record<string, string> | null; IPAM?: { Driver?: string; Config?: Array<Partial<IpamConfig>> | null } | null; CheckDuplicate?: boolean }): Promise<{ Id: string; Warning: string }> {
     const name = body.Name ?? '';
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw invalid(`invalid network name: "${name}"`);
+    // Docker takes any name that is not blank (spaces, dots, slashes)
+    if (!name.trim()) throw invalid(`invalid name: ${name}`);
     if (this.byName(name)) throw conflict(`network with name ${name} already exists`);
     if (body.Driver && body.Driver !== 'bridge') throw invalid(`only the bridge driver is supported, not "${body.Driver}"`);
-    if (body.EnableIPv6) throw invalid('IPv6 networks are not supported');
-    const cfg = body.IPAM?.Config?.[0] ?? {};
+    const cfgs = body.IPAM?.Config ?? [];
+    const v6cfgs = cfgs.filter((c) => c.Subnet && isIPv6(c.Subnet));
+    const v4cfgs = cfgs.filter((c) => !v6cfgs.includes(c));
+    if (v4cfgs.length > 1 || v6cfgs.length > 1) throw invalid('one IPv4 and one IPv6 subnet per network are supported');
+    // without a default IPv6 pool, as dockerd 20.10
+    if (body.EnableIPv6 && !v6cfgs.length) throw conflict('could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network');
+    const cfg = v4cfgs[0] ?? {};
     const used = await this.usedSubnets();
     let subnet: ReturnType<typeof parseCidr>;
     try {
@@ -217,15 +243,51 @@ export class NetworkService {
         if (r.base < subnet.base || r.base + r.size > subnet.base + subnet.size) throw invalid(`ip-range ${cfg.IPRange} is not inside subnet ${cidrString(subnet)}`);
       }
       const n = this.newRecord(name, cidrString(subnet), gw, cfg.IPRange, !!body.Internal, body.Labels ?? {});
+      if (cfg.AuxiliaryAddresses && Object.keys(cfg.AuxiliaryAddresses).length) n.IPAM.Config[0]!.AuxiliaryAddresses = cfg.AuxiliaryAddresses;
+      if (v6cfgs[0]) n.IPAM.Config.push(this.ipv6Subnet(v6cfgs[0]));
+      n.EnableIPv6 = !!body.EnableIPv6;
+      for (const c of n.IPAM.Config) {
+        for (const [k, ip] of Object.entries(c.AuxiliaryAddresses ?? {})) if (!inSubnet(c.Subnet, ip)) throw invalid(`auxiliary address: (${k}:${ip}) must belong to the master pool: ${c.Subnet}`);
+      }
       n.Attachable = !!body.Attachable;
       n.Options = body.Options ?? {};
+      await this.reserveAuxiliary(n);
       await this.save(n);
       await this.isolation(n, true).catch((err) => this.o.log.warn({ err: errorMessage(err) }, 'isolation rules not added'));
       this.o.events.emit('network', 'create', n.Id, { name: n.Name, type: 'bridge' });
       return { Id: n.Id, Warning: '' };
     } catch (err) {
-      if (err instanceof Error && /^invalid (CIDR|prefix|IPv4)/.test(err.message)) throw invalid(err.message);
+      if (err instanceof Error && /^invalid (CIDR|prefix|IPv4|IPv6)/.test(err.message)) throw invalid(err.message);
       throw err;
+    }
+  }
+
+  /** A network's IPv6 subnet: checked, its gateway the first address unless given. */
+  private ipv6Subnet(cfg: Partial<IpamConfig>): IpamConfig {
+    const subnet = parseCidr6(cfg.Subnet!);
+    const mine = [...this.nets.values()].find((n) => n.IPAM.Config.some((c) => isIPv6(c.Subnet) && overlaps6(parseCidr6(c.Subnet), subnet)));
+    if (mine) throw conflict(`invalid pool request: Pool overlaps with other one on this address space (network ${mine.Name})`);
+    const gw = cfg.Gateway ?? bigToIp6(subnet.base + 1n);
+    if (!contains6(subnet, gw)) throw invalid(`failed to allocate gateway (${gw}): Requested address is out of range`);
+    if (cfg.IPRange) {
+      const r = parseCidr6(cfg.IPRange);
+      if (r.base < subnet.base || cidr6Last(r) > cidr6Last(subnet)) throw invalid(`ip-range ${cfg.IPRange} is not inside subnet ${cidr6String(subnet)}`);
+    }
+    const out: IpamConfig = { Subnet: cidr6String(subnet), Gateway: gw };
+    if (cfg.IPRange) out.IPRange = cidr6String(parseCidr6(cfg.IPRange));
+    if (cfg.AuxiliaryAddresses && Object.keys(cfg.AuxiliaryAddresses).length) out.AuxiliaryAddresses = cfg.AuxiliaryAddresses;
+    return out;
+  }
+
+  /** Auxiliary addresses are leases of no container in host-local's store, so it never hands them out. */
+  private async reserveAuxiliary(n: NetworkRecord): Promise<void> {
+    const dir = path.join(this.o.root, 'cni', 'ipam', this.cniName(n));
+    for (const c of n.IPAM.Config) {
+      for (const [k, ip] of Object.entries(c.AuxiliaryAddresses ?? {})) {
+        await ensureDir(dir, 0o700);
+        // host-local names a lease by the address as Go prints it
+        await fs.writeFile(path.join(dir, isIPv6(ip) ? bigToIp6(ip6ToBig(ip)) : ip), `auxiliary address ${k}`);
+      }
     }
   }
 
@@ -262,14 +324,14 @@ export class NetworkService {
 
   // ---------- iptables isolation between networks ----------
 
-  private async ipt(args: string[]): Promise<boolean> {
-    return run('iptables', ['-w', ...args]).then(() => true, () => false);
+  private async ipt(args: string[], v6 = false): Promise<boolean> {
+    return run(v6 ? 'ip6tables' : 'iptables', ['-w', ...args]).then(() => true, () => false);
   }
 
-  private async ensureChain(): Promise<void> {
-    await this.ipt(['-N', CHAIN]);
-    if (!(await this.ipt(['-C', 'FORWARD', '-j', CHAIN]))) {
-      if (!(await this.ipt(['-I', 'FORWARD', '1', '-j', CHAIN]))) throw new Error('iptables: cannot add the isolation chain');
+  private async ensureChain(v6 = false): Promise<void> {
+    await this.ipt(['-N', CHAIN], v6);
+    if (!(await this.ipt(['-C', 'FORWARD', '-j', CHAIN], v6))) {
+      if (!(await this.ipt(['-I', 'FORWARD', '1', '-j', CHAIN], v6))) throw new Error(`${v6 ? 'ip6tables' : 'iptables'}: cannot add the isolation chain`);
     }
   }
 
@@ -286,10 +348,15 @@ export class NetworkService {
   }
 
   private async isolation(n: NetworkRecord, add: boolean): Promise<void> {
-    for (const { where, rule } of this.isolationRules(n)) {
-      const present = await this.ipt(['-C', CHAIN, ...rule]);
-      if (add && !present) await this.ipt([where === 'I' ? '-I' : '-A', CHAIN, ...rule]);
-      if (!add) while (await this.ipt(['-D', CHAIN, ...rule]));
+    // the same rules for IPv6 traffic on an IPv6 network (not NATed: dockerd does not NAT IPv6 either by default)
+    const families = ipv6Config(n) ? [false, true] : [false];
+    if (add && families.includes(true)) await this.ensureChain(true);
+    for (const v6 of families) {
+      for (const { where, rule } of this.isolationRules(n)) {
+        const present = await this.ipt(['-C', CHAIN, ...rule], v6);
+        if (add && !present) await this.ipt([where === 'I' ? '-I' : '-A', CHAIN, ...rule], v6);
+        if (!add) while (await this.ipt(['-D', CHAIN, ...rule], v6));
+      }
     }
     if (n.Internal) return;
     // outbound NAT for the whole subnet, as dockerd does it
@@ -312,9 +379,7 @@ export class NetworkService {
     for (const nm of this.wanted(rec)) {
       const n = this.find(nm);
       if (!n) throw notFound(`network ${nm} not found`);
-      const ip = rec.NetworkingConfig?.EndpointsConfig?.[nm]?.IPAMConfig?.IPv4Address;
-      if (ip && n.Name === DEFAULT_NETWORK) throw invalid('user specified IP address is supported on user defined networks only');
-      if (ip && !contains(parseCidr(n.IPAM.Config[0]!.Subnet), ip)) throw invalid(`no configured subnet or ip-range contain the IP address ${ip}`);
+      checkRequestedIps(n, rec.NetworkingConfig?.EndpointsConfig?.[nm]?.IPAMConfig);
     }
   }
 
@@ -323,13 +388,26 @@ export class NetworkService {
   }
 
   /** The conflist for an attachment; portmap only when there are ports to map (each plugin is an exec). */
-  private confList(n: NetworkRecord, ip?: string, withPorts = true, mac?: string): ConfList {
+  private confList(n: NetworkRecord, ips: string[] = [], withPorts = true, mac?: string): ConfList {
     const c = n.IPAM.Config[0]!;
     const range: Record<string, string> = { subnet: c.Subnet, gateway: c.Gateway };
     if (c.IPRange) {
       const r = parseCidr(c.IPRange);
       range.rangeStart = intToIp(Math.max(r.base, parseCidr(c.Subnet).base + 1));
       range.rangeEnd = intToIp(r.base + r.size - 2);
+    }
+    const ranges = [[range]];
+    const routes = n.Internal ? [] : [{ dst: '0.0.0.0/0' }];
+    const c6 = ipv6Config(n);
+    if (c6) {
+      const range6: Record<string, string> = { subnet: c6.Subnet, gateway: c6.Gateway };
+      if (c6.IPRange) {
+        const r = parseCidr6(c6.IPRange);
+        range6.rangeStart = bigToIp6(r.base > parseCidr6(c6.Subnet).base ? r.base : r.base + 1n);
+        range6.rangeEnd = bigToIp6(cidr6Last(r));
+      }
+      ranges.push([range6]);
+      if (!n.Internal) routes.push({ dst: '::/0' });
     }
     const bridge: Record<string, unknown> & { type: string } = {
       type: 'bridge',
@@ -338,9 +416,9 @@ export class NetworkService {
       // one MASQUERADE rule per network (see isolation) instead of the plugin's iptables chain per container
       ipMasq: false,
       hairpinMode: true,
-      ipam: { type: 'host-local', ranges: [[range]], routes: n.Internal ? [] : [{ dst: '0.0.0.0/0' }], dataDir: path.join(this.o.root, 'cni', 'ipam') },
+      ipam: { type: 'host-local', ranges, routes, dataDir: path.join(this.o.root, 'cni', 'ipam') },
     };
-    if (ip) bridge.args = { cni: { ips: [ip] } };
+    if (ips.length) bridge.args = { cni: { ips } };
     const plugins: ConfList['plugins'] = [bridge];
     if (withPorts) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
     // only where asked: one more plugin run per start
@@ -409,23 +487,22 @@ export class NetworkService {
   }
 
   private async attachOne(rec: ContainerRecord, n: NetworkRecord, ifname: string, netnsPath: string, epConf: EndpointSettings | undefined, ports: PortMapping[]): Promise<Endpoint> {
-    const ip = epConf?.IPAMConfig?.IPv4Address || undefined;
-    if (ip) {
-      // Docker refuses --ip on the default network
-      if (n.Name === DEFAULT_NETWORK) throw invalid('user specified IP address is supported on user defined networks only');
-      if (!contains(parseCidr(n.IPAM.Config[0]!.Subnet), ip)) throw invalid(`no configured subnet or ip-range contain the IP address ${ip}`);
-      const holder = this.o.containers().find((c) => c.Id !== rec.Id && c.Net?.Endpoints[n.Name]?.IPAddress === ip);
+    const ips = checkRequestedIps(n, epConf?.IPAMConfig);
+    for (const ip of ips) {
+      const holder = this.o.containers().find((c) => c.Id !== rec.Id && [c.Net?.Endpoints[n.Name]?.IPAddress, c.Net?.Endpoints[n.Name]?.GlobalIPv6Address].includes(ip));
       if (holder) throw conflict(`Address already in use: ${ip} is used by container ${holder.Name}`);
     }
     const mac = epConf?.MacAddress || undefined;
     checkMac(mac);
     const runtimeConfig = ports.length ? { portMappings: ports.map((p) => ({ hostPort: p.HostPort, containerPort: p.ContainerPort, protocol: p.Protocol, hostIP: p.HostIp === '0.0.0.0' ? '' : p.HostIp })) } : undefined;
+    // a namespace may start with IPv6 off (a host's sysctl defaults): an IPv6 network needs it on there
+    if (ipv6Config(n)) await run('ip', ['netns', 'exec', path.basename(netnsPath), 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.default.disable_ipv6=0']);
     let result: CniResult;
     try {
-      result = await this.cni.add(this.confList(n, ip, !!runtimeConfig, mac), { containerId: rec.Id, netns: netnsPath, ifname, runtimeConfig });
+      result = await this.cni.add(this.confList(n, ips, !!runtimeConfig, mac), { containerId: rec.Id, netns: netnsPath, ifname, runtimeConfig });
     } catch (err) {
       const msg = errorMessage(err);
-      if (ip && /already allocated|requested IP address/.test(msg)) throw conflict(`Address already in use: ${ip}`);
+      if (ips.length && /already allocated|requested IP address/.test(msg)) throw conflict(`Address already in use: ${ips.join(', ')}`);
       throw invalid(`failed to set up network ${n.Name} for container ${rec.Name}: ${msg}`);
     }
     // published ports reach the container from the host's loopback too
@@ -433,8 +510,10 @@ export class NetworkService {
       await fs.writeFile(`/proc/sys/net/ipv4/conf/${n.BridgeName}/route_localnet`, '1').catch(() => undefined);
     }
     await this.ensureDns(n);
-    const ipc = result.ips?.[0];
+    const ipc = result.ips?.find((x) => !isIPv6(x.address));
+    const ipc6 = result.ips?.find((x) => isIPv6(x.address));
     const [addr, prefix] = (ipc?.address ?? '/0').split('/');
+    const [addr6 = '', prefix6] = (ipc6?.address ?? '').split('/');
     const iface = result.interfaces?.find((x) => x.name === ifname && x.sandbox);
     const aliases = [...new Set([...(epConf?.Aliases ?? [])])];
     return {
@@ -446,8 +525,12 @@ export class NetworkService {
       MacAddress: iface?.mac ?? '',
       Aliases: aliases.length ? aliases : null,
       DNSNames: n.Name === DEFAULT_NETWORK ? [] : [rec.Name, rec.Id.slice(0, 12), ...aliases],
-      IPAMConfig: ip ? { IPv4Address: ip } : null,
+      IPAMConfig: epConf?.IPAMConfig?.IPv4Address || epConf?.IPAMConfig?.IPv6Address ? epConf.IPAMConfig : null,
       IfName: ifname,
+      GlobalIPv6Address: addr6,
+      GlobalIPv6PrefixLen: Number(prefix6 ?? 0),
+      IPv6Gateway: addr6 ? (ipc6?.gateway ?? ipv6Config(n)?.Gateway ?? '') : '',
+      Links: epConf?.Links?.length ? epConf.Links : null,
     };
   }
 
@@ -457,8 +540,8 @@ export class NetworkService {
     if (rec.Net?.Endpoints[n.Name] || this.wanted(rec).includes(n.Name)) throw conflict(`endpoint with name ${rec.Name} already exists in network ${n.Name}`);
     const mode = rec.HostConfig.NetworkMode;
     if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) throw invalid(`container cannot be disconnected from host network or connected to host network`);
-    const ip = settings.IPAMConfig?.IPv4Address;
-    if (ip && n.Name === DEFAULT_NETWORK) throw invalid('user specified IP address is supported on user defined networks only');
+    checkRequestedIps(n, settings.IPAMConfig);
+    checkMac(settings.MacAddress);
     rec.NetworkingConfig ??= {};
     rec.NetworkingConfig.EndpointsConfig ??= {};
     if (rec.Net && (rec.State.Status === 'running' || rec.State.Status === 'paused')) {
@@ -467,7 +550,9 @@ export class NetworkService {
       while (used.has(`eth${i}`)) i++;
       rec.Net.Endpoints[n.Name] = await this.attachOne(rec, n, `eth${i}`, rec.Net.Netns, settings, []);
     }
-    rec.NetworkingConfig.EndpointsConfig[n.Name] = { IPAMConfig: settings.IPAMConfig ?? null, Aliases: settings.Aliases ?? null };
+    // kept whole: the next start attaches with the same address, MAC, aliases, links and driver options
+    const { IPAMConfig = null, Aliases = null, Links = null, DriverOpts = null, MacAddress } = settings;
+    rec.NetworkingConfig.EndpointsConfig[n.Name] = { IPAMConfig, Aliases, Links, DriverOpts, ...(MacAddress ? { MacAddress } : {}) };
     if (this.isPrimary(rec, n)) delete rec.PrimaryNetworkDisconnected;
     this.o.events.emit('network', 'connect', n.Id, { name: n.Name, type: 'bridge', container: rec.Id });
   }
@@ -514,22 +599,37 @@ export class NetworkService {
     await removeNetns(rec.Id);
   }
 
-  /** Names on a user network: the running containers' names, short ids and aliases. */
-  private lookup(n: NetworkRecord, name: string): string[] {
-    const out: string[] = [];
-    for (const c of this.o.containers()) {
-      const ep = c.Net?.Endpoints[n.Name];
-      if (!ep?.IPAddress || (c.State.Status !== 'running' && c.State.Status !== 'paused')) continue;
-      if (ep.DNSNames.some((d) => d.toLowerCase() === name || `${d.toLowerCase()}.${n.Name.toLowerCase()}` === name)) out.push(ep.IPAddress);
+  /**
+   * Names a container asking a network's responder resolves: on each network it is on (this one first), the
+   * running containers' names, short ids and aliases, and its own links there; addresses of both families.
+   */
+  private lookup(n: NetworkRecord, name: string, from: string): string[] {
+    const live = this.o.containers().filter((c) => c.State.Status === 'running' || c.State.Status === 'paused');
+    const addrs = (ep: Endpoint | undefined) => (ep?.IPAddress ? (ep.GlobalIPv6Address ? [ep.IPAddress, ep.GlobalIPv6Address] : [ep.IPAddress]) : []);
+    const asker = live.find((c) => addrs(c.Net?.Endpoints[n.Name]).includes(from));
+    for (const net of new Set([n.Name, ...Object.keys(asker?.Net?.Endpoints ?? {})])) {
+      if (net === DEFAULT_NETWORK) continue;
+      for (const spec of asker?.Net?.Endpoints[net]?.Links ?? []) {
+        const [target = '', alias = target] = spec.split(':');
+        if (alias.toLowerCase() !== name) continue;
+        const hit = live.find((c) => c.Name === target.replace(/^\//, '') || c.Id.startsWith(target));
+        if (hit && addrs(hit.Net?.Endpoints[net]).length) return addrs(hit.Net?.Endpoints[net]);
+      }
+      const out: string[] = [];
+      for (const c of live) {
+        const ep = c.Net?.Endpoints[net];
+        if (ep?.DNSNames.some((d) => d.toLowerCase() === name || `${d.toLowerCase()}.${net.toLowerCase()}` === name)) out.push(...addrs(ep));
+      }
+      if (out.length) return out;
     }
-    return out;
+    return [];
   }
 
   /** Once the bridge holds the gateway address: the network's DNS responder listens there (user networks). */
   private async ensureDns(n: NetworkRecord): Promise<void> {
     if (n.Name === DEFAULT_NETWORK || this.dns.get(n.Id)?.listening) return;
     const gw = n.IPAM.Config[0]!.Gateway;
-    const r = new DnsResponder(gw, (name) => this.lookup(n, name));
+    const r = new DnsResponder(gw, (name, from) => this.lookup(n, name, from));
     try {
       await r.start();
       this.dns.set(n.Id, r);
@@ -567,6 +667,7 @@ export class NetworkService {
     const lines: string[] = [];
     const own = Object.values(state.Endpoints)[0];
     if (own?.IPAddress) lines.push(`${own.IPAddress}\t${rec.Config.Hostname}`);
+    if (own?.GlobalIPv6Address) lines.push(`${own.GlobalIPv6Address}\t${rec.Config.Hostname}`);
     for (const [name, ep] of Object.entries(state.Endpoints)) {
       // where the network's DNS responder runs, it answers (and never goes stale); hosts entries are the fallback
       if (name === DEFAULT_NETWORK || this.dns.get(ep.NetworkID)?.listening) continue;
@@ -594,10 +695,27 @@ export class NetworkService {
 }
 
 export interface EndpointSettings {
-  IPAMConfig?: { IPv4Address?: string } | null;
+  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } | null;
   Aliases?: string[] | null;
+  /** "NAME[:ALIAS]" on a user network: the alias resolves to that container for this one only. */
+  Links?: string[] | null;
+  /** Kept and shown, as Docker does for the bridge driver, which reads none of them. */
+  DriverOpts?: Record<string, string> | null;
   /** --mac-address (the docker CLI puts it on the first network's endpoint). */
   MacAddress?: string;
+}
+
+/** The addresses asked for on a network (--ip, --ip6): user networks only, each inside its subnet. */
+function checkRequestedIps(n: NetworkRecord, c: EndpointSettings['IPAMConfig']): string[] {
+  const ips = [c?.IPv4Address, c?.IPv6Address].filter((x): x is string => !!x);
+  if (!ips.length) return [];
+  // Docker refuses --ip on the default network
+  if (n.Name === DEFAULT_NETWORK) throw invalid('user specified IP address is supported on user defined networks only');
+  for (const ip of ips) {
+    const subnet = isIPv6(ip) ? ipv6Config(n)?.Subnet : n.IPAM.Config[0]!.Subnet;
+    if (!subnet || !inSubnet(subnet, ip)) throw invalid(isIPv6(ip) ? `Invalid address ${ip}: It does not belong to any of this network's subnets` : `no configured subnet or ip-range contain the IP address ${ip}`);
+  }
+  return ips;
 }
 
 function checkMac(mac: string | undefined): void {
