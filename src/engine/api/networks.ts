@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Router } from './http.js';
 import type { Engine } from '../engine.js';
 import { conflict, invalid, notFound } from '../../lib/errors.js';
-import type { NetworkRecord, EndpointSettings } from '../network/service.js';
+import type { NetworkRecord, EndpointSettings } from '../network/model.js';
 
 function labelOk(labels: Record<string, string>, f: string): boolean {
   const i = f.indexOf('=');

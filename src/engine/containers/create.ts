@@ -8,7 +8,7 @@ import type { CreateBody } from './validate.js';
 import { quotaSize } from '../quota/quota.js';
 import { richConfig } from './rich.js';
 import { normalizeLogConfig, type LogConfig } from './logconfig.js';
-import { mergeHealthcheck } from './health.js';
+import { mergeHealthcheck } from './healthcheck.js';
 import { deviceCgroupRules, parseSecurityOpts, validateDevices, validateSysctls, type DeviceMapping } from './security.js';
 
 const toArr = (v: string[] | string | null | undefined): string[] | null => (v == null ? null : Array.isArray(v) ? v : [v]);

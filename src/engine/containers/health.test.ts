@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatGoDuration, parseGoDuration } from '../../lib/goduration.js';
 import { parseHealthcheck } from '../images/changes.js';
-import { mergeHealthcheck } from './health.js';
+import { mergeHealthcheck } from './healthcheck.js';
 
 test('Go durations: parse and format as time.Duration does', () => {
   assert.equal(parseGoDuration('1m30s'), 90e9);

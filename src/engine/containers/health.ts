@@ -2,13 +2,13 @@
  * Docker's health checks: while a container runs (not paused), its HEALTHCHECK test runs as an exec session
  * every interval; the last results, the failing streak and the status live in State.Health.
  */
-import { invalid, errorMessage } from '../../lib/errors.js';
+import { errorMessage } from '../../lib/errors.js';
 import { formatGoDuration } from '../../lib/goduration.js';
-import type { HealthConfig } from '../../lib/oci.js';
 import { AttachConnection } from './attach.js';
-import type { ContainerRecord } from './model.js';
+import type { ContainerRecord, HealthResult, HealthState } from './model.js';
 import type { ContainerService } from './service.js';
 import type { ExecService } from './exec.js';
+import { probeCommand } from './healthcheck.js';
 
 /** Docker's defaults for zero durations and retries (nanoseconds, as the API sends them). */
 export const HEALTH_DEFAULTS = { Interval: 30e9, Timeout: 30e9, StartPeriod: 0, StartInterval: 5e9, Retries: 3 };
@@ -16,54 +16,6 @@ const MAX_LOG = 5;
 const MAX_OUTPUT = 4096;
 /** Starting the exec has its own limit, apart from the check's timeout (as Docker). */
 const START_LIMIT_MS = 30_000;
-const MIN_DURATION = 1e6; // 1ms
-
-export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
-
-export interface HealthResult {
-  Start: string;
-  End: string;
-  ExitCode: number;
-  Output: string;
-}
-
-export interface HealthState {
-  Status: HealthStatus;
-  FailingStreak: number;
-  Log: HealthResult[];
-}
-
-/** The argv a health check runs, or undefined when there is no check (none configured, NONE, unknown type). */
-export function probeCommand(rec: ContainerRecord): string[] | undefined {
-  const test = rec.Config.Healthcheck?.Test;
-  if (!test?.length) return undefined;
-  if (test[0] === 'CMD') return test.slice(1);
-  if (test[0] === 'CMD-SHELL') {
-    const shell = (rec.Config as { Shell?: string[] }).Shell;
-    return [...(shell?.length ? shell : ['/bin/sh', '-c']), ...test.slice(1)];
-  }
-  return undefined;
-}
-
-/** Docker's merge with the image's HEALTHCHECK: fields the request leaves empty come from the image. */
-export function mergeHealthcheck(user: HealthConfig | null | undefined, image: HealthConfig | undefined): HealthConfig | undefined {
-  if (!user) return image;
-  const h = { ...user };
-  if (image) {
-    if (!h.Test?.length) h.Test = image.Test;
-    for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries'] as const) if (!h[k] && image[k]) h[k] = image[k];
-  }
-  validateHealthcheck(h);
-  return h;
-}
-
-function validateHealthcheck(h: HealthConfig): void {
-  for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval'] as const) {
-    const v = h[k] ?? 0;
-    if (v !== 0 && v < MIN_DURATION) throw invalid(`${k} in Healthcheck cannot be less than 1ms`);
-  }
-  if ((h.Retries ?? 0) < 0) throw invalid('Retries in Healthcheck cannot be negative');
-}
 
 const nsOr = (v: number | undefined, def: number) => (v ? v : def);
 const ms = (ns: number) => Math.max(1, ns / 1e6);

@@ -1,6 +1,5 @@
-import type { ContainerNet, EndpointSettings } from '../network/service.js';
+import type { ContainerNet, EndpointSettings } from '../network/model.js';
 import type { HealthConfig } from '../../lib/oci.js';
-import type { HealthState } from './health.js';
 import type { LogConfig } from './logconfig.js';
 
 /** Docker's container Config, as the API sends and shows it. */
@@ -96,6 +95,22 @@ export interface HostConfig {
   StorageOpt?: Record<string, string> | null;
   LogConfig: LogConfig;
   [key: string]: unknown;
+}
+
+/** A container's health as inspect shows it (written by health.ts). */
+export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
+
+export interface HealthResult {
+  Start: string;
+  End: string;
+  ExitCode: number;
+  Output: string;
+}
+
+export interface HealthState {
+  Status: HealthStatus;
+  FailingStreak: number;
+  Log: HealthResult[];
 }
 
 export type Status = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';

@@ -27,7 +27,6 @@ import { CreateBodySchema, parseBody } from './validate.js';
 import { OomWatch } from './oom.js';
 import { checkLinks, linkEnv, linkHosts, resolveLinks } from './links.js';
 import { logConfigWarnings, logSizeMax, readable } from './logconfig.js';
-import type { HealthMonitor } from './health.js';
 import { checkResources, cgroupsPathOf, mergeUpdate, updateResources, validateResources } from './resources.js';
 
 const run = promisify(execFile);
@@ -60,6 +59,15 @@ export interface ContainerDeps {
 /** Called with the attach socket's path once conmon made it, before the process runs. */
 export type AttachHook = (socketPath: string) => Promise<void>;
 
+/** What the container service tells the health monitor (health.ts), which needs the service in turn. */
+export interface HealthWatch {
+  started(rec: ContainerRecord): void;
+  update(rec: ContainerRecord): void;
+  resume(rec: ContainerRecord): void;
+  stop(rec: ContainerRecord): void;
+  close(): void;
+}
+
 /** Container lifecycle with Docker's semantics; truth lives on disk and in the kernel. */
 export class ContainerService {
   private readonly records = new Map<string, ContainerRecord>();
@@ -86,7 +94,7 @@ export class ContainerService {
   readonly containersDir: string;
   readonly exitsDir: string;
   /** Health checks (set by the engine: they run through its exec service). */
-  health?: HealthMonitor;
+  health?: HealthWatch;
 
   constructor(readonly d: ContainerDeps) {
     this.containersDir = path.join(d.root, 'containers');

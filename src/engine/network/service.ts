@@ -14,6 +14,7 @@ import { Cni, type ConfList, type CniResult } from './cni.js';
 import { createNetns, removeNetns } from './netns.js';
 import { DnsResponder } from './dns.js';
 import { bigToIp6, ip6ToBig, cidr6Last, cidr6String, cidrString, contains, contains6, inSubnet, intToIp, ipToInt, isIPv6, overlaps, overlaps6, parseCidr, parseCidr6 } from './ipnet.js';
+import type { IpamConfig, NetworkRecord, Endpoint, PortMapping, ContainerNet, EndpointSettings } from './model.js';
 
 const run = promisify(execFile);
 const CHAIN = 'SAMPAN-ISOLATION';
@@ -28,68 +29,9 @@ export function wantedNetworks(rec: ContainerRecord): string[] {
   return rec.PrimaryNetworkDisconnected ? extra : [first, ...extra];
 }
 
-/** One subnet of a network (the IPv4 one first, then the IPv6 one), as Docker's inspect shows it. */
-export interface IpamConfig {
-  Subnet: string;
-  Gateway: string;
-  IPRange?: string;
-  /** Addresses kept out of the pool (docker network create --aux-address NAME=IP). */
-  AuxiliaryAddresses?: Record<string, string>;
-}
-
-export interface NetworkRecord {
-  Name: string;
-  Id: string;
-  Created: string;
-  Scope: 'local';
-  Driver: 'bridge';
-  EnableIPv6: boolean;
-  IPAM: { Driver: string; Options: Record<string, string> | null; Config: IpamConfig[] };
-  Internal: boolean;
-  Attachable: boolean;
-  Ingress: boolean;
-  Options: Record<string, string>;
-  Labels: Record<string, string>;
-  /** The Linux bridge behind it. */
-  BridgeName: string;
-}
-
-export interface Endpoint {
-  NetworkID: string;
-  EndpointID: string;
-  IPAddress: string;
-  IPPrefixLen: number;
-  Gateway: string;
-  MacAddress: string;
-  Aliases: string[] | null;
-  DNSNames: string[];
-  IPAMConfig: { IPv4Address?: string; IPv6Address?: string } | null;
-  IfName: string;
-  /** On an IPv6 network (absent in records from before IPv6). */
-  GlobalIPv6Address?: string;
-  GlobalIPv6PrefixLen?: number;
-  IPv6Gateway?: string;
-  /** "NAME[:ALIAS]": names this container alone resolves on the network, as Docker's links on user networks. */
-  Links?: string[] | null;
-}
-
 /** The network's IPv6 subnet, where it has IPv6 addresses (EnableIPv6 with an IPv6 subnet). */
 export function ipv6Config(n: NetworkRecord): IpamConfig | undefined {
   return n.EnableIPv6 ? n.IPAM.Config.find((c) => isIPv6(c.Subnet)) : undefined;
-}
-
-export interface PortMapping {
-  HostIp: string;
-  HostPort: number;
-  ContainerPort: number;
-  Protocol: 'tcp' | 'udp';
-}
-
-/** A container's network state, kept in its record so that it survives an engine restart. */
-export interface ContainerNet {
-  Netns: string;
-  Endpoints: Record<string, Endpoint>;
-  Ports: PortMapping[];
 }
 
 export interface NetworkOptions {
@@ -692,17 +634,6 @@ export class NetworkService {
       }
     }
   }
-}
-
-export interface EndpointSettings {
-  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } | null;
-  Aliases?: string[] | null;
-  /** "NAME[:ALIAS]" on a user network: the alias resolves to that container for this one only. */
-  Links?: string[] | null;
-  /** Kept and shown, as Docker does for the bridge driver, which reads none of them. */
-  DriverOpts?: Record<string, string> | null;
-  /** --mac-address (the docker CLI puts it on the first network's endpoint). */
-  MacAddress?: string;
 }
 
 /** The addresses asked for on a network (--ip, --ip6): user networks only, each inside its subnet. */
