@@ -505,7 +505,8 @@ async function startSampanRegistry(root: string, extra: string[] = []): Promise<
     proc.kill('SIGTERM');
     await gone;
   };
-  for (let i = 0; i < 100; i++) {
+  // a generous wait: on a loaded machine starting node alone can take seconds
+  for (let i = 0; i < 600; i++) {
     if (await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status === 200 || r.status === 401, () => false)) return { host: `127.0.0.1:${port}`, stop };
     if (proc.exitCode !== null) break;
     await sleep(100);
