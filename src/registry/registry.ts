@@ -33,7 +33,7 @@ export interface RegistryOptions {
   cacheMaxEntries: number;
   upstream?: Upstream;
   log: Logger;
-  /** The clock of the caches' TTLs and upload expiry (tests pass a fake one). Default Date.now. */
+  /** The clock of the caches' TTLs (tests pass a fake one). Default Date.now. */
   now?: () => number;
 }
 
@@ -388,7 +388,7 @@ export class Registry {
 
   /** Remove upload sessions not written to for `maxAgeMs`. */
   async purgeUploads(maxAgeMs: number, dryRun = false): Promise<UploadState[]> {
-    const cutoff = this.now() - maxAgeMs;
+    const cutoff = Date.now() - maxAgeMs; // the storage's own timestamps: real time
     const purged: UploadState[] = [];
     for await (const u of this.storage.listUploads()) {
       if (Math.max(u.updatedMs, u.startedMs) >= cutoff) continue;
