@@ -11,6 +11,9 @@ export interface Reference {
 
 export const DEFAULT_DOMAIN = 'docker.io';
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+/** Docker's domain: host name components or a bracketed IPv6 address, and an optional port. */
+const DOMAIN_RE = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?$`);
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
 
 export function parseReference(input: string): Reference {
@@ -37,6 +40,7 @@ export function parseReference(input: string): Reference {
   if (slash > 0) {
     const first = rest.slice(0, slash);
     if (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase()) {
+      if (!DOMAIN_RE.test(first)) throw invalid(`invalid reference format: bad registry host in ${JSON.stringify(input)}`);
       domain = first;
       rest = rest.slice(slash + 1);
     }
@@ -54,7 +58,8 @@ export function parseReference(input: string): Reference {
 
 /** The repository as Docker shows it: "busybox", "user/app", "localhost:5000/app". */
 export function familiarRepo(r: Reference): string {
-  if (r.domain === DEFAULT_DOMAIN) return r.path.startsWith('library/') ? r.path.slice(8) : r.path;
+  // library/ goes only from a one-component rest: "library/a/b" would read back as "a/b"
+  if (r.domain === DEFAULT_DOMAIN) return /^library\/[^/]+$/.test(r.path) ? r.path.slice(8) : r.path;
   return `${r.domain}/${r.path}`;
 }
 

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { promises as fs } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
@@ -7,7 +8,8 @@ import { Readable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import tar from 'tar-stream';
-import { extractLayer } from './tarsafe.js';
+import { SampanError } from './errors.js';
+import { extractLayer, safeEntryPath, symlinkEscapes } from './tarsafe.js';
 import { ExtractPool } from '../engine/snapshots/extract-pool.js';
 
 type Entry = Partial<tar.Header> & { name: string; body?: string };
@@ -102,5 +104,71 @@ test('ExtractPool unpacks on worker threads with the same result, and reports er
   } finally {
     pool.close();
     for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
+  }
+});
+
+// ---- properties
+
+const segment = fc.constantFrom('a', 'b', '..', '.', '', 'c d', '.wh.a', '.wh..wh..opq');
+const entryName = fc.tuple(fc.boolean(), fc.array(segment, { minLength: 1, maxLength: 4 })).map(([abs, parts]) => `${abs ? '/' : ''}${parts.join('/')}`);
+const inside = (root: string, p: string) => p === root || p.startsWith(`${root}/`);
+
+test('property: an entry name is refused (400) or a relative path that stays in the root', () => {
+  fc.assert(
+    fc.property(fc.oneof(entryName, fc.string()), (name) => {
+      let rel: string;
+      try {
+        rel = safeEntryPath(name);
+      } catch (err) {
+        assert.ok(err instanceof SampanError && err.code === 'INVALID_ARGUMENT', String(err));
+        return;
+      }
+      assert.ok(!rel.startsWith('/') && !rel.split('/').some((p) => p === '..' || p === '.' || (p === '' && rel !== '')), rel);
+      assert.ok(inside('/root', path.posix.resolve('/root', rel)));
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('property: a relative symlink passed as safe resolves inside the root', () => {
+  fc.assert(
+    fc.property(entryName, fc.array(segment, { minLength: 1, maxLength: 5 }), (name, target) => {
+      const rel = safeEntryPath(name.replace(/^\/+/, '').replace(/(^|\/)\.\.(?=\/|$)/g, '$1x'));
+      if (rel === '' || target[0] === '' || symlinkEscapes(rel, target.join('/'))) return; // absolute targets are the container's
+      assert.ok(inside('/root', path.posix.resolve('/root', path.posix.dirname(rel), target.join('/'))), `${rel} -> ${target.join('/')}`);
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('property: extracting any archive writes nothing outside its directory, and fails only with a 400', async () => {
+  const entry = fc.oneof(
+    fc.record({ name: entryName, body: fc.constantFrom('x', '') }),
+    fc.record({ name: entryName, type: fc.constant('directory' as const) }),
+    fc.record({ name: entryName, type: fc.constant('symlink' as const), linkname: fc.oneof(entryName, fc.constantFrom('/etc', '../../..', 'a/../..')) }),
+    fc.record({ name: entryName, type: fc.constant('link' as const), linkname: entryName }),
+  );
+  const top = await tmp();
+  try {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(entry, { minLength: 1, maxLength: 8 }), async (list) => {
+        // the root four levels down: four ".." of a bad name would land in `top`
+        const box = path.join(top, String(run++));
+        const root = path.join(box, '1/2/3/root');
+        await fs.mkdir(root, { recursive: true });
+        try {
+          await extractLayer(Readable.from([await packTar(list)]), root);
+        } catch (err) {
+          assert.ok(err instanceof SampanError && err.code === 'INVALID_ARGUMENT', String(err));
+        }
+        const all = (await fs.readdir(box, { recursive: true })).map((p) => path.join(box, p));
+        for (const p of all) assert.ok(inside(root, p) || inside(p, root), `${p} written outside ${root}`);
+        await fs.rm(box, { recursive: true, force: true });
+      }),
+      { numRuns: 150 },
+    );
+  } finally {
+    await fs.rm(top, { recursive: true, force: true });
   }
 });

@@ -113,8 +113,11 @@ export async function extractLayer(input: Readable, dest: string, opts: ExtractO
     const dir = path.posix.dirname(rel);
     const key = dir === '.' ? '' : dir;
     if (made.get(key) === 'dir') return;
-    await fs.mkdir(path.join(dest, key), { recursive: true });
     const parts = key.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      if (made.get(parts.slice(0, i).join('/')) === 'other') throw invalid(`tar entry ${JSON.stringify(rel)}: a parent is not a directory`);
+    }
+    await fs.mkdir(path.join(dest, key), { recursive: true });
     for (let i = 1; i <= parts.length; i++) {
       const p = parts.slice(0, i).join('/');
       if (!made.has(p)) made.set(p, 'dir');
@@ -198,6 +201,7 @@ export async function extractLayer(input: Readable, dest: string, opts: ExtractO
         }
         case 'symlink': {
           const linkTarget = h.linkname ?? '';
+          if (linkTarget === '') throw invalid(`tar entry ${JSON.stringify(h.name)}: symlink without a target`);
           if (symlinkEscapes(rel, linkTarget)) throw invalid(`tar entry ${JSON.stringify(h.name)}: symlink target ${JSON.stringify(linkTarget)} escapes the root`);
           await fs.symlink(linkTarget, target);
           made.set(rel, 'other');
@@ -211,6 +215,8 @@ export async function extractLayer(input: Readable, dest: string, opts: ExtractO
           const src = safeEntryPath(h.linkname ?? '');
           assertNoSymlinkParent(src);
           if (links.has(src)) throw invalid(`tar entry ${JSON.stringify(h.name)}: hardlink to a symlink`);
+          // the target must be a file an earlier entry made (not a directory, not the root, not missing)
+          if (made.get(src) !== 'other') throw invalid(`tar entry ${JSON.stringify(h.name)}: hardlink to ${JSON.stringify(h.linkname ?? '')}, which is no earlier file`);
           await fs.link(path.join(dest, src), target);
           made.set(rel, 'other');
           entry.resume();

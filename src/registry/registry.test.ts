@@ -7,7 +7,13 @@ import { LruCache } from './cache.js';
 import { loadRegistryConfig } from './config.js';
 import { ERROR_KINDS, RegistryError } from './errors.js';
 import { isTag, isValidName, parseReference } from './names.js';
-import { paginate, parseManifest } from './registry.js';
+import { FakeClock } from '../lib/clock.js';
+import { sha256 } from '../lib/digest.js';
+import { silentLogger } from '../lib/log.js';
+import { MediaType } from '../lib/oci.js';
+import type { Upstream } from './hooks.js';
+import { Registry, paginate, parseManifest } from './registry.js';
+import { FilesystemDriver } from './storage/filesystem.js';
 import { route } from './api/routes.js';
 import { parseContentRange, parseRange, uploadRange } from './api/http.js';
 
@@ -135,5 +141,38 @@ test('config: flags > env > file > defaults', async () => {
     await assert.rejects(loadRegistryConfig({ config: file }, {}), /bogus|unrecognized/i);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('mirror: a tag is served from the cache for its TTL, then re-checked upstream (fake clock)', async () => {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'sregttl-'));
+  try {
+    const storage = new FilesystemDriver(root);
+    await storage.init();
+    const clock = new FakeClock();
+    const manifest = (config: string) => Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: sha256(config), size: config.length }, layers: [] }));
+    let upstreamTag = manifest('a');
+    let checks = 0;
+    const upstream: Upstream = {
+      readOnly: true,
+      tagTtlMs: 1500,
+      getManifest: async () => {
+        checks++;
+        return { digest: sha256(upstreamTag), mediaType: MediaType.OciManifest, bytes: upstreamTag };
+      },
+      getBlob: async () => undefined,
+    };
+    const reg = new Registry(storage, { maxManifestBytes: 1 << 20, enableDelete: false, cacheMaxBytes: 1 << 20, cacheMaxEntries: 64, upstream, log: silentLogger, now: clock.now });
+    const latest = { tag: 'latest' };
+    const a = await reg.getManifest('m/moving', latest);
+    upstreamTag = manifest('b');
+    clock.advance(1500);
+    assert.equal((await reg.getManifest('m/moving', latest)).digest, a.digest, 'the tag was re-checked before its TTL');
+    assert.equal(checks, 1);
+    clock.advance(1);
+    assert.equal((await reg.getManifest('m/moving', latest)).digest, sha256(upstreamTag));
+    assert.equal(checks, 2);
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
   }
 });

@@ -33,6 +33,8 @@ export interface RegistryOptions {
   cacheMaxEntries: number;
   upstream?: Upstream;
   log: Logger;
+  /** The clock of the caches' TTLs (tests pass a fake one). Default Date.now. */
+  now?: () => number;
 }
 
 export interface Page<T> {
@@ -57,6 +59,7 @@ export class Registry {
   readonly storage: StorageDriver;
   private readonly opts: RegistryOptions;
   private readonly log: Logger;
+  private readonly now: () => number;
   /** Manifests by `<repo> <tag|digest>`, and tag lists by `<repo>\n`. */
   readonly manifests: LruCache<ManifestEntry>;
   private readonly tagLists: LruCache<string[]>;
@@ -74,6 +77,7 @@ export class Registry {
     this.storage = storage;
     this.opts = opts;
     this.log = opts.log;
+    this.now = opts.now ?? Date.now;
     this.manifests = new LruCache(opts.cacheMaxEntries, opts.cacheMaxBytes);
     this.tagLists = new LruCache(Math.max(16, opts.cacheMaxEntries >> 4), Math.max(1 << 20, opts.cacheMaxBytes >> 4));
     this.blobs = new LruCache(opts.cacheMaxEntries, Number.MAX_SAFE_INTEGER);
@@ -96,7 +100,7 @@ export class Registry {
   /** The hot path: a cache hit costs one Map lookup. */
   cachedManifest(repo: string, ref: string): ManifestEntry | undefined {
     const e = this.manifests.get(`${repo} ${ref}`);
-    if (e && e.expiresMs !== undefined && e.expiresMs < Date.now()) {
+    if (e && e.expiresMs !== undefined && e.expiresMs < this.now()) {
       this.manifests.delete(`${repo} ${ref}`);
       return undefined;
     }
@@ -132,7 +136,7 @@ export class Registry {
     }
     const entry: ManifestEntry = { digest: stored.digest, mediaType: stored.mediaType, bytes: stored.bytes };
     // mirror: a tag served from the store (upstream failed or does not know it) is checked again after the TTL too
-    if (up && ref.tag !== undefined && up.tagTtlMs !== undefined) entry.expiresMs = Date.now() + up.tagTtlMs;
+    if (up && ref.tag !== undefined && up.tagTtlMs !== undefined) entry.expiresMs = this.now() + up.tagTtlMs;
     if (this.generations.get(repo) === generation) this.remember(repo, key, entry); // no write overlapped this read
     return entry;
   }
@@ -154,7 +158,7 @@ export class Registry {
         this.repositories = undefined;
         this.tagLists.delete(`${repo}\n`);
         const entry: ManifestEntry = { digest, mediaType: m.mediaType, bytes: m.bytes };
-        if (ref.tag !== undefined && up.tagTtlMs !== undefined) entry.expiresMs = Date.now() + up.tagTtlMs;
+        if (ref.tag !== undefined && up.tagTtlMs !== undefined) entry.expiresMs = this.now() + up.tagTtlMs;
         this.remember(repo, ref.tag ?? digest, entry);
         return entry;
       }),
@@ -287,7 +291,7 @@ export class Registry {
   async statBlob(repo: string, d: Digest): Promise<number> {
     const key = `${repo} ${d}`;
     const hit = this.blobs.get(key);
-    const now = Date.now();
+    const now = this.now();
     if (hit && hit.until > now) return hit.size;
     const [linked, st] = await Promise.all([this.readable(repo, d), this.storage.statBlob(d)]);
     if (!linked || !st) throw regError('BLOB_UNKNOWN', `blob unknown: ${repo}@${d}`, { digest: d });
@@ -384,7 +388,7 @@ export class Registry {
 
   /** Remove upload sessions not written to for `maxAgeMs`. */
   async purgeUploads(maxAgeMs: number, dryRun = false): Promise<UploadState[]> {
-    const cutoff = Date.now() - maxAgeMs;
+    const cutoff = Date.now() - maxAgeMs; // the storage's own timestamps: real time
     const purged: UploadState[] = [];
     for await (const u of this.storage.listUploads()) {
       if (Math.max(u.updatedMs, u.startedMs) >= cutoff) continue;

@@ -16,9 +16,9 @@ after(async () => {
   await e?.cleanup();
 });
 
-/** A context directory with these files (content strings; a trailing '/' in the name makes a directory). */
+/** A context directory with these files (content strings; a trailing '/' in the name makes a directory), removed with the engine's temp dir. */
 async function context(files: Record<string, string>): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sb-'));
+  const dir = await fs.mkdtemp(path.join(e.dir, 'ctx-'));
   for (const [name, content] of Object.entries(files)) {
     const p = path.join(dir, name);
     if (name.endsWith('/')) await fs.mkdir(p, { recursive: true });

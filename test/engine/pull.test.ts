@@ -505,7 +505,8 @@ async function startSampanRegistry(root: string, extra: string[] = []): Promise<
     proc.kill('SIGTERM');
     await gone;
   };
-  for (let i = 0; i < 100; i++) {
+  // a generous wait: on a loaded machine starting node alone can take seconds
+  for (let i = 0; i < 600; i++) {
     if (await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status === 200 || r.status === 401, () => false)) return { host: `127.0.0.1:${port}`, stop };
     if (proc.exitCode !== null) break;
     await sleep(100);
@@ -514,11 +515,7 @@ async function startSampanRegistry(root: string, extra: string[] = []): Promise<
   throw new Error(`sampan registry did not start:\n${log}`);
 }
 
-test('push to and pull from `sampan registry`', async (t) => {
-  if ((await runCmd(SAMPAN, ['registry', '--help'])).code !== 0) {
-    t.skip('sampan registry is not available in this build');
-    return;
-  }
+test('push to and pull from `sampan registry`', async () => {
   const sreg = await startSampanRegistry(path.join(work, 'sampan-registry'));
   try {
     const ref = `${sreg.host}/own/busybox:1`;
@@ -542,12 +539,7 @@ test('push to and pull from `sampan registry`', async (t) => {
   }
 });
 
-test('`sampan registry` with its token service and with htpasswd: login, push, pull; refused without', async (t) => {
-  const help = await runCmd(SAMPAN, ['registry', '--help']);
-  if (help.code !== 0 || !help.stdout.includes('--auth')) {
-    t.skip('sampan registry has no --auth in this build');
-    return;
-  }
+test('`sampan registry` with its token service and with htpasswd: login, push, pull; refused without', async () => {
   const htpasswd = path.join(work, 'sreg-htpasswd');
   await fs.writeFile(htpasswd, execFileSync('htpasswd', ['-Bbn', 'erin', 'sesame']));
   for (const mode of ['token', 'htpasswd']) {

@@ -72,11 +72,9 @@ test('rich (dumb-init): PID 1 is dumb-init, the initscript runs before the comma
   assert.equal(cfg.Rich, true);
   assert.equal(cfg.RichMode, 'dumb-init');
   assert.equal(cfg.InitScript, '/scripts/init.sh');
-  // the command is PID 1's child, and signals reach it: docker stop ends the container fast
-  const t0 = Date.now();
+  // the command is PID 1's child, and signals reach it: SIGTERM ends it (143), not the SIGKILL after -t (137)
   await ok(['stop', '-t', '10', 'r-dumb']);
-  assert.ok(Date.now() - t0 < 5000, 'SIGTERM must reach the command through dumb-init');
-  assert.equal(await ok(['inspect', '-f', '{{.State.ExitCode}}', 'r-dumb']), '143');
+  assert.equal(await ok(['inspect', '-f', '{{.State.ExitCode}}', 'r-dumb']), '143', 'SIGTERM must reach the command through dumb-init');
 });
 
 test('rich: orphaned zombies are reaped by PID 1; without --rich (PID 1 = sleep) they stay', async () => {

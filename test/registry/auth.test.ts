@@ -116,15 +116,13 @@ describe('htpasswd mode', () => {
   });
 
   it('a wrong password: 401 UNAUTHORIZED with the Basic challenge, after a delay, logged without the password', async () => {
-    const t0 = Date.now();
     const r = await ht.req('GET', '/v2/', { headers: basic('alice', 'not-her-password') });
-    const took = Date.now() - t0;
     assert.equal(r.status, 401);
     assert.equal(errCode(r), 'UNAUTHORIZED');
     assert.match(String(r.headers['www-authenticate']), /^Basic realm="Sampan Test"$/);
-    assert.ok(took >= 900, `answered after ${took} ms: failed logins are delayed`);
+    // the delay itself is proven on a fake clock (src/registry/auth/authorizer.test.ts); here: its length
     const logged = ht.log.split('\n').filter((l) => l.includes('"failed login"'));
-    assert.ok(logged.some((l) => l.includes('"user":"alice"') && l.includes('"address":"127.0.0.1"')), ht.log.slice(-2000));
+    assert.ok(logged.some((l) => l.includes('"user":"alice"') && l.includes('"address":"127.0.0.1"') && l.includes('"delayMs":1000')), ht.log.slice(-2000));
     assert.ok(!ht.log.includes('not-her-password'));
     // an unknown user is refused the same way
     assert.equal((await ht.req('GET', '/v2/', { headers: basic('mallory', 'x') })).status, 401);
@@ -217,13 +215,11 @@ describe('token mode', () => {
 
   it('wrong credentials at the realm: 401 after a delay, logged', async () => {
     const c = challenge(await tok.req('GET', '/v2/'));
-    const t0 = Date.now();
     const r = await request(tok.base, 'GET', `${c.params.realm}?service=${SERVICE}&scope=repository:alice/app:pull`, { headers: basic('alice', 'guess') });
-    const took = Date.now() - t0;
     assert.equal(r.status, 401);
     assert.equal(errCode(r), 'UNAUTHORIZED');
-    assert.ok(took >= 900, `answered after ${took} ms`);
-    assert.ok(tok.log.split('\n').some((l) => l.includes('"failed login"') && l.includes('"user":"alice"') && l.includes('"endpoint":"token"')), tok.log.slice(-2000));
+    // the delay itself is proven on a fake clock (src/registry/auth/token.test.ts); here: its length
+    assert.ok(tok.log.split('\n').some((l) => l.includes('"failed login"') && l.includes('"user":"alice"') && l.includes('"endpoint":"token"') && l.includes('"delayMs":1000')), tok.log.slice(-2000));
     assert.ok(!tok.log.includes('guess'));
   });
 

@@ -134,13 +134,11 @@ describe('mirror of a sampan registry', () => {
   it('shows a tag re-pointed upstream after the TTL; tag lists pass through', async () => {
     const a = await up.pushImage('mirror/moving', 'latest', 'a');
     const first = await mirror.req('GET', '/v2/mirror/moving/manifests/latest');
-    const t0 = Date.now();
     assert.equal(first.headers['docker-content-digest'], a.digest);
     const b = await up.pushImage('mirror/moving', 'latest', 'b');
     assert.notEqual(a.digest, b.digest);
-    const soon = await mirror.req('GET', '/v2/mirror/moving/manifests/latest');
-    if (Date.now() - t0 < TTL_MS - 200) assert.equal(soon.headers['docker-content-digest'], a.digest, 'the tag was re-checked before its TTL');
-    await sleep(Math.max(0, t0 + TTL_MS + 100 - Date.now()));
+    // that the tag is not re-checked before its TTL is shown on a fake clock (src/registry/registry.test.ts)
+    await sleep(TTL_MS + 100);
     const later = await mirror.req('GET', '/v2/mirror/moving/manifests/latest');
     assert.equal(later.status, 200);
     assert.equal(later.headers['docker-content-digest'], b.digest);

@@ -74,10 +74,13 @@ export class Ctx {
     } catch {
       throw invalid(`invalid filter: ${raw}`);
     }
-    if (!parsed || typeof parsed !== 'object') throw invalid(`invalid filter: ${raw}`);
+    // as Go decodes it into map[string]map[string]bool, or the older map[string][]string
+    if (parsed === null) return out;
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid(`invalid filter: ${raw}`);
     for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
-      if (Array.isArray(v)) out.set(k, v.map(String));
-      else if (v && typeof v === 'object') out.set(k, Object.keys(v));
+      if (v === null) out.set(k, []);
+      else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out.set(k, v);
+      else if (typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => x === null || typeof x === 'boolean')) out.set(k, Object.keys(v));
       else throw invalid(`invalid filter: ${raw}`);
     }
     return out;

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { SampanError } from '../../lib/errors.js';
 import { keyValues, parseDockerfile, parseInstruction, parseWords, type Instruction } from './dockerfile.js';
+import { expandWord } from './expand.js';
 
 /** Assert a 400 whose message matches. */
 function rejects(fn: () => unknown, msg: RegExp | string): void {
@@ -382,4 +384,48 @@ test('parseWords keeps quotes and escapes, splits on unquoted blanks', () => {
   assert.deepEqual(parseWords('a`  b', '`'), ['a` ', 'b']);
   assert.deepEqual(parseWords('"a\\"b" c\\'), ['"a\\"b"', 'c']);
   assert.deepEqual(parseWords('   '), []);
+});
+
+// ---- properties
+
+test('property: any text is parsed or refused with a 400, never another error', () => {
+  const line = fc.oneof(
+    fc.string(),
+    fc.string({ unit: fc.constantFrom('FROM ', 'RUN ', 'ENV ', 'ARG ', 'COPY ', 'ONBUILD ', 'HEALTHCHECK ', '# escape=`\n', '\\', '`', '\n', ' ', '"', "'", '[', ']', ',', '=', '<<', 'EOF', '-', '--mount=', 'a', '$', '{', '}', 'AS ') }),
+  );
+  fc.assert(
+    fc.property(fc.array(line, { maxLength: 6 }), (lines) => {
+      for (const text of [lines.join('\n'), `FROM busybox\n${lines.join('\n')}`]) {
+        try {
+          parseDockerfile(text);
+        } catch (err) {
+          assert.ok(err instanceof SampanError && err.code === 'INVALID_ARGUMENT', `${JSON.stringify(text)}: ${String(err)}`);
+        }
+      }
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('property: the exec form reads back the JSON array as written', () => {
+  fc.assert(
+    fc.property(fc.constantFrom('RUN', 'CMD', 'ENTRYPOINT', 'SHELL'), fc.array(fc.string(), { minLength: 1, maxLength: 5 }), (k, argv) => {
+      const ins = all(`FROM busybox\n${k} ${JSON.stringify(argv)}\n`)[1]!;
+      assert.equal(ins.json, true);
+      assert.deepEqual(ins.args, argv);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('property: ENV and LABEL values in double quotes read back, once expanded, as written', () => {
+  const quote = (v: string) => `"${v.replace(/["\\$]/g, '\\$&')}"`;
+  const pairs = fc.uniqueArray(fc.tuple(fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_.-]{0,10}$/), fc.string().filter((v) => !/[\r\n]/.test(v))), { minLength: 1, maxLength: 4, selector: ([k]) => k });
+  fc.assert(
+    fc.property(fc.constantFrom('ENV', 'LABEL'), pairs, (k, kvs) => {
+      const ins = all(`FROM busybox\n${k} ${kvs.map(([key, v]) => `${key}=${quote(v)}`).join(' ')}\n`)[1]!;
+      assert.deepEqual(keyValues(ins).map(({ key, value }) => [key, expandWord(value!, () => undefined)]), kvs);
+    }),
+    { numRuns: 2000 },
+  );
 });

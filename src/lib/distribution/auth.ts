@@ -173,7 +173,10 @@ interface CachedToken {
 export class TokenCache {
   private readonly entries = new Map<string, CachedToken>();
 
-  constructor(private readonly max = 512) {}
+  constructor(
+    private readonly max = 512,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   static key(realm: string, service: string, scopes: string[], identity: string): string {
     return JSON.stringify([realm, service, [...scopes].sort(), identity]);
@@ -182,7 +185,7 @@ export class TokenCache {
   get(key: string): string | undefined {
     const e = this.entries.get(key);
     if (!e) return undefined;
-    if (Date.now() >= e.expiresAt) {
+    if (this.now() >= e.expiresAt) {
       this.entries.delete(key);
       return undefined;
     }
@@ -192,11 +195,11 @@ export class TokenCache {
   set(key: string, token: string, expiresInSec: number, issuedAt?: string): void {
     // the spec's minimum lifetime is 60 s; keep a margin so a token never expires in flight
     const life = Math.max(Number.isFinite(expiresInSec) && expiresInSec > 0 ? expiresInSec : 60, 60);
+    const now = this.now();
     const issued = issuedAt ? Date.parse(issuedAt) : NaN;
-    const start = Number.isFinite(issued) && issued <= Date.now() + 5_000 ? Math.min(issued, Date.now()) : Date.now();
+    const start = Number.isFinite(issued) && issued <= now + 5_000 ? Math.min(issued, now) : now;
     const expiresAt = start + life * 1000 - Math.min(30_000, life * 100);
     if (this.entries.size >= this.max) {
-      const now = Date.now();
       for (const [k, v] of this.entries) if (v.expiresAt <= now) this.entries.delete(k);
       if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
     }

@@ -38,7 +38,7 @@ function registryError(res: ServerResponse, status: number, code: string, messag
 }
 
 /** `Range: bytes=a-b` (one range) → [start, endExclusive], or undefined for the whole blob. */
-function parseRange(h: string | undefined, size: number): [number, number] | 'bad' | undefined {
+export function parseRange(h: string | undefined, size: number): [number, number] | 'bad' | undefined {
   if (!h) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(h.trim());
   if (!m || (!m[1] && !m[2])) return 'bad';

@@ -19,6 +19,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import type { Clock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/log.js';
 import { parseAuthConfig, type AuthConfigInput } from './config.js';
 import { basicChallenge, bearerChallenge, requestCredentials, type Authenticator } from './credentials.js';
@@ -79,7 +80,8 @@ export interface AuthorizerDeps {
   signingKey?: SigningKey;
   /** Extra keys to trust, besides the signing key and `config.trustedKeys`. */
   trustedKeys?: VerificationKey[];
-  throttle?: LoginThrottle;
+  /** The failed-login delays' clock. */
+  clock?: Clock;
 }
 
 const ALLOWED: AuthAllowed = Object.freeze({ ok: true }) as AuthAllowed;
@@ -91,7 +93,7 @@ export async function createAuthorizer(config: AuthConfigInput = {}, deps: Autho
   const policy = deps.policy ?? new Policy(c.policy);
   if (c.mode === 'none') return new OpenAuthorizer(policy);
 
-  const throttle = deps.throttle ?? new LoginThrottle(log, { baseDelayMs: c.failedLoginDelayMs, maxDelayMs: c.failedLoginMaxDelayMs });
+  const throttle = new LoginThrottle(log, { baseDelayMs: c.failedLoginDelayMs, maxDelayMs: c.failedLoginMaxDelayMs, clock: deps.clock });
   const authenticator = deps.authenticator ?? (c.htpasswd ? await Htpasswd.load(c.htpasswd, { log }) : undefined);
 
   if (c.mode === 'htpasswd') {

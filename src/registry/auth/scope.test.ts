@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { ScopeError, catalogScope, coversActions, expandActions, formatScope, formatScopes, intersectActions, parseScope, parseScopes } from './scope.js';
 
 test('parseScope: repository, class, catalog, host:port names', () => {
@@ -54,4 +55,63 @@ test('intersection of asked and allowed', () => {
   assert.ok(coversActions('repository', ['*'], ['pull', 'delete']));
   assert.ok(!coversActions('repository', ['pull'], ['pull', 'push']));
   assert.ok(coversActions('repository', ['pull'], []));
+});
+
+// ---- properties
+
+const type = fc.stringMatching(/^[a-z0-9]{1,12}$/);
+const name = fc.oneof(
+  fc.stringMatching(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*){0,3}$/),
+  fc.tuple(fc.stringMatching(/^[a-z0-9.-]{1,20}$/), fc.nat(65535), fc.stringMatching(/^[a-z0-9/_.-]{1,20}$/)).map(([h, p, n]) => `${h}:${p}/${n}`),
+);
+const scope = fc.record(
+  { type, class: fc.stringMatching(/^[a-z0-9]{1,8}$/), name, actions: fc.uniqueArray(fc.oneof(fc.constantFrom('pull', 'push', 'delete', '*'), fc.stringMatching(/^[a-z]{1,8}$/)), { maxLength: 4 }) },
+  { requiredKeys: ['type', 'name', 'actions'], noNullPrototype: true },
+);
+
+test('property: a scope reads back as written; several, space-separated, too', () => {
+  fc.assert(fc.property(scope, (s) => assert.deepEqual(parseScope(formatScope(s)), s)), { numRuns: 2000 });
+  fc.assert(
+    fc.property(fc.uniqueArray(scope, { maxLength: 4, selector: (s) => `${s.type}(${s.class ?? ''})${s.name}` }), (list) => {
+      assert.deepEqual(parseScopes(formatScopes(list)), list);
+    }),
+  );
+});
+
+test('property: any text parses to a well-formed scope or throws ScopeError', () => {
+  const text = fc.oneof(
+    fc.string(),
+    fc.string({ unit: fc.constantFrom('repository', '(', ')', ':', ',', '/', 'a', '*', 'pull', ' ', '\n', '"', 'A', '.') }),
+    scope.map(formatScope).chain((s) => fc.tuple(fc.nat(s.length), fc.string({ maxLength: 2 })).map(([i, x]) => s.slice(0, i) + x + s.slice(i))),
+  );
+  fc.assert(
+    fc.property(text, (t) => {
+      let s;
+      try {
+        s = parseScopes(t);
+      } catch (err) {
+        assert.ok(err instanceof ScopeError, String(err));
+        return;
+      }
+      for (const r of s) {
+        assert.match(r.type, /^[a-z0-9]+$/);
+        assert.match(r.name, /^[A-Za-z0-9._\-/:]+$/, 'no spaces, quotes or control characters reach a token');
+        for (const a of r.actions) assert.match(a, /^(?:[a-z]+|\*)$/);
+        assert.equal(parseScope(formatScope(r)).name, r.name);
+      }
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('property: an intersection never grants what was not both asked and allowed', () => {
+  const actions = fc.array(fc.constantFrom('pull', 'push', 'delete', '*', 'x', ''), { maxLength: 5 });
+  fc.assert(
+    fc.property(fc.constantFrom('repository', 'registry'), actions, actions, (t, asked, allowed) => {
+      const got = intersectActions(t, asked, allowed);
+      assert.ok(coversActions(t, asked, got) && coversActions(t, allowed, got));
+      if (t === 'repository') assert.ok(!got.includes('*'));
+      assert.equal(new Set(got).size, got.length);
+    }),
+  );
 });

@@ -4,8 +4,8 @@
  * a login from there succeeds. Every failure is logged. The table of addresses is bounded.
  */
 import type { IncomingMessage } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { realClock, type Clock } from '../../lib/clock.js';
 
 export interface LoginThrottleOptions {
   /** Delay after a first failure (ms). Default 1000. */
@@ -16,6 +16,8 @@ export interface LoginThrottleOptions {
   resetAfterMs?: number;
   /** Addresses remembered at most (the oldest are forgotten first). Default 10000. */
   maxEntries?: number;
+  /** Default the real one. */
+  clock?: Clock;
 }
 
 interface Failures {
@@ -29,6 +31,7 @@ export class LoginThrottle {
   private readonly resetAfterMs: number;
   private readonly maxEntries: number;
   private readonly failures = new Map<string, Failures>();
+  private readonly clock: Clock;
 
   constructor(
     private readonly log: Logger,
@@ -38,6 +41,7 @@ export class LoginThrottle {
     this.maxDelayMs = Math.max(opts.maxDelayMs ?? 30_000, this.baseDelayMs);
     this.resetAfterMs = opts.resetAfterMs ?? 15 * 60_000;
     this.maxEntries = opts.maxEntries ?? 10_000;
+    this.clock = opts.clock ?? realClock;
   }
 
   /** The delay the next failure from `address` would get (ms). */
@@ -53,7 +57,7 @@ export class LoginThrottle {
 
   private current(address: string): Failures | undefined {
     const f = this.failures.get(address);
-    if (f && Date.now() - f.last > this.resetAfterMs) {
+    if (f && this.clock.now() - f.last > this.resetAfterMs) {
       this.failures.delete(address);
       return undefined;
     }
@@ -66,10 +70,10 @@ export class LoginThrottle {
     const count = (prev?.count ?? 0) + 1;
     this.failures.delete(address); // re-insert: the map's order is the order of last failure
     if (this.failures.size >= this.maxEntries) this.failures.delete(this.failures.keys().next().value!);
-    this.failures.set(address, { count, last: Date.now() });
+    this.failures.set(address, { count, last: this.clock.now() });
     const delayMs = this.delayFor(count);
     this.log.warn({ ...extra, user, address, failures: count, delayMs, reason }, 'failed login');
-    if (delayMs > 0) await sleep(delayMs);
+    if (delayMs > 0) await this.clock.sleep(delayMs);
     return delayMs;
   }
 

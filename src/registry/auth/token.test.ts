@@ -1,10 +1,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { setImmediate } from 'node:timers/promises';
 import { SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
 import { libtrustKeyId, verificationKey, type SigningKey } from './keys.js';
 import { Policy } from './policy.js';
 import { parseScope } from './scope.js';
+import { FakeClock } from '../../lib/clock.js';
 import { LoginThrottle } from './throttle.js';
 import { TokenError, TokenIssuer, TokenService, TokenVerifier, tokenCovers, type TokenClaims, type TokenResponse } from './token.js';
 import { b64json, basic, captureLogger, serve, usersOf } from './testutil.js';
@@ -123,6 +125,7 @@ test('wrong audience and wrong issuer are refused; a malformed access claim too'
 
 const { log, lines } = captureLogger();
 const DELAY = 300;
+const clock = new FakeClock();
 const service = new TokenService({
   issuer,
   service: 'test-registry',
@@ -133,17 +136,28 @@ const service = new TokenService({
       { anonymous: true, repos: 'public/*', actions: ['pull'] },
     ],
   }),
-  throttle: new LoginThrottle(log, { baseDelayMs: DELAY, maxDelayMs: 4 * DELAY }),
+  throttle: new LoginThrottle(log, { baseDelayMs: DELAY, maxDelayMs: 4 * DELAY, clock }),
   log,
 });
 const srv = await serve(service.handler);
 after(() => srv.close());
 
-async function getToken(query: string, auth?: string): Promise<{ status: number; body: Record<string, unknown>; headers: Headers; ms: number }> {
-  const t0 = performance.now();
+async function getToken(query: string, auth?: string): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
   const res = await fetch(`${srv.url}/auth/token?${query}`, { headers: auth ? { authorization: auth } : {} });
   const body = (await res.json()) as Record<string, unknown>;
-  return { status: res.status, body, headers: res.headers, ms: performance.now() - t0 };
+  return { status: res.status, body, headers: res.headers };
+}
+
+/** A failed login's answer: held for exactly `delayMs` on the clock, then given. */
+async function delayed<T>(answer: Promise<T>, delayMs: number): Promise<T> {
+  let answered = false;
+  void answer.finally(() => (answered = true));
+  assert.deepEqual(await clock.sleeping(), [delayMs]);
+  clock.advance(delayMs - 1);
+  await setImmediate();
+  assert.equal(answered, false, 'answered before the delay');
+  clock.advance(1);
+  return answer;
 }
 
 test('token endpoint: Basic auth → the intersection of asked and allowed', async () => {
@@ -183,14 +197,12 @@ test('token endpoint: no credentials → an anonymous token with the anonymous g
 
 test('token endpoint: bad credentials → 401 UNAUTHORIZED after the failed-login delay, growing per address, logged', async () => {
   const before = lines.length;
-  const r1 = await getToken('service=test-registry&scope=repository:alice/app:pull', basic('alice', 'wrong'));
+  const r1 = await delayed(getToken('service=test-registry&scope=repository:alice/app:pull', basic('alice', 'wrong')), DELAY);
   assert.equal(r1.status, 401);
   assert.deepEqual((r1.body.errors as { code: string }[]).map((e) => e.code), ['UNAUTHORIZED']);
   assert.match(r1.headers.get('www-authenticate') ?? '', /^Basic realm="test-registry"$/);
-  assert.ok(r1.ms >= DELAY, `answered after ${r1.ms} ms, expected >= ${DELAY}`);
-  const r2 = await getToken('service=test-registry', basic('nobody', 'x'));
+  const r2 = await delayed(getToken('service=test-registry', basic('nobody', 'x')), 2 * DELAY);
   assert.equal(r2.status, 401);
-  assert.ok(r2.ms >= 2 * DELAY, `second failure answered after ${r2.ms} ms, expected >= ${2 * DELAY}`);
   const logged = lines.slice(before).filter((l) => l.msg === 'failed login');
   assert.equal(logged.length, 2);
   assert.equal(logged[0]!.user, 'alice');
@@ -199,15 +211,21 @@ test('token endpoint: bad credentials → 401 UNAUTHORIZED after the failed-logi
   assert.equal(JSON.stringify(logged).includes('wrong'), false, 'passwords are never logged');
   // a success from the address resets the backoff
   assert.equal((await getToken('service=test-registry', basic('bob', 'builder'))).status, 200);
-  const r3 = await getToken('service=test-registry', basic('bob', 'nope'));
-  assert.ok(r3.ms >= DELAY, `answered after ${r3.ms} ms, expected >= ${DELAY}`);
+  await delayed(getToken('service=test-registry', basic('bob', 'nope')), DELAY);
   const last = lines.filter((l) => l.msg === 'failed login').at(-1)!;
   assert.equal(last.user, 'bob');
   assert.equal(last.failures, 1, 'after a success the count starts over');
   assert.equal(last.delayMs, DELAY);
   // a malformed header is a failed login too
-  const r4 = await getToken('service=test-registry', 'Basic !!!');
+  const r4 = await delayed(getToken('service=test-registry', 'Basic !!!'), 2 * DELAY);
   assert.equal(r4.status, 401);
+  // the delay doubles up to its cap
+  await delayed(getToken('service=test-registry', basic('bob', 'nope')), 4 * DELAY);
+  await delayed(getToken('service=test-registry', basic('bob', 'nope')), 4 * DELAY);
+  // failures are forgotten after a quiet while
+  clock.advance(15 * 60_000 + 1);
+  await delayed(getToken('service=test-registry', basic('bob', 'nope')), DELAY);
+  assert.equal((await getToken('service=test-registry', basic('bob', 'builder'))).status, 200);
 });
 
 test('token endpoint: bad requests', async () => {
@@ -231,7 +249,7 @@ test('token endpoint: POST password grant (OAuth2 form)', async () => {
   const refresh = await fetch(`${srv.url}/auth/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'x' }) });
   assert.equal(refresh.status, 400);
   assert.equal(((await refresh.json()) as { error: string }).error, 'unsupported_grant_type');
-  const wrong = await fetch(`${srv.url}/auth/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'password', username: 'alice', password: 'x' }) });
+  const wrong = await delayed(fetch(`${srv.url}/auth/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'password', username: 'alice', password: 'x' }) }), DELAY);
   assert.equal(wrong.status, 401);
   await wrong.body?.cancel();
 });
