@@ -11,6 +11,7 @@ import { registerRegistry } from './commands/registry.js';
 import { registerRegistryClientCommands } from './commands/registry-client.js';
 import { p2pCommand, registerP2PScheduler } from './commands/p2p-scheduler.js';
 import { registerP2pPeer, registerP2pStatus, registerPreheat } from './commands/p2p-peer.js';
+import { registerCluster } from './commands/cluster.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -73,6 +74,7 @@ registerP2PScheduler(program);
 registerP2pPeer(p2pCommand(program));
 registerP2pStatus(p2pCommand(program));
 registerPreheat(program);
+registerCluster(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`sampan: ${errorMessage(err)}\n`);
