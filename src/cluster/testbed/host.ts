@@ -42,6 +42,8 @@ function api(socket: string, method: string, p: string): Promise<{ status: numbe
 
 export class EmulatedHost {
   private proc?: ChildProcess;
+  /** The engine answered: it has containers to remove at the stop. */
+  private ready = false;
   readonly dir: string;
   readonly socket: string;
 
@@ -87,19 +89,20 @@ export class EmulatedHost {
     }
     this.proc.on('error', (err) => this.log.error({ host: this.name, err: err.message }, 'engine did not start'));
     await waitReady(`engine of ${this.name}`, this.proc, async () => (await api(this.socket, 'GET', '/_ping')).status === 200, START_TIMEOUT_MS, abort);
+    this.ready = true;
     this.log.info({ host: this.name, netns: this.net.netns, ip: this.net.ip, pid: this.proc.pid }, 'host ready');
   }
 
   /** Removes every container (force, with anonymous volumes) and stops the engine. */
   async stop(): Promise<void> {
     if (!this.proc || !alive(this.proc)) return;
-    try {
-      const ids = (JSON.parse((await api(this.socket, 'GET', '/containers/json?all=1')).body) as Array<{ Id: string }>).map((c) => c.Id);
-      await Promise.all(ids.map((id) => api(this.socket, 'DELETE', `/containers/${id}?force=1&v=1`)));
-    } catch (err) {
-      this.log.warn({ host: this.name, err: (err as Error).message }, 'could not remove the containers');
-    }
+    if (this.ready) await this.removeContainers().catch((err: Error) => this.log.warn({ host: this.name, err: err.message }, 'could not remove the containers'));
     await terminate(this.proc, STOP_GRACE_MS);
+  }
+
+  private async removeContainers(): Promise<void> {
+    const ids = (JSON.parse((await api(this.socket, 'GET', '/containers/json?all=1')).body) as Array<{ Id: string }>).map((c) => c.Id);
+    await Promise.all(ids.map((id) => api(this.socket, 'DELETE', `/containers/${id}?force=1&v=1`)));
   }
 
   /**
