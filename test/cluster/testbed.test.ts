@@ -49,6 +49,11 @@ async function stopTestbed(r: Running): Promise<number | null> {
 
 const describeTestbed = async (r: Running): Promise<TestbedDescription> => JSON.parse(await fs.readFile(path.join(r.dir, 'testbed.json'), 'utf8')) as TestbedDescription;
 const docker = (h: { socket: string }, args: string[]) => runCmd('docker', args, { env: { DOCKER_HOST: `unix://${h.socket}`, DOCKER_CLI_HINTS: 'false' }, timeoutMs: 90_000 });
+/** Alive and not a zombie (a killed process its new parent, init, has not reaped yet). */
+async function running(pid: number): Promise<boolean> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat !== '' && stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+}
 const lines = (s: string) => s.split('\n').filter(Boolean);
 
 /** What of this testbed is still on the machine: namespaces, links, mounts, processes, iptables rules. */
@@ -64,11 +69,19 @@ async function leftovers(tb: TestbedDescription, dir: string): Promise<string[]>
     if (cmd.includes(dir) || root.startsWith(dir)) procs.push(`${p}: ${cmd.replace(/\0/g, ' ')}`);
   }
   const forward = (await runCmd('iptables', ['-w', '-S', 'FORWARD'])).stdout;
+  const cgroups: string[] = [];
+  for (const ctl of ['', ...(await fs.readdir('/sys/fs/cgroup'))]) {
+    for (const h of tb.hosts) {
+      const cg = path.join('/sys/fs/cgroup', ctl, h.netns);
+      if (await fs.stat(cg).then(() => true, () => false)) cgroups.push(cg);
+    }
+  }
   return [
     ...tb.hosts.filter((h) => netns.includes(h.netns)).map((h) => `netns ${h.netns}`),
     ...links.filter((l) => l === tb.network.bridge || l.startsWith(`${tb.network.bridge}h`)).map((l) => `link ${l}`),
     ...mounts.filter((m) => m.startsWith(dir)).map((m) => `mount ${m}`),
     ...procs.map((p) => `process ${p}`),
+    ...cgroups.map((c) => `cgroup ${c}`),
     ...(forward.includes(`sampan-testbed:${tb.network.bridge}`) ? [`iptables FORWARD rule for ${tb.network.bridge}`] : []),
   ];
 }
@@ -151,19 +164,27 @@ describe('a testbed of 2 hosts', () => {
   });
 });
 
-test('SIGTERM removes containers, engines, namespaces, bridge, mounts and etcd, and exits 0', async (t) => {
+test('SIGTERM removes containers, engines (a killed one too), namespaces, bridge, mounts, cgroups and etcd, and exits 0', async (t) => {
   const r = await startTestbed(2, (fn) => t.after(fn));
   const tb = await describeTestbed(r);
-  const h = tb.hosts[0]!;
-  assert.equal((await runCmd(SAMPAN, ['image', 'seed', '--host', `unix://${h.socket}`])).code, 0);
-  const c = await docker(h, ['run', '-d', 'busybox', 'sleep', '600']);
-  assert.equal(c.code, 0, c.stderr);
-  const containerNetns = `sampan-${c.stdout.trim().slice(0, 12)}`;
-  assert.ok((await runCmd('ip', ['netns', 'list'])).stdout.includes(containerNetns));
+  const containers: Array<{ netns: string; pid: number }> = [];
+  for (const h of tb.hosts) {
+    assert.equal((await runCmd(SAMPAN, ['image', 'seed', '--host', `unix://${h.socket}`])).code, 0);
+    const c = await docker(h, ['run', '-d', '-p', '8080:80', 'busybox', 'sleep', '600']);
+    assert.equal(c.code, 0, c.stderr);
+    const pid = Number((await docker(h, ['inspect', '-f', '{{.State.Pid}}', c.stdout.trim()])).stdout.trim());
+    containers.push({ netns: `sampan-${c.stdout.trim().slice(0, 12)}`, pid });
+  }
+  // host 2's engine dies: what it ran is the testbed's to remove
+  process.kill(tb.hosts[1]!.pid, 'SIGKILL');
 
   assert.equal(await stopTestbed(r), 0, r.output());
   assert.deepEqual(await leftovers(tb, r.dir), []);
-  assert.ok(!(await runCmd('ip', ['netns', 'list'])).stdout.includes(containerNetns), `container netns ${containerNetns} left`);
+  const netns = (await runCmd('ip', ['netns', 'list'])).stdout;
+  for (const c of containers) {
+    assert.ok(!netns.includes(c.netns), `container netns ${c.netns} left`);
+    assert.ok(!(await running(c.pid)), `container process ${c.pid} left running`);
+  }
   for (const m of tb.etcd.members) assert.throws(() => process.kill(m.pid, 0), /ESRCH/, `etcd member ${m.name} left running`);
 });
 

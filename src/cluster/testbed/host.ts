@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../lib/log.js';
 import { alive, run, terminate, waitReady } from '../proc.js';
-import type { HostNet } from './net.js';
+import { pidsIn, type HostNet } from './net.js';
 
 /** bin/sampan of this checkout (this file is dist/src/cluster/testbed/host.js). */
 const SAMPAN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../bin/sampan');
@@ -105,19 +105,40 @@ export class EmulatedHost {
     await Promise.all(ids.map((id) => api(this.socket, 'DELETE', `/containers/${id}?force=1&v=1`)));
   }
 
+  /** Cgroups of the engine's containers: one parent per controller on cgroup v1, one in all on v2. */
+  private async cgroupDirs(): Promise<string[]> {
+    return ['', ...(await fs.readdir(CGROUP_ROOT).catch(() => [] as string[]))].map((ctl) => path.join(CGROUP_ROOT, ctl, this.cgroupParent));
+  }
+
   /**
-   * What a dead or stopped engine may have left: its containers' network namespaces (named after the container
-   * ids its root records) and its cgroups.
+   * The processes an engine may leave (it does when killed): in the host's namespace, and in its containers'
+   * cgroups (a container's processes are in namespaces of their own, their root is no path of ours, and conmon,
+   * their parent, may be gone).
    */
+  async leftoverPids(): Promise<number[]> {
+    const pids = new Set(await pidsIn(this.net));
+    for (const dir of await this.cgroupDirs()) for (const pid of await cgroupProcs(dir)) pids.add(pid);
+    return [...pids];
+  }
+
+  /** What a stopped engine may have left besides processes: its containers' network namespaces (named after the container ids its root records) and cgroups. */
   async sweep(): Promise<void> {
     const ids = await fs.readdir(path.join(this.dir, 'root', 'containers')).catch(() => [] as string[]);
     for (const id of ids) {
       const ns = `sampan-${id.slice(0, 12)}`;
       if (await fs.stat(`/run/netns/${ns}`).then(() => true, () => false)) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
     }
-    // cgroup v1: a parent per controller; v2: one
-    for (const ctl of ['', ...(await fs.readdir(CGROUP_ROOT).catch(() => [] as string[]))]) await rmdirTree(path.join(CGROUP_ROOT, ctl, this.cgroupParent));
+    for (const dir of await this.cgroupDirs()) await rmdirTree(dir);
   }
+}
+
+/** The PIDs in a cgroup and its descendants. */
+async function cgroupProcs(dir: string): Promise<number[]> {
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => undefined);
+  if (!entries) return [];
+  const own = (await fs.readFile(path.join(dir, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+  const children = await Promise.all(entries.filter((e) => e.isDirectory()).map((e) => cgroupProcs(path.join(dir, e.name))));
+  return [...own, ...children.flat()];
 }
 
 /** Removes a cgroup and its children, deepest first (a cgroup goes with rmdir once it has no tasks). */

@@ -2,15 +2,15 @@
  * The testbed: a real etcd, N emulated hosts (network namespaces, each with its own engine) and whatever
  * components the caller adds on top (the managers), described in DIR/testbed.json, and torn down to nothing.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { atomicWriteJson } from '../../lib/fsutil.js';
 import { invalid, errorMessage } from '../../lib/errors.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import { EtcdCluster, type EtcdMemberInfo } from '../etcd.js';
-import { run } from '../proc.js';
+import { run, sleep } from '../proc.js';
 import { EmulatedHost, type HostInfo } from './host.js';
-import { MAX_HOSTS, addHostNet, bridgeName, claimSlot, gateway, hostNet, hostsSubnet, pidsIn, removeBridge, removeHostNet, setUpBridge } from './net.js';
+import { MAX_HOSTS, addHostNet, bridgeName, claimSlot, gateway, hostNet, hostsSubnet, removeBridge, removeHostNet, setUpBridge } from './net.js';
 
 export interface ManagerInfo {
   name: string;
@@ -155,16 +155,20 @@ export class Testbed {
   private async killLeftovers(): Promise<void> {
     const spare = await ancestors();
     const doomed = new Set<number>();
-    for (const h of this.hosts) for (const pid of await pidsIn(h.net)) doomed.add(pid);
+    for (const h of this.hosts) for (const pid of await h.leftoverPids()) doomed.add(pid);
     for (const pid of await pointingInto(this.dir)) doomed.add(pid);
-    for (const pid of doomed) {
-      if (spare.has(pid)) continue;
+    for (const pid of spare) doomed.delete(pid);
+    const signal = (pid: number, sig: NodeJS.Signals | 0) => {
       try {
-        process.kill(pid, 'SIGKILL');
+        process.kill(pid, sig);
+        return true;
       } catch {
-        // already gone
+        return false; // gone
       }
-    }
+    };
+    for (const pid of doomed) signal(pid, 'SIGKILL');
+    // their cgroups and mounts go only once they have exited
+    for (let i = 0; i < 50 && [...doomed].some((pid) => signal(pid, 0) && !zombie(pid)); i++) await sleep(100);
   }
 }
 
@@ -177,6 +181,16 @@ async function ancestors(): Promise<Set<number>> {
     pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? 0);
   }
   return out;
+}
+
+/** A killed process whose parent has not reaped it yet holds no cgroup or mount. */
+function zombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
 }
 
 /** PIDs whose cwd, root or command line points into dir (as the acceptance checks' cleanup finds them). */
