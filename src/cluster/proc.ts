@@ -1,5 +1,6 @@
 /** Small process helpers shared by the etcd runner and the testbed. */
 import { execFile, type ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
 import net from 'node:net';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -48,4 +49,12 @@ export async function waitReady(what: string, p: ChildProcess, ready: () => Prom
     if (Date.now() > end) throw new Error(`${what} was not ready within ${timeoutMs / 1000} s`);
     await sleep(100);
   }
+}
+
+/** A process's state letter (R, S, Z, ...) and parent from /proc/PID/stat; undefined once it is gone. */
+export async function procStat(pid: number): Promise<{ state: string; ppid: number } | undefined> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // the command name in parentheses may hold spaces: the fields after its closing one are fixed
+  const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return state ? { state, ppid: Number(ppid) } : undefined;
 }

@@ -2,13 +2,13 @@
  * The testbed: a real etcd, N emulated hosts (network namespaces, each with its own engine) and whatever
  * components the caller adds on top (the managers), described in DIR/testbed.json, and torn down to nothing.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { atomicWriteJson } from '../../lib/fsutil.js';
 import { invalid, errorMessage } from '../../lib/errors.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import { EtcdCluster, type EtcdMemberInfo } from '../etcd.js';
-import { run, sleep } from '../proc.js';
+import { procStat, run, sleep } from '../proc.js';
 import { EmulatedHost, type HostInfo } from './host.js';
 import { MAX_HOSTS, addHostNet, bridgeName, claimSlot, gateway, hostNet, hostsSubnet, removeBridge, removeHostNet, setUpBridge } from './net.js';
 
@@ -158,39 +158,24 @@ export class Testbed {
     for (const h of this.hosts) for (const pid of await h.leftoverPids()) doomed.add(pid);
     for (const pid of await pointingInto(this.dir)) doomed.add(pid);
     for (const pid of spare) doomed.delete(pid);
-    const signal = (pid: number, sig: NodeJS.Signals | 0) => {
+    for (const pid of doomed) {
       try {
-        process.kill(pid, sig);
-        return true;
+        process.kill(pid, 'SIGKILL');
       } catch {
-        return false; // gone
+        // already gone
       }
-    };
-    for (const pid of doomed) signal(pid, 'SIGKILL');
-    // their cgroups and mounts go only once they have exited
-    for (let i = 0; i < 50 && [...doomed].some((pid) => signal(pid, 0) && !zombie(pid)); i++) await sleep(100);
+    }
+    // their cgroups and mounts go once they have exited; a zombie (not reaped yet) holds neither
+    const running = async () => (await Promise.all([...doomed].map(procStat))).some((s) => s && s.state !== 'Z');
+    for (let i = 0; i < 50 && (await running()); i++) await sleep(100);
   }
 }
 
 /** This process and its ancestors: their command lines may name the dir, and they are not leftovers. */
 async function ancestors(): Promise<Set<number>> {
   const out = new Set<number>();
-  for (let pid = process.pid; pid > 1 && !out.has(pid);) {
-    out.add(pid);
-    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? 0);
-  }
+  for (let pid: number | undefined = process.pid; pid && pid > 1 && !out.has(pid); pid = (await procStat(pid))?.ppid) out.add(pid);
   return out;
-}
-
-/** A killed process whose parent has not reaped it yet holds no cgroup or mount. */
-function zombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return true;
-  }
 }
 
 /** PIDs whose cwd, root or command line points into dir (as the acceptance checks' cleanup finds them). */
@@ -204,7 +189,7 @@ async function pointingInto(dir: string): Promise<number[]> {
       fs.readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => ''),
     ]);
     const inDir = (x: string) => x === dir || x.startsWith(`${dir}/`);
-    if (inDir(cwd) || inDir(root) || cmd.includes(dir)) out.push(Number(p));
+    if (inDir(cwd) || inDir(root) || cmd.split('\0').some((arg) => arg === dir || arg.includes(`${dir}/`))) out.push(Number(p));
   }
   return out;
 }
