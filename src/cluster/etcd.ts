@@ -3,13 +3,13 @@
  * started by the testbed (and by tests), with the single-member faults an HA test needs (stop, kill, restart).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fs, openSync, closeSync } from 'node:fs';
+import { promises as fs, constants, openSync, closeSync } from 'node:fs';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { invalid } from '../lib/errors.js';
-import { alive, freePort, terminate, waitReady } from './proc.js';
+import { alive, freePorts, terminate, waitReady } from './proc.js';
 
 export const ETCD_BINARY = '/usr/bin/etcd';
 const STOP_GRACE_MS = 10_000;
@@ -65,11 +65,13 @@ export class EtcdCluster {
   static async start(opts: EtcdOptions): Promise<EtcdCluster> {
     const n = opts.members ?? 1;
     if (n !== 1 && n !== 3) throw invalid(`etcd members: ${String(n)}: use 1 or 3`);
-    const members: Member[] = [];
-    for (let i = 1; i <= n; i++) {
-      members.push({ name: `etcd${i}`, clientUrl: `http://127.0.0.1:${await freePort()}`, peerUrl: `http://127.0.0.1:${await freePort()}` });
-    }
-    const c = new EtcdCluster({ dir: opts.dir, binary: opts.binary ?? ETCD_BINARY, log: opts.log ?? silentLogger, abort: opts.abort }, members);
+    const ports = await freePorts(2 * n);
+    const members: Member[] = Array.from({ length: n }, (_, i) => ({ name: `etcd${i + 1}`, clientUrl: `http://127.0.0.1:${ports[2 * i]}`, peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}` }));
+    const binary = opts.binary ?? ETCD_BINARY;
+    await fs.access(binary, constants.X_OK).catch(() => {
+      throw invalid(`no etcd at ${binary}: install Debian's etcd-server (scripts/setup.sh does)`);
+    });
+    const c = new EtcdCluster({ dir: opts.dir, binary, log: opts.log ?? silentLogger, abort: opts.abort }, members);
     try {
       await fs.mkdir(opts.dir, { recursive: true });
       for (const m of members) c.spawn(m);
@@ -111,7 +113,7 @@ export class EtcdCluster {
     ];
     const fd = openSync(path.join(this.opts.dir, `${m.name}.log`), 'a');
     try {
-      // its own process group: a terminal's ^C reaches the testbed, which stops etcd last
+      // its own process group: a terminal's ^C reaches the testbed only, which stops etcd once nothing needs it
       m.proc = spawn(this.opts.binary, args, { stdio: ['ignore', fd, fd], detached: true });
     } finally {
       closeSync(fd);

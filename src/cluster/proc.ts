@@ -15,16 +15,17 @@ export function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-/** A loopback TCP port free right now (the caller binds it soon after; another process may race it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** N distinct loopback TCP ports free right now (the caller binds them soon after; another process may race it). */
+export async function freePorts(n: number): Promise<number[]> {
+  // all held open at once: a port closed and asked for again may come back
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
+    s.listen(0, '127.0.0.1', () => resolve(s));
+  })));
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
 }
 
 export const alive = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
