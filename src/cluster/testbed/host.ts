@@ -73,6 +73,9 @@ export class EmulatedHost {
       '--root', path.join(this.dir, 'root'), '--exec-root', path.join(this.dir, 'run'),
       '--host', `unix://${this.socket}`, '--cgroup-parent', `/${this.cgroupParent}`,
       '--default-address-pool', this.net.addressPool,
+      // an engine that finds no lxcfs starts one, detached, in its namespace: the teardown would kill it under
+      // every other engine of the machine that binds its files
+      '--lxcfs', 'false',
     ];
     const fd = openSync(path.join(this.dir, 'engine.log'), 'a');
     try {
