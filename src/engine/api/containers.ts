@@ -18,6 +18,7 @@ import { goFields } from '../../lib/gojson.js';
 import type { ExecConfig } from '../containers/exec.js';
 
 const RAW = 'application/vnd.docker.raw-stream';
+const MUX = 'application/vnd.docker.multiplexed-stream';
 const EXEC_CONFIG_FIELDS = ['AttachStdin', 'AttachStdout', 'AttachStderr', 'Tty', 'Cmd', 'Env', 'User', 'WorkingDir', 'Privileged', 'DetachKeys', 'ConsoleSize'] as const;
 
 interface ExecStartBody {
@@ -25,7 +26,6 @@ interface ExecStartBody {
   Tty: boolean;
   ConsoleSize: number[] | null;
 }
-const MUX = 'application/vnd.docker.multiplexed-stream';
 
 /** Docker's publish/expose filter values: "80", "80/udp", "8000-8080/tcp" → the set of "port/proto". */
 function portFilter(name: string, vals: string[]): Set<string> {
