@@ -232,6 +232,7 @@ test('lifecycle: DELETE /containers/PARENT/ALIAS?link=1 removes a legacy link', 
   assert.equal(missing.json().message, 'No such container: web/dbal');
   // a container's own name is no link: Docker refuses, and the container stays
   const own = await e.api('DELETE', '/containers/web2?link=1');
+  assert.equal(own.status, 500);
   assert.equal(own.json().message, 'Conflict, cannot remove the default link name of the container');
   assert.equal((await e.api('GET', '/containers/web2/json')).status, 200);
 
@@ -240,6 +241,13 @@ test('lifecycle: DELETE /containers/PARENT/ALIAS?link=1 removes a legacy link', 
   await py(`c.api.remove_container('web3/dbal', link=True)`);
   assert.equal((await inspect('web3')).HostConfig.Links, null);
   assert.equal((await inspect('db')).State.Running, true);
+
+  // without link=1 the link's name is the linked container's, as in Docker: that one goes
+  assert.equal((await e.docker(['create', '--name', 'db2', 'busybox', 'true'])).code, 0);
+  assert.equal((await e.docker(['create', '--name', 'web4', '--link', 'db2:x', 'busybox', 'true'])).code, 0);
+  assert.equal((await e.api('DELETE', '/containers/web4/x')).status, 204);
+  assert.equal((await e.api('GET', '/containers/db2/json')).status, 404);
+  assert.equal((await e.api('GET', '/containers/web4/json')).status, 200);
 });
 
 test('lifecycle: commit with pause of a container whose process has just ended commits it', async () => {
