@@ -69,7 +69,7 @@ export function registerRegistry(program: Command): void {
     .option('--no-enable-delete', 'refuse deletes with 405 UNSUPPORTED')
     .option('--max-manifest-bytes <n>', 'refuse larger manifests with 413 (default 4194304)', int)
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
-    .addOption(new Option('--auth <mode>', 'authentication: none (default), htpasswd (Basic) or token (built-in token service at /auth/token)').choices(['none', 'htpasswd', 'token']))
+    .addOption(new Option('--auth <mode>', 'authentication: none (default; htpasswd when --htpasswd is given), htpasswd (Basic) or token (built-in token service at /auth/token)').choices(['none', 'htpasswd', 'token']))
     .option('--htpasswd <file>', 'bcrypt htpasswd file: the accounts (htpasswd and token modes)')
     .option('--auth-realm <realm>', 'htpasswd mode: the Basic realm; token mode: the token service URL put in challenges (default: this registry\'s /auth/token)')
     .option('--auth-service <name>', 'token mode: the service name (token audience; default sampan-registry)')
