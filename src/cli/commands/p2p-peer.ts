@@ -1,8 +1,7 @@
 /** `sampan p2p peer` (the daemon on every host) and `sampan preheat IMAGE` (ask the scheduler to seed an image). */
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { loadPeerConfig, type PeerFlags } from '../../p2p/peer/config.js';
-import { startPeer } from '../../p2p/peer/daemon.js';
+import type { PeerFlags } from '../../p2p/peer/config.js';
 import type { PeerTaskSummary, PreheatJob, PreheatRequest } from '../../p2p/protocol.js';
 import { humanSize, printJson, table } from '../format.js';
 import { parseBytes } from '../../engine/containers/parse.js';
@@ -75,6 +74,9 @@ export function registerP2pPeer(p2p: Command): void {
         cacheBytes: o.cacheSize,
         logLevel: o.logLevel as PeerFlags['logLevel'],
       };
+      // every `sampan` command (the engine too) loads this file: the peer's modules (undici) only when it runs
+      const { loadPeerConfig } = await import('../../p2p/peer/config.js');
+      const { startPeer } = await import('../../p2p/peer/daemon.js');
       const peer = await startPeer(await loadPeerConfig(flags));
       await peer.done;
       process.exit(0);

@@ -1,9 +1,6 @@
 import { Command, Option } from 'commander';
-import { createLogger } from '../../lib/log.js';
 import { invalid } from '../../lib/errors.js';
-import { loadRegistryConfig, type RegistryFlags } from '../../registry/config.js';
-import { openRegistry, startRegistry } from '../../registry/daemon.js';
-import { collectGarbage } from '../../registry/gc.js';
+import type { RegistryFlags } from '../../registry/config.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
@@ -80,6 +77,9 @@ export function registerRegistry(program: Command): void {
     .option('--proxy-password <password>', 'mirror mode: its password (prefer env SAMPAN_REGISTRY_PROXY_PASSWORD: flags show in ps)')
     .option('--proxy-ttl <duration>', 'mirror mode: re-check a tag with the upstream after this long (default 5m; e.g. 1s, 30s, 1h)')
     .action(async (o: RegistryOpts) => {
+      // every `sampan` command (the engine too) loads this file: the registry's modules only when it runs
+      const { loadRegistryConfig } = await import('../../registry/config.js');
+      const { startRegistry } = await import('../../registry/daemon.js');
       const config = await loadRegistryConfig({
         config: o.config,
         root: o.root,
@@ -110,6 +110,10 @@ export function registerRegistry(program: Command): void {
     .action(async (o: { root?: string; config?: string; dryRun?: boolean; grace?: string; uploadExpiry?: string }, cmd: Command) => {
       // `--root` may have been taken by the parent command when given before `gc`
       const parent = (cmd.parent?.opts() ?? {}) as RegistryOpts;
+      const { loadRegistryConfig } = await import('../../registry/config.js');
+      const { openRegistry } = await import('../../registry/daemon.js');
+      const { collectGarbage } = await import('../../registry/gc.js');
+      const { createLogger } = await import('../../lib/log.js');
       const config = await loadRegistryConfig({ config: o.config ?? parent.config, root: o.root ?? parent.root, logLevel: 'warn' });
       const log = createLogger('sampan-registry-gc', config.logLevel);
       const reg = await openRegistry(config, log);

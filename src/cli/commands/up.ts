@@ -1,8 +1,5 @@
 import type { Command } from 'commander';
-import { loadEngineConfig } from '../../engine/config.js';
-import { startEngine } from '../../engine/daemon.js';
 import { seedImage } from './seed.js';
-import { mountBtrfsRoot } from '../../engine/quota/btrfs-root.js';
 import { parseBytes } from '../../engine/containers/parse.js';
 
 /** The all-in-one on loopback: for now the engine with its base image. */
@@ -15,6 +12,9 @@ export function registerUp(program: Command): void {
     .option('--socket <path>', 'engine socket', '/run/sampan/engine.sock')
     .option('--btrfs-image <size>', 'keep the root on btrfs in a sparse image of this size (<root>.btrfs), for exact --storage-opt size= quotas')
     .action(async (o: { root: string; execRoot: string; socket: string; btrfsImage?: string }) => {
+      const { loadEngineConfig } = await import('../../engine/config.js');
+      const { startEngine } = await import('../../engine/daemon.js');
+      const { mountBtrfsRoot } = await import('../../engine/quota/btrfs-root.js');
       if (o.btrfsImage) await mountBtrfsRoot(o.root, parseBytes(o.btrfsImage));
       const config = await loadEngineConfig({ root: o.root, execRoot: o.execRoot, hosts: [`unix://${o.socket}`] });
       const running = await startEngine(config);

@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Logger } from '../../lib/log.js';
 import { invalid, errorMessage } from '../../lib/errors.js';
 import { Ctx, Router, API_VERSION, MIN_API_VERSION, commonHeaders, compareVersions, statusOf } from './http.js';
@@ -27,14 +27,14 @@ export class ApiServer {
   private readonly servers: http.Server[] = [];
   private readonly sockets = new Set<Socket>();
   private inflight = 0;
-  private readonly metrics = new Registry();
-  private readonly requests = new Counter({ name: 'sampan_engine_http_requests_total', help: 'API requests by route and status', labelNames: ['method', 'route', 'status'], registers: [this.metrics] });
+  /** API requests by JSON [method, route, status]: counted here, turned into a Prometheus counter when scraped. */
+  private readonly requests = new Map<string, number>();
+  private metrics?: Promise<Registry>;
 
   constructor(
     private readonly engine: Engine,
     private readonly log: Logger,
   ) {
-    collectDefaultMetrics({ register: this.metrics, prefix: 'sampan_engine_' });
     systemRoutes(this.router, engine);
     containerRoutes(this.router, engine);
     imageRoutes(this.router, engine);
@@ -45,8 +45,31 @@ export class ApiServer {
     networkRoutes(this.router, engine);
     resourceRoutes(this.router, engine);
     this.router.add('GET', '/metrics', async (ctx) => {
-      ctx.send(200, await this.metrics.metrics(), { 'Content-Type': this.metrics.contentType });
+      const m = await (this.metrics ??= this.metricsRegistry());
+      ctx.send(200, await m.metrics(), { 'Content-Type': m.contentType });
     });
+  }
+
+  /** prom-client and its default (process) metrics, set up at the first scrape: an engine nobody scrapes saves their memory. */
+  private async metricsRegistry(): Promise<Registry> {
+    const { Counter, Registry, collectDefaultMetrics } = await import('prom-client');
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry, prefix: 'sampan_engine_' });
+    const counts = this.requests;
+    new Counter({
+      name: 'sampan_engine_http_requests_total',
+      help: 'API requests by route and status',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [k, n] of counts) {
+          const [method, route, status] = JSON.parse(k) as string[];
+          this.inc({ method, route, status }, n);
+        }
+      },
+    });
+    return registry;
   }
 
   async listen(hosts: string[], tls?: { ca: string; cert: string; key: string }): Promise<void> {
@@ -133,7 +156,8 @@ export class ApiServer {
     } finally {
       if (!longLived) this.inflight--;
       const status = res ? res.statusCode : 101;
-      this.requests.inc({ method: req.method ?? 'GET', route: route.replace(/\/[a-f0-9]{64}/g, '/{id}').slice(0, 80), status: String(status) });
+      const key = JSON.stringify([req.method ?? 'GET', route.replace(/\/[a-f0-9]{64}/g, '/{id}').slice(0, 80), String(status)]);
+      this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
       this.log.debug({ method: req.method, path: p, status, ms: Date.now() - started }, 'request');
     }
   }
