@@ -12,14 +12,33 @@ import type { Engine } from '../engine.js';
 import { systemRoutes } from './system.js';
 import { containerRoutes } from './containers.js';
 import { imageRoutes } from './images.js';
-import { buildRoutes } from './build.js';
 import { archiveRoutes } from './archive.js';
 import { commitRoutes } from './commit.js';
-import { registryRoutes } from './registry.js';
 import { networkRoutes } from './networks.js';
 import { resourceRoutes } from './resources.js';
 
 const VERSION_PREFIX = /^\/v(\d+\.\d+)(\/.*)$/;
+
+/**
+ * Routes whose module loads at their first request: the builder and the registry client are a good share of
+ * the engine's code, which an engine that never builds, pushes or logs in need not hold.
+ */
+function lazyRoutes(r: Router, e: Engine, routes: Array<[string, string]>, load: () => Promise<(r: Router, e: Engine) => void>): void {
+  let loaded: Promise<Router> | undefined;
+  const routesOf = async () => {
+    const register = await load();
+    const sub = new Router();
+    register(sub, e);
+    return sub;
+  };
+  for (const [method, pattern] of routes) {
+    r.add(method, pattern, async (ctx) => {
+      const hit = (await (loaded ??= routesOf())).match(method, ctx.path);
+      if (!hit || hit === 'method') throw new Error(`lazy route ${method} ${pattern} is not in its module`);
+      await hit.handler(ctx);
+    });
+  }
+}
 
 /** The Docker Engine API server: version handling, routing, error mapping, graceful shutdown. */
 export class ApiServer {
@@ -38,10 +57,10 @@ export class ApiServer {
     systemRoutes(this.router, engine);
     containerRoutes(this.router, engine);
     imageRoutes(this.router, engine);
-    buildRoutes(this.router, engine);
+    lazyRoutes(this.router, engine, [['POST', '/build'], ['POST', '/build/prune']], async () => (await import('./build.js')).buildRoutes);
     archiveRoutes(this.router, engine);
     commitRoutes(this.router, engine);
-    registryRoutes(this.router, engine);
+    lazyRoutes(this.router, engine, [['POST', '/images/{name*}/push'], ['GET', '/distribution/{name*}/json'], ['POST', '/auth']], async () => (await import('./registry.js')).registryRoutes);
     networkRoutes(this.router, engine);
     resourceRoutes(this.router, engine);
     this.router.add('GET', '/metrics', async (ctx) => {
