@@ -74,13 +74,13 @@ export async function claimInstance(c: { root: string; execRoot: string; hosts: 
       await ensureDir(dir, 0o711);
       const file = path.join(dir, 'engine.pid');
       const l = lockPidfile(file);
-      if ('heldBy' in l) throw conflict(`another engine (pid ${l.heldBy}) is running with ${file} locked: stop it first, or give this one its own --root and --exec-root`);
+      if ('heldBy' in l) throw conflict(`another engine (pid ${l.heldBy}) is running with ${file} locked: stop it first (a second engine needs its own --root, --exec-root and --host)`);
       held.push(l);
     }
     for (const h of c.hosts) {
       if (!h.startsWith('unix://')) continue;
       const p = h.slice(7);
-      if (await answers(p)) throw conflict(`${p} is in use: another engine (or another process) answers on it; stop it first, or give this one its own --host`);
+      if (await answers(p)) throw conflict(`${p} is in use: another engine (or another process) answers on it; stop it first (a second engine needs its own --root, --exec-root and --host)`);
     }
   } catch (err) {
     release();
