@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../lib/log.js';
-import { invalid, errorMessage } from '../../lib/errors.js';
+import { invalid, internal, errorMessage } from '../../lib/errors.js';
 import { Ctx, Router, API_VERSION, MIN_API_VERSION, commonHeaders, compareVersions, statusOf } from './http.js';
 import type { Engine } from '../engine.js';
 import { systemRoutes } from './system.js';
@@ -34,7 +34,7 @@ function lazyRoutes(r: Router, e: Engine, routes: Array<[string, string]>, load:
   for (const [method, pattern] of routes) {
     r.add(method, pattern, async (ctx) => {
       const hit = (await (loaded ??= routesOf())).match(method, ctx.path);
-      if (!hit || hit === 'method') throw new Error(`lazy route ${method} ${pattern} is not in its module`);
+      if (!hit || hit === 'method') throw internal(`lazy route ${method} ${pattern} is not in its module`);
       await hit.handler(ctx);
     });
   }

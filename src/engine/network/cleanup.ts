@@ -25,7 +25,7 @@ export interface CleanupReport {
  * that kept running after the engine stopped has its veth there): it stays with its rules. The chain goes once
  * no engine's rule is left in it.
  */
-export async function removeUnusedNetworking(networks: NetworkService): Promise<CleanupReport> {
+async function removeUnusedNetworking(networks: NetworkService): Promise<CleanupReport> {
   const report: CleanupReport = { removed: [], inUse: [], chainRemoved: false };
   for (const n of networks.list()) {
     const ports = await fs.readdir(`/sys/class/net/${n.BridgeName}/brif`).catch(() => undefined);
