@@ -5,7 +5,6 @@ import { invalid } from '../../lib/errors.js';
 import { loadArchive } from '../images/load.js';
 import { prepareSave } from '../images/save.js';
 import { importRootfs } from '../images/import.js';
-import { pullFromRegistry } from './registry.js';
 
 export function imageRoutes(r: Router, e: Engine): void {
   const svc = e.images;
@@ -59,6 +58,8 @@ export function imageRoutes(r: Router, e: Engine): void {
     if (fromSrc) throw invalid('importing from a URL is not supported; send the archive in the request body (fromSrc=-)');
     const image = ctx.query.get('fromImage');
     if (!image) throw invalid('fromImage or fromSrc is required');
+    // the registry client loads with the first pull (see lazyRoutes)
+    const { pullFromRegistry } = await import('./registry.js');
     await pullFromRegistry(ctx, e, image, tag);
   });
 
