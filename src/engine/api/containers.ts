@@ -262,7 +262,12 @@ export function containerRoutes(r: Router, e: Engine): void {
       output = done;
     }, body.ConsoleSize);
     // the CLI reads the exit code right after the stream ends: have it recorded first (unless it detached)
-    if (!(await output)) await exited;
+    if (!(await output)) {
+      // a client gone without detaching leaves nobody to read or end the session: kill it, as Docker does when an
+      // exec's request is cancelled
+      void ctx.closed().then(() => e.execs.kill(ex.id));
+      await exited;
+    }
     if (client && !client.destroyed) client.end();
   });
 

@@ -1,0 +1,96 @@
+/** Clients that walk away from streaming responses, and what a daemon holds before and after them. */
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import { sleep } from './harness.js';
+
+export interface AbandonRequest {
+  method?: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** Body bytes to read before walking away (0: the response head only). */
+  bytes?: number;
+}
+
+/**
+ * Send a request, read its response head and a little of its body, then destroy the socket as a client that
+ * gave up does. Resolves with the status line.
+ */
+export function abandon(to: net.NetConnectOpts, r: AbandonRequest): Promise<string> {
+  const want = r.bytes ?? 1024;
+  const body = r.body ?? Buffer.alloc(0);
+  const head = [`${r.method ?? 'GET'} ${r.path} HTTP/1.1`, 'Host: x', `Content-Length: ${body.length}`, ...Object.entries(r.headers ?? {}).map(([k, v]) => `${k}: ${v}`)];
+  return new Promise((resolve, reject) => {
+    const s = net.connect(to);
+    let buf = Buffer.alloc(0);
+    let settled = false;
+    const finish = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      s.destroy();
+      if (err) reject(err);
+      else resolve(buf.subarray(0, buf.indexOf('\r\n')).toString());
+    };
+    const timer = setTimeout(() => finish(new Error(`${r.path}: no ${want} body bytes within 60 s (got ${buf.length} bytes)`)), 60_000);
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end >= 0 && buf.length - end - 4 >= want) finish();
+    });
+    s.on('error', (err) => finish(err));
+    s.on('close', () => finish(new Error(`${r.path}: the daemon closed the connection after ${buf.length} bytes: ${buf.subarray(0, 300).toString()}`)));
+    s.write(`${head.join('\r\n')}\r\n\r\n`);
+    s.write(body);
+  });
+}
+
+export async function fdCount(pid: number): Promise<number> {
+  return (await fs.readdir(`/proc/${pid}/fd`)).length;
+}
+
+/** The processes below `pid` (children, theirs, ...). */
+export async function descendants(pid: number): Promise<number[]> {
+  const parent = new Map<number, number>();
+  for (const p of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    const stat = await fs.readFile(`/proc/${p}/stat`, 'utf8').catch(() => '');
+    // the command name is in parentheses and may hold spaces: the parent pid is the second field after it
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid) parent.set(Number(p), ppid);
+  }
+  const out: number[] = [];
+  for (const p of parent.keys()) {
+    for (let q = parent.get(p); q; q = parent.get(q)) {
+      if (q === pid) {
+        out.push(p);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** Processes whose command line holds `marker` (a temp dir's path: monitors started for one daemon). */
+export async function processesWith(marker: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const p of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    const cmd = await fs.readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(marker)) out.push(Number(p));
+  }
+  return out;
+}
+
+/**
+ * Poll `probe` until it reports nothing over the limit or 30 s pass (freeing is asynchronous: sockets close,
+ * monitors exit); resolves with the last report, empty when everything settled.
+ */
+export async function settled(probe: () => Promise<string[]>): Promise<string[]> {
+  const end = Date.now() + 30_000;
+  for (;;) {
+    const over = await probe();
+    if (!over.length || Date.now() > end) return over;
+    await sleep(200);
+  }
+}
