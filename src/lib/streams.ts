@@ -7,12 +7,12 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 
 /** Error codes that only say the other end closed: Node's streams, sockets, and streamx (tar-stream). */
-const GONE = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END', 'EPIPE', 'ECONNRESET', 'ECONNABORTED', 'ABORT_ERR']);
+const GONE = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END', 'EPIPE', 'ECONNRESET', 'ECONNABORTED']);
 
-/** Whether `err` only says that the peer of a stream went away. */
+/** Whether `err` only says that the peer of a stream went away, or that work was aborted because it did. */
 export function isPeerGone(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string' && GONE.has(code);
+  const e = err as { code?: unknown; name?: unknown } | null | undefined;
+  return (typeof e?.code === 'string' && GONE.has(e.code)) || e?.name === 'AbortError';
 }
 
 /**

@@ -52,12 +52,21 @@ export async function decompressed(input: Readable): Promise<Readable> {
     }
   }
   const src = Readable.from(rest(), { objectMode: false });
-  // large output chunks: fewer callbacks and file writes downstream (the default 16 KiB costs a lot of CPU)
-  if (head[0] === 0x1f && head[1] === 0x8b) return src.pipe(createGunzip({ chunkSize: 1 << 20 }));
+  // pipeline(), not pipe(): an input that fails (a client gone mid-upload) fails the output, never the process
+  if (head[0] === 0x1f && head[1] === 0x8b) {
+    // large output chunks: fewer callbacks and file writes downstream (the default 16 KiB costs a lot of CPU)
+    const gunzip = createGunzip({ chunkSize: 1 << 20 });
+    pipeline(src, gunzip).catch(() => undefined);
+    return gunzip;
+  }
   if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) {
     const { spawn } = await import('node:child_process');
     const p = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    src.pipe(p.stdin);
+    p.on('error', (err) => p.stdout.destroy(err));
+    pipeline(src, p.stdin).catch((err: Error) => {
+      p.kill();
+      p.stdout.destroy(err);
+    });
     return p.stdout;
   }
   return src;

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from '../../lib/log.js';
 import { invalid, errorMessage } from '../../lib/errors.js';
+import { isPeerGone } from '../../lib/streams.js';
 import { Ctx, Router, API_VERSION, MIN_API_VERSION, commonHeaders, compareVersions, statusOf } from './http.js';
 import type { Engine } from '../engine.js';
 import { systemRoutes } from './system.js';
@@ -122,7 +123,8 @@ export class ApiServer {
       await hit.handler(ctx);
     } catch (err) {
       const status = statusOf(err);
-      if (status >= 500) this.log.error({ method: req.method, path: p, err: errorMessage(err) }, 'request failed');
+      if (isPeerGone(err)) this.log.debug({ method: req.method, path: p, err: errorMessage(err) }, 'client went away');
+      else if (status >= 500) this.log.error({ method: req.method, path: p, err: errorMessage(err) }, 'request failed');
       else this.log.debug({ method: req.method, path: p, status, err: errorMessage(err) }, 'request refused');
       if (res && res.headersSent) {
         // a streamed response has begun: Docker's clients read an error line in the stream
