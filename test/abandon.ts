@@ -45,6 +45,24 @@ export function abandon(to: net.NetConnectOpts, r: AbandonRequest): Promise<stri
   });
 }
 
+/**
+ * Send a request head that promises `body` and only the first `sent` bytes of it, then destroy the socket once the
+ * daemon has taken them in (a large part cannot sit in the socket buffer: the daemon is mid-read when it goes).
+ */
+export function abandonUpload(to: net.NetConnectOpts, r: { method: string; path: string; headers?: Record<string, string> }, body: Buffer, sent: number): Promise<void> {
+  const head = [`${r.method} ${r.path} HTTP/1.1`, 'Host: x', `Content-Length: ${body.length}`, ...Object.entries(r.headers ?? {}).map(([k, v]) => `${k}: ${v}`)];
+  return new Promise((resolve) => {
+    const s = net.connect(to);
+    // a daemon may refuse the upload and close first: whether it still answers is the caller's check
+    s.on('error', () => resolve());
+    s.write(`${head.join('\r\n')}\r\n\r\n`);
+    s.write(body.subarray(0, sent), () => {
+      s.destroy();
+      resolve();
+    });
+  });
+}
+
 export async function fdCount(pid: number): Promise<number> {
   return (await fs.readdir(`/proc/${pid}/fd`)).length;
 }

@@ -6,10 +6,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { TestEngine, until } from '../harness.js';
 import { TestRegistry } from '../registry/harness.js';
-import { abandon, descendants, fdCount, processesWith, settled, type AbandonRequest } from '../abandon.js';
+import { abandon, abandonUpload, descendants, fdCount, processesWith, settled, type AbandonRequest } from '../abandon.js';
 
 const ROUNDS = 50;
 /** Open files the engine may keep after the first use of a route (a lazily opened log, a pooled connection). */
@@ -141,4 +143,25 @@ test('docker pull and push (POST /images/create, POST /images/{name}/push), aban
   } finally {
     await reg.cleanup();
   }
+});
+
+test('uploads dropped midway (docker cp in, load, import, build context; gzip): the engine stays up and holds nothing', async () => {
+  // incompressible, so the part sent is more than a socket buffer holds
+  const gz = gzipSync(await contextTar({ Dockerfile: 'FROM busybox\n', data: randomBytes(8 << 20).toString('base64') }));
+  const routes = [
+    { method: 'PUT', path: `/containers/${cid}/archive?path=/tmp` },
+    { method: 'POST', path: '/images/load' },
+    { method: 'POST', path: '/images/create?fromSrc=-&repo=dropped' },
+    { method: 'POST', path: '/build' },
+  ];
+  const before = await holdings();
+  for (const r of routes) {
+    for (let i = 0; i < 10; i++) await abandonUpload({ path: e.sock }, { ...r, headers: { 'Content-Type': 'application/x-tar' } }, gz, gz.length >> 1);
+    assert.equal((await e.api('GET', '/_ping')).status, 200, `the engine stopped answering after uploads to ${r.path} were dropped:\n${e.log.slice(-3000)}`);
+  }
+  const left = await settled(async () => {
+    const now = await holdings();
+    return now.fds > before.fds + FD_SLACK ? [`open files grew from ${before.fds} to ${now.fds}`] : [];
+  });
+  assert.deepEqual(left, []);
 });
