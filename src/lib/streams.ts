@@ -34,15 +34,22 @@ export type EntryHeader = Partial<tar.Header> & { name: string };
 
 /** One tar entry: a Buffer, or a stream piped so that a failure of either (the pack destroyed) destroys both. */
 export async function packEntry(pack: tar.Pack, header: EntryHeader, body: Buffer | Readable = Buffer.alloc(0)): Promise<void> {
-  let sink: Writable | undefined;
-  const written = new Promise<void>((resolve, reject) => {
-    const done = (err?: Error | null) => (err ? reject(err) : resolve());
+  let done!: (err?: Error | null) => void;
+  const written = new Promise<void>((resolve, reject) => (done = (err) => (err ? reject(err) : resolve())));
+  if (!(body instanceof Readable)) {
+    pack.entry(header, body, done);
+    return written;
+  }
+  let sink: Writable;
+  try {
     // a streamx Writable, which Node's pipeline() handles like its own
-    if (body instanceof Readable) sink = pack.entry(header, done) as unknown as Writable;
-    else pack.entry(header, body, done);
-  });
-  if (sink) await Promise.all([pipeline(body, sink), written]);
-  else await written;
+    sink = pack.entry(header, done) as unknown as Writable;
+  } catch (err) {
+    // the pack is gone already: the body's file must not stay open
+    body.destroy();
+    throw err;
+  }
+  await Promise.all([pipeline(body, sink), written]);
 }
 
 /**

@@ -136,7 +136,9 @@ export class ApiServer {
       if (!longLived) this.inflight--;
       const status = res ? res.statusCode : 101;
       this.requests.inc({ method: req.method ?? 'GET', route: route.replace(/\/[a-f0-9]{64}/g, '/{id}').slice(0, 80), status: String(status) });
-      this.log.debug({ method: req.method, path: p, status, ms: Date.now() - started }, 'request');
+      // a client that stopped reading and left is a normal end of a stream: noted here, not as an error
+      const clientGone = !!res && res.destroyed && !res.writableFinished;
+      this.log.debug({ method: req.method, path: p, status, ms: Date.now() - started, ...(clientGone ? { clientGone } : {}) }, 'request');
     }
   }
 
