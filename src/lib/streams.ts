@@ -30,6 +30,24 @@ export async function sendStream(source: NodeJS.ReadableStream | Readable, sink:
   }
 }
 
+/** Resolves once `w` takes more ('drain'); rejects, as a premature close, when it closes first (its reader left). */
+export function drained(w: Writable): Promise<void> {
+  const gone = () => Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+  if (w.destroyed) return Promise.reject(gone());
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error) => {
+      w.off('drain', onDrain);
+      w.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onClose = () => done(gone());
+    w.on('drain', onDrain);
+    w.on('close', onClose);
+  });
+}
+
 export type EntryHeader = Partial<tar.Header> & { name: string };
 
 /** One tar entry: a Buffer, or a stream piped so that a failure of either (the pack destroyed) destroys both. */

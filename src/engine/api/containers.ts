@@ -1,6 +1,7 @@
 import { invalid, errorMessage, notImplemented } from '../../lib/errors.js';
 import type { Ctx, Router } from './http.js';
 import { frame } from './http.js';
+import { drained } from '../../lib/streams.js';
 import type { Engine } from '../engine.js';
 import { bridgeAttach } from './attach.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../containers/detach.js';
@@ -193,7 +194,8 @@ export function containerRoutes(r: Router, e: Engine): void {
       if ((entry.stream === 'stdout' && !stdout) || (entry.stream === 'stderr' && !stderr)) continue;
       const text = `${timestamps ? `${entry.time} ` : ''}${entry.text}${entry.partial ? '' : '\n'}`;
       const buf = Buffer.from(text);
-      res.write(tty ? buf : frame(entry.stream === 'stdout' ? 1 : 2, buf));
+      // a client that reads slowly keeps the log where it is instead of all of it in this process's memory
+      if (!res.write(tty ? buf : frame(entry.stream === 'stdout' ? 1 : 2, buf))) await drained(res).catch(() => undefined);
     }
     res.end();
   });
