@@ -63,12 +63,12 @@ export function abandonUpload(to: net.NetConnectOpts, r: { method: string; path:
   });
 }
 
-export async function fdCount(pid: number): Promise<number> {
+async function fdCount(pid: number): Promise<number> {
   return (await fs.readdir(`/proc/${pid}/fd`)).length;
 }
 
 /** The processes below `pid` (children, theirs, ...). */
-export async function descendants(pid: number): Promise<number[]> {
+async function descendants(pid: number): Promise<number[]> {
   const parent = new Map<number, number>();
   for (const p of await fs.readdir('/proc')) {
     if (!/^\d+$/.test(p)) continue;
@@ -89,7 +89,7 @@ export async function descendants(pid: number): Promise<number[]> {
   return out;
 }
 
-/** Processes whose command line holds `marker` (a temp dir's path: monitors started for one daemon). */
+/** Processes whose command line holds `marker` (e.g. a daemon's temp dir: the monitors it started, detached). */
 export async function processesWith(marker: string): Promise<number[]> {
   const out: number[] = [];
   for (const p of await fs.readdir('/proc')) {
@@ -100,10 +100,40 @@ export async function processesWith(marker: string): Promise<number[]> {
   return out;
 }
 
+export interface Holdings {
+  fds: number;
+  procs: Set<number>;
+}
+
+/** What daemon `pid` holds: its open files, and the processes below it or naming `marker` in their command line. */
+export async function holdings(pid: number, marker?: string): Promise<Holdings> {
+  return { fds: await fdCount(pid), procs: new Set([...(await descendants(pid)), ...(marker ? await processesWith(marker) : [])]) };
+}
+
+/** Open files a daemon may keep after the first use of a route (a lazily opened log, a pooled connection). */
+const FD_SLACK = 8;
+
+async function describe(pids: number[]): Promise<string> {
+  const cmds = await Promise.all(pids.slice(0, 3).map((p) => fs.readFile(`/proc/${p}/cmdline`, 'utf8').then((c) => c.replace(/\0/g, ' ').slice(0, 100), () => '(gone)')));
+  return `${pids.length}, e.g. ${cmds.join('; ')}`;
+}
+
 /**
- * Poll `probe` until it reports nothing over the limit or 30 s pass (freeing is asynchronous: sockets close,
- * monitors exit); resolves with the last report, empty when everything settled.
+ * What daemon `pid` holds beyond `before` (open files past a small slack, processes that were not there), polled
+ * until nothing or 30 s pass: freeing is asynchronous (sockets close, monitors exit). Empty when all was freed.
  */
+export async function leftOver(pid: number, before: Holdings, marker?: string): Promise<string[]> {
+  return settled(async () => {
+    const now = await holdings(pid, marker);
+    const extra = [...now.procs].filter((p) => !before.procs.has(p));
+    return [
+      ...(now.fds > before.fds + FD_SLACK ? [`open files grew from ${before.fds} to ${now.fds}`] : []),
+      ...(extra.length ? [`processes left: ${await describe(extra)}`] : []),
+    ];
+  });
+}
+
+/** Poll `probe` until it reports nothing or 30 s pass; resolves with its last report. */
 export async function settled(probe: () => Promise<string[]>): Promise<string[]> {
   const end = Date.now() + 30_000;
   for (;;) {

@@ -20,7 +20,7 @@ export function isPeerGone(err: unknown): boolean {
  * frees what the source held (files, tar packers, upstream requests). True when everything was sent, false when
  * the client went away first; a failure of the source rejects.
  */
-export async function sendStream(source: NodeJS.ReadableStream | Readable, sink: Writable): Promise<boolean> {
+export async function sendStream(source: Readable, sink: Writable): Promise<boolean> {
   try {
     await pipeline(source, sink);
     return true;

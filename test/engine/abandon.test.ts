@@ -5,17 +5,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { TestEngine, until } from '../harness.js';
 import { TestRegistry } from '../registry/harness.js';
-import { abandon, abandonUpload, descendants, fdCount, processesWith, settled, type AbandonRequest } from '../abandon.js';
+import { abandon, abandonUpload, holdings, leftOver, processesWith, settled, type AbandonRequest } from '../abandon.js';
 
 const ROUNDS = 50;
-/** Open files the engine may keep after the first use of a route (a lazily opened log, a pooled connection). */
-const FD_SLACK = 8;
 const UPGRADE = { 'Content-Type': 'application/json', Connection: 'Upgrade', Upgrade: 'tcp' };
 
 let e: TestEngine;
@@ -33,34 +30,16 @@ after(async () => {
   await e?.cleanup();
 });
 
-/** What the engine holds: open files, and processes below it or started for it (monitors name its temp dir). */
-async function holdings(): Promise<{ fds: number; procs: Set<number> }> {
-  const pid = e.proc!.pid!;
-  return { fds: await fdCount(pid), procs: new Set([...(await descendants(pid)), ...(await processesWith(e.dir))]) };
-}
-
-async function describe(pids: number[]): Promise<string> {
-  const cmds = await Promise.all(pids.slice(0, 3).map((p) => fs.readFile(`/proc/${p}/cmdline`, 'utf8').then((c) => c.replace(/\0/g, ' ').slice(0, 100), () => '(gone)')));
-  return `${pids.length}, e.g. ${cmds.join('; ')}`;
-}
-
 /** ROUNDS clients read a little of the response and go away; then the engine must be as it was. */
 async function abandonRounds(req: AbandonRequest | (() => Promise<AbandonRequest>)): Promise<void> {
-  const before = await holdings();
+  const pid = e.proc!.pid!;
+  const before = await holdings(pid, e.dir);
   for (let i = 0; i < ROUNDS; i++) {
     const status = await abandon({ path: e.sock }, typeof req === 'function' ? await req() : req);
     assert.match(status, /^HTTP\/1\.1 (200|101) /, `round ${i}`);
   }
   assert.equal((await e.api('GET', '/_ping')).status, 200, `the engine stopped answering:\n${e.log.slice(-3000)}`);
-  const left = await settled(async () => {
-    const now = await holdings();
-    const extra = [...now.procs].filter((p) => !before.procs.has(p));
-    return [
-      ...(now.fds > before.fds + FD_SLACK ? [`open files grew from ${before.fds} to ${now.fds}`] : []),
-      ...(extra.length ? [`processes left: ${await describe(extra)}`] : []),
-    ];
-  });
-  assert.deepEqual(left, []);
+  assert.deepEqual(await leftOver(pid, before, e.dir), []);
 }
 
 test('docker cp out of a container (GET /containers/{id}/archive), abandoned', async () => {
@@ -154,14 +133,11 @@ test('uploads dropped midway (docker cp in, load, import, build context; gzip): 
     { method: 'POST', path: '/images/create?fromSrc=-&repo=dropped' },
     { method: 'POST', path: '/build' },
   ];
-  const before = await holdings();
+  const pid = e.proc!.pid!;
+  const before = await holdings(pid, e.dir);
   for (const r of routes) {
     for (let i = 0; i < 10; i++) await abandonUpload({ path: e.sock }, { ...r, headers: { 'Content-Type': 'application/x-tar' } }, gz, gz.length >> 1);
     assert.equal((await e.api('GET', '/_ping')).status, 200, `the engine stopped answering after uploads to ${r.path} were dropped:\n${e.log.slice(-3000)}`);
   }
-  const left = await settled(async () => {
-    const now = await holdings();
-    return now.fds > before.fds + FD_SLACK ? [`open files grew from ${before.fds} to ${now.fds}`] : [];
-  });
-  assert.deepEqual(left, []);
+  assert.deepEqual(await leftOver(pid, before, e.dir), []);
 });

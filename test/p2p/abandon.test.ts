@@ -6,10 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { P2pRig, type Peer } from './harness.js';
-import { abandon, descendants, fdCount, settled, type AbandonRequest } from '../abandon.js';
+import { abandon, holdings, leftOver, type AbandonRequest } from '../abandon.js';
 
 const ROUNDS = 50;
-const FD_SLACK = 8;
 const MiB = 1024 * 1024;
 
 let rig: P2pRig;
@@ -25,19 +24,13 @@ after(async () => {
 
 async function abandonRounds(port: number, req: (i: number) => AbandonRequest): Promise<void> {
   const pid = peer.proc.pid!;
-  const fds0 = await fdCount(pid);
-  const procs0 = await descendants(pid);
+  const before = await holdings(pid);
   for (let i = 0; i < ROUNDS; i++) {
     const status = await abandon({ host: '127.0.0.1', port }, req(i));
     assert.match(status, /^HTTP\/1\.1 20[06] /, `round ${i}`);
   }
   assert.equal((await fetch(`${peer.url}/healthz`)).status, 200, `the peer stopped answering:\n${peer.log.slice(-3000)}`);
-  const left = await settled(async () => {
-    const fds = await fdCount(pid);
-    const procs = (await descendants(pid)).filter((p) => !procs0.includes(p));
-    return [...(fds > fds0 + FD_SLACK ? [`open files grew from ${fds0} to ${fds}`] : []), ...(procs.length ? [`processes left: ${procs.join(' ')}`] : [])];
-  });
-  assert.deepEqual(left, []);
+  assert.deepEqual(await leftOver(pid, before), []);
 }
 
 test('blob downloads from the peer\'s mirror (held, whole and ranged), abandoned; the blob still reads whole after', async () => {

@@ -7,10 +7,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { TestRegistry } from './harness.js';
-import { abandon, abandonUpload, descendants, fdCount, settled, type AbandonRequest } from '../abandon.js';
+import { abandon, abandonUpload, holdings, leftOver, type AbandonRequest } from '../abandon.js';
 
 const ROUNDS = 50;
-const FD_SLACK = 8;
 
 let up: TestRegistry;
 let mirror: TestRegistry;
@@ -24,21 +23,15 @@ after(async () => {
   await up?.cleanup();
 });
 
-async function abandonRounds(reg: TestRegistry, req: (i: number) => AbandonRequest | Promise<AbandonRequest>): Promise<void> {
+async function abandonRounds(reg: TestRegistry, req: (i: number) => AbandonRequest): Promise<void> {
   const pid = reg.proc!.pid!;
-  const fds0 = await fdCount(pid);
-  const procs0 = await descendants(pid);
+  const before = await holdings(pid);
   for (let i = 0; i < ROUNDS; i++) {
-    const status = await abandon({ host: '127.0.0.1', port: reg.port }, await req(i));
+    const status = await abandon({ host: '127.0.0.1', port: reg.port }, req(i));
     assert.match(status, /^HTTP\/1\.1 20[06] /, `round ${i}`);
   }
   assert.equal((await reg.req('GET', '/v2/')).status, 200, `the registry stopped answering:\n${reg.log.slice(-3000)}`);
-  const left = await settled(async () => {
-    const fds = await fdCount(pid);
-    const procs = (await descendants(pid)).filter((p) => !procs0.includes(p));
-    return [...(fds > fds0 + FD_SLACK ? [`open files grew from ${fds0} to ${fds}`] : []), ...(procs.length ? [`processes left: ${procs.join(' ')}`] : [])];
-  });
-  assert.deepEqual(left, []);
+  assert.deepEqual(await leftOver(pid, before), []);
 }
 
 test('GET a blob (whole and ranged), abandoned; the blob still reads whole after', async () => {
@@ -66,7 +59,7 @@ test('GET a blob through the mirror while it still comes from the upstream, aban
 
 test('blob uploads (monolithic and PATCH) dropped midway leave the registry up and holding nothing', async () => {
   const pid = up.proc!.pid!;
-  const fds0 = await fdCount(pid);
+  const before = await holdings(pid);
   const data = randomBytes(8 << 20);
   for (let i = 0; i < ROUNDS; i++) {
     const start = await up.req('POST', '/v2/abandon/upload/blobs/uploads/');
@@ -76,9 +69,5 @@ test('blob uploads (monolithic and PATCH) dropped midway leave the registry up a
     await abandonUpload({ host: '127.0.0.1', port: up.port }, { ...r, headers: { 'Content-Type': 'application/octet-stream' } }, data, data.length >> 1);
   }
   assert.equal((await up.req('GET', '/v2/')).status, 200, `the registry stopped answering:\n${up.log.slice(-3000)}`);
-  const left = await settled(async () => {
-    const fds = await fdCount(pid);
-    return fds > fds0 + FD_SLACK ? [`open files grew from ${fds0} to ${fds}`] : [];
-  });
-  assert.deepEqual(left, []);
+  assert.deepEqual(await leftOver(pid, before), []);
 });
