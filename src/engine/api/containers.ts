@@ -265,8 +265,8 @@ export function containerRoutes(r: Router, e: Engine): void {
     }, body.ConsoleSize);
     // the CLI reads the exit code right after the stream ends: have it recorded first (unless it detached)
     if (!(await output)) {
-      // a client gone without detaching leaves nobody to read or end the session: kill it, as Docker does when an
-      // exec's request is cancelled
+      // a client gone without detaching leaves nobody to read, feed or end the session: kill it rather than leave
+      // it running for nobody (dockerd does leave it, until its output pipe fills and it blocks for good)
       void ctx.closed().then(() => e.execs.kill(ex.id));
       await exited;
     }
