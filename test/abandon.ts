@@ -12,6 +12,11 @@ export interface AbandonRequest {
   bytes?: number;
 }
 
+function requestHead(r: { method?: string; path: string; headers?: Record<string, string> }, length: number): string {
+  const lines = [`${r.method ?? 'GET'} ${r.path} HTTP/1.1`, 'Host: x', `Content-Length: ${length}`, ...Object.entries(r.headers ?? {}).map(([k, v]) => `${k}: ${v}`)];
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
 /**
  * Send a request, read its response head and a little of its body, then destroy the socket as a client that
  * gave up does. Resolves with the status line.
@@ -19,7 +24,6 @@ export interface AbandonRequest {
 export function abandon(to: net.NetConnectOpts, r: AbandonRequest): Promise<string> {
   const want = r.bytes ?? 1024;
   const body = r.body ?? Buffer.alloc(0);
-  const head = [`${r.method ?? 'GET'} ${r.path} HTTP/1.1`, 'Host: x', `Content-Length: ${body.length}`, ...Object.entries(r.headers ?? {}).map(([k, v]) => `${k}: ${v}`)];
   return new Promise((resolve, reject) => {
     const s = net.connect(to);
     let buf = Buffer.alloc(0);
@@ -40,7 +44,7 @@ export function abandon(to: net.NetConnectOpts, r: AbandonRequest): Promise<stri
     });
     s.on('error', (err) => finish(err));
     s.on('close', () => finish(new Error(`${r.path}: the daemon closed the connection after ${buf.length} bytes: ${buf.subarray(0, 300).toString()}`)));
-    s.write(`${head.join('\r\n')}\r\n\r\n`);
+    s.write(requestHead(r, body.length));
     s.write(body);
   });
 }
@@ -50,12 +54,11 @@ export function abandon(to: net.NetConnectOpts, r: AbandonRequest): Promise<stri
  * daemon has taken them in (a large part cannot sit in the socket buffer: the daemon is mid-read when it goes).
  */
 export function abandonUpload(to: net.NetConnectOpts, r: { method: string; path: string; headers?: Record<string, string> }, body: Buffer, sent: number): Promise<void> {
-  const head = [`${r.method} ${r.path} HTTP/1.1`, 'Host: x', `Content-Length: ${body.length}`, ...Object.entries(r.headers ?? {}).map(([k, v]) => `${k}: ${v}`)];
   return new Promise((resolve) => {
     const s = net.connect(to);
     // a daemon may refuse the upload and close first: whether it still answers is the caller's check
     s.on('error', () => resolve());
-    s.write(`${head.join('\r\n')}\r\n\r\n`);
+    s.write(requestHead(r, body.length));
     s.write(body.subarray(0, sent), () => {
       s.destroy();
       resolve();
