@@ -1,6 +1,7 @@
 import { invalid, errorMessage, internal, notImplemented } from '../../lib/errors.js';
 import type { Ctx, Router } from './http.js';
 import { frame } from './http.js';
+import { drained } from '../../lib/streams.js';
 import type { Engine } from '../engine.js';
 import { bridgeAttach } from './attach.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../containers/detach.js';
@@ -215,7 +216,8 @@ export function containerRoutes(r: Router, e: Engine): void {
       if ((entry.stream === 'stdout' && !stdout) || (entry.stream === 'stderr' && !stderr)) continue;
       const text = `${timestamps ? `${entry.time} ` : ''}${entry.text}${entry.partial ? '' : '\n'}`;
       const buf = Buffer.from(text);
-      res.write(tty ? buf : frame(entry.stream === 'stdout' ? 1 : 2, buf));
+      // a client that reads slowly keeps the log where it is instead of all of it in this process's memory
+      if (!res.write(tty ? buf : frame(entry.stream === 'stdout' ? 1 : 2, buf))) await drained(res).catch(() => undefined);
     }
     res.end();
   });
@@ -303,7 +305,12 @@ export function containerRoutes(r: Router, e: Engine): void {
       output = done;
     }, body.ConsoleSize);
     // the CLI reads the exit code right after the stream ends: have it recorded first (unless it detached)
-    if (!(await output)) await exited;
+    if (!(await output)) {
+      // a client gone without detaching leaves nobody to read, feed or end the session: kill it rather than leave
+      // it running for nobody (dockerd does leave it, until its output pipe fills and it blocks for good)
+      void ctx.closed().then(() => e.execs.kill(ex.id));
+      await exited;
+    }
     if (client && !client.destroyed) client.end();
   });
 

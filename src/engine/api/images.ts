@@ -5,6 +5,7 @@ import { invalid } from '../../lib/errors.js';
 import { loadArchive } from '../images/load.js';
 import { prepareSave } from '../images/save.js';
 import { importRootfs } from '../images/import.js';
+import { sendStream } from '../../lib/streams.js';
 
 export function imageRoutes(r: Router, e: Engine): void {
   const svc = e.images;
@@ -32,12 +33,7 @@ export function imageRoutes(r: Router, e: Engine): void {
   const save = async (ctx: Parameters<Parameters<Router['add']>[2]>[0], names: string[]) => {
     if (!names.length) throw invalid('no image names given');
     const stream = await prepareSave(svc.store, names);
-    const res = ctx.stream('application/x-tar');
-    stream.pipe(res);
-    await new Promise<void>((resolve) => {
-      res.on('finish', resolve);
-      res.on('close', resolve);
-    });
+    await sendStream(stream, ctx.stream('application/x-tar'));
     for (const n of names) e.events.emit('image', 'save', svc.store.resolve(n).id, { name: n });
   };
   r.add('GET', '/images/get', (ctx) => save(ctx, ctx.query.getAll('names')));

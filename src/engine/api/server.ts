@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../lib/log.js';
 import { invalid, internal, errorMessage } from '../../lib/errors.js';
+import { isPeerGone } from '../../lib/streams.js';
 import { Ctx, Router, API_VERSION, MIN_API_VERSION, commonHeaders, compareVersions } from './http.js';
 import { statusOf } from '../../lib/http/status.js';
 import type { Engine } from '../engine.js';
@@ -165,7 +166,8 @@ export class ApiServer {
       await hit.handler(ctx);
     } catch (err) {
       const status = statusOf(err);
-      if (status >= 500) this.log.error({ method: req.method, path: p, err: errorMessage(err) }, 'request failed');
+      if (isPeerGone(err)) this.log.debug({ method: req.method, path: p, err: errorMessage(err) }, 'client went away');
+      else if (status >= 500) this.log.error({ method: req.method, path: p, err: errorMessage(err) }, 'request failed');
       else this.log.debug({ method: req.method, path: p, status, err: errorMessage(err) }, 'request refused');
       if (res && res.headersSent) {
         // a streamed response has begun: Docker's clients read an error line in the stream
@@ -178,7 +180,9 @@ export class ApiServer {
       const status = res ? res.statusCode : 101;
       const key = JSON.stringify([req.method ?? 'GET', route.replace(/\/[a-f0-9]{64}/g, '/{id}').slice(0, 80), String(status)]);
       this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
-      this.log.debug({ method: req.method, path: p, status, ms: Date.now() - started }, 'request');
+      // a client that stopped reading and left is a normal end of a stream: noted here, not as an error
+      const clientGone = !!res && res.destroyed && !res.writableFinished;
+      this.log.debug({ method: req.method, path: p, status, ms: Date.now() - started, ...(clientGone ? { clientGone } : {}) }, 'request');
     }
   }
 
