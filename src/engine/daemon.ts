@@ -4,6 +4,7 @@ import { createLogger, type Logger } from '../lib/log.js';
 import type { EngineConfig } from './config.js';
 import { Engine } from './engine.js';
 import { ApiServer } from './api/server.js';
+import { claimInstance } from './instance.js';
 
 export interface RunningEngine {
   engine: Engine;
@@ -16,18 +17,19 @@ export interface RunningEngine {
 
 /** Start the engine in this process. SIGTERM/SIGINT stop it gracefully; containers keep running. */
 export async function startEngine(config: EngineConfig, opts: { handleSignals?: boolean } = {}): Promise<RunningEngine> {
+  const instance = await claimInstance(config);
   const log = createLogger('sampan-engine', config.logLevel);
   const engine = await Engine.open(config, log);
   const api = new ApiServer(engine, log);
   const tls = config.tlscacert && config.tlscert && config.tlskey ? { ca: config.tlscacert, cert: config.tlscert, key: config.tlskey } : undefined;
   await api.listen(config.hosts, tls);
-  await fs.writeFile(`${config.execRoot}/engine.pid`, String(process.pid));
   log.info({ root: config.root, execRoot: config.execRoot, containers: engine.containers.list().length, images: engine.images.store.list().length }, 'engine started');
   const { done, shutdown } = gracefulStop(async () => {
     log.info('shutting down: no new requests; containers keep running');
     await api.close();
     engine.close();
     await fs.rm(`${config.execRoot}/engine.pid`, { force: true });
+    instance.release();
     log.info('engine stopped');
     log.flush();
   }, opts);

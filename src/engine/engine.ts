@@ -30,6 +30,18 @@ import { DiskQuotas } from './quota/quota.js';
 
 const run = promisify(execFile);
 
+/**
+ * `X version V` and `commit: C` lines (runc, conmon), or tini's `tini version V - git.C`: as dockerd reads them
+ * for docker info's runc and init versions.
+ */
+export function parseVersion(out: string): { version: string; commit: string } {
+  const first = out.split('\n').find((l) => l.includes(' version ')) ?? '';
+  const [v, git] = first.split(' - ');
+  return {
+    version: v!.replace(/^.* version /, '').trim(),
+    commit: /^commit:\s*(\S+)/m.exec(out)?.[1] ?? /^git\.(\S+)/.exec(git?.trim() ?? '')?.[1] ?? '',
+  };
+}
 
 /** The engine's services, wired together: the composition root. */
 export class Engine {
@@ -50,7 +62,7 @@ export class Engine {
   initBinary?: string;
   cgroupVersion = '1';
   osName = 'Linux';
-  versions = { runc: '', conmon: '' };
+  versions = { runc: '', runcCommit: '', conmon: '', init: { version: '', commit: '' } };
 
   private constructor(
     readonly config: EngineConfig,
@@ -135,8 +147,9 @@ export class Engine {
     e.cgroupVersion = (await fs.stat('/sys/fs/cgroup/cgroup.controllers').then(() => true, () => false)) ? '2' : '1';
     const osr = await fs.readFile('/etc/os-release', 'utf8').catch(() => '');
     e.osName = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(osr)?.[1] ?? 'Linux';
-    e.versions.runc = (await run(runcPath, ['--version']).catch(() => ({ stdout: '' }))).stdout.split('\n')[0]?.replace('runc version ', '') ?? '';
-    e.versions.conmon = (await run(conmonPath, ['--version']).catch(() => ({ stdout: '' }))).stdout.split('\n')[0]?.replace('conmon version ', '') ?? '';
+    const versionOf = async (bin: string) => parseVersion((await run(bin, ['--version']).catch(() => ({ stdout: '' }))).stdout);
+    const runcV = await versionOf(runcPath);
+    e.versions = { runc: runcV.version, runcCommit: runcV.commit, conmon: (await versionOf(conmonPath)).version, init: init ? await versionOf(init) : { version: '', commit: '' } };
     return e;
   }
 

@@ -3,3 +3,4 @@ export { loadEngineConfig, type EngineConfig } from './config.js';
 export { startEngine, type RunningEngine } from './daemon.js';
 export { buildBusyboxArchive } from './images/seed.js';
 export { mountBtrfsRoot } from './quota/btrfs-root.js';
+export { cleanupHost } from './network/cleanup.js';

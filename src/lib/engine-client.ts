@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
-import { Readable } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import { SampanError } from './errors.js';
 import { codeOfStatus } from './http/status.js';
 
@@ -187,8 +187,8 @@ export class EngineClient {
     if (body === undefined) {
       req.end();
     } else if (body instanceof Readable) {
-      body.once('error', (err) => req.destroy(err));
-      body.pipe(req);
+      // either side failing (a file read, the engine closing) ends both
+      pipeline(body, req, () => undefined);
     } else if (Buffer.isBuffer(body)) {
       req.setHeader('Content-Length', body.length);
       req.end(body);

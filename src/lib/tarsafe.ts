@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
+import { Readable, pipeline as pipelineTo } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -52,12 +52,18 @@ export async function decompressed(input: Readable): Promise<Readable> {
     }
   }
   const src = Readable.from(rest(), { objectMode: false });
+  // pipeline(), not pipe(): an input that fails (a client gone mid-upload) fails the output, never the process
   // large output chunks: fewer callbacks and file writes downstream (the default 16 KiB costs a lot of CPU)
-  if (head[0] === 0x1f && head[1] === 0x8b) return src.pipe(createGunzip({ chunkSize: 1 << 20 }));
+  if (head[0] === 0x1f && head[1] === 0x8b) return pipelineTo(src, createGunzip({ chunkSize: 1 << 20 }), () => undefined);
   if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) {
     const { spawn } = await import('node:child_process');
     const p = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    src.pipe(p.stdin);
+    p.on('error', (err) => p.stdout.destroy(err));
+    pipelineTo(src, p.stdin, (err) => {
+      if (!err) return;
+      p.kill();
+      p.stdout.destroy(err);
+    });
     return p.stdout;
   }
   return src;

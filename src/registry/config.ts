@@ -63,7 +63,9 @@ export async function loadRegistryConfig(flags: RegistryFlags, env: NodeJS.Proce
   const fromEnv = envValues(RegistryConfigSchema.shape, ENV_PREFIX, env);
   const merged: Record<string, unknown> = { ...fromFile, ...fromEnv, ...given };
   const authFile = flags.authConfig !== undefined ? await readConfigFile(flags.authConfig, 'auth config file') : undefined;
-  merged.auth = authSection([fromFile.auth, authFile, fromEnv.auth, flags.auth], flags.anonymousRead);
+  const auth = authSection([fromFile.auth, authFile, fromEnv.auth, flags.auth], flags.anonymousRead);
+  // an htpasswd file and no mode anywhere: the accounts are meant to be asked for (an explicit mode none still refuses below)
+  merged.auth = isObject(auth) && auth.htpasswd !== undefined && auth.mode === undefined ? { ...auth, mode: 'htpasswd' } : auth;
   merged.proxy = proxySection([fromFile.proxy, fromEnv.proxy, proxyFromEnv(env), flags.proxy]);
   const c = validated(RegistryConfigSchema, merged, 'registry config');
   if (!!c.tlsCert !== !!c.tlsKey) throw invalid('registry config: --tls-cert and --tls-key go together');

@@ -2,13 +2,14 @@
 import { promises as fs, createReadStream } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import tar from 'tar-stream';
+import type tar from 'tar-stream';
 import { clientFor, exitWith, withErrors } from '../client.js';
 import { ApiError, jsonMessages } from '../../lib/engine-client.js';
 import { collect, hostOpt, parseLabels } from './containers.js';
 import { DockerIgnore } from '../../lib/dockerignore.js';
+import { packEntry, packStream } from '../../lib/streams.js';
 
 interface BuildOptions {
   tag?: string[];
@@ -31,18 +32,8 @@ interface BuildOptions {
 export async function packContext(dir: string, dockerfile: { name: string; text?: string }): Promise<Readable> {
   const ignoreText = await fs.readFile(path.join(dir, '.dockerignore'), 'utf8').catch(() => '');
   const ig = DockerIgnore.parse(ignoreText);
-  const pack = tar.pack();
   const keep = new Set([dockerfile.name, '.dockerignore']);
-  const add = (h: Partial<tar.Header> & { name: string }, body?: Readable) =>
-    new Promise<void>((resolve, reject) => {
-      if (!body) {
-        pack.entry(h, (err) => (err ? reject(err) : resolve()));
-        return;
-      }
-      const entry = pack.entry(h, (err) => (err ? reject(err) : resolve()));
-      body.on('error', reject).pipe(entry);
-    });
-  const walk = async (rel: string): Promise<void> => {
+  const walk = async (pack: tar.Pack, rel: string): Promise<void> => {
     for (const name of (await fs.readdir(path.join(dir, rel))).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const abs = path.join(dir, r);
@@ -51,23 +42,16 @@ export async function packContext(dir: string, dockerfile: { name: string; text?
       if (ignored && !(st.isDirectory() && ig.mustWalk(r))) continue;
       const common = { name: r, mode: st.mode & 0o7777, mtime: st.mtime, uid: 0, gid: 0 };
       if (st.isDirectory()) {
-        if (!ignored) await add({ ...common, type: 'directory' });
-        await walk(r);
-      } else if (st.isSymbolicLink()) await add({ ...common, type: 'symlink', linkname: await fs.readlink(abs) });
-      else if (st.isFile()) await add({ ...common, type: 'file', size: st.size }, createReadStream(abs));
+        if (!ignored) await packEntry(pack, { ...common, type: 'directory' });
+        await walk(pack, r);
+      } else if (st.isSymbolicLink()) await packEntry(pack, { ...common, type: 'symlink', linkname: await fs.readlink(abs) });
+      else if (st.isFile()) await packEntry(pack, { ...common, type: 'file', size: st.size }, createReadStream(abs));
     }
   };
-  void (async () => {
-    try {
-      await walk('');
-      if (dockerfile.text !== undefined) await add({ name: dockerfile.name, type: 'file', mode: 0o644, size: Buffer.byteLength(dockerfile.text), uid: 0, gid: 0 }, Readable.from([Buffer.from(dockerfile.text)]));
-      pack.finalize();
-    } catch (err) {
-      pack.destroy(err as Error);
-    }
-  })();
-  // tar-stream's packer is a streamx stream: the HTTP client wants a Node one
-  return Readable.from(pack);
+  return packStream(async (pack) => {
+    await walk(pack, '');
+    if (dockerfile.text !== undefined) await packEntry(pack, { name: dockerfile.name, type: 'file', mode: 0o644, uid: 0, gid: 0 }, Buffer.from(dockerfile.text));
+  });
 }
 
 async function build(context: string, o: BuildOptions, cmd: Command): Promise<void> {

@@ -1,8 +1,7 @@
 /** `sampan p2p peer` (the daemon on every host) and `sampan preheat IMAGE` (ask the scheduler to seed an image). */
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { loadPeerConfig, type PeerFlags, startPeer, type PeerTaskSummary, type PreheatJob, type PreheatRequest } from '../../p2p/index.js';
-
+import type { PeerFlags, PeerTaskSummary, PreheatJob, PreheatRequest } from '../../p2p/index.js';
 import { humanSize, printJson, table } from '../format.js';
 import { collect } from './containers.js';
 import { withErrors } from '../client.js';
@@ -74,6 +73,9 @@ export function registerP2pPeer(p2p: Command): void {
         cacheBytes: o.cacheSize,
         logLevel: o.logLevel as PeerFlags['logLevel'],
       };
+      // every `sampan` command (the engine too) loads this file: the peer's modules (undici) only when it runs
+      const { loadPeerConfig } = await import('../../p2p/index.js');
+      const { startPeer } = await import('../../p2p/index.js');
       const peer = await startPeer(await loadPeerConfig(flags));
       await peer.done;
       process.exit(0);

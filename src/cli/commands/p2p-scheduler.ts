@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { invalid } from '../../lib/errors.js';
-import { loadSchedulerConfig, type SchedulerFlags, startScheduler } from '../../p2p/index.js';
+import type { SchedulerFlags } from '../../p2p/index.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
@@ -48,6 +48,9 @@ export function registerP2PScheduler(program: Command): void {
     .option('--config <file>', 'JSON config file (env SAMPAN_P2P_SCHEDULER_CONFIG); env and flags override it')
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS))
     .action(async (o: SchedulerOpts) => {
+      // every `sampan` command (the engine too) loads this file: the scheduler's modules only when it runs
+      const { loadSchedulerConfig } = await import('../../p2p/index.js');
+      const { startScheduler } = await import('../../p2p/index.js');
       const config = await loadSchedulerConfig({
         config: o.config,
         listen: o.listen,

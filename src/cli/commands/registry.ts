@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander';
-import { createLogger } from '../../lib/log.js';
 import { invalid } from '../../lib/errors.js';
-import { loadRegistryConfig, type RegistryFlags, openRegistry, startRegistry, collectGarbage } from '../../registry/index.js';
+import type { RegistryFlags } from '../../registry/index.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
@@ -67,7 +66,7 @@ export function registerRegistry(program: Command): void {
     .option('--no-enable-delete', 'refuse deletes with 405 UNSUPPORTED')
     .option('--max-manifest-bytes <n>', 'refuse larger manifests with 413 (default 4194304)', int)
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
-    .addOption(new Option('--auth <mode>', 'authentication: none (default), htpasswd (Basic) or token (built-in token service at /auth/token)').choices(['none', 'htpasswd', 'token']))
+    .addOption(new Option('--auth <mode>', 'authentication: none (default; htpasswd when --htpasswd is given), htpasswd (Basic) or token (built-in token service at /auth/token)').choices(['none', 'htpasswd', 'token']))
     .option('--htpasswd <file>', 'bcrypt htpasswd file: the accounts (htpasswd and token modes)')
     .option('--auth-realm <realm>', 'htpasswd mode: the Basic realm; token mode: the token service URL put in challenges (default: this registry\'s /auth/token)')
     .option('--auth-service <name>', 'token mode: the service name (token audience; default sampan-registry)')
@@ -78,6 +77,9 @@ export function registerRegistry(program: Command): void {
     .option('--proxy-password <password>', 'mirror mode: its password (prefer env SAMPAN_REGISTRY_PROXY_PASSWORD: flags show in ps)')
     .option('--proxy-ttl <duration>', 'mirror mode: re-check a tag with the upstream after this long (default 5m; e.g. 1s, 30s, 1h)')
     .action(async (o: RegistryOpts) => {
+      // every `sampan` command (the engine too) loads this file: the registry's modules only when it runs
+      const { loadRegistryConfig } = await import('../../registry/index.js');
+      const { startRegistry } = await import('../../registry/index.js');
       const config = await loadRegistryConfig({
         config: o.config,
         root: o.root,
@@ -108,6 +110,10 @@ export function registerRegistry(program: Command): void {
     .action(async (o: { root?: string; config?: string; dryRun?: boolean; grace?: string; uploadExpiry?: string }, cmd: Command) => {
       // `--root` may have been taken by the parent command when given before `gc`
       const parent = (cmd.parent?.opts() ?? {}) as RegistryOpts;
+      const { loadRegistryConfig } = await import('../../registry/index.js');
+      const { openRegistry } = await import('../../registry/index.js');
+      const { collectGarbage } = await import('../../registry/index.js');
+      const { createLogger } = await import('../../lib/log.js');
       const config = await loadRegistryConfig({ config: o.config ?? parent.config, root: o.root ?? parent.root, logLevel: 'warn' });
       const log = createLogger('sampan-registry-gc', config.logLevel);
       const reg = await openRegistry(config, log);

@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { loadEngineConfig, startEngine, mountBtrfsRoot } from '../../engine/index.js';
-
 import { seedImage } from './seed.js';
 import { parseBytes } from '../../lib/units.js';
 
@@ -14,6 +12,9 @@ export function registerUp(program: Command): void {
     .option('--socket <path>', 'engine socket', '/run/sampan/engine.sock')
     .option('--btrfs-image <size>', 'keep the root on btrfs in a sparse image of this size (<root>.btrfs), for exact --storage-opt size= quotas')
     .action(async (o: { root: string; execRoot: string; socket: string; btrfsImage?: string }) => {
+      const { loadEngineConfig } = await import('../../engine/index.js');
+      const { startEngine } = await import('../../engine/index.js');
+      const { mountBtrfsRoot } = await import('../../engine/index.js');
       if (o.btrfsImage) await mountBtrfsRoot(o.root, parseBytes(o.btrfsImage));
       const config = await loadEngineConfig({ root: o.root, execRoot: o.execRoot, hosts: [`unix://${o.socket}`] });
       const running = await startEngine(config);

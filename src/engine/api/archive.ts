@@ -8,6 +8,7 @@ import type { Engine } from '../engine.js';
 import { invalid, notFound } from '../../lib/errors.js';
 import { resolveInRoot } from '../../lib/scopedpath.js';
 import { safeEntryPath, decompressed } from '../../lib/tarsafe.js';
+import { packEntry, packStream, sendStream } from '../../lib/streams.js';
 import type { ContainerRecord } from '../containers/model.js';
 
 /** Go's os.FileMode bits that Docker's path stat carries. */
@@ -39,15 +40,13 @@ async function packTree(pack: tar.Pack, hostRoot: string, name: string): Promise
   const st = await fs.lstat(hostRoot);
   const header = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
   if (st.isDirectory()) {
-    pack.entry({ ...header, type: 'directory' });
+    await packEntry(pack, { ...header, type: 'directory' });
     for (const child of (await fs.readdir(hostRoot)).sort()) await packTree(pack, path.join(hostRoot, child), `${name}/${child}`);
   } else if (st.isSymbolicLink()) {
-    pack.entry({ ...header, type: 'symlink', linkname: await fs.readlink(hostRoot) });
+    await packEntry(pack, { ...header, type: 'symlink', linkname: await fs.readlink(hostRoot) });
   } else if (st.isFile()) {
-    await new Promise<void>((resolve, reject) => {
-      const entry = pack.entry({ ...header, type: 'file', size: st.size }, (err) => (err ? reject(err) : resolve()));
-      createReadStream(hostRoot).on('error', reject).pipe(entry);
-    });
+    // a file growing meanwhile is cut at the size its header promised
+    await packEntry(pack, { ...header, type: 'file', size: st.size }, st.size ? createReadStream(hostRoot, { end: st.size - 1 }) : Buffer.alloc(0));
   }
 }
 
@@ -70,11 +69,7 @@ export function archiveRoutes(r: Router, e: Engine): void {
       const base = st.isDirectory() && p.endsWith('/.') ? '.' : path.posix.basename(path.posix.normalize(p)) || '.';
       const res = ctx.res!;
       res.writeHead(200, { 'Content-Type': 'application/x-tar', 'X-Docker-Container-Path-Stat': hdr });
-      const pack = tar.pack();
-      pack.pipe(res);
-      await packTree(pack, target, base);
-      pack.finalize();
-      await new Promise<void>((resolve) => res.once('finish', resolve).once('close', resolve));
+      await sendStream(packStream((pack) => packTree(pack, target, base)), res);
     });
   };
   r.add('HEAD', '/containers/{id}/archive', (ctx) => stat(ctx, true));

@@ -1,8 +1,8 @@
 /** Routes for a container's filesystem as a whole: commit, changes (docker diff), export. */
-import { pipeline } from 'node:stream/promises';
 import type { Router } from './http.js';
 import type { Engine } from '../engine.js';
 import { invalid } from '../../lib/errors.js';
+import { sendStream } from '../../lib/streams.js';
 import type { ContainerConfig } from '../containers/model.js';
 
 export function commitRoutes(r: Router, e: Engine): void {
@@ -32,8 +32,7 @@ export function commitRoutes(r: Router, e: Engine): void {
 
   r.add('GET', '/containers/{id}/export', async (ctx) => {
     await e.commits.export(ctx.param('id'), async (tar) => {
-      const res = ctx.stream('application/x-tar');
-      await pipeline(tar, res);
+      await sendStream(tar, ctx.stream('application/x-tar'));
     });
   });
 }

@@ -1,6 +1,7 @@
-import { invalid, errorMessage, notImplemented } from '../../lib/errors.js';
+import { invalid, errorMessage, internal, notImplemented } from '../../lib/errors.js';
 import type { Ctx, Router } from './http.js';
 import { frame } from './http.js';
+import { drained } from '../../lib/streams.js';
 import type { Engine } from '../engine.js';
 import { bridgeAttach } from './attach.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../containers/detach.js';
@@ -13,9 +14,19 @@ import { readable } from '../containers/logconfig.js';
 import { labelMatch } from '../images/service.js';
 import { containerNetworks, portSummary } from './netviews.js';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import { goFields } from '../../lib/gojson.js';
+import type { ExecConfig } from '../containers/exec.js';
 
 const RAW = 'application/vnd.docker.raw-stream';
 const MUX = 'application/vnd.docker.multiplexed-stream';
+const EXEC_CONFIG_FIELDS = ['AttachStdin', 'AttachStdout', 'AttachStderr', 'Tty', 'Cmd', 'Env', 'User', 'WorkingDir', 'Privileged', 'DetachKeys', 'ConsoleSize'] as const;
+
+interface ExecStartBody {
+  Detach: boolean;
+  Tty: boolean;
+  ConsoleSize: number[] | null;
+}
 
 /** Docker's publish/expose filter values: "80", "80/udp", "8000-8080/tcp" → the set of "port/proto". */
 function portFilter(name: string, vals: string[]): Set<string> {
@@ -139,10 +150,22 @@ export function containerRoutes(r: Router, e: Engine): void {
     ctx.send(204);
   });
 
-  r.add('DELETE', '/containers/{id}', async (ctx) => {
-    const id = svc.get(ctx.param('id')).Id;
+  const remove = async (ctx: Ctx, id: string) => {
     await svc.remove(id, { force: ctx.bool('force'), volumes: ctx.bool('v') });
     e.execs.dropContainer(id);
+    ctx.send(204);
+  };
+  r.add('DELETE', '/containers/{id}', async (ctx) => {
+    const id = svc.get(ctx.param('id')).Id;
+    // Docker's message and status (a plain error there)
+    if (ctx.bool('link')) throw internal('Conflict, cannot remove the default link name of the container');
+    await remove(ctx, id);
+  });
+  // a legacy link's name, PARENT/ALIAS: `docker rm --link` removes the link; without it Docker removes the container
+  // that the name resolves to
+  r.add('DELETE', '/containers/{parent}/{alias}', async (ctx) => {
+    if (!ctx.bool('link')) return remove(ctx, svc.linked(ctx.param('parent'), ctx.param('alias')).child.Id);
+    await svc.removeLink(ctx.param('parent'), ctx.param('alias'));
     ctx.send(204);
   });
 
@@ -193,7 +216,8 @@ export function containerRoutes(r: Router, e: Engine): void {
       if ((entry.stream === 'stdout' && !stdout) || (entry.stream === 'stderr' && !stderr)) continue;
       const text = `${timestamps ? `${entry.time} ` : ''}${entry.text}${entry.partial ? '' : '\n'}`;
       const buf = Buffer.from(text);
-      res.write(tty ? buf : frame(entry.stream === 'stdout' ? 1 : 2, buf));
+      // a client that reads slowly keeps the log where it is instead of all of it in this process's memory
+      if (!res.write(tty ? buf : frame(entry.stream === 'stdout' ? 1 : 2, buf))) await drained(res).catch(() => undefined);
     }
     res.end();
   });
@@ -203,36 +227,53 @@ export function containerRoutes(r: Router, e: Engine): void {
     const streams = { tty: c.Config.Tty, stdin: ctx.bool('stdin'), stdout: ctx.bool('stdout'), stderr: ctx.bool('stderr'), detachKeys: parseDetachKeys(ctx.query.get('detachKeys') ?? DEFAULT_DETACH_KEYS) };
     if (!ctx.bool('stream') && !ctx.bool('logs')) throw invalid('at least one of stream or logs must be set');
     if (c.State.Status === 'removing' || c.State.Status === 'dead') throw invalid('You cannot attach to a stopped container, start it first');
-    const client = ctx.hijack(c.Config.Tty ? RAW : MUX);
-    e.events.emit('container', 'attach', c.Id, svc.attrs(c));
-    if (ctx.bool('logs')) {
-      for await (const entry of readLog(svc.logPath(c.Id), { sinceNano: 0n, untilNano: 0n, follow: false })) {
-        const buf = Buffer.from(`${entry.text}${entry.partial ? '' : '\n'}`);
-        client.write(c.Config.Tty ? buf : frame(entry.stream === 'stdout' ? 1 : 2, buf));
-      }
-    }
-    if (!ctx.bool('stream')) {
-      client.end();
-      return;
-    }
+    const stream = ctx.bool('stream');
     let finished!: () => void;
     const ended = new Promise<void>((r) => (finished = r));
+    let replayed!: () => void;
+    const logsSent = new Promise<void>((r) => (replayed = r));
+    let client: Duplex | undefined;
     const hook = async (sock: string) => {
+      // a start waits for the logs to go out: the new run's output comes after them, and only once
+      await logsSent;
+      if (!client || client.destroyed) return;
       const { done } = await bridgeAttach(sock, client, streams);
       void done.then((detached) => {
         if (detached) e.events.emit('container', 'detach', c.Id, svc.attrs(c));
         finished();
       });
     };
-    client.once('close', () => {
+    // registered before the response headers go out: clients start the container as soon as they have them
+    const attaching = stream ? svc.attach(c.Id, hook) : Promise.resolve();
+    attaching.catch(() => undefined); // awaited below
+    try {
+      client = ctx.hijack(c.Config.Tty ? RAW : MUX);
+      e.events.emit('container', 'attach', c.Id, svc.attrs(c));
+      if (ctx.bool('logs')) {
+        for await (const entry of readLog(svc.logPath(c.Id), { sinceNano: 0n, untilNano: 0n, follow: false })) {
+          const buf = Buffer.from(`${entry.text}${entry.partial ? '' : '\n'}`);
+          client.write(c.Config.Tty ? buf : frame(entry.stream === 'stdout' ? 1 : 2, buf));
+        }
+      }
+    } catch (err) {
+      svc.dropPendingAttach(c.Id, hook);
+      client?.destroy();
+      throw err;
+    } finally {
+      replayed();
+    }
+    if (!stream) {
+      client.end();
+      return;
+    }
+    const drop = () => {
       svc.dropPendingAttach(c.Id, hook);
       finished();
-    });
-    const unsubscribe = svc.onStartFailure(c.Id, () => {
-      svc.dropPendingAttach(c.Id, hook);
-      finished();
-    });
-    await svc.attach(c.Id, hook);
+    };
+    client.once('close', drop);
+    if (client.destroyed) drop();
+    const unsubscribe = svc.onStartFailure(c.Id, drop);
+    await attaching;
     await ended;
     unsubscribe();
     if (!client.destroyed) client.end();
@@ -241,11 +282,11 @@ export function containerRoutes(r: Router, e: Engine): void {
 
   // exec
   r.add('POST', '/containers/{id}/exec', async (ctx) => {
-    ctx.send(201, e.execs.create(ctx.param('id'), await ctx.json()));
+    ctx.send(201, e.execs.create(ctx.param('id'), goFields<ExecConfig>(await ctx.json(), EXEC_CONFIG_FIELDS)));
   });
 
   r.add('POST', '/exec/{id}/start', async (ctx) => {
-    const body = (await ctx.json<{ Detach?: boolean; Tty?: boolean; ConsoleSize?: number[] | null }>()) ?? {};
+    const body = goFields<ExecStartBody>(await ctx.json(), ['Detach', 'Tty', 'ConsoleSize']);
     const ex = e.execs.get(ctx.param('id'));
     const cfg = ex.config;
     if (body.Detach) {
@@ -256,13 +297,20 @@ export function containerRoutes(r: Router, e: Engine): void {
     let client: ReturnType<Ctx['hijack']> | undefined;
     let output = Promise.resolve(false);
     const detachKeys = parseDetachKeys(cfg.DetachKeys ?? DEFAULT_DETACH_KEYS);
+    // as in Docker, the start request's Tty decides the framing, whatever the session's terminal
+    const tty = !!body.Tty;
     const { exited } = await e.execs.start(ex.id, false, async (sock) => {
-      client = ctx.hijack(cfg.Tty ? RAW : MUX);
-      const { done } = await bridgeAttach(sock, client, { tty: !!cfg.Tty, stdin: !!cfg.AttachStdin, stdout: cfg.AttachStdout !== false, stderr: cfg.AttachStderr !== false, detachKeys });
+      client = ctx.hijack(tty ? RAW : MUX);
+      const { done } = await bridgeAttach(sock, client, { tty, stdin: !!cfg.AttachStdin, stdout: cfg.AttachStdout !== false, stderr: cfg.AttachStderr !== false, detachKeys });
       output = done;
     }, body.ConsoleSize);
     // the CLI reads the exit code right after the stream ends: have it recorded first (unless it detached)
-    if (!(await output)) await exited;
+    if (!(await output)) {
+      // a client gone without detaching leaves nobody to read, feed or end the session: kill it rather than leave
+      // it running for nobody (dockerd does leave it, until its output pipe fills and it blocks for good)
+      void ctx.closed().then(() => e.execs.kill(ex.id));
+      await exited;
+    }
     if (client && !client.destroyed) client.end();
   });
 

@@ -203,8 +203,9 @@ export class Ctx {
     const res = this.res!;
     res.writeHead(200, { 'Content-Type': contentType });
     res.flushHeaders();
-    const sock = res.socket!;
-    sock.setNoDelay(true);
+    // no socket: the client is gone already, and the stream ends as it starts
+    const sock = res.socket ?? undefined;
+    sock?.setNoDelay(true);
     // without an upgrade there is no stdin; the stream is the response body
     this.hijacked = sock;
     return res as unknown as Duplex;

@@ -5,7 +5,7 @@ import { invalid } from '../../lib/errors.js';
 import { loadArchive } from '../images/load.js';
 import { prepareSave } from '../images/save.js';
 import { importRootfs } from '../images/import.js';
-import { pullFromRegistry } from './registry.js';
+import { sendStream } from '../../lib/streams.js';
 
 export function imageRoutes(r: Router, e: Engine): void {
   const svc = e.images;
@@ -33,12 +33,7 @@ export function imageRoutes(r: Router, e: Engine): void {
   const save = async (ctx: Parameters<Parameters<Router['add']>[2]>[0], names: string[]) => {
     if (!names.length) throw invalid('no image names given');
     const stream = await prepareSave(svc.store, names);
-    const res = ctx.stream('application/x-tar');
-    stream.pipe(res);
-    await new Promise<void>((resolve) => {
-      res.on('finish', resolve);
-      res.on('close', resolve);
-    });
+    await sendStream(stream, ctx.stream('application/x-tar'));
     for (const n of names) e.events.emit('image', 'save', svc.store.resolve(n).id, { name: n });
   };
   r.add('GET', '/images/get', (ctx) => save(ctx, ctx.query.getAll('names')));
@@ -59,6 +54,8 @@ export function imageRoutes(r: Router, e: Engine): void {
     if (fromSrc) throw invalid('importing from a URL is not supported; send the archive in the request body (fromSrc=-)');
     const image = ctx.query.get('fromImage');
     if (!image) throw invalid('fromImage or fromSrc is required');
+    // the registry client loads with the first pull (see lazyRoutes)
+    const { pullFromRegistry } = await import('./registry.js');
     await pullFromRegistry(ctx, e, image, tag);
   });
 

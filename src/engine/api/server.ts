@@ -4,23 +4,43 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Logger } from '../../lib/log.js';
-import { invalid, errorMessage } from '../../lib/errors.js';
+import { invalid, internal, errorMessage } from '../../lib/errors.js';
+import { isPeerGone } from '../../lib/streams.js';
 import { Ctx, Router, API_VERSION, MIN_API_VERSION, commonHeaders, compareVersions } from './http.js';
 import { statusOf } from '../../lib/http/status.js';
 import type { Engine } from '../engine.js';
 import { systemRoutes } from './system.js';
 import { containerRoutes } from './containers.js';
 import { imageRoutes } from './images.js';
-import { buildRoutes } from './build.js';
 import { archiveRoutes } from './archive.js';
 import { commitRoutes } from './commit.js';
-import { registryRoutes } from './registry.js';
 import { networkRoutes } from './networks.js';
 import { resourceRoutes } from './resources.js';
 
 const VERSION_PREFIX = /^\/v(\d+\.\d+)(\/.*)$/;
+
+/**
+ * Routes whose module loads at their first request: the builder and the registry client are a good share of
+ * the engine's code, which an engine that never builds, pushes or logs in need not hold.
+ */
+function lazyRoutes(r: Router, e: Engine, routes: Array<[string, string]>, load: () => Promise<(r: Router, e: Engine) => void>): void {
+  let loaded: Promise<Router> | undefined;
+  const routesOf = async () => {
+    const register = await load();
+    const sub = new Router();
+    register(sub, e);
+    return sub;
+  };
+  for (const [method, pattern] of routes) {
+    r.add(method, pattern, async (ctx) => {
+      const hit = (await (loaded ??= routesOf())).match(method, ctx.path);
+      if (!hit || hit === 'method') throw internal(`lazy route ${method} ${pattern} is not in its module`);
+      await hit.handler(ctx);
+    });
+  }
+}
 
 /** The Docker Engine API server: version handling, routing, error mapping, graceful shutdown. */
 export class ApiServer {
@@ -28,26 +48,49 @@ export class ApiServer {
   private readonly servers: http.Server[] = [];
   private readonly sockets = new Set<Socket>();
   private inflight = 0;
-  private readonly metrics = new Registry();
-  private readonly requests = new Counter({ name: 'sampan_engine_http_requests_total', help: 'API requests by route and status', labelNames: ['method', 'route', 'status'], registers: [this.metrics] });
+  /** API requests by JSON [method, route, status]: counted here, turned into a Prometheus counter when scraped. */
+  private readonly requests = new Map<string, number>();
+  private metrics?: Promise<Registry>;
 
   constructor(
     private readonly engine: Engine,
     private readonly log: Logger,
   ) {
-    collectDefaultMetrics({ register: this.metrics, prefix: 'sampan_engine_' });
     systemRoutes(this.router, engine);
     containerRoutes(this.router, engine);
     imageRoutes(this.router, engine);
-    buildRoutes(this.router, engine);
+    lazyRoutes(this.router, engine, [['POST', '/build'], ['POST', '/build/prune']], async () => (await import('./build.js')).buildRoutes);
     archiveRoutes(this.router, engine);
     commitRoutes(this.router, engine);
-    registryRoutes(this.router, engine);
+    lazyRoutes(this.router, engine, [['POST', '/images/{name*}/push'], ['GET', '/distribution/{name*}/json'], ['POST', '/auth']], async () => (await import('./registry.js')).registryRoutes);
     networkRoutes(this.router, engine);
     resourceRoutes(this.router, engine);
     this.router.add('GET', '/metrics', async (ctx) => {
-      ctx.send(200, await this.metrics.metrics(), { 'Content-Type': this.metrics.contentType });
+      const m = await (this.metrics ??= this.metricsRegistry());
+      ctx.send(200, await m.metrics(), { 'Content-Type': m.contentType });
     });
+  }
+
+  /** prom-client and its default (process) metrics, set up at the first scrape: an engine nobody scrapes saves their memory. */
+  private async metricsRegistry(): Promise<Registry> {
+    const { Counter, Registry, collectDefaultMetrics } = await import('prom-client');
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry, prefix: 'sampan_engine_' });
+    const counts = this.requests;
+    new Counter({
+      name: 'sampan_engine_http_requests_total',
+      help: 'API requests by route and status',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [k, n] of counts) {
+          const [method, route, status] = JSON.parse(k) as string[];
+          this.inc({ method, route, status }, n);
+        }
+      },
+    });
+    return registry;
   }
 
   async listen(hosts: string[], tls?: { ca: string; cert: string; key: string }): Promise<void> {
@@ -123,7 +166,8 @@ export class ApiServer {
       await hit.handler(ctx);
     } catch (err) {
       const status = statusOf(err);
-      if (status >= 500) this.log.error({ method: req.method, path: p, err: errorMessage(err) }, 'request failed');
+      if (isPeerGone(err)) this.log.debug({ method: req.method, path: p, err: errorMessage(err) }, 'client went away');
+      else if (status >= 500) this.log.error({ method: req.method, path: p, err: errorMessage(err) }, 'request failed');
       else this.log.debug({ method: req.method, path: p, status, err: errorMessage(err) }, 'request refused');
       if (res && res.headersSent) {
         // a streamed response has begun: Docker's clients read an error line in the stream
@@ -134,8 +178,11 @@ export class ApiServer {
     } finally {
       if (!longLived) this.inflight--;
       const status = res ? res.statusCode : 101;
-      this.requests.inc({ method: req.method ?? 'GET', route: route.replace(/\/[a-f0-9]{64}/g, '/{id}').slice(0, 80), status: String(status) });
-      this.log.debug({ method: req.method, path: p, status, ms: Date.now() - started }, 'request');
+      const key = JSON.stringify([req.method ?? 'GET', route.replace(/\/[a-f0-9]{64}/g, '/{id}').slice(0, 80), String(status)]);
+      this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+      // a client that stopped reading and left is a normal end of a stream: noted here, not as an error
+      const clientGone = !!res && res.destroyed && !res.writableFinished;
+      this.log.debug({ method: req.method, path: p, status, ms: Date.now() - started, ...(clientGone ? { clientGone } : {}) }, 'request');
     }
   }
 

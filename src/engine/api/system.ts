@@ -60,8 +60,9 @@ export function systemRoutes(r: Router, e: Engine): void {
       Platform: { Name: 'Sampan Engine' },
       Components: [
         { Name: 'Engine', Version: ENGINE_VERSION, Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, GitCommit: '', GoVersion: `node ${process.version}`, Os: 'linux', Arch: 'amd64', KernelVersion: os.release(), Experimental: 'false', BuildTime: '' } },
-        { Name: 'runc', Version: e.versions.runc, Details: {} },
+        { Name: 'runc', Version: e.versions.runc, Details: { GitCommit: e.versions.runcCommit } },
         { Name: 'conmon', Version: e.versions.conmon, Details: {} },
+        ...(e.initBinary ? [{ Name: 'docker-init', Version: e.versions.init.version, Details: { GitCommit: e.versions.init.commit } }] : []),
       ],
       Version: ENGINE_VERSION,
       ApiVersion: API_VERSION,
@@ -86,7 +87,8 @@ export function systemRoutes(r: Router, e: Engine): void {
       Images: e.images.store.list().length,
       Driver: 'overlay2',
       DriverStatus: [['Backing Filesystem', 'overlayfs layers'], ['Supports d_type', 'true']],
-      Plugins: { Volume: ['local'], Network: ['host', 'none'], Authorization: null, Log: LOG_DRIVERS },
+      // the network drivers by Docker's names (the none network's is null)
+      Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'null'], Authorization: null, Log: LOG_DRIVERS },
       MemoryLimit: true,
       SwapLimit: true,
       CpuCfsPeriod: true,
@@ -126,6 +128,10 @@ export function systemRoutes(r: Router, e: Engine): void {
       LiveRestoreEnabled: true,
       Isolation: '',
       InitBinary: e.initBinary ?? '',
+      // Docker shows the commits; Debian's runc has one (its package version), Debian's tini only its version
+      RuncCommit: { ID: e.versions.runcCommit || e.versions.runc, Expected: e.versions.runcCommit || e.versions.runc },
+      InitCommit: { ID: e.versions.init.commit || e.versions.init.version, Expected: e.versions.init.commit || e.versions.init.version },
+      ContainerdCommit: { ID: '', Expected: '' },
       Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
       SecurityOptions: seccompActive() ? ['name=seccomp,profile=builtin'] : [],
       Warnings: [],

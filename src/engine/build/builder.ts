@@ -461,7 +461,9 @@ export class Builder {
             outputDone = new Promise((r) => conn.once('close', () => r()));
           },
         ]);
-        const aborted = new Promise<void>((r) => this.req.signal.addEventListener('abort', () => r(), { once: true }));
+        // the client may have gone while the step started (its first output can fill what it wanted to read)
+        const { signal } = this.req;
+        const aborted = signal.aborted ? Promise.resolve() : new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
         const res = await this.d.containers.wait(cid, 'not-running', aborted);
         await Promise.race([outputDone, new Promise((r) => setTimeout(r, 2000))]);
         if (res.StatusCode !== 0) {

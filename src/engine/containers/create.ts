@@ -2,7 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Image } from '../images/store.js';
 import { invalid } from '../../lib/errors.js';
-import { mergeEnv } from './parse.js';
+import { overlayEnv } from './parse.js';
 import type { ContainerConfig, HostConfig, MountSpec, RestartPolicy } from './model.js';
 import type { CreateBody } from './validate.js';
 import { quotaSize } from '../quota/quota.js';
@@ -41,7 +41,7 @@ export function mergeConfig(body: CreateBody, image: Image, id: string): { confi
     Tty: !!body.Tty,
     OpenStdin: !!body.OpenStdin,
     StdinOnce: !!body.StdinOnce,
-    Env: mergeEnv(ic.Env, body.Env),
+    Env: overlayEnv(body.Env, ic.Env),
     Cmd: cmd,
     Healthcheck: mergeHealthcheck(body.Healthcheck as ContainerConfig['Healthcheck'], ic.Healthcheck),
     Image: body.Image,
@@ -121,6 +121,7 @@ export function normalizeHostConfig(hc: Record<string, unknown> | null | undefin
     UTSMode: mode(h.UTSMode, 'UTS', ['', 'host'], false),
     CgroupnsMode: mode(h.CgroupnsMode, 'cgroup namespace', ['', 'host', 'private'], false) || 'host',
     UsernsMode: usernsMode,
+    Runtime: 'runc',
     GroupAdd: (h.GroupAdd as string[] | null) ?? null,
   };
 }

@@ -74,7 +74,8 @@ export class ExecService {
       OpenStdout: !!c.AttachStdout,
       CanRemove: false,
       ContainerID: e.containerId,
-      DetachKeys: c.DetachKeys ?? '',
+      // Docker keeps the keys as bytes, which its JSON shows in base64
+      DetachKeys: c.DetachKeys ? parseDetachKeys(c.DetachKeys).toString('base64') : '',
       Pid: e.pid,
     };
   }

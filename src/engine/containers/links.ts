@@ -31,6 +31,15 @@ export function checkLinks(specs: string[] | null | undefined, get: (ref: string
   }
 }
 
+/** The link among `specs` that is known by `alias`: its spec and the name of the container it links to. */
+export function linkByAlias(specs: string[] | null | undefined, alias: string): { spec: string; name: string } | undefined {
+  for (const spec of specs ?? []) {
+    const p = parseSpec(spec);
+    if (p.alias === alias) return { spec, name: p.name };
+  }
+  return undefined;
+}
+
 /** Resolve the links for a start: each target must run, and has an address on a network. */
 export function resolveLinks(self: ContainerRecord, get: (ref: string) => ContainerRecord): Link[] {
   return (self.HostConfig.Links ?? []).map((spec) => {
@@ -54,8 +63,9 @@ export function linkEnv(self: ContainerRecord, links: Link[]): string[] {
     const p = l.alias.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
     out.push(`${p}_NAME=/${self.Name}/${l.alias}`);
     for (const kv of l.target.Config.Env ?? []) {
-      const k = kv.slice(0, kv.indexOf('='));
-      if (k && !['HOME', 'PATH', 'HOSTNAME'].includes(k)) out.push(`${p}_ENV_${kv}`);
+      const i = kv.indexOf('=');
+      // a "KEY" alone (an unset variable) has no value to pass on
+      if (i > 0 && !['HOME', 'PATH', 'HOSTNAME'].includes(kv.slice(0, i))) out.push(`${p}_ENV_${kv}`);
     }
     if (!l.ip) continue;
     const ports = Object.keys(l.target.Config.ExposedPorts ?? {})

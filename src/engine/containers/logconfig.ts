@@ -18,7 +18,7 @@ const NO_EFFECT = new Set(['max-file', 'compress', 'labels', 'labels-regex', 'en
 /** Validate a create request's LogConfig (Docker's errors for an unknown driver or option). */
 export function normalizeLogConfig(lc: { Type?: string | null; Config?: Record<string, string> | null } | null | undefined): LogConfig {
   const type = lc?.Type || 'json-file';
-  if (!LOG_DRIVERS.includes(type)) throw invalid(`logger: no log driver named '${type}' is registered (this engine has ${LOG_DRIVERS.join(', ')})`);
+  if (!LOG_DRIVERS.includes(type)) throw invalid(`logger: no log driver named '${type}' is registered`);
   const config = { ...(lc?.Config ?? {}) };
   for (const [k, v] of Object.entries(config)) {
     if (type === 'none') throw invalid(`unknown log opt '${k}' for none log driver`);

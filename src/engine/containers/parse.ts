@@ -1,17 +1,31 @@
 import { invalid } from '../../lib/errors.js';
 
-/** Split "KEY=VALUE" env entries into a map, keeping order; later entries win. */
+const envKey = (e: string): string => e.split('=')[0]!;
+
+/**
+ * A process's environment from "KEY=VALUE" lists, later lists winning (Docker's ReplaceOrAppendEnvValues): a "KEY"
+ * alone unsets KEY.
+ */
 export function mergeEnv(...lists: Array<string[] | undefined | null>): string[] {
   const map = new Map<string, string>();
   for (const list of lists) {
     for (const e of list ?? []) {
-      const i = e.indexOf('=');
-      const k = i < 0 ? e : e.slice(0, i);
+      const k = envKey(e);
       if (!k) throw invalid(`invalid environment variable: ${e}`);
-      if (i < 0) continue; // "KEY" alone: Docker takes it from the client's env; the CLI already did that
       map.delete(k);
-      map.set(k, e);
+      if (e.includes('=')) map.set(k, e);
     }
   }
   return [...map.values()];
+}
+
+/**
+ * Docker's merge of a config's Env over a base's (an image's): the config's entries as they are, a "KEY" alone too
+ * (the docker CLI leaves it so when its own environment has no KEY), then the base's for the keys it does not name.
+ */
+export function overlayEnv(env: string[] | null | undefined, base: string[] | null | undefined): string[] {
+  if (!env?.length) return [...(base ?? [])];
+  for (const e of env) if (!envKey(e)) throw invalid(`invalid environment variable: ${e}`);
+  const keys = new Set(env.map(envKey));
+  return [...env, ...(base ?? []).filter((e) => !keys.has(envKey(e)))];
 }

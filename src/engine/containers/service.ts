@@ -25,7 +25,7 @@ import { applyRich, type RichInits } from './rich.js';
 import { mergeEnv } from './parse.js';
 import { CreateBodySchema, parseBody } from './validate.js';
 import { OomWatch } from './oom.js';
-import { checkLinks, linkEnv, linkHosts, resolveLinks } from './links.js';
+import { checkLinks, linkByAlias, linkEnv, linkHosts, resolveLinks } from './links.js';
 import { logConfigWarnings, logSizeMax, readable } from './logconfig.js';
 import { checkResources, cgroupsPathOf, mergeUpdate, updateResources, validateResources } from './resources.js';
 
@@ -265,18 +265,29 @@ export class ContainerService {
       await ensureDir(this.dir(id), 0o710);
       await quota?.create(this.fsBase(id), size!);
       await this.d.snapshots.prepare(this.fsBase(id));
+      // volumes exist from create on, as in Docker: `docker cp` into one works before the first start
       for (const m of mounts) {
-        if (m.Type === 'volume' && m.Name) {
-          const vol = await this.d.volumes.create(m.Anonymous ? undefined : m.Name);
-          m.Name = vol.Name;
-          m.Source = vol.Mountpoint;
-          this.d.volumes.addUser(vol.Name, id);
+        if (m.Type !== 'volume') continue;
+        const vol = await this.d.volumes.create(m.Name);
+        m.Name = vol.Name;
+        m.Source = vol.Mountpoint;
+        this.d.volumes.addUser(vol.Name, id);
+      }
+      // as Docker fills them at create (a named volume may need a mount of its own: it is filled at start)
+      const anonymous = mounts.filter((m) => m.Anonymous && !m.NoCopy);
+      if (anonymous.length) {
+        const rootfs = await this.mountFs(rec);
+        try {
+          for (const m of anonymous) await this.populate(m, rootfs);
+        } finally {
+          await this.d.snapshots.unmount(this.fsBase(id));
         }
       }
       await this.save(rec);
     } catch (err) {
       this.names.delete(cname);
       this.d.volumes.dropUser(id);
+      for (const m of mounts) if (m.Anonymous && m.Name) await this.d.volumes.remove(m.Name).catch(() => undefined);
       if (size) await this.removeFs(rec).catch(() => undefined);
       await removeTree(this.dir(id));
       throw err;
@@ -455,14 +466,19 @@ export class ContainerService {
       m.Source = vol.Mountpoint;
       this.d.volumes.addUser(vol.Name, rec.Id);
       await this.d.volumes.acquire(vol);
-      if (m.NoCopy) continue;
-      const marker = path.join(path.dirname(vol.Mountpoint), '.populated');
-      if (await exists(marker)) continue;
-      const inImage = path.join(rootfs, m.Destination);
-      const empty = (await fs.readdir(vol.Mountpoint)).length === 0;
-      if (empty && (await exists(inImage))) await run('cp', ['-a', `${inImage}/.`, vol.Mountpoint]).catch(() => undefined);
-      await fs.writeFile(marker, '');
+      await this.populate(m, rootfs);
     }
+  }
+
+  /** Docker's copy-up, once per volume: a new, empty one gets what the image has at its destination. */
+  private async populate(m: MountPoint, rootfs: string): Promise<void> {
+    if (m.NoCopy) return;
+    const marker = path.join(path.dirname(m.Source), '.populated');
+    if (await exists(marker)) return;
+    const inImage = path.join(rootfs, m.Destination);
+    const empty = (await fs.readdir(m.Source)).length === 0;
+    if (empty && (await exists(inImage))) await run('cp', ['-a', `${inImage}/.`, m.Source]).catch(() => undefined);
+    await fs.writeFile(marker, '');
   }
 
   private async writeEtcFiles(rec: ContainerRecord, linkLines: string[]): Promise<{ hosts: string; hostname: string; resolvConf: string }> {
@@ -809,11 +825,13 @@ export class ContainerService {
     await this.lock.run(rec.Id, async () => {
       await this.exiting.get(rec.Id);
       if (!this.records.has(rec.Id)) return;
-      if (isLive(rec)) {
+      // one that its restart policy is about to start again counts as running, as in Docker
+      const restarting = rec.State.Status === 'restarting' || this.restartTimers.has(rec.Id);
+      if (isLive(rec) || restarting) {
         if (!o.force) {
-          throw conflict(`cannot remove container "/${rec.Name}": container is ${rec.State.Status}: stop the container before removing or force remove`);
+          throw conflict(`cannot remove container "/${rec.Name}": container is ${isLive(rec) ? rec.State.Status : 'restarting'}: stop the container before removing or force remove`);
         }
-        await this.stopLocked(rec, 0);
+        if (isLive(rec)) await this.stopLocked(rec, 0);
       }
       const timer = this.restartTimers.get(rec.Id);
       if (timer) clearTimeout(timer);
@@ -837,6 +855,27 @@ export class ContainerService {
       }
       this.d.events.emit('container', 'destroy', rec.Id, this.attrs(rec));
       this.exits.emit(`removed:${rec.Id}`);
+    });
+  }
+
+  /**
+   * A legacy link by Docker's name for it, PARENT/ALIAS: the parent and the container linked. A link's name is a
+   * container name to Docker, so one that does not exist is no such container.
+   */
+  linked(parentRef: string, alias: string): { parent: ContainerRecord; child: ContainerRecord; spec: string } {
+    const parent = this.find(parentRef);
+    const link = linkByAlias(parent?.HostConfig.Links, alias);
+    const child = link && this.find(link.name);
+    if (!parent || !link || !child) throw notFound(`No such container: ${parentRef}/${alias}`);
+    return { parent, child, spec: link.spec };
+  }
+
+  /** `docker rm --link PARENT/ALIAS`: the parent keeps running; its next start goes without the link. */
+  async removeLink(parentRef: string, alias: string): Promise<void> {
+    const { parent, spec } = this.linked(parentRef, alias);
+    await this.mutate(parent.Id, async (rec) => {
+      const left = (rec.HostConfig.Links ?? []).filter((l) => l !== spec);
+      rec.HostConfig.Links = left.length ? left : null;
     });
   }
 

@@ -12,6 +12,7 @@ import { parseReference } from '../../lib/reference.js';
 import type { Image, ImageStore, LayerRef } from './store.js';
 import { addImage, Rollback } from './archive-common.js';
 import { applyChanges } from './changes.js';
+import { overlayEnv } from '../containers/parse.js';
 import { changes as upperChanges, isOpaque, lowerExistsIn, lowerStat, treeToTar, upperToLayer, type Change } from '../snapshots/diff.js';
 import type { ContainerService } from '../containers/service.js';
 import type { ContainerConfig, ContainerRecord } from '../containers/model.js';
@@ -155,12 +156,7 @@ export function mergeRuntimeConfig(user: ImageRuntimeConfig, base: ImageRuntimeC
   if (!u.ExposedPorts || !Object.keys(u.ExposedPorts).length) {
     if (base.ExposedPorts) u.ExposedPorts = { ...base.ExposedPorts };
   } else if (base.ExposedPorts) u.ExposedPorts = { ...base.ExposedPorts, ...u.ExposedPorts };
-  if (!u.Env?.length) {
-    if (base.Env) u.Env = [...base.Env];
-  } else {
-    const keys = new Set(u.Env.map((e) => e.split('=')[0]));
-    u.Env = [...u.Env, ...(base.Env ?? []).filter((e) => !keys.has(e.split('=')[0]))];
-  }
+  if (u.Env?.length || base.Env) u.Env = overlayEnv(u.Env, base.Env);
   if (base.Labels) u.Labels = { ...base.Labels, ...(u.Labels ?? {}) };
   if (!u.Entrypoint?.length) {
     if (!u.Cmd?.length && base.Cmd) u.Cmd = base.Cmd;
@@ -271,8 +267,8 @@ export class CommitService {
   }
 
   private async commitLocked(rec: ContainerRecord, parent: Image, config: ImageRuntimeConfig, o: CommitOptions): Promise<Image> {
-    const pause = (o.pause ?? true) && rec.State.Status === 'running';
-    if (pause) await this.d.containers.pause(rec.Id);
+    // as in Docker, one that cannot be paused (it has just exited) is committed as it is
+    const pause = (o.pause ?? true) && rec.State.Status === 'running' && (await this.d.containers.pause(rec.Id).then(() => true, () => false));
     let img: Image;
     try {
       img = await this.d.containers.withRootfs(rec.Id, async () => {

@@ -1,11 +1,12 @@
 /** `docker save`: the Docker 25+ layout, readable both as a docker-archive and as an OCI layout. */
-import { Readable } from 'node:stream';
-import tar from 'tar-stream';
+import type { Readable } from 'node:stream';
+import type tar from 'tar-stream';
 import { hexOf, isDigest, sha256, type Digest } from '../../lib/digest.js';
 import { invalid, notFound } from '../../lib/errors.js';
 import { MediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../../lib/oci.js';
 import { familiarRepo, parseReference } from '../../lib/reference.js';
 import type { Image, ImageStore } from './store.js';
+import { packEntry, packStream, type EntryHeader } from '../../lib/streams.js';
 import { ANN_CONTAINERD_NAME, ANN_REF_NAME, SAVE_MTIME, ociManifest } from './archive-common.js';
 // ---------------------------------------------------------------------------------------------
 // docker save
@@ -119,27 +120,8 @@ function fullName(tag: string): { name: string; tag: string } {
   return { name: `${r.domain}/${r.path}:${t}`, tag: t };
 }
 
-type EntryHeader = Partial<tar.Header> & { name: string };
-
 function writeEntry(pack: tar.Pack, header: EntryHeader, body?: Buffer | Readable): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const h: EntryHeader = { mode: 0o644, uid: 0, gid: 0, mtime: SAVE_MTIME, ...header };
-    const done = (err?: Error | null) => (err ? reject(err) : resolve());
-    if (body === undefined) {
-      pack.entry(h, done);
-      return;
-    }
-    if (Buffer.isBuffer(body)) {
-      pack.entry(h, body, done);
-      return;
-    }
-    const sink = pack.entry(h, done);
-    body.once('error', (err) => {
-      sink.destroy(err);
-      reject(err);
-    });
-    body.pipe(sink);
-  });
+  return packEntry(pack, { mode: 0o644, uid: 0, gid: 0, mtime: SAVE_MTIME, ...header }, body);
 }
 
 async function writeArchive(store: ImageStore, pack: tar.Pack, images: PreparedImage[]): Promise<void> {
@@ -186,16 +168,7 @@ async function writeArchive(store: ImageStore, pack: tar.Pack, images: PreparedI
 }
 
 function streamArchive(store: ImageStore, prepared: Promise<PreparedImage[]>): Readable {
-  const pack = tar.pack();
-  void (async () => {
-    try {
-      await writeArchive(store, pack, await prepared);
-      pack.finalize();
-    } catch (err) {
-      pack.destroy(err as Error);
-    }
-  })();
-  return Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false });
+  return packStream(async (pack) => writeArchive(store, pack, await prepared));
 }
 
 /**

@@ -17,7 +17,8 @@ import { bigToIp6, ip6ToBig, cidr6Last, cidr6String, cidrString, contains, conta
 import type { IpamConfig, NetworkRecord, Endpoint, PortMapping, ContainerNet, EndpointSettings } from './model.js';
 
 const run = promisify(execFile);
-const CHAIN = 'SAMPAN-ISOLATION';
+/** The isolation rules' chain, jumped to from FORWARD. */
+export const CHAIN = 'SAMPAN-ISOLATION';
 export const DEFAULT_NETWORK = 'bridge';
 
 /** The networks a container joins when it starts: its NetworkMode's (unless disconnected from it) first, then those connected. */
@@ -64,15 +65,7 @@ export class NetworkService {
     await ensureDir(this.dir, 0o700);
     await ensureDir(path.join(this.o.root, 'cni', 'ipam'), 0o700);
     await this.cni.init();
-    for (const f of await fs.readdir(this.dir)) {
-      if (!f.endsWith('.json')) continue;
-      try {
-        const n = await readJson<NetworkRecord>(path.join(this.dir, f));
-        this.nets.set(n.Id, n);
-      } catch (err) {
-        this.o.log.warn({ file: f, err: errorMessage(err) }, 'skipping unreadable network');
-      }
-    }
+    await this.load();
     await this.ensureChain().catch((err) => this.o.log.warn({ err: errorMessage(err) }, 'iptables isolation chain not set up'));
     if (!this.byName(DEFAULT_NETWORK)) {
       const c = parseCidr(this.o.bridgeSubnet);
@@ -81,6 +74,19 @@ export class NetworkService {
       await this.save(n);
     }
     for (const n of this.nets.values()) await this.isolation(n, true).catch(() => undefined);
+  }
+
+  /** The network records, read without touching the host (init and `sampan engine cleanup`). */
+  async load(): Promise<void> {
+    for (const f of await fs.readdir(this.dir).catch(() => [])) {
+      if (!f.endsWith('.json')) continue;
+      try {
+        const n = await readJson<NetworkRecord>(path.join(this.dir, f));
+        this.nets.set(n.Id, n);
+      } catch (err) {
+        this.o.log.warn({ file: f, err: errorMessage(err) }, 'skipping unreadable network');
+      }
+    }
   }
 
   private byName(name: string): NetworkRecord | undefined {
@@ -289,7 +295,7 @@ export class NetworkService {
     return out;
   }
 
-  private async isolation(n: NetworkRecord, add: boolean): Promise<void> {
+  async isolation(n: NetworkRecord, add: boolean): Promise<void> {
     // the same rules for IPv6 traffic on an IPv6 network (not NATed: dockerd does not NAT IPv6 either by default)
     const families = ipv6Config(n) ? [false, true] : [false];
     if (add && families.includes(true)) await this.ensureChain(true);

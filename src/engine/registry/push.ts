@@ -3,6 +3,7 @@
  * content store, then PUT the manifest: the image's stored manifest when it still describes it, else one
  * generated from the stored layer blobs (as `docker save` does).
  */
+import { pipeline } from 'node:stream';
 import type { Digest } from '../../lib/digest.js';
 import { SampanError, errorMessage, internal, notFound } from '../../lib/errors.js';
 import type { ImageManifest } from '../../lib/oci.js';
@@ -75,7 +76,8 @@ async function pushOne(store: ImageStore, client: RepoClient, image: Image, tag:
       return;
     }
     const size = await store.content.size(l.digest);
-    await client.uploadBlob(l.digest, size, () => store.content.stream(l.digest).pipe(new Meter(size, `blob ${l.digest}`, (n) => progress.bytes('Pushing', id, n, size))));
+    // pipeline() hands back the meter, and closes the blob's file when the upload is aborted
+    await client.uploadBlob(l.digest, size, () => pipeline(store.content.stream(l.digest), new Meter(size, `blob ${l.digest}`, (n) => progress.bytes('Pushing', id, n, size)), () => undefined));
     progress.bytes('Pushing', id, size, size, true);
     progress.status('Pushed', id);
   });

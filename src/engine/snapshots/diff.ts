@@ -4,12 +4,13 @@
  */
 import { promises as fs, createReadStream, type Stats } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import tar from 'tar-stream';
+import type tar from 'tar-stream';
 import { internal, errorMessage } from '../../lib/errors.js';
 import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from '../../lib/tarsafe.js';
+import { packEntry, packStream, type EntryHeader } from '../../lib/streams.js';
 
 const run = promisify(execFile);
 
@@ -106,17 +107,10 @@ interface PackMode {
   dev?: number;
 }
 
-function entryDone(resolve: () => void, reject: (e: Error) => void) {
-  return (err?: Error | null) => (err ? reject(err) : resolve());
-}
-
 /** Write one tree into the pack, depth first in sorted order: the same content gives the same bytes. */
 async function packTree(pack: tar.Pack, root: string, mode: PackMode): Promise<void> {
   const seen = new Map<string, string>(); // dev:ino of files with several links → the name written first
-  const add = (header: Partial<tar.Header> & { name: string }, body?: Buffer) =>
-    new Promise<void>((resolve, reject) => {
-      pack.entry(header, body ?? Buffer.alloc(0), entryDone(resolve, reject));
-    });
+  const add = (header: EntryHeader) => packEntry(pack, header);
   const visit = async (rel: string): Promise<void> => {
     for (const name of await sortedNames(path.join(root, rel))) {
       const r = rel ? `${rel}/${name}` : name;
@@ -157,31 +151,8 @@ async function packTree(pack: tar.Pack, root: string, mode: PackMode): Promise<v
 }
 
 /** A regular file's bytes, exactly the size its header promised (a file growing meanwhile is cut there). */
-function packFile(pack: tar.Pack, abs: string, header: Partial<tar.Header> & { name: string; size: number }): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (header.size === 0) {
-      pack.entry(header, Buffer.alloc(0), entryDone(resolve, reject));
-      return;
-    }
-    const sink = pack.entry(header, entryDone(resolve, reject));
-    const src = createReadStream(abs, { start: 0, end: header.size - 1, highWaterMark: 1 << 20 });
-    src.on('error', (err) => {
-      sink.destroy(err);
-      reject(err);
-    });
-    src.pipe(sink);
-  });
-}
-
-/** Run the writer into a fresh pack; its failure fails the returned stream. */
-function packStream(write: (pack: tar.Pack) => Promise<void>): Readable {
-  const pack = tar.pack();
-  void write(pack).then(
-    () => pack.finalize(),
-    (err: unknown) => pack.destroy(err instanceof Error ? err : new Error(String(err))),
-  );
-  // a Node stream (the pack is a streamx one): pipeline() and error propagation behave as everywhere else
-  return Readable.from(pack, { objectMode: false });
+function packFile(pack: tar.Pack, abs: string, header: EntryHeader & { size: number }): Promise<void> {
+  return packEntry(pack, header, header.size ? createReadStream(abs, { start: 0, end: header.size - 1, highWaterMark: 1 << 20 }) : undefined);
 }
 
 /**

@@ -13,10 +13,17 @@ import type { ExtractResult } from '../../lib/tarsafe.js';
 /** Chunks sent ahead of the worker's acknowledgements (each up to what the source reads at once). */
 const CREDITS = 4;
 
+/**
+ * How long an idle worker waits for another layer: enough for the next layer of the same pull or load, so that
+ * an idle engine keeps none (each holds its own V8 heap and buffers, ~10 MB of RSS).
+ */
+const IDLE_MS = 50;
+
 type Out = { type: 'ack' } | { type: 'done'; result: ExtractResult } | { type: 'error'; code: ErrorCode; message: string };
 
 export class ExtractPool {
   private readonly idle: Worker[] = [];
+  private readonly idleTimers = new Map<Worker, NodeJS.Timeout>();
   private busy = 0;
   private readonly waiters: Array<(w: Worker) => void> = [];
   private closed = false;
@@ -32,6 +39,8 @@ export class ExtractPool {
     if (this.closed) throw new SampanError('UNAVAILABLE', 'the engine is shutting down');
     const w = this.idle.pop();
     if (w) {
+      clearTimeout(this.idleTimers.get(w));
+      this.idleTimers.delete(w);
       this.busy++;
       w.ref();
       return w;
@@ -58,6 +67,13 @@ export class ExtractPool {
       this.busy--;
       w.unref();
       this.idle.push(w);
+      const timer = setTimeout(() => {
+        this.idleTimers.delete(w);
+        this.idle.splice(this.idle.indexOf(w), 1);
+        void w.terminate();
+      }, IDLE_MS);
+      timer.unref();
+      this.idleTimers.set(w, timer);
     }
   }
 
@@ -76,6 +92,8 @@ export class ExtractPool {
 
   close(): void {
     this.closed = true;
+    for (const t of this.idleTimers.values()) clearTimeout(t);
+    this.idleTimers.clear();
     for (const w of this.idle.splice(0)) void w.terminate();
   }
 }

@@ -6,7 +6,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { Readable } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import { SampanError, errorMessage, invalid, type ErrorCode } from '../errors.js';
 import { isDigest, sha256, type Digest } from '../digest.js';
 import { MediaType } from '../oci.js';
@@ -281,10 +281,8 @@ export class Registries {
       const b = opts.body;
       if (b === undefined) req.end();
       else if (Buffer.isBuffer(b)) req.end(b);
-      else {
-        b.once('error', (err) => req.destroy(err));
-        b.pipe(req);
-      }
+      // either side failing (the body's file, an aborted request) destroys both: nothing is left open
+      else pipeline(b, req, () => undefined);
     });
   }
 

@@ -3,9 +3,10 @@
  * upstream, blobs come over P2P) and the piece API for other peers and the scheduler (/p2p/v1/).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { finished, pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Logger } from '../../lib/log.js';
+import { sendStream } from '../../lib/streams.js';
 import { PIECE_DIGEST_HEADER, PIECE_ELSEWHERE, pieceCount, type PeerPreheatRequest, type PeerTaskSummary, type PeerTaskView, type TaskId } from '../protocol.js';
 import type { PeerMetrics } from './metrics.js';
 import type { TokenBucket } from './ratelimit.js';
@@ -92,7 +93,8 @@ export class Mirror {
     if (up.headers.get('content-encoding')) delete out['content-length'];
     res.writeHead(up.status, out);
     if (method === 'HEAD' || !up.body) return void res.end();
-    await pipeline(Readable.fromWeb(up.body as import('node:stream/web').ReadableStream), res).catch(() => res.destroy());
+    // an upstream that breaks off leaves the response destroyed: the runtime sees a short body and retries
+    await sendStream(Readable.fromWeb(up.body as import('node:stream/web').ReadableStream), res).catch(() => undefined);
   }
 
   private async blob(req: IncomingMessage, res: ServerResponse, digest: TaskId, target: string): Promise<void> {
@@ -137,10 +139,10 @@ export class Mirror {
     // a download that fails ends the stream with an error (the runtime retries) instead of leaving it waiting
     download?.done.catch((err: Error) => stream.destroy(err));
     stream.on('data', (c: Buffer) => this.o.metrics.clientBytes.inc(c.length));
-    await pipeline(stream, res).catch((err: unknown) => {
-      this.o.log.warn({ digest, err: (err as Error).message }, 'blob stream to the runtime broke off');
-      res.destroy();
-    });
+    await sendStream(stream, res).then(
+      (all) => all || this.o.log.debug({ digest }, 'the runtime went away during a blob download'),
+      (err: unknown) => this.o.log.warn({ digest, err: (err as Error).message }, 'blob stream to the runtime broke off'),
+    );
   }
 }
 

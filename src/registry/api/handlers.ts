@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { MediaType } from '../../lib/oci.js';
+import { drained } from '../../lib/streams.js';
 import { regError, isKind, RegistryError } from '../errors.js';
 import type { Action, Scope } from '../hooks.js';
 import { checkDigest, isValidName, isSha256, isUploadId, parseReference } from '../names.js';
@@ -343,27 +344,6 @@ export class Handlers {
 /** A blob stream that takes back the chunks it produced once they are written (a buffer pool; see storage/filesystem.ts). */
 interface RecyclingStream {
   recycle(chunk: Buffer): void;
-}
-
-function prematureClose(): Error {
-  return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
-}
-
-/** Resolves on 'drain', rejects when the response closes first (the client went away). */
-function drained(res: ServerResponse): Promise<void> {
-  if (res.destroyed) return Promise.reject(prematureClose());
-  return new Promise((resolve, reject) => {
-    const done = (err?: Error) => {
-      res.off('drain', onDrain);
-      res.off('close', onClose);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onDrain = () => done();
-    const onClose = () => done(prematureClose());
-    res.on('drain', onDrain);
-    res.on('close', onClose);
-  });
 }
 
 /**

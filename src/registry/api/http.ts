@@ -113,9 +113,3 @@ export function parseN(v: string | null): number | undefined {
   if (!/^\d{1,9}$/.test(v)) throw regError('PAGINATION_NUMBER_INVALID', `n must be a non-negative integer, not ${JSON.stringify(v.slice(0, 50))}`, { n: v.slice(0, 50) });
   return Number(v);
 }
-
-/** Errors that mean the client went away mid-request (nothing to answer). */
-export function isClientGone(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED' || (err as Error | undefined)?.message === 'aborted';
-}

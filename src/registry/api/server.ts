@@ -15,7 +15,8 @@ import { RegistryError, regError } from '../errors.js';
 import { allowAll, type Authorizer, type Scope } from '../hooks.js';
 import type { Registry } from '../registry.js';
 import { Handlers, manifestWire, type Ctx } from './handlers.js';
-import { isClientGone, send, sendError } from './http.js';
+import { send, sendError } from './http.js';
+import { isPeerGone } from '../../lib/streams.js';
 import { METHODS, route, type Route } from './routes.js';
 import { ServerDrain } from '../../lib/drain.js';
 
@@ -229,7 +230,7 @@ export class RegistryServer {
 
   /** Answer an error (when the response has not started) and account for it. */
   private async finish(req: http.IncomingMessage, res: http.ServerResponse, method: string, kind: string, t0: number, err: unknown): Promise<void> {
-    if (isClientGone(err) && !(err instanceof RegistryError)) {
+    if (isPeerGone(err) && !(err instanceof RegistryError)) {
       this.log.debug({ method, url: req.url, err: (err as Error).message }, 'client went away');
       this.count(kind, method, 499);
       if (!res.headersSent) res.destroy();

@@ -1,0 +1,4 @@
+/** The cluster's public face: its etcd and the testbed (etcd, emulated hosts and, on top, the managers). */
+export { EtcdCluster, ETCD_BINARY, type EtcdOptions, type EtcdMemberInfo } from './etcd.js';
+export { Testbed, type TestbedOptions, type TestbedDescription, type TestbedComponent, type TestbedContext, type StartedComponent, type ManagerInfo } from './testbed/testbed.js';
+export type { HostInfo } from './testbed/host.js';

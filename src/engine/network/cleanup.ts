@@ -1,0 +1,60 @@
+import { promises as fs } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { createLogger } from '../../lib/log.js';
+import type { EngineConfig } from '../config.js';
+import { EventBus } from '../events.js';
+import { claimInstance } from '../instance.js';
+import { CHAIN, NetworkService } from './service.js';
+
+const run = promisify(execFile);
+const ipt = (args: string[]) => run('iptables', ['-w', ...args]).then((r) => r.stdout, () => undefined);
+
+export interface CleanupReport {
+  /** Bridges removed, with their isolation and NAT rules. */
+  removed: string[];
+  /** Bridges kept: containers still have interfaces on them (they outlive the engine). */
+  inUse: Array<{ bridge: string; interfaces: number }>;
+  /** Whether the isolation chain (and FORWARD's jump to it) went, its last rule gone. */
+  chainRemoved: boolean;
+}
+
+/**
+ * What a stopped engine leaves on the host for its networks (loaded, not initialised): each network's Linux
+ * bridge, its rules in SAMPAN-ISOLATION and its MASQUERADE rule. A bridge with a port is in use (a container
+ * that kept running after the engine stopped has its veth there): it stays with its rules. The chain goes once
+ * no engine's rule is left in it.
+ */
+async function removeUnusedNetworking(networks: NetworkService): Promise<CleanupReport> {
+  const report: CleanupReport = { removed: [], inUse: [], chainRemoved: false };
+  for (const n of networks.list()) {
+    const ports = await fs.readdir(`/sys/class/net/${n.BridgeName}/brif`).catch(() => undefined);
+    if (ports?.length) {
+      report.inUse.push({ bridge: n.BridgeName, interfaces: ports.length });
+      continue;
+    }
+    await networks.isolation(n, false);
+    if (ports) {
+      await run('ip', ['link', 'delete', n.BridgeName]);
+      report.removed.push(n.BridgeName);
+    }
+  }
+  const rules = await ipt(['-S', CHAIN]);
+  if (rules !== undefined && !rules.split('\n').some((l) => l.startsWith('-A'))) {
+    while ((await ipt(['-D', 'FORWARD', '-j', CHAIN])) !== undefined);
+    report.chainRemoved = (await ipt(['-X', CHAIN])) !== undefined;
+  }
+  return report;
+}
+
+/** `sampan engine cleanup`: refused while an engine runs on this root or exec root (it holds their locks). */
+export async function cleanupHost(config: EngineConfig): Promise<CleanupReport> {
+  const lock = await claimInstance({ root: config.root, execRoot: config.execRoot, hosts: [] });
+  try {
+    const networks = new NetworkService({ ...config, log: createLogger('sampan-engine-cleanup', config.logLevel), events: new EventBus(), containers: () => [] });
+    await networks.load();
+    return await removeUnusedNetworking(networks);
+  } finally {
+    lock.release();
+  }
+}
