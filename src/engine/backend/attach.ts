@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { AttachConnection } from '../containers/attach.js';
-import { frame } from './http.js';
+import { frame } from '../../lib/stdcopy.js';
 import { EscapeProxy } from '../containers/detach.js';
 
 export interface AttachStreams {

@@ -5,45 +5,18 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { Logger } from '../../lib/log.js';
-import { invalid, internal, errorMessage } from '../../lib/errors.js';
-import { isPeerGone } from '../../lib/streams.js';
+import type { Logger } from '../lib/log.js';
+import { invalid, errorMessage } from '../lib/errors.js';
+import { isPeerGone } from '../lib/streams.js';
 import { Ctx, Router, API_VERSION, MIN_API_VERSION, commonHeaders, compareVersions } from './http.js';
-import { statusOf } from '../../lib/http/status.js';
-import type { Engine } from '../engine.js';
-import { systemRoutes } from './system.js';
-import { containerRoutes } from './containers.js';
-import { imageRoutes } from './images.js';
-import { archiveRoutes } from './archive.js';
-import { commitRoutes } from './commit.js';
-import { networkRoutes } from './networks.js';
-import { resourceRoutes } from './resources.js';
+import { statusOf } from '../lib/http/status.js';
+import type { Backends } from './backend.js';
+import { dockerRoutes } from './routes.js';
 
 const VERSION_PREFIX = /^\/v(\d+\.\d+)(\/.*)$/;
 
-/**
- * Routes whose module loads at their first request: the builder and the registry client are a good share of
- * the engine's code, which an engine that never builds, pushes or logs in need not hold.
- */
-function lazyRoutes(r: Router, e: Engine, routes: Array<[string, string]>, load: () => Promise<(r: Router, e: Engine) => void>): void {
-  let loaded: Promise<Router> | undefined;
-  const routesOf = async () => {
-    const register = await load();
-    const sub = new Router();
-    register(sub, e);
-    return sub;
-  };
-  for (const [method, pattern] of routes) {
-    r.add(method, pattern, async (ctx) => {
-      const hit = (await (loaded ??= routesOf())).match(method, ctx.path);
-      if (!hit || hit === 'method') throw internal(`lazy route ${method} ${pattern} is not in its module`);
-      await hit.handler(ctx);
-    });
-  }
-}
-
-/** The Docker Engine API server: version handling, routing, error mapping, graceful shutdown. */
-export class ApiServer {
+/** The Docker Engine API server over its backends: version handling, routing, error mapping, graceful shutdown. */
+export class DockerApiServer {
   private readonly router = new Router();
   private readonly servers: http.Server[] = [];
   private readonly sockets = new Set<Socket>();
@@ -53,18 +26,12 @@ export class ApiServer {
   private metrics?: Promise<Registry>;
 
   constructor(
-    private readonly engine: Engine,
+    backends: Backends,
     private readonly log: Logger,
+    /** Names the Prometheus metrics: `<prefix>http_requests_total` (sampan_engine_, sampan_cluster_). */
+    private readonly metricsPrefix = 'sampan_engine_',
   ) {
-    systemRoutes(this.router, engine);
-    containerRoutes(this.router, engine);
-    imageRoutes(this.router, engine);
-    lazyRoutes(this.router, engine, [['POST', '/build'], ['POST', '/build/prune']], async () => (await import('./build.js')).buildRoutes);
-    archiveRoutes(this.router, engine);
-    commitRoutes(this.router, engine);
-    lazyRoutes(this.router, engine, [['POST', '/images/{name*}/push'], ['GET', '/distribution/{name*}/json'], ['POST', '/auth']], async () => (await import('./registry.js')).registryRoutes);
-    networkRoutes(this.router, engine);
-    resourceRoutes(this.router, engine);
+    dockerRoutes(this.router, backends);
     this.router.add('GET', '/metrics', async (ctx) => {
       const m = await (this.metrics ??= this.metricsRegistry());
       ctx.send(200, await m.metrics(), { 'Content-Type': m.contentType });
@@ -75,10 +42,10 @@ export class ApiServer {
   private async metricsRegistry(): Promise<Registry> {
     const { Counter, Registry, collectDefaultMetrics } = await import('prom-client');
     const registry = new Registry();
-    collectDefaultMetrics({ register: registry, prefix: 'sampan_engine_' });
+    collectDefaultMetrics({ register: registry, prefix: this.metricsPrefix });
     const counts = this.requests;
     new Counter({
-      name: 'sampan_engine_http_requests_total',
+      name: `${this.metricsPrefix}http_requests_total`,
       help: 'API requests by route and status',
       labelNames: ['method', 'route', 'status'],
       registers: [registry],

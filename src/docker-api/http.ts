@@ -1,8 +1,9 @@
-import { VERSION } from '../../lib/version.js';
+import { VERSION } from '../lib/version.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { invalid } from '../../lib/errors.js';
-import { dockerFlavour } from '../../lib/http/status.js';
+import { invalid } from '../lib/errors.js';
+import { dockerFlavour } from '../lib/http/status.js';
+import type { Filters, Output } from './backend.js';
 
 export const API_VERSION = '1.44';
 export const MIN_API_VERSION = '1.24';
@@ -64,7 +65,7 @@ export class Ctx {
   }
 
   /** Docker's JSON-encoded `filters` parameter: {"key": ["v", ...]} or the older {"key": {"v": true}}. */
-  filters(): Map<string, string[]> {
+  filters(): Filters {
     const raw = this.query.get('filters');
     const out = new Map<string, string[]>();
     if (!raw) return out;
@@ -212,13 +213,20 @@ export class Ctx {
   }
 
   /** Start a streamed response (logs, events, progress): headers now, body as it comes. */
-  stream(contentType: string, status = 200): ServerResponse {
+  stream(contentType: string, headers: Record<string, string> = {}): ServerResponse {
     this.onLongLived();
     const res = this.res!;
-    res.writeHead(status, { 'Content-Type': contentType });
+    res.writeHead(200, { 'Content-Type': contentType, ...headers });
     res.flushHeaders();
     res.socket?.setNoDelay(true);
     return res;
+  }
+
+  /** Where a backend writes a streamed answer (backend.ts): its signal aborts when the client goes away. */
+  output(): Output {
+    const ac = new AbortController();
+    void this.closed().then(() => ac.abort(new Error('the client went away')));
+    return { signal: ac.signal, open: (type, headers) => this.stream(type, headers), hijack: (type) => this.hijack(type) };
   }
 
   /** Resolves when the client goes away. */
@@ -272,12 +280,4 @@ export class Router {
     }
     return pathMatched ? 'method' : undefined;
   }
-}
-
-/** Docker's stdcopy framing: 8-byte header [stream, 0, 0, 0, size(4, big-endian)] then the payload. */
-export function frame(stream: 0 | 1 | 2, payload: Buffer): Buffer {
-  const h = Buffer.alloc(8);
-  h[0] = stream;
-  h.writeUInt32BE(payload.length, 4);
-  return Buffer.concat([h, payload]);
 }

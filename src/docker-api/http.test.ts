@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import fc from 'fast-check';
-import { SampanError } from '../../lib/errors.js';
+import { SampanError } from '../lib/errors.js';
 import { Ctx } from './http.js';
 
 const filtersOf = (raw: string) => new Ctx({} as IncomingMessage, undefined, '/containers/json', new URLSearchParams({ filters: raw }), '1.44').filters();
