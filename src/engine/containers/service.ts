@@ -11,8 +11,7 @@ import type { Logger } from '../../lib/log.js';
 import type { Digest } from '../../lib/digest.js';
 import type { ImageStore } from '../images/store.js';
 import type { OverlaySnapshots } from '../snapshots/overlay.js';
-import type { Conmon } from '../runtime/conmon.js';
-import type { Runc } from '../runtime/runc.js';
+import type { Runtime } from '../runtime/runtime.js';
 import type { EventBus } from '../events.js';
 import type { VolumeService } from '../volumes/service.js';
 import type { NetworkService } from '../network/service.js';
@@ -39,8 +38,7 @@ export interface ContainerDeps {
   execRoot: string;
   images: ImageStore;
   snapshots: OverlaySnapshots;
-  conmon: Conmon;
-  runc: Runc;
+  runtime: Runtime;
   events: EventBus;
   volumes: VolumeService;
   /** Bridge networking (CNI); without it a container gets a fresh namespace with loopback only. */
@@ -169,7 +167,7 @@ export class ContainerService {
       if (!boot) continue;
       const alive = rec.ConmonPid > 0 && (await processAlive(rec.ConmonPid, 'conmon'));
       if (alive) {
-        const st = await this.d.runc.state(rec.Id).catch(() => undefined);
+        const st = await this.d.runtime.state(rec.Id).catch(() => undefined);
         if (st?.status === 'paused' && rec.State.Status !== 'paused') rec.State.Status = 'paused';
         if (st?.status === 'running' && rec.State.Status === 'paused') rec.State.Status = 'running';
         this.health?.resume(rec);
@@ -397,9 +395,9 @@ export class ContainerService {
       });
       await applyRich(rec, spec, rootfs, this.d.richInits);
       if (rec.HostConfig.Init && !this.d.initBinary) throw invalid('--init is not available: no init binary (tini) found on this host');
-      await this.d.runc.delete(rec.Id);
+      await this.d.runtime.delete(rec.Id);
       const stdin = rec.Config.OpenStdin;
-      const { pid, conmonPid } = await this.d.conmon.create({
+      const { pid, conmonPid } = await this.d.runtime.create({
         id: rec.Id,
         name: rec.Name,
         bundle: this.bundle(rec.Id),
@@ -413,7 +411,7 @@ export class ContainerService {
         leaveStdinOpen: stdin && (!rec.Config.StdinOnce || rec.Config.Tty),
       });
       for (const h of hooks) await h(this.attachSocket(rec.Id)).catch((e) => this.d.log.warn({ err: errorMessage(e) }, 'attach failed'));
-      await this.d.runc.start(rec.Id);
+      await this.d.runtime.start(rec.Id);
       rec.State = { ...rec.State, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), FinishedAt: rec.State.FinishedAt, OOMKilled: false };
       rec.ConmonPid = conmonPid;
       rec.HasBeenStarted = true;
@@ -430,7 +428,7 @@ export class ContainerService {
       rec.State.Error = msg;
       rec.State.ExitCode = /executable file not found|no such file or directory/.test(msg) ? 127 : /permission denied/.test(msg) ? 126 : 128;
       if (rec.State.Status === 'restarting') rec.State.Status = 'exited';
-      await this.d.runc.delete(rec.Id).catch(() => undefined);
+      await this.d.runtime.delete(rec.Id).catch(() => undefined);
       await this.releaseNet(rec);
       await this.releaseVolumes(rec);
       await this.releaseShm(rec);
@@ -619,7 +617,7 @@ export class ContainerService {
     rec.State.Status = 'exited'; // claims this exit before any await
     await fs.rm(file, { force: true });
     const oom = await this.oom.atExit(id, this.cgroupsPath(rec));
-    await this.d.runc.delete(id).catch(() => undefined);
+    await this.d.runtime.delete(id).catch(() => undefined);
     await this.releaseVolumes(rec);
     await this.releaseShm(rec);
     if (!this.rootfsUsers.has(id)) await this.d.snapshots.unmount(this.fsBase(id)).catch(() => undefined);
@@ -709,7 +707,7 @@ export class ContainerService {
       const warnings = validateResources(next);
       await this.growStorage(rec, next, body.StorageOpt);
       if (isLive(rec)) {
-        await this.d.runc.update(rec.Id, JSON.stringify(await updateResources(next))).catch((err: unknown) => {
+        await this.d.runtime.update(rec.Id, await updateResources(next)).catch((err: unknown) => {
           throw invalid(`Cannot update container ${rec.Id}: ${errorMessage(err)}`);
         });
       }
@@ -759,13 +757,13 @@ export class ContainerService {
     const sig = parseSignal(signal ?? rec.Config.StopSignal, 15);
     const t = timeoutSec ?? rec.Config.StopTimeout ?? 10;
     if (t !== 0 && sig !== 9) {
-      await this.d.runc.kill(rec.Id, sig).catch(() => undefined);
-      if (rec.State.Status === 'paused') await this.d.runc.resume(rec.Id).catch(() => undefined);
+      await this.d.runtime.kill(rec.Id, sig).catch(() => undefined);
+      if (rec.State.Status === 'paused') await this.d.runtime.resume(rec.Id).catch(() => undefined);
       if (await this.waitExit(rec.Id, t < 0 ? 2 ** 31 - 1 : t * 1000)) return;
       this.d.log.info({ id: rec.Id.slice(0, 12), timeout: t }, 'container did not stop in time; sending SIGKILL');
     }
-    await this.d.runc.kill(rec.Id, 9, true).catch(() => undefined);
-    if (rec.State.Status === 'paused') await this.d.runc.resume(rec.Id).catch(() => undefined);
+    await this.d.runtime.kill(rec.Id, 9, true).catch(() => undefined);
+    if (rec.State.Status === 'paused') await this.d.runtime.resume(rec.Id).catch(() => undefined);
     if (!(await this.waitExit(rec.Id, 10_000))) throw new SampanError('INTERNAL', `container ${rec.Id} did not exit after SIGKILL`);
   }
 
@@ -778,7 +776,7 @@ export class ContainerService {
         rec.ManuallyStopped = true;
         await this.save(rec);
       }
-      await this.d.runc.kill(rec.Id, sig);
+      await this.d.runtime.kill(rec.Id, sig);
       this.d.events.emit('container', 'kill', rec.Id, { ...this.attrs(rec), signal: String(sig) });
       if (sig === 9) await this.waitExit(rec.Id, 10_000);
     });
@@ -798,7 +796,7 @@ export class ContainerService {
     await this.lock.run(rec.Id, async () => {
       if (rec.State.Status === 'paused') throw conflict(`Container ${rec.Id} is already paused`);
       if (rec.State.Status !== 'running') throw conflict(`Container ${rec.Id} is not running`);
-      await this.d.runc.pause(rec.Id);
+      await this.d.runtime.pause(rec.Id);
       rec.State.Status = 'paused';
       this.health?.update(rec);
       await this.save(rec);
@@ -810,7 +808,7 @@ export class ContainerService {
     const rec = this.get(ref);
     await this.lock.run(rec.Id, async () => {
       if (rec.State.Status !== 'paused') throw conflict(`Container ${rec.Id} is not paused`);
-      await this.d.runc.resume(rec.Id);
+      await this.d.runtime.resume(rec.Id);
       rec.State.Status = 'running';
       this.health?.update(rec);
       await this.save(rec);
@@ -838,7 +836,7 @@ export class ContainerService {
       this.restartTimers.delete(rec.Id);
       rec.State.Status = 'removing';
       this.health?.stop(rec);
-      await this.d.runc.delete(rec.Id).catch(() => undefined);
+      await this.d.runtime.delete(rec.Id).catch(() => undefined);
       await this.releaseNet(rec);
       await this.removeFs(rec);
       await this.releaseShm(rec);
@@ -1007,7 +1005,7 @@ export class ContainerService {
   async top(ref: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
     const rec = this.get(ref);
     if (!isLive(rec)) throw conflict(`Container ${rec.Id} is not running`);
-    const pids = new Set((await this.d.runc.pids(rec.Id)).map(String));
+    const pids = new Set((await this.d.runtime.pids(rec.Id)).map(String));
     const args = psArgs ? psArgs.split(/\s+/).filter(Boolean) : ['-ef'];
     let out: string;
     try {
