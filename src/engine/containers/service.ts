@@ -10,11 +10,11 @@ import { KeyedLock } from '../../lib/keyedlock.js';
 import type { Logger } from '../../lib/log.js';
 import type { Digest } from '../../lib/digest.js';
 import type { ImageStore } from '../images/store.js';
-import type { OverlaySnapshots } from '../snapshots/overlay.js';
+import type { Snapshotter } from '../snapshots/snapshotter.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { EventBus } from '../events.js';
 import type { VolumeService } from '../volumes/service.js';
-import type { NetworkService } from '../network/service.js';
+import type { NetworkProvider } from '../network/provider.js';
 import { quotaSize, type DiskQuotas } from '../quota/quota.js';
 import { ZERO_TIME, isLive, type ContainerRecord, type MountPoint } from './model.js';
 import { mergeConfig, normalizeHostConfig, parseBind } from './create.js';
@@ -37,12 +37,12 @@ export interface ContainerDeps {
   root: string;
   execRoot: string;
   images: ImageStore;
-  snapshots: OverlaySnapshots;
+  snapshots: Snapshotter;
   runtime: Runtime;
   events: EventBus;
   volumes: VolumeService;
   /** Bridge networking (CNI); without it a container gets a fresh namespace with loopback only. */
-  network?: NetworkService;
+  network?: NetworkProvider;
   log: Logger;
   initBinary?: string;
   /** The inits a rich container can have as PID 1 (dumb-init, tini). */

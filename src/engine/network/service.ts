@@ -14,6 +14,7 @@ import { Cni, type ConfList, type CniResult } from './cni.js';
 import { createNetns, removeNetns } from './netns.js';
 import { DnsResponder } from './dns.js';
 import { bigToIp6, ip6ToBig, cidr6Last, cidr6String, cidrString, contains, contains6, inSubnet, intToIp, ipToInt, isIPv6, overlaps, overlaps6, parseCidr, parseCidr6 } from './ipnet.js';
+import type { NetworkProvider } from './provider.js';
 import type { IpamConfig, NetworkRecord, Endpoint, PortMapping, ContainerNet, EndpointSettings } from './model.js';
 
 const run = promisify(execFile);
@@ -48,7 +49,7 @@ export interface NetworkOptions {
 }
 
 /** Docker's networks on CNI: bridge networks with host-local IPAM, portmap for published ports. */
-export class NetworkService {
+export class NetworkService implements NetworkProvider {
   private readonly nets = new Map<string, NetworkRecord>();
   /** The embedded DNS responder of each user network that has had an endpoint, by network id. */
   private readonly dns = new Map<string, DnsResponder>();
