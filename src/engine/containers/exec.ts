@@ -2,11 +2,12 @@ import path from 'node:path';
 import { conflict, invalid, notFound } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import { removeTree } from '../../lib/fsutil.js';
-import type { ContainerService, AttachHook } from './service.js';
+import type { ContainerService } from './service.js';
+import type { AttachHook } from './attach-hooks.js';
 import { buildExecProcess, capabilities, hostCaps } from './spec.js';
 import { resolveUser } from './user.js';
 import { mergeEnv } from './parse.js';
-import { writeCtl } from './service.js';
+import { writeCtl } from './attach-hooks.js';
 import type { ExecProcess } from '../runtime/runtime.js';
 import { parseDetachKeys } from './detach.js';
 
