@@ -18,9 +18,8 @@ import { logConfigWarnings, logSizeMax, readable } from './logconfig.js';
 import { checkResources, cgroupsPathOf, mergeUpdate, updateResources, validateResources } from './resources.js';
 import { ContainerAttach, type AttachHook } from './attach-hooks.js';
 
-export type { ContainerDeps, HealthWatch } from './store.js';
+// api/containers.ts names the wait conditions through the service
 export type { WaitCondition } from './supervisor.js';
-export type { AttachHook } from './attach-hooks.js';
 
 const run = promisify(execFile);
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
