@@ -10,8 +10,6 @@ import type { ContainerSummary, Port } from '../../lib/docker-types.js';
 import { checkFormat, collect, hostOpt, parseFilters } from './options.js';
 import { exec, logs, run, type ExecOptions, type RunOptions } from './run.js';
 
-export { collect, parseFilters, parseEnv, parseLabels, hostOpt } from './options.js';
-
 // ---------- ps ----------
 
 /** Docker's PORTS column: "0.0.0.0:8080->80/tcp, 443/tcp". */

@@ -4,7 +4,7 @@ import cliProgress from 'cli-progress';
 import { loadPeerConfig, type PeerFlags, startPeer, type PeerTaskSummary, type PreheatJob, type PreheatRequest } from '../../p2p/index.js';
 
 import { humanSize, printJson, table } from '../format.js';
-import { collect } from './containers.js';
+import { collect } from './options.js';
 import { withErrors } from '../client.js';
 import { parseBytes } from '../../lib/units.js';
 
