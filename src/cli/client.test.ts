@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ApiError } from '../lib/engine-client.js';
 import { describeError } from './client.js';
-import { parseEnv, parseFilters, parseLabels, runConfig } from './commands/containers.js';
+import { parseEnv, parseFilters, parseLabels } from './commands/options.js';
+import { runConfig } from './commands/run.js';
 import { imageRows, splitTag } from './commands/images.js';
 
 test('command helpers: filters, env, labels, run config', () => {

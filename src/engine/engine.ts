@@ -12,8 +12,7 @@ import { OverlaySnapshots } from './snapshots/overlay.js';
 import { ImageStore } from './images/store.js';
 import { ImageService } from './images/service.js';
 import { CommitService } from './images/commit.js';
-import { Runc } from './runtime/runc.js';
-import { Conmon } from './runtime/conmon.js';
+import { ConmonRuncRuntime } from './runtime/oci.js';
 import { EventBus } from './events.js';
 import { VolumeService } from './volumes/service.js';
 import { ContainerService } from './containers/service.js';
@@ -78,7 +77,6 @@ export class Engine {
     const store = new ImageStore(path.join(root, 'images'), this.content, this.layers);
     const quota = new DiskQuotas(root);
     this.volumes = new VolumeService(path.join(root, 'volumes'), this.events, quota);
-    const runc = new Runc(runcPath, path.join(config.execRoot, 'runc'));
     this.initBinary = initBinary;
     this.lxcfs = new Lxcfs(config.lxcfs, log, config.lxcfsDir);
     // after an lxcfs restart, running containers get its files again
@@ -98,8 +96,7 @@ export class Engine {
       execRoot: config.execRoot,
       images: store,
       snapshots: new OverlaySnapshots(this.layers, path.join(root, 'layers', 'empty')),
-      conmon: new Conmon(conmonPath, runc),
-      runc,
+      runtime: new ConmonRuncRuntime(runcPath, path.join(config.execRoot, 'runc'), conmonPath),
       events: this.events,
       volumes: this.volumes,
       network: this.networks,

@@ -2,6 +2,7 @@
  * The registry's rules, independent of HTTP: what a manifest must reference, tags, referrers,
  * uploads and mounts, pagination, deletes; and the hot-path caches in front of the storage driver.
  * The API layer (api/) parses requests and renders responses; it never touches storage directly.
+ * One file over ~500 lines: the Registry's operations share its locks and caches, one set of invariants.
  */
 import type { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';

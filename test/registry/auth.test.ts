@@ -373,9 +373,9 @@ describe('configuration', () => {
   it('refuses auth settings that would do nothing, and a mode without its file', async () => {
     const root = path.join(work, 'cfg-root');
     const run = (args: string[], env: NodeJS.ProcessEnv = {}) => runCmd(BIN, ['registry', '--root', root, '--addr', '127.0.0.1:0', ...args], { timeoutMs: 20_000, env });
-    const noMode = await run(['--htpasswd', htpasswdFile]);
-    assert.notEqual(noMode.code, 0);
-    assert.match(noMode.stderr, /auth\.mode is none/);
+    // --htpasswd alone means htpasswd auth (test/engine/ops.test.ts); contradicting it is still refused
+    const contradicted = await run(['--htpasswd', htpasswdFile, '--auth', 'none']);
+    assert.notEqual(contradicted.code, 0);
     const anonOnly = await run(['--anonymous-read', 'public/*']);
     assert.notEqual(anonOnly.code, 0);
     assert.match(anonOnly.stderr, /auth\.mode is none/);

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type tar from 'tar-stream';
 import { clientFor, exitWith, withErrors } from '../client.js';
 import { ApiError, jsonMessages } from '../../lib/engine-client.js';
-import { collect, hostOpt, parseLabels } from './containers.js';
+import { collect, hostOpt, parseLabels } from './options.js';
 import { DockerIgnore } from '../../lib/dockerignore.js';
 import { packEntry, packStream } from '../../lib/streams.js';
 

@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { clientFor, withErrors } from '../client.js';
 import { ApiError, jsonMessages } from '../../lib/engine-client.js';
 import { ago, goTime, humanSize, printJsonLines, shortId, table } from '../format.js';
-import { collect, parseFilters } from './containers.js';
+import { collect, parseFilters } from './options.js';
 
 export interface ImageSummary {
   Id: string;

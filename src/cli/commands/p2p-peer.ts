@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import type { PeerFlags, PeerTaskSummary, PreheatJob, PreheatRequest } from '../../p2p/index.js';
 import { humanSize, printJson, table } from '../format.js';
-import { collect } from './containers.js';
+import { collect } from './options.js';
 import { withErrors } from '../client.js';
 import { parseBytes } from '../../lib/units.js';
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { clientFor, withErrors } from '../client.js';
-import { collect, eachContainer, hostOpt } from './containers.js';
+import { eachContainer } from './containers.js';
+import { collect, hostOpt } from './options.js';
 import { parseBytes } from '../../lib/units.js';
 
 interface UpdateOptions {

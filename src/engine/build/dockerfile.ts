@@ -5,6 +5,7 @@
  * Like Docker it works in two passes: the first splits lines into instructions and reports the errors the
  * line parser finds (in file order); the second checks each instruction and groups them into stages.
  * Arguments are returned unexpanded: see expand.ts and EXPANDS for what the builder substitutes.
+ * One file over ~500 lines: both passes are one parser over one node type and one set of keyword tables.
  */
 import { invalid } from '../../lib/errors.js';
 import { parseGoDuration } from '../../lib/goduration.js';

@@ -2,12 +2,13 @@ import path from 'node:path';
 import { conflict, invalid, notFound } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import { removeTree } from '../../lib/fsutil.js';
-import type { ContainerService, AttachHook } from './service.js';
+import type { ContainerService } from './service.js';
+import type { AttachHook } from './attach-hooks.js';
 import { buildExecProcess, capabilities, hostCaps } from './spec.js';
 import { resolveUser } from './user.js';
 import { mergeEnv } from './parse.js';
-import { writeCtl } from './service.js';
-import type { ExecSession } from '../runtime/conmon.js';
+import { writeCtl } from './attach-hooks.js';
+import type { ExecProcess } from '../runtime/runtime.js';
 import { parseDetachKeys } from './detach.js';
 
 export interface ExecConfig {
@@ -32,7 +33,7 @@ interface ExecRecord {
   started: boolean;
   exitCode: number | null;
   pid: number;
-  session?: ExecSession;
+  session?: ExecProcess;
   bundle: string;
 }
 
@@ -96,7 +97,7 @@ export class ExecService {
     const env = mergeEnv(rec.Config.Tty || c.Tty ? ['TERM=xterm'] : [], ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `HOSTNAME=${rec.Config.Hostname}`], rec.Config.Env, c.Env);
     if (!env.some((x) => x.startsWith('HOME='))) env.push(`HOME=${user.home}`);
     const process = await buildExecProcess(rec, { args: c.Cmd!, env, cwd: c.WorkingDir || rec.Config.WorkingDir || '/', user, tty: !!c.Tty, privileged: !!c.Privileged, consoleSize: consoleSize ?? c.ConsoleSize }, await capabilities(rec), await hostCaps());
-    const session = await this.containers.d.conmon.exec({
+    const session = await this.containers.d.runtime.exec({
       containerId: rec.Id,
       execId: id,
       name: rec.Name,

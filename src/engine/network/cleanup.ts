@@ -5,7 +5,8 @@ import { createLogger } from '../../lib/log.js';
 import type { EngineConfig } from '../config.js';
 import { EventBus } from '../events.js';
 import { claimInstance } from '../instance.js';
-import { CHAIN, NetworkService } from './service.js';
+import { NetworkService } from './service.js';
+import { CHAIN, isolate } from './isolation.js';
 
 const run = promisify(execFile);
 const ipt = (args: string[]) => run('iptables', ['-w', ...args]).then((r) => r.stdout, () => undefined);
@@ -33,7 +34,7 @@ async function removeUnusedNetworking(networks: NetworkService): Promise<Cleanup
       report.inUse.push({ bridge: n.BridgeName, interfaces: ports.length });
       continue;
     }
-    await networks.isolation(n, false);
+    await isolate(n, false);
     if (ports) {
       await run('ip', ['link', 'delete', n.BridgeName]);
       report.removed.push(n.BridgeName);

@@ -1,4 +1,13 @@
-/** The network records the engine keeps (per network, and per container in its record): types only. */
+/** The network records the engine keeps (per network, and per container in its record). */
+import { isIPv6 } from './ipnet.js';
+
+/** Docker's default network, which every container without a NetworkMode joins. */
+export const DEFAULT_NETWORK = 'bridge';
+
+/** The network's IPv6 subnet, where it has IPv6 addresses (EnableIPv6 with an IPv6 subnet). */
+export function ipv6Config(n: NetworkRecord): IpamConfig | undefined {
+  return n.EnableIPv6 ? n.IPAM.Config.find((c) => isIPv6(c.Subnet)) : undefined;
+}
 
 /** One subnet of a network (the IPv4 one first, then the IPv6 one), as Docker's inspect shows it. */
 export interface IpamConfig {

@@ -1,7 +1,5 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import net from 'node:net';
-import dgram from 'node:dgram';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { atomicWriteJson, ensureDir, readJson } from '../../lib/fsutil.js';
@@ -12,14 +10,14 @@ import type { EventBus } from '../events.js';
 import type { ContainerRecord } from '../containers/model.js';
 import { Cni, type ConfList, type CniResult } from './cni.js';
 import { createNetns, removeNetns } from './netns.js';
-import { DnsResponder } from './dns.js';
+import { NetworkNames } from './names.js';
+import { planPorts } from './ports.js';
+import { ensureIsolationChain, isolate } from './isolation.js';
 import { bigToIp6, ip6ToBig, cidr6Last, cidr6String, cidrString, contains, contains6, inSubnet, intToIp, ipToInt, isIPv6, overlaps, overlaps6, parseCidr, parseCidr6 } from './ipnet.js';
-import type { IpamConfig, NetworkRecord, Endpoint, PortMapping, ContainerNet, EndpointSettings } from './model.js';
+import type { NetworkProvider } from './provider.js';
+import { DEFAULT_NETWORK, ipv6Config, type IpamConfig, type NetworkRecord, type Endpoint, type PortMapping, type ContainerNet, type EndpointSettings } from './model.js';
 
 const run = promisify(execFile);
-/** The isolation rules' chain, jumped to from FORWARD. */
-export const CHAIN = 'SAMPAN-ISOLATION';
-export const DEFAULT_NETWORK = 'bridge';
 
 /** The networks a container joins when it starts: its NetworkMode's (unless disconnected from it) first, then those connected. */
 export function wantedNetworks(rec: ContainerRecord): string[] {
@@ -28,11 +26,6 @@ export function wantedNetworks(rec: ContainerRecord): string[] {
   const first = mode === 'default' ? DEFAULT_NETWORK : mode;
   const extra = Object.keys(rec.NetworkingConfig?.EndpointsConfig ?? {}).filter((k) => k !== first && k !== mode);
   return rec.PrimaryNetworkDisconnected ? extra : [first, ...extra];
-}
-
-/** The network's IPv6 subnet, where it has IPv6 addresses (EnableIPv6 with an IPv6 subnet). */
-export function ipv6Config(n: NetworkRecord): IpamConfig | undefined {
-  return n.EnableIPv6 ? n.IPAM.Config.find((c) => isIPv6(c.Subnet)) : undefined;
 }
 
 export interface NetworkOptions {
@@ -48,17 +41,20 @@ export interface NetworkOptions {
   containers: () => ContainerRecord[];
 }
 
-/** Docker's networks on CNI: bridge networks with host-local IPAM, portmap for published ports. */
-export class NetworkService {
+/**
+ * Docker's networks on CNI: bridge networks with host-local IPAM, portmap for published ports (planned in ports.ts),
+ * isolated by isolation.ts's rules, names resolved by names.ts.
+ */
+export class NetworkService implements NetworkProvider {
   private readonly nets = new Map<string, NetworkRecord>();
-  /** The embedded DNS responder of each user network that has had an endpoint, by network id. */
-  private readonly dns = new Map<string, DnsResponder>();
+  private readonly names: NetworkNames;
   readonly dir: string;
   readonly cni: Cni;
 
   constructor(readonly o: NetworkOptions) {
     this.dir = path.join(o.root, 'networks');
     this.cni = new Cni(o.cniPluginDirs, path.join(o.root, 'cni', 'cache'));
+    this.names = new NetworkNames(o.containers, (id) => this.find(id), o.log);
   }
 
   async init(): Promise<void> {
@@ -66,14 +62,14 @@ export class NetworkService {
     await ensureDir(path.join(this.o.root, 'cni', 'ipam'), 0o700);
     await this.cni.init();
     await this.load();
-    await this.ensureChain().catch((err) => this.o.log.warn({ err: errorMessage(err) }, 'iptables isolation chain not set up'));
+    await ensureIsolationChain().catch((err) => this.o.log.warn({ err: errorMessage(err) }, 'iptables isolation chain not set up'));
     if (!this.byName(DEFAULT_NETWORK)) {
       const c = parseCidr(this.o.bridgeSubnet);
       const n = this.newRecord(DEFAULT_NETWORK, cidrString(c), intToIp(c.base + 1), undefined, false, {}, this.o.bridgeName);
       n.Options = { 'com.docker.network.bridge.default_bridge': 'true', 'com.docker.network.bridge.name': this.o.bridgeName, 'com.docker.network.bridge.enable_ip_masquerade': 'true' };
       await this.save(n);
     }
-    for (const n of this.nets.values()) await this.isolation(n, true).catch(() => undefined);
+    for (const n of this.nets.values()) await isolate(n, true).catch(() => undefined);
   }
 
   /** The network records, read without touching the host (init and `sampan engine cleanup`). */
@@ -201,7 +197,7 @@ export class NetworkService {
       n.Options = body.Options ?? {};
       await this.reserveAuxiliary(n);
       await this.save(n);
-      await this.isolation(n, true).catch((err) => this.o.log.warn({ err: errorMessage(err) }, 'isolation rules not added'));
+      await isolate(n, true).catch((err) => this.o.log.warn({ err: errorMessage(err) }, 'isolation rules not added'));
       this.o.events.emit('network', 'create', n.Id, { name: n.Name, type: 'bridge' });
       return { Id: n.Id, Warning: '' };
     } catch (err) {
@@ -249,9 +245,8 @@ export class NetworkService {
     if (n.Name === DEFAULT_NETWORK || n.Name === 'host' || n.Name === 'none') throw conflict(`${n.Name} is a pre-defined network and cannot be removed`);
     const active = this.o.containers().filter((c) => c.Net && n.Name in c.Net.Endpoints);
     if (active.length) throw conflict(`error while removing network: network ${n.Name} id ${n.Id} has active endpoints`);
-    this.dns.get(n.Id)?.stop();
-    this.dns.delete(n.Id);
-    await this.isolation(n, false).catch(() => undefined);
+    this.names.drop(n);
+    await isolate(n, false).catch(() => undefined);
     await run('ip', ['link', 'delete', n.BridgeName]).catch(() => undefined);
     await fs.rm(path.join(this.dir, `${n.Id}.json`), { force: true });
     await fs.rm(path.join(this.o.root, 'cni', 'ipam', this.cniName(n)), { recursive: true, force: true });
@@ -268,50 +263,6 @@ export class NetworkService {
       await this.remove(n.Id).then(() => gone.push(n.Name), () => undefined);
     }
     return gone;
-  }
-
-  // ---------- iptables isolation between networks ----------
-
-  private async ipt(args: string[], v6 = false): Promise<boolean> {
-    return run(v6 ? 'ip6tables' : 'iptables', ['-w', ...args]).then(() => true, () => false);
-  }
-
-  private async ensureChain(v6 = false): Promise<void> {
-    await this.ipt(['-N', CHAIN], v6);
-    if (!(await this.ipt(['-C', 'FORWARD', '-j', CHAIN], v6))) {
-      if (!(await this.ipt(['-I', 'FORWARD', '1', '-j', CHAIN], v6))) throw new Error(`${v6 ? 'ip6tables' : 'iptables'}: cannot add the isolation chain`);
-    }
-  }
-
-  /** Traffic stays inside its bridge: nothing is forwarded from one engine network to another (or out, if internal). */
-  private isolationRules(n: NetworkRecord): Array<{ where: 'I' | 'A'; rule: string[] }> {
-    // tagged by bridge: one set of rules per bridge, however many engines share it
-    const tag = ['-m', 'comment', '--comment', `sampan:${n.BridgeName}`];
-    // REJECT rather than DROP: a refused connection fails at once instead of after the TCP timeout
-    const deny = ['-j', 'REJECT'];
-    const out: Array<{ where: 'I' | 'A'; rule: string[] }> = [{ where: 'I', rule: ['-i', n.BridgeName, '-o', n.BridgeName, ...tag, '-j', 'RETURN'] }];
-    out.push({ where: 'A', rule: n.Internal ? ['-i', n.BridgeName, ...tag, ...deny] : ['-i', n.BridgeName, '-o', 'sampan+', ...tag, ...deny] });
-    if (n.Internal) out.push({ where: 'A', rule: ['-o', n.BridgeName, ...tag, ...deny] });
-    return out;
-  }
-
-  async isolation(n: NetworkRecord, add: boolean): Promise<void> {
-    // the same rules for IPv6 traffic on an IPv6 network (not NATed: dockerd does not NAT IPv6 either by default)
-    const families = ipv6Config(n) ? [false, true] : [false];
-    if (add && families.includes(true)) await this.ensureChain(true);
-    for (const v6 of families) {
-      for (const { where, rule } of this.isolationRules(n)) {
-        const present = await this.ipt(['-C', CHAIN, ...rule], v6);
-        if (add && !present) await this.ipt([where === 'I' ? '-I' : '-A', CHAIN, ...rule], v6);
-        if (!add) while (await this.ipt(['-D', CHAIN, ...rule], v6));
-      }
-    }
-    if (n.Internal) return;
-    // outbound NAT for the whole subnet, as dockerd does it
-    const masq = ['POSTROUTING', '-s', n.IPAM.Config[0]!.Subnet, '!', '-o', n.BridgeName, '-m', 'comment', '--comment', `sampan:${n.BridgeName}`, '-j', 'MASQUERADE'];
-    const present = await this.ipt(['-t', 'nat', '-C', ...masq]);
-    if (add && !present) await this.ipt(['-t', 'nat', '-A', ...masq]);
-    if (!add) while (await this.ipt(['-t', 'nat', '-D', ...masq]));
   }
 
   // ---------- containers ----------
@@ -374,41 +325,6 @@ export class NetworkService {
     return { cniVersion: '1.0.0', name: this.cniName(n), plugins };
   }
 
-  /** -p and -P: the host ports to map, with -P's random ports chosen now; a port already taken is a clear error. */
-  private async planPorts(rec: ContainerRecord): Promise<PortMapping[]> {
-    const out: PortMapping[] = [];
-    const bindings = { ...(rec.HostConfig.PortBindings ?? {}) };
-    if (rec.HostConfig.PublishAllPorts) for (const p of Object.keys(rec.Config.ExposedPorts ?? {})) if (!bindings[p]?.length) bindings[p] = [{ HostIp: '', HostPort: '' }];
-    const taken = new Set<string>();
-    for (const c of this.o.containers()) if (c.Id !== rec.Id) for (const p of c.Net?.Ports ?? []) taken.add(`${p.Protocol}/${p.HostPort}`);
-    for (const [key, list] of Object.entries(bindings)) {
-      const m = /^(\d+)(?:\/(tcp|udp|sctp))?$/.exec(key);
-      if (!m) throw invalid(`invalid port specification: "${key}"`);
-      const proto = (m[2] ?? 'tcp') as 'tcp' | 'udp';
-      if ((m[2] as string) === 'sctp') throw invalid('sctp ports are not supported');
-      for (const b of list ?? []) {
-        const hostIp = b.HostIp || '0.0.0.0';
-        const [lo, hi] = (b.HostPort || '0').split('-').map(Number) as [number, number | undefined];
-        if (!Number.isInteger(lo) || lo < 0 || lo > 65535 || (hi !== undefined && (!Number.isInteger(hi) || hi < lo || hi > 65535))) throw invalid(`invalid host port: ${b.HostPort}`);
-        let hostPort = lo;
-        let err: string | undefined;
-        if (hostPort === 0) hostPort = await freePort(hostIp, proto);
-        else {
-          // a host port range for one container port: the first free one in it, as Docker does
-          for (let p = lo; p <= (hi ?? lo); p++) {
-            hostPort = p;
-            err = taken.has(`${proto}/${p}`) ? 'port is already allocated' : await tryBind(hostIp, p, proto);
-            if (!err) break;
-          }
-        }
-        if (err) throw conflict(`driver failed programming external connectivity on endpoint ${rec.Name}: Bind for ${hostIp}:${hostPort} failed: ${err}`);
-        taken.add(`${proto}/${hostPort}`);
-        out.push({ HostIp: hostIp, HostPort: hostPort, ContainerPort: Number(m[1]), Protocol: proto });
-      }
-    }
-    return out;
-  }
-
   /**
    * Before runc create: the container's named network namespace with an endpoint on each of its networks.
    * Returns the namespace path for the OCI spec, or undefined where the engine makes no namespace (none, host, container:).
@@ -417,7 +333,7 @@ export class NetworkService {
     const names = this.wanted(rec);
     if (!names.length) return undefined;
     const nets = names.map((nm) => this.get(nm));
-    const ports = await this.planPorts(rec);
+    const ports = await planPorts(rec, this.o.containers());
     const netnsPath = await createNetns(rec.Id);
     const state: ContainerNet = { Netns: netnsPath, Endpoints: {}, Ports: ports };
     try {
@@ -457,7 +373,7 @@ export class NetworkService {
     if (ports.some((p) => p.HostIp === '0.0.0.0' || p.HostIp.startsWith('127.'))) {
       await fs.writeFile(`/proc/sys/net/ipv4/conf/${n.BridgeName}/route_localnet`, '1').catch(() => undefined);
     }
-    await this.ensureDns(n);
+    await this.names.ensure(n);
     const ipc = result.ips?.find((x) => !isIPv6(x.address));
     const ipc6 = result.ips?.find((x) => isIPv6(x.address));
     const [addr, prefix] = (ipc?.address ?? '/0').split('/');
@@ -547,98 +463,27 @@ export class NetworkService {
     await removeNetns(rec.Id);
   }
 
-  /**
-   * Names a container asking a network's responder resolves: on each network it is on (this one first), the
-   * running containers' names, short ids and aliases, and its own links there; addresses of both families.
-   */
-  private lookup(n: NetworkRecord, name: string, from: string): string[] {
-    const live = this.o.containers().filter((c) => c.State.Status === 'running' || c.State.Status === 'paused');
-    const addrs = (ep: Endpoint | undefined) => (ep?.IPAddress ? (ep.GlobalIPv6Address ? [ep.IPAddress, ep.GlobalIPv6Address] : [ep.IPAddress]) : []);
-    const asker = live.find((c) => addrs(c.Net?.Endpoints[n.Name]).includes(from));
-    for (const net of new Set([n.Name, ...Object.keys(asker?.Net?.Endpoints ?? {})])) {
-      if (net === DEFAULT_NETWORK) continue;
-      for (const spec of asker?.Net?.Endpoints[net]?.Links ?? []) {
-        const [target = '', alias = target] = spec.split(':');
-        if (alias.toLowerCase() !== name) continue;
-        const hit = live.find((c) => c.Name === target.replace(/^\//, '') || c.Id.startsWith(target));
-        if (hit && addrs(hit.Net?.Endpoints[net]).length) return addrs(hit.Net?.Endpoints[net]);
-      }
-      const out: string[] = [];
-      for (const c of live) {
-        const ep = c.Net?.Endpoints[net];
-        if (ep?.DNSNames.some((d) => d.toLowerCase() === name || `${d.toLowerCase()}.${net.toLowerCase()}` === name)) out.push(...addrs(ep));
-      }
-      if (out.length) return out;
-    }
-    return [];
-  }
-
-  /** Once the bridge holds the gateway address: the network's DNS responder listens there (user networks). */
-  private async ensureDns(n: NetworkRecord): Promise<void> {
-    if (n.Name === DEFAULT_NETWORK || this.dns.get(n.Id)?.listening) return;
-    const gw = n.IPAM.Config[0]!.Gateway;
-    const r = new DnsResponder(gw, (name, from) => this.lookup(n, name, from));
-    try {
-      await r.start();
-      this.dns.set(n.Id, r);
-    } catch (err) {
-      this.o.log.warn({ network: n.Name, address: gw, err: errorMessage(err) }, 'embedded DNS not available; names resolve through /etc/hosts only');
-    }
-  }
+  // ---------- names (names.ts) ----------
 
   /** After an engine restart: responders again for the networks whose containers kept running. */
-  async resumeDns(): Promise<void> {
-    for (const n of this.nets.values()) {
-      if (this.o.containers().some((c) => c.Net?.Endpoints[n.Name] && c.State.Status === 'running')) await this.ensureDns(n);
-    }
+  resumeDns(): Promise<void> {
+    return this.names.resume([...this.nets.values()]);
   }
 
   close(): void {
-    for (const r of this.dns.values()) r.stop();
-    this.dns.clear();
+    this.names.close();
   }
 
-  /** resolv.conf of a container whose first network is a user network: its embedded DNS (unless --dns was given). */
   resolvConf(rec: ContainerRecord, hostConf: string): string | undefined {
-    if (!rec.Net || rec.HostConfig.Dns.length) return undefined;
-    const [name, ep] = Object.entries(rec.Net.Endpoints)[0] ?? [];
-    if (!name || !ep || name === DEFAULT_NETWORK) return undefined;
-    const n = this.find(ep.NetworkID);
-    if (!n || !this.dns.get(n.Id)?.listening) return undefined;
-    const keep = hostConf.split('\n').filter((l) => /^(search|options)\s/.test(l));
-    return [`nameserver ${n.IPAM.Config[0]!.Gateway}`, ...keep].join('\n') + '\n';
+    return this.names.resolvConf(rec, hostConf);
   }
 
-  /** /etc/hosts lines: the container's own addresses, and its peers on user networks (by name and alias). */
   hostsLines(rec: ContainerRecord, state: ContainerNet | undefined): string[] {
-    if (!state) return [];
-    const lines: string[] = [];
-    const own = Object.values(state.Endpoints)[0];
-    if (own?.IPAddress) lines.push(`${own.IPAddress}\t${rec.Config.Hostname}`);
-    if (own?.GlobalIPv6Address) lines.push(`${own.GlobalIPv6Address}\t${rec.Config.Hostname}`);
-    for (const [name, ep] of Object.entries(state.Endpoints)) {
-      // where the network's DNS responder runs, it answers (and never goes stale); hosts entries are the fallback
-      if (name === DEFAULT_NETWORK || this.dns.get(ep.NetworkID)?.listening) continue;
-      for (const c of this.o.containers()) {
-        if (c.Id === rec.Id) continue;
-        const peer = c.Net?.Endpoints[name];
-        if (!peer?.IPAddress || (c.State.Status !== 'running' && c.State.Status !== 'paused')) continue;
-        lines.push(`${peer.IPAddress}\t${[...new Set(peer.DNSNames)].join(' ')}`);
-      }
-    }
-    return lines;
+    return this.names.hostsLines(rec, state);
   }
 
-  /** A new container on a user network: its running peers learn its name (their hosts files are bind mounts). */
-  async announce(rec: ContainerRecord, hostsPathOf: (id: string) => string): Promise<void> {
-    if (!rec.Net) return;
-    for (const [name, ep] of Object.entries(rec.Net.Endpoints)) {
-      if (name === DEFAULT_NETWORK || !ep.IPAddress || this.dns.get(ep.NetworkID)?.listening) continue;
-      for (const c of this.o.containers()) {
-        if (c.Id === rec.Id || !c.Net?.Endpoints[name] || c.State.Status !== 'running') continue;
-        await fs.appendFile(hostsPathOf(c.Id), `${ep.IPAddress}\t${[...new Set(ep.DNSNames)].join(' ')}\n`).catch(() => undefined);
-      }
-    }
+  announce(rec: ContainerRecord, hostsPathOf: (id: string) => string): Promise<void> {
+    return this.names.announce(rec, hostsPathOf);
   }
 }
 
@@ -657,40 +502,6 @@ function checkRequestedIps(n: NetworkRecord, c: EndpointSettings['IPAMConfig']):
 
 function checkMac(mac: string | undefined): void {
   if (mac && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw invalid(`invalid MAC address: ${mac}`);
-}
-
-function tryBind(host: string, port: number, proto: 'tcp' | 'udp'): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    if (proto === 'udp') {
-      const s = dgram.createSocket('udp4');
-      s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'EADDRINUSE' ? 'port is already allocated' : e.message));
-      s.bind(port, host, () => s.close(() => resolve(undefined)));
-      return;
-    }
-    const s = net.createServer();
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'EADDRINUSE' ? 'port is already allocated' : e.message));
-    s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(undefined)));
-  });
-}
-
-function freePort(host: string, proto: 'tcp' | 'udp'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    if (proto === 'udp') {
-      const s = dgram.createSocket('udp4');
-      s.once('error', reject);
-      s.bind(0, host, () => {
-        const p = s.address().port;
-        s.close(() => resolve(p));
-      });
-      return;
-    }
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen({ port: 0, host }, () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 export { ipToInt };

@@ -5,6 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { internal } from '../../lib/errors.js';
 import { atomicWriteJson, ensureDir } from '../../lib/fsutil.js';
 import type { Runc } from './runc.js';
+import type { CreateOptions, ExecOptions, ExecProcess } from './runtime.js';
 
 /** One JSON line that conmon writes on a sync or attach pipe ({"data": N, "message": "..."}). */
 interface SyncMessage {
@@ -68,34 +69,8 @@ class PipeReader {
   }
 }
 
-export interface CreateOptions {
-  id: string;
-  name: string;
-  bundle: string;
-  spec: unknown;
-  /** The k8s-file log; none without. */
-  logPath?: string;
-  /** Bytes the log may reach before conmon starts it afresh. */
-  logSizeMax?: number;
-  exitDir: string;
-  tty: boolean;
-  stdin: boolean;
-  /** Keep the container's stdin open after an attached client leaves (Docker's StdinOnce=false). */
-  leaveStdinOpen: boolean;
-}
-
-export interface ExecOptions {
-  containerId: string;
-  execId: string;
-  name: string;
-  bundle: string;
-  process: unknown;
-  tty: boolean;
-  stdin: boolean;
-}
-
 /** A started exec session: its conmon, and the pipes that sequence it. */
-export class ExecSession {
+class ExecSession implements ExecProcess {
   constructor(
     private readonly child: ChildProcess,
     private readonly start: Writable,
@@ -104,13 +79,11 @@ export class ExecSession {
     readonly bundle: string,
   ) {}
 
-  /** Resolves once conmon's attach socket is ready. */
   async ready(): Promise<void> {
     const m = await this.attach.next();
     if (!m || m.data < 0) throw internal(`exec failed: ${m?.message ?? 'conmon exited'}`);
   }
 
-  /** Let the process run; resolves with its pid. */
   async run(): Promise<number> {
     this.start.write(Buffer.from([0]));
     const m = await this.sync.next();
@@ -118,7 +91,6 @@ export class ExecSession {
     return m.data;
   }
 
-  /** Resolves with the exit code when the process ends. */
   async exited(): Promise<number> {
     const m = await this.sync.next(2 ** 31 - 1);
     this.child.unref();
@@ -179,7 +151,7 @@ export class Conmon {
   }
 
   /** Start an exec session under its own conmon; call ready(), attach, then run(). */
-  async exec(o: ExecOptions): Promise<ExecSession> {
+  async exec(o: ExecOptions): Promise<ExecProcess> {
     await ensureDir(o.bundle);
     const exitDir = await ensureDir(path.join(o.bundle, 'exit'));
     const specFile = path.join(o.bundle, 'process.json');

@@ -2,14 +2,7 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { SampanError } from '../../lib/errors.js';
-
-export interface RuncState {
-  id: string;
-  pid: number;
-  status: 'creating' | 'created' | 'running' | 'paused' | 'stopped';
-  bundle: string;
-  created: string;
-}
+import type { RuntimeState } from './runtime.js';
 
 /** Thin wrapper over the runc CLI, with its state under our exec root. */
 export class Runc {
@@ -34,20 +27,20 @@ export class Runc {
     });
   }
 
-  start(id: string): Promise<string> {
-    return this.run(['start', id]);
+  async start(id: string): Promise<void> {
+    await this.run(['start', id]);
   }
 
-  kill(id: string, signal: number | string, all = false): Promise<string> {
-    return this.run(['kill', ...(all ? ['--all'] : []), id, String(signal)]);
+  async kill(id: string, signal: number | string, all = false): Promise<void> {
+    await this.run(['kill', ...(all ? ['--all'] : []), id, String(signal)]);
   }
 
-  pause(id: string): Promise<string> {
-    return this.run(['pause', id]);
+  async pause(id: string): Promise<void> {
+    await this.run(['pause', id]);
   }
 
-  resume(id: string): Promise<string> {
-    return this.run(['resume', id]);
+  async resume(id: string): Promise<void> {
+    await this.run(['resume', id]);
   }
 
   async delete(id: string): Promise<void> {
@@ -60,9 +53,9 @@ export class Runc {
     }
   }
 
-  async state(id: string): Promise<RuncState | undefined> {
+  async state(id: string): Promise<RuntimeState | undefined> {
     try {
-      return JSON.parse(await this.run(['state', id])) as RuncState;
+      return JSON.parse(await this.run(['state', id])) as RuntimeState;
     } catch (err) {
       if (/does not exist|not found/i.test((err as Error).message)) return undefined;
       throw err;
@@ -74,8 +67,8 @@ export class Runc {
     return JSON.parse(await this.run(['ps', '--format', 'json', id])) as number[];
   }
 
-  update(id: string, resourcesJson: string): Promise<string> {
-    return this.run(['update', '--resources', '-', id], resourcesJson);
+  async update(id: string, resources: object): Promise<void> {
+    await this.run(['update', '--resources', '-', id], JSON.stringify(resources));
   }
 }
 

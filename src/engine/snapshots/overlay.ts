@@ -6,17 +6,18 @@ import { internal } from '../../lib/errors.js';
 import { isMounted } from '../../lib/mounts.js';
 import type { Digest } from '../../lib/digest.js';
 import type { LayerStore } from './layers.js';
+import type { SnapshotDirs, Snapshotter } from './snapshotter.js';
 
 const run = promisify(execFile);
 
 /** A container's writable overlay on top of image layers: upper, work and the merged mount point. */
-export class OverlaySnapshots {
+export class OverlaySnapshots implements Snapshotter {
   constructor(
     private readonly layers: LayerStore,
     private readonly emptyDir: string,
   ) {}
 
-  dirs(base: string) {
+  dirs(base: string): SnapshotDirs {
     return { upper: path.join(base, 'upper'), work: path.join(base, 'work'), merged: path.join(base, 'merged') };
   }
 

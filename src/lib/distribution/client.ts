@@ -2,6 +2,7 @@
  * An OCI Distribution client: endpoints (origin, mirrors, http or https), the /v2/ ping, bearer-token
  * (Docker registry token spec) and Basic auth, manifests, blobs and uploads. Everything streams: a blob
  * GET hands back the response body, an upload pipes a stream into the PUT.
+ * One file over ~500 lines: endpoints, auth and errors are one request path that Registries and RepoClient share.
  */
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';

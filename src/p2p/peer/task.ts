@@ -2,6 +2,7 @@
  * One blob's download on a peer. The scheduler makes the first peer the seed, which streams the blob from the
  * upstream and cuts it into pieces; the others fetch pieces from the parents the scheduler gives them, check
  * each against the seed's digest, and report. No scheduler, or a seed that stalls: the upstream directly.
+ * One file over ~500 lines: the seed's and the followers' paths share one task's piece state and its events.
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';

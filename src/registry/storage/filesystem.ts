@@ -14,6 +14,7 @@
  * digest was verified first, so `kill -9` at any moment never leaves a wrong blob under a digest.
  * Upload sessions keep their running SHA-256 in memory; after a restart it is rebuilt from the
  * session's data file (up to the durable offset, which is in `state`).
+ * One file over ~500 lines: every operation follows this layout and these crash-safety rules, stated once here.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { promises as fs, constants as fsc } from 'node:fs';
