@@ -12,7 +12,7 @@ import type {
   ContainerSummary,
   ContainerTopResponse,
   ContainerWaitResponse,
-  EventMessage,
+  ExecCreateRequest,
   ExecInspect,
   ExecStartRequest,
   FilesystemChange,
@@ -30,6 +30,7 @@ import type {
   Volume,
   VolumeListResponse,
 } from '../lib/docker-types.js';
+import type { AuthConfig } from '../lib/distribution/auth.js';
 
 /** Docker's `filters` query parameter: key → values. */
 export type Filters = Map<string, string[]>;
@@ -48,14 +49,7 @@ export interface Output {
 }
 
 /** Registry credentials as the client sent them (X-Registry-Auth, decoded by the layer). */
-export interface RegistryAuth {
-  username?: string;
-  password?: string;
-  auth?: string;
-  identitytoken?: string;
-  registrytoken?: string;
-  serveraddress?: string;
-}
+export type RegistryAuth = AuthConfig;
 
 export interface ContainerListOptions {
   all: boolean;
@@ -117,8 +111,11 @@ export interface ContainerBackend {
   remove(id: string, o: { force: boolean; volumes: boolean; link: boolean }): Promise<void>;
   rename(id: string, name: string): Promise<void>;
   update(id: string, body: Record<string, unknown>): Promise<{ Warnings: string[] }>;
-  /** Resolves when the condition holds; `signal` aborts the wait (the client left). */
-  wait(id: string, condition: 'not-running' | 'next-exit' | 'removed', signal: AbortSignal): Promise<ContainerWaitResponse>;
+  /**
+   * Resolves once the wait is registered (a missing container rejects it: a plain 404), with `result`, which resolves
+   * when the condition holds; `signal` aborts the wait (the client left).
+   */
+  wait(id: string, condition: 'not-running' | 'next-exit' | 'removed', signal: AbortSignal): Promise<{ result: Promise<ContainerWaitResponse> }>;
   top(id: string, psArgs: string): Promise<ContainerTopResponse>;
   resize(id: string, h: number, w: number): Promise<void>;
   changes(id: string): Promise<FilesystemChange[]>;
@@ -135,9 +132,9 @@ export interface ContainerBackend {
 }
 
 export interface ExecBackend {
-  create(container: string, body: unknown): Promise<IdResponse>;
+  create(container: string, body: Partial<ExecCreateRequest>): Promise<IdResponse>;
   /** Detached: runs and returns; else hijacks `out` and returns once the process ended or the client detached. */
-  start(id: string, o: ExecStartRequest & { DetachKeys?: string }, out: Output): Promise<void>;
+  start(id: string, o: ExecStartRequest, out: Output): Promise<void>;
   inspect(id: string): Promise<ExecInspect>;
   resize(id: string, h: number, w: number): Promise<void>;
 }
@@ -171,7 +168,8 @@ export interface ImageBackend {
   load(tar: Readable, o: { quiet: boolean }, out: Output): Promise<void>;
   save(names: string[], out: Output): Promise<void>;
   distribution(name: string, auth: RegistryAuth | undefined): Promise<unknown>;
-  login(body: Record<string, unknown>): Promise<{ Status: string; IdentityToken: string }>;
+  /** `POST /auth`: the body as sent (username, password, serveraddress, …). */
+  login(body: unknown): Promise<{ Status: string; IdentityToken: string }>;
 }
 
 export interface BuildBackend {
@@ -202,8 +200,8 @@ export interface SystemBackend {
   info(): Promise<SystemInfo>;
   version(): Promise<SystemVersion>;
   df(): Promise<SystemDf>;
-  /** Past events since `since` (unix seconds), then live ones until `until` or the client leaves. */
-  events(o: { since?: string; until?: string; filters: Filters }, emit: (e: EventMessage) => void, signal: AbortSignal): Promise<void>;
+  /** JSON lines of events: past ones since `since`, then live ones until `until` or the client leaves. */
+  events(o: { since?: string; until?: string; filters: Filters }, out: Output): Promise<void>;
   /** Headers `_ping` adds (Swarm, role). */
   pingHeaders?(): Record<string, string>;
 }

@@ -3,12 +3,13 @@ import { gracefulStop } from '../lib/lifecycle.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import type { EngineConfig } from './config.js';
 import { Engine } from './engine.js';
-import { ApiServer } from './api/server.js';
+import { DockerApiServer } from '../docker-api/index.js';
+import { engineBackends } from './backend/index.js';
 import { claimInstance } from './instance.js';
 
 export interface RunningEngine {
   engine: Engine;
-  api: ApiServer;
+  api: DockerApiServer;
   log: Logger;
   /** Resolves when the engine has shut down. */
   done: Promise<void>;
@@ -20,7 +21,7 @@ export async function startEngine(config: EngineConfig, opts: { handleSignals?: 
   const instance = await claimInstance(config);
   const log = createLogger('sampan-engine', config.logLevel);
   const engine = await Engine.open(config, log);
-  const api = new ApiServer(engine, log);
+  const api = new DockerApiServer(engineBackends(engine), log);
   const tls = config.tlscacert && config.tlscert && config.tlskey ? { ca: config.tlscacert, cert: config.tlscert, key: config.tlskey } : undefined;
   await api.listen(config.hosts, tls);
   log.info({ root: config.root, execRoot: config.execRoot, containers: engine.containers.list().length, images: engine.images.store.list().length }, 'engine started');

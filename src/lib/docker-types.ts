@@ -138,7 +138,7 @@ export interface GraphDriverData {
  * `GET /containers/{id}/json`. Config and HostConfig are the engine's records of what the client sent (typed by
  * the engine); the cluster adds Swarm classic's `Node`.
  */
-export interface ContainerInspect<Config = Record<string, unknown>, HostConfig = Record<string, unknown>> {
+export interface ContainerInspect<Config = object, HostConfig = object> {
   Id: string;
   Created: string;
   Path: string;

@@ -278,7 +278,7 @@ export async function run(image: string, args: string[], o: RunOptions, cmd: Com
 
 export async function logs(name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string; until?: string }, cmd: Command): Promise<void> {
   const client = clientFor(cmd);
-  const info = await client.json<ContainerInspect>('GET', `/containers/${encodeURIComponent(name)}/json`);
+  const info = await client.json<ContainerInspect<{ Tty?: boolean }>>('GET', `/containers/${encodeURIComponent(name)}/json`);
   const res = await client.stream('GET', `/containers/${encodeURIComponent(info.Id)}/logs`, {
     query: {
       stdout: true,

@@ -113,7 +113,7 @@ export class EngineContainers implements ContainerBackend {
     const c = svc.get(id);
     const dir = svc.dir(c.Id);
     const lowers = c.ImageChain.map((ch) => this.e.layers.diffDir(ch as `sha256:${string}`)).reverse();
-    return { ...containerInspect(c, { dir, fs: path.join(dir, 'fs'), lowers }, this.e.execs.idsFor(c.Id)), ...(o.size ? await svc.sizes(c) : {}) } as ContainerInspect;
+    return { ...containerInspect(c, { dir, fs: path.join(dir, 'fs'), lowers }, this.e.execs.idsFor(c.Id)), ...(o.size ? await svc.sizes(c) : {}) };
   }
 
   start(id: string): Promise<void> {

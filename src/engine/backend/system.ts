@@ -1,15 +1,18 @@
 import os from 'node:os';
-import type { Router } from './http.js';
-import { API_VERSION, ENGINE_VERSION, MIN_API_VERSION } from './http.js';
+import type { Filters, Output, SystemBackend } from '../../docker-api/index.js';
+import { API_VERSION, ENGINE_VERSION, MIN_API_VERSION } from '../../docker-api/index.js';
+import type { SystemDf, SystemInfo, SystemVersion } from '../../lib/docker-types.js';
 import type { Engine } from '../engine.js';
 import type { EngineEvent } from '../events.js';
-import { invalid, unavailable } from '../../lib/errors.js';
+import { invalid } from '../../lib/errors.js';
 import { labelMatch, parseTime } from '../images/service.js';
 import { LOG_DRIVERS } from '../containers/logconfig.js';
 import { seccompActive } from '../containers/security.js';
 import { containerSummary } from './views.js';
 
-function eventMatches(ev: EngineEvent, filters: Map<string, string[]>): boolean {
+const EVENT_FILTERS = new Set(['type', 'event', 'action', 'container', 'image', 'volume', 'network', 'label', 'scope', 'daemon']);
+
+function eventMatches(ev: EngineEvent, filters: Filters): boolean {
   for (const [k, vals] of filters) {
     const a = ev.Actor.Attributes;
     const ok = (() => {
@@ -42,21 +45,13 @@ function eventMatches(ev: EngineEvent, filters: Map<string, string[]>): boolean 
   return true;
 }
 
-export function systemRoutes(r: Router, e: Engine): void {
-  const ping = (ctx: Parameters<Parameters<Router['add']>[2]>[0]) =>
-    ctx.send(200, 'OK', { 'Builder-Version': '1', 'Cache-Control': 'no-cache, no-store, must-revalidate', 'Pragma': 'no-cache' });
-  r.add('GET', '/_ping', ping);
-  // a single engine is not a swarm node: Docker's answer, which clients know, rather than a bare 404
-  const notSwarm = () => {
-    throw unavailable('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.');
-  };
-  for (const base of ['/swarm', '/nodes', '/services', '/tasks', '/secrets', '/configs']) {
-    for (const method of ['GET', 'POST', 'DELETE']) for (const p of [base, `${base}/{rest*}`]) r.add(method, p, notSwarm);
-  }
-  r.add('HEAD', '/_ping', ping);
+/** The Docker API's system backend: version, info, df and events of this host. */
+export class EngineSystem implements SystemBackend {
+  constructor(private readonly e: Engine) {}
 
-  r.add('GET', '/version', (ctx) => {
-    ctx.send(200, {
+  async version(): Promise<SystemVersion> {
+    const e = this.e;
+    return {
       Platform: { Name: 'Sampan Engine' },
       Components: [
         { Name: 'Engine', Version: ENGINE_VERSION, Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, GitCommit: '', GoVersion: `node ${process.version}`, Os: 'linux', Arch: 'amd64', KernelVersion: os.release(), Experimental: 'false', BuildTime: '' } },
@@ -73,12 +68,13 @@ export function systemRoutes(r: Router, e: Engine): void {
       Arch: 'amd64',
       KernelVersion: os.release(),
       BuildTime: '',
-    });
-  });
+    };
+  }
 
-  r.add('GET', '/info', (ctx) => {
+  async info(): Promise<SystemInfo> {
+    const e = this.e;
     const cs = e.containers.list();
-    ctx.send(200, {
+    return {
       ID: e.engineId,
       Containers: cs.length,
       ContainersRunning: cs.filter((c) => c.State.Status === 'running').length,
@@ -135,28 +131,11 @@ export function systemRoutes(r: Router, e: Engine): void {
       Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
       SecurityOptions: seccompActive() ? ['name=seccomp,profile=builtin'] : [],
       Warnings: [],
-    });
-  });
+    } as SystemInfo;
+  }
 
-  r.add('GET', '/events', async (ctx) => {
-    const filters = ctx.filters();
-    const since = ctx.query.get('since');
-    const until = ctx.query.get('until');
-    const untilMs = until ? parseTime(until) : 0;
-    const res = ctx.stream('application/json');
-    const send = (ev: EngineEvent) => {
-      if (untilMs && ev.time * 1000 > untilMs) return;
-      if (eventMatches(ev, filters)) res.write(JSON.stringify(ev) + '\n');
-    };
-    if (since) for (const ev of e.events.since(parseTime(since) * 1e6)) send(ev);
-    const unsub = e.events.subscribe(send);
-    const wait = untilMs ? new Promise<void>((r2) => setTimeout(r2, Math.max(0, untilMs - Date.now()))) : new Promise<void>(() => undefined);
-    await Promise.race([ctx.closed(), wait]);
-    unsub();
-    res.end();
-  });
-
-  r.add('GET', '/system/df', async (ctx) => {
+  async df(): Promise<SystemDf> {
+    const e = this.e;
     const images = e.images.store.list();
     // a layer shared by images is stored once: count it once, and as shared in each of them
     const layerSize = new Map<string, number>();
@@ -168,42 +147,32 @@ export function systemRoutes(r: Router, e: Engine): void {
       }
     }
     const shared = (i: (typeof images)[number]) => i.layers.filter((l) => layerUsers.get(l.chainId)! > 1).reduce((a, l) => a + l.size, 0);
-    ctx.send(200, {
+    return {
       LayersSize: [...layerSize.values()].reduce((a, n) => a + n, 0),
       Images: images.map((i) => ({ Id: i.id, ParentId: '', RepoTags: i.repoTags, RepoDigests: i.repoDigests, Created: Math.floor(Date.parse(i.created) / 1000), Size: i.size, SharedSize: shared(i), Labels: {}, Containers: e.containers.usesImage(i.id).length })),
       Containers: await Promise.all(e.containers.list().map(async (c) => ({ ...containerSummary(c, c.Config.Image), ...(await e.containers.sizes(c)) }))),
       Volumes: (await e.volumes.list()).map((v) => ({ ...v, UsageData: { Size: -1, RefCount: e.volumes.inUse(v.Name).length } })),
       BuildCache: [],
-    });
-  });
+    };
+  }
 
-  // volumes
-  r.add('GET', '/volumes', async (ctx) => {
-    const f = ctx.filters();
-    let vols = await e.volumes.list();
-    for (const [k, vals] of f) {
-      if (k === 'name') vols = vols.filter((v) => vals.some((x) => v.Name.includes(x)));
-      else if (k === 'label') vols = vols.filter((v) => vals.every((x) => labelMatch(v.Labels, x)));
-      else if (k === 'dangling') vols = vols.filter((v) => (e.volumes.inUse(v.Name).length === 0) === vals.some((x) => x === 'true' || x === '1'));
-      else if (k === 'driver') vols = vols.filter((v) => vals.includes(v.Driver));
-      else throw invalid(`invalid filter '${k}'`);
-    }
-    ctx.send(200, { Volumes: vols, Warnings: [] });
-  });
-  r.add('POST', '/volumes/create', async (ctx) => {
-    const b = (await ctx.json<{ Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> }>()) ?? {};
-    if (typeof b !== 'object' || Array.isArray(b)) throw invalid('invalid volume create body');
-    ctx.send(201, await e.volumes.create(b.Name || undefined, { labels: b.Labels ?? {}, driverOpts: b.DriverOpts ?? {}, driver: b.Driver || undefined }));
-  });
-  r.add('POST', '/volumes/prune', async (ctx) => {
-    const f = ctx.filters();
-    const all = (f.get('all') ?? []).some((v) => v === 'true' || v === '1');
-    const labels = f.get('label') ?? [];
-    ctx.send(200, await e.volumes.prune(all, (l) => labels.every((x) => labelMatch(l, x))));
-  });
-  r.add('GET', '/volumes/{name}', async (ctx) => ctx.send(200, await e.volumes.get(ctx.param('name'))));
-  r.add('DELETE', '/volumes/{name}', async (ctx) => {
-    await e.volumes.remove(ctx.param('name'), ctx.bool('force'));
-    ctx.send(204);
-  });
+  /** Past events since `since`, then live ones until `until` or the client leaves. */
+  async events(o: { since?: string; until?: string; filters: Filters }, out: Output): Promise<void> {
+    const untilMs = o.until ? parseTime(o.until) : 0;
+    const sinceNs = o.since ? parseTime(o.since) * 1e6 : undefined;
+    for (const [k] of o.filters) if (!EVENT_FILTERS.has(k)) throw invalid(`invalid filter '${k}'`);
+    const res = out.open('application/json');
+    const send = (ev: EngineEvent) => {
+      if (untilMs && ev.time * 1000 > untilMs) return;
+      if (eventMatches(ev, o.filters)) res.write(JSON.stringify(ev) + '\n');
+    };
+    if (sinceNs !== undefined) for (const ev of this.e.events.since(sinceNs)) send(ev);
+    const unsub = this.e.events.subscribe(send);
+    const signal = out.signal;
+    const gone = new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
+    const wait = untilMs ? new Promise<void>((r) => setTimeout(r, Math.max(0, untilMs - Date.now()))) : new Promise<void>(() => undefined);
+    await Promise.race([gone, wait]);
+    unsub();
+    res.end();
+  }
 }

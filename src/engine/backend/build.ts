@@ -1,9 +1,8 @@
 /** `POST /build`: the classic builder protocol (a tar context in, Docker's JSON progress lines out). */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { ServerResponse } from 'node:http';
-import { Writable } from 'node:stream';
-import type { Ctx, Router } from './http.js';
+import { Writable, type Readable } from 'node:stream';
+import type { Output } from '../../docker-api/index.js';
 import type { Engine } from '../engine.js';
 import { errorMessage, invalid } from '../../lib/errors.js';
 import { parseReference } from '../../lib/reference.js';
@@ -19,13 +18,13 @@ import { parseBytes } from '../../lib/units.js';
 
 /** The JSON lines go out once the first one is written: an error before that is a plain HTTP error, as dockerd's. */
 class LazyStream {
-  private res?: ServerResponse;
-  constructor(private readonly ctx: Ctx) {}
+  private res?: Writable;
+  constructor(private readonly out: Output) {}
   get started(): boolean {
     return this.res !== undefined;
   }
-  get writable(): ServerResponse {
-    this.res ??= this.ctx.stream('application/json');
+  get writable(): Writable {
+    this.res ??= this.out.open('application/json');
     return this.res;
   }
   send(msg: object): void {
@@ -36,8 +35,15 @@ class LazyStream {
   }
 }
 
-function jsonParam<T>(ctx: Ctx, name: string, dflt: T): T {
-  const v = ctx.query.get(name);
+/** Docker's boolean query parameters: "1", "true", "True" are true. */
+function boolParam(q: URLSearchParams, name: string, dflt = false): boolean {
+  const v = q.get(name);
+  if (v === null || v === '') return dflt;
+  return !(v === '0' || v.toLowerCase() === 'false');
+}
+
+function jsonParam<T>(q: URLSearchParams, name: string, dflt: T): T {
+  const v = q.get(name);
   if (!v) return dflt;
   try {
     return JSON.parse(v) as T;
@@ -46,40 +52,47 @@ function jsonParam<T>(ctx: Ctx, name: string, dflt: T): T {
   }
 }
 
-export function buildRoutes(r: Router, e: Engine): void {
-  const cache = new StepCache(path.join(e.config.root, 'build-cache'));
-  r.add('POST', '/build', async (ctx) => {
-    if (ctx.query.get('remote')) throw invalid('remote build contexts are not supported: send the context as a tar body');
-    const platform = ctx.query.get('platform');
+/** The classic builder over this host's images and containers: the step cache outlives the engine. */
+export class EngineBuild {
+  private readonly cache: StepCache;
+
+  constructor(private readonly e: Engine) {
+    this.cache = new StepCache(path.join(e.config.root, 'build-cache'));
+  }
+
+  async build(q: URLSearchParams, context: Readable, registryConfig: string | undefined, output: Output): Promise<void> {
+    const { e, cache } = this;
+    if (q.get('remote')) throw invalid('remote build contexts are not supported: send the context as a tar body');
+    const platform = q.get('platform');
     if (platform && !/^linux\/amd64(\/v1)?$/.test(platform)) throw invalid(`platform ${platform} is not supported: this engine builds linux/amd64 images`);
-    const tags = ctx.query.getAll('t').filter(Boolean);
+    const tags = q.getAll('t').filter(Boolean);
     for (const t of tags) {
       const ref = parseReference(t);
       if (ref.digest) throw invalid(`invalid tag ${JSON.stringify(t)}: a tag cannot hold a digest`);
     }
-    const quiet = ctx.bool('q');
-    const auth = decodeRegistryConfig(ctx.req.headers['x-registry-config']);
+    const quiet = boolParam(q, 'q');
+    const auth = decodeRegistryConfig(registryConfig);
     const ac = new AbortController();
     let finished = false;
-    void ctx.closed().then(() => {
+    output.signal.addEventListener('abort', () => {
       if (!finished) ac.abort();
-    });
-    const shm = ctx.query.get('shmsize');
+    }, { once: true });
+    const shm = q.get('shmsize');
     const req: BuildRequest = {
       context: undefined as unknown as BuildContext, // received below, once the query is checked
       dockerfileText: '',
-      dockerfile: ctx.query.get('dockerfile') || 'Dockerfile',
+      dockerfile: q.get('dockerfile') || 'Dockerfile',
       tags,
-      buildArgs: jsonParam<Record<string, string | null>>(ctx, 'buildargs', {}),
-      target: ctx.query.get('target') || undefined,
-      labels: jsonParam<Record<string, string>>(ctx, 'labels', {}),
-      noCache: ctx.bool('nocache'),
-      cacheFrom: jsonParam<string[] | null>(ctx, 'cachefrom', []) ?? [],
-      pull: ctx.bool('pull'),
-      rm: ctx.bool('rm', true),
-      forceRm: ctx.bool('forcerm'),
-      networkMode: ctx.query.get('networkmode') || 'default',
-      extraHosts: ctx.query.getAll('extrahosts').flatMap((h) => h.split(',')).filter(Boolean),
+      buildArgs: jsonParam<Record<string, string | null>>(q, 'buildargs', {}),
+      target: q.get('target') || undefined,
+      labels: jsonParam<Record<string, string>>(q, 'labels', {}),
+      noCache: boolParam(q, 'nocache'),
+      cacheFrom: jsonParam<string[] | null>(q, 'cachefrom', []) ?? [],
+      pull: boolParam(q, 'pull'),
+      rm: boolParam(q, 'rm', true),
+      forceRm: boolParam(q, 'forcerm'),
+      networkMode: q.get('networkmode') || 'default',
+      extraHosts: q.getAll('extrahosts').flatMap((h) => h.split(',')).filter(Boolean),
       shmSize: shm ? (/^\d+$/.test(shm) ? Number(shm) : parseBytes(shm)) : 0,
       signal: ac.signal,
     };
@@ -90,9 +103,9 @@ export function buildRoutes(r: Router, e: Engine): void {
       await fs.mkdir(path.join(e.config.root, 'tmp'), { recursive: true });
       return fs.mkdtemp(path.join(e.config.root, 'tmp', 'build-'));
     });
-    const out = new LazyStream(ctx);
+    const out = new LazyStream(output);
     try {
-      req.context = await BuildContext.receive(ctx.req, work, [req.dockerfile, '.dockerignore']);
+      req.context = await BuildContext.receive(context, work, [req.dockerfile, '.dockerignore']);
       const text = req.context.file(req.dockerfile);
       if (text === undefined) throw invalid(`Cannot locate specified Dockerfile: ${req.dockerfile}`);
       req.dockerfileText = text;
@@ -137,12 +150,12 @@ export function buildRoutes(r: Router, e: Engine): void {
     } finally {
       await removeTree(work).catch(() => undefined);
     }
-  });
+  }
 
-  r.add('POST', '/build/prune', async (ctx) => {
-    const n = await cache.prune((id) => e.images.store.byId(id) !== undefined);
-    ctx.send(200, { CachesDeleted: [], SpaceReclaimed: 0, EntriesPruned: n });
-  });
+  async prune(): Promise<{ CachesDeleted: string[]; SpaceReclaimed: number; EntriesPruned: number }> {
+    const n = await this.cache.prune((id) => this.e.images.store.byId(id) !== undefined);
+    return { CachesDeleted: [], SpaceReclaimed: 0, EntriesPruned: n };
+  }
 }
 
 function familiar(t: string): string {
