@@ -55,3 +55,33 @@ test('property: any filters parameter is read as Docker reads it, or refused wit
     { numRuns: 3000 },
   );
 });
+
+test('Router: parameters, image names with slashes before a suffix, HEAD as GET, a wrong method', async () => {
+  const { Router } = await import('./http.js');
+  const r = new Router();
+  const seen: string[] = [];
+  const h = (tag: string) => (ctx: { params: Record<string, string> }) => void seen.push(`${tag} ${JSON.stringify(ctx.params)}`);
+  r.add('GET', '/images/json', h('list'));
+  r.add('GET', '/images/{name*}/json', h('inspect'));
+  r.add('GET', '/images/{name*}/get', h('save'));
+  r.add('DELETE', '/images/{name*}', h('rmi'));
+  r.add('GET', '/containers/{id}/json', h('container'));
+  r.add('GET', '/swarm/{rest*}', h('swarm'));
+  const call = (method: string, p: string) => {
+    const hit = r.match(method, p);
+    if (!hit || hit === 'method') return hit ?? 'none';
+    (hit.handler as (c: { params: Record<string, string> }) => void)({ params: hit.params });
+    return seen.pop();
+  };
+  assert.equal(call('GET', '/images/json'), 'list {}');
+  assert.equal(call('GET', '/images/localhost:5000/team/app:1/json'), 'inspect {"name":"localhost:5000/team/app:1"}');
+  assert.equal(call('GET', '/images/busybox/get'), 'save {"name":"busybox"}');
+  assert.equal(call('DELETE', '/images/a/b:c'), 'rmi {"name":"a/b:c"}');
+  assert.equal(call('HEAD', '/containers/abc/json'), 'container {"id":"abc"}');
+  assert.equal(call('GET', '/containers/abc/json/'), 'container {"id":"abc"}');
+  assert.equal(call('GET', '/containers/a%20b/json'), 'container {"id":"a b"}');
+  assert.equal(call('GET', '/swarm/x/y'), 'swarm {"rest":"x/y"}');
+  assert.equal(call('POST', '/images/json'), 'method');
+  assert.equal(call('GET', '/images/busybox'), 'method');
+  assert.equal(call('GET', '/nothing'), 'none');
+});

@@ -1,3 +1,4 @@
+import findMyWay, { type HTTPMethod, type HTTPVersion } from 'find-my-way';
 import { VERSION } from '../lib/version.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -241,43 +242,61 @@ export class Ctx {
 
 export type Handler = (ctx: Ctx) => Promise<void> | void;
 
-interface Route {
-  method: string;
-  re: RegExp;
-  keys: string[];
+interface Wild {
+  suffix: string;
+  key: string;
   handler: Handler;
 }
 
 /**
- * Routes by method and path pattern. `{name}` matches one segment, `{name*}` the rest of the path
- * (image names have slashes in them).
+ * Routes by method and path pattern, on find-my-way. `{name}` matches one segment; `{name*}` a name with slashes
+ * in it (image names), followed by a fixed suffix: Docker's router reads those with a regular expression, here one
+ * wildcard route per prefix hands the path to the handler whose suffix it ends with.
  */
 export class Router {
-  private readonly routes: Route[] = [];
+  private readonly fmw = findMyWay<HTTPVersion.V1>({ ignoreTrailingSlash: true, maxParamLength: 1000 });
+  private readonly wild = new Map<string, Wild[]>();
 
   add(method: string, pattern: string, handler: Handler): this {
-    const keys: string[] = [];
-    const re = pattern.replace(/\{(\w+)(\*?)\}/g, (_m, k: string, star: string) => {
-      keys.push(k);
-      return star ? '(.+?)' : '([^/]+)';
-    });
-    this.routes.push({ method, re: new RegExp(`^${re}/?$`), keys, handler });
+    const m = /^(.*?)\{(\w+)\*\}(.*)$/.exec(pattern);
+    if (!m) {
+      this.fmw.on(method as HTTPMethod, pattern.replace(/\{(\w+)\}/g, ':$1'), () => undefined, { handler });
+      return this;
+    }
+    const [, prefix, key, suffix] = m as unknown as [string, string, string, string];
+    const id = `${method} ${prefix}`;
+    let group = this.wild.get(id);
+    if (!group) {
+      group = [];
+      this.wild.set(id, group);
+      this.fmw.on(method as HTTPMethod, `${prefix.replace(/\{(\w+)\}/g, ':$1')}*`, () => undefined, { group });
+    }
+    group.push({ suffix, key, handler });
+    // the longest suffix first: `/json` before ``
+    group.sort((a, b) => b.suffix.length - a.suffix.length);
     return this;
   }
 
-  match(method: string, path: string): { handler: Handler; params: Record<string, string> } | 'method' | undefined {
-    let pathMatched = false;
-    for (const r of this.routes) {
-      const m = r.re.exec(path);
-      if (!m) continue;
-      if (r.method !== method && !(method === 'HEAD' && r.method === 'GET')) {
-        pathMatched = true;
-        continue;
-      }
-      const params: Record<string, string> = {};
-      r.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1]!)));
-      return { handler: r.handler, params };
+  private find(method: string, path: string): { handler: Handler; params: Record<string, string> } | undefined {
+    const hit = this.fmw.find(method as HTTPMethod, path);
+    if (!hit) return undefined;
+    const store = hit.store as { handler?: Handler; group?: Wild[] };
+    const params = { ...(hit.params as Record<string, string>) };
+    if (store.handler) return { handler: store.handler, params };
+    const rest = params['*'] ?? '';
+    delete params['*'];
+    for (const w of store.group!) {
+      if (!rest.endsWith(w.suffix) || rest.length === w.suffix.length) continue;
+      return { handler: w.handler, params: { ...params, [w.key]: rest.slice(0, rest.length - w.suffix.length) } };
     }
-    return pathMatched ? 'method' : undefined;
+    return undefined;
+  }
+
+  match(method: string, path: string): { handler: Handler; params: Record<string, string> } | 'method' | undefined {
+    const hit = this.find(method, path) ?? (method === 'HEAD' ? this.find('GET', path) : undefined);
+    if (hit) return hit;
+    return METHODS.some((m) => m !== method && this.find(m, path)) ? 'method' : undefined;
   }
 }
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'];
