@@ -8,6 +8,7 @@ import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
 import https from 'node:https';
 import type net from 'node:net';
 import { Readable, pipeline } from 'node:stream';
+import type { JSONMessage } from './docker-types.js';
 import { SampanError } from './errors.js';
 import { codeOfStatus } from './http/status.js';
 
@@ -363,7 +364,7 @@ export function demux(
  * The documents of a JSON-lines (or concatenated JSON) response such as image load/pull progress.
  * Text that is not JSON comes back as `{stream: text}`.
  */
-export async function* jsonMessages(stream: Readable): AsyncGenerator<Record<string, unknown>> {
+export async function* jsonMessages(stream: Readable): AsyncGenerator<JSONMessage> {
   let buf = '';
   for await (const chunk of stream) {
     buf += typeof chunk === 'string' ? chunk : (chunk as Buffer).toString('utf8');
@@ -379,10 +380,10 @@ export async function* jsonMessages(stream: Readable): AsyncGenerator<Record<str
   if (rest) yield parseMessage(rest);
 }
 
-function parseMessage(doc: string): Record<string, unknown> {
+function parseMessage(doc: string): JSONMessage {
   try {
     const v = JSON.parse(doc) as unknown;
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as JSONMessage;
   } catch {
     /* not JSON */
   }

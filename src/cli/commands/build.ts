@@ -91,13 +91,12 @@ async function build(context: string, o: BuildOptions, cmd: Command): Promise<vo
   const body = await packContext(dir, dockerfile);
   const res = await client.stream('POST', `/build?${q}`, { body, headers: { 'Content-Type': 'application/x-tar' } });
   let id = '';
-  for await (const m of jsonMessages(res)) {
-    const msg = m as { stream?: string; status?: string; id?: string; progress?: string; aux?: { ID?: string }; error?: string; errorDetail?: { message?: string; code?: number } };
+  for await (const msg of jsonMessages(res)) {
     if (msg.errorDetail || msg.error) {
       process.stderr.write(`${msg.errorDetail?.message ?? msg.error}\n`);
       await exitWith(1);
     }
-    if (msg.aux?.ID) id = msg.aux.ID;
+    if (typeof msg.aux?.ID === 'string') id = msg.aux.ID;
     if (msg.stream) process.stdout.write(msg.stream);
     else if (msg.status && !o.quiet && !msg.progress) process.stdout.write(`${msg.id ? `${msg.id}: ` : ''}${msg.status}\n`);
   }

@@ -150,12 +150,9 @@ async function load(o: { input?: string; quiet?: boolean }, cmd: Command): Promi
     headers: { 'Content-Type': 'application/x-tar' },
   });
   for await (const m of jsonMessages(res)) {
-    const detail = m.errorDetail as { message?: string } | undefined;
-    if (detail?.message || typeof m.error === 'string') {
-      throw new ApiError(500, detail?.message || String(m.error));
-    }
-    if (typeof m.stream === 'string' && m.stream) process.stdout.write(m.stream);
-    else if (typeof m.status === 'string' && m.status) process.stdout.write(`${m.status}\n`);
+    if (m.errorDetail?.message || m.error) throw new ApiError(500, m.errorDetail?.message || String(m.error));
+    if (m.stream) process.stdout.write(m.stream);
+    else if (m.status) process.stdout.write(`${m.status}\n`);
   }
 }
 

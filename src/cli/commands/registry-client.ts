@@ -89,16 +89,6 @@ export function splitImageRef(ref: string): { name: string; tag: string } {
   return { name: ref, tag: '' };
 }
 
-interface Message {
-  status?: string;
-  id?: string;
-  progressDetail?: { current?: number; total?: number };
-  error?: string;
-  errorDetail?: { message?: string };
-  aux?: unknown;
-  stream?: string;
-}
-
 function human(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
   let v = n;
@@ -144,8 +134,7 @@ export async function renderProgress(stream: Readable, opts: { quiet?: boolean; 
   };
   const useBars = tty && !opts.quiet;
   try {
-    for await (const raw of jsonMessages(stream)) {
-      const m = raw as Message;
+    for await (const m of jsonMessages(stream)) {
       if (m.errorDetail?.message || m.error) throw new ApiError(500, m.errorDetail?.message || String(m.error));
       if (m.aux !== undefined || !m.status) continue;
       if (!m.id) {
