@@ -5,11 +5,14 @@
  * return nothing; a client that goes away mid-response is normal, never an error.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import { promises as fs } from 'node:fs';
 import findMyWay, { type HTTPVersion } from 'find-my-way';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { invalid, methodNotAllowed, notFound, tooLarge } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ServerDrain } from '../drain.js';
+import { isPeerGone } from '../streams.js';
 import type { ErrorFlavour } from './status.js';
 
 export interface Reply {
@@ -77,6 +80,19 @@ export interface HttpAppOptions {
   maxBody?: number;
   /** Headers on every response (an API version, a server name). */
   headers?: Record<string, string>;
+  /** An unread request body up to this size is read after an error answer, to keep the connection; a larger one closes it. */
+  drainLimit?: number;
+}
+
+export interface ListenOptions {
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tls?: { cert: string; key: string };
+  /** Idle keep-alive of a connection (default 30 s): longer than the clients keep theirs. */
+  keepAliveMs?: number;
+  /** Time to receive a request's headers (default 30 s). */
+  headersTimeoutMs?: number;
+  /** Time to receive a whole request (default Node's; 0: as long as it takes, for large uploads). */
+  requestTimeoutMs?: number;
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
@@ -129,22 +145,26 @@ export class HttpApp {
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const t0 = performance.now();
     const method = req.method ?? 'GET';
-    const url = new URL(req.url ?? '/', 'http://x');
+    // the path as sent: routes that read it (names with slashes) must see `..` and `%2F` as they came
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    const path = q < 0 ? raw : raw.slice(0, q);
     let name = 'unknown';
     try {
-      const hit = this.find(method, url.pathname);
-      if (!hit) throw notFound(`no route ${method} ${url.pathname}`);
-      if ('allow' in hit) throw methodNotAllowed(method, url.pathname, hit.allow);
+      if (this.drain.closing) res.setHeader('Connection', 'close');
+      const hit = this.find(method, path);
+      if (!hit) throw notFound(`no route ${method} ${path.slice(0, 200)}`);
+      if ('allow' in hit) throw methodNotAllowed(method, path.slice(0, 200), hit.allow);
       name = hit.name;
-      const r = new Req(req, res, method, url.pathname, (hit as unknown as { params: Record<string, string> }).params, url.searchParams, this.o.maxBody ?? 8 << 20);
+      const r = new Req(req, res, method, path, (hit as unknown as { params: Record<string, string> }).params, new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)), this.o.maxBody ?? 8 << 20);
       const reply = await hit.handler(r);
       if (reply) this.send(req, res, reply);
     } catch (err) {
-      this.fail(req, res, err, url.pathname);
+      this.fail(req, res, err, path);
     } finally {
       this.requests?.inc({ route: name, method, status: String(res.statusCode) });
       this.latency?.observe({ route: name }, (performance.now() - t0) / 1000);
-      this.o.log.debug({ method, path: url.pathname, status: res.statusCode, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'request');
+      this.o.log.debug({ method, path, status: res.statusCode, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'request');
     }
   }
 
@@ -159,14 +179,18 @@ export class HttpApp {
     } else if (r.status !== 204 && r.status !== 304) {
       headers['Content-Length'] ??= 0;
     }
-    // a body refused before it was read: closing is cheaper than reading it to keep the connection
-    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
-    if (!req.complete && hasBody) headers.Connection = 'close';
+    // a body refused before it was read: closing is cheaper than reading a large one to keep the connection
+    if (!req.complete && hasBody(req) && !(Number(req.headers['content-length']) <= (this.o.drainLimit ?? 0))) headers.Connection = 'close';
     res.writeHead(r.status, headers);
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown, path: string): void {
+    if (isPeerGone(err) && !res.writableEnded) {
+      this.o.log.debug({ method: req.method, path, err: (err as Error).message }, 'client went away');
+      res.destroy();
+      return;
+    }
     const { status, body, headers } = this.o.flavour.render(err);
     if (status >= 500) this.o.log.error({ err, method: req.method, path }, 'request failed');
     else this.o.log.debug({ method: req.method, path, status, err: (err as Error)?.message }, 'request refused');
@@ -175,11 +199,12 @@ export class HttpApp {
     else this.send(req, res, { status, body, headers });
   }
 
-  /** Listen on HOST:PORT over plain HTTP; the bound address. */
-  async listen(host: string | undefined, port: number): Promise<{ host: string; port: number }> {
-    const server = http.createServer(this.handle);
-    server.keepAliveTimeout = 30_000;
-    server.headersTimeout = 30_000;
+  /** Listen on HOST:PORT (HTTP, or HTTPS with `tls`); the bound address. */
+  async listen(host: string | undefined, port: number, o: ListenOptions = {}): Promise<{ host: string; port: number }> {
+    const server = o.tls ? https.createServer({ cert: await fs.readFile(o.tls.cert), key: await fs.readFile(o.tls.key) }, this.handle) : http.createServer(this.handle);
+    server.keepAliveTimeout = o.keepAliveMs ?? 30_000;
+    server.headersTimeout = o.headersTimeoutMs ?? 30_000;
+    if (o.requestTimeoutMs !== undefined) server.requestTimeout = o.requestTimeoutMs;
     this.servers.push(server);
     return this.drain.listen(server, host, port);
   }
@@ -188,4 +213,9 @@ export class HttpApp {
   async close(timeoutMs: number): Promise<void> {
     await Promise.all(this.servers.splice(0).map((s) => this.drain.close(s, timeoutMs)));
   }
+}
+
+/** Whether the request carries a body (Content-Length > 0 or chunked). */
+export function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
 }

@@ -7,13 +7,14 @@ import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { MediaType } from '../../lib/oci.js';
 import { drained } from '../../lib/streams.js';
+import { contentRange, parseRange } from '../../lib/http/range.js';
 import { regError, isKind, RegistryError } from '../errors.js';
 import type { Action, Scope } from '../hooks.js';
 import { checkDigest, isValidName, isSha256, isUploadId, parseReference } from '../names.js';
 import type { ManifestEntry, Registry } from '../registry.js';
 import type { UploadState } from '../storage/driver.js';
 import type { Route } from './routes.js';
-import { API_VERSION, API_VERSION_HEADER, contentLength, hasBody, parseContentRange, parseN, parseRange, readBody, send, sendJson, uploadRange, type Headers } from './http.js';
+import { API_VERSION, API_VERSION_HEADER, contentLength, hasBody, parseContentRange, parseN, readBody, send, sendJson, uploadRange, type Headers } from './http.js';
 
 export interface Ctx {
   req: IncomingMessage;
@@ -163,16 +164,16 @@ export class Handlers {
       return this.stream(c, 200, base, found.stream, size);
     }
     const range = parseRange(c.req.headers.range, size);
-    if (range === 'unsatisfiable') throw regError('RANGE_NOT_SATISFIABLE', `range ${c.req.headers.range} is outside the blob's ${size} bytes`, { size }, { 'Content-Range': `bytes */${size}` });
+    if (range === 'unsatisfiable') throw regError('RANGE_NOT_SATISFIABLE', `range ${c.req.headers.range} is outside the blob's ${size} bytes`, { size }, { 'Content-Range': contentRange(range, size) });
     const status = range ? 206 : 200;
-    const len = range ? range.end - range.start + 1 : size;
+    const len = range ? range.end - range.start : size;
     base['Content-Length'] = len;
-    if (range) base['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
+    if (range) base['Content-Range'] = contentRange(range, size);
     if (c.method === 'HEAD') {
       send(c.res, status, base);
       return status;
     }
-    return this.stream(c, status, base, await this.registry.openBlob(name, digest, range), len);
+    return this.stream(c, status, base, await this.registry.openBlob(name, digest, range && { start: range.start, end: range.end - 1 }), len);
   }
 
   private async stream(c: Ctx, status: number, headers: Headers, body: Readable, len: number): Promise<number> {

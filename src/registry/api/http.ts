@@ -1,4 +1,4 @@
-/** Small HTTP helpers for the registry API: responses, error rendering, bodies, ranges. */
+/** Small HTTP helpers for the registry API: responses, error rendering, bodies, upload ranges. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody, regError, RegistryError } from '../errors.js';
 
@@ -77,29 +77,6 @@ export function parseContentRange(v: string): { start: number; end: number } | u
   const start = Number(m[1]);
   const end = Number(m[2]);
   return end >= start ? { start, end } : undefined;
-}
-
-/** A blob GET's Range header (one range). undefined = serve it all; 'unsatisfiable' = 416. */
-export function parseRange(v: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
-  if (!v) return undefined;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(v.trim());
-  if (!m) return undefined; // several ranges or another unit: the whole blob, as HTTP allows
-  const [, a, b] = m;
-  if (a === '' && b === '') return undefined;
-  let start: number;
-  let end: number;
-  if (a === '') {
-    const suffix = Number(b);
-    if (suffix === 0 || size === 0) return 'unsatisfiable';
-    start = Math.max(0, size - suffix);
-    end = size - 1;
-  } else {
-    start = Number(a);
-    if (b !== '' && Number(b) < start) return undefined; // not a valid range: ignored, as HTTP says
-    end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
-    if (start >= size) return 'unsatisfiable';
-  }
-  return { start, end };
 }
 
 /** The upload status Range header: `0-<last byte>` (`0-0` before the first byte, as Distribution does). */
