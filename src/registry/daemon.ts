@@ -3,6 +3,7 @@ import { gracefulStop } from '../lib/lifecycle.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { RegistryServer } from './api/server.js';
 import { createAuthorizer, toServerAuthorizer } from './auth/index.js';
+import { tokenFlavour } from './auth/token.js';
 import { type RegistryConfig } from './config.js';
 import { collectGarbage } from './gc.js';
 import type { Authorizer, Upstream } from './hooks.js';
@@ -57,7 +58,7 @@ export async function startRegistry(config: RegistryConfig, opts: StartOptions =
   const server = new RegistryServer(registry, {
     log,
     authorizer: opts.authorizer ?? (auth && toServerAuthorizer(auth)),
-    tokenEndpoint: auth?.tokenPath && auth.tokenHandler ? { path: auth.tokenPath, handler: auth.tokenHandler } : undefined,
+    tokenEndpoint: auth?.tokenPath && auth.tokenService ? { path: auth.tokenPath, serve: auth.tokenService.serve, flavour: tokenFlavour } : undefined,
   });
   const { host, port } = splitAddr(config.addr);
   const address = await server.listen(host, port, config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined);

@@ -24,6 +24,9 @@ export interface Reply {
 
 /** A request as a handler sees it. */
 export class Req {
+  /** What metrics and logs call the request: the route's name, unless a handler that routes further names it. */
+  route = '';
+
   constructor(
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
@@ -69,6 +72,8 @@ export type Handler = (r: Req) => Promise<Reply | void> | Reply | void;
 interface Route {
   name: string;
   handler: Handler;
+  /** Errors of this route in another API's shape (a token service beside a registry). */
+  flavour?: ErrorFlavour;
 }
 
 export interface HttpAppOptions {
@@ -78,8 +83,12 @@ export interface HttpAppOptions {
   metrics?: { registry: Registry; prefix: string };
   /** Bodies larger than this are refused with 413 unless a route reads with its own limit. */
   maxBody?: number;
+  /** The level of a request's log line (default debug; failures are logged as errors besides). */
+  logLevel?: (method: string, status: number) => 'debug' | 'info' | 'error';
   /** Headers on every response (an API version, a server name). */
   headers?: Record<string, string>;
+  /** Answers a request before routing when it can (a hot path with no await), and then says true. */
+  fastPath?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** An unread request body up to this size is read after an error answer, to keep the connection; a larger one closes it. */
   drainLimit?: number;
 }
@@ -95,8 +104,12 @@ export interface ListenOptions {
   requestTimeoutMs?: number;
 }
 
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
-type Method = (typeof METHODS)[number];
+/** The status requests are counted with whose client went away before the answer was complete (nginx's). */
+const CLIENT_GONE = 499;
+
+/** The methods routes answer. */
+export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+export type Method = (typeof METHODS)[number];
 
 export class HttpApp {
   private readonly router = findMyWay<HTTPVersion.V1>({ ignoreTrailingSlash: true, maxParamLength: 500 });
@@ -114,9 +127,14 @@ export class HttpApp {
   }
 
   /** Add a route; `name` labels its metrics and logs. A GET route answers HEAD too, without the body. */
-  route(method: Method | Method[], path: string, name: string, handler: Handler): this {
-    for (const m of Array.isArray(method) ? method : [method]) this.router.on(m, path, () => undefined, { name, handler } satisfies Route);
+  route(method: Method | readonly Method[], path: string, name: string, handler: Handler, flavour?: ErrorFlavour): this {
+    for (const m of typeof method === 'string' ? [method] : method) this.router.on(m, path, () => undefined, { name, handler, flavour } satisfies Route);
     return this;
+  }
+
+  /** Count a request answered outside the kit (a hot path that writes its response itself). */
+  count(route: string, method: string, status: number): void {
+    this.requests?.inc({ route, method, status: String(status) });
   }
 
   /** GET /metrics from a prom-client registry. */
@@ -131,6 +149,7 @@ export class HttpApp {
 
   /** The request listener, for servers made elsewhere (TLS, unix sockets). */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    if (this.o.fastPath?.(req, res)) return;
     res.once('close', this.drain.begin());
     void this.serve(req, res);
   };
@@ -149,22 +168,27 @@ export class HttpApp {
     const raw = req.url ?? '/';
     const q = raw.indexOf('?');
     const path = q < 0 ? raw : raw.slice(0, q);
-    let name = 'unknown';
+    let r: Req | undefined;
+    let flavour = this.o.flavour;
+    let status: number | undefined;
     try {
       if (this.drain.closing) res.setHeader('Connection', 'close');
       const hit = this.find(method, path);
       if (!hit) throw notFound(`no route ${method} ${path.slice(0, 200)}`);
       if ('allow' in hit) throw methodNotAllowed(method, path.slice(0, 200), hit.allow);
-      name = hit.name;
-      const r = new Req(req, res, method, path, (hit as unknown as { params: Record<string, string> }).params, new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)), this.o.maxBody ?? 8 << 20);
+      flavour = hit.flavour ?? flavour;
+      r = new Req(req, res, method, path, (hit as unknown as { params: Record<string, string> }).params, new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)), this.o.maxBody ?? 8 << 20);
+      r.route = hit.name;
       const reply = await hit.handler(r);
       if (reply) this.send(req, res, reply);
     } catch (err) {
-      this.fail(req, res, err, path);
+      status = this.fail(req, res, err, path, flavour);
     } finally {
-      this.requests?.inc({ route: name, method, status: String(res.statusCode) });
-      this.latency?.observe({ route: name }, (performance.now() - t0) / 1000);
-      this.o.log.debug({ method, path, status: res.statusCode, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'request');
+      const route = r?.route ?? 'unknown';
+      status ??= res.statusCode;
+      this.requests?.inc({ route, method, status: String(status) });
+      this.latency?.observe({ route }, (performance.now() - t0) / 1000);
+      this.o.log[this.o.logLevel?.(method, status) ?? 'debug']({ method, url: req.url, route, status, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'request');
     }
   }
 
@@ -185,18 +209,20 @@ export class HttpApp {
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
-  private fail(req: IncomingMessage, res: ServerResponse, err: unknown, path: string): void {
+  /** Answer an error (or cut a response under way); the status to count it as. */
+  private fail(req: IncomingMessage, res: ServerResponse, err: unknown, path: string, flavour: ErrorFlavour): number {
     if (isPeerGone(err) && !res.writableEnded) {
       this.o.log.debug({ method: req.method, path, err: (err as Error).message }, 'client went away');
       res.destroy();
-      return;
+      return CLIENT_GONE;
     }
-    const { status, body, headers } = this.o.flavour.render(err);
+    const { status, body, headers } = flavour.render(err);
     if (status >= 500) this.o.log.error({ err, method: req.method, path }, 'request failed');
     else this.o.log.debug({ method: req.method, path, status, err: (err as Error)?.message }, 'request refused');
     // a response already under way cannot change its status: cut it, so the client sees it incomplete
     if (res.headersSent) res.destroy();
     else this.send(req, res, { status, body, headers });
+    return status;
   }
 
   /** Listen on HOST:PORT (HTTP, or HTTPS with `tls`); the bound address. */
@@ -207,6 +233,11 @@ export class HttpApp {
     if (o.requestTimeoutMs !== undefined) server.requestTimeout = o.requestTimeoutMs;
     this.servers.push(server);
     return this.drain.listen(server, host, port);
+  }
+
+  /** Whether close() has begun. */
+  get closing(): boolean {
+    return this.drain.closing;
   }
 
   /** Stop accepting, let requests in flight finish (up to `timeoutMs`), then close every connection. */

@@ -62,7 +62,7 @@ export interface RegistryAuthorizer {
   authorizeScope(req: IncomingMessage, scope: ResourceScope | undefined): Promise<AuthResult>;
   /** Token mode with the built-in token service: where it is served, and its request handler. */
   readonly tokenPath?: string;
-  readonly tokenHandler?: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  readonly tokenHandler?: (req: IncomingMessage, res: ServerResponse) => void;
   readonly tokenService?: TokenService;
   readonly tokenVerifier?: TokenVerifier;
 }
@@ -190,7 +190,7 @@ class BasicAuthorizer extends BaseAuthorizer {
 class BearerAuthorizer extends BaseAuthorizer {
   readonly mode = 'token' as const;
   readonly tokenPath?: string;
-  readonly tokenHandler?: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  readonly tokenHandler?: (req: IncomingMessage, res: ServerResponse) => void;
   readonly tokenService?: TokenService;
   readonly tokenVerifier: TokenVerifier;
   private readonly realm: string | undefined;
