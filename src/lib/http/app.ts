@@ -84,7 +84,7 @@ export interface HttpAppOptions {
   /** Bodies larger than this are refused with 413 unless a route reads with its own limit. */
   maxBody?: number;
   /** The level of a request's log line (default debug; failures are logged as errors besides). */
-  logLevel?: (method: string, status: number) => 'debug' | 'info' | 'error';
+  logLevel?: (method: string) => 'debug' | 'info';
   /** Headers on every response (an API version, a server name). */
   headers?: Record<string, string>;
   /** Answers a request before routing when it can (a hot path with no await), and then says true. */
@@ -188,7 +188,7 @@ export class HttpApp {
       status ??= res.statusCode;
       this.requests?.inc({ route, method, status: String(status) });
       this.latency?.observe({ route }, (performance.now() - t0) / 1000);
-      this.o.log[this.o.logLevel?.(method, status) ?? 'debug']({ method, url: req.url, route, status, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'request');
+      this.o.log[this.o.logLevel?.(method) ?? 'debug']({ method, url: req.url, route, status, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'request');
     }
   }
 

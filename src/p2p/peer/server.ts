@@ -12,7 +12,7 @@ import { contentRange, parseRange } from '../../lib/http/range.js';
 import { jsonFlavour, type ErrorFlavour } from '../../lib/http/status.js';
 import type { Logger } from '../../lib/log.js';
 import { sendStream } from '../../lib/streams.js';
-import { blobUpstreamError, ociFlavour, regError, RegistryError } from '../../registry/errors.js';
+import { blobUpstreamError, ociFlavour, regError, RegistryError } from '../../registry/index.js';
 import { PIECE_DIGEST_HEADER, PIECE_ELSEWHERE, pieceCount, type PeerPreheatRequest, type PeerTaskSummary, type PeerTaskView, type TaskId } from '../protocol.js';
 import type { PeerMetrics } from './metrics.js';
 import type { TokenBucket } from './ratelimit.js';

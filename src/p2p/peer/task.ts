@@ -11,7 +11,7 @@ import { pieceCount, pieceSizeFor, type AnnounceResponse, type PeerRef, type Pro
 import type { PeerMetrics } from './metrics.js';
 import { ParentBusy, ParentClient, PieceElsewhere, SchedulerDown, UnknownTask, type SchedulerClient } from './remote.js';
 import type { TokenBucket } from './ratelimit.js';
-import { blobUpstreamError, isRefusal, regError } from '../../registry/errors.js';
+import { blobUpstreamError, isRefusal, regError } from '../../registry/index.js';
 
 /** What the task needs of the piece store (src/p2p/store). */
 export interface TaskPieces extends EventEmitter {

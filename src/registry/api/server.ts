@@ -65,7 +65,7 @@ export class RegistryServer {
       metrics: { registry: this.metrics, prefix: 'sampan_registry_' },
       headers: { [API_VERSION_HEADER]: API_VERSION },
       drainLimit: DRAIN_LIMIT,
-      logLevel: (method, status) => (status >= 500 ? 'error' : method === 'GET' || method === 'HEAD' ? 'debug' : 'info'),
+      logLevel: (method) => (method === 'GET' || method === 'HEAD' ? 'debug' : 'info'),
       fastPath: this.cachedManifest,
     });
     const t = opts.tokenEndpoint;

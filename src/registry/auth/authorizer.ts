@@ -29,6 +29,7 @@ import { Policy } from './policy.js';
 import { coversActions, formatScope, repositoryScope, type Action, type ResourceScope } from './scope.js';
 import { LoginThrottle, sourceAddress } from './throttle.js';
 import { TOKEN_PATH, TokenError, TokenIssuer, TokenService, TokenVerifier, tokenCovers, type VerifiedToken } from './token.js';
+import { ERROR_KINDS } from '../errors.js';
 
 export type AuthMode = 'none' | 'htpasswd' | 'token';
 
@@ -41,7 +42,7 @@ export interface AuthAllowed {
 export interface AuthRefused {
   ok: false;
   /** 401: authenticate (again) following `challenge`; 403: authenticated, but not allowed. */
-  status: 401 | 403;
+  status: number;
   /** The WWW-Authenticate header value to send with a 401. */
   challenge?: string;
   code: 'UNAUTHORIZED' | 'DENIED';
@@ -147,8 +148,8 @@ class OpenAuthorizer extends BaseAuthorizer {
   }
 }
 
-const unauthorized = (message: string, challenge: string): AuthRefused => ({ ok: false, status: 401, code: 'UNAUTHORIZED', message, challenge });
-const denied = (message: string): AuthRefused => ({ ok: false, status: 403, code: 'DENIED', message });
+const unauthorized = (message: string, challenge: string): AuthRefused => ({ ok: false, status: ERROR_KINDS.UNAUTHORIZED.status, code: 'UNAUTHORIZED', message, challenge });
+const denied = (message: string): AuthRefused => ({ ok: false, status: ERROR_KINDS.DENIED.status, code: 'DENIED', message });
 
 class BasicAuthorizer extends BaseAuthorizer {
   readonly mode = 'htpasswd' as const;
