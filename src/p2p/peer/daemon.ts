@@ -1,7 +1,8 @@
 /** `sampan p2p peer`: the mirror and piece API servers, the piece store, registration with the scheduler. */
-import { gracefulStop } from '../../lib/lifecycle.js';
-import { createLogger, type Logger } from '../../lib/log.js';
+import { daemonLogger, daemonStop, type DaemonOptions } from '../../lib/daemon.js';
+import type { Logger } from '../../lib/log.js';
 import { errorMessage } from '../../lib/errors.js';
+import { splitAddr } from '../../lib/units.js';
 import { PieceStore } from '../store/index.js';
 import type { PeerConfig } from './config.js';
 import { PeerMetrics } from './metrics.js';
@@ -22,13 +23,14 @@ export interface RunningPeer {
   shutdown(): Promise<void>;
 }
 
+/** HOST:PORT, an empty host being every IPv4 address (as the peer always listened). */
 function hostPort(addr: string): [string, number] {
-  const i = addr.lastIndexOf(':');
-  return [addr.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0', Number(addr.slice(i + 1))];
+  const { host, port } = splitAddr(addr);
+  return [host ?? '0.0.0.0', port];
 }
 
-export async function startPeer(c: PeerConfig, opts: { handleSignals?: boolean } = {}): Promise<RunningPeer> {
-  const log = createLogger('sampan-p2p-peer', c.logLevel);
+export async function startPeer(c: PeerConfig, opts: DaemonOptions = {}): Promise<RunningPeer> {
+  const log = daemonLogger('p2p peer', c.logLevel, opts);
   const metrics = new PeerMetrics();
   const store = new PieceStore({ dir: c.root, maxBytes: c.cacheBytes, log });
   await store.init();
@@ -57,12 +59,19 @@ export async function startPeer(c: PeerConfig, opts: { handleSignals?: boolean }
   const timer = c.scheduler ? setInterval(register, 10_000) : undefined;
   timer?.unref();
   log.info({ peerId: c.peerId, mirror: c.listen, peer: c.advertise, scheduler: c.scheduler ?? null, upstream: c.upstream }, 'p2p peer started');
-  const { done, shutdown } = gracefulStop(async () => {
-    if (timer) clearInterval(timer);
-    // pulls in flight may finish for a while; long-polls from other peers end at once
-    await Promise.all([mirror.app.close(10_000), pieces.app.close(1000)]);
-    await store.close();
-    log.info('p2p peer stopped');
-  }, opts);
+  const { done, shutdown } = daemonStop(
+    'p2p peer',
+    log,
+    {
+      halt: () => clearInterval(timer),
+      // pulls in flight may finish for a while; long-polls from other peers end at once
+      servers: [
+        { close: (ms) => mirror.app.close(ms), timeoutMs: 10_000 },
+        { close: (ms) => pieces.app.close(ms), timeoutMs: 1000 },
+      ],
+      release: () => store.close(),
+    },
+    opts,
+  );
   return { log, mirrorAddr, peerAddr, done, shutdown };
 }
