@@ -18,8 +18,6 @@ import type { Route } from './routes.js';
 import { API_VERSION, API_VERSION_HEADER, contentLength, parseContentRange, parseN, uploadRange, type Headers } from './http.js';
 import { hasBody, type Reply, type Req } from '../../lib/http/app.js';
 
-type Ctx = Req;
-
 export interface HandlerDeps {
   registry: Registry;
   authorize(req: IncomingMessage, scope: Scope | undefined): void | Promise<void>;
@@ -63,7 +61,7 @@ export class Handlers {
   }
 
   /** The endpoint of route `r`: its reply, or nothing when it wrote the response itself (manifests, blob bodies). */
-  async handle(c: Ctx, r: Route): Promise<Reply | void> {
+  async handle(c: Req, r: Route): Promise<Reply | void> {
     switch (r.kind) {
       case 'base':
         await this.auth(c.req, undefined);
@@ -94,20 +92,20 @@ export class Handlers {
 
   // ---------------------------------------------------------------- manifests
 
-  private sendManifest(c: Ctx, e: ManifestEntry): void {
+  private sendManifest(c: Req, e: ManifestEntry): void {
     c.res.writeHead(200, manifestWire(e).headers);
     if (c.method === 'HEAD') return void c.res.end();
     c.res.end(e.bytes);
     this.d.countOut(e.bytes.length);
   }
 
-  async getManifest(c: Ctx, name: string, ref: string): Promise<void> {
+  async getManifest(c: Req, name: string, ref: string): Promise<void> {
     await this.auth(c.req, repoScope(name, PULL));
     const e = await this.registry.getManifest(name, parseReference(ref));
     return this.sendManifest(c, e);
   }
 
-  private async putManifest(c: Ctx, name: string, ref: string): Promise<Reply> {
+  private async putManifest(c: Req, name: string, ref: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PUSH));
     const reference = parseReference(ref, 'MANIFEST_INVALID');
     const limit = this.registry.maxManifestBytes;
@@ -121,7 +119,7 @@ export class Handlers {
     return { status: 201, headers };
   }
 
-  private async deleteManifest(c: Ctx, name: string, ref: string): Promise<Reply> {
+  private async deleteManifest(c: Req, name: string, ref: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, DELETE));
     await this.registry.deleteManifest(name, parseReference(ref));
     return { status: 202 };
@@ -129,7 +127,7 @@ export class Handlers {
 
   // ---------------------------------------------------------------- blobs
 
-  private async getBlob(c: Ctx, name: string, digestStr: string): Promise<Reply | void> {
+  private async getBlob(c: Req, name: string, digestStr: string): Promise<Reply | void> {
     await this.auth(c.req, repoScope(name, PULL));
     const digest = checkDigest(digestStr);
     const found = await this.registry.statBlobOrUpstream(name, digest);
@@ -160,14 +158,14 @@ export class Handlers {
     return this.stream(c, status, base, await this.registry.openBlob(name, digest, range && { start: range.start, end: range.end - 1 }), len);
   }
 
-  private async stream(c: Ctx, status: number, headers: Headers, body: Readable, len: number): Promise<void> {
+  private async stream(c: Req, status: number, headers: Headers, body: Readable, len: number): Promise<void> {
     headers[API_VERSION_HEADER] = API_VERSION;
     c.res.writeHead(status, headers);
     await sendBody(body, c.res);
     this.d.countOut(len);
   }
 
-  private async deleteBlob(c: Ctx, name: string, digestStr: string): Promise<Reply> {
+  private async deleteBlob(c: Req, name: string, digestStr: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, DELETE));
     await this.registry.deleteBlob(name, checkDigest(digestStr));
     return { status: 202 };
@@ -184,7 +182,7 @@ export class Handlers {
   }
 
   /** The body of an upload request, or undefined when it has none. */
-  private body(c: Ctx, what: 'PATCH' | 'PUT' | 'POST'): { stream: Readable; start?: number; length?: number; onBytes: (n: number) => void } | undefined {
+  private body(c: Req, what: 'PATCH' | 'PUT' | 'POST'): { stream: Readable; start?: number; length?: number; onBytes: (n: number) => void } | undefined {
     const req = c.req;
     const cr = req.headers['content-range'];
     const cl = contentLength(req);
@@ -201,7 +199,7 @@ export class Handlers {
     return { stream: req, start, length: length ?? cl, onBytes: this.d.countIn };
   }
 
-  private async startUpload(c: Ctx, name: string): Promise<Reply> {
+  private async startUpload(c: Req, name: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PUSH));
     const q = c.query;
     const mount = q.get('mount');
@@ -238,7 +236,7 @@ export class Handlers {
     return { status: 202, headers: this.uploadHeaders(name, st) };
   }
 
-  private async uploadStatus(c: Ctx, name: string, id: string): Promise<Reply> {
+  private async uploadStatus(c: Req, name: string, id: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PUSH));
     const st = await this.registry.uploadStatus(name, id);
     return { status: 204, headers: this.uploadHeaders(name, st) };
@@ -257,7 +255,7 @@ export class Handlers {
     }
   }
 
-  private async patchUpload(c: Ctx, name: string, id: string): Promise<Reply> {
+  private async patchUpload(c: Req, name: string, id: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PUSH));
     const st = await this.withRangeHeaders(name, id, async () => {
       const body = this.body(c, 'PATCH')!;
@@ -266,7 +264,7 @@ export class Handlers {
     return { status: 202, headers: this.uploadHeaders(name, st) };
   }
 
-  private async putUpload(c: Ctx, name: string, id: string): Promise<Reply> {
+  private async putUpload(c: Req, name: string, id: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PUSH));
     const digest = c.query.get('digest');
     if (digest === null) throw regError('DIGEST_INVALID', 'the digest query parameter is required to finish an upload');
@@ -275,7 +273,7 @@ export class Handlers {
     return this.created(name, st.digest);
   }
 
-  private async cancelUpload(c: Ctx, name: string, id: string): Promise<Reply> {
+  private async cancelUpload(c: Req, name: string, id: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PUSH));
     await this.registry.cancelUpload(name, id);
     return { status: 204 };
@@ -290,7 +288,7 @@ export class Handlers {
 
   // ---------------------------------------------------------------- content discovery
 
-  private async tags(c: Ctx, name: string): Promise<Reply> {
+  private async tags(c: Req, name: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PULL));
     const q = c.query;
     const n = parseN(q.get('n'));
@@ -300,7 +298,7 @@ export class Handlers {
     return this.listing({ name, tags: page.items }, headers);
   }
 
-  private async catalog(c: Ctx): Promise<Reply> {
+  private async catalog(c: Req): Promise<Reply> {
     await this.auth(c.req, { type: 'registry', name: 'catalog', actions: ['*'] });
     const q = c.query;
     const n = parseN(q.get('n'));
@@ -310,7 +308,7 @@ export class Handlers {
     return this.listing({ repositories: page.items }, headers);
   }
 
-  private async referrers(c: Ctx, name: string, digestStr: string): Promise<Reply> {
+  private async referrers(c: Req, name: string, digestStr: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PULL));
     const subject = checkDigest(digestStr);
     const artifactType = c.query.get('artifactType') ?? undefined;

@@ -155,6 +155,7 @@ export class RegistryServer {
     const method = req.method;
     if ((method !== 'GET' && method !== 'HEAD') || this.authz !== allowAll || this.app.closing) return false;
     const url = req.url ?? '/';
+    if (!url.includes('/manifests/')) return false;
     const q = url.indexOf('?');
     let r: Route | undefined;
     try {
