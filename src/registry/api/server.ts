@@ -145,11 +145,6 @@ export class RegistryServer {
     return this.authz.authorize(req, scope);
   }
 
-  /** The request listener (also usable on a server made elsewhere). */
-  get onRequest(): (req: http.IncomingMessage, res: http.ServerResponse) => void {
-    return this.app.handle;
-  }
-
   /** The hot path: a cached manifest, answered at once; false when it is not one. */
   private readonly cachedManifest = (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
     const method = req.method;
