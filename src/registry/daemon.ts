@@ -1,8 +1,9 @@
 /** Run the registry in this process: storage, caches, HTTP server, timers, graceful stop. */
-import { gracefulStop } from '../lib/lifecycle.js';
-import { createLogger, type Logger } from '../lib/log.js';
+import { daemonLogger, daemonStop, type DaemonOptions } from '../lib/daemon.js';
+import type { Logger } from '../lib/log.js';
 import { RegistryServer } from './api/server.js';
 import { createAuthorizer, toServerAuthorizer } from './auth/index.js';
+import { tokenFlavour } from './auth/token.js';
 import { type RegistryConfig } from './config.js';
 import { collectGarbage } from './gc.js';
 import type { Authorizer, Upstream } from './hooks.js';
@@ -23,9 +24,7 @@ export interface RunningRegistry {
   shutdown(): Promise<void>;
 }
 
-export interface StartOptions {
-  handleSignals?: boolean;
-  log?: Logger;
+export interface StartOptions extends DaemonOptions {
   storage?: StorageDriver;
   authorizer?: Authorizer;
   upstream?: Upstream;
@@ -46,7 +45,7 @@ export async function openRegistry(config: RegistryConfig, log: Logger, storage?
 }
 
 export async function startRegistry(config: RegistryConfig, opts: StartOptions = {}): Promise<RunningRegistry> {
-  const log = opts.log ?? createLogger('sampan-registry', config.logLevel);
+  const log = daemonLogger('registry', config.logLevel, opts);
   // mirror mode: a pull-through cache of config.proxy.remoteurl (the Upstream writes into the same storage)
   const storage = opts.storage ?? new FilesystemDriver(config.root);
   const upstream = opts.upstream ?? (config.proxy ? new MirrorUpstream(config.proxy, storage, log) : undefined);
@@ -57,7 +56,7 @@ export async function startRegistry(config: RegistryConfig, opts: StartOptions =
   const server = new RegistryServer(registry, {
     log,
     authorizer: opts.authorizer ?? (auth && toServerAuthorizer(auth)),
-    tokenEndpoint: auth?.tokenPath && auth.tokenHandler ? { path: auth.tokenPath, handler: auth.tokenHandler } : undefined,
+    tokenEndpoint: auth?.tokenPath && auth.tokenService ? { path: auth.tokenPath, serve: auth.tokenService.serve, flavour: tokenFlavour } : undefined,
   });
   const { host, port } = splitAddr(config.addr);
   const address = await server.listen(host, port, config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined);
@@ -91,13 +90,15 @@ export async function startRegistry(config: RegistryConfig, opts: StartOptions =
   }
   for (const t of timers) t.unref();
 
-  const { done, shutdown } = gracefulStop(async () => {
-    log.info('shutting down: no new connections; waiting for requests in flight');
-    for (const t of timers) clearInterval(t);
-    await server.close(config.shutdownTimeoutSeconds * 1000);
-    upstream?.close?.();
-    log.info('registry stopped');
-    log.flush();
-  }, opts);
+  const { done, shutdown } = daemonStop(
+    'registry',
+    log,
+    {
+      halt: () => timers.forEach(clearInterval),
+      servers: [{ close: (ms) => server.close(ms), timeoutMs: config.shutdownTimeoutSeconds * 1000 }],
+      release: () => upstream?.close?.(),
+    },
+    opts,
+  );
   return { registry, server, log, address, done, shutdown };
 }

@@ -14,7 +14,7 @@ import type { Image, ImageStore, LayerRef } from '../images/store.js';
 import type { LayerMeta } from '../snapshots/layers.js';
 import { isAttestation, validateConfig } from '../images/archive-common.js';
 import type { AuthConfig } from '../../lib/distribution/auth.js';
-import { RegistryError, type Registries, type RepoClient } from '../../lib/distribution/client.js';
+import { DistributionError, type Registries, type RepoClient } from '../../lib/distribution/client.js';
 import { shortDigest, type ProgressWriter } from './progress.js';
 
 /** Layers fetched at once (Docker's default max-concurrent-downloads). */
@@ -55,18 +55,18 @@ function displayOf(ref: Reference): string {
 
 /** Docker's wording for a failed resolve; the status follows what the registry said. */
 function pullError(err: unknown, ref: Reference): SampanError {
-  if (!(err instanceof RegistryError)) return err instanceof SampanError ? err : internal(errorMessage(err), err);
+  if (!(err instanceof DistributionError)) return err instanceof SampanError ? err : internal(errorMessage(err), err);
   const repo = familiarRepo(ref);
   const said = err.said ?? err.message;
   if (err.status === 404 && (err.registryCode === 'MANIFEST_UNKNOWN' || !err.registryCode) && !ref.digest) {
-    return new RegistryError('NOT_FOUND', `manifest for ${displayOf(ref)} not found: ${said}`, 404, err.registryCode, err);
+    return new DistributionError('NOT_FOUND', `manifest for ${displayOf(ref)} not found: ${said}`, 404, err.registryCode, err);
   }
   if (err.status === 404 && err.registryCode === 'MANIFEST_UNKNOWN') {
-    return new RegistryError('NOT_FOUND', `manifest for ${displayOf(ref)} not found: ${said}`, 404, err.registryCode, err);
+    return new DistributionError('NOT_FOUND', `manifest for ${displayOf(ref)} not found: ${said}`, 404, err.registryCode, err);
   }
   if (err.status === 404 || err.status === 401 || err.status === 403 || err.registryCode === 'DENIED' || err.registryCode === 'NAME_UNKNOWN') {
     // never 401: the docker CLI answers a 401 to a pull by prompting for a login
-    return new RegistryError(
+    return new DistributionError(
       err.status === 401 || err.status === 403 ? 'FORBIDDEN' : 'NOT_FOUND',
       `pull access denied for ${repo}, repository does not exist or may require 'docker login': ${said}`,
       err.status,
@@ -155,7 +155,7 @@ async function resolveOn(client: RepoClient, ref: Reference): Promise<PullTarget
     const candidates = index.manifests.filter((m) => m && typeof m === 'object' && !isAttestation(m));
     const linux = candidates.filter((m) => m.platform?.os === 'linux' && m.platform?.architecture === 'amd64');
     const pick = linux.find((m) => !m.platform?.variant || m.platform.variant === 'v1') ?? linux[0] ?? (candidates.length === 1 && !candidates[0]!.platform ? candidates[0] : undefined);
-    if (!pick) throw new RegistryError('NOT_FOUND', `no matching manifest for linux/amd64 in the manifest list entries`, 404, 'MANIFEST_UNKNOWN');
+    if (!pick) throw new DistributionError('NOT_FOUND', `no matching manifest for linux/amd64 in the manifest list entries`, 404, 'MANIFEST_UNKNOWN');
     checkDescriptor(pick, `index ${cur.digest}`);
     cur = await client.getManifest(pick.digest);
   }
@@ -279,7 +279,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Worth another try: the connection, not the content, failed. */
 function retriable(err: unknown): boolean {
-  if (err instanceof RegistryError) return err.status === 0 || err.status >= 500;
+  if (err instanceof DistributionError) return err.status === 0 || err.status >= 500;
   const code = (err as NodeJS.ErrnoException)?.code;
   return typeof code === 'string' && /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|ECONNABORTED|ERR_STREAM_PREMATURE_CLOSE)$/.test(code) || /aborted|socket hang up/i.test(errorMessage(err));
 }

@@ -11,7 +11,7 @@ import { familiarRepo, parseReference, type Reference } from '../../lib/referenc
 import type { Image, ImageStore } from '../images/store.js';
 import { prepareImages } from '../images/save.js';
 import type { AuthConfig } from '../../lib/distribution/auth.js';
-import { RegistryError, type Registries, type RepoClient } from '../../lib/distribution/client.js';
+import { DistributionError, type Registries, type RepoClient } from '../../lib/distribution/client.js';
 import { Meter, pool } from './pull.js';
 import { shortDigest, type ProgressWriter } from './progress.js';
 
@@ -48,9 +48,9 @@ export function planPush(store: ImageStore, name: string, tag?: string): PushPla
 }
 
 function pushError(err: unknown): SampanError {
-  if (err instanceof RegistryError) {
-    if (err.status === 401 && !/unauthorized/i.test(err.message)) return new RegistryError('UNAUTHORIZED', 'unauthorized: authentication required', 401, err.registryCode, err);
-    if (err.status === 403 && !/denied/i.test(err.message)) return new RegistryError('FORBIDDEN', 'denied: requested access to the resource is denied', 403, err.registryCode, err);
+  if (err instanceof DistributionError) {
+    if (err.status === 401 && !/unauthorized/i.test(err.message)) return new DistributionError('UNAUTHORIZED', 'unauthorized: authentication required', 401, err.registryCode, err);
+    if (err.status === 403 && !/denied/i.test(err.message)) return new DistributionError('FORBIDDEN', 'denied: requested access to the resource is denied', 403, err.registryCode, err);
     return err;
   }
   return err instanceof SampanError ? err : internal(errorMessage(err), err);

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { sha256 } from '../digest.js';
 import { MediaType } from '../oci.js';
-import { Registries, RegistryError, domainOfServer, hostOf, insecureMatch, isLoopback, parseMirrors, readBody } from './client.js';
+import { Registries, DistributionError, domainOfServer, hostOf, insecureMatch, isLoopback, parseMirrors, readBody } from './client.js';
 
 test('endpoints: loopback and insecure registries, mirrors, login server names', () => {
   for (const d of ['localhost:5000', '127.0.0.1:5000', '127.9.9.9', '[::1]:5000', 'localhost']) assert.ok(isLoopback(d), d);
@@ -118,8 +118,8 @@ test('bearer auth: ping, a token for the repository scope, cached across clients
   await registries.repo(registries.originEndpoint(reg.domain), 'team/app', alice, ['pull']).getManifest(m.digest);
   assert.equal(reg.tokens(), before, 'the token was reused');
   await assert.rejects(c.getManifest(sha256('other')), /manifest verification failed/);
-  await assert.rejects(c.getManifest('bad'), (e: RegistryError) => e.code === 'INVALID_ARGUMENT' && /schema 1/.test(e.message));
-  await assert.rejects(c.getManifest('missing'), (e: RegistryError) => e.code === 'NOT_FOUND' && e.registryCode === 'MANIFEST_UNKNOWN' && e.said === 'manifest unknown: manifest unknown');
+  await assert.rejects(c.getManifest('bad'), (e: DistributionError) => e.code === 'INVALID_ARGUMENT' && /schema 1/.test(e.message));
+  await assert.rejects(c.getManifest('missing'), (e: DistributionError) => e.code === 'NOT_FOUND' && e.registryCode === 'MANIFEST_UNKNOWN' && e.said === 'manifest unknown: manifest unknown');
 });
 
 test('blobs: a redirect to storage carries no credentials; HEAD; a wrong password is UNAUTHORIZED', async () => {
@@ -129,14 +129,14 @@ test('blobs: a redirect to storage carries no credentials; HEAD; a wrong passwor
   assert.ok(atStorage.length > 0 && atStorage.every((s) => s.authorization === undefined));
   assert.equal(await c.hasBlob(sha256('nope')), false);
   const wrong = registries.repo(registries.originEndpoint(reg.domain), 'team/app', { username: 'alice', password: 'guess' }, ['pull']);
-  await assert.rejects(wrong.getManifest('latest'), (e: RegistryError) => e.code === 'UNAUTHORIZED' && e.status === 401);
-  await assert.rejects(registries.login({ username: 'alice', password: 'guess', serveraddress: reg.domain }), (e: RegistryError) => e.code === 'UNAUTHORIZED');
+  await assert.rejects(wrong.getManifest('latest'), (e: DistributionError) => e.code === 'UNAUTHORIZED' && e.status === 401);
+  await assert.rejects(registries.login({ username: 'alice', password: 'guess', serveraddress: reg.domain }), (e: DistributionError) => e.code === 'UNAUTHORIZED');
   await registries.login({ ...alice, serveraddress: `http://${reg.domain}/` });
 });
 
 test('a 401 naming another scope is answered once with a token for both; anonymous gets the registry\'s 404', async () => {
   const c = registries.repo(registries.originEndpoint(reg.domain), 'other/app', undefined, ['pull']);
-  await assert.rejects(c.getManifest('latest'), (e: RegistryError) => e.code === 'NOT_FOUND' && e.registryCode === 'NAME_UNKNOWN');
+  await assert.rejects(c.getManifest('latest'), (e: DistributionError) => e.code === 'NOT_FOUND' && e.registryCode === 'NAME_UNKNOWN');
   assert.ok(reg.seen.some((s) => s.url.startsWith('/token') && s.url.includes('scope=repository%3Aother%2Fapp%3Apull') && !s.authorization));
 });
 
@@ -148,11 +148,11 @@ test('uploads: POST, then the bytes PUT with the digest to where the registry sa
   assert.deepEqual(reg.uploaded, [Buffer.from('new blob')]);
   // a streamed body cannot be sent again: its 401 is the error, not a retry
   const pullOnly = registries.repo(registries.originEndpoint(reg.domain), 'team/app', alice, ['pull']);
-  await assert.rejects(pullOnly.uploadBlob(d, 8, () => Readable.from([Buffer.from('new blob')])), (e: RegistryError) => /uploading sha256:/.test(e.message) && e.status === 401);
+  await assert.rejects(pullOnly.uploadBlob(d, 8, () => Readable.from([Buffer.from('new blob')])), (e: DistributionError) => /uploading sha256:/.test(e.message) && e.status === 401);
   assert.equal(reg.uploaded.length, 1);
 });
 
 test('readBody refuses an answer past its limit', async () => {
-  await assert.rejects(readBody(Readable.from([Buffer.alloc(10), Buffer.alloc(10)]), 15), (e: RegistryError) => e.code === 'INVALID_ARGUMENT');
+  await assert.rejects(readBody(Readable.from([Buffer.alloc(10), Buffer.alloc(10)]), 15), (e: DistributionError) => e.code === 'INVALID_ARGUMENT');
   assert.equal((await readBody(Readable.from([Buffer.alloc(10)]), 10)).length, 10);
 });

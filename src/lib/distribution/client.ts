@@ -31,7 +31,7 @@ const PING_TIMEOUT_MS = 15_000;
 const DOCKER_HUB_HOST = 'registry-1.docker.io';
 
 /** A failure talking to a registry: the engine's error code, and what the registry said. */
-export class RegistryError extends SampanError {
+export class DistributionError extends SampanError {
   constructor(
     code: ErrorCode,
     message: string,
@@ -48,7 +48,7 @@ export class RegistryError extends SampanError {
 }
 
 const unreachable = (what: string, err: unknown) =>
-  new RegistryError('INTERNAL', `${what}: ${describeNetError(err)}`, 0, undefined, err);
+  new DistributionError('INTERNAL', `${what}: ${describeNetError(err)}`, 0, undefined, err);
 
 function describeNetError(err: unknown): string {
   const e = err as NodeJS.ErrnoException & { hostname?: string };
@@ -201,13 +201,13 @@ function registryMessage(body: Buffer): { text?: string; code?: string } {
 const CODE_FOR_STATUS = (status: number): ErrorCode =>
   status === 404 ? 'NOT_FOUND' : status === 401 ? 'UNAUTHORIZED' : status === 403 ? 'FORBIDDEN' : status === 400 ? 'INVALID_ARGUMENT' : 'INTERNAL';
 
-/** Turn an unexpected registry answer into a RegistryError (reads the body). */
-export async function errorFrom(res: IncomingMessage, what: string): Promise<RegistryError> {
+/** Turn an unexpected registry answer into a DistributionError (reads the body). */
+export async function errorFrom(res: IncomingMessage, what: string): Promise<DistributionError> {
   const status = res.statusCode ?? 0;
   const body = await readBody(res, 64 << 10).catch(() => Buffer.alloc(0));
   const m = registryMessage(body);
   const text = m.text ?? `${status} ${res.statusMessage ?? http.STATUS_CODES[status] ?? ''}`.trim();
-  return new RegistryError(CODE_FOR_STATUS(status), `${what}: ${text}`, status, m.code, undefined, text);
+  return new DistributionError(CODE_FOR_STATUS(status), `${what}: ${text}`, status, m.code, undefined, text);
 }
 
 /** The engine's connection to registries: endpoints, agents, challenges seen and tokens. */
@@ -312,7 +312,7 @@ export class Registries {
       const challenges = status === 401 ? parseWwwAuthenticate(res.headers['www-authenticate']) : [];
       drain(res);
       if (status !== 200 && status !== 401) {
-        lastErr = new RegistryError('INTERNAL', `${url.href} does not answer as a registry (status ${status})`, status);
+        lastErr = new DistributionError('INTERNAL', `${url.href} does not answer as a registry (status ${status})`, status);
         continue;
       }
       this.challenges.set(key, { challenges, at: Date.now() });
@@ -329,7 +329,7 @@ export class Registries {
   /** A bearer token from a token server (GET with Basic credentials, or the OAuth2 refresh-token POST). */
   async token(ch: Challenge, scopes: string[], auth: AuthConfig | undefined, signal?: AbortSignal): Promise<string> {
     const realm = ch.params.realm;
-    if (!realm) throw new RegistryError('INTERNAL', 'registry sent a bearer challenge without a realm', 401);
+    if (!realm) throw new DistributionError('INTERNAL', 'registry sent a bearer challenge without a realm', 401);
     const service = ch.params.service ?? '';
     const key = TokenCache.key(realm, service, scopes, authIdentity(auth));
     const hit = this.tokens.get(key);
@@ -338,9 +338,9 @@ export class Registries {
     try {
       url = new URL(realm);
     } catch {
-      throw new RegistryError('INTERNAL', `registry sent a bad token realm ${JSON.stringify(realm)}`, 401);
+      throw new DistributionError('INTERNAL', `registry sent a bad token realm ${JSON.stringify(realm)}`, 401);
     }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new RegistryError('INTERNAL', `token realm ${realm}: unsupported scheme`, 401);
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new DistributionError('INTERNAL', `token realm ${realm}: unsupported scheme`, 401);
     const tlsInsecure = url.protocol === 'https:' && (isLoopback(url.host) || insecureMatch(this.insecure, url.host));
     let res: IncomingMessage;
     try {
@@ -363,7 +363,7 @@ export class Registries {
     const status = res.statusCode ?? 0;
     if (status === 401 || status === 403) {
       const e = await errorFrom(res, 'token request refused');
-      throw new RegistryError('UNAUTHORIZED', auth ? 'unauthorized: incorrect username or password' : `unauthorized: ${e.message}`, status, 'UNAUTHORIZED');
+      throw new DistributionError('UNAUTHORIZED', auth ? 'unauthorized: incorrect username or password' : `unauthorized: ${e.message}`, status, 'UNAUTHORIZED');
     }
     if (status !== 200) throw await errorFrom(res, `token request to ${url.origin}${url.pathname} failed`);
     const body = await readBody(res, 1 << 20);
@@ -371,10 +371,10 @@ export class Registries {
     try {
       j = JSON.parse(body.toString('utf8')) as typeof j;
     } catch {
-      throw new RegistryError('INTERNAL', `token server ${url.origin} answered with something other than JSON`, status);
+      throw new DistributionError('INTERNAL', `token server ${url.origin} answered with something other than JSON`, status);
     }
     const token = j.token || j.access_token;
-    if (!token) throw new RegistryError('INTERNAL', `token server ${url.origin} answered without a token`, status);
+    if (!token) throw new DistributionError('INTERNAL', `token server ${url.origin} answered without a token`, status);
     this.tokens.set(key, token, Number(j.expires_in ?? 60), j.issued_at);
     return token;
   }
@@ -407,8 +407,8 @@ export class Registries {
     }
     const status = res.statusCode ?? 0;
     drain(res);
-    if (status === 401 || status === 403) throw new RegistryError('UNAUTHORIZED', `login attempt to ${url.href} failed with status: ${status} ${http.STATUS_CODES[status] ?? ''}`.trim(), status, 'UNAUTHORIZED');
-    if (status !== 200) throw new RegistryError('INTERNAL', `login attempt to ${url.href} failed with status: ${status}`, status);
+    if (status === 401 || status === 403) throw new DistributionError('UNAUTHORIZED', `login attempt to ${url.href} failed with status: ${status} ${http.STATUS_CODES[status] ?? ''}`.trim(), status, 'UNAUTHORIZED');
+    if (status !== 200) throw new DistributionError('INTERNAL', `login attempt to ${url.href} failed with status: ${status}`, status);
   }
 }
 
@@ -480,7 +480,7 @@ export class RepoClient {
       try {
         res = await this.reg.send(method, url, this.ep, { ...opts, headers, signal: opts.signal ?? this.signal });
       } catch (err) {
-        if ((opts.signal ?? this.signal)?.aborted) throw new RegistryError('INTERNAL', 'pull cancelled', 0, undefined, err);
+        if ((opts.signal ?? this.signal)?.aborted) throw new DistributionError('INTERNAL', 'pull cancelled', 0, undefined, err);
         throw unreachable(`${method.charAt(0) + method.slice(1).toLowerCase()} "${url.href}"`, err);
       }
       const status = res.statusCode ?? 0;
@@ -503,7 +503,7 @@ export class RepoClient {
       }
       return res;
     }
-    throw new RegistryError('INTERNAL', `too many redirects from ${target.href}`, 0);
+    throw new DistributionError('INTERNAL', `too many redirects from ${target.href}`, 0);
   }
 
   /** GET a manifest by tag or digest; a digest reference is verified against the bytes. */
@@ -513,7 +513,7 @@ export class RepoClient {
     const bytes = await readBody(res, MAX_MANIFEST_BYTES);
     const digest = sha256(bytes);
     if (isDigest(reference) && digest !== reference) {
-      throw new RegistryError('INTERNAL', `manifest verification failed for digest ${reference}: content is ${digest}`, 200);
+      throw new DistributionError('INTERNAL', `manifest verification failed for digest ${reference}: content is ${digest}`, 200);
     }
     let mediaType = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
     try {
@@ -522,10 +522,10 @@ export class RepoClient {
       else if (!MANIFEST_ACCEPT.includes(mediaType as (typeof MANIFEST_ACCEPT)[number])) {
         mediaType = Array.isArray(doc.manifests) ? MediaType.OciIndex : MediaType.OciManifest;
       }
-      if (doc.schemaVersion === 1) throw new RegistryError('INVALID_ARGUMENT', `${this.repository}:${reference} is a schema 1 manifest, which is no longer supported`, 200);
+      if (doc.schemaVersion === 1) throw new DistributionError('INVALID_ARGUMENT', `${this.repository}:${reference} is a schema 1 manifest, which is no longer supported`, 200);
     } catch (err) {
-      if (err instanceof RegistryError) throw err;
-      throw new RegistryError('INTERNAL', `manifest ${this.repository}:${reference} is not valid JSON`, 200);
+      if (err instanceof DistributionError) throw err;
+      throw new DistributionError('INTERNAL', `manifest ${this.repository}:${reference} is not valid JSON`, 200);
     }
     return { bytes, mediaType, digest };
   }
@@ -541,7 +541,7 @@ export class RepoClient {
   async readBlob(digest: Digest, limit = 64 << 20): Promise<Buffer> {
     const res = await this.getBlob(digest);
     const bytes = await readBody(res, limit);
-    if (sha256(bytes) !== digest) throw new RegistryError('INTERNAL', `blob ${digest}: content does not match its digest`, 200);
+    if (sha256(bytes) !== digest) throw new DistributionError('INTERNAL', `blob ${digest}: content does not match its digest`, 200);
     return bytes;
   }
 
@@ -550,7 +550,7 @@ export class RepoClient {
     drain(res);
     if (res.statusCode === 200) return true;
     if (res.statusCode === 404) return false;
-    throw new RegistryError(CODE_FOR_STATUS(res.statusCode ?? 0), `blob ${digest}: HEAD answered ${res.statusCode}`, res.statusCode ?? 0);
+    throw new DistributionError(CODE_FOR_STATUS(res.statusCode ?? 0), `blob ${digest}: HEAD answered ${res.statusCode}`, res.statusCode ?? 0);
   }
 
   /** Monolithic upload: POST to start, PUT the bytes with the digest. `body` is opened once the upload exists. */

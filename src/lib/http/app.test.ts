@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import { text } from 'node:stream/consumers';
 import { Registry } from 'prom-client';
 import { conflict } from '../errors.js';
 import { silentLogger } from '../log.js';
@@ -52,4 +54,33 @@ test('a body over the limit is 413 before it is read; Docker flavour errors are 
   assert.equal(big.status, 413);
   assert.match(((await big.json()) as { message: string }).message, /larger than 10 bytes/);
   assert.equal(await (await fetch(`${base}/in`, { method: 'POST', body: 'x'.repeat(5) })).text(), '5');
+});
+
+test('a wildcard route sees the path as sent and names what it found; a route may have its own error flavour; a fast path answers first', async (t) => {
+  const metrics = new Registry();
+  const app = new HttpApp({
+    log: silentLogger,
+    flavour: jsonFlavour,
+    metrics: { registry: metrics, prefix: 'test_' },
+    fastPath: (req, res) => req.url === '/fast' && (res.end('fast'), true),
+  });
+  app.route('GET', '/v2/*', 'v2', (r) => {
+    r.route = r.path.endsWith('/tags/list') ? 'tags' : 'other';
+    return { status: 200, body: { path: r.path, q: r.query.get('n') } };
+  });
+  app.route('GET', '/token', 'token', () => {
+    throw conflict('no');
+  }, dockerFlavour);
+  app.metricsRoute(metrics);
+  const base = await serve(app);
+  t.after(() => app.close(1000));
+
+  // node:http sends the path as written (fetch would resolve the dot segments first)
+  const raw = await new Promise<string>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: new URL(base).port, path: '/v2/a/%2e%2e/b%2Fc/tags/list?n=2' }, (res) => void text(res).then(resolve, reject)).on('error', reject);
+  });
+  assert.deepEqual(JSON.parse(raw), { path: '/v2/a/%2e%2e/b%2Fc/tags/list', q: '2' });
+  assert.deepEqual(await (await fetch(`${base}/token`)).json(), { message: 'no' });
+  assert.equal(await (await fetch(`${base}/fast`)).text(), 'fast');
+  assert.match(await (await fetch(`${base}/metrics`)).text(), /test_http_requests_total\{route="tags",method="GET",status="200"\} 1/);
 });

@@ -1,9 +1,8 @@
 /** `sampan p2p peer`: the mirror and piece API servers, the piece store, registration with the scheduler. */
-import http from 'node:http';
-import { gracefulStop } from '../../lib/lifecycle.js';
-import { createLogger, type Logger } from '../../lib/log.js';
+import { daemonLogger, daemonStop, type DaemonOptions } from '../../lib/daemon.js';
+import type { Logger } from '../../lib/log.js';
 import { errorMessage } from '../../lib/errors.js';
-import { ServerDrain } from '../../lib/drain.js';
+import { splitAddr } from '../../lib/units.js';
 import { PieceStore } from '../store/index.js';
 import type { PeerConfig } from './config.js';
 import { PeerMetrics } from './metrics.js';
@@ -24,13 +23,14 @@ export interface RunningPeer {
   shutdown(): Promise<void>;
 }
 
+/** HOST:PORT, an empty host being every IPv4 address (as the peer always listened). */
 function hostPort(addr: string): [string, number] {
-  const i = addr.lastIndexOf(':');
-  return [addr.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0', Number(addr.slice(i + 1))];
+  const { host, port } = splitAddr(addr);
+  return [host ?? '0.0.0.0', port];
 }
 
-export async function startPeer(c: PeerConfig, opts: { handleSignals?: boolean } = {}): Promise<RunningPeer> {
-  const log = createLogger('sampan-p2p-peer', c.logLevel);
+export async function startPeer(c: PeerConfig, opts: DaemonOptions = {}): Promise<RunningPeer> {
+  const log = daemonLogger('p2p peer', c.logLevel, opts);
   const metrics = new PeerMetrics();
   const store = new PieceStore({ dir: c.root, maxBytes: c.cacheBytes, log });
   await store.init();
@@ -49,42 +49,29 @@ export async function startPeer(c: PeerConfig, opts: { handleSignals?: boolean }
   });
   const mirror = new Mirror({ upstream: c.upstream, upstreams: new Map(Object.entries(c.upstreams)), tasks, metrics, log });
   const pieces = new PieceApi({ tasks, store, uploadSlots: c.uploadSlots, upload: new TokenBucket(c.uploadRate), metrics, log });
-  const drains = [new ServerDrain(), new ServerDrain()] as const;
-  const serve = (drain: ServerDrain, h: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>) => {
-    const server = http.createServer((req, res) => {
-      res.once('close', drain.begin());
-      if (req.url === '/metrics') {
-        void metrics.registry.metrics().then((m) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(m));
-        return;
-      }
-      if (req.url === '/healthz') return void res.writeHead(200).end('ok');
-      h(req, res).catch((err: unknown) => {
-        log.error({ url: req.url, err: errorMessage(err) }, 'request failed');
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'INTERNAL', message: errorMessage(err) } }));
-        else res.destroy();
-      });
-    });
-    // a child asks a parent for a piece every few seconds: past Node's 5 s default every request would open a
-    // new connection, and at a few per second per peer their setup costs more CPU than the requests
-    server.keepAliveTimeout = KEEP_ALIVE_MS;
-    return server;
-  };
-  const mirrorServer = serve(drains[0], (q, s) => mirror.handle(q, s));
-  const peerServer = serve(drains[1], (q, s) => pieces.handle(q, s));
-  const mirrorAddr = await drains[0].listen(mirrorServer, ...hostPort(c.listen));
-  const peerAddr = await drains[1].listen(peerServer, ...hostPort(c.peerListen));
+  // a child asks a parent for a piece every few seconds: past Node's 5 s default every request would open a
+  // new connection, and at a few per second per peer their setup costs more CPU than the requests
+  const mirrorAddr = await mirror.app.listen(...hostPort(c.listen), { keepAliveMs: KEEP_ALIVE_MS });
+  const peerAddr = await pieces.app.listen(...hostPort(c.peerListen), { keepAliveMs: KEEP_ALIVE_MS });
   // (re-)register now and then: a restarted scheduler learns of this peer again (for preheat jobs)
   const register = () => void scheduler.register(self).catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'scheduler registration failed'));
   if (c.scheduler) register();
   const timer = c.scheduler ? setInterval(register, 10_000) : undefined;
   timer?.unref();
   log.info({ peerId: c.peerId, mirror: c.listen, peer: c.advertise, scheduler: c.scheduler ?? null, upstream: c.upstream }, 'p2p peer started');
-  const { done, shutdown } = gracefulStop(async () => {
-    if (timer) clearInterval(timer);
-    // pulls in flight may finish for a while; long-polls from other peers end at once
-    await Promise.all([drains[0].close(mirrorServer, 10_000), drains[1].close(peerServer, 1000)]);
-    await store.close();
-    log.info('p2p peer stopped');
-  }, opts);
+  const { done, shutdown } = daemonStop(
+    'p2p peer',
+    log,
+    {
+      halt: () => clearInterval(timer),
+      // pulls in flight may finish for a while; long-polls from other peers end at once
+      servers: [
+        { close: (ms) => mirror.app.close(ms), timeoutMs: 10_000 },
+        { close: (ms) => pieces.app.close(ms), timeoutMs: 1000 },
+      ],
+      release: () => store.close(),
+    },
+    opts,
+  );
   return { log, mirrorAddr, peerAddr, done, shutdown };
 }

@@ -47,7 +47,7 @@ async function serve(pieces: FakePieces, role: 'seed' | 'child', uploadSlots: nu
   const tasks = { running: (id: string) => (id === TASK ? { role } : undefined) } as unknown as TaskManager;
   const store = { task: (id: string) => (id === TASK ? (pieces as unknown as TaskPieces) : undefined), tasksList: () => [] };
   const api = new PieceApi({ tasks, store, uploadSlots, upload: new TokenBucket(0), metrics, log: createLogger('test', 'silent') });
-  const server = http.createServer((req, res) => void api.handle(req, res));
+  const server = http.createServer(api.app.handle);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/p2p/v1/tasks/${TASK}`;
   return { api, server, metrics, base };

@@ -1,16 +1,22 @@
 /**
- * A peer's two HTTP faces: the registry mirror for the local runtime (/v2/: manifests pass through to the
- * upstream, blobs come over P2P) and the piece API for other peers and the scheduler (/p2p/v1/).
+ * A peer's two HTTP faces, each an app of the HTTP kit: the registry mirror for the local runtime (/v2/: manifests
+ * pass through to the upstream, blobs come over P2P; errors in the registry's OCI flavour) and the piece API for
+ * other peers and the scheduler (/p2p/v1/; errors in the kit's JSON flavour).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { finished } from 'node:stream/promises';
 import { Readable } from 'node:stream';
+import { invalid, notFound, SampanError } from '../../lib/errors.js';
+import { HttpApp, METHODS, type Reply, type Req } from '../../lib/http/app.js';
+import { contentRange, parseRange } from '../../lib/http/range.js';
+import { jsonFlavour, type ErrorFlavour } from '../../lib/http/status.js';
 import type { Logger } from '../../lib/log.js';
 import { sendStream } from '../../lib/streams.js';
+import { blobUpstreamError, ociFlavour, regError, RegistryError } from '../../registry/index.js';
 import { PIECE_DIGEST_HEADER, PIECE_ELSEWHERE, pieceCount, type PeerPreheatRequest, type PeerTaskSummary, type PeerTaskView, type TaskId } from '../protocol.js';
 import type { PeerMetrics } from './metrics.js';
 import type { TokenBucket } from './ratelimit.js';
-import { HttpStatusError, type TaskPieces } from './task.js';
+import type { TaskPieces } from './task.js';
 import type { TaskManager } from './tasks.js';
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
@@ -28,38 +34,18 @@ export interface MirrorOptions {
   log: Logger;
 }
 
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-function registryError(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
-  send(res, status, { errors: [{ code, message }] }, headers);
-}
-
-/** `Range: bytes=a-b` (one range) → [start, endExclusive], or undefined for the whole blob. */
-export function parseRange(h: string | undefined, size: number): [number, number] | 'bad' | undefined {
-  if (!h) return undefined;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(h.trim());
-  if (!m || (!m[1] && !m[2])) return 'bad';
-  let start: number;
-  let end: number;
-  if (!m[1]) {
-    start = Math.max(0, size - Number(m[2]));
-    end = size;
-  } else {
-    start = Number(m[1]);
-    end = m[2] ? Math.min(size, Number(m[2]) + 1) : size;
-  }
-  if (start >= size || start >= end) return 'bad';
-  return [start, end];
-}
-
 export class Mirror {
-  constructor(private readonly o: MirrorOptions) {}
+  /** Every path goes to the upstream, but /metrics and /healthz. */
+  readonly app: HttpApp;
 
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  constructor(private readonly o: MirrorOptions) {
+    this.app = new HttpApp({ log: o.log, flavour: ociFlavour, metrics: { registry: o.metrics.registry, prefix: 'sampan_p2p_peer_mirror_' } })
+      .metricsRoute(o.metrics.registry)
+      .healthRoute(() => 'ok')
+      .route(METHODS, '/*', 'mirror', ({ req, res }) => this.handle(req, res));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<Reply | void> {
     const url = new URL(req.url ?? '/', 'http://peer');
     const ns = url.searchParams.get('ns');
     url.searchParams.delete('ns');
@@ -82,7 +68,7 @@ export class Mirror {
     try {
       up = await fetch(target, { method, headers, redirect: 'follow', body: hasBody ? (Readable.toWeb(req) as ReadableStream) : undefined, duplex: hasBody ? 'half' : undefined } as RequestInit);
     } catch (err) {
-      return registryError(res, 502, 'UNAVAILABLE', `upstream ${target}: ${(err as Error).message}`);
+      throw regError('UPSTREAM', `upstream ${target}: ${(err as Error).message}`);
     }
     const out: Record<string, string> = {};
     for (const h of RELAY) {
@@ -97,7 +83,7 @@ export class Mirror {
     await sendStream(Readable.fromWeb(up.body as import('node:stream/web').ReadableStream), res).catch(() => undefined);
   }
 
-  private async blob(req: IncomingMessage, res: ServerResponse, digest: TaskId, target: string): Promise<void> {
+  private async blob(req: IncomingMessage, res: ServerResponse, digest: TaskId, target: string): Promise<Reply | void> {
     const auth = typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined;
     // the upstream decides who may read the blob (a HEAD, no bytes): pieces from peers must not bypass its auth
     let head: Response | undefined;
@@ -107,33 +93,28 @@ export class Mirror {
       head = undefined;
     }
     const local = this.o.tasks.complete(digest);
-    if (head && !head.ok) {
-      const h: Record<string, string> = {};
-      const wa = head.headers.get('www-authenticate');
-      if (wa) h['www-authenticate'] = wa;
-      return registryError(res, head.status, head.status === 404 ? 'BLOB_UNKNOWN' : head.status === 401 ? 'UNAUTHORIZED' : 'DENIED', `upstream answered ${head.status}`, h);
-    }
-    if (!head && !local) return registryError(res, 502, 'UNAVAILABLE', `upstream unreachable for ${digest}`);
+    if (head && !head.ok) throw blobUpstreamError(head.status, `upstream answered ${head.status}`, head.headers);
+    if (!head && !local) throw regError('UPSTREAM', `upstream unreachable for ${digest}`);
     const size = head ? Number(head.headers.get('content-length')) : undefined;
     if (req.method === 'HEAD') {
-      return send(res, 200, '', { 'content-type': 'application/octet-stream', 'docker-content-digest': digest, 'content-length': String(local?.meta.size ?? size ?? 0) });
+      return { status: 200, headers: { 'Content-Type': 'application/octet-stream', 'Docker-Content-Digest': digest, 'Content-Length': local?.meta.size ?? size ?? 0 } };
     }
     let pieces: TaskPieces;
     const download = local ? undefined : this.o.tasks.get(digest, target, auth, Number.isFinite(size) ? size : undefined);
     try {
       pieces = local ?? (await download!.ready);
     } catch (err) {
-      if (err instanceof HttpStatusError) return registryError(res, err.status, 'UNAVAILABLE', err.message, err.headers);
+      if (err instanceof RegistryError) throw err;
       // P2P could not start: the bytes straight from the upstream, as the runtime would have had them
       this.o.log.warn({ digest, err: (err as Error).message }, 'serving from the upstream directly');
       return this.forward(req, res, target);
     }
     const total = pieces.meta.size;
-    const range = parseRange(typeof req.headers.range === 'string' ? req.headers.range : undefined, total);
-    if (range === 'bad') return registryError(res, 416, 'RANGE_INVALID', `invalid range for a blob of ${total} bytes`, { 'content-range': `bytes */${total}` });
-    const [start, end] = range ?? [0, total];
+    const range = parseRange(req.headers.range, total);
+    if (range === 'unsatisfiable') throw regError('RANGE_NOT_SATISFIABLE', `range ${req.headers.range} is outside the blob's ${total} bytes`, { size: total }, { 'Content-Range': contentRange(range, total) });
+    const { start, end } = range ?? { start: 0, end: total };
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'docker-content-digest': digest, 'content-length': String(end - start), 'accept-ranges': 'bytes' };
-    if (range) headers['content-range'] = `bytes ${start}-${end - 1}/${total}`;
+    if (range) headers['content-range'] = contentRange(range, total);
     res.writeHead(range ? 206 : 200, headers);
     const stream = pieces.stream(start, end);
     // a download that fails ends the stream with an error (the runtime retries) instead of leaving it waiting
@@ -159,14 +140,42 @@ export interface PieceApiOptions {
 const QUEUE_PER_SLOT = 1;
 const QUEUE_WAIT_MS = 10_000;
 
+/** A piece this peer does not send now: all its upload slots are busy, or (a seed) it sent that piece already. */
+class PieceRefused extends SampanError {
+  constructor(
+    readonly reason: 'BUSY' | typeof PIECE_ELSEWHERE,
+    message: string,
+  ) {
+    super('UNAVAILABLE', message, undefined, { 'Retry-After': '1' });
+  }
+}
+
+/** The kit's JSON errors, with a refused piece's reason as the code (other peers act on it). */
+const pieceFlavour: ErrorFlavour = {
+  render(err) {
+    const r = jsonFlavour.render(err);
+    return err instanceof PieceRefused ? { ...r, body: { error: { code: err.reason, message: err.message } } } : r;
+  },
+};
+
 /** What other peers ask of this one: piece lists (long-polled), pieces, preheat jobs. */
 export class PieceApi {
+  readonly app: HttpApp;
   private busy = 0;
   private readonly waiting: Array<() => void> = [];
   /** Per blob this peer is seeding from the upstream: the pieces it has begun to send (super-seeding). */
   private readonly seeded = new Map<TaskId, Set<number>>();
 
-  constructor(private readonly o: PieceApiOptions) {}
+  constructor(private readonly o: PieceApiOptions) {
+    this.app = new HttpApp({ log: o.log, flavour: pieceFlavour, metrics: { registry: o.metrics.registry, prefix: 'sampan_p2p_peer_' } })
+      .route('POST', '/p2p/v1/preheat', 'preheat', (r) => this.preheat(r))
+      .route('GET', '/p2p/v1/tasks', 'tasks', () => ({ status: 200, body: this.summary() }))
+      .route('GET', '/p2p/v1/tasks/:task', 'task', (r) => ({ status: 200, body: this.view(this.task(r), true) }))
+      .route('GET', '/p2p/v1/tasks/:task/pieces', 'pieces', (r) => this.pieces(r))
+      .route('GET', '/p2p/v1/tasks/:task/pieces/:n(^\\d+$)', 'piece', (r) => this.piece(r.res, taskId(r), Number(r.param('n'))))
+      .metricsRoute(o.metrics.registry)
+      .healthRoute(() => 'ok');
+  }
 
   private summary(): PeerTaskSummary[] {
     return this.o.store.tasksList().map((p) => {
@@ -187,34 +196,33 @@ export class PieceApi {
     return { meta: digests ? p.meta : { ...p.meta, pieceDigests: [] }, pieces: p.held(), complete: p.complete };
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://peer');
-    if (req.method === 'POST' && url.pathname === '/p2p/v1/preheat') return this.preheat(req, res);
-    if (req.method === 'GET' && url.pathname === '/p2p/v1/tasks') return send(res, 200, this.summary());
-    const m = /^\/p2p\/v1\/tasks\/([^/]+)(\/pieces(?:\/(\d+))?)?$/.exec(url.pathname);
-    if (!m || req.method !== 'GET') return send(res, 404, { error: { code: 'NOT_FOUND', message: 'no such route' } });
-    const id = decodeURIComponent(m[1]!);
-    if (!DIGEST_RE.test(id)) return send(res, 400, { error: { code: 'INVALID_ARGUMENT', message: 'a task is a sha256 digest' } });
+  private task(r: Req): TaskPieces {
+    const id = taskId(r);
     const p = this.o.store.task(id);
-    if (m[3] !== undefined) return this.piece(res, id, p, Number(m[3]));
-    if (!p) return send(res, 404, { error: { code: 'NOT_FOUND', message: `no task ${id}` } });
-    if (!m[2]) return send(res, 200, this.view(p, true));
-    const after = Number(url.searchParams.get('after') ?? -1);
-    const wait = Math.min(Number(url.searchParams.get('wait') ?? 0) || 0, 30_000);
-    if (p.count() > after || p.complete || wait <= 0) return send(res, 200, this.view(p));
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        p.off('piece', done);
-        p.off('complete', done);
-        resolve();
-      };
-      const timer = setTimeout(done, wait);
-      p.on('piece', done);
-      p.on('complete', done);
-      res.on('close', done);
-    });
-    if (!res.destroyed) send(res, 200, this.view(p));
+    if (!p) throw notFound(`no task ${id}`);
+    return p;
+  }
+
+  /** The piece list, once it holds more than `after` pieces (or is complete), or after `wait` ms. */
+  private async pieces(r: Req): Promise<Reply | void> {
+    const p = this.task(r);
+    const after = Number(r.query.get('after') ?? -1);
+    const wait = Math.min(Number(r.query.get('wait') ?? 0) || 0, 30_000);
+    if (!(p.count() > after || p.complete || wait <= 0)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          p.off('piece', done);
+          p.off('complete', done);
+          resolve();
+        };
+        const timer = setTimeout(done, wait);
+        p.on('piece', done);
+        p.on('complete', done);
+        r.res.on('close', done);
+      });
+    }
+    if (!r.res.destroyed) return { status: 200, body: this.view(p) };
   }
 
   /** This peer is the seed of the blob and still reads it from the upstream. */
@@ -222,8 +230,9 @@ export class PieceApi {
     return this.o.tasks.running(id)?.role === 'seed' && !this.o.store.task(id)?.complete;
   }
 
-  private async piece(res: ServerResponse, id: TaskId, p: TaskPieces | undefined, n: number): Promise<void> {
-    if (!p || !p.has(n)) return send(res, 404, { error: { code: 'NOT_FOUND', message: `piece ${n} is not here` } });
+  private async piece(res: ServerResponse, id: TaskId, n: number): Promise<void> {
+    const p = this.o.store.task(id);
+    if (!p || !p.has(n)) throw notFound(`piece ${n} is not here`);
     // A seed still reading the blob from the upstream uploads no faster than it downloads: every second copy of
     // a piece it sends delays a piece nobody has yet. While it holds a piece it has not sent, it sends each piece
     // once and points the rest to the peers that have it (BitTorrent's super-seeding).
@@ -237,7 +246,7 @@ export class PieceApi {
       }
       if (sent.has(n) && p.count() > sent.size) {
         this.o.metrics.declined.inc();
-        return send(res, 503, { error: { code: PIECE_ELSEWHERE, message: `piece ${n} went out already: take it from another peer` } }, { 'retry-after': '1' });
+        throw new PieceRefused(PIECE_ELSEWHERE, `piece ${n} went out already: take it from another peer`);
       }
     } else this.seeded.delete(id);
     const first = sent !== undefined && !sent.has(n);
@@ -246,7 +255,7 @@ export class PieceApi {
       if (first) sent!.delete(n);
       if (res.destroyed) return;
       this.o.metrics.busy.inc();
-      return send(res, 503, { error: { code: 'BUSY', message: 'all upload slots are busy' } }, { 'retry-after': '1' });
+      throw new PieceRefused('BUSY', 'all upload slots are busy');
     }
     try {
       const data = await p.readPiece(n);
@@ -295,19 +304,17 @@ export class PieceApi {
     });
   }
 
-  private async preheat(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    let body: PeerPreheatRequest;
-    try {
-      body = JSON.parse(Buffer.concat(chunks).toString()) as PeerPreheatRequest;
-    } catch {
-      return send(res, 400, { error: { code: 'INVALID_ARGUMENT', message: 'body is not JSON' } });
-    }
-    if (!DIGEST_RE.test(body.taskId ?? '') || !/^https?:\/\//.test(body.url ?? '')) return send(res, 400, { error: { code: 'INVALID_ARGUMENT', message: 'taskId (a sha256 digest) and url are required' } });
+  private async preheat(r: Req): Promise<Reply> {
+    const body = (await r.json()) as Partial<PeerPreheatRequest>;
+    if (!DIGEST_RE.test(body.taskId ?? '') || !/^https?:\/\//.test(body.url ?? '')) throw invalid('taskId (a sha256 digest) and url are required');
     this.o.log.info({ task: body.taskId, url: body.url }, 'preheat');
-    this.o.tasks.get(body.taskId, body.url, body.authorization);
-    send(res, 202, { taskId: body.taskId });
+    this.o.tasks.get(body.taskId!, body.url!, body.authorization);
+    return { status: 202, body: { taskId: body.taskId } };
   }
 }
 
+function taskId(r: Req): TaskId {
+  const id = r.param('task');
+  if (!DIGEST_RE.test(id)) throw invalid('a task is a sha256 digest');
+  return id;
+}

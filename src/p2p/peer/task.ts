@@ -12,6 +12,7 @@ import { pieceCount, pieceSizeFor, type AnnounceResponse, type PeerRef, type Pro
 import type { PeerMetrics } from './metrics.js';
 import { ParentBusy, ParentClient, PieceElsewhere, SchedulerDown, UnknownTask, type SchedulerClient } from './remote.js';
 import type { TokenBucket } from './ratelimit.js';
+import { blobUpstreamError, isRefusal, regError } from '../../registry/index.js';
 
 /** What the task needs of the piece store (src/p2p/store). */
 export interface TaskPieces extends EventEmitter {
@@ -45,16 +46,6 @@ export interface TaskDeps {
   blockMs: number;
   /** With no piece coming from anywhere for this long, a child goes to the upstream for the rest. */
   stallMs: number;
-}
-
-export class HttpStatusError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
 }
 
 const sha256hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -242,7 +233,7 @@ export class DownloadTask extends EventEmitter {
   private async fromUpstream(seed: boolean): Promise<void> {
     const res = await this.fetchUpstream();
     const size = Number(res.headers.get('content-length'));
-    if (!Number.isFinite(size)) throw new HttpStatusError(502, `the upstream sent ${this.id} without a length`);
+    if (!Number.isFinite(size)) throw regError('UPSTREAM', `the upstream sent ${this.id} without a length`);
     const meta: TaskMeta = { size, pieceSize: pieceSizeFor(size), pieceDigests: [] };
     const pieces = await this.open(meta);
     const timer = seed ? setInterval(() => void this.sendReport({ meta: { ...meta, pieceDigests: [...meta.pieceDigests] } }).catch(() => undefined), REPORT_MS) : undefined;
@@ -292,10 +283,7 @@ export class DownloadTask extends EventEmitter {
     const res = await fetch(this.url, { headers, signal: this.stop.signal, redirect: 'follow' });
     if (!res.ok || !res.body) {
       const body = await res.text().catch(() => '');
-      const h: Record<string, string> = {};
-      const wa = res.headers.get('www-authenticate');
-      if (wa) h['www-authenticate'] = wa;
-      throw new HttpStatusError(res.status, body || `upstream answered ${res.status}`, h);
+      throw blobUpstreamError(res.status, body || `upstream answered ${res.status}`, res.headers);
     }
     return res;
   }
@@ -566,7 +554,7 @@ export class DownloadTask extends EventEmitter {
         if (!want) this.extendDigests();
         return;
       } catch (err) {
-        if (this.finished || attempt >= UPSTREAM_ATTEMPTS || (err instanceof HttpStatusError && err.status < 500)) throw err;
+        if (this.finished || attempt >= UPSTREAM_ATTEMPTS || isRefusal(err)) throw err;
         this.d.log.warn({ task: this.id, piece: m, attempt, err: (err as Error).message }, 'piece from the upstream failed: retrying');
         await new Promise((r) => setTimeout(r, 1000 * attempt));
       }

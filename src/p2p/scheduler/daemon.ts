@@ -1,6 +1,6 @@
 /** `sampan p2p scheduler`: state, preheat jobs, the HTTP API, housekeeping timers and a graceful stop. */
-import { gracefulStop } from '../../lib/lifecycle.js';
-import { createLogger, type Logger } from '../../lib/log.js';
+import { daemonLogger, daemonStop, type DaemonOptions } from '../../lib/daemon.js';
+import type { Logger } from '../../lib/log.js';
 import type { SchedulerConfig } from './config.js';
 import { SchedulerMetrics } from './metrics.js';
 import { PreheatManager, type PreheatOptions } from './preheat.js';
@@ -19,9 +19,7 @@ export interface RunningScheduler {
   shutdown(): Promise<void>;
 }
 
-export interface StartOptions {
-  handleSignals?: boolean;
-  log?: Logger;
+export interface StartOptions extends DaemonOptions {
   /** Test seams for preheat (resolver, dispatcher, probe). */
   preheat?: Pick<PreheatOptions, 'resolve' | 'dispatch' | 'probe'>;
 }
@@ -30,7 +28,7 @@ const SWEEP_MS = 5_000;
 const PREHEAT_POLL_MS = 3_000;
 
 export async function startScheduler(config: SchedulerConfig, opts: StartOptions = {}): Promise<RunningScheduler> {
-  const log = opts.log ?? createLogger('sampan-p2p-scheduler', config.logLevel);
+  const log = daemonLogger('p2p scheduler', config.logLevel, opts);
   const state = new SchedulerState({
     parents: config.parents,
     childrenPerSlot: config.childrenPerSlot,
@@ -72,14 +70,18 @@ export async function startScheduler(config: SchedulerConfig, opts: StartOptions
   sweep.unref();
   poll.unref();
 
-  const { done, shutdown } = gracefulStop(async () => {
-    log.info('shutting down: no new connections; waiting for requests in flight');
-    clearInterval(sweep);
-    clearInterval(poll);
-    preheat.close();
-    await server.close(config.shutdownTimeoutSeconds * 1000);
-    log.info('p2p scheduler stopped');
-    log.flush();
-  }, opts);
+  const { done, shutdown } = daemonStop(
+    'p2p scheduler',
+    log,
+    {
+      halt: () => {
+        clearInterval(sweep);
+        clearInterval(poll);
+        preheat.close();
+      },
+      servers: [{ close: (ms) => server.close(ms), timeoutMs: config.shutdownTimeoutSeconds * 1000 }],
+    },
+    opts,
+  );
   return { state, preheat, log, address, done, shutdown };
 }

@@ -21,7 +21,7 @@ export interface ServerDeps {
 }
 
 export function schedulerApp({ state, preheat, metrics, log }: ServerDeps): HttpApp {
-  const app = new HttpApp({ log, flavour: jsonFlavour, metrics: { registry: metrics.registry, prefix: 'sampan_p2p_scheduler_' } });
+  const app = new HttpApp({ log, flavour: jsonFlavour, metrics: { registry: metrics.registry, prefix: 'sampan_p2p_scheduler_', latency: true } });
   app.route('POST', '/api/v1/peers', 'peers', async (r) => {
     const h = state.registerPeer(parse(RegisterPeerSchema, await r.json()));
     return { status: 200, body: { peerId: h.peerId, addr: h.addr, ...(h.zone !== undefined ? { zone: h.zone } : {}), uploadSlots: h.uploadSlots } };

@@ -7,22 +7,16 @@ import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { MediaType } from '../../lib/oci.js';
 import { drained } from '../../lib/streams.js';
+import { isCode } from '../../lib/errors.js';
+import { contentRange, parseRange } from '../../lib/http/range.js';
 import { regError, isKind, RegistryError } from '../errors.js';
 import type { Action, Scope } from '../hooks.js';
 import { checkDigest, isValidName, isSha256, isUploadId, parseReference } from '../names.js';
 import type { ManifestEntry, Registry } from '../registry.js';
 import type { UploadState } from '../storage/driver.js';
 import type { Route } from './routes.js';
-import { API_VERSION, API_VERSION_HEADER, contentLength, hasBody, parseContentRange, parseN, parseRange, readBody, send, sendJson, uploadRange, type Headers } from './http.js';
-
-export interface Ctx {
-  req: IncomingMessage;
-  res: ServerResponse;
-  method: string;
-  route: Route;
-  /** Raw query string (without '?'), '' when none. */
-  query: string;
-}
+import { API_VERSION, API_VERSION_HEADER, contentLength, parseContentRange, parseN, uploadRange, type Headers } from './http.js';
+import { hasBody, type Reply, type Req } from '../../lib/http/app.js';
 
 export interface HandlerDeps {
   registry: Registry;
@@ -66,14 +60,12 @@ export class Handlers {
     if (r) await r;
   }
 
-  /** Route to the endpoint; returns the response status. */
-  async handle(c: Ctx): Promise<number> {
-    const r = c.route;
+  /** The endpoint of route `r`: its reply, or nothing when it wrote the response itself (manifests, blob bodies). */
+  async handle(c: Req, r: Route): Promise<Reply | void> {
     switch (r.kind) {
       case 'base':
         await this.auth(c.req, undefined);
-        sendJson(c.res, 200, {});
-        return 200;
+        return { status: 200, body: {} };
       case 'catalog':
         return this.catalog(c);
       case 'manifest':
@@ -100,47 +92,42 @@ export class Handlers {
 
   // ---------------------------------------------------------------- manifests
 
-  private sendManifest(c: Ctx, e: ManifestEntry): number {
-    const w = manifestWire(e);
-    c.res.writeHead(200, w.headers);
-    if (c.method === 'HEAD') {
-      c.res.end();
-      return 200;
-    }
+  private sendManifest(c: Req, e: ManifestEntry): void {
+    c.res.writeHead(200, manifestWire(e).headers);
+    if (c.method === 'HEAD') return void c.res.end();
     c.res.end(e.bytes);
     this.d.countOut(e.bytes.length);
-    return 200;
   }
 
-  async getManifest(c: Ctx, name: string, ref: string): Promise<number> {
+  async getManifest(c: Req, name: string, ref: string): Promise<void> {
     await this.auth(c.req, repoScope(name, PULL));
     const e = await this.registry.getManifest(name, parseReference(ref));
     return this.sendManifest(c, e);
   }
 
-  private async putManifest(c: Ctx, name: string, ref: string): Promise<number> {
+  private async putManifest(c: Req, name: string, ref: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PUSH));
     const reference = parseReference(ref, 'MANIFEST_INVALID');
     const limit = this.registry.maxManifestBytes;
-    const bytes = await readBody(c.req, limit, () => regError('MANIFEST_TOO_LARGE', `manifest is over the ${limit} byte limit`, { limit }));
+    const bytes = await c.body(limit).catch((err: unknown) => {
+      throw isCode(err, 'TOO_LARGE') ? regError('MANIFEST_TOO_LARGE', `manifest is over the ${limit} byte limit`, { limit }) : err;
+    });
     this.d.countIn(bytes.length);
     const { digest, subject } = await this.registry.putManifest(name, reference, c.req.headers['content-type'], bytes);
     const headers: Headers = { Location: `/v2/${name}/manifests/${digest}`, 'Docker-Content-Digest': digest };
     if (subject) headers['OCI-Subject'] = subject;
-    send(c.res, 201, headers);
-    return 201;
+    return { status: 201, headers };
   }
 
-  private async deleteManifest(c: Ctx, name: string, ref: string): Promise<number> {
+  private async deleteManifest(c: Req, name: string, ref: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, DELETE));
     await this.registry.deleteManifest(name, parseReference(ref));
-    send(c.res, 202, {});
-    return 202;
+    return { status: 202 };
   }
 
   // ---------------------------------------------------------------- blobs
 
-  private async getBlob(c: Ctx, name: string, digestStr: string): Promise<number> {
+  private async getBlob(c: Req, name: string, digestStr: string): Promise<Reply | void> {
     await this.auth(c.req, repoScope(name, PULL));
     const digest = checkDigest(digestStr);
     const found = await this.registry.statBlobOrUpstream(name, digest);
@@ -157,37 +144,31 @@ export class Handlers {
       base['Content-Length'] = size;
       if (c.method === 'HEAD') {
         found.stream.destroy();
-        send(c.res, 200, base);
-        return 200;
+        return { status: 200, headers: base };
       }
       return this.stream(c, 200, base, found.stream, size);
     }
     const range = parseRange(c.req.headers.range, size);
-    if (range === 'unsatisfiable') throw regError('RANGE_NOT_SATISFIABLE', `range ${c.req.headers.range} is outside the blob's ${size} bytes`, { size }, { 'Content-Range': `bytes */${size}` });
+    if (range === 'unsatisfiable') throw regError('RANGE_NOT_SATISFIABLE', `range ${c.req.headers.range} is outside the blob's ${size} bytes`, { size }, { 'Content-Range': contentRange(range, size) });
     const status = range ? 206 : 200;
-    const len = range ? range.end - range.start + 1 : size;
+    const len = range ? range.end - range.start : size;
     base['Content-Length'] = len;
-    if (range) base['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
-    if (c.method === 'HEAD') {
-      send(c.res, status, base);
-      return status;
-    }
-    return this.stream(c, status, base, await this.registry.openBlob(name, digest, range), len);
+    if (range) base['Content-Range'] = contentRange(range, size);
+    if (c.method === 'HEAD') return { status, headers: base };
+    return this.stream(c, status, base, await this.registry.openBlob(name, digest, range && { start: range.start, end: range.end - 1 }), len);
   }
 
-  private async stream(c: Ctx, status: number, headers: Headers, body: Readable, len: number): Promise<number> {
+  private async stream(c: Req, status: number, headers: Headers, body: Readable, len: number): Promise<void> {
     headers[API_VERSION_HEADER] = API_VERSION;
     c.res.writeHead(status, headers);
     await sendBody(body, c.res);
     this.d.countOut(len);
-    return status;
   }
 
-  private async deleteBlob(c: Ctx, name: string, digestStr: string): Promise<number> {
+  private async deleteBlob(c: Req, name: string, digestStr: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, DELETE));
     await this.registry.deleteBlob(name, checkDigest(digestStr));
-    send(c.res, 202, {});
-    return 202;
+    return { status: 202 };
   }
 
   // ---------------------------------------------------------------- uploads
@@ -196,13 +177,12 @@ export class Handlers {
     return { Location: `/v2/${name}/blobs/uploads/${st.id}`, Range: uploadRange(st.offset), 'Docker-Upload-UUID': st.id, 'Blob-Upload-Session-ID': st.id };
   }
 
-  private created(c: Ctx, name: string, digest: string): number {
-    send(c.res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
-    return 201;
+  private created(name: string, digest: string): Reply {
+    return { status: 201, headers: { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest } };
   }
 
   /** The body of an upload request, or undefined when it has none. */
-  private body(c: Ctx, what: 'PATCH' | 'PUT' | 'POST'): { stream: Readable; start?: number; length?: number; onBytes: (n: number) => void } | undefined {
+  private body(c: Req, what: 'PATCH' | 'PUT' | 'POST'): { stream: Readable; start?: number; length?: number; onBytes: (n: number) => void } | undefined {
     const req = c.req;
     const cr = req.headers['content-range'];
     const cl = contentLength(req);
@@ -219,9 +199,9 @@ export class Handlers {
     return { stream: req, start, length: length ?? cl, onBytes: this.d.countIn };
   }
 
-  private async startUpload(c: Ctx, name: string): Promise<number> {
+  private async startUpload(c: Req, name: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PUSH));
-    const q = new URLSearchParams(c.query);
+    const q = c.query;
     const mount = q.get('mount');
     const from = q.get('from');
     if (mount !== null && isSha256(mount)) {
@@ -236,7 +216,7 @@ export class Handlers {
         }
       }
       const st = ok ? await this.registry.mount(name, mount, source) : undefined;
-      if (st) return this.created(c, name, st.digest);
+      if (st) return this.created(name, st.digest);
     }
     const digest = q.get('digest');
     if (digest !== null) {
@@ -246,22 +226,20 @@ export class Handlers {
       const body = this.body(c, 'POST');
       try {
         const st = await this.registry.completeUpload(name, up.id, d, body);
-        return this.created(c, name, st.digest);
+        return this.created(name, st.digest);
       } catch (err) {
         await this.registry.cancelUpload(name, up.id).catch(() => undefined);
         throw err;
       }
     }
     const st = await this.registry.startUpload(name);
-    send(c.res, 202, this.uploadHeaders(name, st));
-    return 202;
+    return { status: 202, headers: this.uploadHeaders(name, st) };
   }
 
-  private async uploadStatus(c: Ctx, name: string, id: string): Promise<number> {
+  private async uploadStatus(c: Req, name: string, id: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PUSH));
     const st = await this.registry.uploadStatus(name, id);
-    send(c.res, 204, this.uploadHeaders(name, st));
-    return 204;
+    return { status: 204, headers: this.uploadHeaders(name, st) };
   }
 
   /** A 416 carries where the upload is, so the client can resume from there. */
@@ -277,65 +255,67 @@ export class Handlers {
     }
   }
 
-  private async patchUpload(c: Ctx, name: string, id: string): Promise<number> {
+  private async patchUpload(c: Req, name: string, id: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PUSH));
     const st = await this.withRangeHeaders(name, id, async () => {
       const body = this.body(c, 'PATCH')!;
       return this.registry.appendUpload(name, id, body.stream, body);
     });
-    send(c.res, 202, this.uploadHeaders(name, st));
-    return 202;
+    return { status: 202, headers: this.uploadHeaders(name, st) };
   }
 
-  private async putUpload(c: Ctx, name: string, id: string): Promise<number> {
+  private async putUpload(c: Req, name: string, id: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PUSH));
-    const digest = new URLSearchParams(c.query).get('digest');
+    const digest = c.query.get('digest');
     if (digest === null) throw regError('DIGEST_INVALID', 'the digest query parameter is required to finish an upload');
     const d = checkDigest(digest);
     const st = await this.withRangeHeaders(name, id, () => this.registry.completeUpload(name, id, d, this.body(c, 'PUT')));
-    return this.created(c, name, st.digest);
+    return this.created(name, st.digest);
   }
 
-  private async cancelUpload(c: Ctx, name: string, id: string): Promise<number> {
+  private async cancelUpload(c: Req, name: string, id: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PUSH));
     await this.registry.cancelUpload(name, id);
-    send(c.res, 204, {});
-    return 204;
+    return { status: 204 };
+  }
+
+  /** A JSON listing, counted as bytes sent. */
+  private listing(value: unknown, headers: Headers): Reply {
+    const body = Buffer.from(JSON.stringify(value));
+    this.d.countOut(body.length);
+    return { status: 200, body, headers: { 'Content-Type': 'application/json; charset=utf-8', ...headers } };
   }
 
   // ---------------------------------------------------------------- content discovery
 
-  private async tags(c: Ctx, name: string): Promise<number> {
+  private async tags(c: Req, name: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PULL));
-    const q = new URLSearchParams(c.query);
+    const q = c.query;
     const n = parseN(q.get('n'));
     const page = await this.registry.listTags(name, n, q.get('last') ?? undefined);
     const headers: Headers = {};
     if (page.next !== undefined) headers.Link = `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`;
-    this.d.countOut(sendJson(c.res, 200, { name, tags: page.items }, headers));
-    return 200;
+    return this.listing({ name, tags: page.items }, headers);
   }
 
-  private async catalog(c: Ctx): Promise<number> {
+  private async catalog(c: Req): Promise<Reply> {
     await this.auth(c.req, { type: 'registry', name: 'catalog', actions: ['*'] });
-    const q = new URLSearchParams(c.query);
+    const q = c.query;
     const n = parseN(q.get('n'));
     const page = await this.registry.listRepositories(n, q.get('last') ?? undefined);
     const headers: Headers = {};
     if (page.next !== undefined) headers.Link = `</v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`;
-    this.d.countOut(sendJson(c.res, 200, { repositories: page.items }, headers));
-    return 200;
+    return this.listing({ repositories: page.items }, headers);
   }
 
-  private async referrers(c: Ctx, name: string, digestStr: string): Promise<number> {
+  private async referrers(c: Req, name: string, digestStr: string): Promise<Reply> {
     await this.auth(c.req, repoScope(name, PULL));
     const subject = checkDigest(digestStr);
-    const artifactType = new URLSearchParams(c.query).get('artifactType') ?? undefined;
+    const artifactType = c.query.get('artifactType') ?? undefined;
     const manifests = await this.registry.referrers(name, subject, artifactType || undefined);
     const headers: Headers = { 'Content-Type': MediaType.OciIndex };
     if (artifactType) headers['OCI-Filters-Applied'] = 'artifactType';
-    this.d.countOut(sendJson(c.res, 200, { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }, headers));
-    return 200;
+    return this.listing({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }, headers);
   }
 }
 

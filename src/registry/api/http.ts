@@ -1,52 +1,11 @@
-/** Small HTTP helpers for the registry API: responses, error rendering, bodies, ranges. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { errorBody, regError, RegistryError } from '../errors.js';
+/** Small HTTP helpers for the registry API: its version header, Content-Length, upload ranges, page sizes. */
+import type { IncomingMessage } from 'node:http';
+import { regError } from '../errors.js';
 
 export const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
 export const API_VERSION = 'registry/2.0';
 
 export type Headers = Record<string, string | number>;
-
-/** Send a complete response; every response carries the Distribution API version header. */
-export function send(res: ServerResponse, status: number, headers: Headers, body?: Buffer | string): number {
-  headers[API_VERSION_HEADER] = API_VERSION;
-  if (body === undefined) {
-    if (status !== 204 && status !== 304 && headers['Content-Length'] === undefined) headers['Content-Length'] = 0;
-    res.writeHead(status, headers);
-    res.end();
-    return 0;
-  }
-  const buf = typeof body === 'string' ? Buffer.from(body) : body;
-  headers['Content-Length'] = buf.length;
-  res.writeHead(status, headers);
-  res.end(buf);
-  return buf.length;
-}
-
-export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Headers = {}): number {
-  headers['Content-Type'] ??= 'application/json; charset=utf-8';
-  return send(res, status, headers, JSON.stringify(value));
-}
-
-/** Unread request bodies up to this size are drained after an error (keeps the connection); larger ones close it. */
-const DRAIN_LIMIT = 64 << 20;
-
-export function sendError(req: IncomingMessage, res: ServerResponse, err: RegistryError): number {
-  const headers: Headers = { 'Content-Type': 'application/json; charset=utf-8', ...err.headers };
-  // a large body we did not read (an oversized manifest, a refused upload) is not worth draining
-  if (!req.complete && hasBody(req)) {
-    const cl = Number(req.headers['content-length']);
-    if (!(cl <= DRAIN_LIMIT)) headers.Connection = 'close';
-  }
-  return send(res, err.status, headers, errorBody(err));
-}
-
-/** Whether the request carries a body (Content-Length > 0 or chunked). */
-export function hasBody(req: IncomingMessage): boolean {
-  if (req.headers['transfer-encoding'] !== undefined) return true;
-  const cl = req.headers['content-length'];
-  return cl !== undefined && cl !== '0';
-}
 
 export function contentLength(req: IncomingMessage): number | undefined {
   const cl = req.headers['content-length'];
@@ -56,20 +15,6 @@ export function contentLength(req: IncomingMessage): number | undefined {
   return n;
 }
 
-/** The whole body, refusing (before reading it all) anything over `limit` bytes with `tooLarge`. */
-export async function readBody(req: IncomingMessage, limit: number, tooLarge: () => RegistryError): Promise<Buffer> {
-  const cl = contentLength(req);
-  if (cl !== undefined && cl > limit) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw tooLarge();
-    chunks.push(chunk as Buffer);
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-}
-
 /** A chunk's Content-Range as the spec writes it: `<start>-<end>`, inclusive. */
 export function parseContentRange(v: string): { start: number; end: number } | undefined {
   const m = /^(\d{1,15})-(\d{1,15})$/.exec(v.trim());
@@ -77,29 +22,6 @@ export function parseContentRange(v: string): { start: number; end: number } | u
   const start = Number(m[1]);
   const end = Number(m[2]);
   return end >= start ? { start, end } : undefined;
-}
-
-/** A blob GET's Range header (one range). undefined = serve it all; 'unsatisfiable' = 416. */
-export function parseRange(v: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
-  if (!v) return undefined;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(v.trim());
-  if (!m) return undefined; // several ranges or another unit: the whole blob, as HTTP allows
-  const [, a, b] = m;
-  if (a === '' && b === '') return undefined;
-  let start: number;
-  let end: number;
-  if (a === '') {
-    const suffix = Number(b);
-    if (suffix === 0 || size === 0) return 'unsatisfiable';
-    start = Math.max(0, size - suffix);
-    end = size - 1;
-  } else {
-    start = Number(a);
-    if (b !== '' && Number(b) < start) return undefined; // not a valid range: ignored, as HTTP says
-    end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
-    if (start >= size) return 'unsatisfiable';
-  }
-  return { start, end };
 }
 
 /** The upload status Range header: `0-<last byte>` (`0-0` before the first byte, as Distribution does). */

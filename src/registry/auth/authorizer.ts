@@ -29,6 +29,7 @@ import { Policy } from './policy.js';
 import { coversActions, formatScope, repositoryScope, type Action, type ResourceScope } from './scope.js';
 import { LoginThrottle, sourceAddress } from './throttle.js';
 import { TOKEN_PATH, TokenError, TokenIssuer, TokenService, TokenVerifier, tokenCovers, type VerifiedToken } from './token.js';
+import { ERROR_KINDS } from '../errors.js';
 
 export type AuthMode = 'none' | 'htpasswd' | 'token';
 
@@ -41,7 +42,7 @@ export interface AuthAllowed {
 export interface AuthRefused {
   ok: false;
   /** 401: authenticate (again) following `challenge`; 403: authenticated, but not allowed. */
-  status: 401 | 403;
+  status: number;
   /** The WWW-Authenticate header value to send with a 401. */
   challenge?: string;
   code: 'UNAUTHORIZED' | 'DENIED';
@@ -62,7 +63,7 @@ export interface RegistryAuthorizer {
   authorizeScope(req: IncomingMessage, scope: ResourceScope | undefined): Promise<AuthResult>;
   /** Token mode with the built-in token service: where it is served, and its request handler. */
   readonly tokenPath?: string;
-  readonly tokenHandler?: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  readonly tokenHandler?: (req: IncomingMessage, res: ServerResponse) => void;
   readonly tokenService?: TokenService;
   readonly tokenVerifier?: TokenVerifier;
 }
@@ -147,8 +148,8 @@ class OpenAuthorizer extends BaseAuthorizer {
   }
 }
 
-const unauthorized = (message: string, challenge: string): AuthRefused => ({ ok: false, status: 401, code: 'UNAUTHORIZED', message, challenge });
-const denied = (message: string): AuthRefused => ({ ok: false, status: 403, code: 'DENIED', message });
+const unauthorized = (message: string, challenge: string): AuthRefused => ({ ok: false, status: ERROR_KINDS.UNAUTHORIZED.status, code: 'UNAUTHORIZED', message, challenge });
+const denied = (message: string): AuthRefused => ({ ok: false, status: ERROR_KINDS.DENIED.status, code: 'DENIED', message });
 
 class BasicAuthorizer extends BaseAuthorizer {
   readonly mode = 'htpasswd' as const;
@@ -190,7 +191,7 @@ class BasicAuthorizer extends BaseAuthorizer {
 class BearerAuthorizer extends BaseAuthorizer {
   readonly mode = 'token' as const;
   readonly tokenPath?: string;
-  readonly tokenHandler?: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  readonly tokenHandler?: (req: IncomingMessage, res: ServerResponse) => void;
   readonly tokenService?: TokenService;
   readonly tokenVerifier: TokenVerifier;
   private readonly realm: string | undefined;

@@ -25,6 +25,9 @@ import type { SigningKey, TokenAlg, VerificationKey } from './keys.js';
 import type { Policy } from './policy.js';
 import { ScopeError, coversActions, expandActions, formatScope, parseScopes, sameResource, type Action, type ResourceScope } from './scope.js';
 import { sourceAddress, type LoginThrottle } from './throttle.js';
+import { HttpApp, METHODS, type Reply, type Req } from '../../lib/http/app.js';
+import type { ErrorFlavour } from '../../lib/http/status.js';
+import { asRegistryError, errorBody, regError } from '../errors.js';
 
 /** Where the built-in token service is served. */
 export const TOKEN_PATH = '/auth/token';
@@ -281,8 +284,10 @@ export class TokenService {
     this.log = opts.log;
   }
 
-  /** A node:http request handler for `GET|HEAD|POST /auth/token` (the caller routes the path). */
-  readonly handler = (req: IncomingMessage, res: ServerResponse): Promise<void> => this.handle(req, res);
+  /** A node:http request listener that answers `GET|HEAD|POST /auth/token` (for a server made elsewhere). */
+  get handler(): (req: IncomingMessage, res: ServerResponse) => void {
+    return new HttpApp({ log: this.log, flavour: tokenFlavour }).route(METHODS, TOKEN_PATH, 'token', this.serve).handle;
+  }
 
   /** Grant what `account` may have of `scopes`, and sign it. */
   async issueFor(account: string | undefined, scopes: readonly ResourceScope[]): Promise<IssuedToken> {
@@ -290,18 +295,8 @@ export class TokenService {
     return this.issuer.issue(account, this.service, access);
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    try {
-      await this.serve(req, res);
-    } catch (err) {
-      this.log.error({ err }, 'token request failed');
-      if (!res.headersSent) sendErrors(res, 500, 'UNKNOWN', 'internal error');
-      else res.destroy();
-    }
-  }
-
-  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const method = req.method ?? 'GET';
+  /** The token endpoint, as a route of the HTTP kit (errors in tokenFlavour). */
+  readonly serve = async ({ req, method }: Req): Promise<Reply> => {
     let r: TokenRequest;
     if (method === 'GET' || method === 'HEAD') {
       const q = new URL(req.url ?? '/', 'http://localhost').searchParams;
@@ -311,39 +306,35 @@ export class TokenService {
         r.user = creds.user;
         r.password = creds.password;
       } else if (creds !== undefined) {
-        return this.refuse(req, res, undefined, creds.scheme === 'invalid' ? creds.reason : 'bearer credentials at the token endpoint');
+        return this.refuse(req, undefined, creds.scheme === 'invalid' ? creds.reason : 'bearer credentials at the token endpoint');
       }
     } else if (method === 'POST') {
       const form = await readForm(req);
-      if (form === undefined) return sendErrors(res, 400, 'INVALID_REQUEST', 'expected an application/x-www-form-urlencoded body of at most 64 KiB');
-      const grant = form.get('grant_type');
-      if (grant !== 'password') {
-        return sendJson(res, 400, { error: 'unsupported_grant_type', error_description: 'only grant_type=password is supported' });
-      }
+      if (form === undefined) throw regError('TOKEN_REQUEST_INVALID', 'expected an application/x-www-form-urlencoded body of at most 64 KiB');
+      if (form.get('grant_type') !== 'password') throw regError('UNSUPPORTED_GRANT_TYPE');
       r = { service: form.get('service') ?? undefined, scopes: form.getAll('scope'), account: undefined, user: form.get('username') ?? '', password: form.get('password') ?? '' };
     } else {
-      res.setHeader('Allow', 'GET, HEAD, POST');
-      return sendErrors(res, 405, 'UNSUPPORTED', `method ${method} not allowed`);
+      throw regError('UNSUPPORTED', `method ${method} not allowed`, undefined, { Allow: 'GET, HEAD, POST' });
     }
 
     if (r.service !== undefined && r.service !== this.service) {
-      return sendErrors(res, 400, 'INVALID_REQUEST', `unknown service ${JSON.stringify(r.service)}`);
+      throw regError('TOKEN_REQUEST_INVALID', `unknown service ${JSON.stringify(r.service)}`);
     }
     let scopes: ResourceScope[];
     try {
       scopes = parseScopes(r.scopes);
     } catch (err) {
-      if (err instanceof ScopeError) return sendErrors(res, 400, 'INVALID_REQUEST', err.message);
+      if (err instanceof ScopeError) throw regError('TOKEN_REQUEST_INVALID', err.message);
       throw err;
     }
-    if (scopes.length > 64) return sendErrors(res, 400, 'INVALID_REQUEST', 'too many scopes');
+    if (scopes.length > 64) throw regError('TOKEN_REQUEST_INVALID', 'too many scopes');
 
     let account: string | undefined;
     if (r.user !== undefined) {
       const ok = this.authenticator !== undefined && r.user !== '' && (await this.authenticator.verify(r.user, r.password ?? ''));
-      if (!ok) return this.refuse(req, res, r.user, 'bad credentials');
+      if (!ok) return this.refuse(req, r.user, 'bad credentials');
       if (r.account !== undefined && r.account !== '' && r.account !== r.user) {
-        return sendErrors(res, 400, 'INVALID_REQUEST', 'account does not match the authenticated user');
+        throw regError('TOKEN_REQUEST_INVALID', 'account does not match the authenticated user');
       }
       account = r.user;
       this.throttle.succeeded(sourceAddress(req));
@@ -352,13 +343,12 @@ export class TokenService {
     const issued = await this.issueFor(account, scopes);
     this.log.debug({ sub: issued.claims.sub, jti: issued.claims.jti, access: issued.claims.access.map((a) => formatScope(a)) }, 'token issued');
     const body: TokenResponse = { token: issued.token, access_token: issued.token, expires_in: issued.expiresIn, issued_at: issued.issuedAt };
-    sendJson(res, 200, body, method === 'HEAD');
-  }
+    return { status: 200, body: JSON.stringify(body), headers: TOKEN_HEADERS };
+  };
 
-  private async refuse(req: IncomingMessage, res: ServerResponse, user: string | undefined, reason: string): Promise<void> {
+  private async refuse(req: IncomingMessage, user: string | undefined, reason: string): Promise<never> {
     await this.throttle.failed(sourceAddress(req), user, reason, { endpoint: 'token' });
-    res.setHeader('WWW-Authenticate', basicChallenge(this.service));
-    sendErrors(res, 401, 'UNAUTHORIZED', 'authentication required: invalid username or password');
+    throw regError('UNAUTHORIZED', 'authentication required: invalid username or password', undefined, { 'WWW-Authenticate': basicChallenge(this.service) });
   }
 }
 
@@ -375,18 +365,17 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams | undefin
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headOnly = false): void {
-  const text = JSON.stringify(body);
-  res.statusCode = status;
-  res.setHeader('Content-Type', 'application/json');
-  res.setHeader('Content-Length', Buffer.byteLength(text));
-  res.setHeader('Cache-Control', 'no-store');
-  res.end(headOnly ? undefined : text);
-}
+/** Every token answer, a token or an error: JSON that no cache keeps. */
+const TOKEN_HEADERS = { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' };
 
-function sendErrors(res: ServerResponse, status: number, code: string, message: string): void {
-  sendJson(res, status, { errors: [{ code, message, detail: null }] });
-}
+/** The token service's errors: the registry's `{"errors":[…]}`, or OAuth2's `{"error","error_description"}` for a grant type. */
+export const tokenFlavour: ErrorFlavour = {
+  render(err) {
+    const e = asRegistryError(err);
+    const body = e.kind === 'UNSUPPORTED_GRANT_TYPE' ? JSON.stringify({ error: 'unsupported_grant_type', error_description: e.message }) : errorBody(e);
+    return { status: e.status, body, headers: { ...TOKEN_HEADERS, ...e.headers } };
+  },
+};
 
 /** The actions a token grants on a resource (for logs and tests). */
 export function grantedActions(access: readonly AccessEntry[], scope: Pick<ResourceScope, 'type' | 'class' | 'name'>): Action[] {

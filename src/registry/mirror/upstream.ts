@@ -21,7 +21,7 @@ import { isDigest, sha256, type Digest } from '../../lib/digest.js';
 import { errorMessage } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { AuthConfig } from '../../lib/distribution/auth.js';
-import { MANIFEST_ACCEPT, RegistryError as ClientError, Registries, errorFrom, readBody, type Endpoint, type RepoClient } from '../../lib/distribution/client.js';
+import { MANIFEST_ACCEPT, DistributionError, Registries, errorFrom, readBody, type Endpoint, type RepoClient } from '../../lib/distribution/client.js';
 import { regError, RegistryError } from '../errors.js';
 import type { Upstream, UpstreamBlob } from '../hooks.js';
 import type { Reference } from '../names.js';
@@ -224,7 +224,7 @@ export class MirrorUpstream implements Upstream {
   /** An upstream failure as the registry reports it to its clients. */
   private upstreamError(err: unknown, what: string): RegistryError {
     if (err instanceof RegistryError) return err;
-    const status = err instanceof ClientError ? err.status : 0;
+    const status = err instanceof DistributionError ? err.status : 0;
     const msg = errorMessage(err);
     if (status === 401 || status === 403) {
       const hint = this.auth ? 'check the mirror\'s proxy username and password' : 'the mirror needs proxy credentials (--proxy-username/--proxy-password)';
