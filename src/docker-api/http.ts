@@ -1,6 +1,6 @@
 import findMyWay, { type HTTPMethod, type HTTPVersion } from 'find-my-way';
 import { VERSION } from '../lib/version.js';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { invalid } from '../lib/errors.js';
 import { dockerFlavour } from '../lib/http/status.js';
@@ -175,7 +175,7 @@ export class Ctx {
   /** A plain HTTP response written on an upgrade socket (errors before the hijack). */
   private writeRaw(status: number, payload: string, headers: Record<string, string>): void {
     const s = this.upgrade!.socket;
-    const lines = [`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status < 400 ? 'OK' : 'Error'}`];
+    const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`];
     for (const [k, v] of Object.entries({ ...commonHeaders(), ...headers, 'Content-Length': String(Buffer.byteLength(payload)), 'Connection': 'close' })) lines.push(`${k}: ${v}`);
     s.end(`${lines.join('\r\n')}\r\n\r\n${payload}`);
   }

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../lib/log.js';
-import { invalid, errorMessage } from '../lib/errors.js';
+import { invalid, errorMessage, notFound } from '../lib/errors.js';
 import { isPeerGone } from '../lib/streams.js';
 import { Ctx, Router, API_VERSION, MIN_API_VERSION, commonHeaders, compareVersions } from './http.js';
 import { statusOf } from '../lib/http/status.js';
@@ -122,10 +122,7 @@ export class DockerApiServer {
       if (compareVersions(version, API_VERSION) > 0) throw invalid(`client version ${version} is too new. Maximum supported API version is ${API_VERSION}`);
       if (compareVersions(version, MIN_API_VERSION) < 0) throw invalid(`client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
       const hit = this.router.match(ctx.method, p);
-      if (!hit || hit === 'method') {
-        ctx.send(404, { message: 'page not found' });
-        return;
-      }
+      if (!hit || hit === 'method') throw notFound('page not found');
       route = hit.handler.name || p.replace(/\/[a-f0-9]{12,64}(?=\/|$)/g, '/{id}');
       ctx.params = hit.params;
       // a hijacked stream starts after the request body, which the route may or may not read (dockerd drops it)

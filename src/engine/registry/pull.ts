@@ -16,6 +16,7 @@ import { isAttestation, validateConfig } from '../images/archive-common.js';
 import type { AuthConfig } from '../../lib/distribution/auth.js';
 import { DistributionError, type Registries, type RepoClient } from '../../lib/distribution/client.js';
 import { shortDigest, type ProgressWriter } from './progress.js';
+import { STATUS } from '../../lib/http/status.js';
 
 /** Layers fetched at once (Docker's default max-concurrent-downloads). */
 export const PULL_CONCURRENCY = 3;
@@ -59,10 +60,10 @@ function pullError(err: unknown, ref: Reference): SampanError {
   const repo = familiarRepo(ref);
   const said = err.said ?? err.message;
   if (err.status === 404 && (err.registryCode === 'MANIFEST_UNKNOWN' || !err.registryCode) && !ref.digest) {
-    return new DistributionError('NOT_FOUND', `manifest for ${displayOf(ref)} not found: ${said}`, 404, err.registryCode, err);
+    return new DistributionError('NOT_FOUND', `manifest for ${displayOf(ref)} not found: ${said}`, STATUS.NOT_FOUND, err.registryCode, err);
   }
   if (err.status === 404 && err.registryCode === 'MANIFEST_UNKNOWN') {
-    return new DistributionError('NOT_FOUND', `manifest for ${displayOf(ref)} not found: ${said}`, 404, err.registryCode, err);
+    return new DistributionError('NOT_FOUND', `manifest for ${displayOf(ref)} not found: ${said}`, STATUS.NOT_FOUND, err.registryCode, err);
   }
   if (err.status === 404 || err.status === 401 || err.status === 403 || err.registryCode === 'DENIED' || err.registryCode === 'NAME_UNKNOWN') {
     // never 401: the docker CLI answers a 401 to a pull by prompting for a login
@@ -155,7 +156,7 @@ async function resolveOn(client: RepoClient, ref: Reference): Promise<PullTarget
     const candidates = index.manifests.filter((m) => m && typeof m === 'object' && !isAttestation(m));
     const linux = candidates.filter((m) => m.platform?.os === 'linux' && m.platform?.architecture === 'amd64');
     const pick = linux.find((m) => !m.platform?.variant || m.platform.variant === 'v1') ?? linux[0] ?? (candidates.length === 1 && !candidates[0]!.platform ? candidates[0] : undefined);
-    if (!pick) throw new DistributionError('NOT_FOUND', `no matching manifest for linux/amd64 in the manifest list entries`, 404, 'MANIFEST_UNKNOWN');
+    if (!pick) throw new DistributionError('NOT_FOUND', `no matching manifest for linux/amd64 in the manifest list entries`, STATUS.NOT_FOUND, 'MANIFEST_UNKNOWN');
     checkDescriptor(pick, `index ${cur.digest}`);
     cur = await client.getManifest(pick.digest);
   }

@@ -14,6 +14,7 @@ import type { AuthConfig } from '../../lib/distribution/auth.js';
 import { DistributionError, type Registries, type RepoClient } from '../../lib/distribution/client.js';
 import { Meter, pool } from './pull.js';
 import { shortDigest, type ProgressWriter } from './progress.js';
+import { STATUS } from '../../lib/http/status.js';
 
 /** Blobs uploaded at once (Docker's default max-concurrent-uploads). */
 export const PUSH_CONCURRENCY = 5;
@@ -49,8 +50,8 @@ export function planPush(store: ImageStore, name: string, tag?: string): PushPla
 
 function pushError(err: unknown): SampanError {
   if (err instanceof DistributionError) {
-    if (err.status === 401 && !/unauthorized/i.test(err.message)) return new DistributionError('UNAUTHORIZED', 'unauthorized: authentication required', 401, err.registryCode, err);
-    if (err.status === 403 && !/denied/i.test(err.message)) return new DistributionError('FORBIDDEN', 'denied: requested access to the resource is denied', 403, err.registryCode, err);
+    if (err.status === 401 && !/unauthorized/i.test(err.message)) return new DistributionError('UNAUTHORIZED', 'unauthorized: authentication required', STATUS.UNAUTHORIZED, err.registryCode, err);
+    if (err.status === 403 && !/denied/i.test(err.message)) return new DistributionError('FORBIDDEN', 'denied: requested access to the resource is denied', STATUS.FORBIDDEN, err.registryCode, err);
     return err;
   }
   return err instanceof SampanError ? err : internal(errorMessage(err), err);
