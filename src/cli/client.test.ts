@@ -53,11 +53,8 @@ test('run flags: -p, --ip, -m, --cpus, --priority, --rich', () => {
 test('image rows: one per tag, <none> for untagged, newest first', () => {
   assert.deepEqual(splitTag('reg:5000/a/b:1.0'), ['reg:5000/a/b', '1.0']);
   assert.deepEqual(splitTag('reg:5000/a/b'), ['reg:5000/a/b', '<none>']);
-  const rows = imageRows([
-    { Id: 'sha256:aaa', RepoTags: ['x:1', 'y:2'], RepoDigests: ['x@sha256:ddd'], Created: 10, Size: 5 },
-    { Id: 'sha256:bbb', RepoTags: [], RepoDigests: [], Created: 20, Size: 6 },
-    { Id: 'sha256:ccc', RepoTags: ['<none>:<none>'], RepoDigests: ['z@sha256:eee'], Created: 5, Size: 7 },
-  ]);
+  const img = (Id: string, RepoTags: string[], RepoDigests: string[], Created: number, Size: number) => ({ Id, ParentId: '', RepoTags, RepoDigests, Created, Size, SharedSize: -1, Labels: {}, Containers: -1 });
+  const rows = imageRows([img('sha256:aaa', ['x:1', 'y:2'], ['x@sha256:ddd'], 10, 5), img('sha256:bbb', [], [], 20, 6), img('sha256:ccc', ['<none>:<none>'], ['z@sha256:eee'], 5, 7)]);
   assert.deepEqual(rows.map((r) => [r.repository, r.tag, r.digest, r.id]), [
     ['<none>', '<none>', '<none>', 'sha256:bbb'],
     ['x', '1', 'sha256:ddd', 'sha256:aaa'],

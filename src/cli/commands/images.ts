@@ -7,19 +7,7 @@ import { clientFor, withErrors } from '../client.js';
 import { ApiError, jsonMessages } from '../../lib/engine-client.js';
 import { ago, goTime, humanSize, printJsonLines, shortId, table } from '../format.js';
 import { collect, parseFilters } from './options.js';
-
-export interface ImageSummary {
-  Id: string;
-  ParentId?: string;
-  RepoTags?: string[] | null;
-  RepoDigests?: string[] | null;
-  Created: number;
-  Size: number;
-  SharedSize?: number;
-  VirtualSize?: number;
-  Labels?: Record<string, string> | null;
-  Containers?: number;
-}
+import type { ImageSummary } from '../../lib/docker-types.js';
 
 export interface ImageRow {
   repository: string;
@@ -115,7 +103,7 @@ async function images(repo: string | undefined, o: ImagesOptions, cmd: Command):
         Size: humanSize(r.size),
         Tag: r.tag,
         UniqueSize: r.image.SharedSize === undefined || r.image.SharedSize < 0 ? 'N/A' : humanSize(r.size - r.image.SharedSize),
-        VirtualSize: humanSize(r.image.VirtualSize ?? r.size),
+        VirtualSize: humanSize(r.size),
       })),
     );
     return;
