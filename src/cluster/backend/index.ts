@@ -28,6 +28,24 @@ export async function mapLimit<T, R>(items: T[], cap: number, fn: (t: T, i: numb
   return out;
 }
 
+/**
+ * The first up node's answer for a named object (image, network, volume): `NODE/NAME` asks that node only, a bare
+ * name each node in turn; not found anywhere is Docker's 404.
+ */
+async function firstFound<T>(c: Cluster, ref: string, what: string, fn: (n: NodeEntry, name: string) => Promise<T>): Promise<T> {
+  const slash = ref.indexOf('/');
+  const pinned = slash > 0 ? c.state.node(ref.slice(0, slash)) : undefined;
+  const tries: Array<[NodeEntry, string]> = pinned?.rec.state === 'up' ? [[pinned, ref.slice(slash + 1)]] : c.upNodes().map((n) => [n, ref]);
+  for (const [n, name] of tries) {
+    try {
+      return await fn(n, name);
+    } catch (err) {
+      if (!isCode(err, 'NOT_FOUND')) throw err;
+    }
+  }
+  throw notFound(`No such ${what}: ${ref}`);
+}
+
 const filterQuery = (f: Filters) => (f.size ? JSON.stringify(Object.fromEntries(f)) : undefined);
 
 class ClusterExec implements ExecBackend {
@@ -81,15 +99,9 @@ class ClusterImages implements ImageBackend {
     return [...byId.values()];
   }
 
-  async inspect(name: string): Promise<ImageInspect> {
-    for (const n of this.c.upNodes()) {
-      try {
-        return await this.c.client(n).json<ImageInspect>('GET', `/images/${name}/json`);
-      } catch (err) {
-        if (!isCode(err, 'NOT_FOUND')) throw err;
-      }
-    }
-    throw notFound(`No such image: ${name}`);
+  inspect(ref: string): Promise<ImageInspect> {
+    // an image name has slashes of its own: each node is asked for the whole of it
+    return firstFound(this.c, `/${ref}`, 'image', (n) => this.c.client(n).json<ImageInspect>('GET', `/images/${ref}/json`));
   }
 
   /** Pulled on every up node (FANOUT at a time); each node's progress lines tagged with its name. */
@@ -134,7 +146,12 @@ class ClusterNetworks implements NetworkBackend {
     const lists = await mapLimit(this.c.upNodes(), FANOUT, async (n) => (await this.c.client(n).json<NetworkResource[]>('GET', '/networks', { query: { filters: filterQuery(filters) } })).map((x) => ({ ...x, Name: `${n.rec.name}/${x.Name}` })));
     return lists.flat();
   }
-  inspect = () => notYet('network inspect');
+  inspect(ref: string): Promise<NetworkResource> {
+    return firstFound(this.c, ref, 'network', async (n, name) => {
+      const r = await this.c.client(n).json<NetworkResource>('GET', `/networks/${encodeURIComponent(name)}`);
+      return { ...r, Name: `${n.rec.name}/${r.Name}` };
+    });
+  }
   create = () => notYet('network create');
   remove = () => notYet('network remove');
   connect = () => notYet('network connect');
@@ -148,7 +165,9 @@ class ClusterVolumes implements VolumeBackend {
     const lists = await mapLimit(this.c.upNodes(), FANOUT, async (n) => ((await this.c.client(n).json<VolumeListResponse>('GET', '/volumes', { query: { filters: filterQuery(filters) } })).Volumes ?? []).map((v): Volume => ({ ...v, Name: `${n.rec.name}/${v.Name}` })));
     return { Volumes: lists.flat(), Warnings: [] };
   }
-  inspect = () => notYet('volume inspect');
+  inspect(ref: string): Promise<Volume> {
+    return firstFound(this.c, ref, 'volume', async (n, name) => ({ ...(await this.c.client(n).json<Volume>('GET', `/volumes/${encodeURIComponent(name)}`)), Name: `${n.rec.name}/${name}` }));
+  }
   create = () => notYet('volume create');
   remove = () => notYet('volume remove');
   prune = () => notYet('volume prune');
