@@ -39,22 +39,21 @@ export class NodeRegistry {
     this.server = server;
     this.wss = new WebSocketServer({ server, maxPayload: 64 << 20 });
     this.wss.on('connection', (ws) => this.accept(ws));
-    await new Promise<void>(async (resolve, reject) => {
+    const listening = new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      if (addr.startsWith('unix://')) {
-        const p = addr.slice(7);
-        await fs.mkdir(path.dirname(p), { recursive: true });
-        await fs.rm(p, { force: true });
-        server.listen(p, () => resolve());
-      } else {
-        const u = new URL(addr);
-        if (u.protocol !== 'ws:' || !['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname)) {
-          reject(new Error(`--node-listen ${addr}: use unix:///PATH or ws://127.0.0.1:PORT (off loopback needs mutual TLS, not built yet)`));
-          return;
-        }
-        server.listen(Number(u.port), u.hostname.replace(/^\[(.*)\]$/, '$1'), () => resolve());
-      }
+      server.once('listening', resolve);
     });
+    if (addr.startsWith('unix://')) {
+      const p = addr.slice(7);
+      await fs.mkdir(path.dirname(p), { recursive: true });
+      await fs.rm(p, { force: true });
+      server.listen(p);
+    } else {
+      // the config allows loopback only: the join token must not cross a network in clear
+      const u = new URL(addr);
+      server.listen(Number(u.port), u.hostname.replace(/^\[(.*)\]$/, '$1'));
+    }
+    await listening;
     if (addr.startsWith('unix://')) await fs.chmod(addr.slice(7), 0o660);
     this.sweeper = setInterval(() => void this.sweep(), Math.min(1000, this.heartbeatMs));
     this.log.info({ addr, heartbeatMs: this.heartbeatMs }, 'node endpoint listening');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ContainerSummary } from '../lib/docker-types.js';
+import type { ReportedContainer } from '../lib/node-protocol.js';
 import { isCode } from '../lib/errors.js';
 import { ClusterState } from './state.js';
 import type { NodeRecord } from './store.js';
@@ -8,9 +8,10 @@ import type { NodeRecord } from './store.js';
 const rec = (name: string): NodeRecord => ({
   id: `id-${name}`, name, labels: {}, api: `unix:///tmp/${name}.sock`, addr: '10.0.0.1', capacity: { ncpu: 2, memTotal: 1 }, version: '0', joinedAt: '', state: 'up',
 });
-const summary = (id: string, name: string, labels: Record<string, string> = {}): ContainerSummary => ({
+const summary = (id: string, name: string, labels: Record<string, string> = {}): ReportedContainer => ({
   Id: id, Names: [`/${name}`], Image: 'busybox', ImageID: 'sha256:1', Command: 'sleep', Created: 1, Ports: [], Labels: labels, State: 'running', Status: 'Up',
   HostConfig: { NetworkMode: 'bridge' }, NetworkSettings: { Networks: {} }, Mounts: [],
+  Facts: { Status: 'running', StartedAt: '2026-01-01T00:00:00Z', FinishedAt: '0001-01-01T00:00:00Z', ExitCode: 0, HasBeenStarted: true },
 });
 
 test('containers are found by full id, name, NODE/NAME and unique id prefix; an ambiguous prefix is a 400', () => {

@@ -4,7 +4,7 @@
  * reports (a snapshot replaces a node's set: O(that node)); names being created are held so that a name stays
  * unique cluster-wide while its create is in flight.
  */
-import type { ContainerSummary } from '../lib/docker-types.js';
+import type { ReportedContainer } from '../lib/node-protocol.js';
 import { conflict, invalid, notFound } from '../lib/errors.js';
 import type { NodeRecord } from './store.js';
 
@@ -17,11 +17,11 @@ export interface NodeEntry {
 }
 
 export interface ContainerEntry {
-  summary: ContainerSummary;
+  summary: ReportedContainer;
   node: NodeEntry;
 }
 
-const nameOf = (s: ContainerSummary) => (s.Names[0] ?? '').replace(/^\//, '');
+const nameOf = (s: ReportedContainer) => (s.Names[0] ?? '').replace(/^\//, '');
 
 /** The position of the first id >= key in a sorted array. */
 function lowerBound(a: string[], key: string): number {
@@ -69,13 +69,13 @@ export class ClusterState {
   }
 
   /** A node's full report: what it no longer has goes, the rest is replaced. */
-  setNodeContainers(node: NodeEntry, list: ContainerSummary[]): void {
+  setNodeContainers(node: NodeEntry, list: ReportedContainer[]): void {
     const keep = new Set(list.map((s) => s.Id));
     for (const id of [...node.containers]) if (!keep.has(id)) this.remove(id);
     for (const s of list) this.upsert(node, s);
   }
 
-  upsert(node: NodeEntry, s: ContainerSummary): void {
+  upsert(node: NodeEntry, s: ReportedContainer): void {
     const old = this.containers.get(s.Id);
     if (old) this.unindex(old);
     else this.ids.splice(lowerBound(this.ids, s.Id), 0, s.Id);

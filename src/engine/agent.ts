@@ -7,9 +7,10 @@ import os from 'node:os';
 import { WebSocket } from 'ws';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { CLOSE_BAD_TOKEN, NODE_PROTOCOL_VERSION, nodeDialUrl, parseMessage, type EngineMessage, type ManagerMessage } from '../lib/node-protocol.js';
+import { CLOSE_BAD_TOKEN, NODE_PROTOCOL_VERSION, nodeDialUrl, parseMessage, type EngineMessage, type ManagerMessage, type ReportedContainer } from '../lib/node-protocol.js';
 import { VERSION } from '../lib/version.js';
-import { containerSummary } from './backend/views.js';
+import { containerSummary, statusFacts } from './backend/views.js';
+import type { ContainerRecord } from './containers/model.js';
 import type { Engine } from './engine.js';
 
 const BACKOFF_MIN_MS = 200;
@@ -34,6 +35,8 @@ function hostAddr(): string {
   return '127.0.0.1';
 }
 
+const report = (r: ContainerRecord): ReportedContainer => ({ ...containerSummary(r, r.Config.Image), Facts: statusFacts(r) });
+
 export class NodeAgent {
   private ws?: WebSocket;
   private closed = false;
@@ -52,7 +55,7 @@ export class NodeAgent {
     this.unsubscribe = engine.events.subscribe((ev) => {
       if (ev.Type !== 'container' || !ev.Actor.ID || ev.Action.startsWith('exec_')) return;
       const rec = engine.containers.find(ev.Actor.ID);
-      this.send({ type: 'event', action: ev.Action, id: ev.Actor.ID, ...(rec ? { summary: containerSummary(rec, rec.Config.Image) } : {}) });
+      this.send({ type: 'event', action: ev.Action, id: ev.Actor.ID, ...(rec ? { summary: report(rec) } : {}) });
     });
     this.connect();
   }
@@ -83,7 +86,7 @@ export class NodeAgent {
       }
       this.attempt = 0;
       this.log.info({ manager: this.o.join, nodeId: m.nodeId }, 'joined the cluster');
-      this.send({ type: 'containers', containers: this.engine.containers.list().map((r) => containerSummary(r, r.Config.Image)) });
+      this.send({ type: 'containers', containers: this.engine.containers.list().map(report) });
       this.send({ type: 'heartbeat', images: this.engine.images.store.list().length });
       clearInterval(this.heartbeat);
       this.heartbeat = setInterval(() => this.send({ type: 'heartbeat', images: this.engine.images.store.list().length }), m.heartbeatMs);

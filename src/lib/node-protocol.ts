@@ -4,6 +4,7 @@
  * container `event`s. Manager → engine: `welcome` (or a close with a reason). The manager never polls an engine:
  * what it knows of a node's containers is what the node last reported.
  */
+import type { StatusFacts } from './container-status.js';
 import type { ContainerSummary } from './docker-types.js';
 
 export const NODE_PROTOCOL_VERSION = 1;
@@ -33,9 +34,12 @@ export interface HelloMessage {
   version: string;
 }
 
+/** A container as a node reports it: its summary, and the facts its status text is made of (the manager words it when listed). */
+export type ReportedContainer = ContainerSummary & { Facts: StatusFacts };
+
 export interface ContainersMessage {
   type: 'containers';
-  containers: ContainerSummary[];
+  containers: ReportedContainer[];
 }
 
 export interface HeartbeatMessage {
@@ -49,7 +53,7 @@ export interface ContainerEventMessage {
   type: 'event';
   action: string;
   id: string;
-  summary?: ContainerSummary;
+  summary?: ReportedContainer;
 }
 
 export type EngineMessage = HelloMessage | ContainersMessage | HeartbeatMessage | ContainerEventMessage;

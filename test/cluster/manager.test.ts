@@ -117,6 +117,8 @@ describe('cluster manager on a 3-host testbed', () => {
     assert.match(r.stdout, /30 of 30 replicas running \(bat-1…bat-30\).*per node: host1 10, host2 10, host3 10/);
     assert.deepEqual(await perNode('name=bat-'), { host1: 10, host2: 10, host3: 10 });
     assert.equal((await docker(['inspect', '-f', '{{.State.Running}}', 'bat-30'])).stdout.trim(), 'true');
+    // the status is worded when listed, from when the container started, not frozen at the node's last report
+    await until(async () => /^Up \d+ seconds$/.test((await docker(['ps', '--filter', 'name=bat-1$', '--format', '{{.Status}}'])).stdout.trim()), 15_000, 500);
     const again = await sampan(['run', '-d', '--replicas', '2', '--name', 'bat', 'busybox', 'sleep', '600']);
     assert.notEqual(again.code, 0);
     assert.match(again.stderr, /"\/bat-1" is already in use/);

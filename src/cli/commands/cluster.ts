@@ -49,7 +49,7 @@ export function registerCluster(program: Command): void {
     .description('print a new join token (only its hash is kept in etcd: an existing token cannot be shown again, --rotate replaces it)')
     .requiredOption('--etcd <urls>', 'etcd endpoints, comma-separated or repeated', list)
     .option('--name <name>', 'the cluster\'s name', 'default')
-    .option('--rotate', 'replace the current token (engines that joined stay; new joins need the new one)')
+    .option('--rotate', 'replace the current token: engines joined with the old one are refused when they next connect')
     .action(async (o: { etcd: string[]; name: string; rotate?: boolean }) => {
       const { joinToken } = await import('../../cluster/index.js');
       const t = await joinToken(o.etcd, o.name, !!o.rotate);

@@ -6,8 +6,9 @@ import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Output } from '../../docker-api/index.js';
 import { EngineClient, type RequestOptions } from '../../lib/engine-client.js';
-import type { ContainerSummary, SwarmNode } from '../../lib/docker-types.js';
-import { notImplemented, unavailable } from '../../lib/errors.js';
+import type { ContainerInspect, ContainerSummary, SwarmNode } from '../../lib/docker-types.js';
+import type { ReportedContainer } from '../../lib/node-protocol.js';
+import { isCode, notImplemented, unavailable } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { filterNodes, place, type Candidate, type Request, type Strategy } from '../scheduler.js';
 import type { ClusterState, ContainerEntry, NodeEntry } from '../state.js';
@@ -66,13 +67,25 @@ export class Cluster {
     this.reserved.set(node.rec.id, { memory: r.memory + sign * req.memory, nanoCpus: r.nanoCpus + sign * req.nanoCpus });
   }
 
-  /** Reads a container's summary back from its engine into the index (read-your-writes after a change). */
-  async refresh(node: NodeEntry, id: string): Promise<ContainerSummary | undefined> {
-    const list = await this.client(node).json<ContainerSummary[]>('GET', '/containers/json', { query: { all: true, filters: JSON.stringify({ id: [id] }) } });
+  /** Reads a container back from its engine into the index (read-your-writes after a change), as a node reports it. */
+  async refresh(node: NodeEntry, id: string): Promise<ReportedContainer | undefined> {
+    const client = this.client(node);
+    const [list, inspect] = await Promise.all([
+      client.json<ContainerSummary[]>('GET', '/containers/json', { query: { all: true, filters: JSON.stringify({ id: [id] }) } }),
+      client.json<ContainerInspect>('GET', `/containers/${id}/json`).catch((err: unknown) => {
+        if (isCode(err, 'NOT_FOUND')) return undefined;
+        throw err;
+      }),
+    ]);
     const s = list.find((c) => c.Id === id);
-    if (s) this.state.upsert(node, s);
-    else this.state.remove(id);
-    return s;
+    if (!s || !inspect) {
+      this.state.remove(id);
+      return undefined;
+    }
+    const st = inspect.State;
+    const r = { ...s, Facts: { Status: s.State, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Health: st.Health?.Status, HasBeenStarted: s.State !== 'created' } };
+    this.state.upsert(node, r);
+    return r;
   }
 
   /** Swarm classic's `Node` of a container. */

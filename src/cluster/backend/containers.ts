@@ -3,11 +3,13 @@ import type { Readable } from 'node:stream';
 import type { AttachOptions, ContainerBackend, ContainerListOptions, Filters, LogsOptions, Output, PathStat } from '../../docker-api/index.js';
 import type { ContainerInspect, ContainerSummary, ContainerTopResponse, ContainerWaitResponse, FilesystemChange, IdResponse } from '../../lib/docker-types.js';
 import { invalid } from '../../lib/errors.js';
+import { statusText } from '../../lib/container-status.js';
+import type { ReportedContainer } from '../../lib/node-protocol.js';
 import { parseConstraints, type Request } from '../scheduler.js';
 import type { ContainerEntry, NodeEntry } from '../state.js';
 import { Cluster, notYet, passHijack, passStream } from './cluster.js';
 
-const nameOf = (s: ContainerSummary) => (s.Names[0] ?? '').replace(/^\//, '');
+const nameOf = (s: ReportedContainer) => (s.Names[0] ?? '').replace(/^\//, '');
 const LISTED = new Set(['running', 'paused', 'restarting']);
 
 /** A create's body, split into what the scheduler needs and what the engine gets. */
@@ -31,14 +33,15 @@ export class ClusterContainers implements ContainerBackend {
       const [first, ...rest] = labels.map((l) => st.withLabel(l));
       pool = [...first!].filter((id) => rest.every((s) => s.has(id))).map((id) => st.entry(id)!);
     }
-    const out: Array<{ s: ContainerSummary; node: NodeEntry }> = [];
+    const out: Array<{ s: ReportedContainer; node: NodeEntry }> = [];
     for (const e of pool) if ((all || filters.has('status') || LISTED.has(e.summary.State)) && this.matches(e, filters)) out.push({ s: e.summary, node: e.node });
     out.sort((a, b) => b.s.Created - a.s.Created);
-    return out.slice(0, limit > 0 ? limit : undefined).map(({ s, node }) => ({
+    const now = Date.now();
+    return out.slice(0, limit > 0 ? limit : undefined).map(({ s: { Facts, ...s }, node }) => ({
       ...s,
       // Swarm classic's names: /NODE/NAME
       Names: s.Names.map((n) => `/${node.rec.name}${n}`),
-      ...(node.rec.state === 'up' ? {} : { Status: 'Host Down' }),
+      Status: node.rec.state === 'up' ? statusText(Facts, now) : 'Host Down',
     }));
   }
 
