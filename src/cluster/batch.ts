@@ -52,7 +52,7 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
     c.log.info({ batch: rec.id, prefix: b.prefix, replicas: b.replicas }, 'batch placed');
     let done = 0;
     const one = async (node: NodeEntry, name: string): Promise<string> => {
-      const { Id } = await containers.createOn(node, body, name, req, rec.id);
+      const { Id } = await containers.createOn(node, body, name, rec.id);
       await containers.start(Id);
       return Id;
     };

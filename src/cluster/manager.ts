@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import { z } from 'zod';
 import { DockerApiServer } from '../docker-api/index.js';
-import { invalid } from '../lib/errors.js';
+import { notFound } from '../lib/errors.js';
 import { envValues, givenFlags, readConfigFile, validated } from '../lib/layered-config.js';
 import { gracefulStop } from '../lib/lifecycle.js';
 import { createLogger, type Logger } from '../lib/log.js';
@@ -61,7 +61,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     api.route('GET', '/sampan/v1/nodes', (ctx) => ctx.send(200, [...state.nodes.values()].map((n) => ({ ...n.rec, containers: n.containers.size, images: n.images }))));
     api.route('GET', '/sampan/v1/batches/{id}', async (ctx) => {
       const b = await store.batch(ctx.param('id'));
-      if (!b) throw invalid(`no such batch: ${ctx.param('id')}`);
+      if (!b) throw notFound(`No such batch: ${ctx.param('id')}`);
       ctx.send(200, b);
     });
     // JSON lines: one per replica as it lands, then the batch

@@ -18,6 +18,7 @@ import type { ClusterStore, NodeRecord } from './store.js';
 
 const HELLO_TIMEOUT_MS = 10_000;
 const MISSED_HEARTBEATS = 3;
+const CLOSE_GRACE_MS = 2000;
 
 export class NodeRegistry {
   private server?: http.Server;
@@ -148,11 +149,19 @@ export class NodeRegistry {
     return this.conns.size;
   }
 
+  /** Tells every engine (they reconnect to whoever serves next); one that does not hang up in time is cut off. */
   async close(): Promise<void> {
     clearInterval(this.sweeper);
-    for (const ws of this.conns.values()) ws.close(CLOSE_SHUTDOWN, 'manager shutting down');
+    const clients = [...(this.wss?.clients ?? [])];
+    for (const ws of clients) ws.close(CLOSE_SHUTDOWN, 'manager shutting down');
     this.wss?.close();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-    this.server?.closeAllConnections();
+    const server = this.server;
+    if (!server) return;
+    const cutOff = setTimeout(() => {
+      for (const ws of clients) ws.terminate();
+      server.closeAllConnections();
+    }, CLOSE_GRACE_MS);
+    await new Promise<void>((r) => server.close(() => r()));
+    clearTimeout(cutOff);
   }
 }

@@ -12,6 +12,7 @@ const summary = (id: string, name: string, labels: Record<string, string> = {}):
   Id: id, Names: [`/${name}`], Image: 'busybox', ImageID: 'sha256:1', Command: 'sleep', Created: 1, Ports: [], Labels: labels, State: 'running', Status: 'Up',
   HostConfig: { NetworkMode: 'bridge' }, NetworkSettings: { Networks: {} }, Mounts: [],
   Facts: { Status: 'running', StartedAt: '2026-01-01T00:00:00Z', FinishedAt: '0001-01-01T00:00:00Z', ExitCode: 0, HasBeenStarted: true },
+  Reserved: { memory: 100, nanoCpus: 0 },
 });
 
 test('containers are found by full id, name, NODE/NAME and unique id prefix; an ambiguous prefix is a 400', () => {
@@ -43,6 +44,7 @@ test('a node\'s snapshot replaces its containers and only its; events update the
   assert.deepEqual([...s.withLabel('tier=web')], ['b1']);
   assert.equal(s.containerCount, 2);
   assert.deepEqual([...n1.containers], ['a2']);
+  assert.deepEqual(n1.reserved, { memory: 100, nanoCpus: 0 }, 'what a node\'s containers reserve follows them');
   // a rename moves the name; a destroy removes every trace
   s.upsert(n1, summary('a2', 'renamed', { tier: 'db' }));
   assert.equal(s.find('two'), undefined);
@@ -51,6 +53,7 @@ test('a node\'s snapshot replaces its containers and only its; events update the
   assert.equal(s.find('renamed'), undefined);
   assert.deepEqual(s.withPrefix('a'), []);
   assert.equal(s.withLabel('tier=db').size, 0);
+  assert.deepEqual(n1.reserved, { memory: 0, nanoCpus: 0 });
   // a node that rejoins under the same id keeps its entry
   assert.equal(s.upsertNode({ ...rec('host2'), state: 'down' }), n2);
   assert.equal(s.node('host2')!.rec.state, 'down');

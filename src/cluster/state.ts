@@ -4,7 +4,7 @@
  * reports (a snapshot replaces a node's set: O(that node)); names being created are held so that a name stays
  * unique cluster-wide while its create is in flight.
  */
-import type { ReportedContainer } from '../lib/node-protocol.js';
+import type { ReportedContainer, Reservation } from '../lib/node-protocol.js';
 import { conflict, invalid, notFound } from '../lib/errors.js';
 import type { NodeRecord } from './store.js';
 
@@ -14,6 +14,8 @@ export interface NodeEntry {
   containers: Set<string>;
   /** Images on the node, as its last heartbeat said. */
   images: number;
+  /** What its containers reserve, summed. */
+  reserved: Reservation;
 }
 
 export interface ContainerEntry {
@@ -61,7 +63,7 @@ export class ClusterState {
       e.rec = rec;
       e.lastSeen = now;
     } else {
-      e = { rec, lastSeen: now, containers: new Set(), images: 0 };
+      e = { rec, lastSeen: now, containers: new Set(), images: 0, reserved: { memory: 0, nanoCpus: 0 } };
       this.nodes.set(rec.id, e);
     }
     this.nodesByName.set(rec.name, e);
@@ -78,10 +80,14 @@ export class ClusterState {
   upsert(node: NodeEntry, s: ReportedContainer): void {
     const old = this.containers.get(s.Id);
     if (old) this.unindex(old);
-    else this.ids.splice(lowerBound(this.ids, s.Id), 0, s.Id);
+    // a container that moved (a node re-reported what another had) leaves the other's set
+    if (old && old.node !== node) old.node.containers.delete(s.Id);
+    if (!old) this.ids.splice(lowerBound(this.ids, s.Id), 0, s.Id);
     const e = { summary: s, node };
     this.containers.set(s.Id, e);
     node.containers.add(s.Id);
+    node.reserved.memory += s.Reserved.memory;
+    node.reserved.nanoCpus += s.Reserved.nanoCpus;
     this.byName.set(nameOf(s), s.Id);
     for (const [k, v] of Object.entries(s.Labels ?? {})) for (const key of [k, `${k}=${v}`]) {
       let set = this.byLabel.get(key);
@@ -102,6 +108,8 @@ export class ClusterState {
 
   private unindex(e: ContainerEntry): void {
     const id = e.summary.Id;
+    e.node.reserved.memory -= e.summary.Reserved.memory;
+    e.node.reserved.nanoCpus -= e.summary.Reserved.nanoCpus;
     const name = nameOf(e.summary);
     if (this.byName.get(name) === id) this.byName.delete(name);
     for (const [k, v] of Object.entries(e.summary.Labels ?? {})) for (const key of [k, `${k}=${v}`]) {

@@ -91,20 +91,30 @@ export class ClusterStore {
     if (!ok) throw unavailable('this manager may not write the cluster state (it is not the leader)');
   }
 
-  private async readAll<T>(prefix: string): Promise<T[]> {
+  /** Reads, with an unreachable etcd as a 503. */
+  private async read<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      const kv = await this.ns.getAll().prefix(prefix).strings();
-      return Object.values(kv).map((v) => JSON.parse(v) as T);
+      return await fn();
     } catch (err) {
       throw unavailable(`cluster state store (etcd) unreachable: ${errorMessage(err)}`);
     }
   }
 
+  private async readAll<T>(prefix: string): Promise<Map<string, T>> {
+    const kv = await this.read(() => this.ns.getAll().prefix(prefix).strings());
+    return new Map(Object.entries(kv).map(([k, v]) => [k.slice(prefix.length), JSON.parse(v) as T]));
+  }
+
+  private async readOne<T>(key: string): Promise<T | undefined> {
+    const v = await this.read(() => this.ns.get(key).string());
+    return v === null ? undefined : (JSON.parse(v) as T);
+  }
+
   putNode(n: NodeRecord): Promise<void> {
     return this.write([{ put: `nodes/${n.id}`, value: n }]);
   }
-  nodes(): Promise<NodeRecord[]> {
-    return this.readAll<NodeRecord>('nodes/');
+  async nodes(): Promise<NodeRecord[]> {
+    return [...(await this.readAll<NodeRecord>('nodes/')).values()];
   }
 
   /** Placements land before any engine is told (a batch's in one transaction). */
@@ -114,21 +124,15 @@ export class ClusterStore {
   deletePlacements(ids: string[]): Promise<void> {
     return this.write(ids.map((id) => ({ del: `placements/${id}` })));
   }
-  async placements(): Promise<Map<string, Placement>> {
-    try {
-      const kv = await this.ns.getAll().prefix('placements/').strings();
-      return new Map(Object.entries(kv).map(([k, v]) => [k.slice('placements/'.length), JSON.parse(v) as Placement]));
-    } catch (err) {
-      throw unavailable(`cluster state store (etcd) unreachable: ${errorMessage(err)}`);
-    }
+  placements(): Promise<Map<string, Placement>> {
+    return this.readAll<Placement>('placements/');
   }
 
   putBatch(b: BatchRecord): Promise<void> {
     return this.write([{ put: `batches/${b.id}`, value: b }]);
   }
-  async batch(id: string): Promise<BatchRecord | undefined> {
-    const v = await this.ns.get(`batches/${id}`).string();
-    return v ? (JSON.parse(v) as BatchRecord) : undefined;
+  batch(id: string): Promise<BatchRecord | undefined> {
+    return this.readOne<BatchRecord>(`batches/${id}`);
   }
 
   /** Stores a token's hash (the token itself is never stored). */
@@ -136,12 +140,12 @@ export class ClusterStore {
     return this.write([{ put: 'tokens/worker', value: hashToken(token) }]);
   }
   async hasToken(): Promise<boolean> {
-    return (await this.ns.get('tokens/worker').string()) !== null;
+    return (await this.readOne<string>('tokens/worker')) !== undefined;
   }
   async checkToken(token: string): Promise<boolean> {
-    const v = await this.ns.get('tokens/worker').string();
+    const v = await this.readOne<string>('tokens/worker');
     if (!v) return false;
-    const want = Buffer.from(JSON.parse(v) as string, 'hex');
+    const want = Buffer.from(v, 'hex');
     const got = Buffer.from(hashToken(token), 'hex');
     return want.length === got.length && timingSafeEqual(want, got);
   }

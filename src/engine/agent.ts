@@ -35,10 +35,13 @@ function hostAddr(): string {
   return '127.0.0.1';
 }
 
-const report = (r: ContainerRecord): ReportedContainer => ({ ...containerSummary(r, r.Config.Image), Facts: statusFacts(r) });
+const report = (r: ContainerRecord): ReportedContainer => ({
+  ...containerSummary(r, r.Config.Image), Facts: statusFacts(r), Reserved: { memory: r.HostConfig.Memory ?? 0, nanoCpus: r.HostConfig.NanoCpus ?? 0 },
+});
 
 export class NodeAgent {
   private ws?: WebSocket;
+  private welcomed = false;
   private closed = false;
   private attempt = 0;
   private retryTimer?: NodeJS.Timeout;
@@ -60,14 +63,16 @@ export class NodeAgent {
     this.connect();
   }
 
+  /** Anything but the hello waits for the welcome: the snapshot that follows it covers what happened before. */
   private send(m: EngineMessage): void {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m));
+    if (this.ws?.readyState === WebSocket.OPEN && (this.welcomed || m.type === 'hello')) this.ws.send(JSON.stringify(m));
   }
 
   private connect(): void {
     if (this.closed) return;
     const ws = new WebSocket(this.url);
     this.ws = ws;
+    this.welcomed = false;
     ws.on('open', () => {
       const e = this.engine;
       this.send({
@@ -85,6 +90,7 @@ export class NodeAgent {
         return;
       }
       this.attempt = 0;
+      this.welcomed = true;
       this.log.info({ manager: this.o.join, nodeId: m.nodeId }, 'joined the cluster');
       this.send({ type: 'containers', containers: this.engine.containers.list().map(report) });
       this.send({ type: 'heartbeat', images: this.engine.images.store.list().length });

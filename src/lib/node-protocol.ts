@@ -34,8 +34,17 @@ export interface HelloMessage {
   version: string;
 }
 
-/** A container as a node reports it: its summary, and the facts its status text is made of (the manager words it when listed). */
-export type ReportedContainer = ContainerSummary & { Facts: StatusFacts };
+/** What a container reserves of its node: memory in bytes, CPUs in billionths. */
+export interface Reservation {
+  memory: number;
+  nanoCpus: number;
+}
+
+/**
+ * A container as a node reports it: its summary, the facts its status text is made of (the manager words it when
+ * listed) and what it reserves (the scheduler's capacity filter).
+ */
+export type ReportedContainer = ContainerSummary & { Facts: StatusFacts; Reserved: Reservation };
 
 export interface ContainersMessage {
   type: 'containers';

@@ -10,14 +10,12 @@ import type { ContainerInspect, ContainerSummary, SwarmNode } from '../../lib/do
 import type { ReportedContainer } from '../../lib/node-protocol.js';
 import { isCode, notImplemented, unavailable } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
-import { filterNodes, place, type Candidate, type Request, type Strategy } from '../scheduler.js';
+import { place, type Candidate, type Request, type Strategy } from '../scheduler.js';
 import type { ClusterState, ContainerEntry, NodeEntry } from '../state.js';
 import type { ClusterStore } from '../store.js';
 
 export class Cluster {
   private readonly clients = new Map<string, EngineClient>();
-  /** Reservations of the containers this manager placed, by node id (memory bytes, nano CPUs). */
-  private readonly reserved = new Map<string, { memory: number; nanoCpus: number }>();
 
   constructor(
     readonly state: ClusterState,
@@ -46,7 +44,7 @@ export class Cluster {
   candidates(): Candidate[] {
     return [...this.state.nodes.values()].map((n) => ({
       id: n.rec.id, name: n.rec.name, labels: n.rec.labels, up: n.rec.state === 'up', capacity: n.rec.capacity,
-      containers: n.containers.size, reserved: this.reserved.get(n.rec.id) ?? { memory: 0, nanoCpus: 0 },
+      containers: n.containers.size, reserved: n.reserved,
     }));
   }
 
@@ -56,23 +54,12 @@ export class Cluster {
     return place(cands, req, count, opts.strategy ?? this.strategy).map((c) => this.state.nodes.get(c.id)!);
   }
 
-  /** The up nodes a request may use (image pulls to constrained nodes). */
-  eligible(req: Request): NodeEntry[] {
-    return filterNodes(this.candidates(), req).map((c) => this.state.nodes.get(c.id)!);
-  }
-
-  reserve(node: NodeEntry, req: Request, sign: 1 | -1): void {
-    if (!req.memory && !req.nanoCpus) return;
-    const r = this.reserved.get(node.rec.id) ?? { memory: 0, nanoCpus: 0 };
-    this.reserved.set(node.rec.id, { memory: r.memory + sign * req.memory, nanoCpus: r.nanoCpus + sign * req.nanoCpus });
-  }
-
   /** Reads a container back from its engine into the index (read-your-writes after a change), as a node reports it. */
   async refresh(node: NodeEntry, id: string): Promise<ReportedContainer | undefined> {
     const client = this.client(node);
     const [list, inspect] = await Promise.all([
       client.json<ContainerSummary[]>('GET', '/containers/json', { query: { all: true, filters: JSON.stringify({ id: [id] }) } }),
-      client.json<ContainerInspect>('GET', `/containers/${id}/json`).catch((err: unknown) => {
+      client.json<ContainerInspect<object, { Memory?: number; NanoCpus?: number }>>('GET', `/containers/${id}/json`).catch((err: unknown) => {
         if (isCode(err, 'NOT_FOUND')) return undefined;
         throw err;
       }),
@@ -83,7 +70,11 @@ export class Cluster {
       return undefined;
     }
     const st = inspect.State;
-    const r = { ...s, Facts: { Status: s.State, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Health: st.Health?.Status, HasBeenStarted: s.State !== 'created' } };
+    const r: ReportedContainer = {
+      ...s,
+      Facts: { Status: s.State, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Health: st.Health?.Status, HasBeenStarted: s.State !== 'created' },
+      Reserved: { memory: inspect.HostConfig.Memory ?? 0, nanoCpus: inspect.HostConfig.NanoCpus ?? 0 },
+    };
     this.state.upsert(node, r);
     return r;
   }

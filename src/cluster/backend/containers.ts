@@ -90,16 +90,15 @@ export class ClusterContainers implements ContainerBackend {
     if (cname) this.c.state.reserveName(cname);
     try {
       const [node] = this.c.schedule(req, 1);
-      return await this.createOn(node!, body, cname, req);
+      return await this.createOn(node!, body, cname);
     } finally {
       if (cname) this.c.state.releaseName(cname);
     }
   }
 
   /** Creates on one node, records the placement and indexes the container. */
-  async createOn(node: NodeEntry, body: Record<string, unknown>, name: string | undefined, req: Request, batch?: string): Promise<IdResponse> {
+  async createOn(node: NodeEntry, body: Record<string, unknown>, name: string | undefined, batch?: string): Promise<IdResponse> {
     const r = await this.c.client(node).json<IdResponse>('POST', '/containers/create', { query: { name }, body });
-    this.c.reserve(node, req, 1);
     const s = await this.c.refresh(node, r.Id);
     await this.c.store.putPlacements([{ id: r.Id, placement: { node: node.rec.id, name: s ? nameOf(s) : name ?? '', ...(batch ? { batch } : {}) } }]);
     return r;

@@ -29,11 +29,11 @@ export async function mapLimit<T, R>(items: T[], cap: number, fn: (t: T, i: numb
 }
 
 /**
- * The first up node's answer for a named object (image, network, volume): `NODE/NAME` asks that node only, a bare
- * name each node in turn; not found anywhere is Docker's 404.
+ * The first up node's answer for a named object (image, network, volume): `NODE/NAME` asks that node only (where
+ * names have no slashes of their own: not images), a bare name each node in turn; not found anywhere is Docker's 404.
  */
-async function firstFound<T>(c: Cluster, ref: string, what: string, fn: (n: NodeEntry, name: string) => Promise<T>): Promise<T> {
-  const slash = ref.indexOf('/');
+async function firstFound<T>(c: Cluster, ref: string, what: string, fn: (n: NodeEntry, name: string) => Promise<T>, pinnable = true): Promise<T> {
+  const slash = pinnable ? ref.indexOf('/') : -1;
   const pinned = slash > 0 ? c.state.node(ref.slice(0, slash)) : undefined;
   const tries: Array<[NodeEntry, string]> = pinned?.rec.state === 'up' ? [[pinned, ref.slice(slash + 1)]] : c.upNodes().map((n) => [n, ref]);
   for (const [n, name] of tries) {
@@ -100,8 +100,7 @@ class ClusterImages implements ImageBackend {
   }
 
   inspect(ref: string): Promise<ImageInspect> {
-    // an image name has slashes of its own: each node is asked for the whole of it
-    return firstFound(this.c, `/${ref}`, 'image', (n) => this.c.client(n).json<ImageInspect>('GET', `/images/${ref}/json`));
+    return firstFound(this.c, ref, 'image', (n) => this.c.client(n).json<ImageInspect>('GET', `/images/${ref}/json`), false);
   }
 
   /** Pulled on every up node (FANOUT at a time); each node's progress lines tagged with its name. */
