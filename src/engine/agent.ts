@@ -93,9 +93,10 @@ export class NodeAgent {
       this.welcomed = true;
       this.log.info({ manager: this.o.join, nodeId: m.nodeId }, 'joined the cluster');
       this.send({ type: 'containers', containers: this.engine.containers.list().map(report) });
-      this.send({ type: 'heartbeat', images: this.engine.images.store.list().length });
+      const beat = () => this.send({ type: 'heartbeat', images: this.engine.images.store.list().length });
+      beat();
       clearInterval(this.heartbeat);
-      this.heartbeat = setInterval(() => this.send({ type: 'heartbeat', images: this.engine.images.store.list().length }), m.heartbeatMs);
+      this.heartbeat = setInterval(beat, m.heartbeatMs);
     });
     ws.on('error', (err) => this.log.debug({ manager: this.o.join, err: err.message }, 'node agent: connection failed'));
     ws.on('close', (code, reason) => {

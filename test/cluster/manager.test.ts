@@ -105,7 +105,35 @@ describe('cluster manager on a 3-host testbed', () => {
     assert.notEqual(dup.code, 0);
     assert.match(dup.stderr, /Conflict\. The container name "\/c1" is already in use/);
 
-    const rm = await docker(['rm', '-f', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6']);
+    // the rest of a container's life, on its owner: stop/start, pause, top, stats, cp both ways, attach, rename
+    assert.equal((await docker(['stop', '-t', '1', 'c5'])).code, 0);
+    assert.match((await docker(['ps', '-a', '--filter', 'name=c5', '--format', '{{.Status}}'])).stdout, /^Exited \(137\)/);
+    assert.equal((await docker(['start', 'c5'])).code, 0);
+    assert.equal((await docker(['pause', 'c5'])).code, 0);
+    assert.match((await docker(['ps', '--filter', 'name=c5', '--format', '{{.Status}}'])).stdout, /\(Paused\)/);
+    assert.equal((await docker(['unpause', 'c5'])).code, 0);
+    assert.match((await docker(['top', 'c5'])).stdout, /sleep 600/);
+    const stats = await docker(['stats', '--no-stream', '--format', '{{.Name}}', 'c5']);
+    assert.equal(stats.code, 0, stats.stderr);
+    assert.equal(stats.stdout.trim(), 'c5');
+    const tmp = await fs.mkdtemp('/tmp/spcp-');
+    await fs.writeFile(path.join(tmp, 'in.txt'), 'copied-in\n');
+    assert.equal((await docker(['cp', path.join(tmp, 'in.txt'), 'c5:/tmp/in.txt'])).code, 0);
+    assert.equal((await docker(['exec', 'c5', 'cat', '/tmp/in.txt'])).stdout, 'copied-in\n');
+    assert.equal((await docker(['cp', 'c5:/tmp/in.txt', path.join(tmp, 'out.txt')])).code, 0);
+    assert.equal(await fs.readFile(path.join(tmp, 'out.txt'), 'utf8'), 'copied-in\n');
+    await fs.rm(tmp, { recursive: true });
+    // docker run without -d: attach (stdin in, output out), wait and --rm, all through the manager
+    const piped = await runCmd('docker', ['run', '-i', '--rm', '--name', 'piped', 'busybox', 'sh', '-c', 'cat; echo err >&2; exit 3'], { env, input: 'through-stdin\n', timeoutMs: 60_000 });
+    assert.equal(piped.code, 3, piped.stderr);
+    assert.equal(piped.stdout, 'through-stdin\n');
+    assert.equal(piped.stderr, 'err\n');
+    assert.equal((await docker(['run', '-d', '--name', 'talker', 'busybox', 'sh', '-c', 'sleep 2; echo via-attach'])).code, 0);
+    assert.equal((await docker(['attach', 'talker'])).stdout, 'via-attach\n');
+    assert.equal((await docker(['rename', 'talker', 'walker'])).code, 0);
+    assert.match((await docker(['ps', '-a', '--filter', 'name=walker', '--format', '{{.Names}}'])).stdout, /^host\d\/walker$/m);
+
+    const rm = await docker(['rm', '-f', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'walker']);
     assert.equal(rm.code, 0, rm.stderr);
     assert.equal((await docker(['ps', '-aq'])).stdout.trim(), '');
     assert.match((await docker(['inspect', 'c1'])).stderr, /No such (container|object): c1/);

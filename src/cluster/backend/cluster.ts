@@ -91,9 +91,9 @@ export async function passStream(client: EngineClient, method: string, path: str
   const onAbort = () => res.destroy();
   out.signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const headers: Record<string, string> = {};
-    for (const h of ['x-docker-container-path-stat']) if (typeof res.headers[h] === 'string') headers[h] = res.headers[h] as string;
-    const w = out.open(String(res.headers['content-type'] ?? 'application/octet-stream'), headers);
+    // `docker cp` reads the path's stat from a header of the archive's answer
+    const stat = res.headers['x-docker-container-path-stat'];
+    const w = out.open(String(res.headers['content-type'] ?? 'application/octet-stream'), typeof stat === 'string' ? { 'X-Docker-Container-Path-Stat': stat } : {});
     await pipeline(res, w).catch((err: NodeJS.ErrnoException) => {
       if (!out.signal.aborted && err.code !== 'ERR_STREAM_PREMATURE_CLOSE') throw err;
     });
