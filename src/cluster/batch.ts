@@ -63,7 +63,8 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
         r.id = await one(node, name);
       } catch (first) {
         c.log.warn({ batch: rec.id, replica: name, node: node.rec.name, err: errorMessage(first) }, 'replica failed: retrying on another node');
-        await removeByName(containers, name);
+        // what the failed attempt may have left (created, not started) goes before the retry takes its name
+        await containers.remove(name, { force: true, volumes: true, link: false }).catch(() => undefined);
         try {
           node = c.schedule(req, 1, { exclude: new Set([node.rec.id]), strategy: b.strategy })[0]!;
           r.node = node.rec.name;
@@ -82,7 +83,3 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
   }
 }
 
-/** What a failed attempt may have left (created, not started) goes before the retry takes its name. */
-async function removeByName(containers: ClusterContainers, name: string): Promise<void> {
-  await containers.remove(name, { force: true, volumes: true, link: false }).catch(() => undefined);
-}
