@@ -5,3 +5,4 @@
 export { DockerApiServer } from './server.js';
 export { API_VERSION, MIN_API_VERSION, ENGINE_VERSION } from './http.js';
 export type * from './backend.js';
+export type { Ctx, Handler } from './http.js';

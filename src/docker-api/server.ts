@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../lib/log.js';
 import { invalid, errorMessage, notFound } from '../lib/errors.js';
 import { isPeerGone } from '../lib/streams.js';
-import { Ctx, Router, API_VERSION, MIN_API_VERSION, commonHeaders, compareVersions } from './http.js';
+import { Ctx, Router, type Handler, API_VERSION, MIN_API_VERSION, commonHeaders, compareVersions } from './http.js';
 import { statusOf } from '../lib/http/status.js';
 import type { Backends } from './backend.js';
 import { dockerRoutes } from './routes.js';
@@ -36,6 +36,12 @@ export class DockerApiServer {
       const m = await (this.metrics ??= this.metricsRegistry());
       ctx.send(200, await m.metrics(), { 'Content-Type': m.contentType });
     });
+  }
+
+  /** A route of the server's own beside Docker's (the cluster manager's /sampan/v1/…), served with the same error mapping. */
+  route(method: string, pattern: string, handler: Handler): this {
+    this.router.add(method, pattern, handler);
+    return this;
   }
 
   /** prom-client and its default (process) metrics, set up at the first scrape: an engine nobody scrapes saves their memory. */

@@ -39,6 +39,13 @@ export const EngineConfigSchema = z.strictObject({
     .default('base=10.90.0.0/16,size=24'),
   /** Where the CNI plugins are (Debian's containernetworking-plugins). */
   cniPluginDirs: z.array(z.string().min(1)).default(['/usr/lib/cni', '/opt/cni/bin']),
+  /** The node endpoints of the cluster's managers to join (unix:///PATH or ws://127.0.0.1:PORT): one connection each. */
+  join: z.array(z.string().regex(/^(unix:\/\/\/.+|ws:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+\/?)$/, 'unix:///PATH or ws://127.0.0.1:PORT (a manager off this host needs mutual TLS, not built yet)')).default([]),
+  joinToken: z.string().min(1).optional(),
+  /** The node's name in the cluster (default: the host name). */
+  nodeName: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'letters, digits, "_", "." and "-"').optional(),
+  /** The node's labels, k=v, that constraints match. */
+  nodeLabels: z.array(z.string().regex(/^[^=]+=.*$/, 'k=v')).default([]),
 });
 
 export type EngineConfig = z.infer<typeof EngineConfigSchema>;
@@ -59,5 +66,6 @@ export async function loadEngineConfig(flags: Partial<EngineConfig> & { config?:
       throw invalid(`refusing to listen on ${h} without mutual TLS: pass --tlscacert, --tlscert and --tlskey`);
     }
   }
+  if (c.join.length && !c.joinToken) throw invalid('engine config: --join needs --join-token');
   return c;
 }

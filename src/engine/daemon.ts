@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import { gracefulStop } from '../lib/lifecycle.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import type { EngineConfig } from './config.js';
@@ -6,6 +7,7 @@ import { Engine } from './engine.js';
 import { DockerApiServer } from '../docker-api/index.js';
 import { engineBackends } from './backend/index.js';
 import { claimInstance } from './instance.js';
+import { NodeAgent } from './agent.js';
 
 export interface RunningEngine {
   engine: Engine;
@@ -25,8 +27,11 @@ export async function startEngine(config: EngineConfig, opts: { handleSignals?: 
   const tls = config.tlscacert && config.tlscert && config.tlskey ? { ca: config.tlscacert, cert: config.tlscert, key: config.tlskey } : undefined;
   await api.listen(config.hosts, tls);
   log.info({ root: config.root, execRoot: config.execRoot, containers: engine.containers.list().length, images: engine.images.store.list().length }, 'engine started');
+  const labels = Object.fromEntries(config.nodeLabels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const agents = config.join.map((join) => new NodeAgent(engine, { join, token: config.joinToken!, nodeName: config.nodeName ?? os.hostname(), labels, api: config.hosts[0]! }, log));
   const { done, shutdown } = gracefulStop(async () => {
     log.info('shutting down: no new requests; containers keep running');
+    for (const a of agents) a.close();
     await api.close();
     engine.close();
     await fs.rm(`${config.execRoot}/engine.pid`, { force: true });

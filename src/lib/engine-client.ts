@@ -254,7 +254,12 @@ export class EngineClient {
    * expects 101 and hands back the raw socket, with any bytes that came with the response head
    * put back to be read first.
    */
-  hijack(method: string, path: string, opts: RequestOptions = {}): Promise<net.Socket> {
+  async hijack(method: string, path: string, opts: RequestOptions = {}): Promise<net.Socket> {
+    return (await this.upgrade(method, path, opts)).socket;
+  }
+
+  /** hijack(), with the 101's headers (its Content-Type says raw or multiplexed: a proxy passes it on). */
+  upgrade(method: string, path: string, opts: RequestOptions = {}): Promise<{ socket: net.Socket; headers: IncomingHttpHeaders }> {
     return new Promise((resolve, reject) => {
       const req = this.makeRequest(method, path, opts, {
         ...this.bodyHeaders(opts),
@@ -269,7 +274,7 @@ export class EngineClient {
           return;
         }
         if (head && head.length) socket.unshift(head);
-        resolve(socket);
+        resolve({ socket, headers: res.headers });
       });
       req.once('response', (res) => {
         // no upgrade: an error answer, or an engine that streams on a plain response

@@ -2,12 +2,13 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { createLogger } from '../../lib/log.js';
 import { invalid } from '../../lib/errors.js';
-import { Testbed } from '../../cluster/index.js';
 
 const count = (flag: string) => (v: string): number => {
   if (!/^\d+$/.test(v)) throw invalid(`${flag} ${v}: not a non-negative integer`);
   return Number(v);
 };
+const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
 interface TestbedOpts {
   hosts: number;
@@ -17,20 +18,58 @@ interface TestbedOpts {
   logLevel?: string;
 }
 
+/** `sampan cluster manager|token|testbed`; the cluster's modules (etcd's client among them) load only when one runs. */
 export function registerCluster(program: Command): void {
-  const cluster = program.command('cluster').description('the cluster: a testbed of emulated hosts on this machine');
+  const cluster = program.command('cluster').description('the cluster: its manager, join tokens, and a testbed of emulated hosts on this machine');
+  cluster
+    .command('manager')
+    .description('run a cluster manager in the foreground: engines join it (`sampan engine --join`), and it serves the Docker API over all of them; state in etcd')
+    .option('--etcd <urls>', 'etcd endpoints, comma-separated or repeated (http://127.0.0.1:2379)', list)
+    .option('--listen <addr>', 'the Docker API: unix:///PATH (default unix:///run/sampan/cluster.sock)')
+    .option('--node-listen <addr>', 'where engines join: unix:///PATH or ws://127.0.0.1:PORT (default unix:///run/sampan/cluster-node.sock)')
+    .option('--name <name>', 'the cluster\'s name: its keys in etcd (default "default")')
+    .option('--join-token <token>', 'the join token engines must present (default: the one in etcd; see `sampan cluster token`)')
+    .option('--heartbeat <ms>', 'heartbeat interval asked of the engines; a node missed for 3 is down (default 5000)', count('--heartbeat'))
+    .addOption(new Option('--strategy <s>', 'placement strategy (default spread)').choices(['spread', 'binpack', 'random']))
+    .option('--config <file>', 'JSON config file; flags and SAMPAN_CLUSTER_* override it')
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .action(async (o: Record<string, unknown>) => {
+      const { loadManagerConfig, startManager } = await import('../../cluster/index.js');
+      const cfg = await loadManagerConfig({
+        config: o.config as string | undefined, etcd: o.etcd as string[] | undefined, listen: o.listen as string | undefined,
+        nodeListen: o.nodeListen as string | undefined, name: o.name as string | undefined, joinToken: o.joinToken as string | undefined,
+        heartbeatMs: o.heartbeat as number | undefined, strategy: o.strategy as 'spread' | undefined, logLevel: o.logLevel as 'info' | undefined,
+      });
+      const m = await startManager(cfg);
+      await m.done;
+      process.exit(0);
+    });
+  cluster
+    .command('token')
+    .description('print a new join token (only its hash is kept in etcd: an existing token cannot be shown again, --rotate replaces it)')
+    .requiredOption('--etcd <urls>', 'etcd endpoints, comma-separated or repeated', list)
+    .option('--name <name>', 'the cluster\'s name', 'default')
+    .option('--rotate', 'replace the current token: engines joined with the old one are refused when they next connect')
+    .action(async (o: { etcd: string[]; name: string; rotate?: boolean }) => {
+      const { joinToken } = await import('../../cluster/index.js');
+      const t = await joinToken(o.etcd, o.name, !!o.rotate);
+      if (!t) throw invalid('the cluster has a join token already, and only its hash is stored: use --rotate to make a new one');
+      process.stdout.write(`${t}\n`);
+    });
   cluster
     .command('testbed')
-    .description('start etcd and N emulated hosts (network namespaces, each with its own engine) on this machine; print "ready", write DIR/testbed.json; SIGTERM tears everything down')
+    .description('start etcd, M managers and N emulated hosts (network namespaces, each with its own engine joined to the managers) on this machine; print "ready" once all joined, write DIR/testbed.json, serve the cluster at DIR/cluster.sock; SIGTERM tears everything down')
     .requiredOption('--hosts <n>', 'emulated hosts (1 to 250)', count('--hosts'))
-    .option('--managers <m>', 'cluster managers (none yet: the manager is not built)', count('--managers'), 0)
+    .option('--managers <m>', 'cluster managers (0: etcd and hosts only)', count('--managers'), 1)
     .addOption(new Option('--etcd-members <n>', 'etcd members').choices(['1', '3']).default('1'))
     .requiredOption('--dir <dir>', 'where the testbed keeps its hosts\' roots, etcd\'s data, logs and testbed.json')
-    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (o: TestbedOpts) => {
-      if (o.managers > 0) throw invalid(`--managers ${o.managers}: the cluster manager is not built yet; use --managers 0 (etcd and hosts only)`);
+      const { Testbed, managerComponents } = await import('../../cluster/index.js');
       const log = createLogger('sampan-testbed', o.logLevel);
-      const tb = new Testbed({ dir: o.dir, hosts: o.hosts, etcdMembers: Number(o.etcdMembers) as 1 | 3, log });
+      const dir = path.resolve(o.dir);
+      const managers = managerComponents(dir, o.managers);
+      const tb = new Testbed({ dir, hosts: o.hosts, etcdMembers: Number(o.etcdMembers) as 1 | 3, log, components: managers.components, engineArgs: managers.engineArgs });
       let signalled = false;
       // every signal, the second too, waits for the one teardown: an interrupted teardown would leave things behind
       const onSignal = () => {
@@ -46,7 +85,7 @@ export function registerCluster(program: Command): void {
         throw err;
       }
       const d = tb.description;
-      process.stdout.write(`ready: ${d.hosts.length} hosts on ${d.network.bridge} (${d.network.subnet}), etcd ${d.etcd.endpoints.join(',')}, ${path.join(tb.dir, 'testbed.json')}\n`);
+      process.stdout.write(`ready: ${d.hosts.length} hosts, ${d.managers.length} managers on ${d.network.bridge} (${d.network.subnet}), etcd ${d.etcd.endpoints.join(',')}, ${path.join(tb.dir, 'testbed.json')}${d.managers.length ? `, cluster at ${path.join(tb.dir, 'cluster.sock')}` : ''}\n`);
       // the testbed runs until a signal: keep the event loop alive meanwhile
       setInterval(() => undefined, 1 << 30);
     });

@@ -234,6 +234,7 @@ export function registerContainerCommands(program: Command): void {
       .option('--rich', 'rich container: an init as PID 1 (reaps zombies), initscript, env for login shells')
       .option('--rich-mode <mode>', 'init of a rich container: dumb-init (default), tini or systemd')
       .option('--initscript <path>', 'script in the container that a rich container runs before its command at each start')
+      .option('--replicas <n>', 'with -d and --name PREFIX, against a cluster manager: N identical replicas PREFIX-1…N spread over the nodes')
       .helpOption('--help', 'display help for command')
       .passThroughOptions(),
   ).action(withErrors((image: string, args: string[], o: RunOptions, cmd: Command) => run(image, args, o, cmd)));

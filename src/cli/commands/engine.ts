@@ -22,6 +22,10 @@ export function registerEngine(program: Command): void {
     .option('--registry-mirror <url>', 'pull mirror, tried before the origin; repeatable ("URL" for docker.io, "HOST[:PORT]=URL" for another registry)', collect)
     .option('--insecure-registry <host>', 'registry (HOST[:PORT] or CIDR) to reach over plain HTTP or unverified TLS; repeatable', collect)
     .option('--default-address-pool <pool>', 'subnets for user networks, as base=CIDR,size=PREFIX (default base=10.90.0.0/16,size=24)')
+    .option('--join <url>', 'join a cluster: a manager\'s node endpoint (unix:///PATH or ws://127.0.0.1:PORT); repeatable, one per manager', collect)
+    .option('--join-token <token>', 'the cluster\'s join token (`sampan cluster token`)')
+    .option('--node-name <name>', 'this node\'s name in the cluster (default: the host name)')
+    .option('--node-label <k=v>', 'a label of this node that constraints match; repeatable', collect)
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
     .action(async (o: EngineOpts) => {
       const { loadEngineConfig } = await import('../../engine/index.js');
@@ -41,6 +45,10 @@ export function registerEngine(program: Command): void {
         insecureRegistries: o.insecureRegistry as string[] | undefined,
         defaultAddressPool: o.defaultAddressPool as string | undefined,
         logLevel: o.logLevel as 'info' | undefined,
+        join: o.join as string[] | undefined,
+        joinToken: o.joinToken as string | undefined,
+        nodeName: o.nodeName as string | undefined,
+        nodeLabels: o.nodeLabel as string[] | undefined,
       });
       const running = await startEngine(config);
       await running.done;

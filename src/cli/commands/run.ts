@@ -10,6 +10,7 @@ import { EngineClient, demux } from '../../lib/engine-client.js';
 import { parseBytes } from '../../lib/units.js';
 import type { ContainerInspect } from '../../lib/docker-types.js';
 import { parseEnv, parseLabels } from './options.js';
+import { runReplicas } from './batch.js';
 
 // ---------- streaming helpers shared by run and exec ----------
 
@@ -136,6 +137,8 @@ export interface RunOptions {
   richMode?: string;
   initscript?: string;
   priority?: string;
+  /** A batch of identical replicas through a cluster manager. */
+  replicas?: string;
 }
 
 /** `-p [ip:][hostPort:]containerPort[/proto]` into docker's ExposedPorts and PortBindings. */
@@ -197,6 +200,11 @@ export function runConfig(image: string, args: string[], o: RunOptions, consoleS
 }
 
 export async function run(image: string, args: string[], o: RunOptions, cmd: Command): Promise<void> {
+  if (o.replicas !== undefined) {
+    if (!o.detach) throw new Error('--replicas needs -d: a batch runs detached');
+    await runReplicas(runConfig(image, args, o), o.name, Number(o.replicas), cmd);
+    return;
+  }
   const client = clientFor(cmd);
   if (o.detach && o.rm === undefined) o.rm = false;
   if (o.tty && o.interactive && !o.detach && !process.stdin.isTTY) {

@@ -26,7 +26,7 @@ export interface HostInfo {
   pid: number;
 }
 
-function api(socket: string, method: string, p: string): Promise<{ status: number; body: string }> {
+export function api(socket: string, method: string, p: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath: socket, method, path: p, timeout: 30_000 }, (res) => {
       let body = '';
@@ -52,6 +52,8 @@ export class EmulatedHost {
     testbedDir: string,
     readonly net: HostNet,
     private readonly log: Logger,
+    /** More `sampan engine` flags (--join … for the managers). */
+    private readonly extraArgs: string[] = [],
   ) {
     this.dir = path.join(testbedDir, 'hosts', name);
     this.socket = path.join(this.dir, 'engine.sock');
@@ -76,6 +78,7 @@ export class EmulatedHost {
       // an engine that finds no lxcfs starts one, detached, in its namespace: the teardown would kill it under
       // every other engine of the machine that binds its files
       '--lxcfs', 'false',
+      ...this.extraArgs,
     ];
     const fd = openSync(path.join(this.dir, 'engine.log'), 'a');
     try {

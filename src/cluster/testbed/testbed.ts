@@ -42,6 +42,8 @@ export interface TestbedOptions {
   hosts: number;
   etcdMembers?: 1 | 3;
   components?: TestbedComponent[];
+  /** More flags for each host's engine (the managers' --join). */
+  engineArgs?: (host: string) => string[];
   log?: Logger;
 }
 
@@ -102,7 +104,7 @@ export class Testbed {
     step();
     this.etcd = await EtcdCluster.start({ dir: path.join(this.dir, 'etcd'), members: this.opts.etcdMembers ?? 1, log: this.log, abort: aborted });
     step();
-    for (let i = 1; i <= this.opts.hosts; i++) this.hosts.push(new EmulatedHost(`host${i}`, this.dir, hostNet(slot, i), this.log));
+    for (let i = 1; i <= this.opts.hosts; i++) this.hosts.push(new EmulatedHost(`host${i}`, this.dir, hostNet(slot, i), this.log, this.opts.engineArgs?.(`host${i}`)));
     // all namespaces settle before any fails the start: the teardown then finds each one whole or absent
     const made = await Promise.allSettled(this.hosts.map(async (h) => {
       await addHostNet(slot, h.net);

@@ -1,30 +1,15 @@
 import path from 'node:path';
-import { humanDuration } from '../../lib/units.js';
+import { statusText, type StatusFacts } from '../../lib/container-status.js';
 import type { ContainerConfig, ContainerRecord, HostConfig } from '../containers/model.js';
 import type { ContainerInspect, ContainerSummary, HistoryItem, ImageInspect, ImageSummary, MountPointView } from '../../lib/docker-types.js';
 import type { Image } from '../images/store.js';
 import type { HistoryEntry } from '../../lib/oci.js';
 import { containerNetworks, portMap, portSummary, primaryEndpoint } from './netviews.js';
 
-export function statusText(r: ContainerRecord, now = Date.now()): string {
+/** The facts `docker ps`'s status text is made of (the node agent reports them to the cluster manager too). */
+export function statusFacts(r: ContainerRecord): StatusFacts {
   const st = r.State;
-  switch (st.Status) {
-    case 'running':
-      return `Up ${humanDuration(now - Date.parse(st.StartedAt))}${st.Health ? ` (${st.Health.Status === 'starting' ? 'health: starting' : st.Health.Status})` : ''}`;
-    case 'paused':
-      return `Up ${humanDuration(now - Date.parse(st.StartedAt))} (Paused)`;
-    case 'restarting':
-      return `Restarting (${st.ExitCode}) ${humanDuration(now - Date.parse(st.FinishedAt))} ago`;
-    case 'exited':
-      if (!r.HasBeenStarted && st.FinishedAt.startsWith('0001')) return 'Created';
-      return `Exited (${st.ExitCode}) ${humanDuration(now - Date.parse(st.FinishedAt))} ago`;
-    case 'removing':
-      return 'Removal In Progress';
-    case 'dead':
-      return 'Dead';
-    default:
-      return 'Created';
-  }
+  return { Status: st.Status, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Health: st.Health?.Status, HasBeenStarted: !!r.HasBeenStarted };
 }
 
 const networks = containerNetworks;
@@ -53,7 +38,7 @@ export function containerSummary(r: ContainerRecord, imageName: string): Contain
     Ports: portSummary(r),
     Labels: r.Config.Labels ?? {},
     State: r.State.Status === 'exited' && !r.HasBeenStarted && r.State.FinishedAt.startsWith('0001') ? 'created' : r.State.Status,
-    Status: statusText(r),
+    Status: statusText(statusFacts(r)),
     HostConfig: { NetworkMode: r.HostConfig.NetworkMode },
     NetworkSettings: { Networks: networks(r) },
     Mounts: r.Mounts.map(mountView),

@@ -1,0 +1,130 @@
+/**
+ * What the cluster's backends share: the in-memory state, the store, a client per node, the scheduler's choice,
+ * and the pass-through of streams (the engine's response piped to the client as it comes, no re-framing).
+ */
+import type { Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Output } from '../../docker-api/index.js';
+import { EngineClient, type RequestOptions } from '../../lib/engine-client.js';
+import type { ContainerInspect, ContainerSummary, SwarmNode } from '../../lib/docker-types.js';
+import type { ReportedContainer } from '../../lib/node-protocol.js';
+import { isCode, notImplemented, unavailable } from '../../lib/errors.js';
+import type { Logger } from '../../lib/log.js';
+import { place, type Candidate, type Request, type Strategy } from '../scheduler.js';
+import type { ClusterState, ContainerEntry, NodeEntry } from '../state.js';
+import type { ClusterStore } from '../store.js';
+
+export class Cluster {
+  private readonly clients = new Map<string, EngineClient>();
+
+  constructor(
+    readonly state: ClusterState,
+    readonly store: ClusterStore,
+    readonly log: Logger,
+    readonly strategy: Strategy = 'spread',
+  ) {}
+
+  client(node: NodeEntry): EngineClient {
+    let c = this.clients.get(node.rec.id);
+    if (!c || c.host !== node.rec.api) this.clients.set(node.rec.id, (c = new EngineClient({ host: node.rec.api })));
+    return c;
+  }
+
+  /** The engine that owns a container; a down node's containers can be listed, not driven. */
+  owner(ref: string): { entry: ContainerEntry; client: EngineClient } {
+    const entry = this.state.get(ref);
+    if (entry.node.rec.state !== 'up') throw unavailable(`the node ${entry.node.rec.name} of container ${ref} is down`);
+    return { entry, client: this.client(entry.node) };
+  }
+
+  upNodes(): NodeEntry[] {
+    return [...this.state.nodes.values()].filter((n) => n.rec.state === 'up');
+  }
+
+  candidates(): Candidate[] {
+    return [...this.state.nodes.values()].map((n) => ({
+      id: n.rec.id, name: n.rec.name, labels: n.rec.labels, up: n.rec.state === 'up', capacity: n.rec.capacity,
+      containers: n.containers.size, reserved: n.reserved,
+    }));
+  }
+
+  /** Nodes for `count` replicas, one scheduling pass. */
+  schedule(req: Request, count: number, opts: { exclude?: Set<string>; strategy?: Strategy } = {}): NodeEntry[] {
+    const cands = this.candidates().filter((c) => !opts.exclude?.has(c.id));
+    return place(cands, req, count, opts.strategy ?? this.strategy).map((c) => this.state.nodes.get(c.id)!);
+  }
+
+  /** Reads a container back from its engine into the index (read-your-writes after a change), as a node reports it. */
+  async refresh(node: NodeEntry, id: string): Promise<ReportedContainer | undefined> {
+    const client = this.client(node);
+    const [list, inspect] = await Promise.all([
+      client.json<ContainerSummary[]>('GET', '/containers/json', { query: { all: true, filters: JSON.stringify({ id: [id] }) } }),
+      client.json<ContainerInspect<object, { Memory?: number; NanoCpus?: number }>>('GET', `/containers/${id}/json`).catch((err: unknown) => {
+        if (isCode(err, 'NOT_FOUND')) return undefined;
+        throw err;
+      }),
+    ]);
+    const s = list.find((c) => c.Id === id);
+    if (!s || !inspect) {
+      this.state.remove(id);
+      return undefined;
+    }
+    const st = inspect.State;
+    const r: ReportedContainer = {
+      ...s,
+      Facts: { Status: s.State, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Health: st.Health?.Status, HasBeenStarted: s.State !== 'created' },
+      Reserved: { memory: inspect.HostConfig.Memory ?? 0, nanoCpus: inspect.HostConfig.NanoCpus ?? 0 },
+    };
+    this.state.upsert(node, r);
+    return r;
+  }
+
+  /** Swarm classic's `Node` of a container. */
+  static swarmNode(n: NodeEntry): SwarmNode {
+    return { ID: n.rec.id, Name: n.rec.name, Addr: n.rec.api, IP: n.rec.addr, Labels: n.rec.labels };
+  }
+}
+
+/** The engine's streamed answer into the Output, with its content type, as it comes. */
+export async function passStream(client: EngineClient, method: string, path: string, opts: RequestOptions, out: Output): Promise<void> {
+  const res = await client.stream(method, path, opts);
+  const onAbort = () => res.destroy();
+  out.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    // `docker cp` reads the path's stat from a header of the archive's answer
+    const stat = res.headers['x-docker-container-path-stat'];
+    const w = out.open(String(res.headers['content-type'] ?? 'application/octet-stream'), typeof stat === 'string' ? { 'X-Docker-Container-Path-Stat': stat } : {});
+    await pipeline(res, w).catch((err: NodeJS.ErrnoException) => {
+      if (!out.signal.aborted && err.code !== 'ERR_STREAM_PREMATURE_CLOSE') throw err;
+    });
+  } finally {
+    out.signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** An upgraded connection to the engine joined to the client's both ways, until either side ends. */
+export async function passHijack(client: EngineClient, path: string, opts: RequestOptions, out: Output): Promise<void> {
+  const { socket, headers } = await client.upgrade('POST', path, opts);
+  const down = out.hijack(String(headers['content-type'] ?? 'application/vnd.docker.raw-stream'));
+  await new Promise<void>((resolve) => {
+    const end = () => {
+      socket.destroy();
+      resolve();
+    };
+    socket.on('error', end);
+    down.on('error', end);
+    socket.once('close', () => {
+      down.end();
+      resolve();
+    });
+    down.once('close', end);
+    out.signal.addEventListener('abort', end, { once: true });
+    socket.pipe(down, { end: true });
+    // a plain (not upgraded) answer is write-only: there is no client input to pass up
+    if ((down as Duplex).readable) (down as Duplex).pipe(socket);
+  });
+}
+
+export function notYet(what: string): never {
+  throw notImplemented(`${what} is not implemented by the cluster manager yet`);
+}

@@ -1,0 +1,237 @@
+/** The Docker API's containers over the cluster: list and find from the indexes, create through the scheduler, the rest on the owner. */
+import type { Readable } from 'node:stream';
+import type { AttachOptions, ContainerBackend, ContainerListOptions, Filters, LogsOptions, Output, PathStat } from '../../docker-api/index.js';
+import type { ContainerInspect, ContainerSummary, ContainerTopResponse, ContainerWaitResponse, FilesystemChange, IdResponse } from '../../lib/docker-types.js';
+import { invalid } from '../../lib/errors.js';
+import { statusText } from '../../lib/container-status.js';
+import type { ReportedContainer } from '../../lib/node-protocol.js';
+import { parseConstraints, type Request } from '../scheduler.js';
+import type { ContainerEntry, NodeEntry } from '../state.js';
+import { Cluster, notYet, passHijack, passStream } from './cluster.js';
+
+const nameOf = (s: ReportedContainer) => (s.Names[0] ?? '').replace(/^\//, '');
+const LISTED = new Set(['running', 'paused', 'restarting']);
+
+/** A create's body, split into what the scheduler needs and what the engine gets. */
+export function schedulingRequest(body: unknown): { req: Request; body: Record<string, unknown> } {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw invalid('the request body must be a container config object');
+  const b = body as Record<string, unknown> & { Env?: string[]; Labels?: Record<string, string>; HostConfig?: { Memory?: number; NanoCpus?: number } };
+  const { constraints, env } = parseConstraints(Array.isArray(b.Env) ? b.Env : [], b.Labels ?? {});
+  const req = { constraints, memory: Number(b.HostConfig?.Memory ?? 0), nanoCpus: Number(b.HostConfig?.NanoCpus ?? 0) };
+  return { req, body: { ...b, Env: env } };
+}
+
+export class ClusterContainers implements ContainerBackend {
+  constructor(private readonly c: Cluster) {}
+
+  async list({ all, limit, filters }: ContainerListOptions): Promise<ContainerSummary[]> {
+    const st = this.c.state;
+    // a label filter starts from its index, the rest from every container
+    const labels = filters.get('label') ?? [];
+    let pool: Iterable<ContainerEntry> = st.all();
+    if (labels.length) {
+      const [first, ...rest] = labels.map((l) => st.withLabel(l));
+      pool = [...first!].filter((id) => rest.every((s) => s.has(id))).map((id) => st.entry(id)!);
+    }
+    const out: Array<{ s: ReportedContainer; node: NodeEntry }> = [];
+    for (const e of pool) if ((all || filters.has('status') || LISTED.has(e.summary.State)) && this.matches(e, filters)) out.push({ s: e.summary, node: e.node });
+    out.sort((a, b) => b.s.Created - a.s.Created);
+    const now = Date.now();
+    return out.slice(0, limit > 0 ? limit : undefined).map(({ s: { Facts, ...s }, node }) => ({
+      ...s,
+      // Swarm classic's names: /NODE/NAME
+      Names: s.Names.map((n) => `/${node.rec.name}${n}`),
+      Status: node.rec.state === 'up' ? statusText(Facts, now) : 'Host Down',
+    }));
+  }
+
+  private matches(e: ContainerEntry, filters: Filters): boolean {
+    const s = e.summary;
+    for (const [k, vals] of filters) {
+      if (!vals.length) continue;
+      switch (k) {
+        case 'name': {
+          const names = [nameOf(s), `${e.node.rec.name}/${nameOf(s)}`];
+          if (!vals.some((v) => names.some((n) => new RegExp(v.replace(/^\//, '')).test(n)))) return false;
+          break;
+        }
+        case 'id':
+          if (!vals.some((v) => s.Id.startsWith(v))) return false;
+          break;
+        case 'label':
+          break; // from the index
+        case 'status':
+          if (!vals.includes(s.State)) return false;
+          break;
+        case 'ancestor':
+          if (!vals.some((v) => s.Image === v || s.ImageID === v || s.ImageID.startsWith(`sha256:${v}`))) return false;
+          break;
+        case 'node':
+          if (!vals.some((v) => e.node.rec.name === v || e.node.rec.id === v)) return false;
+          break;
+        case 'network':
+          if (!vals.some((v) => Object.entries(s.NetworkSettings?.Networks ?? {}).some(([n, ep]) => n === v || ep.NetworkID?.startsWith(v)))) return false;
+          break;
+        case 'volume':
+          if (!vals.some((v) => s.Mounts.some((m) => m.Name === v || m.Destination === v))) return false;
+          break;
+        default:
+          throw invalid(`invalid filter '${k}'`);
+      }
+    }
+    return true;
+  }
+
+  /** Scheduled onto a node; a name is unique cluster-wide. */
+  async create(raw: unknown, name: string | undefined): Promise<IdResponse> {
+    const { req, body } = schedulingRequest(raw);
+    if (name !== undefined && !/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(name)) throw invalid(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    const cname = name?.replace(/^\//, '');
+    if (cname) this.c.state.reserveName(cname);
+    try {
+      const [node] = this.c.schedule(req, 1);
+      return await this.createOn(node!, body, cname);
+    } finally {
+      if (cname) this.c.state.releaseName(cname);
+    }
+  }
+
+  /** Creates on one node, records the placement and indexes the container. */
+  async createOn(node: NodeEntry, body: Record<string, unknown>, name: string | undefined, batch?: string): Promise<IdResponse> {
+    const r = await this.c.client(node).json<IdResponse>('POST', '/containers/create', { query: { name }, body });
+    const s = await this.c.refresh(node, r.Id);
+    await this.c.store.putPlacements([{ id: r.Id, placement: { node: node.rec.id, name: s ? nameOf(s) : name ?? '', ...(batch ? { batch } : {}) } }]);
+    return r;
+  }
+
+  async inspect(id: string, o: { size: boolean }): Promise<ContainerInspect> {
+    const { entry, client } = this.c.owner(id);
+    const r = await client.json<ContainerInspect>('GET', `/containers/${entry.summary.Id}/json`, { query: { size: o.size } });
+    return { ...r, Node: Cluster.swarmNode(entry.node) };
+  }
+
+  /** A change on the owner, then its new state read back. */
+  private async change(ref: string, action: string, query: Record<string, string | number | boolean | undefined> = {}, body?: object): Promise<void> {
+    const { entry, client } = this.c.owner(ref);
+    await client.request('POST', `/containers/${entry.summary.Id}/${action}`, { query, body });
+    await this.c.refresh(entry.node, entry.summary.Id);
+  }
+
+  start(id: string): Promise<void> {
+    return this.change(id, 'start');
+  }
+  stop(id: string, o: { timeout?: number; signal?: string }): Promise<void> {
+    return this.change(id, 'stop', { t: o.timeout, signal: o.signal });
+  }
+  restart(id: string, o: { timeout?: number; signal?: string }): Promise<void> {
+    return this.change(id, 'restart', { t: o.timeout, signal: o.signal });
+  }
+  kill(id: string, signal?: string): Promise<void> {
+    return this.change(id, 'kill', { signal });
+  }
+  pause(id: string): Promise<void> {
+    return this.change(id, 'pause');
+  }
+  unpause(id: string): Promise<void> {
+    return this.change(id, 'unpause');
+  }
+
+  async rename(id: string, name: string): Promise<void> {
+    const to = name.replace(/^\//, '');
+    this.c.state.reserveName(to);
+    try {
+      await this.change(id, 'rename', { name: to });
+    } finally {
+      this.c.state.releaseName(to);
+    }
+  }
+
+  async update(id: string, body: Record<string, unknown>): Promise<{ Warnings: string[] }> {
+    const { entry, client } = this.c.owner(id);
+    const r = await client.json<{ Warnings: string[] }>('POST', `/containers/${entry.summary.Id}/update`, { body });
+    await this.c.refresh(entry.node, entry.summary.Id);
+    return r;
+  }
+
+  async remove(ref: string, o: { force: boolean; volumes: boolean; link: boolean }): Promise<void> {
+    if (o.link) notYet('removing a legacy link');
+    const { entry, client } = this.c.owner(ref);
+    const id = entry.summary.Id;
+    await client.request('DELETE', `/containers/${id}`, { query: { force: o.force, v: o.volumes } });
+    this.c.state.remove(id);
+    await this.c.store.deletePlacements([id]);
+  }
+
+  async wait(ref: string, condition: 'not-running' | 'next-exit' | 'removed', signal: AbortSignal): Promise<{ result: Promise<ContainerWaitResponse> }> {
+    const { entry, client } = this.c.owner(ref);
+    const res = await client.stream('POST', `/containers/${entry.summary.Id}/wait`, { query: { condition } });
+    signal.addEventListener('abort', () => res.destroy(), { once: true });
+    const result = (async () => {
+      let text = '';
+      for await (const chunk of res) text += (chunk as Buffer).toString('utf8');
+      return JSON.parse(text) as ContainerWaitResponse;
+    })();
+    return { result };
+  }
+
+  async top(ref: string, psArgs: string): Promise<ContainerTopResponse> {
+    const { entry, client } = this.c.owner(ref);
+    return client.json('GET', `/containers/${entry.summary.Id}/top`, { query: { ps_args: psArgs || undefined } });
+  }
+
+  async resize(ref: string, h: number, w: number): Promise<void> {
+    const { entry, client } = this.c.owner(ref);
+    await client.request('POST', `/containers/${entry.summary.Id}/resize`, { query: { h, w } });
+  }
+
+  async changes(ref: string): Promise<FilesystemChange[]> {
+    const { entry, client } = this.c.owner(ref);
+    return client.json('GET', `/containers/${entry.summary.Id}/changes`);
+  }
+
+  private pass(ref: string, method: string, what: string, query: Record<string, string | number | boolean | undefined>, out: Output): Promise<void> {
+    const { entry, client } = this.c.owner(ref);
+    return passStream(client, method, `/containers/${entry.summary.Id}/${what}`, { query }, out);
+  }
+
+  export(id: string, out: Output): Promise<void> {
+    return this.pass(id, 'GET', 'export', {}, out);
+  }
+
+  logs(id: string, o: LogsOptions, out: Output): Promise<void> {
+    return this.pass(id, 'GET', 'logs', { stdout: o.stdout, stderr: o.stderr, follow: o.follow, timestamps: o.timestamps, tail: o.tail, since: o.since, until: o.until }, out);
+  }
+
+  attach(ref: string, o: AttachOptions, out: Output): Promise<void> {
+    const { entry, client } = this.c.owner(ref);
+    const query = { stdin: o.stdin, stdout: o.stdout, stderr: o.stderr, stream: o.stream, logs: o.logs, detachKeys: o.detachKeys };
+    return passHijack(client, `/containers/${entry.summary.Id}/attach`, { query }, out);
+  }
+
+  stats(id: string, o: { stream: boolean; oneShot: boolean }, out: Output): Promise<void> {
+    return this.pass(id, 'GET', 'stats', { stream: o.stream, 'one-shot': o.oneShot }, out);
+  }
+
+  async statPath(ref: string, p: string): Promise<PathStat> {
+    const { entry, client } = this.c.owner(ref);
+    const r = await client.request('HEAD', `/containers/${entry.summary.Id}/archive`, { query: { path: p } });
+    return JSON.parse(Buffer.from(String(r.headers['x-docker-container-path-stat'] ?? ''), 'base64').toString('utf8')) as PathStat;
+  }
+
+  getArchive(id: string, p: string, out: Output): Promise<void> {
+    return this.pass(id, 'GET', 'archive', { path: p }, out);
+  }
+
+  async putArchive(ref: string, p: string, tar: Readable, o: { noOverwriteDirNonDir: boolean; copyUIDGID: boolean }): Promise<void> {
+    const { entry, client } = this.c.owner(ref);
+    await client.request('PUT', `/containers/${entry.summary.Id}/archive`, { query: { path: p, ...o }, body: tar });
+  }
+
+  prune(): never {
+    notYet('container prune');
+  }
+
+  commit(): never {
+    notYet('commit');
+  }
+}

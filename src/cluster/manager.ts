@@ -1,0 +1,109 @@
+/**
+ * The cluster manager daemon: state from etcd, engines joining on the node endpoint, the Docker API over all of
+ * them (the same DockerApiServer as the engine), and Sampan's own routes under /sampan/v1/.
+ */
+import { promises as fs } from 'node:fs';
+import { z } from 'zod';
+import { DockerApiServer } from '../docker-api/index.js';
+import { notFound } from '../lib/errors.js';
+import { envValues, givenFlags, readConfigFile, validated } from '../lib/layered-config.js';
+import { gracefulStop } from '../lib/lifecycle.js';
+import { createLogger, type Logger } from '../lib/log.js';
+import { Cluster, clusterBackends } from './backend/index.js';
+import { runBatch, validateBatch } from './batch.js';
+import { NodeRegistry } from './nodes.js';
+import { STRATEGIES } from './scheduler.js';
+import { ClusterState } from './state.js';
+import { ClusterStore, newToken } from './store.js';
+
+export const ManagerConfigSchema = z.strictObject({
+  etcd: z.array(z.string().url()).min(1),
+  /** The Docker API: unix:///PATH (tcp with mutual TLS comes later). */
+  listen: z.string().regex(/^unix:\/\/\/.+/, 'unix:///PATH (a TCP listener needs mutual TLS, not built yet)').default('unix:///run/sampan/cluster.sock'),
+  /** Where engines join: unix:///PATH or ws://127.0.0.1:PORT. */
+  nodeListen: z.string().regex(/^(unix:\/\/\/.+|ws:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+\/?)$/, 'unix:///PATH or ws://127.0.0.1:PORT').default('unix:///run/sampan/cluster-node.sock'),
+  /** The cluster's name: its keys in etcd are /sampan/cluster/NAME/. */
+  name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default('default'),
+  /** Sets the join token (its hash goes to etcd); without it the one in etcd stands, or one is made. */
+  joinToken: z.string().min(16).optional(),
+  heartbeatMs: z.number().int().min(100).max(60_000).default(5000),
+  strategy: z.enum(STRATEGIES as ['spread', 'binpack', 'random']).default('spread'),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+});
+
+export type ManagerConfig = z.infer<typeof ManagerConfigSchema>;
+
+/** Flags > env (SAMPAN_CLUSTER_ + UPPER_SNAKE key) > config file > defaults. */
+export async function loadManagerConfig(flags: Partial<ManagerConfig> & { config?: string }, env: NodeJS.ProcessEnv = process.env): Promise<ManagerConfig> {
+  const fromFile = flags.config ? await readConfigFile(flags.config, 'config file') : {};
+  return validated(ManagerConfigSchema, { ...fromFile, ...envValues(ManagerConfigSchema.shape, 'SAMPAN_CLUSTER_', env), ...givenFlags(flags) }, 'manager config');
+}
+
+export interface RunningManager {
+  log: Logger;
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: boolean } = {}): Promise<RunningManager> {
+  const log = createLogger('sampan-cluster', cfg.logLevel);
+  const store = ClusterStore.connect(cfg.etcd, cfg.name);
+  const state = new ClusterState();
+  const nodes = new NodeRegistry(state, store, log, cfg.heartbeatMs);
+  const cluster = new Cluster(state, store, log, cfg.strategy);
+  const backends = clusterBackends(cluster, cfg.name);
+  const api = new DockerApiServer(backends, log, 'sampan_cluster_');
+  try {
+    if (cfg.joinToken) await store.setToken(cfg.joinToken);
+    else if (!(await store.hasToken())) await store.setToken(newToken()); // nobody knows it: `sampan cluster token --rotate` prints a new one
+    // the nodes as etcd knows them: each has 3 heartbeats to come back before it counts as down
+    for (const rec of await store.nodes()) state.upsertNode(rec);
+    api.route('GET', '/sampan/v1/nodes', (ctx) => ctx.send(200, [...state.nodes.values()].map((n) => ({ ...n.rec, containers: n.containers.size, images: n.images }))));
+    api.route('GET', '/sampan/v1/batches/{id}', async (ctx) => {
+      const b = await store.batch(ctx.param('id'));
+      if (!b) throw notFound(`No such batch: ${ctx.param('id')}`);
+      ctx.send(200, b);
+    });
+    // JSON lines: one per replica as it lands, then the batch
+    api.route('POST', '/sampan/v1/batches', async (ctx) => {
+      const req = validateBatch(await ctx.json());
+      let res: ReturnType<typeof ctx.stream> | undefined;
+      const b = await runBatch(cluster, backends.containers, req, (replica, done) => {
+        res ??= ctx.stream('application/x-ndjson');
+        res.write(JSON.stringify({ replica, done, total: req.replicas }) + '\n');
+      });
+      if (res) res.end(JSON.stringify({ batch: b }) + '\n');
+      else ctx.send(200, { batch: b });
+    });
+    await nodes.listen(cfg.nodeListen);
+    await api.listen([cfg.listen]);
+  } catch (err) {
+    await nodes.close().catch(() => undefined);
+    store.close();
+    throw err;
+  }
+  log.info({ name: cfg.name, listen: cfg.listen, nodeListen: cfg.nodeListen, etcd: cfg.etcd, nodes: state.nodes.size }, 'cluster manager started');
+  const { done, shutdown } = gracefulStop(async () => {
+    log.info('shutting down');
+    await api.close();
+    await nodes.close();
+    store.close();
+    for (const a of [cfg.listen, cfg.nodeListen]) if (a.startsWith('unix://')) await fs.rm(a.slice(7), { force: true });
+    log.info('cluster manager stopped');
+    log.flush();
+  }, opts);
+  return { log, done, shutdown };
+}
+
+/** `sampan cluster token`: a new token when none exists or on rotate (only its hash is kept, so it prints once). */
+export async function joinToken(etcd: string[], name: string, rotate: boolean): Promise<string | undefined> {
+  const store = ClusterStore.connect(etcd, name);
+  try {
+    if (!rotate && (await store.hasToken())) return undefined;
+    const t = newToken();
+    await store.setToken(t);
+    return t;
+  } finally {
+    store.close();
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * What the manager knows in memory, indexed so that no query walks the cluster: nodes by id and name; containers
+ * by full id, id prefix (a sorted array, binary search), name, node and label. Containers come from the nodes'
+ * reports (a snapshot replaces a node's set: O(that node)); names being created are held so that a name stays
+ * unique cluster-wide while its create is in flight.
+ */
+import type { ReportedContainer, Reservation } from '../lib/node-protocol.js';
+import { conflict, invalid, notFound } from '../lib/errors.js';
+import type { NodeRecord } from './store.js';
+
+export interface NodeEntry {
+  rec: NodeRecord;
+  lastSeen: number;
+  containers: Set<string>;
+  /** Images on the node, as its last heartbeat said. */
+  images: number;
+  /** What its containers reserve, summed. */
+  reserved: Reservation;
+}
+
+export interface ContainerEntry {
+  summary: ReportedContainer;
+  node: NodeEntry;
+}
+
+const nameOf = (s: ReportedContainer) => (s.Names[0] ?? '').replace(/^\//, '');
+
+/** The position of the first id >= key in a sorted array. */
+function lowerBound(a: string[], key: string): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class ClusterState {
+  readonly nodes = new Map<string, NodeEntry>();
+  private readonly nodesByName = new Map<string, NodeEntry>();
+  private readonly containers = new Map<string, ContainerEntry>();
+  private readonly ids: string[] = [];
+  private readonly byName = new Map<string, string>();
+  private readonly byLabel = new Map<string, Set<string>>();
+  /** Names whose create is in flight, to the node chosen. */
+  private readonly pending = new Set<string>();
+
+  get containerCount(): number {
+    return this.containers.size;
+  }
+
+  node(ref: string): NodeEntry | undefined {
+    return this.nodes.get(ref) ?? this.nodesByName.get(ref);
+  }
+
+  /** A node (re)joins or changes state: its entry keeps its containers. */
+  upsertNode(rec: NodeRecord, now = Date.now()): NodeEntry {
+    let e = this.nodes.get(rec.id);
+    if (e) {
+      if (e.rec.name !== rec.name) this.nodesByName.delete(e.rec.name);
+      e.rec = rec;
+      e.lastSeen = now;
+    } else {
+      e = { rec, lastSeen: now, containers: new Set(), images: 0, reserved: { memory: 0, nanoCpus: 0 } };
+      this.nodes.set(rec.id, e);
+    }
+    this.nodesByName.set(rec.name, e);
+    return e;
+  }
+
+  /** A node's full report: what it no longer has goes, the rest is replaced. */
+  setNodeContainers(node: NodeEntry, list: ReportedContainer[]): void {
+    const keep = new Set(list.map((s) => s.Id));
+    for (const id of [...node.containers]) if (!keep.has(id)) this.remove(id);
+    for (const s of list) this.upsert(node, s);
+  }
+
+  upsert(node: NodeEntry, s: ReportedContainer): void {
+    const old = this.containers.get(s.Id);
+    if (old) this.unindex(old);
+    // a container that moved (a node re-reported what another had) leaves the other's set
+    if (old && old.node !== node) old.node.containers.delete(s.Id);
+    if (!old) this.ids.splice(lowerBound(this.ids, s.Id), 0, s.Id);
+    const e = { summary: s, node };
+    this.containers.set(s.Id, e);
+    node.containers.add(s.Id);
+    node.reserved.memory += s.Reserved.memory;
+    node.reserved.nanoCpus += s.Reserved.nanoCpus;
+    this.byName.set(nameOf(s), s.Id);
+    for (const [k, v] of Object.entries(s.Labels ?? {})) for (const key of [k, `${k}=${v}`]) {
+      let set = this.byLabel.get(key);
+      if (!set) this.byLabel.set(key, (set = new Set()));
+      set.add(s.Id);
+    }
+  }
+
+  remove(id: string): void {
+    const e = this.containers.get(id);
+    if (!e) return;
+    this.unindex(e);
+    this.containers.delete(id);
+    e.node.containers.delete(id);
+    const i = lowerBound(this.ids, id);
+    if (this.ids[i] === id) this.ids.splice(i, 1);
+  }
+
+  private unindex(e: ContainerEntry): void {
+    const id = e.summary.Id;
+    e.node.reserved.memory -= e.summary.Reserved.memory;
+    e.node.reserved.nanoCpus -= e.summary.Reserved.nanoCpus;
+    const name = nameOf(e.summary);
+    if (this.byName.get(name) === id) this.byName.delete(name);
+    for (const [k, v] of Object.entries(e.summary.Labels ?? {})) for (const key of [k, `${k}=${v}`]) {
+      const set = this.byLabel.get(key);
+      set?.delete(id);
+      if (set?.size === 0) this.byLabel.delete(key);
+    }
+  }
+
+  /** Ids starting with `prefix`, in order. */
+  withPrefix(prefix: string): string[] {
+    const out: string[] = [];
+    for (let i = lowerBound(this.ids, prefix); i < this.ids.length && this.ids[i]!.startsWith(prefix); i++) out.push(this.ids[i]!);
+    return out;
+  }
+
+  /** Docker's lookup order: full id, name (also Swarm's NODE/NAME), then a unique id prefix. */
+  find(ref: string): ContainerEntry | undefined {
+    const direct = this.containers.get(ref);
+    if (direct) return direct;
+    const name = ref.replace(/^\//, '');
+    const byName = this.byName.get(name);
+    if (byName) return this.containers.get(byName);
+    const slash = name.indexOf('/');
+    if (slash > 0) {
+      const e = this.containers.get(this.byName.get(name.slice(slash + 1)) ?? '');
+      if (e && e.node.rec.name === name.slice(0, slash)) return e;
+    }
+    if (/^[a-f0-9]+$/.test(ref)) {
+      const hits = this.withPrefix(ref);
+      if (hits.length > 1) throw invalid(`multiple IDs found with provided prefix: ${ref}`);
+      if (hits.length === 1) return this.containers.get(hits[0]!);
+    }
+    return undefined;
+  }
+
+  get(ref: string): ContainerEntry {
+    const e = this.find(ref);
+    if (!e) throw notFound(`No such container: ${ref}`);
+    return e;
+  }
+
+  all(): IterableIterator<ContainerEntry> {
+    return this.containers.values();
+  }
+
+  /** Containers carrying a label (`k` or `k=v`). */
+  withLabel(key: string): Set<string> {
+    return this.byLabel.get(key) ?? new Set();
+  }
+
+  entry(id: string): ContainerEntry | undefined {
+    return this.containers.get(id);
+  }
+
+  /** Holds a name for a create in flight; a name in use or held is Docker's 409. */
+  reserveName(name: string): void {
+    const existing = this.byName.get(name);
+    if (existing || this.pending.has(name)) {
+      throw conflict(`Conflict. The container name "/${name}" is already in use by container "${existing ?? 'being created'}". You have to remove (or rename) that container to be able to reuse that name.`);
+    }
+    this.pending.add(name);
+  }
+
+  releaseName(name: string): void {
+    this.pending.delete(name);
+  }
+}
