@@ -369,7 +369,7 @@ export function demux(
  * The documents of a JSON-lines (or concatenated JSON) response such as image load/pull progress.
  * Text that is not JSON comes back as `{stream: text}`.
  */
-export async function* jsonMessages(stream: Readable): AsyncGenerator<JSONMessage> {
+export async function* jsonMessages<T extends object = JSONMessage>(stream: Readable): AsyncGenerator<T> {
   let buf = '';
   for await (const chunk of stream) {
     buf += typeof chunk === 'string' ? chunk : (chunk as Buffer).toString('utf8');
@@ -378,11 +378,11 @@ export async function* jsonMessages(stream: Readable): AsyncGenerator<JSONMessag
       if (end < 0) break;
       const doc = buf.slice(0, end).trim();
       buf = buf.slice(end);
-      if (doc) yield parseMessage(doc);
+      if (doc) yield parseMessage(doc) as T;
     }
   }
   const rest = buf.trim();
-  if (rest) yield parseMessage(rest);
+  if (rest) yield parseMessage(rest) as T;
 }
 
 function parseMessage(doc: string): JSONMessage {

@@ -5,6 +5,14 @@ import { clientFor } from '../client.js';
 import { jsonMessages } from '../../lib/engine-client.js';
 import type { BatchRecord, BatchReplica } from '../../cluster/index.js';
 
+/** A line of the manager's batch stream: each replica as it ends, then the batch. */
+interface BatchLine {
+  batch?: BatchRecord;
+  replica?: BatchReplica;
+  done?: number;
+  error?: string;
+}
+
 export async function runReplicas(body: Record<string, unknown>, prefix: string | undefined, replicas: number, cmd: Command): Promise<void> {
   if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`--replicas ${replicas}: a positive integer`);
   if (!prefix) throw new Error('--replicas needs --name PREFIX: the replicas are named PREFIX-1…PREFIX-N');
@@ -15,11 +23,11 @@ export async function runReplicas(body: Record<string, unknown>, prefix: string 
   bar.start(replicas, 0, { failed: '' });
   let failed = 0;
   let batch: BatchRecord | undefined;
-  for await (const m of jsonMessages(res)) {
-    if (m.error) throw new Error(String(m.error));
-    if (m.batch) batch = m.batch as BatchRecord;
+  for await (const m of jsonMessages<BatchLine>(res)) {
+    if (m.error) throw new Error(m.error);
+    if (m.batch) batch = m.batch;
     else if (m.replica) {
-      if ((m.replica as BatchReplica).error) failed++;
+      if (m.replica.error) failed++;
       bar.update(Number(m.done), { failed: failed ? `(${failed} failed)` : '' });
     }
   }
