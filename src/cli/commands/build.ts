@@ -10,6 +10,7 @@ import { ApiError, jsonMessages } from '../../lib/engine-client.js';
 import { collect, hostOpt, parseLabels } from './options.js';
 import { DockerIgnore } from '../../lib/dockerignore.js';
 import { packEntry, packStream } from '../../lib/streams.js';
+import { STATUS } from '../../lib/http/status.js';
 
 interface BuildOptions {
   tag?: string[];
@@ -100,7 +101,7 @@ async function build(context: string, o: BuildOptions, cmd: Command): Promise<vo
     if (msg.stream) process.stdout.write(msg.stream);
     else if (msg.status && !o.quiet && !msg.progress) process.stdout.write(`${msg.id ? `${msg.id}: ` : ''}${msg.status}\n`);
   }
-  if (!id) throw new ApiError(500, 'the engine ended the build without an image ID');
+  if (!id) throw new ApiError(STATUS.INTERNAL, 'the engine ended the build without an image ID');
   if (o.iidfile) await fs.writeFile(o.iidfile, id);
 }
 

@@ -8,6 +8,7 @@ import { ApiError, jsonMessages } from '../../lib/engine-client.js';
 import { ago, goTime, humanSize, printJsonLines, shortId, table } from '../format.js';
 import { collect, parseFilters } from './options.js';
 import type { ImageSummary } from '../../lib/docker-types.js';
+import { STATUS } from '../../lib/http/status.js';
 
 export interface ImageRow {
   repository: string;
@@ -138,7 +139,7 @@ async function load(o: { input?: string; quiet?: boolean }, cmd: Command): Promi
     headers: { 'Content-Type': 'application/x-tar' },
   });
   for await (const m of jsonMessages(res)) {
-    if (m.errorDetail?.message || m.error) throw new ApiError(500, m.errorDetail?.message || String(m.error));
+    if (m.errorDetail?.message || m.error) throw new ApiError(STATUS.INTERNAL, m.errorDetail?.message || String(m.error));
     if (m.stream) process.stdout.write(m.stream);
     else if (m.status) process.stdout.write(`${m.status}\n`);
   }

@@ -12,6 +12,7 @@ import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { clientFor, withErrors } from '../client.js';
 import { ApiError, jsonMessages } from '../../lib/engine-client.js';
+import { STATUS } from '../../lib/http/status.js';
 
 const DOCKER_HUB_KEY = 'https://index.docker.io/v1/';
 
@@ -135,7 +136,7 @@ export async function renderProgress(stream: Readable, opts: { quiet?: boolean; 
   const useBars = tty && !opts.quiet;
   try {
     for await (const m of jsonMessages(stream)) {
-      if (m.errorDetail?.message || m.error) throw new ApiError(500, m.errorDetail?.message || String(m.error));
+      if (m.errorDetail?.message || m.error) throw new ApiError(STATUS.INTERNAL, m.errorDetail?.message || String(m.error));
       if (m.aux !== undefined || !m.status) continue;
       if (!m.id) {
         say(m.status);
