@@ -1,6 +1,7 @@
 import type { ContainerNet, EndpointSettings } from '../network/model.js';
 import type { HealthConfig } from '../../lib/oci.js';
 import type { LogConfig } from './logconfig.js';
+import type { MountPointView } from '../../lib/docker-types.js';
 
 /** Docker's container Config, as the API sends and shows it. */
 export interface ContainerConfig {
@@ -127,15 +128,9 @@ export interface ContainerState {
   Health?: HealthState;
 }
 
-export interface MountPoint {
+/** A mount as inspect shows it (Docker's MountPoint), with what the engine keeps beside it. */
+export interface MountPoint extends MountPointView {
   Type: 'bind' | 'volume' | 'tmpfs';
-  Name?: string;
-  Source: string;
-  Destination: string;
-  Driver?: string;
-  Mode: string;
-  RW: boolean;
-  Propagation: string;
   /** Created for this container from the image's VOLUME (removed with `rm -v`). */
   Anonymous?: boolean;
   TmpfsOptions?: string;
