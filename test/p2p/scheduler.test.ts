@@ -387,7 +387,9 @@ describe('p2p scheduler: preheat', () => {
       assert.equal(q.url, `http://${reg.hostPort}/v2/app/web/blobs/${q.taskId}`);
       assert.equal(q.authorization, undefined);
     }
-    // the fake seeds really got the right bytes with that URL
+    // the fake seeds really got the right bytes with that URL (a blob is done once one of its two seeds finished:
+    // the other may still be fetching)
+    await until(async () => peers.every((p) => p.got.every((q) => p.fetched.has(q.taskId))) || undefined);
     for (const p of peers) for (const q of p.got) assert.equal(p.fetched.get(q.taskId), q.taskId);
     assert.equal(await s.metric('sampan_p2p_scheduler_preheat_jobs{state="done"}'), 1);
   });
