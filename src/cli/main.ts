@@ -12,6 +12,7 @@ import { registerRegistryClientCommands } from './commands/registry-client.js';
 import { p2pCommand, registerP2PScheduler } from './commands/p2p-scheduler.js';
 import { registerP2pPeer, registerP2pStatus, registerPreheat } from './commands/p2p-peer.js';
 import { registerCluster } from './commands/cluster.js';
+import { registerNode } from './commands/node.js';
 
 const program = new Command();
 program
@@ -35,6 +36,7 @@ registerP2pPeer(p2pCommand(program));
 registerP2pStatus(p2pCommand(program));
 registerPreheat(program);
 registerCluster(program);
+registerNode(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`sampan: ${errorMessage(err)}\n`);

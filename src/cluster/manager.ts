@@ -11,9 +11,10 @@ import { gracefulStop } from '../lib/lifecycle.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { Cluster, clusterBackends } from './backend/index.js';
 import { runBatch, validateBatch } from './batch.js';
-import { NodeRegistry } from './nodes.js';
+import { ClusterMetrics } from './metrics.js';
+import { NodeRegistry, validateNodeUpdate } from './nodes.js';
 import { STRATEGIES } from './scheduler.js';
-import { ClusterState } from './state.js';
+import { ClusterState, type NodeEntry } from './state.js';
 import { ClusterStore, newToken } from './store.js';
 
 export const ManagerConfigSchema = z.strictObject({
@@ -39,6 +40,12 @@ export async function loadManagerConfig(flags: Partial<ManagerConfig> & { config
   return validated(ManagerConfigSchema, { ...fromFile, ...envValues(ManagerConfigSchema.shape, 'SAMPAN_CLUSTER_', env), ...givenFlags(flags) }, 'manager config');
 }
 
+/** A node as `/sampan/v1/nodes` shows it: its record (edits kept internal), containers and images counted. */
+function nodeView(n: NodeEntry) {
+  const { labelEdits: _, ...rec } = n.rec;
+  return { ...rec, availability: rec.availability ?? 'active', containers: n.containers.size, images: n.images };
+}
+
 export interface RunningManager {
   log: Logger;
   done: Promise<void>;
@@ -53,12 +60,21 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const cluster = new Cluster(state, store, log, cfg.strategy);
   const backends = clusterBackends(cluster, cfg.name);
   const api = new DockerApiServer(backends, log, 'sampan_cluster_');
+  const metrics = new ClusterMetrics(state);
+  store.onWrite = (s) => metrics.etcdTxn.observe(s);
+  cluster.onSchedule = (s, placed) => {
+    metrics.scheduling.observe(s);
+    metrics.placements.inc(placed);
+  };
+  api.addMetrics((registry) => metrics.register(registry));
   try {
     if (cfg.joinToken) await store.setToken(cfg.joinToken);
     else if (!(await store.hasToken())) await store.setToken(newToken()); // nobody knows it: `sampan cluster token --rotate` prints a new one
     // the nodes as etcd knows them: each has 3 heartbeats to come back before it counts as down
     for (const rec of await store.nodes()) state.upsertNode(rec);
-    api.route('GET', '/sampan/v1/nodes', (ctx) => ctx.send(200, [...state.nodes.values()].map((n) => ({ ...n.rec, containers: n.containers.size, images: n.images }))));
+    api.route('GET', '/sampan/v1/nodes', (ctx) => ctx.send(200, [...state.nodes.values()].map(nodeView)));
+    api.route('GET', '/sampan/v1/nodes/{id}', (ctx) => ctx.send(200, nodeView(state.getNode(ctx.param('id')))));
+    api.route('PATCH', '/sampan/v1/nodes/{id}', async (ctx) => ctx.send(200, nodeView(await nodes.update(ctx.param('id'), validateNodeUpdate(await ctx.json())))));
     api.route('GET', '/sampan/v1/batches/{id}', async (ctx) => {
       const b = await store.batch(ctx.param('id'));
       if (!b) throw notFound(`No such batch: ${ctx.param('id')}`);
@@ -72,6 +88,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
         res ??= ctx.stream('application/x-ndjson');
         res.write(JSON.stringify({ replica, done, total: req.replicas }) + '\n');
       });
+      for (const r of b.results) metrics.batchReplicas.inc({ result: r.error ? 'failed' : 'running' });
       if (res) res.end(JSON.stringify({ batch: b }) + '\n');
       else ctx.send(200, { batch: b });
     });

@@ -7,14 +7,43 @@ import http from 'node:http';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { errorMessage } from '../lib/errors.js';
+import { errorMessage, invalid } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import {
   CLOSE_BAD_TOKEN, CLOSE_REFUSED, CLOSE_SHUTDOWN, NODE_PROTOCOL_VERSION, parseMessage,
   type EngineMessage, type HelloMessage, type WelcomeMessage,
 } from '../lib/node-protocol.js';
 import type { ClusterState, NodeEntry } from './state.js';
-import type { ClusterStore, NodeRecord } from './store.js';
+import type { Availability, ClusterStore, NodeRecord } from './store.js';
+
+export interface NodeUpdate {
+  labelAdd?: Record<string, string>;
+  labelRm?: string[];
+  availability?: Availability;
+}
+
+/** Labels with `sampan node update`'s edits applied (null removes). */
+export function withEdits(labels: Record<string, string>, edits: Record<string, string | null> | undefined): Record<string, string> {
+  const out = { ...labels };
+  for (const [k, v] of Object.entries(edits ?? {})) {
+    if (v === null) delete out[k];
+    else out[k] = v;
+  }
+  return out;
+}
+
+/** `PATCH /sampan/v1/nodes/{id}`'s body. */
+export function validateNodeUpdate(b: unknown): NodeUpdate {
+  const u = (b ?? {}) as Record<string, unknown>;
+  const unknownKeys = Object.keys(u).filter((k) => !['labelAdd', 'labelRm', 'availability'].includes(k));
+  if (unknownKeys.length) throw invalid(`node update: unknown field ${unknownKeys.join(', ')}`);
+  if (u.labelAdd !== undefined && (typeof u.labelAdd !== 'object' || u.labelAdd === null || Object.values(u.labelAdd).some((v) => typeof v !== 'string'))) {
+    throw invalid('node update: "labelAdd" must be an object of string labels');
+  }
+  if (u.labelRm !== undefined && (!Array.isArray(u.labelRm) || u.labelRm.some((k) => typeof k !== 'string'))) throw invalid('node update: "labelRm" must be an array of label keys');
+  if (u.availability !== undefined && u.availability !== 'active' && u.availability !== 'drain') throw invalid('node update: "availability" must be active or drain');
+  return u as NodeUpdate;
+}
 
 const HELLO_TIMEOUT_MS = 10_000;
 const MISSED_HEARTBEATS = 3;
@@ -113,8 +142,10 @@ export class NodeRegistry {
     if (same && same.rec.id !== id && same.rec.state === 'up') throw new Error(`a node named ${m.nodeName} is already in the cluster`);
     const old = this.state.nodes.get(id);
     const rec: NodeRecord = {
-      id, name: m.nodeName, labels: m.labels, api: m.api, addr: m.addr, capacity: m.capacity, version: m.version,
+      id, name: m.nodeName, labels: withEdits(m.labels, old?.rec.labelEdits), api: m.api, addr: m.addr, capacity: m.capacity, version: m.version,
       joinedAt: old?.rec.joinedAt ?? new Date().toISOString(), state: 'up',
+      ...(old?.rec.availability && { availability: old.rec.availability }),
+      ...(old?.rec.labelEdits && { labelEdits: old.rec.labelEdits }),
     };
     // written only when something a second manager must know changed, not at every reconnect
     if (!old || JSON.stringify({ ...old.rec, joinedAt: '' }) !== JSON.stringify({ ...rec, joinedAt: '' })) await this.store.putNode(rec);
@@ -125,6 +156,20 @@ export class NodeRegistry {
     const welcome: WelcomeMessage = { type: 'welcome', nodeId: id, heartbeatMs: this.heartbeatMs };
     ws.send(JSON.stringify(welcome));
     this.log.info({ node: rec.name, id, api: rec.api, addr: rec.addr, rejoin: !!old }, 'node joined');
+    return node;
+  }
+
+  /** `sampan node update`: written to etcd first, then what the scheduler sees. */
+  async update(ref: string, u: NodeUpdate): Promise<NodeEntry> {
+    const node = this.state.getNode(ref);
+    const edits: Record<string, string | null> = { ...node.rec.labelEdits, ...u.labelAdd };
+    for (const k of u.labelRm ?? []) edits[k] = null;
+    const change = { labels: withEdits(node.rec.labels, edits), availability: u.availability ?? node.rec.availability ?? 'active', labelEdits: edits };
+    const rec: NodeRecord = { ...node.rec, ...change };
+    await this.store.putNode(rec);
+    // the record may have changed while etcd answered (a state transition): keep that, take the edit
+    node.rec = { ...node.rec, ...change };
+    this.log.info({ node: rec.name, availability: rec.availability, labels: rec.labels }, 'node updated');
     return node;
   }
 

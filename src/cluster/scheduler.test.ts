@@ -5,7 +5,7 @@ import { filterNodes, parseConstraints, place, type Candidate, type Request } fr
 
 const GB = 1 << 30;
 const node = (name: string, o: Partial<Candidate> = {}): Candidate => ({
-  id: `id-${name}`, name, labels: {}, up: true, capacity: { ncpu: 2, memTotal: 4 * GB }, containers: 0, reserved: { memory: 0, nanoCpus: 0 }, ...o,
+  id: `id-${name}`, name, labels: {}, up: true, drained: false, capacity: { ncpu: 2, memTotal: 4 * GB }, containers: 0, reserved: { memory: 0, nanoCpus: 0 }, ...o,
 });
 const any: Request = { constraints: [], memory: 0, nanoCpus: 0 };
 const counts = (placed: Candidate[]) => placed.reduce<Record<string, number>>((a, n) => ({ ...a, [n.name]: (a[n.name] ?? 0) + 1 }), {});
@@ -48,4 +48,6 @@ test('down nodes, unmet constraints and reservations filter; nothing left is a 4
   assert.deepEqual(counts(place([node('a'), node('b')], { ...any, memory: 2 * GB }, 4)), { a: 2, b: 2 });
   assert.throws(() => place([node('a'), node('b')], { ...any, memory: 2 * GB }, 5), /only 4 of 5 replicas fit/);
   assert.throws(() => place([node('a', { up: false })], any, 1), /no node of the cluster is up/);
+  assert.throws(() => place([node('a', { drained: true })], any, 1), /every node of the cluster that is up is drained/);
+  assert.deepEqual(place([node('a', { drained: true }), node('b')], any, 2).map((n) => n.name), ['b', 'b']);
 });

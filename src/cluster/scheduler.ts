@@ -1,5 +1,5 @@
 /**
- * The scheduler, pure: filters (node up, constraints, memory and CPU reservations against capacity), then a strategy
+ * The scheduler, pure: filters (node up and not drained, constraints, memory and CPU reservations against capacity), then a strategy
  * (`spread`: fewest containers; `binpack`: most containers that still fit; `random`), one pass for a whole batch.
  * Constraints are Swarm classic's: `constraint:KEY==VALUE` or `!=` in the env, and Sampan's labels
  * `com.sampan.constraint.KEY=[!=]VALUE`; KEY `node` is the node's name, any other key one of its labels; VALUE may
@@ -15,6 +15,8 @@ export interface Candidate {
   name: string;
   labels: Record<string, string>;
   up: boolean;
+  /** A drained node takes no new placements. */
+  drained: boolean;
   capacity: { ncpu: number; memTotal: number };
   /** Containers on the node (Swarm counts them all, running or not). */
   containers: number;
@@ -79,6 +81,8 @@ export function meets(n: Candidate, c: Constraint): boolean {
 export function filterNodes(nodes: Candidate[], req: Request): Candidate[] {
   let left = nodes.filter((n) => n.up);
   if (!left.length) throw conflict('no node of the cluster is up');
+  left = left.filter((n) => !n.drained);
+  if (!left.length) throw conflict('every node of the cluster that is up is drained');
   for (const c of req.constraints) {
     left = left.filter((n) => meets(n, c));
     if (!left.length) throw conflict(`unable to find a node that satisfies the constraint ${c.text}`);

@@ -55,6 +55,13 @@ export class ClusterState {
     return this.nodes.get(ref) ?? this.nodesByName.get(ref);
   }
 
+  /** A node by id or name; unknown is a 404 naming it. */
+  getNode(ref: string): NodeEntry {
+    const n = this.node(ref);
+    if (!n) throw notFound(`No such node: ${ref}`);
+    return n;
+  }
+
   /** A node (re)joins or changes state: its entry keeps its containers. */
   upsertNode(rec: NodeRecord, now = Date.now()): NodeEntry {
     let e = this.nodes.get(rec.id);

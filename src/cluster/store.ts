@@ -9,6 +9,8 @@ import { Etcd3, type Namespace } from 'etcd3';
 import { unavailable, errorMessage } from '../lib/errors.js';
 
 export type NodeState = 'up' | 'down';
+/** `drain`: the node keeps its containers and takes no new placements. */
+export type Availability = 'active' | 'drain';
 
 export interface NodeRecord {
   id: string;
@@ -20,6 +22,13 @@ export interface NodeRecord {
   version: string;
   joinedAt: string;
   state: NodeState;
+  /** Set by `sampan node update`; absent in records written before it existed: active. */
+  availability?: Availability;
+  /**
+   * `sampan node update`'s label changes (null: removed), applied over the labels the engine joins with, so they
+   * survive its rejoins; `labels` is the result, what constraints see.
+   */
+  labelEdits?: Record<string, string | null>;
 }
 
 export interface Placement {
@@ -58,6 +67,8 @@ export const newToken = (): string => `SMPTKN-${randomBytes(24).toString('hex')}
 export class ClusterStore {
   private readonly ns: Namespace;
   guard: Guard = ALWAYS;
+  /** Told each transaction's duration in seconds (the manager's metrics). */
+  onWrite?: (seconds: number) => void;
 
   constructor(
     private readonly client: Etcd3,
@@ -79,6 +90,7 @@ export class ClusterStore {
     if (!ops.length) return;
     const [key, target, cmp, value] = this.guard;
     let ok: boolean;
+    const t0 = process.hrtime.bigint();
     try {
       const r = await this.ns
         .if(key, target, cmp, value)
@@ -87,6 +99,8 @@ export class ClusterStore {
       ok = r.succeeded;
     } catch (err) {
       throw unavailable(`cluster state store (etcd) unreachable: ${errorMessage(err)}`);
+    } finally {
+      this.onWrite?.(Number(process.hrtime.bigint() - t0) / 1e9);
     }
     if (!ok) throw unavailable('this manager may not write the cluster state (it is not the leader)');
   }

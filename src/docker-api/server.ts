@@ -24,6 +24,8 @@ export class DockerApiServer {
   /** API requests by JSON [method, route, status]: counted here, turned into a Prometheus counter when scraped. */
   private readonly requests = new Map<string, number>();
   private metrics?: Promise<Registry>;
+  /** More collectors for /metrics (the cluster manager's), registered with the server's own at the first scrape. */
+  private readonly collectors: Array<(registry: Registry) => void> = [];
 
   constructor(
     backends: Backends,
@@ -41,6 +43,12 @@ export class DockerApiServer {
   /** A route of the server's own beside Docker's (the cluster manager's /sampan/v1/…), served with the same error mapping. */
   route(method: string, pattern: string, handler: Handler): this {
     this.router.add(method, pattern, handler);
+    return this;
+  }
+
+  /** Adds metrics of the server's owner to its /metrics (one registry, one route). */
+  addMetrics(register: (registry: Registry) => void): this {
+    this.collectors.push(register);
     return this;
   }
 
@@ -63,6 +71,7 @@ export class DockerApiServer {
         }
       },
     });
+    for (const c of this.collectors) c(registry);
     return registry;
   }
 

@@ -16,6 +16,8 @@ import type { ClusterStore } from '../store.js';
 
 export class Cluster {
   private readonly clients = new Map<string, EngineClient>();
+  /** Told each scheduling pass's duration (seconds) and how many it placed (the manager's metrics). */
+  onSchedule?: (seconds: number, placed: number) => void;
 
   constructor(
     readonly state: ClusterState,
@@ -43,15 +45,18 @@ export class Cluster {
 
   candidates(): Candidate[] {
     return [...this.state.nodes.values()].map((n) => ({
-      id: n.rec.id, name: n.rec.name, labels: n.rec.labels, up: n.rec.state === 'up', capacity: n.rec.capacity,
+      id: n.rec.id, name: n.rec.name, labels: n.rec.labels, up: n.rec.state === 'up', drained: n.rec.availability === 'drain', capacity: n.rec.capacity,
       containers: n.containers.size, reserved: n.reserved,
     }));
   }
 
   /** Nodes for `count` replicas, one scheduling pass. */
   schedule(req: Request, count: number, opts: { exclude?: Set<string>; strategy?: Strategy } = {}): NodeEntry[] {
+    const t0 = process.hrtime.bigint();
     const cands = this.candidates().filter((c) => !opts.exclude?.has(c.id));
-    return place(cands, req, count, opts.strategy ?? this.strategy).map((c) => this.state.nodes.get(c.id)!);
+    const placed = place(cands, req, count, opts.strategy ?? this.strategy).map((c) => this.state.nodes.get(c.id)!);
+    this.onSchedule?.(Number(process.hrtime.bigint() - t0) / 1e9, placed.length);
+    return placed;
   }
 
   /** Reads a container back from its engine into the index (read-your-writes after a change), as a node reports it. */
