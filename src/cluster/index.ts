@@ -3,6 +3,7 @@ export { EtcdCluster, ETCD_BINARY, type EtcdOptions, type EtcdMemberInfo } from 
 export { Testbed, type TestbedOptions, type TestbedDescription, type TestbedComponent, type TestbedContext, type StartedComponent, type ManagerInfo } from './testbed/testbed.js';
 export type { HostInfo } from './testbed/host.js';
 export { loadManagerConfig, startManager, joinToken, type ManagerConfig, type RunningManager } from './manager.js';
+export { newToken } from './store.js';
 export type { BatchRequest } from './batch.js';
 export type { BatchRecord, BatchReplica } from './store.js';
 export { managerComponents } from './testbed/managers.js';
