@@ -22,6 +22,11 @@ export function registerUp(program: Command): void {
       const host = `unix://${o.socket}`;
       const clusterHost = `unix://${path.join(path.dirname(o.socket), 'cluster.sock')}`;
       const nodeEndpoint = `unix://${path.join(path.dirname(o.socket), 'cluster-node.sock')}`;
+      // a signal during the start stops what started, once it has (etcd runs detached: it must not be left behind)
+      const signalled = new Promise<void>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
       // a new token at each start: nothing but this process's engine joins, and the hash in etcd is replaced
       const token = newToken();
       const etcd = await EtcdCluster.start({ dir: path.join(o.root, 'etcd') });
@@ -60,10 +65,7 @@ export function registerUp(program: Command): void {
         ].join('\n'),
       );
       // engine first (it leaves the manager), then the manager, then etcd
-      await new Promise<void>((resolve) => {
-        process.once('SIGTERM', resolve);
-        process.once('SIGINT', resolve);
-      });
+      await signalled;
       await stopAll();
       process.exit(0);
     });
