@@ -2,7 +2,7 @@
 export { EtcdCluster, ETCD_BINARY, type EtcdOptions, type EtcdMemberInfo } from './etcd.js';
 export { Testbed, type TestbedOptions, type TestbedDescription, type TestbedComponent, type TestbedContext, type StartedComponent, type ManagerInfo } from './testbed/testbed.js';
 export type { HostInfo } from './testbed/host.js';
-export { loadManagerConfig, startManager, joinToken, type ManagerConfig, type RunningManager } from './manager.js';
+export { loadManagerConfig, startManager, joinToken, type ManagerConfig, type RunningManager, type NodeView } from './manager.js';
 export { newToken } from './store.js';
 export type { BatchRequest } from './batch.js';
 export type { BatchRecord, BatchReplica } from './store.js';

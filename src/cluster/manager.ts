@@ -15,7 +15,7 @@ import { ClusterMetrics } from './metrics.js';
 import { NodeRegistry, validateNodeUpdate } from './nodes.js';
 import { STRATEGIES } from './scheduler.js';
 import { ClusterState, type NodeEntry } from './state.js';
-import { ClusterStore, newToken } from './store.js';
+import { ClusterStore, newToken, type Availability, type NodeRecord } from './store.js';
 
 export const ManagerConfigSchema = z.strictObject({
   etcd: z.array(z.string().url()).min(1),
@@ -41,7 +41,9 @@ export async function loadManagerConfig(flags: Partial<ManagerConfig> & { config
 }
 
 /** A node as `/sampan/v1/nodes` shows it: its record (edits kept internal), containers and images counted. */
-function nodeView(n: NodeEntry) {
+export type NodeView = Omit<NodeRecord, 'labelEdits'> & { availability: Availability; containers: number; images: number };
+
+function nodeView(n: NodeEntry): NodeView {
   const { labelEdits: _, ...rec } = n.rec;
   return { ...rec, availability: rec.availability ?? 'active', containers: n.containers.size, images: n.images };
 }

@@ -9,8 +9,7 @@ import { promises as fs, openSync, closeSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { Etcd3 } from 'etcd3';
-import type { TestbedDescription } from '../../src/cluster/index.js';
-import type { NodeView } from '../../src/cli/commands/node.js';
+import type { NodeView, TestbedDescription } from '../../src/cluster/index.js';
 import { SAMPAN, runCmd, until } from '../harness.js';
 
 describe('node commands and /metrics against a manager (1-host testbed)', () => {
@@ -21,11 +20,11 @@ describe('node commands and /metrics against a manager (1-host testbed)', () => 
   const output = () => readFileSync(`${dir}.log`, 'utf8');
   const docker = (args: string[]) => runCmd('docker', args, { env, timeoutMs: 90_000 });
   const sampan = (args: string[]) => runCmd(SAMPAN, ['--host', env.DOCKER_HOST!, ...args], { timeoutMs: 120_000 });
-  const get = (p: string) => new Promise<string>((resolve, reject) => {
+  const get = (p: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
     http.get({ socketPath: path.join(dir, 'cluster.sock'), path: p }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
     }).on('error', reject);
   });
   /** The node's record as etcd holds it. */
@@ -81,7 +80,9 @@ describe('node commands and /metrics against a manager (1-host testbed)', () => 
       assert.equal(r.code, 1);
       assert.match(r.stderr, /No such node: nosuch/);
     }
-    assert.match(await get('/sampan/v1/nodes/nosuch'), /No such node: nosuch/);
+    const raw = await get('/sampan/v1/nodes/nosuch');
+    assert.equal(raw.status, 404);
+    assert.match(raw.body, /No such node: nosuch/);
   });
 
   test('a label added with node update is what constraints see, kept in etcd; removed, the constraint fails and nothing is created', async () => {
@@ -115,7 +116,7 @@ describe('node commands and /metrics against a manager (1-host testbed)', () => 
   test('/metrics has the manager\'s metrics beside the API\'s: nodes by state, containers, placements, latencies, batch replicas', async () => {
     const batch = await sampan(['run', '-d', '--replicas', '2', '--name', 'mb', 'busybox', 'sleep', '600']);
     assert.equal(batch.code, 0, batch.stderr);
-    const m = await get('/metrics');
+    const m = (await get('/metrics')).body;
     const value = (re: RegExp) => Number(re.exec(m)?.[1]);
     assert.equal(value(/^sampan_cluster_nodes\{state="up",availability="active"\} (\d+)$/m), 1);
     assert.equal(value(/^sampan_cluster_nodes\{state="down",availability="active"\} (\d+)$/m), 0);

@@ -3,26 +3,13 @@ import { Option, type Command } from 'commander';
 import { clientFor, withErrors } from '../client.js';
 import { printJson, printJsonLines, shortId, table } from '../format.js';
 import { checkFormat, collect, hostOpt, parseLabels } from './options.js';
-
-/** What `GET /sampan/v1/nodes` answers for a node. */
-export interface NodeView {
-  id: string;
-  name: string;
-  labels: Record<string, string>;
-  api: string;
-  addr: string;
-  version: string;
-  state: 'up' | 'down';
-  availability: 'active' | 'drain';
-  containers: number;
-  images: number;
-}
+import type { NodeView } from '../../cluster/index.js';
 
 /** Docker's STATUS words for a node. */
 const STATUS = { up: 'Ready', down: 'Down' } as const;
 const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
-export function nodeRows(nodes: NodeView[]): string {
+function nodeRows(nodes: NodeView[]): string {
   const sorted = [...nodes].sort((a, b) => a.name.localeCompare(b.name));
   return table(
     ['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'CONTAINERS', 'ENGINE VERSION', 'LABELS'],
