@@ -89,7 +89,10 @@ run_one() {
   R[$n.cpu]=$(cpu_pct "$MGR_PID" "$STEADY"); R[$n.rss]=$(rss_mb "$MGR_PID"); R[$n.fds]=$(fds "$MGR_PID")
   R[$n.etcddb]=$(du -m "$T/etcd/member/snap/db" | cut -f1)
   log "N=$n: cpu ${R[$n.cpu]} % rss ${R[$n.rss]} MB fds ${R[$n.fds]}; batch of $reps"
+  local c0 e0 w0; c0=$(ticks "$MGR_PID"); e0=$(ticks "$ETCD_PID"); w0=$(now_us)
   R[$n.batch]=$(node dist/bench/cluster/drive.js batch --api "$T/cluster.sock" --prefix b --replicas "$reps")
+  R[$n.batchcpu]=$(awk -v a="$c0" -v b="$(ticks "$MGR_PID")" -v c="$e0" -v d="$(ticks "$ETCD_PID")" -v w="$w0" -v x="$(now_us)" -v hz="$HZ" \
+    'BEGIN{printf "manager %.1f s CPU (%.0f %% of a core), etcd %.1f s, over %.1f s", (b-a)/hz, (b-a)/hz/((x-w)/1e6)*100, (d-c)/hz, (x-w)/1e6}')
   R[$n.count]=$(ctl "http://x/count?prefix=b")
   R[$n.reps]=$reps
   R[$n.etcddb2]=$(du -m "$T/etcd/member/snap/db" | cut -f1)
@@ -127,6 +130,7 @@ for n in $HOSTS; do run_one "$n"; done
     echo "| $n | ${R[$n.join]} | ${R[$n.rss]} | ${R[$n.cpu]} | ${R[$n.fds]} | ${R[$n.etcddb]} (${R[$n.etcddb2]}) | ${R[$n.reps]} (errors $(jget errors "$b")) | $(jget placementsPerSec "$b") | $(jget p50ms "$b") / $(jget p99ms "$b") | $(jget distinct "$c"), $(jget duplicated "$c"), $(jget running "$c") | ${R[$n.incluster]} | $(jget psP50ms "$l") / $(jget psP99ms "$l") | $(jget inspectP50ms "$l") / $(jget inspectP99ms "$l") | ${R[$n.alive]} |"
   done
   echo
+  for n in $HOSTS; do echo "- batch at $n hosts: ${R[$n.batchcpu]}"; done
   for n in $HOSTS; do echo "- churn at $n hosts: ${R[$n.churn]}"; done
   for n in $HOSTS; do [[ ${R[$n.lookup]} == \{* ]] || echo "- lookups at $n hosts failed: ${R[$n.lookup]}"; done
 } | tee "${OUT:-/dev/null}"
