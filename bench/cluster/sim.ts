@@ -68,11 +68,10 @@ class SimEngine {
   readonly containers = new Map<string, SimContainer>();
   readonly engineId = randomBytes(16).toString('hex');
   private ws?: WebSocket;
-  private welcomed = false;
+  welcomed = false;
   private down = false;
   private attempt = 0;
   private heartbeat?: NodeJS.Timeout;
-  joined = false;
 
   constructor(readonly index: number, initial: number) {
     for (let k = 0; k < initial; k++) this.add(`sim${index}-c${k}`, 'busybox', {}, 0, 0).state = 'running';
@@ -108,7 +107,6 @@ class SimEngine {
       const m = parseMessage<ManagerMessage>(data, ['welcome']);
       this.attempt = 0;
       this.welcomed = true;
-      this.joined = true;
       this.send({ type: 'containers', containers: [...this.containers.values()].map(summary) });
       const beat = () => this.send({ type: 'heartbeat', images: 1 });
       beat();
@@ -118,7 +116,7 @@ class SimEngine {
     ws.on('error', () => undefined);
     ws.on('close', () => {
       clearInterval(this.heartbeat);
-      this.joined = false;
+      this.welcomed = false;
       if (this.down) return;
       // the agent's backoff: full jitter
       const ms = Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt++);
@@ -147,8 +145,6 @@ function reply(res: http.ServerResponse, status: number, body?: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) }).end(text);
 }
-
-const noSuch = (res: http.ServerResponse, ref: string) => reply(res, 404, { message: `No such container: ${ref}` });
 
 function inspect(c: SimContainer): object {
   return {
@@ -182,14 +178,15 @@ async function engineApi(req: http.IncomingMessage, res: http.ServerResponse): P
     return reply(res, 201, { Id: c.id, Warnings: [] });
   }
   if (req.method === 'GET' && p === '/containers/json') {
-    const f = JSON.parse(u.searchParams.get('filters') ?? '{}') as { id?: string[]; name?: string[] };
+    // the manager lists by id only (its refresh)
+    const f = JSON.parse(u.searchParams.get('filters') ?? '{}') as { id?: string[] };
     const all = u.searchParams.get('all') === 'true' || u.searchParams.get('all') === '1';
-    const out = [...e.containers.values()].filter((c) => (all || c.state === 'running') && (!f.id || f.id.some((x) => c.id.startsWith(x))) && (!f.name || f.name.some((n) => c.name.includes(n))));
+    const out = [...e.containers.values()].filter((c) => (all || c.state === 'running') && (!f.id || f.id.some((x) => c.id.startsWith(x))));
     return reply(res, 200, out.map(summary));
   }
   const m = /^\/containers\/([^/]+)(?:\/([a-z]+))?$/.exec(p);
   const c = m && e.find(decodeURIComponent(m[1]!));
-  if (!m || !c) return m ? noSuch(res, m[1]!) : reply(res, 404, { message: `page not found: ${p}` });
+  if (!m || !c) return reply(res, 404, { message: m ? `No such container: ${m[1]}` : `page not found: ${p}` });
   if (req.method === 'GET' && m[2] === 'json') return reply(res, 200, inspect(c));
   if (req.method === 'POST' && m[2] === 'start') {
     if (c.state === 'running') return reply(res, 304);
@@ -222,7 +219,7 @@ function count(prefix: string): object {
     total += n;
     if (n > 1) duplicated++;
   }
-  return { total, distinct: names.size, duplicated, running, joined: engines.filter((e) => e.joined).length, containers: engines.reduce((s, e) => s + e.containers.size, 0) };
+  return { total, distinct: names.size, duplicated, running, joined: engines.filter((e) => e.welcomed).length, containers: engines.reduce((s, e) => s + e.containers.size, 0) };
 }
 
 function control(req: http.IncomingMessage, res: http.ServerResponse): void {
