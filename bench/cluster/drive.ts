@@ -3,7 +3,7 @@
  *   batch  --api PATH --prefix P --replicas R : POST /sampan/v1/batches; placements/s, each replica's latency (from
  *                                               the request to its line in the stream) p50/p99, errors
  *   lookup --api PATH --n K --names N         : K `docker ps --filter name=X` and K `docker inspect X` requests over
- *                                               the replicas X = sim-c…, one at a time: p50/p99 of each
+ *                                               the simulator's containers X = simI-cK, one at a time: p50/p99 of each
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';
