@@ -2,7 +2,7 @@
  * The client side of bench/cluster/run.sh, against a manager's Docker API socket; prints one JSON line.
  *   batch  --api PATH --prefix P --replicas R : POST /sampan/v1/batches; placements/s, each replica's latency (from
  *                                               the request to its line in the stream) p50/p99, errors
- *   lookup --api PATH --n K --names N         : K `docker ps --filter name=X` and K `docker inspect X` requests over
+ *   lookup --api PATH --n K --engines E --containers C : K `docker ps --filter name=X` and K `docker inspect X` requests over
  *                                               the simulator's containers X = simI-cK, one at a time: p50/p99 of each
  */
 import http from 'node:http';
