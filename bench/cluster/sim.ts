@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { NODE_PROTOCOL_VERSION, nodeDialUrl, parseMessage, type EngineMessage, type ManagerMessage, type ReportedContainer } from '../../src/lib/node-protocol.js';
+import type net from 'node:net';
 
 const { values: o } = parseArgs({
   options: {
@@ -236,7 +237,11 @@ function control(req: http.IncomingMessage, res: http.ServerResponse): void {
 
 const api = http.createServer((req, res) => void engineApi(req, res).catch((err: Error) => reply(res, 500, { message: err.message })));
 api.keepAliveTimeout = 1000;
-// every 127.x address is local: one listener on all of them (the bench's machine, loopback traffic only)
+// one listener answers every 127.x address only when bound to all of them: whatever does not come from loopback
+// is cut at once, so nothing but this machine ever reaches it
+api.on('connection', (s: net.Socket) => {
+  if (!/^(::ffff:)?127\./.test(s.remoteAddress ?? '')) s.destroy();
+});
 await new Promise<void>((r) => api.listen(PORT, '0.0.0.0', 511, r));
 await fs.rm(o.ctl, { force: true });
 const ctl = http.createServer(control);
