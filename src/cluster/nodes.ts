@@ -84,6 +84,8 @@ export class NodeRegistry {
       server.listen(Number(u.port), u.hostname.replace(/^\[(.*)\]$/, '$1'));
     }
     await listening;
+    // past the start, a failing accept (out of file descriptors) is logged; it must not take the manager down
+    server.on('error', (err) => this.log.error({ err: err.message }, 'node endpoint error'));
     if (addr.startsWith('unix://')) await fs.chmod(addr.slice(7), 0o660);
     this.sweeper = setInterval(() => void this.sweep(), Math.min(1000, this.heartbeatMs));
     this.log.info({ addr, heartbeatMs: this.heartbeatMs }, 'node endpoint listening');

@@ -34,7 +34,9 @@ export class ClusterContainers implements ContainerBackend {
       pool = [...first!].filter((id) => rest.every((s) => s.has(id))).map((id) => st.entry(id)!);
     }
     const out: Array<{ s: ReportedContainer; node: NodeEntry }> = [];
-    for (const e of pool) if ((all || filters.has('status') || LISTED.has(e.summary.State)) && this.matches(e, filters)) out.push({ s: e.summary, node: e.node });
+    // a name filter is a regular expression: compiled once per list, not once per container
+    const names = filters.get('name')?.map((v) => new RegExp(v.replace(/^\//, '')));
+    for (const e of pool) if ((all || filters.has('status') || LISTED.has(e.summary.State)) && this.matches(e, filters, names)) out.push({ s: e.summary, node: e.node });
     out.sort((a, b) => b.s.Created - a.s.Created);
     const now = Date.now();
     return out.slice(0, limit > 0 ? limit : undefined).map(({ s: { Facts, ...s }, node }) => ({
@@ -45,14 +47,14 @@ export class ClusterContainers implements ContainerBackend {
     }));
   }
 
-  private matches(e: ContainerEntry, filters: Filters): boolean {
+  private matches(e: ContainerEntry, filters: Filters, nameRes: RegExp[] = []): boolean {
     const s = e.summary;
     for (const [k, vals] of filters) {
       if (!vals.length) continue;
       switch (k) {
         case 'name': {
           const names = [nameOf(s), `${e.node.rec.name}/${nameOf(s)}`];
-          if (!vals.some((v) => names.some((n) => new RegExp(v.replace(/^\//, '')).test(n)))) return false;
+          if (!nameRes.some((re) => names.some((n) => re.test(n)))) return false;
           break;
         }
         case 'id':
