@@ -5,13 +5,12 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fs, openSync, closeSync, readFileSync } from 'node:fs';
-import http from 'node:http';
+import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestbedDescription } from '../../src/cluster/index.js';
-import { SAMPAN, TestEngine, runCmd, until } from '../harness.js';
+import { TestEngine, runCmd, until } from '../harness.js';
+import { TestCluster } from './harness.js';
 
 interface NodeView {
   name: string;
@@ -20,20 +19,13 @@ interface NodeView {
 }
 
 describe('cluster manager on a 3-host testbed', () => {
+  let c: TestCluster;
   let dir: string;
-  let proc: ChildProcess;
   let tb: TestbedDescription;
   let env: NodeJS.ProcessEnv;
-  const output = () => readFileSync(`${dir}.log`, 'utf8');
-  const docker = (args: string[]) => runCmd('docker', args, { env, timeoutMs: 90_000 });
-  const sampan = (args: string[]) => runCmd(SAMPAN, ['--host', env.DOCKER_HOST!, ...args], { timeoutMs: 120_000 });
-  const nodes = () => new Promise<NodeView[]>((resolve, reject) => {
-    http.get({ socketPath: path.join(dir, 'cluster.sock'), path: '/sampan/v1/nodes' }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(JSON.parse(body) as NodeView[]));
-    }).on('error', reject);
-  });
+  const docker = (args: string[]) => c.docker(args);
+  const sampan = (args: string[]) => c.sampan(args);
+  const nodes = async () => JSON.parse((await c.get('/sampan/v1/nodes')).body) as NodeView[];
   /** The node of each container of a `docker ps` query, counted. */
   const perNode = async (filter: string): Promise<Record<string, number>> => {
     const ids = (await docker(['ps', '-q', '--filter', filter])).stdout.split('\n').filter(Boolean);
@@ -46,27 +38,13 @@ describe('cluster manager on a 3-host testbed', () => {
   };
 
   before(async () => {
-    // short: attach socket paths under it must fit in 108 bytes
-    dir = path.join(await fs.mkdtemp('/tmp/spcm-'), 'tb');
-    const fd = openSync(`${dir}.log`, 'a');
-    proc = spawn(SAMPAN, ['cluster', 'testbed', '--hosts', '3', '--managers', '1', '--dir', dir], { stdio: ['ignore', fd, fd] });
-    closeSync(fd);
-    await until(async () => {
-      if (proc.exitCode !== null) throw new Error(`the testbed exited before it was ready:\n${output()}`);
-      return /^ready/m.test(output());
-    }, 150_000, 200);
-    tb = JSON.parse(await fs.readFile(path.join(dir, 'testbed.json'), 'utf8')) as TestbedDescription;
-    env = { DOCKER_HOST: `unix://${path.join(dir, 'cluster.sock')}`, DOCKER_CLI_HINTS: 'false' };
-    for (const h of tb.hosts) assert.equal((await runCmd(SAMPAN, ['image', 'seed', '--host', `unix://${h.socket}`])).code, 0);
+    c = await TestCluster.start(3, 'spcm');
+    ({ dir, tb } = c);
+    env = c.env();
   });
 
   after(async () => {
-    if (proc && proc.exitCode === null) {
-      const gone = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      await gone;
-    }
-    await fs.rm(path.dirname(dir), { recursive: true, force: true });
+    await c?.stop();
   });
 
   test('testbed.json lists the manager; every host joined it; info sums NCPU and MemTotal over the nodes', async () => {

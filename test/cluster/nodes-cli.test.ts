@@ -4,29 +4,16 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fs, openSync, closeSync, readFileSync } from 'node:fs';
-import http from 'node:http';
-import path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import type { NodeView, TestbedDescription } from '../../src/cluster/index.js';
-import { SAMPAN, runCmd, until } from '../harness.js';
+import { TestCluster } from './harness.js';
 
 describe('node commands and /metrics against a manager (1-host testbed)', () => {
-  let dir: string;
-  let proc: ChildProcess;
+  let c: TestCluster;
   let tb: TestbedDescription;
-  let env: NodeJS.ProcessEnv;
-  const output = () => readFileSync(`${dir}.log`, 'utf8');
-  const docker = (args: string[]) => runCmd('docker', args, { env, timeoutMs: 90_000 });
-  const sampan = (args: string[]) => runCmd(SAMPAN, ['--host', env.DOCKER_HOST!, ...args], { timeoutMs: 120_000 });
-  const get = (p: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
-    http.get({ socketPath: path.join(dir, 'cluster.sock'), path: p }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    }).on('error', reject);
-  });
+  const docker = (args: string[]) => c.docker(args);
+  const sampan = (args: string[]) => c.sampan(args);
+  const get = (p: string) => c.get(p);
   /** The node's record as etcd holds it. */
   const stored = async (): Promise<{ labels: Record<string, string>; availability?: string }> => {
     const etcd = new Etcd3({ hosts: tb.etcd.endpoints });
@@ -39,26 +26,12 @@ describe('node commands and /metrics against a manager (1-host testbed)', () => 
   };
 
   before(async () => {
-    dir = path.join(await fs.mkdtemp('/tmp/spnc-'), 'tb');
-    const fd = openSync(`${dir}.log`, 'a');
-    proc = spawn(SAMPAN, ['cluster', 'testbed', '--hosts', '1', '--managers', '1', '--dir', dir], { stdio: ['ignore', fd, fd] });
-    closeSync(fd);
-    await until(async () => {
-      if (proc.exitCode !== null) throw new Error(`the testbed exited before it was ready:\n${output()}`);
-      return /^ready/m.test(output());
-    }, 150_000, 200);
-    tb = JSON.parse(await fs.readFile(path.join(dir, 'testbed.json'), 'utf8')) as TestbedDescription;
-    env = { DOCKER_HOST: `unix://${path.join(dir, 'cluster.sock')}`, DOCKER_CLI_HINTS: 'false' };
-    assert.equal((await runCmd(SAMPAN, ['image', 'seed', '--host', `unix://${tb.hosts[0]!.socket}`])).code, 0);
+    c = await TestCluster.start(1, 'spnc');
+    ({ tb } = c);
   });
 
   after(async () => {
-    if (proc && proc.exitCode === null) {
-      const gone = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      await gone;
-    }
-    await fs.rm(path.dirname(dir), { recursive: true, force: true });
+    await c?.stop();
   });
 
   test('node ls shows the node Ready and Active, as a table and as JSON; inspect shows it; an unknown node is a 404 naming it', async () => {

@@ -1,0 +1,66 @@
+/** A cluster testbed (`sampan cluster testbed`) for a test file: started before its tests, torn down after. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fs, openSync, closeSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import type { TestbedDescription } from '../../src/cluster/index.js';
+import { SAMPAN, runCmd, until } from '../harness.js';
+
+export class TestCluster {
+  private constructor(
+    /** The testbed's dir (short: attach socket paths under it must fit in 108 bytes). */
+    readonly dir: string,
+    private readonly proc: ChildProcess,
+    readonly tb: TestbedDescription,
+  ) {}
+
+  readonly env = (): NodeJS.ProcessEnv => ({ DOCKER_HOST: `unix://${path.join(this.dir, 'cluster.sock')}`, DOCKER_CLI_HINTS: 'false' });
+
+  /** `hosts` emulated hosts and one manager, each host's engine seeded with busybox. */
+  static async start(hosts: number, prefix: string): Promise<TestCluster> {
+    const dir = path.join(await fs.mkdtemp(`/tmp/${prefix}-`), 'tb');
+    const fd = openSync(`${dir}.log`, 'a');
+    const proc = spawn(SAMPAN, ['cluster', 'testbed', '--hosts', String(hosts), '--managers', '1', '--dir', dir], { stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    const output = () => readFileSync(`${dir}.log`, 'utf8');
+    await until(async () => {
+      if (proc.exitCode !== null) throw new Error(`the testbed exited before it was ready:\n${output()}`);
+      return /^ready/m.test(output());
+    }, 150_000, 200);
+    const tb = JSON.parse(await fs.readFile(path.join(dir, 'testbed.json'), 'utf8')) as TestbedDescription;
+    for (const h of tb.hosts) {
+      const seeded = await runCmd(SAMPAN, ['image', 'seed', '--host', `unix://${h.socket}`]);
+      if (seeded.code !== 0) throw new Error(`seeding ${h.name} failed: ${seeded.stderr}`);
+    }
+    return new TestCluster(dir, proc, tb);
+  }
+
+  docker(args: string[]) {
+    return runCmd('docker', args, { env: this.env(), timeoutMs: 90_000 });
+  }
+
+  sampan(args: string[]) {
+    return runCmd(SAMPAN, ['--host', this.env().DOCKER_HOST!, ...args], { timeoutMs: 120_000 });
+  }
+
+  /** A GET on the manager's socket. */
+  get(p: string): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      http.get({ socketPath: path.join(this.dir, 'cluster.sock'), path: p }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      }).on('error', reject);
+    });
+  }
+
+  /** SIGTERM the testbed (it removes all it made), then its dir. */
+  async stop(): Promise<void> {
+    if (this.proc.exitCode === null) {
+      const gone = new Promise((r) => this.proc.once('exit', r));
+      this.proc.kill('SIGTERM');
+      await gone;
+    }
+    await fs.rm(path.dirname(this.dir), { recursive: true, force: true });
+  }
+}
