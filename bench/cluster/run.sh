@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cluster scale benchmark (issue 16, "Scale"): a real etcd, one real manager (`sampan cluster manager`, unchanged)
 # and N simulated engines in one process (bench/cluster/sim.ts: the real node protocol over one WebSocket each on
-# the manager's unix node socket, a minimal Engine API per engine with BENCH_START_LATENCY ms per start). For each
+# the manager's unix node socket, answering the manager's commands with BENCH_START_LATENCY ms per start). For each
 # N in BENCH_HOSTS:
 #   1. join: seconds from the simulator's start until every engine is welcomed
 #   2. steady state over BENCH_STEADY s: manager RSS, CPU (% of one core), open fds; etcd's db size
@@ -81,7 +81,7 @@ run_one() {
   wait_ping "$T/cluster.sock" 30 || die "the manager did not start: $(tail -5 "$T/manager-$n.log")"
   log "N=$n: etcd $ETCD_PID, manager $MGR_PID; starting the simulator"
   node --max-old-space-size=4096 dist/bench/cluster/sim.js --join "unix://$T/node.sock" --token "$TOKEN" --engines "$n" --containers "$PER" \
-    --start-latency "$LAT" --port $((port + 2)) --ctl "$T/ctl.sock" >"$T/sim-$n.log" 2>&1 &
+    --start-latency "$LAT" --ctl "$T/ctl.sock" >"$T/sim-$n.log" 2>&1 &
   SIM_PID=$!
   for _ in $(seq 100); do [ -S "$T/ctl.sock" ] && break; sleep 0.1; done
   R[$n.join]=$(wait_joined "$n" "$JOIN_TIMEOUT")

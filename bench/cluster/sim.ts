@@ -1,23 +1,23 @@
 /**
  * N simulated engines in one process, for bench/cluster/run.sh: each speaks the real node protocol over its own
  * WebSocket to a real manager (hello, snapshot, heartbeats at the interval the manager asks, container events) and
- * answers the Engine API calls the manager makes of it (create, start, list, inspect, delete), with a configurable
- * start latency. One HTTP server serves every engine's API: engine i is reached at tcp://127.X.Y.Z:PORT (its own
- * loopback address, all of 127.0.0.0/8 being local on Linux), and the request's local address says which engine it
- * is; so N engines cost N node connections, not N listeners.
+ * answers the manager's commands (create, start, inspect, stop, kill, remove) like an engine, with a configurable
+ * start latency. (The streams — logs, attach, exec — that the manager asks over an engine's Docker API are not
+ * simulated: the benchmark does not use them.)
  *
  * A control API on --ctl (a unix socket) serves the counts (`GET /count?prefix=P`: replicas on the engines, the
  * names held twice) and churn (`POST /churn?fraction=F&downMs=MS`: that share of the engines hang up and rejoin).
  *
- * Usage: node dist/bench/cluster/sim.js --join unix:///PATH --token T --engines N --containers C --start-latency MS --port P --ctl PATH
+ * Usage: node dist/bench/cluster/sim.js --join unix:///PATH --token T --engines N --containers C --start-latency MS --ctl PATH
  */
 import http from 'node:http';
 import { promises as fs } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
-import { NODE_PROTOCOL_VERSION, nodeDialUrl, parseMessage, type EngineMessage, type ManagerMessage, type ReportedContainer } from '../../src/lib/node-protocol.js';
-import type net from 'node:net';
+import {
+  NODE_PROTOCOL_VERSION, nodeDialUrl, parseMessage, type CommandMessage, type EngineMessage, type ManagerMessage, type ReportedContainer, type ResultMessage,
+} from '../../src/lib/node-protocol.js';
 
 const { values: o } = parseArgs({
   options: {
@@ -26,14 +26,12 @@ const { values: o } = parseArgs({
     engines: { type: 'string', default: '1000' },
     containers: { type: 'string', default: '0' },
     'start-latency': { type: 'string', default: '50' },
-    port: { type: 'string', default: '23750' },
     ctl: { type: 'string' },
   },
 });
 if (!o.join || !o.token || !o.ctl) throw new Error('--join, --token and --ctl are required');
 const ENGINES = Number(o.engines);
 const START_LATENCY_MS = Number(o['start-latency']);
-const PORT = Number(o.port);
 const url = nodeDialUrl(o.join);
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 10_000;
@@ -44,7 +42,7 @@ interface SimContainer {
   name: string;
   image: string;
   created: number;
-  state: 'created' | 'running';
+  state: 'created' | 'running' | 'exited';
   startedAt: string;
   labels: Record<string, string>;
   memory: number;
@@ -53,10 +51,6 @@ interface SimContainer {
 
 /** The i-th engine's loopback address: 127.1.0.1 onwards (127.0.0.1 stays the manager's). */
 const addrOf = (i: number) => `127.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
-const indexOf = (addr: string): number => {
-  const [, a, b, c] = addr.replace(/^::ffff:/, '').split('.').map(Number) as [number, number, number, number];
-  return ((a - 1) << 16) | (b << 8) | c;
-};
 
 const summary = (c: SimContainer): ReportedContainer => ({
   Id: c.id, Names: [`/${c.name}`], Image: c.image, ImageID: IMAGE_ID, Command: 'sleep infinity', Created: c.created, Ports: [], Labels: c.labels,
@@ -78,8 +72,8 @@ class SimEngine {
     for (let k = 0; k < initial; k++) this.add(`sim${index}-c${k}`, 'busybox', {}, 0, 0).state = 'running';
   }
 
-  add(name: string, image: string, labels: Record<string, string>, memory: number, nanoCpus: number): SimContainer {
-    const c: SimContainer = { id: randomBytes(32).toString('hex'), name, image, created: Math.floor(Date.now() / 1000), state: 'created', startedAt: '0001-01-01T00:00:00Z', labels, memory, nanoCpus };
+  add(name: string, image: string, labels: Record<string, string>, memory: number, nanoCpus: number, id = randomBytes(32).toString('hex')): SimContainer {
+    const c: SimContainer = { id, name, image, created: Math.floor(Date.now() / 1000), state: 'created', startedAt: '0001-01-01T00:00:00Z', labels, memory, nanoCpus };
     this.containers.set(c.id, c);
     return c;
   }
@@ -102,10 +96,14 @@ class SimEngine {
     this.welcomed = false;
     ws.on('open', () => this.send({
       type: 'hello', protocol: NODE_PROTOCOL_VERSION, token: o.token!, nodeName: `sim${this.index}`, labels: {}, engineId: this.engineId,
-      api: `tcp://${addrOf(this.index)}:${PORT}`, addr: addrOf(this.index), capacity: { ncpu: 2, memTotal: 8 << 30 }, version: 'sim',
+      api: `tcp://${addrOf(this.index)}:2375`, addr: addrOf(this.index), capacity: { ncpu: 2, memTotal: 8 << 30 }, version: 'sim',
     }));
     ws.on('message', (data) => {
-      const m = parseMessage<ManagerMessage>(data, ['welcome']);
+      const m = parseMessage<ManagerMessage>(data, ['welcome', 'command']);
+      if (m.type === 'command') {
+        void this.run(m).then((r) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(r)));
+        return;
+      }
       this.attempt = 0;
       this.welcomed = true;
       this.send({ type: 'containers', containers: [...this.containers.values()].map(summary) });
@@ -123,6 +121,39 @@ class SimEngine {
       const ms = Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt++);
       setTimeout(() => this.connect(), ms);
     });
+  }
+
+  /** A manager's command, as the engine's agent answers it. */
+  private async run(m: CommandMessage): Promise<ResultMessage> {
+    const a = m.args as { id: string; name?: string; body?: Record<string, unknown>; start?: boolean };
+    const fail = (code: 'NOT_FOUND' | 'CONFLICT' | 'NOT_IMPLEMENTED', message: string): ResultMessage => ({ type: 'result', seq: m.seq, error: { code, message } });
+    let c = this.containers.get(a.id);
+    let value: unknown;
+    if (m.op === 'create' && !c) {
+      const name = a.name ?? randomBytes(6).toString('hex');
+      if (this.find(name)) return fail('CONFLICT', `Conflict. The container name "/${name}" is already in use`);
+      const b = a.body ?? {};
+      const hc = (b.HostConfig ?? {}) as { Memory?: number; NanoCpus?: number };
+      c = this.add(name, String(b.Image), (b.Labels ?? {}) as Record<string, string>, hc.Memory ?? 0, hc.NanoCpus ?? 0, a.id);
+      this.send({ type: 'event', action: 'create', id: c.id, summary: summary(c) });
+      value = { Id: c.id, Warnings: [] };
+    }
+    if (!c) return fail('NOT_FOUND', `No such container: ${a.id}`);
+    if ((m.op === 'create' && a.start) || m.op === 'start' || m.op === 'restart') {
+      await new Promise((r) => setTimeout(r, START_LATENCY_MS));
+      c.state = 'running';
+      c.startedAt = new Date().toISOString();
+      this.send({ type: 'event', action: 'start', id: c.id, summary: summary(c) });
+    } else if (m.op === 'stop' || m.op === 'kill') {
+      c.state = 'exited';
+      this.send({ type: 'event', action: 'die', id: c.id, summary: summary(c) });
+    } else if (m.op === 'remove') {
+      this.containers.delete(c.id);
+      this.send({ type: 'event', action: 'destroy', id: c.id });
+      return { type: 'result', seq: m.seq, container: null };
+    } else if (m.op === 'inspect') value = inspect(c);
+    else if (m.op !== 'create') return fail('NOT_IMPLEMENTED', `the simulator does not do ${m.op}`);
+    return { type: 'result', seq: m.seq, value, container: summary(c) };
   }
 
   /** The host goes away (its connection dropped) and comes back after `ms`. */
@@ -156,55 +187,6 @@ function inspect(c: SimContainer): object {
   };
 }
 
-async function body(req: http.IncomingMessage): Promise<Record<string, unknown>> {
-  let text = '';
-  for await (const chunk of req) text += (chunk as Buffer).toString('utf8');
-  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
-}
-
-/** The Engine API as the manager calls it, for the engine the connection was made to. */
-async function engineApi(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-  const e = engines[indexOf(req.socket.localAddress ?? '')];
-  const u = new URL(req.url ?? '/', 'http://x');
-  const p = u.pathname.replace(/^\/v[0-9.]+\//, '/');
-  if (!e) return reply(res, 500, { message: `no simulated engine at ${req.socket.localAddress}` });
-  if (p === '/_ping') return void res.writeHead(200, { 'Content-Type': 'text/plain' }).end('OK');
-  if (req.method === 'POST' && p === '/containers/create') {
-    const b = await body(req);
-    const name = u.searchParams.get('name') ?? randomBytes(6).toString('hex');
-    if (e.find(name)) return reply(res, 409, { message: `Conflict. The container name "/${name}" is already in use` });
-    const hc = (b.HostConfig ?? {}) as { Memory?: number; NanoCpus?: number };
-    const c = e.add(name, String(b.Image), (b.Labels ?? {}) as Record<string, string>, hc.Memory ?? 0, hc.NanoCpus ?? 0);
-    e.send({ type: 'event', action: 'create', id: c.id, summary: summary(c) });
-    return reply(res, 201, { Id: c.id, Warnings: [] });
-  }
-  if (req.method === 'GET' && p === '/containers/json') {
-    // the manager lists by id only (its refresh)
-    const f = JSON.parse(u.searchParams.get('filters') ?? '{}') as { id?: string[] };
-    const all = u.searchParams.get('all') === 'true' || u.searchParams.get('all') === '1';
-    const out = [...e.containers.values()].filter((c) => (all || c.state === 'running') && (!f.id || f.id.some((x) => c.id.startsWith(x))));
-    return reply(res, 200, out.map(summary));
-  }
-  const m = /^\/containers\/([^/]+)(?:\/([a-z]+))?$/.exec(p);
-  const c = m && e.find(decodeURIComponent(m[1]!));
-  if (!m || !c) return reply(res, 404, { message: m ? `No such container: ${m[1]}` : `page not found: ${p}` });
-  if (req.method === 'GET' && m[2] === 'json') return reply(res, 200, inspect(c));
-  if (req.method === 'POST' && m[2] === 'start') {
-    if (c.state === 'running') return reply(res, 304);
-    await new Promise((r) => setTimeout(r, START_LATENCY_MS));
-    c.state = 'running';
-    c.startedAt = new Date().toISOString();
-    e.send({ type: 'event', action: 'start', id: c.id, summary: summary(c) });
-    return reply(res, 204);
-  }
-  if (req.method === 'DELETE' && !m[2]) {
-    e.containers.delete(c.id);
-    e.send({ type: 'event', action: 'destroy', id: c.id });
-    return reply(res, 204);
-  }
-  return reply(res, 501, { message: `the simulator does not serve ${req.method} ${p}` });
-}
-
 /** Replicas named PREFIX-n across the engines: how many, how many distinct names, how many running. */
 function count(prefix: string): object {
   const names = new Map<string, number>();
@@ -235,20 +217,12 @@ function control(req: http.IncomingMessage, res: http.ServerResponse): void {
   reply(res, 404, { message: 'GET /count?prefix=P | POST /churn?fraction=F&downMs=MS' });
 }
 
-const api = http.createServer((req, res) => void engineApi(req, res).catch((err: Error) => reply(res, 500, { message: err.message })));
-api.keepAliveTimeout = 1000;
-// one listener answers every 127.x address only when bound to all of them: whatever does not come from loopback
-// is cut at once, so nothing but this machine ever reaches it
-api.on('connection', (s: net.Socket) => {
-  if (!/^(::ffff:)?127\./.test(s.remoteAddress ?? '')) s.destroy();
-});
-await new Promise<void>((r) => api.listen(PORT, '0.0.0.0', 511, r));
 await fs.rm(o.ctl, { force: true });
 const ctl = http.createServer(control);
 await new Promise<void>((r) => ctl.listen(o.ctl, r));
 // all engines dial at once, as engines do when a manager comes up; a refused dial retries with the agent's backoff
 for (const e of engines) e.connect();
-process.stderr.write(`sim: ${ENGINES} engines dialing ${o.join}, API on port ${PORT}, control on ${o.ctl}\n`);
+process.stderr.write(`sim: ${ENGINES} engines dialing ${o.join}, control on ${o.ctl}\n`);
 const stop = () => process.exit(0);
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

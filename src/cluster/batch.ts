@@ -1,18 +1,24 @@
 /**
- * Batches: N identical replicas PREFIX-1…N in one scheduling pass. The placements are written to etcd (the batch
- * record) before any engine is told; then create + start run on the engines in parallel (BATCH_PARALLEL at a time);
- * a replica whose node fails is retried once on another node. Each replica's result is reported as it lands.
+ * Batches: N identical replicas PREFIX-1…N in one scheduling pass. Each replica gets its id here; the placements
+ * (which node holds which id, in etcd) and the batch record are written before any engine is told; then every
+ * replica's create + start goes down its node's connection, BATCH_IN_FLIGHT at a time (NODE_IN_FLIGHT per node,
+ * so a binpacked batch does not swamp one engine). A replica that fails is retried once on another node under the
+ * same id; its placement moves first, so a copy the first node made anyway is an orphan it is told to remove. Each
+ * replica's result is reported as it lands; the record's counts reach etcd every PROGRESS_MS while it runs.
  */
 import { randomBytes } from 'node:crypto';
 import { errorMessage, invalid } from '../lib/errors.js';
+import { newId } from '../lib/ids.js';
 import type { ClusterContainers } from './backend/containers.js';
 import { schedulingRequest } from './backend/containers.js';
-import { mapLimit, type Cluster } from './backend/index.js';
+import type { Cluster } from './backend/index.js';
 import { STRATEGIES, type Strategy } from './scheduler.js';
 import type { NodeEntry } from './state.js';
-import type { BatchRecord, BatchReplica } from './store.js';
+import { MAX_BATCH_ERRORS, type BatchRecord } from './store.js';
 
-const BATCH_PARALLEL = 32;
+const BATCH_IN_FLIGHT = 2048;
+const NODE_IN_FLIGHT = 8;
+const PROGRESS_MS = 1000;
 export const MAX_REPLICAS = 100_000;
 
 /** `POST /sampan/v1/batches`. */
@@ -25,6 +31,14 @@ export interface BatchRequest {
   strategy?: Strategy;
 }
 
+/** One replica's outcome, as the batch's stream reports it. */
+export interface BatchReplica {
+  name: string;
+  node?: string;
+  id?: string;
+  error?: string;
+}
+
 export function validateBatch(b: unknown): BatchRequest {
   const r = (b ?? {}) as Partial<BatchRequest>;
   if (typeof r.prefix !== 'string' || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(r.prefix)) throw invalid('batch: "prefix" must be a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)');
@@ -32,6 +46,44 @@ export function validateBatch(b: unknown): BatchRequest {
   if (!r.config || typeof r.config !== 'object' || typeof r.config.Image !== 'string') throw invalid('batch: "config" must be a container config with an Image');
   if (r.strategy !== undefined && !STRATEGIES.includes(r.strategy)) throw invalid(`batch: "strategy" must be one of ${STRATEGIES.join(', ')}`);
   return r as BatchRequest;
+}
+
+/** Runs `fn` on each item, at most `cap` at once and at most `perKey` at once for items of one key. */
+async function limited<T>(items: T[], cap: number, perKey: number, key: (t: T) => string, fn: (t: T) => Promise<void>): Promise<void> {
+  const queues = new Map<string, T[]>();
+  for (const t of items) {
+    const k = key(t);
+    const q = queues.get(k);
+    if (q) q.push(t);
+    else queues.set(k, [t]);
+  }
+  const busy = new Map<string, number>();
+  // keys that have work and a free slot, in turn
+  const ready: string[] = [...queues.keys()];
+  let running = 0;
+  await new Promise<void>((resolve) => {
+    const next = (): void => {
+      while (running < cap && ready.length) {
+        const k = ready.shift()!;
+        const q = queues.get(k)!;
+        const t = q.shift()!;
+        busy.set(k, (busy.get(k) ?? 0) + 1);
+        if (q.length && busy.get(k)! < perKey) ready.push(k);
+        running++;
+        void fn(t).finally(() => {
+          running--;
+          const b = busy.get(k)! - 1;
+          busy.set(k, b);
+          // the key was off the ready list while full: back on it with its freed slot
+          if (q.length && b === perKey - 1) ready.push(k);
+          if (!running && !ready.length) resolve();
+          else next();
+        });
+      }
+      if (!running && !ready.length) resolve();
+    };
+    next();
+  });
 }
 
 export async function runBatch(c: Cluster, containers: ClusterContainers, b: BatchRequest, progress: (r: BatchReplica, done: number) => void): Promise<BatchRecord> {
@@ -44,42 +96,50 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
       held.push(n);
     }
     const nodes = c.schedule(req, names.length, { strategy: b.strategy });
+    const now = new Date().toISOString();
     const rec: BatchRecord = {
       id: randomBytes(8).toString('hex'), prefix: b.prefix, replicas: b.replicas, image: String(b.config.Image), state: 'running',
-      createdAt: new Date().toISOString(), results: names.map((name, i) => ({ name, node: nodes[i]!.rec.name })),
+      createdAt: now, updatedAt: now, running: 0, failed: 0, errors: [],
     };
+    const replicas = names.map((name, i) => ({ id: newId(), node: nodes[i]!, name, batch: rec.id }));
     await c.store.putBatch(rec);
+    await c.place(replicas);
     c.log.info({ batch: rec.id, prefix: b.prefix, replicas: b.replicas }, 'batch placed');
-    let done = 0;
-    const one = async (node: NodeEntry, name: string): Promise<string> => {
-      const { Id } = await containers.createOn(node, body, name, rec.id);
-      await containers.start(Id);
-      return Id;
+    const saveProgress = () => {
+      rec.updatedAt = new Date().toISOString();
+      return c.store.putBatch({ ...rec, errors: [...rec.errors] });
     };
-    await mapLimit(names, BATCH_PARALLEL, async (name, i) => {
-      let node = nodes[i]!;
-      const r = rec.results[i]!;
-      try {
-        r.id = await one(node, name);
-      } catch (first) {
-        c.log.warn({ batch: rec.id, replica: name, node: node.rec.name, err: errorMessage(first) }, 'replica failed: retrying on another node');
-        // what the failed attempt may have left (created, not started) goes before the retry takes its name
-        await containers.remove(name, { force: true, volumes: true, link: false }).catch(() => undefined);
+    const ticker = setInterval(() => void saveProgress().catch((err: unknown) => c.log.warn({ batch: rec.id, err: errorMessage(err) }, 'could not record the batch\'s progress')), PROGRESS_MS);
+    let done = 0;
+    try {
+      await limited(replicas, BATCH_IN_FLIGHT, NODE_IN_FLIGHT, (r) => r.node.rec.id, async (r) => {
+        const out: BatchReplica = { name: r.name, node: r.node.rec.name, id: r.id };
         try {
-          node = c.schedule(req, 1, { exclude: new Set([node.rec.id]), strategy: b.strategy })[0]!;
-          r.node = node.rec.name;
-          r.id = await one(node, name);
-        } catch (err) {
-          r.error = errorMessage(err);
+          await containers.createOn(r, body, { start: true, placed: true });
+        } catch (first) {
+          const failed: NodeEntry = r.node;
+          c.log.warn({ batch: rec.id, replica: r.name, node: failed.rec.name, err: errorMessage(first) }, 'replica failed: retrying on another node');
+          try {
+            const [node] = c.schedule(req, 1, { exclude: new Set([failed.rec.id]), strategy: b.strategy });
+            out.node = node!.rec.name;
+            await containers.createOn({ ...r, node: node! }, body, { start: true });
+          } catch (err) {
+            delete out.id;
+            out.error = errorMessage(err);
+            rec.failed++;
+            if (rec.errors.length < MAX_BATCH_ERRORS) rec.errors.push({ name: r.name, error: out.error });
+          }
         }
-      }
-      progress(r, ++done);
-    });
-    rec.state = rec.results.some((r) => r.error) ? 'failed' : 'done';
-    await c.store.putBatch(rec);
+        if (!out.error) rec.running++;
+        progress(out, ++done);
+      });
+    } finally {
+      clearInterval(ticker);
+    }
+    rec.state = rec.failed ? 'failed' : 'done';
+    await saveProgress();
     return rec;
   } finally {
     for (const n of held) c.state.releaseName(n);
   }
 }
-

@@ -5,5 +5,6 @@ export type { HostInfo } from './testbed/host.js';
 export { loadManagerConfig, startManager, joinToken, type ManagerConfig, type RunningManager, type NodeView } from './manager.js';
 export { newToken } from './store.js';
 export type { BatchRequest } from './batch.js';
-export type { BatchRecord, BatchReplica } from './store.js';
+export type { BatchRecord } from './store.js';
+export type { BatchReplica } from './batch.js';
 export { managerComponents } from './testbed/managers.js';

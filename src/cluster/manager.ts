@@ -59,7 +59,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const store = ClusterStore.connect(cfg.etcd, cfg.name);
   const state = new ClusterState();
   const nodes = new NodeRegistry(state, store, log, cfg.heartbeatMs);
-  const cluster = new Cluster(state, store, log, cfg.strategy);
+  const cluster = new Cluster(state, store, log, nodes, cfg.strategy);
   const backends = clusterBackends(cluster, cfg.name);
   const api = new DockerApiServer(backends, log, 'sampan_cluster_');
   const metrics = new ClusterMetrics(state);
@@ -74,6 +74,8 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     else if (!(await store.hasToken())) await store.setToken(newToken()); // nobody knows it: `sampan cluster token --rotate` prints a new one
     // the nodes as etcd knows them: each has 3 heartbeats to come back before it counts as down
     for (const rec of await store.nodes()) state.upsertNode(rec);
+    // which node owns each container the managers created: a copy reported by another node is an orphan
+    for (const [id, p] of await store.placements()) state.placed.set(id, p.node);
     api.route('GET', '/sampan/v1/nodes', (ctx) => ctx.send(200, [...state.nodes.values()].map(nodeView)));
     api.route('GET', '/sampan/v1/nodes/{id}', (ctx) => ctx.send(200, nodeView(state.getNode(ctx.param('id')))));
     api.route('PATCH', '/sampan/v1/nodes/{id}', async (ctx) => ctx.send(200, nodeView(await nodes.update(ctx.param('id'), validateNodeUpdate(await ctx.json())))));
@@ -90,7 +92,8 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
         res ??= ctx.stream('application/x-ndjson');
         res.write(JSON.stringify({ replica, done, total: req.replicas }) + '\n');
       });
-      for (const r of b.results) metrics.batchReplicas.inc({ result: r.error ? 'failed' : 'running' });
+      metrics.batchReplicas.inc({ result: 'running' }, b.running);
+      metrics.batchReplicas.inc({ result: 'failed' }, b.failed);
       if (res) res.end(JSON.stringify({ batch: b }) + '\n');
       else ctx.send(200, { batch: b });
     });

@@ -1,17 +1,18 @@
 /**
  * The manager's node endpoint: engines connect (WebSocket over a unix socket, or loopback TCP), say hello with the
- * join token, report their containers and heartbeat. A node is `down` once it missed 3 heartbeats; its containers
- * stay listed. Only state transitions reach etcd, never heartbeats. Joins and leaves cost O(that node).
+ * join token, report their containers and heartbeat, and take commands on the same connection. A node is `down`
+ * once it missed 3 heartbeats; its containers stay listed. Only state transitions reach etcd, never heartbeats.
+ * Joins and leaves cost O(that node).
  */
 import http from 'node:http';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { errorMessage, invalid } from '../lib/errors.js';
+import { errorMessage, invalid, SampanError, unavailable } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import {
   CLOSE_BAD_TOKEN, CLOSE_REFUSED, CLOSE_SHUTDOWN, NODE_PROTOCOL_VERSION, parseMessage,
-  type EngineMessage, type HelloMessage, type WelcomeMessage,
+  type CommandMessage, type CommandOp, type Commands, type EngineMessage, type HelloMessage, type ReportedContainer, type ResultMessage, type WelcomeMessage,
 } from '../lib/node-protocol.js';
 import type { ClusterState, NodeEntry } from './state.js';
 import type { Availability, ClusterStore, NodeRecord } from './store.js';
@@ -45,6 +46,19 @@ export function validateNodeUpdate(b: unknown): NodeUpdate {
   return u as NodeUpdate;
 }
 
+interface Pending {
+  id: string;
+  op: CommandOp;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/** A node's live connection and the commands it has not answered yet. */
+interface Conn {
+  ws: WebSocket;
+  pending: Map<number, Pending>;
+}
+
 const HELLO_TIMEOUT_MS = 10_000;
 const MISSED_HEARTBEATS = 3;
 const CLOSE_GRACE_MS = 2000;
@@ -54,7 +68,9 @@ export class NodeRegistry {
   private wss?: WebSocketServer;
   private sweeper?: NodeJS.Timeout;
   /** The live connection of each node, by node id. */
-  private readonly conns = new Map<string, WebSocket>();
+  private readonly conns = new Map<string, Conn>();
+  /** Command numbers are unique over the manager's life: an answer cannot be taken for another command's. */
+  private seq = 0;
 
   constructor(
     private readonly state: ClusterState,
@@ -93,17 +109,21 @@ export class NodeRegistry {
 
   private accept(ws: WebSocket): void {
     let node: NodeEntry | undefined;
+    const conn: Conn = { ws, pending: new Map() };
     const helloTimer = setTimeout(() => ws.close(CLOSE_REFUSED, 'no hello'), HELLO_TIMEOUT_MS);
     ws.on('error', (err) => this.log.debug({ err: err.message }, 'node connection error'));
     ws.on('close', () => {
       clearTimeout(helloTimer);
       // a node whose connection is gone misses its heartbeats: the sweep marks it down
-      if (node && this.conns.get(node.rec.id) === ws) this.conns.delete(node.rec.id);
+      if (node && this.conns.get(node.rec.id) === conn) this.conns.delete(node.rec.id);
+      // whether the engine ran them is unknown: the caller decides (a create is repeated under the same id)
+      for (const p of conn.pending.values()) p.reject(unavailable(`lost the connection to node ${node?.rec.name ?? '?'} during ${p.op} of ${p.id}`));
+      conn.pending.clear();
     });
     ws.on('message', (data) => {
       let m: EngineMessage;
       try {
-        m = parseMessage<EngineMessage>(data, ['hello', 'containers', 'heartbeat', 'event']);
+        m = parseMessage<EngineMessage>(data, ['hello', 'containers', 'heartbeat', 'event', 'result']);
       } catch (err) {
         this.log.warn({ node: node?.rec.name, err: errorMessage(err) }, 'node protocol error');
         ws.close(CLOSE_REFUSED, 'protocol error');
@@ -115,7 +135,7 @@ export class NodeRegistry {
           return;
         }
         clearTimeout(helloTimer);
-        void this.hello(ws, m).then((n) => (node = n), (err: unknown) => {
+        void this.hello(conn, m).then((n) => (node = n), (err: unknown) => {
           this.log.warn({ node: m.nodeName, err: errorMessage(err) }, 'join failed');
           ws.close(CLOSE_REFUSED, errorMessage(err).slice(0, 120));
         });
@@ -124,15 +144,58 @@ export class NodeRegistry {
       node.lastSeen = Date.now();
       if (node.rec.state === 'down') void this.transition(node, 'up');
       if (m.type === 'heartbeat') node.images = m.images;
-      else if (m.type === 'containers') this.state.setNodeContainers(node, m.containers);
+      else if (m.type === 'containers') this.state.setNodeContainers(node, this.owned(node, m.containers));
       else if (m.type === 'event') {
-        if (m.summary) this.state.upsert(node, m.summary);
-        else this.state.remove(m.id);
-      }
+        if (!m.summary) this.state.remove(m.id);
+        else if (this.owned(node, [m.summary]).length) this.state.upsert(node, m.summary);
+      } else if (m.type === 'result') this.settle(node, conn, m);
     });
   }
 
-  private async hello(ws: WebSocket, m: HelloMessage): Promise<NodeEntry | undefined> {
+  /** What a node reports that is its own; another node's replica (an orphan of a retry) is removed from it. */
+  private owned(node: NodeEntry, list: ReportedContainer[]): ReportedContainer[] {
+    const out = list.filter((s) => this.state.owns(node, s.Id));
+    if (out.length === list.length) return list;
+    for (const s of list) {
+      if (this.state.owns(node, s.Id)) continue;
+      this.log.warn({ node: node.rec.name, container: s.Id, name: s.Names[0] }, 'removing a replica placed on another node since');
+      this.command(node, 'remove', { id: s.Id, force: true, volumes: true }).catch((err: unknown) => this.log.warn({ node: node.rec.name, container: s.Id, err: errorMessage(err) }, 'could not remove an orphaned replica'));
+    }
+    return out;
+  }
+
+  private settle(node: NodeEntry, conn: Conn, m: ResultMessage): void {
+    const p = conn.pending.get(m.seq);
+    if (!p) return;
+    conn.pending.delete(m.seq);
+    if (m.error) {
+      p.reject(new SampanError(m.error.code, m.error.message));
+      return;
+    }
+    // the container as the command left it: what a `docker ps` right after must see
+    if (m.container === null) this.state.remove(p.id);
+    else if (m.container && this.state.owns(node, m.container.Id)) this.state.upsert(node, m.container);
+    p.resolve(m.value);
+  }
+
+  connected(node: NodeEntry): boolean {
+    return this.conns.get(node.rec.id)?.ws.readyState === 1;
+  }
+
+  /** Runs a command on a node over its connection; the container as it left it is in the indexes when this resolves. */
+  command<K extends CommandOp>(node: NodeEntry, op: K, args: Commands[K]['args']): Promise<Commands[K]['value']> {
+    const conn = this.conns.get(node.rec.id);
+    if (!conn || !this.connected(node)) return Promise.reject(unavailable(`node ${node.rec.name} is not connected`));
+    const seq = ++this.seq;
+    const msg: CommandMessage<K> = { type: 'command', seq, op, args };
+    return new Promise((resolve, reject) => {
+      conn.pending.set(seq, { id: args.id, op, resolve: resolve as (v: unknown) => void, reject });
+      conn.ws.send(JSON.stringify(msg));
+    });
+  }
+
+  private async hello(conn: Conn, m: HelloMessage): Promise<NodeEntry | undefined> {
+    const ws = conn.ws;
     if (!(await this.store.checkToken(m.token))) {
       this.log.warn({ node: m.nodeName, api: m.api }, 'join refused: wrong join token');
       ws.close(CLOSE_BAD_TOKEN, 'wrong join token');
@@ -153,8 +216,8 @@ export class NodeRegistry {
     if (!old || JSON.stringify({ ...old.rec, joinedAt: '' }) !== JSON.stringify({ ...rec, joinedAt: '' })) await this.store.putNode(rec);
     if (ws.readyState !== ws.OPEN) return undefined;
     const node = this.state.upsertNode(rec);
-    this.conns.get(id)?.close(CLOSE_REFUSED, 'replaced by a new connection of the same node');
-    this.conns.set(id, ws);
+    this.conns.get(id)?.ws.close(CLOSE_REFUSED, 'replaced by a new connection of the same node');
+    this.conns.set(id, conn);
     const welcome: WelcomeMessage = { type: 'welcome', nodeId: id, heartbeatMs: this.heartbeatMs };
     ws.send(JSON.stringify(welcome));
     this.log.info({ node: rec.name, id, api: rec.api, addr: rec.addr, rejoin: !!old }, 'node joined');
@@ -187,7 +250,7 @@ export class NodeRegistry {
     const limit = Date.now() - MISSED_HEARTBEATS * this.heartbeatMs;
     for (const n of this.state.nodes.values()) {
       if (n.rec.state !== 'up' || n.lastSeen >= limit) continue;
-      this.conns.get(n.rec.id)?.terminate();
+      this.conns.get(n.rec.id)?.ws.terminate();
       await this.transition(n, 'down');
     }
   }

@@ -1,8 +1,8 @@
 /**
  * What the manager knows in memory, indexed so that no query walks the cluster: nodes by id and name; containers
- * by full id, id prefix (a sorted array, binary search), name, node and label. Containers come from the nodes'
- * reports (a snapshot replaces a node's set: O(that node)); names being created are held so that a name stays
- * unique cluster-wide while its create is in flight.
+ * by full id, id prefix (buckets by the first PREFIX_LEN hex digits), name, node and label; placements (which node
+ * owns a container the manager created). Containers come from the nodes' reports (a snapshot replaces a node's set:
+ * O(that node)); names being created are held so that a name stays unique cluster-wide while its create is in flight.
  */
 import type { ReportedContainer, Reservation } from '../lib/node-protocol.js';
 import { conflict, invalid, notFound } from '../lib/errors.js';
@@ -25,23 +25,16 @@ export interface ContainerEntry {
 
 const nameOf = (s: ReportedContainer) => (s.Names[0] ?? '').replace(/^\//, '');
 
-/** The position of the first id >= key in a sorted array. */
-function lowerBound(a: string[], key: string): number {
-  let lo = 0;
-  let hi = a.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (a[mid]! < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
+/** 4,096 buckets: about 25 ids each at 100,000 containers; a shorter prefix (rare) reads the buckets it spans. */
+const PREFIX_LEN = 3;
 
 export class ClusterState {
   readonly nodes = new Map<string, NodeEntry>();
   private readonly nodesByName = new Map<string, NodeEntry>();
   private readonly containers = new Map<string, ContainerEntry>();
-  private readonly ids: string[] = [];
+  private readonly buckets = new Map<string, Set<string>>();
+  /** Container id → the node id its placement names (the containers the manager created, as etcd has them). */
+  readonly placed = new Map<string, string>();
   private readonly byName = new Map<string, string>();
   private readonly byLabel = new Map<string, Set<string>>();
   /** Names whose create is in flight, to the node chosen. */
@@ -89,7 +82,12 @@ export class ClusterState {
     if (old) this.unindex(old);
     // a container that moved (a node re-reported what another had) leaves the other's set
     if (old && old.node !== node) old.node.containers.delete(s.Id);
-    if (!old) this.ids.splice(lowerBound(this.ids, s.Id), 0, s.Id);
+    if (!old) {
+      const b = s.Id.slice(0, PREFIX_LEN);
+      let set = this.buckets.get(b);
+      if (!set) this.buckets.set(b, (set = new Set()));
+      set.add(s.Id);
+    }
     const e = { summary: s, node };
     this.containers.set(s.Id, e);
     node.containers.add(s.Id);
@@ -109,8 +107,9 @@ export class ClusterState {
     this.unindex(e);
     this.containers.delete(id);
     e.node.containers.delete(id);
-    const i = lowerBound(this.ids, id);
-    if (this.ids[i] === id) this.ids.splice(i, 1);
+    const b = this.buckets.get(id.slice(0, PREFIX_LEN));
+    b?.delete(id);
+    if (b?.size === 0) this.buckets.delete(id.slice(0, PREFIX_LEN));
   }
 
   private unindex(e: ContainerEntry): void {
@@ -129,8 +128,20 @@ export class ClusterState {
   /** Ids starting with `prefix`, in order. */
   withPrefix(prefix: string): string[] {
     const out: string[] = [];
-    for (let i = lowerBound(this.ids, prefix); i < this.ids.length && this.ids[i]!.startsWith(prefix); i++) out.push(this.ids[i]!);
-    return out;
+    const head = prefix.slice(0, PREFIX_LEN);
+    for (const [b, ids] of head.length === PREFIX_LEN ? [[head, this.buckets.get(head) ?? new Set<string>()] as const] : this.buckets) {
+      if (b.startsWith(head)) for (const id of ids) if (id.startsWith(prefix)) out.push(id);
+    }
+    return out.sort();
+  }
+
+  /**
+   * Whether a node may hold a container it reports: not when the manager placed that container on another node
+   * (a replica retried elsewhere while this node was out of reach; the node's copy is an orphan to remove).
+   */
+  owns(node: NodeEntry, id: string): boolean {
+    const p = this.placed.get(id);
+    return p === undefined || p === node.rec.id;
   }
 
   /** Docker's lookup order: full id, name (also Swarm's NODE/NAME), then a unique id prefix. */

@@ -31,8 +31,16 @@ test('the store keeps nodes, placements, batches and the token\'s hash in etcd, 
   await a.deletePlacements(['c-b']);
   assert.deepEqual([...(await b.placements())], [['c-a', { node: '1', name: 'web-1', batch: 'b1' }]]);
 
-  await a.putBatch({ id: 'b1', prefix: 'web', replicas: 1, image: 'busybox', state: 'done', createdAt: '', results: [{ name: 'web-1', node: 'n-1', id: 'c-a' }] });
-  assert.equal((await b.batch('b1'))?.results[0]?.id, 'c-a');
+  await a.putBatch({ id: 'b1', prefix: 'web', replicas: 1, image: 'busybox', state: 'done', createdAt: '', updatedAt: '', running: 1, failed: 0, errors: [] });
+  assert.equal((await b.batch('b1'))?.running, 1);
+
+  // writes made together share transactions of at most 128 operations, and every one lands
+  let txns = 0;
+  a.onWrite = () => txns++;
+  await Promise.all(Array.from({ length: 300 }, (_, i) => a.putPlacements([{ id: `many-${i}`, placement: { node: '1' } }])));
+  assert.equal(txns, 3, '300 writes of one operation in 3 transactions');
+  assert.equal([...(await b.placements())].filter(([id]) => id.startsWith('many-')).length, 300);
+  a.onWrite = undefined;
   assert.equal(await b.batch('nope'), undefined);
 
   assert.equal(await b.hasToken(), false);

@@ -1,8 +1,10 @@
 /**
  * The cluster's durable state in etcd, under /sampan/cluster/<name>/: nodes (state transitions, not heartbeats),
- * placements (which node owns which container), batches, and the join token's hash. Every write is one etcd
+ * placements (which node owns which container), batches, and the join token's hash. Every write is an etcd
  * transaction made in `write`, behind a guard compare that stands for "this manager may write": always true while
- * there is one manager; the leader's fencing compare once there are several. A second manager reads the same keys.
+ * there is one manager; the leader's fencing compare once there are several. Writes that arrive together share
+ * transactions (at most MAX_TXN_OPS operations each, etcd's default limit), so thousands of creates a second cost
+ * tens of transactions, not thousands. A second manager reads the same keys.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Etcd3, type Namespace } from 'etcd3';
@@ -33,7 +35,8 @@ export interface NodeRecord {
 
 export interface Placement {
   node: string;
-  name: string;
+  /** Absent when the engine names the container. */
+  name?: string;
   batch?: string;
 }
 
@@ -44,6 +47,7 @@ export interface BatchReplica {
   error?: string;
 }
 
+/** A batch as etcd keeps it: counts, updated while it runs; each replica's node and id are its placement. */
 export interface BatchRecord {
   id: string;
   prefix: string;
@@ -51,8 +55,13 @@ export interface BatchRecord {
   image: string;
   state: 'running' | 'done' | 'failed';
   createdAt: string;
-  results: BatchReplica[];
+  updatedAt: string;
+  running: number;
+  failed: number;
+  /** The first failures (at most MAX_BATCH_ERRORS), each with its reason. */
+  errors: Array<{ name: string; error: string }>;
 }
+export const MAX_BATCH_ERRORS = 100;
 
 type Op = { put: string; value: unknown } | { del: string };
 
@@ -60,6 +69,22 @@ type Op = { put: string; value: unknown } | { del: string };
 export type Guard = [string, 'Version' | 'Value' | 'Create' | 'Mod', '==' | '!=' | '>' | '<', string | number];
 /** Holds for any key: a missing key's version is 0. */
 const ALWAYS: Guard = ['guard', 'Version', '>', -1];
+/** etcd's --max-txn-ops default. */
+export const MAX_TXN_OPS = 128;
+/** Transactions in flight at once; the rest of the writes queue and share the next ones. */
+const TXN_IN_FLIGHT = 8;
+
+interface Queued {
+  ops: Op[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function chunks<T>(a: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < a.length; i += size) out.push(a.slice(i, i + size));
+  return out;
+}
 
 export const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 export const newToken = (): string => `SMPTKN-${randomBytes(24).toString('hex')}`;
@@ -85,9 +110,51 @@ export class ClusterStore {
     this.client.close();
   }
 
-  /** The one way state is written: all ops in one transaction, under the guard; etcd unreachable is a 503. */
-  private async write(ops: Op[]): Promise<void> {
-    if (!ops.length) return;
+  private readonly queue: Queued[] = [];
+  private inFlight = 0;
+  private pumping = false;
+
+  /**
+   * The one way state is written: `ops` (at most MAX_TXN_OPS) land in one transaction under the guard, maybe with
+   * other callers' ops; a refused guard or an unreachable etcd fails every caller of that transaction with a 503.
+   */
+  private write(ops: Op[]): Promise<void> {
+    if (!ops.length) return Promise.resolve();
+    if (ops.length > MAX_TXN_OPS) return Promise.all(chunks(ops, MAX_TXN_OPS).map((c) => this.write(c))).then(() => undefined);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ ops, resolve, reject });
+      // writes made in the same tick share transactions
+      if (!this.pumping) {
+        this.pumping = true;
+        queueMicrotask(() => {
+          this.pumping = false;
+          this.pump();
+        });
+      }
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < TXN_IN_FLIGHT && this.queue.length) {
+      const take: Queued[] = [];
+      let n = 0;
+      while (this.queue.length && n + this.queue[0]!.ops.length <= MAX_TXN_OPS) {
+        const q = this.queue.shift()!;
+        take.push(q);
+        n += q.ops.length;
+      }
+      this.inFlight++;
+      void this.commit(take.flatMap((q) => q.ops)).then(
+        () => take.forEach((q) => q.resolve()),
+        (err: unknown) => take.forEach((q) => q.reject(err)),
+      ).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  private async commit(ops: Op[]): Promise<void> {
     const [key, target, cmp, value] = this.guard;
     let ok: boolean;
     const t0 = process.hrtime.bigint();
@@ -131,7 +198,7 @@ export class ClusterStore {
     return [...(await this.readAll<NodeRecord>('nodes/')).values()];
   }
 
-  /** Placements land before any engine is told (a batch's in one transaction). */
+  /** Placements land before any engine is told. */
   putPlacements(ps: Array<{ id: string; placement: Placement }>): Promise<void> {
     return this.write(ps.map((p) => ({ put: `placements/${p.id}`, value: p.placement })));
   }

@@ -1,14 +1,19 @@
 /**
  * The node agent: an engine started with --join keeps one WebSocket open to the manager, says who it is, reports
- * its containers (a snapshot, then each change from its event bus) and heartbeats. A lost connection is retried
- * with exponential backoff and jitter, for as long as the engine runs; a refused token is not retried.
+ * its containers (a snapshot, then each change from its event bus), heartbeats, and runs the manager's commands
+ * through the same backend as the engine's Docker API. A lost connection is retried with exponential backoff and
+ * jitter, for as long as the engine runs; a refused token is not retried.
  */
 import os from 'node:os';
 import { WebSocket } from 'ws';
-import { errorMessage } from '../lib/errors.js';
+import { errorMessage, invalid, SampanError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { CLOSE_BAD_TOKEN, NODE_PROTOCOL_VERSION, nodeDialUrl, parseMessage, type EngineMessage, type ManagerMessage, type ReportedContainer } from '../lib/node-protocol.js';
+import {
+  CLOSE_BAD_TOKEN, COMMAND_OPS, NODE_PROTOCOL_VERSION, nodeDialUrl, parseMessage,
+  type CommandMessage, type EngineMessage, type ManagerMessage, type ReportedContainer, type ResultMessage,
+} from '../lib/node-protocol.js';
 import { VERSION } from '../lib/version.js';
+import { EngineContainers } from './backend/containers.js';
 import { containerSummary, statusFacts } from './backend/views.js';
 import type { ContainerRecord } from './containers/model.js';
 import type { Engine } from './engine.js';
@@ -48,6 +53,7 @@ export class NodeAgent {
   private heartbeat?: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
   private readonly url: string;
+  private readonly containers: EngineContainers;
 
   constructor(
     private readonly engine: Engine,
@@ -55,6 +61,7 @@ export class NodeAgent {
     private readonly log: Logger,
   ) {
     this.url = nodeDialUrl(o.join);
+    this.containers = new EngineContainers(engine);
     this.unsubscribe = engine.events.subscribe((ev) => {
       if (ev.Type !== 'container' || !ev.Actor.ID || ev.Action.startsWith('exec_')) return;
       const rec = engine.containers.find(ev.Actor.ID);
@@ -83,10 +90,15 @@ export class NodeAgent {
     ws.on('message', (data) => {
       let m: ManagerMessage;
       try {
-        m = parseMessage<ManagerMessage>(data, ['welcome']);
+        m = parseMessage<ManagerMessage>(data, ['welcome', 'command']);
       } catch (err) {
         this.log.warn({ err: errorMessage(err) }, 'node agent: bad message from the manager');
         ws.close();
+        return;
+      }
+      if (m.type === 'command') {
+        // answered on the connection it came on: a manager that lost the connection has failed the command already
+        void this.run(m).then((r) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(r)));
         return;
       }
       this.attempt = 0;
@@ -111,6 +123,56 @@ export class NodeAgent {
       this.log.debug({ manager: this.o.join, code, reason: reason.toString(), retryMs: Math.round(ms) }, 'node agent: disconnected');
       this.retryTimer = setTimeout(() => this.connect(), ms);
     });
+  }
+
+  /** A manager's command, answered with the container as it is afterwards (or the typed error). */
+  private async run(m: CommandMessage): Promise<ResultMessage> {
+    const c = this.containers;
+    // every op's args in one view: the switch reads those of its op
+    const a = m.args as { id: string; size?: boolean; t?: number; signal?: string; name: string; body: Record<string, unknown>; force?: boolean; volumes?: boolean };
+    try {
+      let value: unknown;
+      switch (m.op) {
+        case 'create': {
+          const { id, name, body, start } = m.args as CommandMessage<'create'>['args'];
+          if (!/^[a-f0-9]{64}$/.test(id)) throw invalid(`create: the id must be 64 hex digits, not ${id}`);
+          value = await c.create(body, name, id);
+          if (start) await c.start(id);
+          break;
+        }
+        case 'inspect':
+          value = await c.inspect(a.id, { size: !!a.size });
+          break;
+        case 'start':
+        case 'pause':
+        case 'unpause':
+          await c[m.op](a.id);
+          break;
+        case 'stop':
+        case 'restart':
+          await c[m.op](a.id, { timeout: a.t, signal: a.signal });
+          break;
+        case 'kill':
+          await c.kill(a.id, a.signal);
+          break;
+        case 'rename':
+          await c.rename(a.id, a.name);
+          break;
+        case 'update':
+          value = await c.update(a.id, a.body);
+          break;
+        case 'remove':
+          await c.remove(a.id, { force: !!a.force, volumes: !!a.volumes, link: false });
+          break;
+        default:
+          throw invalid(`unknown command ${String(m.op)}: this engine knows ${COMMAND_OPS.join(', ')}`);
+      }
+      const rec = this.engine.containers.find(a.id);
+      return { type: 'result', seq: m.seq, value, container: rec ? report(rec) : null };
+    } catch (err) {
+      const code = err instanceof SampanError ? err.code : 'INTERNAL';
+      return { type: 'result', seq: m.seq, error: { code, message: errorMessage(err) } };
+    }
   }
 
   close(): void {

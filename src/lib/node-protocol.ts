@@ -1,13 +1,16 @@
 /**
  * The node protocol between an engine and a cluster manager: one WebSocket per engine per manager, opened by the
  * engine, JSON text messages. Engine → manager: `hello`, then a full `containers` snapshot, then `heartbeat`s and
- * container `event`s. Manager → engine: `welcome` (or a close with a reason). The manager never polls an engine:
- * what it knows of a node's containers is what the node last reported.
+ * container `event`s. Manager → engine: `welcome` (or a close with a reason), then `command`s, each answered by a
+ * `result` carrying the container as it is after the command. The manager never polls an engine: what it knows of
+ * a node's containers is what the node last reported, and it drives them over this same connection (no request, no
+ * connection per command: the streams — logs, attach, exec — alone go over the engine's Docker API).
  */
 import type { StatusFacts } from './container-status.js';
-import type { ContainerSummary } from './docker-types.js';
+import type { ContainerInspect, ContainerSummary } from './docker-types.js';
+import type { ErrorCode } from './errors.js';
 
-export const NODE_PROTOCOL_VERSION = 1;
+export const NODE_PROTOCOL_VERSION = 2;
 /** WebSocket close codes of the protocol (4000-4999 are the application's). */
 export const CLOSE_BAD_TOKEN = 4001;
 export const CLOSE_REFUSED = 4002;
@@ -65,7 +68,16 @@ export interface ContainerEventMessage {
   summary?: ReportedContainer;
 }
 
-export type EngineMessage = HelloMessage | ContainersMessage | HeartbeatMessage | ContainerEventMessage;
+/** A command's answer: `container` is the container after the command (null: it is gone), `error` a typed error. */
+export interface ResultMessage {
+  type: 'result';
+  seq: number;
+  value?: unknown;
+  container?: ReportedContainer | null;
+  error?: { code: ErrorCode; message: string };
+}
+
+export type EngineMessage = HelloMessage | ContainersMessage | HeartbeatMessage | ContainerEventMessage | ResultMessage;
 
 export interface WelcomeMessage {
   type: 'welcome';
@@ -73,7 +85,36 @@ export interface WelcomeMessage {
   heartbeatMs: number;
 }
 
-export type ManagerMessage = WelcomeMessage;
+type Query = { t?: number; signal?: string };
+/**
+ * What the manager asks of an engine, with the Docker API's meaning. `create` takes the id the manager chose (its
+ * placement is in etcd before the engine is told); a create of an id the engine already has answers that container,
+ * so a command repeated after a lost answer creates nothing twice.
+ */
+export interface Commands {
+  create: { args: { id: string; name?: string; body: Record<string, unknown>; start?: boolean }; value: { Id: string; Warnings: string[] } };
+  inspect: { args: { id: string; size?: boolean }; value: ContainerInspect };
+  start: { args: { id: string }; value: undefined };
+  stop: { args: { id: string } & Query; value: undefined };
+  restart: { args: { id: string } & Query; value: undefined };
+  kill: { args: { id: string; signal?: string }; value: undefined };
+  pause: { args: { id: string }; value: undefined };
+  unpause: { args: { id: string }; value: undefined };
+  rename: { args: { id: string; name: string }; value: undefined };
+  update: { args: { id: string; body: Record<string, unknown> }; value: { Warnings: string[] } };
+  remove: { args: { id: string; force?: boolean; volumes?: boolean }; value: undefined };
+}
+export type CommandOp = keyof Commands;
+export const COMMAND_OPS: readonly CommandOp[] = ['create', 'inspect', 'start', 'stop', 'restart', 'kill', 'pause', 'unpause', 'rename', 'update', 'remove'];
+
+export interface CommandMessage<K extends CommandOp = CommandOp> {
+  type: 'command';
+  seq: number;
+  op: K;
+  args: Commands[K]['args'];
+}
+
+export type ManagerMessage = WelcomeMessage | CommandMessage;
 
 /** A message as received: parsed, and its type checked; anything else is a protocol error. */
 export function parseMessage<T extends { type: string }>(data: unknown, types: readonly T['type'][]): T {

@@ -23,20 +23,24 @@ export async function runReplicas(body: Record<string, unknown>, prefix: string 
   bar.start(replicas, 0, { failed: '' });
   let failed = 0;
   let batch: BatchRecord | undefined;
+  const perNode = new Map<string, number>();
+  const errors: string[] = [];
   for await (const m of jsonMessages<BatchLine>(res)) {
     if (m.error) throw new Error(m.error);
     if (m.batch) batch = m.batch;
     else if (m.replica) {
-      if (m.replica.error) failed++;
+      const r = m.replica;
+      if (r.error) {
+        failed++;
+        errors.push(`${r.name}: ${r.error}\n`);
+      } else if (r.node) perNode.set(r.node, (perNode.get(r.node) ?? 0) + 1);
       bar.update(Number(m.done), { failed: failed ? `(${failed} failed)` : '' });
     }
   }
   bar.stop();
   if (!batch) throw new Error('the manager ended the batch without a result');
-  const perNode = new Map<string, number>();
-  for (const r of batch.results) if (!r.error && r.node) perNode.set(r.node, (perNode.get(r.node) ?? 0) + 1);
-  for (const r of batch.results) if (r.error) process.stderr.write(`${r.name}: ${r.error}\n`);
-  const ok = batch.results.length - failed;
+  for (const e of errors) process.stderr.write(e);
+  const ok = batch.running;
   const nodes = [...perNode].sort(([a], [b]) => a.localeCompare(b)).map(([n, c]) => `${n} ${c}`).join(', ');
   process.stdout.write(`batch ${batch.id}: ${ok} of ${replicas} replicas running (${prefix}-1…${prefix}-${replicas}) in ${Date.now() - started} ms; per node: ${nodes || 'none'}\n`);
   if (failed) process.exitCode = 1;

@@ -1,18 +1,32 @@
 /**
- * What the cluster's backends share: the in-memory state, the store, a client per node, the scheduler's choice,
- * and the pass-through of streams (the engine's response piped to the client as it comes, no re-framing).
+ * What the cluster's backends share: the in-memory state, the store, commands to a node over its connection, a
+ * client per node for streams, the scheduler's choice, placements, and the pass-through of streams (the engine's
+ * response piped to the client as it comes, no re-framing).
  */
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Output } from '../../docker-api/index.js';
 import { EngineClient, type RequestOptions } from '../../lib/engine-client.js';
-import type { ContainerInspect, ContainerSummary, SwarmNode } from '../../lib/docker-types.js';
-import type { ReportedContainer } from '../../lib/node-protocol.js';
-import { isCode, notImplemented, unavailable } from '../../lib/errors.js';
+import type { SwarmNode } from '../../lib/docker-types.js';
+import type { CommandOp, Commands } from '../../lib/node-protocol.js';
+import { notImplemented, unavailable } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { place, type Candidate, type Request, type Strategy } from '../scheduler.js';
 import type { ClusterState, ContainerEntry, NodeEntry } from '../state.js';
 import type { ClusterStore } from '../store.js';
+
+/** Runs a command on a node over its node connection (the node registry). */
+export interface NodeCommander {
+  command<K extends CommandOp>(node: NodeEntry, op: K, args: Commands[K]['args']): Promise<Commands[K]['value']>;
+  connected(node: NodeEntry): boolean;
+}
+
+export interface NewPlacement {
+  id: string;
+  node: NodeEntry;
+  name?: string;
+  batch?: string;
+}
 
 export class Cluster {
   private readonly clients = new Map<string, EngineClient>();
@@ -23,8 +37,28 @@ export class Cluster {
     readonly state: ClusterState,
     readonly store: ClusterStore,
     readonly log: Logger,
+    private readonly nodes: NodeCommander,
     readonly strategy: Strategy = 'spread',
   ) {}
+
+  command<K extends CommandOp>(node: NodeEntry, op: K, args: Commands[K]['args']): Promise<Commands[K]['value']> {
+    return this.nodes.command(node, op, args);
+  }
+
+  connected(node: NodeEntry): boolean {
+    return this.nodes.connected(node);
+  }
+
+  /** Placements go to etcd before any engine is told; from then on a copy on another node is an orphan. */
+  async place(ps: NewPlacement[]): Promise<void> {
+    await this.store.putPlacements(ps.map((p) => ({ id: p.id, placement: { node: p.node.rec.id, ...(p.name && { name: p.name }), ...(p.batch && { batch: p.batch }) } })));
+    for (const p of ps) this.state.placed.set(p.id, p.node.rec.id);
+  }
+
+  async unplace(ids: string[]): Promise<void> {
+    await this.store.deletePlacements(ids);
+    for (const id of ids) this.state.placed.delete(id);
+  }
 
   client(node: NodeEntry): EngineClient {
     let c = this.clients.get(node.rec.id);
@@ -57,31 +91,6 @@ export class Cluster {
     const placed = place(cands, req, count, opts.strategy ?? this.strategy).map((c) => this.state.nodes.get(c.id)!);
     this.onSchedule?.(Number(process.hrtime.bigint() - t0) / 1e9, placed.length);
     return placed;
-  }
-
-  /** Reads a container back from its engine into the index (read-your-writes after a change), as a node reports it. */
-  async refresh(node: NodeEntry, id: string): Promise<ReportedContainer | undefined> {
-    const client = this.client(node);
-    const [list, inspect] = await Promise.all([
-      client.json<ContainerSummary[]>('GET', '/containers/json', { query: { all: true, filters: JSON.stringify({ id: [id] }) } }),
-      client.json<ContainerInspect<object, { Memory?: number; NanoCpus?: number }>>('GET', `/containers/${id}/json`).catch((err: unknown) => {
-        if (isCode(err, 'NOT_FOUND')) return undefined;
-        throw err;
-      }),
-    ]);
-    const s = list.find((c) => c.Id === id);
-    if (!s || !inspect) {
-      this.state.remove(id);
-      return undefined;
-    }
-    const st = inspect.State;
-    const r: ReportedContainer = {
-      ...s,
-      Facts: { Status: s.State, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Health: st.Health?.Status, HasBeenStarted: s.State !== 'created' },
-      Reserved: { memory: inspect.HostConfig.Memory ?? 0, nanoCpus: inspect.HostConfig.NanoCpus ?? 0 },
-    };
-    this.state.upsert(node, r);
-    return r;
   }
 
   /** Swarm classic's `Node` of a container. */

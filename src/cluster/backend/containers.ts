@@ -2,12 +2,13 @@
 import type { Readable } from 'node:stream';
 import type { AttachOptions, ContainerBackend, ContainerListOptions, Filters, LogsOptions, Output, PathStat } from '../../docker-api/index.js';
 import type { ContainerInspect, ContainerSummary, ContainerTopResponse, ContainerWaitResponse, FilesystemChange, IdResponse } from '../../lib/docker-types.js';
-import { invalid } from '../../lib/errors.js';
+import { invalid, isCode, unavailable } from '../../lib/errors.js';
+import { newId } from '../../lib/ids.js';
 import { statusText } from '../../lib/container-status.js';
-import type { ReportedContainer } from '../../lib/node-protocol.js';
+import type { Commands, ReportedContainer } from '../../lib/node-protocol.js';
 import { parseConstraints, type Request } from '../scheduler.js';
 import type { ContainerEntry, NodeEntry } from '../state.js';
-import { Cluster, notYet, passHijack, passStream } from './cluster.js';
+import { Cluster, notYet, passHijack, passStream, type NewPlacement } from './cluster.js';
 
 const nameOf = (s: ReportedContainer) => (s.Names[0] ?? '').replace(/^\//, '');
 const LISTED = new Set(['running', 'paused', 'restarting']);
@@ -92,76 +93,84 @@ export class ClusterContainers implements ContainerBackend {
     if (cname) this.c.state.reserveName(cname);
     try {
       const [node] = this.c.schedule(req, 1);
-      return await this.createOn(node!, body, cname);
+      return await this.createOn({ id: newId(), node: node!, name: cname }, body);
     } finally {
       if (cname) this.c.state.releaseName(cname);
     }
   }
 
-  /** Creates on one node, records the placement and indexes the container. */
-  async createOn(node: NodeEntry, body: Record<string, unknown>, name: string | undefined, batch?: string): Promise<IdResponse> {
-    const r = await this.c.client(node).json<IdResponse>('POST', '/containers/create', { query: { name }, body });
-    const s = await this.c.refresh(node, r.Id);
-    await this.c.store.putPlacements([{ id: r.Id, placement: { node: node.rec.id, name: s ? nameOf(s) : name ?? '', ...(batch ? { batch } : {}) } }]);
-    return r;
+  /**
+   * Creates (and with `start`, starts) under the id the manager chose, its placement in etcd first. A create that
+   * failed leaves neither container nor placement; one whose answer was lost (the node's connection went) keeps
+   * its placement: repeating it on the same id, here or on another node, creates nothing twice.
+   */
+  async createOn(p: NewPlacement, body: Record<string, unknown>, o: { start?: boolean; placed?: boolean } = {}): Promise<IdResponse> {
+    const start = !!o.start;
+    if (!this.c.connected(p.node)) throw unavailable(`node ${p.node.rec.name} is not connected`);
+    if (!o.placed) await this.c.place([p]);
+    try {
+      return await this.c.command(p.node, 'create', { id: p.id, ...(p.name && { name: p.name }), body, ...(start && { start }) });
+    } catch (err) {
+      if (!isCode(err, 'UNAVAILABLE')) {
+        // created but not started: gone with its placement, as if never made
+        if (start) await this.c.command(p.node, 'remove', { id: p.id, force: true, volumes: true }).catch(() => undefined);
+        await this.c.unplace([p.id]).catch(() => undefined);
+      }
+      throw err;
+    }
   }
 
   async inspect(id: string, o: { size: boolean }): Promise<ContainerInspect> {
-    const { entry, client } = this.c.owner(id);
-    const r = await client.json<ContainerInspect>('GET', `/containers/${entry.summary.Id}/json`, { query: { size: o.size } });
+    const { entry } = this.c.owner(id);
+    const r = await this.c.command(entry.node, 'inspect', { id: entry.summary.Id, ...(o.size && { size: true }) });
     return { ...r, Node: Cluster.swarmNode(entry.node) };
   }
 
-  /** A change on the owner, then its new state read back. */
-  private async change(ref: string, action: string, query: Record<string, string | number | boolean | undefined> = {}, body?: object): Promise<void> {
-    const { entry, client } = this.c.owner(ref);
-    await client.request('POST', `/containers/${entry.summary.Id}/${action}`, { query, body });
-    await this.c.refresh(entry.node, entry.summary.Id);
+  /** A command on the owner; the container as it left it is in the indexes when this returns. */
+  private async on<K extends 'start' | 'stop' | 'restart' | 'kill' | 'pause' | 'unpause' | 'rename' | 'update'>(ref: string, op: K, args: Omit<Commands[K]['args'], 'id'>): Promise<Commands[K]['value']> {
+    const { entry } = this.c.owner(ref);
+    return this.c.command(entry.node, op, { ...args, id: entry.summary.Id } as Commands[K]['args']);
   }
 
-  start(id: string): Promise<void> {
-    return this.change(id, 'start');
+  async start(id: string): Promise<void> {
+    await this.on(id, 'start', {});
   }
-  stop(id: string, o: { timeout?: number; signal?: string }): Promise<void> {
-    return this.change(id, 'stop', { t: o.timeout, signal: o.signal });
+  async stop(id: string, o: { timeout?: number; signal?: string }): Promise<void> {
+    await this.on(id, 'stop', { t: o.timeout, signal: o.signal });
   }
-  restart(id: string, o: { timeout?: number; signal?: string }): Promise<void> {
-    return this.change(id, 'restart', { t: o.timeout, signal: o.signal });
+  async restart(id: string, o: { timeout?: number; signal?: string }): Promise<void> {
+    await this.on(id, 'restart', { t: o.timeout, signal: o.signal });
   }
-  kill(id: string, signal?: string): Promise<void> {
-    return this.change(id, 'kill', { signal });
+  async kill(id: string, signal?: string): Promise<void> {
+    await this.on(id, 'kill', { signal });
   }
-  pause(id: string): Promise<void> {
-    return this.change(id, 'pause');
+  async pause(id: string): Promise<void> {
+    await this.on(id, 'pause', {});
   }
-  unpause(id: string): Promise<void> {
-    return this.change(id, 'unpause');
+  async unpause(id: string): Promise<void> {
+    await this.on(id, 'unpause', {});
   }
 
   async rename(id: string, name: string): Promise<void> {
     const to = name.replace(/^\//, '');
     this.c.state.reserveName(to);
     try {
-      await this.change(id, 'rename', { name: to });
+      await this.on(id, 'rename', { name: to });
     } finally {
       this.c.state.releaseName(to);
     }
   }
 
-  async update(id: string, body: Record<string, unknown>): Promise<{ Warnings: string[] }> {
-    const { entry, client } = this.c.owner(id);
-    const r = await client.json<{ Warnings: string[] }>('POST', `/containers/${entry.summary.Id}/update`, { body });
-    await this.c.refresh(entry.node, entry.summary.Id);
-    return r;
+  update(id: string, body: Record<string, unknown>): Promise<{ Warnings: string[] }> {
+    return this.on(id, 'update', { body });
   }
 
   async remove(ref: string, o: { force: boolean; volumes: boolean; link: boolean }): Promise<void> {
     if (o.link) notYet('removing a legacy link');
-    const { entry, client } = this.c.owner(ref);
+    const { entry } = this.c.owner(ref);
     const id = entry.summary.Id;
-    await client.request('DELETE', `/containers/${id}`, { query: { force: o.force, v: o.volumes } });
-    this.c.state.remove(id);
-    await this.c.store.deletePlacements([id]);
+    await this.c.command(entry.node, 'remove', { id, force: o.force, volumes: o.volumes });
+    if (this.c.state.placed.has(id)) await this.c.unplace([id]);
   }
 
   async wait(ref: string, condition: 'not-running' | 'next-exit' | 'removed', signal: AbortSignal): Promise<{ result: Promise<ContainerWaitResponse> }> {

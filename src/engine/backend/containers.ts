@@ -104,8 +104,8 @@ export class EngineContainers implements ContainerBackend {
     }
   }
 
-  create(body: unknown, name: string | undefined): Promise<IdResponse> {
-    return this.svc.create(body, name);
+  create(body: unknown, name: string | undefined, id?: string): Promise<IdResponse> {
+    return this.svc.create(body, name, id);
   }
 
   async inspect(id: string, o: { size: boolean }): Promise<ContainerInspect> {

@@ -31,7 +31,9 @@ const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
  * (create, start, stop, kill, restart, pause, update, remove, rename).
  */
 export class ContainerService extends ContainerAttach {
-  async create(rawBody: unknown, name?: string): Promise<{ Id: string; Warnings: string[] }> {
+  /** `id`: the one a cluster manager chose; a create of an id that exists answers that container (a repeated command). */
+  async create(rawBody: unknown, name?: string, id = newId()): Promise<{ Id: string; Warnings: string[] }> {
+    if (this.records.has(id)) return { Id: id, Warnings: [] };
     const body = parseBody(CreateBodySchema, rawBody, 'create container');
     if (name !== undefined && name !== '') {
       const n = name.replace(/^\//, '');
@@ -41,7 +43,6 @@ export class ContainerService extends ContainerAttach {
     const image = this.d.images.resolve(body.Image);
     const hostConfig = normalizeHostConfig(body.HostConfig as Record<string, unknown>);
     const warnings = [...(await checkResources(body.Labels, hostConfig)), ...logConfigWarnings(hostConfig.LogConfig)];
-    const id = newId();
     const { config, path: p, args } = mergeConfig(body, image, id);
     let cname = name || randomName();
     while (!name && this.names.has(cname)) cname = `${randomName()}_${Math.floor(Math.random() * 100)}`;
