@@ -15,6 +15,7 @@
 # Usage (from the repo root, as root, after npm run build):  bash bench/cluster/run.sh
 # Env: BENCH_HOSTS ("1000 10000")  BENCH_CONTAINERS (10)  BENCH_START_LATENCY (50)  BENCH_HEARTBEAT (5000, as shipped)
 #      BENCH_JOIN_TIMEOUT (600 s: past it the run goes on with the engines that joined)  BENCH_STEADY (30)  BENCH_LOOKUPS (200)  BENCH_CHURN_ROUNDS (3)  BENCH_SETTLE (15)  BENCH_REPLICAS_<N>
+#      BENCH_MANAGER_NODE_ARGS: node flags for the manager (e.g. --cpu-prof --cpu-prof-dir=DIR)
 #      BENCH_OUT=FILE also writes the results table (markdown) to FILE;  KEEP_LOGS=DIR keeps the manager's and sim's logs
 # Results and how to read them: docs/benchmarks.md ("Cluster: scale").
 set -uo pipefail
@@ -75,7 +76,7 @@ run_one() {
     --initial-cluster default=http://127.0.0.1:$((port + 1)) --quota-backend-bytes $((8 << 30)) >"$T/etcd-$n.log" 2>&1 &
   ETCD_PID=$!
   for _ in $(seq 50); do curl -s -m1 http://127.0.0.1:$port/health | grep -q true && break; sleep 0.2; done
-  node bin/sampan cluster manager --etcd http://127.0.0.1:$port --listen "unix://$T/cluster.sock" --node-listen "unix://$T/node.sock" \
+  node ${BENCH_MANAGER_NODE_ARGS:-} bin/sampan cluster manager --etcd http://127.0.0.1:$port --listen "unix://$T/cluster.sock" --node-listen "unix://$T/node.sock" \
     --name "bench$n" --join-token "$TOKEN" --heartbeat "$HB" >"$T/manager-$n.log" 2>&1 &
   MGR_PID=$!
   wait_ping "$T/cluster.sock" 30 || die "the manager did not start: $(tail -5 "$T/manager-$n.log")"

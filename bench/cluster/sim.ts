@@ -123,7 +123,7 @@ class SimEngine {
     });
   }
 
-  /** A manager's command, as the engine's agent answers it. */
+  /** A manager's command, as the engine's agent answers it: no events for what the command changed, the result says it. */
   private async run(m: CommandMessage): Promise<ResultMessage> {
     const a = m.args as { id: string; name?: string; body?: Record<string, unknown>; start?: boolean };
     const fail = (code: 'NOT_FOUND' | 'CONFLICT' | 'NOT_IMPLEMENTED', message: string): ResultMessage => ({ type: 'result', seq: m.seq, error: { code, message } });
@@ -135,7 +135,6 @@ class SimEngine {
       const b = a.body ?? {};
       const hc = (b.HostConfig ?? {}) as { Memory?: number; NanoCpus?: number };
       c = this.add(name, String(b.Image), (b.Labels ?? {}) as Record<string, string>, hc.Memory ?? 0, hc.NanoCpus ?? 0, a.id);
-      this.send({ type: 'event', action: 'create', id: c.id, summary: summary(c) });
       value = { Id: c.id, Warnings: [] };
     }
     if (!c) return fail('NOT_FOUND', `No such container: ${a.id}`);
@@ -143,13 +142,10 @@ class SimEngine {
       await new Promise((r) => setTimeout(r, START_LATENCY_MS));
       c.state = 'running';
       c.startedAt = new Date().toISOString();
-      this.send({ type: 'event', action: 'start', id: c.id, summary: summary(c) });
     } else if (m.op === 'stop' || m.op === 'kill') {
       c.state = 'exited';
-      this.send({ type: 'event', action: 'die', id: c.id, summary: summary(c) });
     } else if (m.op === 'remove') {
       this.containers.delete(c.id);
-      this.send({ type: 'event', action: 'destroy', id: c.id });
       return { type: 'result', seq: m.seq, container: null };
     } else if (m.op === 'inspect') value = inspect(c);
     else if (m.op !== 'create') return fail('NOT_IMPLEMENTED', `the simulator does not do ${m.op}`);

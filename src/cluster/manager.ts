@@ -89,7 +89,12 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
       const req = validateBatch(await ctx.json());
       let res: ReturnType<typeof ctx.stream> | undefined;
       const b = await runBatch(cluster, backends.containers, req, (replica, done) => {
-        res ??= ctx.stream('application/x-ndjson');
+        if (!res) res = ctx.stream('application/x-ndjson');
+        // the lines of one tick go out in one write: thousands of replicas land a second
+        if (!res.writableCorked) {
+          res.cork();
+          setImmediate((r: typeof res) => r?.uncork(), res);
+        }
         res.write(JSON.stringify({ replica, done, total: req.replicas }) + '\n');
       });
       metrics.batchReplicas.inc({ result: 'running' }, b.running);

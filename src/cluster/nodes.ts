@@ -7,13 +7,14 @@
 import http from 'node:http';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
 import { errorMessage, invalid, SampanError, unavailable } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import {
   CLOSE_BAD_TOKEN, CLOSE_REFUSED, CLOSE_SHUTDOWN, NODE_PROTOCOL_VERSION, parseMessage,
   type CommandMessage, type CommandOp, type Commands, type EngineMessage, type HelloMessage, type ReportedContainer, type ResultMessage, type WelcomeMessage,
 } from '../lib/node-protocol.js';
+import { RELAY_PATH, serveRelayLink, type NodeSocket } from './relay-link.js';
 import type { ClusterState, NodeEntry } from './state.js';
 import type { Availability, ClusterStore, NodeRecord } from './store.js';
 
@@ -55,7 +56,7 @@ interface Pending {
 
 /** A node's live connection and the commands it has not answered yet. */
 interface Conn {
-  ws: WebSocket;
+  ws: NodeSocket;
   pending: Map<number, Pending>;
 }
 
@@ -84,7 +85,14 @@ export class NodeRegistry {
     const server = http.createServer((_req, res) => res.writeHead(426).end('the node endpoint speaks WebSocket\n'));
     this.server = server;
     this.wss = new WebSocketServer({ server, maxPayload: 64 << 20 });
-    this.wss.on('connection', (ws) => this.accept(ws));
+    // a relay's link carries many engines' connections, each accepted as an engine's own
+    this.wss.on('connection', (ws, req) => {
+      if (req.url === RELAY_PATH) {
+        this.log.info('node relay connected');
+        ws.on('close', () => this.log.info('node relay disconnected'));
+        serveRelayLink(ws, (s) => this.accept(s), (err) => this.log.warn({ err: err.message }, 'node relay link error'));
+      } else this.accept(ws);
+    });
     const listening = new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.once('listening', resolve);
@@ -107,7 +115,7 @@ export class NodeRegistry {
     this.log.info({ addr, heartbeatMs: this.heartbeatMs }, 'node endpoint listening');
   }
 
-  private accept(ws: WebSocket): void {
+  private accept(ws: NodeSocket): void {
     let node: NodeEntry | undefined;
     const conn: Conn = { ws, pending: new Map() };
     const helloTimer = setTimeout(() => ws.close(CLOSE_REFUSED, 'no hello'), HELLO_TIMEOUT_MS);
@@ -214,7 +222,7 @@ export class NodeRegistry {
     };
     // written only when something a second manager must know changed, not at every reconnect
     if (!old || JSON.stringify({ ...old.rec, joinedAt: '' }) !== JSON.stringify({ ...rec, joinedAt: '' })) await this.store.putNode(rec);
-    if (ws.readyState !== ws.OPEN) return undefined;
+    if (ws.readyState !== 1) return undefined; // the engine left while etcd answered
     const node = this.state.upsertNode(rec);
     this.conns.get(id)?.ws.close(CLOSE_REFUSED, 'replaced by a new connection of the same node');
     this.conns.set(id, conn);

@@ -54,6 +54,8 @@ export class NodeAgent {
   private readonly unsubscribe: () => void;
   private readonly url: string;
   private readonly containers: EngineContainers;
+  /** Containers a command of this manager is changing: their events are left out, the command's result says it all. */
+  private readonly commanding = new Map<string, number>();
 
   constructor(
     private readonly engine: Engine,
@@ -63,7 +65,7 @@ export class NodeAgent {
     this.url = nodeDialUrl(o.join);
     this.containers = new EngineContainers(engine);
     this.unsubscribe = engine.events.subscribe((ev) => {
-      if (ev.Type !== 'container' || !ev.Actor.ID || ev.Action.startsWith('exec_')) return;
+      if (ev.Type !== 'container' || !ev.Actor.ID || ev.Action.startsWith('exec_') || this.commanding.has(ev.Actor.ID)) return;
       const rec = engine.containers.find(ev.Actor.ID);
       this.send({ type: 'event', action: ev.Action, id: ev.Actor.ID, ...(rec ? { summary: report(rec) } : {}) });
     });
@@ -130,6 +132,7 @@ export class NodeAgent {
     const c = this.containers;
     // every op's args in one view: the switch reads those of its op
     const a = m.args as { id: string; size?: boolean; t?: number; signal?: string; name: string; body: Record<string, unknown>; force?: boolean; volumes?: boolean };
+    this.commanding.set(a.id, (this.commanding.get(a.id) ?? 0) + 1);
     try {
       let value: unknown;
       switch (m.op) {
@@ -171,7 +174,14 @@ export class NodeAgent {
       return { type: 'result', seq: m.seq, value, container: rec ? report(rec) : null };
     } catch (err) {
       const code = err instanceof SampanError ? err.code : 'INTERNAL';
+      // what a failed command changed (a create that could not start) is reported as any change is
+      const rec = this.engine.containers.find(a.id);
+      if (rec) this.send({ type: 'event', action: 'update', id: a.id, summary: report(rec) });
       return { type: 'result', seq: m.seq, error: { code, message: errorMessage(err) } };
+    } finally {
+      const n = this.commanding.get(a.id)! - 1;
+      if (n) this.commanding.set(a.id, n);
+      else this.commanding.delete(a.id);
     }
   }
 

@@ -18,7 +18,7 @@ interface TestbedOpts {
   logLevel?: string;
 }
 
-/** `sampan cluster manager|token|testbed`; the cluster's modules (etcd's client among them) load only when one runs. */
+/** `sampan cluster manager|relay|token|testbed`; the cluster's modules (etcd's client among them) load only when one runs. */
 export function registerCluster(program: Command): void {
   const cluster = program.command('cluster').description('the cluster: its manager, join tokens, and a testbed of emulated hosts on this machine');
   cluster
@@ -42,6 +42,27 @@ export function registerCluster(program: Command): void {
       });
       const m = await startManager(cfg);
       await m.done;
+      process.exit(0);
+    });
+  cluster
+    .command('relay')
+    .description('run a node relay in the foreground: engines join it as they would a manager, and it carries all their connections to the manager over one link (for clusters with more hosts than a manager can hold sockets)')
+    .requiredOption('--manager <addr>', 'the manager\'s node endpoint: unix:///PATH or ws://127.0.0.1:PORT')
+    .requiredOption('--listen <addr>', 'where engines join the relay: unix:///PATH or ws://127.0.0.1:PORT')
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
+    .action(async (o: { manager: string; listen: string; logLevel: string }) => {
+      const { startRelay } = await import('../../cluster/index.js');
+      const { nodeDialUrl } = await import('../../lib/node-protocol.js');
+      // the same addresses an engine may join: the join tokens must not cross a network in clear
+      for (const [flag, v] of [['--manager', o.manager], ['--listen', o.listen]] as const) {
+        try {
+          nodeDialUrl(v);
+        } catch {
+          throw invalid(`${flag} ${v}: use unix:///PATH or ws://127.0.0.1:PORT`);
+        }
+      }
+      const r = await startRelay({ manager: o.manager, listen: o.listen }, createLogger('sampan-relay', o.logLevel));
+      await r.done;
       process.exit(0);
     });
   cluster
