@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { errorMessage, invalid } from '../lib/errors.js';
 import type { ClusterContainers } from './backend/containers.js';
-import { schedulingRequest } from './backend/containers.js';
 import { mapLimit, type Cluster } from './backend/index.js';
+import { schedulingRequest } from './request.js';
 import { STRATEGIES, type Strategy } from './scheduler.js';
 import type { NodeEntry } from './state.js';
 import type { BatchRecord, BatchReplica } from './store.js';
@@ -43,7 +43,7 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
       c.state.reserveName(n);
       held.push(n);
     }
-    const nodes = c.schedule(req, names.length, { strategy: b.strategy });
+    const nodes = await c.schedule(req, names.length, { strategy: b.strategy });
     const rec: BatchRecord = {
       id: randomBytes(8).toString('hex'), prefix: b.prefix, replicas: b.replicas, image: String(b.config.Image), state: 'running',
       createdAt: new Date().toISOString(), results: names.map((name, i) => ({ name, node: nodes[i]!.rec.name })),
@@ -66,7 +66,7 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
         // what the failed attempt may have left (created, not started) goes before the retry takes its name
         await containers.remove(name, { force: true, volumes: true, link: false }).catch(() => undefined);
         try {
-          node = c.schedule(req, 1, { exclude: new Set([node.rec.id]), strategy: b.strategy })[0]!;
+          node = (await c.schedule(req, 1, { exclude: new Set([node.rec.id]), strategy: b.strategy }))[0]!;
           r.node = node.rec.name;
           r.id = await one(node, name);
         } catch (err) {

@@ -1,11 +1,13 @@
 /**
  * What the manager knows in memory, indexed so that no query walks the cluster: nodes by id and name; containers
- * by full id, id prefix (a sorted array, binary search), name, node and label. Containers come from the nodes'
+ * by full id, id prefix (a sorted array, binary search), name, node, label and published host port; each node's
+ * images by ref. Containers come from the nodes'
  * reports (a snapshot replaces a node's set: O(that node)); names being created are held so that a name stays
  * unique cluster-wide while its create is in flight.
  */
-import type { ReportedContainer, Reservation } from '../lib/node-protocol.js';
+import type { NodeImage, ReportedContainer, Reservation } from '../lib/node-protocol.js';
 import { conflict, invalid, notFound } from '../lib/errors.js';
+import { isPattern, matcher, type HostPort, type Holders, type Rule } from './scheduler.js';
 import type { NodeRecord } from './store.js';
 
 export interface NodeEntry {
@@ -14,6 +16,8 @@ export interface NodeEntry {
   containers: Set<string>;
   /** Images on the node, as its last heartbeat said. */
   images: number;
+  /** The refs its images answer to (ids, short ids, tags, `NAME` for `NAME:latest`), as it last reported them. */
+  imageRefs: Set<string>;
   /** What its containers reserve, summed. */
   reserved: Reservation;
 }
@@ -37,13 +41,19 @@ function lowerBound(a: string[], key: string): number {
   return lo;
 }
 
-export class ClusterState {
+const portKey = (port: number | undefined, proto: string) => `${port}/${proto}`;
+/** Two bindings of one port clash unless both name an address, and different ones. */
+const clash = (a: string | undefined, b: string) => !a || a === '0.0.0.0' || a === '::' || !b || a === b;
+
+/** The scheduler's view of what the nodes hold (Holders), answered from the indexes. */
+export class ClusterState implements Holders {
   readonly nodes = new Map<string, NodeEntry>();
   private readonly nodesByName = new Map<string, NodeEntry>();
   private readonly containers = new Map<string, ContainerEntry>();
   private readonly ids: string[] = [];
   private readonly byName = new Map<string, string>();
   private readonly byLabel = new Map<string, Set<string>>();
+  private readonly byPort = new Map<string, Set<string>>();
   /** Names whose create is in flight, to the node chosen. */
   private readonly pending = new Set<string>();
 
@@ -70,7 +80,7 @@ export class ClusterState {
       e.rec = rec;
       e.lastSeen = now;
     } else {
-      e = { rec, lastSeen: now, containers: new Set(), images: 0, reserved: { memory: 0, nanoCpus: 0 } };
+      e = { rec, lastSeen: now, containers: new Set(), images: 0, imageRefs: new Set(), reserved: { memory: 0, nanoCpus: 0 } };
       this.nodes.set(rec.id, e);
     }
     this.nodesByName.set(rec.name, e);
@@ -82,6 +92,19 @@ export class ClusterState {
     const keep = new Set(list.map((s) => s.Id));
     for (const id of [...node.containers]) if (!keep.has(id)) this.remove(id);
     for (const s of list) this.upsert(node, s);
+  }
+
+  /** A node's images as it reported them: its refs replaced, O(its images). */
+  setNodeImages(node: NodeEntry, images: NodeImage[]): void {
+    node.imageRefs = new Set();
+    for (const img of images) {
+      const hex = img.Id.replace(/^sha256:/, '');
+      for (const r of [img.Id, hex, hex.slice(0, 12)]) node.imageRefs.add(r);
+      for (const t of img.RepoTags ?? []) {
+        node.imageRefs.add(t);
+        if (t.endsWith(':latest')) node.imageRefs.add(t.slice(0, -7));
+      }
+    }
   }
 
   upsert(node: NodeEntry, s: ReportedContainer): void {
@@ -99,6 +122,13 @@ export class ClusterState {
     for (const [k, v] of Object.entries(s.Labels ?? {})) for (const key of [k, `${k}=${v}`]) {
       let set = this.byLabel.get(key);
       if (!set) this.byLabel.set(key, (set = new Set()));
+      set.add(s.Id);
+    }
+    for (const p of s.Ports ?? []) {
+      if (!p.PublicPort) continue;
+      const key = portKey(p.PublicPort, p.Type);
+      let set = this.byPort.get(key);
+      if (!set) this.byPort.set(key, (set = new Set()));
       set.add(s.Id);
     }
   }
@@ -123,6 +153,12 @@ export class ClusterState {
       const set = this.byLabel.get(key);
       set?.delete(id);
       if (set?.size === 0) this.byLabel.delete(key);
+    }
+    for (const p of e.summary.Ports ?? []) {
+      const key = portKey(p.PublicPort, p.Type);
+      const set = this.byPort.get(key);
+      set?.delete(id);
+      if (set?.size === 0) this.byPort.delete(key);
     }
   }
 
@@ -166,6 +202,35 @@ export class ClusterState {
   /** Containers carrying a label (`k` or `k=v`). */
   withLabel(key: string): Set<string> {
     return this.byLabel.get(key) ?? new Set();
+  }
+
+  affinity(a: Rule): Set<string> {
+    const out = new Set<string>();
+    const match = matcher(a.value);
+    const addNodeOf = (ids: Iterable<string>, test: (e: ContainerEntry) => boolean = () => true) => {
+      for (const id of ids) {
+        const e = this.containers.get(id);
+        if (e && test(e)) out.add(e.node.rec.id);
+      }
+    };
+    if (a.key === 'image') {
+      for (const n of this.nodes.values()) if (isPattern(a.value) ? [...n.imageRefs].some(match) : n.imageRefs.has(a.value)) out.add(n.rec.id);
+    } else if (a.key === 'container') {
+      // a plain value is Docker's lookup (id, name, unique id prefix); a pattern is tried on every name and id
+      if (!isPattern(a.value)) addNodeOf([this.find(a.value)?.summary.Id ?? '']);
+      else addNodeOf(this.containers.keys(), (e) => match(e.summary.Id) || match(nameOf(e.summary)));
+    } else if (!isPattern(a.value)) addNodeOf(this.withLabel(`${a.key}=${a.value}`));
+    else addNodeOf(this.withLabel(a.key), (e) => match(e.summary.Labels[a.key]));
+    return out;
+  }
+
+  port(p: HostPort): Set<string> {
+    const out = new Set<string>();
+    for (const id of this.byPort.get(portKey(p.port, p.proto)) ?? []) {
+      const e = this.containers.get(id)!;
+      if (e.summary.Ports.some((q) => q.PublicPort === p.port && q.Type === p.proto && clash(q.IP, p.ip))) out.add(e.node.rec.id);
+    }
+    return out;
   }
 
   entry(id: string): ContainerEntry | undefined {

@@ -1,7 +1,7 @@
 /**
  * The node protocol between an engine and a cluster manager: one WebSocket per engine per manager, opened by the
- * engine, JSON text messages. Engine → manager: `hello`, then a full `containers` snapshot, then `heartbeat`s and
- * container `event`s. Manager → engine: `welcome` (or a close with a reason). The manager never polls an engine:
+ * engine, JSON text messages. Engine → manager: `hello`, then a full `containers` snapshot, then `heartbeat`s,
+ * container `event`s and its `images` whenever they changed. Manager → engine: `welcome` (or a close with a reason). The manager never polls an engine:
  * what it knows of a node's containers is what the node last reported.
  */
 import type { StatusFacts } from './container-status.js';
@@ -57,6 +57,18 @@ export interface HeartbeatMessage {
   images: number;
 }
 
+/** An image on a node: what image affinities match. */
+export interface NodeImage {
+  Id: string;
+  RepoTags: string[];
+}
+
+/** The node's images, in full: after each welcome, then only when they changed (the scheduler's image affinity). */
+export interface ImagesMessage {
+  type: 'images';
+  images: NodeImage[];
+}
+
 /** A container changed (`summary`), or is gone (no summary: destroy). */
 export interface ContainerEventMessage {
   type: 'event';
@@ -65,7 +77,7 @@ export interface ContainerEventMessage {
   summary?: ReportedContainer;
 }
 
-export type EngineMessage = HelloMessage | ContainersMessage | HeartbeatMessage | ContainerEventMessage;
+export type EngineMessage = HelloMessage | ContainersMessage | HeartbeatMessage | ImagesMessage | ContainerEventMessage;
 
 export interface WelcomeMessage {
   type: 'welcome';
