@@ -8,8 +8,8 @@
 import { invalid } from '../lib/errors.js';
 import { STRATEGIES, type HostPort, type Request, type Rule, type Strategy } from './scheduler.js';
 
-export const LABEL_PREFIX = 'com.sampan.constraint.';
-export const STRATEGY_LABEL = 'com.sampan.scheduler.strategy';
+const LABEL_PREFIX = 'com.sampan.constraint.';
+const STRATEGY_LABEL = 'com.sampan.scheduler.strategy';
 const SWARM_LABELS = { constraint: 'com.docker.swarm.constraints', affinity: 'com.docker.swarm.affinities' } as const;
 type Kind = keyof typeof SWARM_LABELS;
 

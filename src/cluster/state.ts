@@ -1,9 +1,8 @@
 /**
  * What the manager knows in memory, indexed so that no query walks the cluster: nodes by id and name; containers
  * by full id, id prefix (a sorted array, binary search), name, node, label and published host port; each node's
- * images by ref. Containers come from the nodes'
- * reports (a snapshot replaces a node's set: O(that node)); names being created are held so that a name stays
- * unique cluster-wide while its create is in flight.
+ * images by ref. Containers and images come from the nodes' reports (a snapshot replaces a node's set: O(that
+ * node)); names being created are held so that a name stays unique cluster-wide while its create is in flight.
  */
 import type { NodeImage, ReportedContainer, Reservation } from '../lib/node-protocol.js';
 import { conflict, invalid, notFound } from '../lib/errors.js';
@@ -41,7 +40,21 @@ function lowerBound(a: string[], key: string): number {
   return lo;
 }
 
-const portKey = (port: number | undefined, proto: string) => `${port}/${proto}`;
+function addTo(index: Map<string, Set<string>>, key: string, id: string): void {
+  let set = index.get(key);
+  if (!set) index.set(key, (set = new Set()));
+  set.add(id);
+}
+
+function deleteFrom(index: Map<string, Set<string>>, key: string, id: string): void {
+  const set = index.get(key);
+  set?.delete(id);
+  if (set?.size === 0) index.delete(key);
+}
+
+const portKey = (port: number, proto: string) => `${port}/${proto}`;
+/** The host ports a container publishes, as keys of the port index. */
+const published = (s: ReportedContainer) => (s.Ports ?? []).flatMap((p) => (p.PublicPort ? [portKey(p.PublicPort, p.Type)] : []));
 /** Two bindings of one port clash unless both name an address, and different ones. */
 const clash = (a: string | undefined, b: string) => !a || a === '0.0.0.0' || a === '::' || !b || a === b;
 
@@ -119,18 +132,8 @@ export class ClusterState implements Holders {
     node.reserved.memory += s.Reserved.memory;
     node.reserved.nanoCpus += s.Reserved.nanoCpus;
     this.byName.set(nameOf(s), s.Id);
-    for (const [k, v] of Object.entries(s.Labels ?? {})) for (const key of [k, `${k}=${v}`]) {
-      let set = this.byLabel.get(key);
-      if (!set) this.byLabel.set(key, (set = new Set()));
-      set.add(s.Id);
-    }
-    for (const p of s.Ports ?? []) {
-      if (!p.PublicPort) continue;
-      const key = portKey(p.PublicPort, p.Type);
-      let set = this.byPort.get(key);
-      if (!set) this.byPort.set(key, (set = new Set()));
-      set.add(s.Id);
-    }
+    for (const [k, v] of Object.entries(s.Labels ?? {})) for (const key of [k, `${k}=${v}`]) addTo(this.byLabel, key, s.Id);
+    for (const key of published(s)) addTo(this.byPort, key, s.Id);
   }
 
   remove(id: string): void {
@@ -149,17 +152,8 @@ export class ClusterState implements Holders {
     e.node.reserved.nanoCpus -= e.summary.Reserved.nanoCpus;
     const name = nameOf(e.summary);
     if (this.byName.get(name) === id) this.byName.delete(name);
-    for (const [k, v] of Object.entries(e.summary.Labels ?? {})) for (const key of [k, `${k}=${v}`]) {
-      const set = this.byLabel.get(key);
-      set?.delete(id);
-      if (set?.size === 0) this.byLabel.delete(key);
-    }
-    for (const p of e.summary.Ports ?? []) {
-      const key = portKey(p.PublicPort, p.Type);
-      const set = this.byPort.get(key);
-      set?.delete(id);
-      if (set?.size === 0) this.byPort.delete(key);
-    }
+    for (const [k, v] of Object.entries(e.summary.Labels ?? {})) for (const key of [k, `${k}=${v}`]) deleteFrom(this.byLabel, key, id);
+    for (const key of published(e.summary)) deleteFrom(this.byPort, key, id);
   }
 
   /** Ids starting with `prefix`, in order. */
