@@ -10,8 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { errorMessage, invalid } from '../lib/errors.js';
 import { newId } from '../lib/ids.js';
 import type { ClusterContainers } from './backend/containers.js';
-import { schedulingRequest } from './backend/containers.js';
 import type { Cluster } from './backend/index.js';
+import { schedulingRequest } from './request.js';
 import { STRATEGIES, type Strategy } from './scheduler.js';
 import type { NodeEntry } from './state.js';
 import { MAX_BATCH_ERRORS, type BatchRecord } from './store.js';
@@ -95,7 +95,7 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
       c.state.reserveName(n);
       held.push(n);
     }
-    const nodes = c.schedule(req, names.length, { strategy: b.strategy });
+    const nodes = await c.schedule(req, names.length, { strategy: b.strategy });
     const now = new Date().toISOString();
     const rec: BatchRecord = {
       id: randomBytes(8).toString('hex'), prefix: b.prefix, replicas: b.replicas, image: String(b.config.Image), state: 'running',
@@ -120,7 +120,7 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
           const failed: NodeEntry = r.node;
           c.log.warn({ batch: rec.id, replica: r.name, node: failed.rec.name, err: errorMessage(first) }, 'replica failed: retrying on another node');
           try {
-            const [node] = c.schedule(req, 1, { exclude: new Set([failed.rec.id]), strategy: b.strategy });
+            const [node] = await c.schedule(req, 1, { exclude: new Set([failed.rec.id]), strategy: b.strategy });
             out.node = node!.rec.name;
             await containers.createOn({ ...r, node: node! }, body, { start: true });
           } catch (err) {

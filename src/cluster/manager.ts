@@ -11,6 +11,7 @@ import { gracefulStop } from '../lib/lifecycle.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { Cluster, clusterBackends } from './backend/index.js';
 import { runBatch, validateBatch } from './batch.js';
+import { ExternalScheduler } from './external.js';
 import { ClusterMetrics } from './metrics.js';
 import { NodeRegistry, validateNodeUpdate } from './nodes.js';
 import { STRATEGIES } from './scheduler.js';
@@ -29,6 +30,9 @@ export const ManagerConfigSchema = z.strictObject({
   joinToken: z.string().min(16).optional(),
   heartbeatMs: z.number().int().min(100).max(60_000).default(5000),
   strategy: z.enum(STRATEGIES as ['spread', 'binpack', 'random']).default('spread'),
+  /** An external scheduler: it places what passed the filters (docs/cluster.md, "External scheduler"). */
+  schedulerUrl: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional(),
+  schedulerTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });
 
@@ -59,7 +63,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const store = ClusterStore.connect(cfg.etcd, cfg.name);
   const state = new ClusterState();
   const nodes = new NodeRegistry(state, store, log, cfg.heartbeatMs);
-  const cluster = new Cluster(state, store, log, nodes, cfg.strategy);
+  const cluster = new Cluster(state, store, log, nodes, cfg.strategy, cfg.schedulerUrl ? new ExternalScheduler(cfg.schedulerUrl, cfg.schedulerTimeoutMs) : undefined);
   const backends = clusterBackends(cluster, cfg.name);
   const api = new DockerApiServer(backends, log, 'sampan_cluster_');
   const metrics = new ClusterMetrics(state);
@@ -109,7 +113,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     store.close();
     throw err;
   }
-  log.info({ name: cfg.name, listen: cfg.listen, nodeListen: cfg.nodeListen, etcd: cfg.etcd, nodes: state.nodes.size }, 'cluster manager started');
+  log.info({ name: cfg.name, listen: cfg.listen, nodeListen: cfg.nodeListen, etcd: cfg.etcd, nodes: state.nodes.size, schedulerUrl: cfg.schedulerUrl }, 'cluster manager started');
   const { done, shutdown } = gracefulStop(async () => {
     log.info('shutting down');
     await api.close();

@@ -131,7 +131,7 @@ export class NodeRegistry {
     ws.on('message', (data) => {
       let m: EngineMessage;
       try {
-        m = parseMessage<EngineMessage>(data, ['hello', 'containers', 'heartbeat', 'event', 'result']);
+        m = parseMessage<EngineMessage>(data, ['hello', 'containers', 'heartbeat', 'images', 'event', 'result']);
       } catch (err) {
         this.log.warn({ node: node?.rec.name, err: errorMessage(err) }, 'node protocol error');
         ws.close(CLOSE_REFUSED, 'protocol error');
@@ -152,6 +152,7 @@ export class NodeRegistry {
       node.lastSeen = Date.now();
       if (node.rec.state === 'down') void this.transition(node, 'up');
       if (m.type === 'heartbeat') node.images = m.images;
+      else if (m.type === 'images') this.state.setNodeImages(node, m.images);
       else if (m.type === 'containers') this.state.setNodeContainers(node, this.owned(node, m.containers));
       else if (m.type === 'event') {
         if (!m.summary) this.state.remove(m.id);

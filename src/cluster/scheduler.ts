@@ -1,11 +1,10 @@
 /**
- * The scheduler, pure: filters (node up and not drained, constraints, memory and CPU reservations against capacity), then a strategy
- * (`spread`: fewest containers; `binpack`: most containers that still fit; `random`), one pass for a whole batch.
- * Constraints are Swarm classic's: `constraint:KEY==VALUE` or `!=` in the env, and Sampan's labels
- * `com.sampan.constraint.KEY=[!=]VALUE`; KEY `node` is the node's name, any other key one of its labels; VALUE may
- * hold `*` globs, or be /a regexp/.
+ * The scheduler, pure: filters (node up and not drained, constraints, affinities, free host ports, memory and CPU
+ * reservations against capacity, then the soft rules where they leave a node), then a strategy (`spread`: fewest
+ * containers; `binpack`: most containers that still fit; `random`), one pass for a whole batch. Rules are Swarm
+ * classic's (request.ts parses them): KEY==VALUE or !=, soft as ==~ or !=~; VALUE may hold `*` globs, or be /a regexp/.
  */
-import { conflict, invalid } from '../lib/errors.js';
+import { conflict } from '../lib/errors.js';
 
 export type Strategy = 'spread' | 'binpack' | 'random';
 export const STRATEGIES: readonly Strategy[] = ['spread', 'binpack', 'random'];
@@ -24,89 +23,119 @@ export interface Candidate {
   reserved: { memory: number; nanoCpus: number };
 }
 
-export interface Constraint {
+/**
+ * A constraint (KEY `node`: the node's name; any other: one of its labels) or an affinity (KEY `container`: a
+ * container's name or id; `image`: an image's id or tag; any other: a container's label).
+ */
+export interface Rule {
   key: string;
   op: '==' | '!=';
+  /** Preferred, not required: dropped when it would leave no node. */
+  soft: boolean;
   value: string;
   /** As the user wrote it, for the error that names it. */
   text: string;
 }
 
+/** A host port a container publishes (a fixed HostPort): one per node. */
+export interface HostPort {
+  port: number;
+  proto: string;
+  /** The host IP bound; '' is every address. */
+  ip: string;
+  /** `8080/tcp`, for the error that names it. */
+  text: string;
+}
+
 export interface Request {
-  constraints: Constraint[];
+  image: string;
+  labels: Record<string, string>;
+  constraints: Rule[];
+  affinities: Rule[];
+  ports: HostPort[];
   memory: number;
   nanoCpus: number;
+  /** The request's own strategy (a label), over the cluster's. */
+  strategy?: Strategy;
 }
 
-const ENV_CONSTRAINT = /^constraint:([\w.-]+)(==|!=)(.*)$/;
-export const LABEL_PREFIX = 'com.sampan.constraint.';
-
-/** The constraints of a create, and its env without them (they are for the scheduler, not the container). */
-export function parseConstraints(env: string[], labels: Record<string, string>): { constraints: Constraint[]; env: string[] } {
-  const constraints: Constraint[] = [];
-  const rest: string[] = [];
-  for (const e of env) {
-    if (!e.startsWith('constraint:')) {
-      rest.push(e);
-      continue;
-    }
-    const m = ENV_CONSTRAINT.exec(e);
-    if (!m) throw invalid(`invalid constraint ${JSON.stringify(e.slice(11))}: use constraint:KEY==VALUE or constraint:KEY!=VALUE`);
-    constraints.push({ key: m[1]!, op: m[2] as '==' | '!=', value: m[3]!, text: `${m[1]}${m[2]}${m[3]}` });
-  }
-  for (const [k, v] of Object.entries(labels)) {
-    if (!k.startsWith(LABEL_PREFIX)) continue;
-    const key = k.slice(LABEL_PREFIX.length);
-    const neg = v.startsWith('!=');
-    const value = neg ? v.slice(2) : v.replace(/^==/, '');
-    constraints.push({ key, op: neg ? '!=' : '==', value, text: `${key}${neg ? '!=' : '=='}${value}` });
-  }
-  return { constraints, env: rest };
+/** What is on the nodes, for affinities and ports: the cluster's indexes answer (state.ts). */
+export interface Holders {
+  /** The ids of the nodes holding what an affinity names. */
+  affinity(a: Rule): Set<string>;
+  /** The ids of the nodes where a container already publishes this host port. */
+  port(p: HostPort): Set<string>;
 }
 
-function valueMatches(pattern: string, actual: string | undefined): boolean {
-  if (actual === undefined) return false;
-  if (pattern.length > 1 && pattern.startsWith('/') && pattern.endsWith('/')) return new RegExp(pattern.slice(1, -1)).test(actual);
-  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i');
-  return re.test(actual);
+export const NO_HOLDERS: Holders = { affinity: () => new Set(), port: () => new Set() };
+
+const isRegexp = (pattern: string) => pattern.length > 1 && pattern.startsWith('/') && pattern.endsWith('/');
+/** A value with a glob or a /regexp/: matched against each candidate, not looked up. */
+export const isPattern = (pattern: string) => isRegexp(pattern) || pattern.includes('*');
+
+/** A compiled VALUE: /regexp/ as is, `*` globs anchored and case-insensitive, anything else equal (case-insensitive). */
+export function matcher(pattern: string): (actual: string | undefined) => boolean {
+  const re = isRegexp(pattern)
+    ? new RegExp(pattern.slice(1, -1))
+    : new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i');
+  return (actual) => actual !== undefined && re.test(actual);
 }
 
-export function meets(n: Candidate, c: Constraint): boolean {
-  const actual = c.key === 'node' ? n.name : n.labels[c.key];
-  const hit = valueMatches(c.value, actual);
+export function meets(n: Candidate, c: Rule): boolean {
+  const hit = matcher(c.value)(c.key === 'node' ? n.name : n.labels[c.key]);
   return c.op === '==' ? hit : !hit;
 }
 
 /** The nodes a request may go to; none is a 409 naming what no node meets. */
-export function filterNodes(nodes: Candidate[], req: Request): Candidate[] {
+export function filterNodes(nodes: Candidate[], req: Request, holders: Holders = NO_HOLDERS): Candidate[] {
   let left = nodes.filter((n) => n.up);
   if (!left.length) throw conflict('no node of the cluster is up');
   left = left.filter((n) => !n.drained);
   if (!left.length) throw conflict('every node of the cluster that is up is drained');
-  for (const c of req.constraints) {
-    left = left.filter((n) => meets(n, c));
-    if (!left.length) throw conflict(`unable to find a node that satisfies the constraint ${c.text}`);
+  const soft: Array<(n: Candidate) => boolean> = [];
+  const keep = (pred: (n: Candidate) => boolean, unmet: string) => {
+    left = left.filter(pred);
+    if (!left.length) throw conflict(`unable to find a node ${unmet}`);
+  };
+  const rule = (r: Rule, pred: (n: Candidate) => boolean, what: string) => (r.soft ? soft.push(pred) : keep(pred, `that satisfies the ${what} ${r.text}`));
+  for (const c of req.constraints) rule(c, (n) => meets(n, c), 'constraint');
+  for (const a of req.affinities) {
+    const holding = holders.affinity(a);
+    rule(a, (n) => holding.has(n.id) === (a.op === '=='), 'affinity');
   }
-  if (req.memory > 0) {
-    left = left.filter((n) => n.capacity.memTotal - n.reserved.memory >= req.memory);
-    if (!left.length) throw conflict(`unable to find a node with ${req.memory} bytes of memory unreserved`);
+  for (const p of req.ports) {
+    const used = holders.port(p);
+    keep((n) => !used.has(n.id), `with port ${p.text} available`);
   }
-  if (req.nanoCpus > 0) {
-    left = left.filter((n) => n.capacity.ncpu * 1e9 - n.reserved.nanoCpus >= req.nanoCpus);
-    if (!left.length) throw conflict(`unable to find a node with ${req.nanoCpus / 1e9} CPUs unreserved`);
+  if (req.memory > 0) keep((n) => n.capacity.memTotal - n.reserved.memory >= req.memory, `with ${req.memory} bytes of memory unreserved`);
+  if (req.nanoCpus > 0) keep((n) => n.capacity.ncpu * 1e9 - n.reserved.nanoCpus >= req.nanoCpus, `with ${req.nanoCpus / 1e9} CPUs unreserved`);
+  for (const pred of soft) {
+    const kept = left.filter(pred);
+    if (kept.length) left = kept;
+  }
+  return left;
+}
+
+/** The nodes for a batch of `count`: filtered, and enough of them when each can hold one replica (a fixed host port). */
+export function filterForBatch(nodes: Candidate[], req: Request, count: number, holders: Holders = NO_HOLDERS): Candidate[] {
+  const left = filterNodes(nodes, req, holders);
+  if (req.ports.length && left.length < count) {
+    throw conflict(`only ${left.length} of ${count} replicas can be placed: each publishes port ${req.ports.map((p) => p.text).join(', ')}, free on ${left.length} node${left.length === 1 ? '' : 's'}`);
   }
   return left;
 }
 
 /**
  * Places `count` replicas in one pass: the node of each, in order. Each placement counts toward the next, so a
- * batch spreads as single creates would; reservations are charged as they are placed.
+ * batch spreads as single creates would; reservations are charged as they are placed, and a node that took a
+ * replica publishing a fixed host port takes no other.
  */
-export function place(nodes: Candidate[], req: Request, count: number, strategy: Strategy = 'spread', random: () => number = Math.random): Candidate[] {
-  const pool = filterNodes(nodes, req).map((n) => ({ n, containers: n.containers, memory: n.reserved.memory, nanoCpus: n.reserved.nanoCpus }));
+export function place(nodes: Candidate[], req: Request, count: number, strategy: Strategy = 'spread', o: { holders?: Holders; random?: () => number } = {}): Candidate[] {
+  const random = o.random ?? Math.random;
+  const pool = filterForBatch(nodes, req, count, o.holders).map((n) => ({ n, containers: n.containers, memory: n.reserved.memory, nanoCpus: n.reserved.nanoCpus, taken: false }));
   const out: Candidate[] = [];
   for (let i = 0; i < count; i++) {
-    const fits = pool.filter((p) => p.n.capacity.memTotal - p.memory >= req.memory && p.n.capacity.ncpu * 1e9 - p.nanoCpus >= req.nanoCpus);
+    const fits = pool.filter((p) => !p.taken && p.n.capacity.memTotal - p.memory >= req.memory && p.n.capacity.ncpu * 1e9 - p.nanoCpus >= req.nanoCpus);
     if (!fits.length) throw conflict(`only ${i} of ${count} replicas fit the cluster's unreserved memory and CPUs`);
     let pick = fits[0]!;
     if (strategy === 'random') pick = fits[Math.floor(random() * fits.length)]!;
@@ -114,6 +143,7 @@ export function place(nodes: Candidate[], req: Request, count: number, strategy:
     pick.containers++;
     pick.memory += req.memory;
     pick.nanoCpus += req.nanoCpus;
+    pick.taken = req.ports.length > 0;
     out.push(pick.n);
   }
   return out;

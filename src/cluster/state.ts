@@ -1,11 +1,13 @@
 /**
  * What the manager knows in memory, indexed so that no query walks the cluster: nodes by id and name; containers
- * by full id, id prefix (buckets by the first PREFIX_LEN hex digits), name, node and label; placements (which node
- * owns a container the manager created). Containers come from the nodes' reports (a snapshot replaces a node's set:
- * O(that node)); names being created are held so that a name stays unique cluster-wide while its create is in flight.
+ * by full id, id prefix (buckets by the first PREFIX_LEN hex digits), name, node, label and published host port;
+ * placements (which node owns a container the manager created); each node's images by ref. Containers and images
+ * come from the nodes' reports (a snapshot replaces a node's set: O(that node)); names being created are held so
+ * that a name stays unique cluster-wide while its create is in flight.
  */
-import type { ReportedContainer, Reservation } from '../lib/node-protocol.js';
+import type { NodeImage, ReportedContainer, Reservation } from '../lib/node-protocol.js';
 import { conflict, invalid, notFound } from '../lib/errors.js';
+import { isPattern, matcher, type HostPort, type Holders, type Rule } from './scheduler.js';
 import type { NodeRecord } from './store.js';
 
 export interface NodeEntry {
@@ -14,6 +16,8 @@ export interface NodeEntry {
   containers: Set<string>;
   /** Images on the node, as its last heartbeat said. */
   images: number;
+  /** The refs its images answer to (ids, short ids, tags, `NAME` for `NAME:latest`), as it last reported them. */
+  imageRefs: Set<string>;
   /** What its containers reserve, summed. */
   reserved: Reservation;
 }
@@ -28,7 +32,26 @@ const nameOf = (s: ReportedContainer) => (s.Names[0] ?? '').replace(/^\//, '');
 /** 4,096 buckets: about 25 ids each at 100,000 containers; a shorter prefix (rare) reads the buckets it spans. */
 const PREFIX_LEN = 3;
 
-export class ClusterState {
+function addTo(index: Map<string, Set<string>>, key: string, id: string): void {
+  let set = index.get(key);
+  if (!set) index.set(key, (set = new Set()));
+  set.add(id);
+}
+
+function deleteFrom(index: Map<string, Set<string>>, key: string, id: string): void {
+  const set = index.get(key);
+  set?.delete(id);
+  if (set?.size === 0) index.delete(key);
+}
+
+const portKey = (port: number, proto: string) => `${port}/${proto}`;
+/** The host ports a container publishes, as keys of the port index. */
+const published = (s: ReportedContainer) => (s.Ports ?? []).flatMap((p) => (p.PublicPort ? [portKey(p.PublicPort, p.Type)] : []));
+/** Two bindings of one port clash unless both name an address, and different ones. */
+const clash = (a: string | undefined, b: string) => !a || a === '0.0.0.0' || a === '::' || !b || a === b;
+
+/** The scheduler's view of what the nodes hold (Holders), answered from the indexes. */
+export class ClusterState implements Holders {
   readonly nodes = new Map<string, NodeEntry>();
   private readonly nodesByName = new Map<string, NodeEntry>();
   private readonly containers = new Map<string, ContainerEntry>();
@@ -37,6 +60,7 @@ export class ClusterState {
   readonly placed = new Map<string, string>();
   private readonly byName = new Map<string, string>();
   private readonly byLabel = new Map<string, Set<string>>();
+  private readonly byPort = new Map<string, Set<string>>();
   /** Names whose create is in flight, to the node chosen. */
   private readonly pending = new Set<string>();
 
@@ -63,7 +87,7 @@ export class ClusterState {
       e.rec = rec;
       e.lastSeen = now;
     } else {
-      e = { rec, lastSeen: now, containers: new Set(), images: 0, reserved: { memory: 0, nanoCpus: 0 } };
+      e = { rec, lastSeen: now, containers: new Set(), images: 0, imageRefs: new Set(), reserved: { memory: 0, nanoCpus: 0 } };
       this.nodes.set(rec.id, e);
     }
     this.nodesByName.set(rec.name, e);
@@ -75,6 +99,19 @@ export class ClusterState {
     const keep = new Set(list.map((s) => s.Id));
     for (const id of [...node.containers]) if (!keep.has(id)) this.remove(id);
     for (const s of list) this.upsert(node, s);
+  }
+
+  /** A node's images as it reported them: its refs replaced, O(its images). */
+  setNodeImages(node: NodeEntry, images: NodeImage[]): void {
+    node.imageRefs = new Set();
+    for (const img of images) {
+      const hex = img.Id.replace(/^sha256:/, '');
+      for (const r of [img.Id, hex, hex.slice(0, 12)]) node.imageRefs.add(r);
+      for (const t of img.RepoTags ?? []) {
+        node.imageRefs.add(t);
+        if (t.endsWith(':latest')) node.imageRefs.add(t.slice(0, -7));
+      }
+    }
   }
 
   upsert(node: NodeEntry, s: ReportedContainer): void {
@@ -94,11 +131,8 @@ export class ClusterState {
     node.reserved.memory += s.Reserved.memory;
     node.reserved.nanoCpus += s.Reserved.nanoCpus;
     this.byName.set(nameOf(s), s.Id);
-    for (const [k, v] of Object.entries(s.Labels ?? {})) for (const key of [k, `${k}=${v}`]) {
-      let set = this.byLabel.get(key);
-      if (!set) this.byLabel.set(key, (set = new Set()));
-      set.add(s.Id);
-    }
+    for (const [k, v] of Object.entries(s.Labels ?? {})) for (const key of [k, `${k}=${v}`]) addTo(this.byLabel, key, s.Id);
+    for (const key of published(s)) addTo(this.byPort, key, s.Id);
   }
 
   remove(id: string): void {
@@ -118,11 +152,8 @@ export class ClusterState {
     e.node.reserved.nanoCpus -= e.summary.Reserved.nanoCpus;
     const name = nameOf(e.summary);
     if (this.byName.get(name) === id) this.byName.delete(name);
-    for (const [k, v] of Object.entries(e.summary.Labels ?? {})) for (const key of [k, `${k}=${v}`]) {
-      const set = this.byLabel.get(key);
-      set?.delete(id);
-      if (set?.size === 0) this.byLabel.delete(key);
-    }
+    for (const [k, v] of Object.entries(e.summary.Labels ?? {})) for (const key of [k, `${k}=${v}`]) deleteFrom(this.byLabel, key, id);
+    for (const key of published(e.summary)) deleteFrom(this.byPort, key, id);
   }
 
   /** Ids starting with `prefix`, in order. */
@@ -177,6 +208,35 @@ export class ClusterState {
   /** Containers carrying a label (`k` or `k=v`). */
   withLabel(key: string): Set<string> {
     return this.byLabel.get(key) ?? new Set();
+  }
+
+  affinity(a: Rule): Set<string> {
+    const out = new Set<string>();
+    const match = matcher(a.value);
+    const addNodeOf = (ids: Iterable<string>, test: (e: ContainerEntry) => boolean = () => true) => {
+      for (const id of ids) {
+        const e = this.containers.get(id);
+        if (e && test(e)) out.add(e.node.rec.id);
+      }
+    };
+    if (a.key === 'image') {
+      for (const n of this.nodes.values()) if (isPattern(a.value) ? [...n.imageRefs].some(match) : n.imageRefs.has(a.value)) out.add(n.rec.id);
+    } else if (a.key === 'container') {
+      // a plain value is Docker's lookup (id, name, unique id prefix); a pattern is tried on every name and id
+      if (!isPattern(a.value)) addNodeOf([this.find(a.value)?.summary.Id ?? '']);
+      else addNodeOf(this.containers.keys(), (e) => match(e.summary.Id) || match(nameOf(e.summary)));
+    } else if (!isPattern(a.value)) addNodeOf(this.withLabel(`${a.key}=${a.value}`));
+    else addNodeOf(this.withLabel(a.key), (e) => match(e.summary.Labels[a.key]));
+    return out;
+  }
+
+  port(p: HostPort): Set<string> {
+    const out = new Set<string>();
+    for (const id of this.byPort.get(portKey(p.port, p.proto)) ?? []) {
+      const e = this.containers.get(id)!;
+      if (e.summary.Ports.some((q) => q.PublicPort === p.port && q.Type === p.proto && clash(q.IP, p.ip))) out.add(e.node.rec.id);
+    }
+    return out;
   }
 
   entry(id: string): ContainerEntry | undefined {

@@ -107,7 +107,15 @@ export class NodeAgent {
       this.welcomed = true;
       this.log.info({ manager: this.o.join, nodeId: m.nodeId }, 'joined the cluster');
       this.send({ type: 'containers', containers: this.engine.containers.list().map(report) });
-      const beat = () => this.send({ type: 'heartbeat', images: this.engine.images.store.list().length });
+      let sentImages = '';
+      const beat = () => {
+        const images = this.engine.images.store.list().map((i) => ({ Id: i.id, RepoTags: i.repoTags }));
+        this.send({ type: 'heartbeat', images: images.length });
+        // the list goes only when it changed: a heartbeat stays small however many images the node has
+        const text = JSON.stringify(images);
+        if (text !== sentImages) this.send({ type: 'images', images });
+        sentImages = text;
+      };
       beat();
       clearInterval(this.heartbeat);
       this.heartbeat = setInterval(beat, m.heartbeatMs);

@@ -1,10 +1,11 @@
 /**
  * The node protocol between an engine and a cluster manager: one WebSocket per engine per manager, opened by the
- * engine, JSON text messages. Engine → manager: `hello`, then a full `containers` snapshot, then `heartbeat`s and
- * container `event`s. Manager → engine: `welcome` (or a close with a reason), then `command`s, each answered by a
- * `result` carrying the container as it is after the command. The manager never polls an engine: what it knows of
- * a node's containers is what the node last reported, and it drives them over this same connection (no request, no
- * connection per command: the streams — logs, attach, exec — alone go over the engine's Docker API).
+ * engine, JSON text messages. Engine → manager: `hello`, then a full `containers` snapshot, then `heartbeat`s,
+ * container `event`s and its `images` whenever they changed. Manager → engine: `welcome` (or a close with a
+ * reason), then `command`s, each answered by a `result` carrying the container as it is after the command. The
+ * manager never polls an engine: what it knows of a node's containers is what the node last reported, and it drives
+ * them over this same connection (no request, no connection per command: the streams — logs, attach, exec — alone
+ * go over the engine's Docker API).
  */
 import type { StatusFacts } from './container-status.js';
 import type { ContainerInspect, ContainerSummary } from './docker-types.js';
@@ -60,6 +61,18 @@ export interface HeartbeatMessage {
   images: number;
 }
 
+/** An image on a node: what image affinities match. */
+export interface NodeImage {
+  Id: string;
+  RepoTags: string[];
+}
+
+/** The node's images, in full: after each welcome, then only when they changed (the scheduler's image affinity). */
+export interface ImagesMessage {
+  type: 'images';
+  images: NodeImage[];
+}
+
 /** A container changed (`summary`), or is gone (no summary: destroy). */
 export interface ContainerEventMessage {
   type: 'event';
@@ -77,7 +90,7 @@ export interface ResultMessage {
   error?: { code: ErrorCode; message: string };
 }
 
-export type EngineMessage = HelloMessage | ContainersMessage | HeartbeatMessage | ContainerEventMessage | ResultMessage;
+export type EngineMessage = HelloMessage | ContainersMessage | HeartbeatMessage | ImagesMessage | ContainerEventMessage | ResultMessage;
 
 export interface WelcomeMessage {
   type: 'welcome';

@@ -31,6 +31,8 @@ export function registerCluster(program: Command): void {
     .option('--join-token <token>', 'the join token engines must present (default: the one in etcd; see `sampan cluster token`)')
     .option('--heartbeat <ms>', 'heartbeat interval asked of the engines; a node missed for 3 is down (default 5000)', count('--heartbeat'))
     .addOption(new Option('--strategy <s>', 'placement strategy (default spread)').choices(['spread', 'binpack', 'random']))
+    .option('--scheduler-url <url>', 'an external scheduler: it is POSTed the request and the nodes that passed the filters, and answers the placements')
+    .option('--scheduler-timeout <ms>', 'how long the external scheduler may take to answer (default 5000)', count('--scheduler-timeout'))
     .option('--config <file>', 'JSON config file; flags and SAMPAN_CLUSTER_* override it')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (o: Record<string, unknown>) => {
@@ -38,7 +40,8 @@ export function registerCluster(program: Command): void {
       const cfg = await loadManagerConfig({
         config: o.config as string | undefined, etcd: o.etcd as string[] | undefined, listen: o.listen as string | undefined,
         nodeListen: o.nodeListen as string | undefined, name: o.name as string | undefined, joinToken: o.joinToken as string | undefined,
-        heartbeatMs: o.heartbeat as number | undefined, strategy: o.strategy as 'spread' | undefined, logLevel: o.logLevel as 'info' | undefined,
+        heartbeatMs: o.heartbeat as number | undefined, strategy: o.strategy as 'spread' | undefined,
+        schedulerUrl: o.schedulerUrl as string | undefined, schedulerTimeoutMs: o.schedulerTimeout as number | undefined, logLevel: o.logLevel as 'info' | undefined,
       });
       const m = await startManager(cfg);
       await m.done;

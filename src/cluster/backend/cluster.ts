@@ -11,7 +11,8 @@ import type { SwarmNode } from '../../lib/docker-types.js';
 import type { CommandOp, Commands } from '../../lib/node-protocol.js';
 import { notImplemented, unavailable } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
-import { place, type Candidate, type Request, type Strategy } from '../scheduler.js';
+import type { ExternalScheduler } from '../external.js';
+import { filterForBatch, place, type Candidate, type Request, type Strategy } from '../scheduler.js';
 import type { ClusterState, ContainerEntry, NodeEntry } from '../state.js';
 import type { ClusterStore } from '../store.js';
 
@@ -39,6 +40,8 @@ export class Cluster {
     readonly log: Logger,
     private readonly nodes: NodeCommander,
     readonly strategy: Strategy = 'spread',
+    /** When set, it places what passed the filters, instead of the strategy. */
+    readonly external?: ExternalScheduler,
   ) {}
 
   command<K extends CommandOp>(node: NodeEntry, op: K, args: Commands[K]['args']): Promise<Commands[K]['value']> {
@@ -84,11 +87,14 @@ export class Cluster {
     }));
   }
 
-  /** Nodes for `count` replicas, one scheduling pass. */
-  schedule(req: Request, count: number, opts: { exclude?: Set<string>; strategy?: Strategy } = {}): NodeEntry[] {
+  /** Nodes for `count` replicas, one scheduling pass: the strategy (the batch's, the request's, the cluster's) or the external scheduler. */
+  async schedule(req: Request, count: number, opts: { exclude?: Set<string>; strategy?: Strategy } = {}): Promise<NodeEntry[]> {
     const t0 = process.hrtime.bigint();
     const cands = this.candidates().filter((c) => !opts.exclude?.has(c.id));
-    const placed = place(cands, req, count, opts.strategy ?? this.strategy).map((c) => this.state.nodes.get(c.id)!);
+    const chosen = this.external
+      ? await this.external.place(req, count, filterForBatch(cands, req, count, this.state))
+      : place(cands, req, count, opts.strategy ?? req.strategy ?? this.strategy, { holders: this.state });
+    const placed = chosen.map((c) => this.state.nodes.get(c.id)!);
     this.onSchedule?.(Number(process.hrtime.bigint() - t0) / 1e9, placed.length);
     return placed;
   }

@@ -6,21 +6,12 @@ import { invalid, isCode, unavailable } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import { statusText } from '../../lib/container-status.js';
 import type { Commands, ReportedContainer } from '../../lib/node-protocol.js';
-import { parseConstraints, type Request } from '../scheduler.js';
+import { schedulingRequest } from '../request.js';
 import type { ContainerEntry, NodeEntry } from '../state.js';
 import { Cluster, notYet, passHijack, passStream, type NewPlacement } from './cluster.js';
 
 const nameOf = (s: ReportedContainer) => (s.Names[0] ?? '').replace(/^\//, '');
 const LISTED = new Set(['running', 'paused', 'restarting']);
-
-/** A create's body, split into what the scheduler needs and what the engine gets. */
-export function schedulingRequest(body: unknown): { req: Request; body: Record<string, unknown> } {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw invalid('the request body must be a container config object');
-  const b = body as Record<string, unknown> & { Env?: string[]; Labels?: Record<string, string>; HostConfig?: { Memory?: number; NanoCpus?: number } };
-  const { constraints, env } = parseConstraints(Array.isArray(b.Env) ? b.Env : [], b.Labels ?? {});
-  const req = { constraints, memory: Number(b.HostConfig?.Memory ?? 0), nanoCpus: Number(b.HostConfig?.NanoCpus ?? 0) };
-  return { req, body: { ...b, Env: env } };
-}
 
 export class ClusterContainers implements ContainerBackend {
   constructor(private readonly c: Cluster) {}
@@ -92,7 +83,7 @@ export class ClusterContainers implements ContainerBackend {
     const cname = name?.replace(/^\//, '');
     if (cname) this.c.state.reserveName(cname);
     try {
-      const [node] = this.c.schedule(req, 1);
+      const [node] = await this.c.schedule(req, 1);
       return await this.createOn({ id: newId(), node: node!, name: cname }, body);
     } finally {
       if (cname) this.c.state.releaseName(cname);

@@ -186,7 +186,7 @@ class ClusterSystem implements SystemBackend {
       else if (e.summary.State === 'paused') paused++;
     }
     const total = this.c.state.containerCount;
-    const status: Array<[string, string]> = [['Role', 'primary'], ['Strategy', this.c.strategy], ['Filters', 'health, constraint, reservations'], ['Nodes', String(nodes.length)]];
+    const status: Array<[string, string]> = [['Role', 'primary'], ['Strategy', this.c.external ? `external ${this.c.external.url}` : this.c.strategy], ['Filters', 'health, constraint, affinity, port, reservations'], ['Nodes', String(nodes.length)]];
     for (const n of nodes) {
       status.push([` ${n.rec.name}`, n.rec.api]);
       status.push(['  └ Status', n.rec.state === 'up' ? 'Healthy' : 'Unhealthy']);
