@@ -5,7 +5,7 @@
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Output } from '../../docker-api/index.js';
-import { EngineClient, type RequestOptions } from '../../lib/engine-client.js';
+import { EngineClient, type RequestOptions, type TlsFiles } from '../../lib/engine-client.js';
 import type { ContainerInspect, ContainerSummary, SwarmNode } from '../../lib/docker-types.js';
 import type { ReportedContainer } from '../../lib/node-protocol.js';
 import { isCode, notImplemented, unavailable } from '../../lib/errors.js';
@@ -24,11 +24,13 @@ export class Cluster {
     readonly store: ClusterStore,
     readonly log: Logger,
     readonly strategy: Strategy = 'spread',
+    /** The manager's certificate (and the engines' CA) for engines whose API is tcp://: they accept mutual TLS only. */
+    private readonly engineTls?: TlsFiles,
   ) {}
 
   client(node: NodeEntry): EngineClient {
     let c = this.clients.get(node.rec.id);
-    if (!c || c.host !== node.rec.api) this.clients.set(node.rec.id, (c = new EngineClient({ host: node.rec.api })));
+    if (!c || c.host !== node.rec.api) this.clients.set(node.rec.id, (c = new EngineClient({ host: node.rec.api, ...(this.engineTls && { tls: this.engineTls }) })));
     return c;
   }
 
