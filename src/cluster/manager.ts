@@ -78,8 +78,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const store = ClusterStore.connect(cfg.etcd, cfg.name);
   const state = new ClusterState();
   const nodes = new NodeRegistry(state, store, log, cfg.heartbeatMs);
-  const engineTls = cfg.engineTlscacert || cfg.engineTlscert || cfg.engineTlskey ? { ca: cfg.engineTlscacert, cert: cfg.engineTlscert, key: cfg.engineTlskey } : undefined;
-  const cluster = new Cluster(state, store, log, cfg.strategy, engineTls);
+  const cluster = new Cluster(state, store, log, cfg.strategy, { ca: cfg.engineTlscacert, cert: cfg.engineTlscert, key: cfg.engineTlskey });
   const backends = clusterBackends(cluster, cfg.name);
   const api = new DockerApiServer(backends, log, 'sampan_cluster_');
   const metrics = new ClusterMetrics(state);

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { WebSocket } from 'ws';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { isTlsError, type readTls } from '../lib/tls.js';
+import { isTlsError, type TlsMaterial } from '../lib/tls.js';
 import { CLOSE_BAD_TOKEN, NODE_PROTOCOL_VERSION, nodeDialUrl, parseMessage, type EngineMessage, type ManagerMessage, type ReportedContainer } from '../lib/node-protocol.js';
 import { VERSION } from '../lib/version.js';
 import { containerSummary, statusFacts } from './backend/views.js';
@@ -25,7 +25,7 @@ export interface JoinOptions {
   /** The engine's API address the manager uses (its first --host). */
   api: string;
   /** For a wss:// join: the CA the manager's certificate must chain to, and the certificate this engine presents. */
-  tls?: Awaited<ReturnType<typeof readTls>>;
+  tls?: TlsMaterial;
 }
 
 /** The host's first IPv4 address that is not loopback nor one of the engine's own bridges or veths. */

@@ -12,8 +12,10 @@ export interface TlsPaths {
   key: string;
 }
 
-/** The three files read, for a TLS client or server. */
-export async function readTls(p: TlsPaths): Promise<Required<Pick<SecureContextOptions, 'ca' | 'cert' | 'key'>>> {
+/** The three files' contents, for a TLS client or server. */
+export type TlsMaterial = Required<Pick<SecureContextOptions, 'ca' | 'cert' | 'key'>>;
+
+export async function readTls(p: TlsPaths): Promise<TlsMaterial> {
   const [ca, cert, key] = await Promise.all([fs.readFile(p.ca), fs.readFile(p.cert), fs.readFile(p.key)]);
   return { ca, cert, key };
 }

@@ -25,12 +25,12 @@ export class Cluster {
     readonly log: Logger,
     readonly strategy: Strategy = 'spread',
     /** The manager's certificate (and the engines' CA) for engines whose API is tcp://: they accept mutual TLS only. */
-    private readonly engineTls?: TlsFiles,
+    private readonly engineTls: TlsFiles = {},
   ) {}
 
   client(node: NodeEntry): EngineClient {
     let c = this.clients.get(node.rec.id);
-    if (!c || c.host !== node.rec.api) this.clients.set(node.rec.id, (c = new EngineClient({ host: node.rec.api, ...(this.engineTls && { tls: this.engineTls }) })));
+    if (!c || c.host !== node.rec.api) this.clients.set(node.rec.id, (c = new EngineClient({ host: node.rec.api, tls: this.engineTls })));
     return c;
   }
 

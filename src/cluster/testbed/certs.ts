@@ -21,6 +21,7 @@ export async function makeCa(dir: string, name: string): Promise<CertAuthority> 
   await fs.mkdir(dir, { recursive: true });
   const ca = { cert: path.join(dir, 'ca.pem'), key: path.join(dir, 'ca-key.pem') };
   await run('openssl', ['req', '-x509', ...KEY, '-keyout', ca.key, '-out', ca.cert, '-days', '3650', '-subj', `/CN=${name}`]);
+  await fs.chmod(ca.key, 0o600);
   return ca;
 }
 
@@ -39,6 +40,6 @@ export async function makeCert(ca: CertAuthority, dir: string, name: string, san
     await Promise.all([fs.rm(csr, { force: true }), fs.rm(ext, { force: true })]);
   }
   await fs.copyFile(ca.cert, out.ca);
-  await Promise.all([fs.chmod(out.key, 0o600), fs.chmod(ca.key, 0o600)]);
+  await fs.chmod(out.key, 0o600);
   return out;
 }
