@@ -5,10 +5,12 @@
 import { promises as fs } from 'node:fs';
 import { z } from 'zod';
 import { DockerApiServer } from '../docker-api/index.js';
-import { notFound } from '../lib/errors.js';
+import { invalid, notFound } from '../lib/errors.js';
 import { envValues, givenFlags, readConfigFile, validated } from '../lib/layered-config.js';
 import { gracefulStop } from '../lib/lifecycle.js';
 import { createLogger, type Logger } from '../lib/log.js';
+import { NODE_ENDPOINT } from '../lib/node-protocol.js';
+import type { TlsPaths } from '../lib/tls.js';
 import { Cluster, clusterBackends } from './backend/index.js';
 import { runBatch, validateBatch } from './batch.js';
 import { ExternalScheduler } from './external.js';
@@ -20,10 +22,18 @@ import { ClusterStore, newToken, type Availability, type NodeRecord } from './st
 
 export const ManagerConfigSchema = z.strictObject({
   etcd: z.array(z.string().url()).min(1),
-  /** The Docker API: unix:///PATH (tcp with mutual TLS comes later). */
-  listen: z.string().regex(/^unix:\/\/\/.+/, 'unix:///PATH (a TCP listener needs mutual TLS, not built yet)').default('unix:///run/sampan/cluster.sock'),
-  /** Where engines join: unix:///PATH or ws://127.0.0.1:PORT. */
-  nodeListen: z.string().regex(/^(unix:\/\/\/.+|ws:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+\/?)$/, 'unix:///PATH or ws://127.0.0.1:PORT').default('unix:///run/sampan/cluster-node.sock'),
+  /** The Docker API: unix:///PATH, or tcp://HOST:PORT with mutual TLS (as the engine's --host). */
+  listen: z.string().regex(/^(unix:\/\/\/.+|tcp:\/\/.+)$/, 'unix:///PATH or tcp://HOST:PORT (mutual TLS)').default('unix:///run/sampan/cluster.sock'),
+  /** Where engines join: unix:///PATH, ws://127.0.0.1:PORT, or wss://HOST:PORT with mutual TLS. */
+  nodeListen: z.string().regex(NODE_ENDPOINT, 'unix:///PATH, ws://127.0.0.1:PORT, or wss://HOST:PORT (mutual TLS) off loopback').default('unix:///run/sampan/cluster-node.sock'),
+  /** The manager's mutual TLS (tcp:// and wss://): the CA clients and engines must chain to, its certificate and key. */
+  tlscacert: z.string().optional(),
+  tlscert: z.string().optional(),
+  tlskey: z.string().optional(),
+  /** Towards engines whose API is tcp://: the CA their certificates chain to, and the certificate the manager presents. Default: its own. */
+  engineTlscacert: z.string().optional(),
+  engineTlscert: z.string().optional(),
+  engineTlskey: z.string().optional(),
   /** The cluster's name: its keys in etcd are /sampan/cluster/NAME/. */
   name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/).default('default'),
   /** Sets the join token (its hash goes to etcd); without it the one in etcd stands, or one is made. */
@@ -41,8 +51,17 @@ export type ManagerConfig = z.infer<typeof ManagerConfigSchema>;
 /** Flags > env (SAMPAN_CLUSTER_ + UPPER_SNAKE key) > config file > defaults. */
 export async function loadManagerConfig(flags: Partial<ManagerConfig> & { config?: string }, env: NodeJS.ProcessEnv = process.env): Promise<ManagerConfig> {
   const fromFile = flags.config ? await readConfigFile(flags.config, 'config file') : {};
-  return validated(ManagerConfigSchema, { ...fromFile, ...envValues(ManagerConfigSchema.shape, 'SAMPAN_CLUSTER_', env), ...givenFlags(flags) }, 'manager config');
+  const c = validated(ManagerConfigSchema, { ...fromFile, ...envValues(ManagerConfigSchema.shape, 'SAMPAN_CLUSTER_', env), ...givenFlags(flags) }, 'manager config');
+  for (const a of [c.listen, c.nodeListen]) {
+    if ((a.startsWith('tcp://') || a.startsWith('wss://')) && !ownTls(c)) throw invalid(`refusing to listen on ${a} without mutual TLS: pass --tlscacert, --tlscert and --tlskey`);
+  }
+  c.engineTlscacert ??= c.tlscacert;
+  c.engineTlscert ??= c.tlscert;
+  c.engineTlskey ??= c.tlskey;
+  return c;
 }
+
+const ownTls = (c: ManagerConfig): TlsPaths | undefined => (c.tlscacert && c.tlscert && c.tlskey ? { ca: c.tlscacert, cert: c.tlscert, key: c.tlskey } : undefined);
 
 /** A node as `/sampan/v1/nodes` shows it: its record (edits kept internal), containers and images counted. */
 export type NodeView = Omit<NodeRecord, 'labelEdits'> & { availability: Availability; containers: number; images: number };
@@ -63,7 +82,10 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const store = ClusterStore.connect(cfg.etcd, cfg.name);
   const state = new ClusterState();
   const nodes = new NodeRegistry(state, store, log, cfg.heartbeatMs);
-  const cluster = new Cluster(state, store, log, nodes, cfg.strategy, cfg.schedulerUrl ? new ExternalScheduler(cfg.schedulerUrl, cfg.schedulerTimeoutMs) : undefined);
+  const cluster = new Cluster(state, store, log, nodes, cfg.strategy, {
+    external: cfg.schedulerUrl ? new ExternalScheduler(cfg.schedulerUrl, cfg.schedulerTimeoutMs) : undefined,
+    engineTls: { ca: cfg.engineTlscacert, cert: cfg.engineTlscert, key: cfg.engineTlskey },
+  });
   const backends = clusterBackends(cluster, cfg.name);
   const api = new DockerApiServer(backends, log, 'sampan_cluster_');
   const metrics = new ClusterMetrics(state);
@@ -106,8 +128,8 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
       if (res) res.end(JSON.stringify({ batch: b }) + '\n');
       else ctx.send(200, { batch: b });
     });
-    await nodes.listen(cfg.nodeListen);
-    await api.listen([cfg.listen]);
+    await nodes.listen(cfg.nodeListen, ownTls(cfg));
+    await api.listen([cfg.listen], ownTls(cfg));
   } catch (err) {
     await nodes.close().catch(() => undefined);
     store.close();

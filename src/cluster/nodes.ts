@@ -5,11 +5,14 @@
  * Joins and leaves cost O(that node).
  */
 import http from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
 import { errorMessage, invalid, SampanError, unavailable } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { mtlsServerOptions, type TlsPaths } from '../lib/tls.js';
 import {
   CLOSE_BAD_TOKEN, CLOSE_REFUSED, CLOSE_SHUTDOWN, NODE_PROTOCOL_VERSION, parseMessage,
   type CommandMessage, type CommandOp, type Commands, type EngineMessage, type HelloMessage, type ReportedContainer, type ResultMessage, type WelcomeMessage,
@@ -80,9 +83,11 @@ export class NodeRegistry {
     private readonly heartbeatMs: number,
   ) {}
 
-  /** `unix:///PATH` or `ws://127.0.0.1:PORT`. */
-  async listen(addr: string): Promise<void> {
-    const server = http.createServer((_req, res) => res.writeHead(426).end('the node endpoint speaks WebSocket\n'));
+  /** `unix:///PATH`, `ws://127.0.0.1:PORT`, or `wss://HOST:PORT` (with `tls`: an engine without a certificate of its CA is refused at the handshake). */
+  async listen(addr: string, tls?: TlsPaths): Promise<void> {
+    const answer = (_req: http.IncomingMessage, res: http.ServerResponse) => res.writeHead(426).end('the node endpoint speaks WebSocket\n');
+    const server = addr.startsWith('wss://') && tls ? https.createServer(await mtlsServerOptions(tls), answer) : http.createServer(answer);
+    server.on('tlsClientError', (err: Error, s: Socket) => this.log.warn({ engine: s.remoteAddress, err: err.message.trim() }, 'node endpoint: TLS handshake refused'));
     this.server = server;
     this.wss = new WebSocketServer({ server, maxPayload: 64 << 20 });
     // a relay's link carries many engines' connections, each accepted as an engine's own
@@ -103,7 +108,7 @@ export class NodeRegistry {
       await fs.rm(p, { force: true });
       server.listen(p);
     } else {
-      // the config allows loopback only: the join token must not cross a network in clear
+      // plain ws:// is loopback only (the config's check): the join token crosses a network inside TLS only
       const u = new URL(addr);
       server.listen(Number(u.port), u.hostname.replace(/^\[(.*)\]$/, '$1'));
     }

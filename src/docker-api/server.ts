@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../lib/log.js';
 import { invalid, errorMessage, notFound } from '../lib/errors.js';
 import { isPeerGone } from '../lib/streams.js';
+import { mtlsServerOptions, type TlsPaths } from '../lib/tls.js';
 import { Ctx, Router, type Handler, API_VERSION, MIN_API_VERSION, commonHeaders, compareVersions } from './http.js';
 import { statusOf } from '../lib/http/status.js';
 import type { Backends } from './backend.js';
@@ -75,11 +76,10 @@ export class DockerApiServer {
     return registry;
   }
 
-  async listen(hosts: string[], tls?: { ca: string; cert: string; key: string }): Promise<void> {
+  async listen(hosts: string[], tls?: TlsPaths): Promise<void> {
     for (const h of hosts) {
-      const server = h.startsWith('tcp://') && tls
-        ? https.createServer({ ca: await fs.readFile(tls.ca), cert: await fs.readFile(tls.cert), key: await fs.readFile(tls.key), requestCert: true, rejectUnauthorized: true })
-        : http.createServer();
+      const server = h.startsWith('tcp://') && tls ? https.createServer(await mtlsServerOptions(tls)) : http.createServer();
+      server.on('tlsClientError', (err: Error, s: Socket) => this.log.warn({ host: h, client: s.remoteAddress, err: err.message.trim() }, 'TLS handshake refused'));
       server.keepAliveTimeout = 60_000;
       server.on('request', (req, res) => void this.dispatch(req, res));
       server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {

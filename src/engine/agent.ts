@@ -8,6 +8,7 @@ import os from 'node:os';
 import { WebSocket } from 'ws';
 import { errorMessage, invalid, SampanError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { isTlsError, type TlsMaterial } from '../lib/tls.js';
 import {
   CLOSE_BAD_TOKEN, COMMAND_OPS, NODE_PROTOCOL_VERSION, nodeDialUrl, parseMessage,
   type CommandMessage, type EngineMessage, type ManagerMessage, type ReportedContainer, type ResultMessage,
@@ -28,6 +29,8 @@ export interface JoinOptions {
   labels: Record<string, string>;
   /** The engine's API address the manager uses (its first --host). */
   api: string;
+  /** For a wss:// join: the CA the manager's certificate must chain to, and the certificate this engine presents. */
+  tls?: TlsMaterial;
 }
 
 /** The host's first IPv4 address that is not loopback nor one of the engine's own bridges or veths. */
@@ -79,7 +82,7 @@ export class NodeAgent {
 
   private connect(): void {
     if (this.closed) return;
-    const ws = new WebSocket(this.url);
+    const ws = new WebSocket(this.url, this.o.tls);
     this.ws = ws;
     this.welcomed = false;
     ws.on('open', () => {
@@ -120,7 +123,13 @@ export class NodeAgent {
       clearInterval(this.heartbeat);
       this.heartbeat = setInterval(beat, m.heartbeatMs);
     });
-    ws.on('error', (err) => this.log.debug({ manager: this.o.join, err: err.message }, 'node agent: connection failed'));
+    ws.on('error', (err: NodeJS.ErrnoException) => {
+      // a manager that is away is routine (it comes back); a certificate refused either way needs someone to act
+      if (isTlsError(err)) this.log.warn({ manager: this.o.join, err: err.message }, 'node agent: refused the manager\'s certificate');
+      // a Node TLS server drops a client certificate it does not trust without an alert: the hang-up is all there is to see
+      else if (this.o.tls && (err.code === 'ECONNRESET' || err.message === 'socket hang up')) this.log.warn({ manager: this.o.join, err: err.message }, 'node agent: the manager hung up in the TLS handshake (does it trust this engine\'s certificate?)');
+      else this.log.debug({ manager: this.o.join, err: err.message }, 'node agent: connection failed');
+    });
     ws.on('close', (code, reason) => {
       clearInterval(this.heartbeat);
       if (this.closed) return;

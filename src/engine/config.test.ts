@@ -24,3 +24,14 @@ test('engine config: flags > env (SAMPAN_*) > file > defaults, validated once', 
   await fs.writeFile(file, '{"bogus": 1}');
   await assert.rejects(loadEngineConfig({}, env), /bogus|unrecognized/i);
 });
+
+test('engine config: a wss:// join takes --join-tls* (env SAMPAN_JOIN_TLS*), else the engine\'s own --tls* files, else is refused; ws:// only on loopback', async () => {
+  const base = { join: ['wss://10.0.0.1:4000'], joinToken: 't' };
+  const own = await loadEngineConfig({ ...base, tlscacert: '/c/ca.pem', tlscert: '/c/cert.pem', tlskey: '/c/key.pem' }, {});
+  assert.deepEqual([own.joinTlscacert, own.joinTlscert, own.joinTlskey], ['/c/ca.pem', '/c/cert.pem', '/c/key.pem']);
+  const given = await loadEngineConfig({ ...base, tlscacert: '/c/ca.pem', tlscert: '/c/cert.pem', tlskey: '/c/key.pem', joinTlscert: '/j/cert.pem' }, { SAMPAN_JOIN_TLSKEY: '/j/key.pem' });
+  assert.deepEqual([given.joinTlscacert, given.joinTlscert, given.joinTlskey], ['/c/ca.pem', '/j/cert.pem', '/j/key.pem']);
+  await assert.rejects(loadEngineConfig({ ...base, joinTlscacert: '/j/ca.pem' }, {}), /refusing to join wss:\/\/10\.0\.0\.1:4000 without mutual TLS/);
+  await assert.rejects(loadEngineConfig({ ...base, join: ['ws://10.0.0.1:4000'] }, {}), /join\.0: .*wss:\/\/HOST:PORT \(mutual TLS\) for a manager off this host/);
+  assert.deepEqual((await loadEngineConfig({ ...base, join: ['ws://127.0.0.1:4000', 'unix:///run/n.sock'] }, {})).join, ['ws://127.0.0.1:4000', 'unix:///run/n.sock']);
+});

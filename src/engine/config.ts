@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { invalid } from '../lib/errors.js';
 import { envValues, givenFlags, readConfigFile, validated } from '../lib/layered-config.js';
+import { NODE_ENDPOINT } from '../lib/node-protocol.js';
 
 export const EngineConfigSchema = z.strictObject({
   root: z.string().min(1).default('/var/lib/sampan'),
@@ -39,8 +40,12 @@ export const EngineConfigSchema = z.strictObject({
     .default('base=10.90.0.0/16,size=24'),
   /** Where the CNI plugins are (Debian's containernetworking-plugins). */
   cniPluginDirs: z.array(z.string().min(1)).default(['/usr/lib/cni', '/opt/cni/bin']),
-  /** The node endpoints of the cluster's managers to join (unix:///PATH or ws://127.0.0.1:PORT): one connection each. */
-  join: z.array(z.string().regex(/^(unix:\/\/\/.+|ws:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+\/?)$/, 'unix:///PATH or ws://127.0.0.1:PORT (a manager off this host needs mutual TLS, not built yet)')).default([]),
+  /** The node endpoints of the cluster's managers to join: one connection each. */
+  join: z.array(z.string().regex(NODE_ENDPOINT, 'unix:///PATH, ws://127.0.0.1:PORT, or wss://HOST:PORT (mutual TLS) for a manager off this host')).default([]),
+  /** The join's mutual TLS (wss://): the CA the manager's certificate chains to, and the certificate this engine presents. Default: --tlscacert, --tlscert, --tlskey. */
+  joinTlscacert: z.string().optional(),
+  joinTlscert: z.string().optional(),
+  joinTlskey: z.string().optional(),
   joinToken: z.string().min(1).optional(),
   /** The node's name in the cluster (default: the host name). */
   nodeName: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'letters, digits, "_", "." and "-"').optional(),
@@ -67,5 +72,12 @@ export async function loadEngineConfig(flags: Partial<EngineConfig> & { config?:
     }
   }
   if (c.join.length && !c.joinToken) throw invalid('engine config: --join needs --join-token');
+  c.joinTlscacert ??= c.tlscacert;
+  c.joinTlscert ??= c.tlscert;
+  c.joinTlskey ??= c.tlskey;
+  const wss = c.join.find((j) => j.startsWith('wss://'));
+  if (wss && !(c.joinTlscacert && c.joinTlscert && c.joinTlskey)) {
+    throw invalid(`refusing to join ${wss} without mutual TLS: pass --join-tlscacert, --join-tlscert and --join-tlskey (or the engine's --tlscacert, --tlscert and --tlskey)`);
+  }
   return c;
 }

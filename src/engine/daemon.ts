@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import { daemonLogger, daemonStop } from '../lib/daemon.js';
 import type { Logger } from '../lib/log.js';
+import { readTls } from '../lib/tls.js';
 import type { EngineConfig } from './config.js';
 import { Engine } from './engine.js';
 import { DockerApiServer } from '../docker-api/index.js';
@@ -29,7 +30,13 @@ export async function startEngine(config: EngineConfig, opts: { handleSignals?: 
   const labels = Object.fromEntries(config.nodeLabels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
   // the node agent (and its WebSocket library) loads only in an engine that joins a cluster
   const { NodeAgent } = config.join.length ? await import('./agent.js') : { NodeAgent: undefined };
-  const agents = NodeAgent ? config.join.map((join) => new NodeAgent(engine, { join, token: config.joinToken!, nodeName: config.nodeName ?? os.hostname(), labels, api: config.hosts[0]! }, log)) : [];
+  // config validation made sure a wss:// join has all three files (its own or the engine's)
+  const joinTls = config.join.some((j) => j.startsWith('wss://'))
+    ? await readTls({ ca: config.joinTlscacert!, cert: config.joinTlscert!, key: config.joinTlskey! })
+    : undefined;
+  const agents = NodeAgent ? config.join.map((join) => new NodeAgent(engine, {
+    join, token: config.joinToken!, nodeName: config.nodeName ?? os.hostname(), labels, api: config.hosts[0]!, ...(join.startsWith('wss://') && { tls: joinTls }),
+  }, log)) : [];
   // containers keep running: the engine's stop leaves them to be re-adopted by the next one
   const { done, shutdown } = daemonStop('engine', log, {
     halt: () => agents.forEach((a) => a.close()),

@@ -137,15 +137,11 @@ export function parseMessage<T extends { type: string }>(data: unknown, types: r
   return m as T;
 }
 
-/**
- * The address of a manager's node endpoint as `ws` dials it: `unix:///path` → `ws+unix:///path:/`, `ws://127.0.0.1:P`
- * as is. Anything else would carry the join token in clear over a network: refused until mutual TLS is built.
- */
+/** A node endpoint's address: a unix socket, plain WebSocket on loopback only (the join token would cross a network in clear), or wss:// (mutual TLS). */
+export const NODE_ENDPOINT = /^(unix:\/\/\/.+|ws:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+\/?|wss:\/\/[^/]+:\d+\/?)$/;
+
+/** The address of a manager's node endpoint as `ws` dials it: `unix:///path` → `ws+unix:///path:/`, ws:// and wss:// as they are. */
 export function nodeDialUrl(join: string): string {
-  if (join.startsWith('unix://')) return `ws+unix://${join.slice(7)}:/`;
-  if (join.startsWith('ws://')) {
-    const host = new URL(join).hostname.replace(/^\[(.*)\]$/, '$1');
-    if (host === '127.0.0.1' || host === 'localhost' || host === '::1') return join;
-  }
-  throw new Error(`--join ${join}: use unix:///PATH or ws://127.0.0.1:PORT (a manager off this host needs mutual TLS, which is not built yet)`);
+  if (!NODE_ENDPOINT.test(join)) throw new Error(`--join ${join}: use unix:///PATH, ws://127.0.0.1:PORT, or wss://HOST:PORT (mutual TLS) for a manager off this host`);
+  return join.startsWith('unix://') ? `ws+unix://${join.slice(7)}:/` : join;
 }

@@ -14,13 +14,16 @@ export class TestCluster {
     readonly tb: TestbedDescription,
   ) {}
 
-  readonly env = (): NodeJS.ProcessEnv => ({ DOCKER_HOST: `unix://${path.join(this.dir, 'cluster.sock')}`, DOCKER_CLI_HINTS: 'false' });
+  /** The manager as the docker CLI reaches it: its unix socket, or (--tls) its TCP address with the testbed's client certificate. */
+  readonly env = (): NodeJS.ProcessEnv => (this.tb.tls
+    ? { DOCKER_HOST: this.tb.managers[0]!.host, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: this.tb.tls.certPath, DOCKER_CLI_HINTS: 'false' }
+    : { DOCKER_HOST: `unix://${path.join(this.dir, 'cluster.sock')}`, DOCKER_CLI_HINTS: 'false' });
 
-  /** `hosts` emulated hosts and one manager, each host's engine seeded with busybox. */
-  static async start(hosts: number, prefix: string): Promise<TestCluster> {
+  /** `hosts` emulated hosts and one manager, each host's engine seeded with busybox; `tls`: the testbed's --tls. */
+  static async start(hosts: number, prefix: string, opts: { tls?: boolean } = {}): Promise<TestCluster> {
     const dir = path.join(await fs.mkdtemp(`/tmp/${prefix}-`), 'tb');
     const fd = openSync(`${dir}.log`, 'a');
-    const proc = spawn(SAMPAN, ['cluster', 'testbed', '--hosts', String(hosts), '--managers', '1', '--dir', dir], { stdio: ['ignore', fd, fd] });
+    const proc = spawn(SAMPAN, ['cluster', 'testbed', '--hosts', String(hosts), '--managers', '1', '--dir', dir, ...(opts.tls ? ['--tls'] : [])], { stdio: ['ignore', fd, fd] });
     closeSync(fd);
     const output = () => readFileSync(`${dir}.log`, 'utf8');
     await until(async () => {
@@ -40,7 +43,7 @@ export class TestCluster {
   }
 
   sampan(args: string[]) {
-    return runCmd(SAMPAN, ['--host', this.env().DOCKER_HOST!, ...args], { timeoutMs: 120_000 });
+    return runCmd(SAMPAN, ['--host', this.env().DOCKER_HOST!, ...args], { env: this.env(), timeoutMs: 120_000 });
   }
 
   /** A GET on the manager's socket. */

@@ -49,7 +49,7 @@ describe('cluster manager on a 3-host testbed', () => {
 
   test('testbed.json lists the manager; every host joined it; info sums NCPU and MemTotal over the nodes', async () => {
     assert.deepEqual(tb.managers.map((m) => m.name), ['m1']);
-    assert.ok((await fs.stat(tb.managers[0]!.socket)).isSocket());
+    assert.ok((await fs.stat(tb.managers[0]!.socket!)).isSocket());
     assert.deepEqual((await nodes()).map((n) => `${n.name} ${n.state}`).sort(), ['host1 up', 'host2 up', 'host3 up']);
     const info = await docker(['info', '--format', '{{.NCPU}} {{.MemTotal}}']);
     assert.equal(info.code, 0, info.stderr);

@@ -133,7 +133,7 @@ describe('cluster scheduler: affinities, host ports, strategies and an external 
     const url = `http://127.0.0.1:${(external.address() as AddressInfo).port}/place`;
 
     // the manager restarted with the flag: the engines rejoin it
-    const m1 = c.tb.managers[0]!;
+    const m1 = { ...c.tb.managers[0]!, socket: c.tb.managers[0]!.socket! };
     process.kill(m1.pid, 'SIGTERM');
     await until(async () => {
       try {

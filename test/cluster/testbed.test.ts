@@ -198,7 +198,7 @@ test('a start that fails half-way (a host\'s dir cannot be made) removes what it
   const tb: TestbedDescription = {
     etcd: { endpoints: [], pid: 0, members: [] },
     managers: [],
-    hosts: [1, 2].map((i) => ({ name: `host${i}`, netns: `${made}-h${i}`, ip: '', socket: '', pid: 0 })),
+    hosts: [1, 2].map((i) => ({ name: `host${i}`, netns: `${made}-h${i}`, ip: '', socket: '', api: '', pid: 0 })),
     network: { bridge: made, subnet: '', gateway: '' },
   };
   assert.deepEqual(await leftovers(tb, dir), []);

@@ -15,6 +15,7 @@ interface TestbedOpts {
   managers: number;
   etcdMembers: '1' | '3';
   dir: string;
+  tls?: boolean;
   logLevel?: string;
 }
 
@@ -25,8 +26,14 @@ export function registerCluster(program: Command): void {
     .command('manager')
     .description('run a cluster manager in the foreground: engines join it (`sampan engine --join`), and it serves the Docker API over all of them; state in etcd')
     .option('--etcd <urls>', 'etcd endpoints, comma-separated or repeated (http://127.0.0.1:2379)', list)
-    .option('--listen <addr>', 'the Docker API: unix:///PATH (default unix:///run/sampan/cluster.sock)')
-    .option('--node-listen <addr>', 'where engines join: unix:///PATH or ws://127.0.0.1:PORT (default unix:///run/sampan/cluster-node.sock)')
+    .option('--listen <addr>', 'the Docker API: unix:///PATH, or tcp://HOST:PORT with mutual TLS (default unix:///run/sampan/cluster.sock)')
+    .option('--node-listen <addr>', 'where engines join: unix:///PATH, ws://127.0.0.1:PORT, or wss://HOST:PORT with mutual TLS (default unix:///run/sampan/cluster-node.sock)')
+    .option('--tlscacert <file>', 'tcp:// and wss://: CA that clients\' and engines\' certificates must chain to')
+    .option('--tlscert <file>', 'tcp:// and wss://: the manager\'s certificate')
+    .option('--tlskey <file>', 'tcp:// and wss://: its key')
+    .option('--engine-tlscacert <file>', 'engines whose API is tcp://: CA their certificates chain to (default --tlscacert)')
+    .option('--engine-tlscert <file>', 'engines whose API is tcp://: certificate the manager presents to them (default --tlscert)')
+    .option('--engine-tlskey <file>', 'engines whose API is tcp://: its key (default --tlskey)')
     .option('--name <name>', 'the cluster\'s name: its keys in etcd (default "default")')
     .option('--join-token <token>', 'the join token engines must present (default: the one in etcd; see `sampan cluster token`)')
     .option('--heartbeat <ms>', 'heartbeat interval asked of the engines; a node missed for 3 is down (default 5000)', count('--heartbeat'))
@@ -40,6 +47,8 @@ export function registerCluster(program: Command): void {
       const cfg = await loadManagerConfig({
         config: o.config as string | undefined, etcd: o.etcd as string[] | undefined, listen: o.listen as string | undefined,
         nodeListen: o.nodeListen as string | undefined, name: o.name as string | undefined, joinToken: o.joinToken as string | undefined,
+        tlscacert: o.tlscacert as string | undefined, tlscert: o.tlscert as string | undefined, tlskey: o.tlskey as string | undefined,
+        engineTlscacert: o.engineTlscacert as string | undefined, engineTlscert: o.engineTlscert as string | undefined, engineTlskey: o.engineTlskey as string | undefined,
         heartbeatMs: o.heartbeat as number | undefined, strategy: o.strategy as 'spread' | undefined,
         schedulerUrl: o.schedulerUrl as string | undefined, schedulerTimeoutMs: o.schedulerTimeout as number | undefined, logLevel: o.logLevel as 'info' | undefined,
       });
@@ -87,13 +96,14 @@ export function registerCluster(program: Command): void {
     .option('--managers <m>', 'cluster managers (0: etcd and hosts only)', count('--managers'), 1)
     .addOption(new Option('--etcd-members <n>', 'etcd members').choices(['1', '3']).default('1'))
     .requiredOption('--dir <dir>', 'where the testbed keeps its hosts\' roots, etcd\'s data, logs and testbed.json')
+    .option('--tls', 'mutual TLS over TCP: a CA and certificates in DIR/tls/, the engines\' API on tcp://HOST_IP:2376, the managers\' API and node endpoint on the hosts\' gateway (tcp://, wss://)')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (o: TestbedOpts) => {
       const { Testbed, managerComponents } = await import('../../cluster/index.js');
       const log = createLogger('sampan-testbed', o.logLevel);
       const dir = path.resolve(o.dir);
-      const managers = managerComponents(dir, o.managers);
-      const tb = new Testbed({ dir, hosts: o.hosts, etcdMembers: Number(o.etcdMembers) as 1 | 3, log, components: managers.components, engineArgs: managers.engineArgs });
+      const managers = await managerComponents(dir, o.managers, !!o.tls);
+      const tb = new Testbed({ dir, hosts: o.hosts, etcdMembers: Number(o.etcdMembers) as 1 | 3, log, components: managers.components, engineArgs: managers.engineArgs, tls: !!o.tls });
       let signalled = false;
       // every signal, the second too, waits for the one teardown: an interrupted teardown would leave things behind
       const onSignal = () => {
@@ -109,7 +119,8 @@ export function registerCluster(program: Command): void {
         throw err;
       }
       const d = tb.description;
-      process.stdout.write(`ready: ${d.hosts.length} hosts, ${d.managers.length} managers on ${d.network.bridge} (${d.network.subnet}), etcd ${d.etcd.endpoints.join(',')}, ${path.join(tb.dir, 'testbed.json')}${d.managers.length ? `, cluster at ${path.join(tb.dir, 'cluster.sock')}` : ''}\n`);
+      const at = d.tls ? `${d.managers[0]?.host} (DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=${d.tls.certPath})` : path.join(tb.dir, 'cluster.sock');
+      process.stdout.write(`ready: ${d.hosts.length} hosts, ${d.managers.length} managers on ${d.network.bridge} (${d.network.subnet}), etcd ${d.etcd.endpoints.join(',')}, ${path.join(tb.dir, 'testbed.json')}${d.managers.length ? `, cluster at ${at}` : ''}\n`);
       // the testbed runs until a signal: keep the event loop alive meanwhile
       setInterval(() => undefined, 1 << 30);
     });

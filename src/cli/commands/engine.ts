@@ -22,7 +22,10 @@ export function registerEngine(program: Command): void {
     .option('--registry-mirror <url>', 'pull mirror, tried before the origin; repeatable ("URL" for docker.io, "HOST[:PORT]=URL" for another registry)', collect)
     .option('--insecure-registry <host>', 'registry (HOST[:PORT] or CIDR) to reach over plain HTTP or unverified TLS; repeatable', collect)
     .option('--default-address-pool <pool>', 'subnets for user networks, as base=CIDR,size=PREFIX (default base=10.90.0.0/16,size=24)')
-    .option('--join <url>', 'join a cluster: a manager\'s node endpoint (unix:///PATH or ws://127.0.0.1:PORT); repeatable, one per manager', collect)
+    .option('--join <url>', 'join a cluster: a manager\'s node endpoint (unix:///PATH, ws://127.0.0.1:PORT, or wss://HOST:PORT with mutual TLS); repeatable, one per manager', collect)
+    .option('--join-tlscacert <file>', 'wss:// joins: CA the manager\'s certificate must chain to (default --tlscacert)')
+    .option('--join-tlscert <file>', 'wss:// joins: certificate this engine presents to the manager (default --tlscert)')
+    .option('--join-tlskey <file>', 'wss:// joins: its key (default --tlskey)')
     .option('--join-token <token>', 'the cluster\'s join token (`sampan cluster token`)')
     .option('--node-name <name>', 'this node\'s name in the cluster (default: the host name)')
     .option('--node-label <k=v>', 'a label of this node that constraints match; repeatable', collect)
@@ -47,6 +50,9 @@ export function registerEngine(program: Command): void {
         logLevel: o.logLevel as 'info' | undefined,
         join: o.join as string[] | undefined,
         joinToken: o.joinToken as string | undefined,
+        joinTlscacert: o.joinTlscacert as string | undefined,
+        joinTlscert: o.joinTlscert as string | undefined,
+        joinTlskey: o.joinTlskey as string | undefined,
         nodeName: o.nodeName as string | undefined,
         nodeLabels: o.nodeLabel as string[] | undefined,
       });

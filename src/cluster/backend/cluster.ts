@@ -6,7 +6,7 @@
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Output } from '../../docker-api/index.js';
-import { EngineClient, type RequestOptions } from '../../lib/engine-client.js';
+import { EngineClient, type RequestOptions, type TlsFiles } from '../../lib/engine-client.js';
 import type { SwarmNode } from '../../lib/docker-types.js';
 import type { CommandOp, Commands } from '../../lib/node-protocol.js';
 import { notImplemented, unavailable } from '../../lib/errors.js';
@@ -40,9 +40,17 @@ export class Cluster {
     readonly log: Logger,
     private readonly nodes: NodeCommander,
     readonly strategy: Strategy = 'spread',
-    /** When set, it places what passed the filters, instead of the strategy. */
-    readonly external?: ExternalScheduler,
+    private readonly opts: {
+      /** When set, it places what passed the filters, instead of the strategy. */
+      external?: ExternalScheduler;
+      /** The manager's certificate (and the engines' CA) for engines whose API is tcp://: they accept mutual TLS only. */
+      engineTls?: TlsFiles;
+    } = {},
   ) {}
+
+  get external(): ExternalScheduler | undefined {
+    return this.opts.external;
+  }
 
   command<K extends CommandOp>(node: NodeEntry, op: K, args: Commands[K]['args']): Promise<Commands[K]['value']> {
     return this.nodes.command(node, op, args);
@@ -65,7 +73,7 @@ export class Cluster {
 
   client(node: NodeEntry): EngineClient {
     let c = this.clients.get(node.rec.id);
-    if (!c || c.host !== node.rec.api) this.clients.set(node.rec.id, (c = new EngineClient({ host: node.rec.api })));
+    if (!c || c.host !== node.rec.api) this.clients.set(node.rec.id, (c = new EngineClient({ host: node.rec.api, tls: this.opts.engineTls })));
     return c;
   }
 

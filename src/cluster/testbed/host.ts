@@ -9,6 +9,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../lib/log.js';
+import type { TlsPaths } from '../../lib/tls.js';
 import { alive, run, terminate, waitReady } from '../proc.js';
 import { pidsIn, type HostNet } from './net.js';
 
@@ -23,8 +24,15 @@ export interface HostInfo {
   netns: string;
   ip: string;
   socket: string;
+  /** Its engine's API as the managers reach it: tcp://IP:2376 with --tls (mutual TLS), else the unix socket. */
+  api: string;
+  /** With --tls: the engine's certificate (server, and client towards the managers). */
+  tls?: TlsPaths;
   pid: number;
 }
+
+/** Docker's TLS port. */
+const TLS_PORT = 2376;
 
 export function api(socket: string, method: string, p: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -54,6 +62,7 @@ export class EmulatedHost {
     private readonly log: Logger,
     /** More `sampan engine` flags (--join … for the managers). */
     private readonly extraArgs: string[] = [],
+    private readonly tls?: TlsPaths,
   ) {
     this.dir = path.join(testbedDir, 'hosts', name);
     this.socket = path.join(this.dir, 'engine.sock');
@@ -65,7 +74,10 @@ export class EmulatedHost {
   }
 
   get info(): HostInfo {
-    return { name: this.name, netns: this.net.netns, ip: this.net.ip, socket: this.socket, pid: this.proc?.pid ?? 0 };
+    return {
+      name: this.name, netns: this.net.netns, ip: this.net.ip, socket: this.socket, api: this.tls ? `tcp://${this.net.ip}:${TLS_PORT}` : `unix://${this.socket}`,
+      ...(this.tls && { tls: this.tls }), pid: this.proc?.pid ?? 0,
+    };
   }
 
   async start(abort: () => boolean): Promise<void> {
@@ -73,6 +85,8 @@ export class EmulatedHost {
     const args = [
       `--net=/run/netns/${this.net.netns}`, SAMPAN, 'engine',
       '--root', path.join(this.dir, 'root'), '--exec-root', path.join(this.dir, 'run'),
+      // the first --host is the API the engine tells the managers; the unix socket stays for the testbed's own calls
+      ...(this.tls ? ['--host', `tcp://${this.net.ip}:${TLS_PORT}`, '--tlscacert', this.tls.ca, '--tlscert', this.tls.cert, '--tlskey', this.tls.key] : []),
       '--host', `unix://${this.socket}`, '--cgroup-parent', `/${this.cgroupParent}`,
       '--default-address-pool', this.net.addressPool,
       // an engine that finds no lxcfs starts one, detached, in its namespace: the teardown would kill it under

@@ -9,13 +9,29 @@ import { invalid, errorMessage } from '../../lib/errors.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import { EtcdCluster, type EtcdMemberInfo } from '../etcd.js';
 import { procStat, run, sleep } from '../proc.js';
+import type { TlsPaths } from '../../lib/tls.js';
+import { makeCa, makeCert } from './certs.js';
 import { EmulatedHost, type HostInfo } from './host.js';
 import { MAX_HOSTS, addHostNet, bridgeName, claimSlot, gateway, hostNet, hostsSubnet, removeBridge, removeHostNet, setUpBridge } from './net.js';
 
 export interface ManagerInfo {
   name: string;
   pid: number;
-  socket: string;
+  /** Its Docker API, as DOCKER_HOST takes it: unix://DIR/managers/mI/api.sock, or tcp://10.222.K.1:PORT with --tls. */
+  host: string;
+  /** The API's unix socket (without --tls). */
+  socket?: string;
+  /** Its node endpoint, as engines --join it: unix://…/node.sock, or wss://10.222.K.1:PORT with --tls. */
+  join: string;
+}
+
+/** With --tls: one CA, and a certificate of it (server and client) for the user (docker CLI), the managers and each host. */
+export interface TestbedTls {
+  ca: string;
+  /** A directory for DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem). */
+  certPath: string;
+  client: TlsPaths;
+  managers: TlsPaths;
 }
 
 /** What a component started on the testbed sees: etcd and the hosts are up. */
@@ -23,6 +39,9 @@ export interface TestbedContext {
   dir: string;
   etcdEndpoints: string[];
   hosts: HostInfo[];
+  /** The hosts' gateway (the bridge's address in the root namespace). */
+  gateway: string;
+  tls?: TestbedTls;
   log: Logger;
   /** True once the testbed is being stopped: a long start should give up. */
   aborted(): boolean;
@@ -42,8 +61,10 @@ export interface TestbedOptions {
   hosts: number;
   etcdMembers?: 1 | 3;
   components?: TestbedComponent[];
-  /** More flags for each host's engine (the managers' --join). */
-  engineArgs?: (host: string) => string[];
+  /** More flags for each host's engine (the managers' --join); `gateway` is where the root namespace is from the host. */
+  engineArgs?: (host: string, gateway: string) => string[];
+  /** Mutual TLS over TCP: certificates in DIR/tls/, each engine's API also on tcp://ITS_IP:2376. */
+  tls?: boolean;
   log?: Logger;
 }
 
@@ -52,6 +73,7 @@ export interface TestbedDescription {
   managers: ManagerInfo[];
   hosts: HostInfo[];
   network: { bridge: string; subnet: string; gateway: string };
+  tls?: TestbedTls;
 }
 
 export class Testbed {
@@ -62,6 +84,7 @@ export class Testbed {
   /** Hosts whose namespace was (being) made: each is torn down. */
   private readonly hosts: EmulatedHost[] = [];
   private readonly started: StartedComponent[] = [];
+  private tls?: TestbedTls;
   private stopping = false;
   private starting?: Promise<void>;
   private teardownDone?: Promise<void>;
@@ -79,6 +102,7 @@ export class Testbed {
       managers: this.started.flatMap((c) => (c.manager ? [c.manager] : [])),
       hosts: this.hosts.map((h) => h.info),
       network: { bridge: bridgeName(this.slot ?? 0), subnet: hostsSubnet(this.slot ?? 0), gateway: gateway(this.slot ?? 0) },
+      ...(this.tls && { tls: this.tls }),
     };
   }
 
@@ -104,7 +128,10 @@ export class Testbed {
     step();
     this.etcd = await EtcdCluster.start({ dir: path.join(this.dir, 'etcd'), members: this.opts.etcdMembers ?? 1, log: this.log, abort: aborted });
     step();
-    for (let i = 1; i <= this.opts.hosts; i++) this.hosts.push(new EmulatedHost(`host${i}`, this.dir, hostNet(slot, i), this.log, this.opts.engineArgs?.(`host${i}`)));
+    const nets = Array.from({ length: this.opts.hosts }, (_, i) => hostNet(slot, i + 1));
+    const certs = this.opts.tls ? await testbedCerts(path.join(this.dir, 'tls'), gateway(slot), nets.map((n) => n.ip)) : undefined;
+    this.tls = certs?.testbed;
+    nets.forEach((net, i) => this.hosts.push(new EmulatedHost(`host${i + 1}`, this.dir, net, this.log, this.opts.engineArgs?.(`host${i + 1}`, gateway(slot)), certs?.hosts[i])));
     // all namespaces settle before any fails the start: the teardown then finds each one whole or absent
     const made = await Promise.allSettled(this.hosts.map(async (h) => {
       await addHostNet(slot, h.net);
@@ -114,7 +141,9 @@ export class Testbed {
     if (failed) throw failed.reason;
     for (const component of this.opts.components ?? []) {
       step();
-      this.started.push(await component({ dir: this.dir, etcdEndpoints: this.etcd.endpoints, hosts: this.hosts.map((h) => h.info), log: this.log, aborted }));
+      this.started.push(await component({
+        dir: this.dir, etcdEndpoints: this.etcd.endpoints, hosts: this.hosts.map((h) => h.info), gateway: gateway(slot), ...(this.tls && { tls: this.tls }), log: this.log, aborted,
+      }));
     }
     step();
     await atomicWriteJson(path.join(this.dir, 'testbed.json'), this.description);
@@ -205,4 +234,13 @@ async function unmountUnder(dir: string): Promise<void> {
     .sort()
     .reverse();
   for (const m of mounts) await run('umount', ['-l', m]).catch(() => undefined);
+}
+
+/** The testbed's CA and certificates: the user's (DIR/tls/client), the managers' (on the gateway), each host's (on its IP). */
+async function testbedCerts(dir: string, gw: string, hostIps: string[]): Promise<{ testbed: TestbedTls; hosts: TlsPaths[] }> {
+  const ca = await makeCa(dir, 'sampan testbed CA');
+  const client = await makeCert(ca, path.join(dir, 'client'), 'client', []);
+  const managers = await makeCert(ca, path.join(dir, 'managers'), 'manager', [gw, '127.0.0.1', 'localhost']);
+  const hosts = await Promise.all(hostIps.map((ip, i) => makeCert(ca, path.join(dir, `host${i + 1}`), `host${i + 1}`, [ip, '127.0.0.1', 'localhost'])));
+  return { testbed: { ca: ca.cert, certPath: path.dirname(client.cert), client, managers }, hosts };
 }
