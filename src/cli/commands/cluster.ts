@@ -67,11 +67,13 @@ export function registerCluster(program: Command): void {
       const { nodeDialUrl } = await import('../../lib/node-protocol.js');
       // the same addresses an engine may join: the join tokens must not cross a network in clear
       for (const [flag, v] of [['--manager', o.manager], ['--listen', o.listen]] as const) {
+        let ok = !v.startsWith('wss://'); // a relay speaks no TLS yet
         try {
           nodeDialUrl(v);
         } catch {
-          throw invalid(`${flag} ${v}: use unix:///PATH or ws://127.0.0.1:PORT`);
+          ok = false;
         }
+        if (!ok) throw invalid(`${flag} ${v}: use unix:///PATH or ws://127.0.0.1:PORT`);
       }
       const r = await startRelay({ manager: o.manager, listen: o.listen }, createLogger('sampan-relay', o.logLevel));
       await r.done;
