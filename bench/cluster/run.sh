@@ -15,6 +15,7 @@
 # Usage (from the repo root, as root, after npm run build):  bash bench/cluster/run.sh
 # Env: BENCH_HOSTS ("1000 10000")  BENCH_CONTAINERS (10)  BENCH_START_LATENCY (50)  BENCH_HEARTBEAT (5000, as shipped)
 #      BENCH_JOIN_TIMEOUT (600 s: past it the run goes on with the engines that joined)  BENCH_STEADY (30)  BENCH_LOOKUPS (200)  BENCH_CHURN_ROUNDS (3)  BENCH_SETTLE (15)  BENCH_REPLICAS_<N>
+#      BENCH_SHARD (15000): engines per simulator; more engines run as several simulators, each through a node relay
 #      BENCH_MANAGER_NODE_ARGS: node flags for the manager (e.g. --cpu-prof --cpu-prof-dir=DIR)
 #      BENCH_OUT=FILE also writes the results table (markdown) to FILE;  KEEP_LOGS=DIR keeps the manager's and sim's logs
 # Results and how to read them: docs/benchmarks.md ("Cluster: scale").
@@ -34,9 +35,16 @@ SETTLE=${BENCH_SETTLE:-15}
 OUT=${BENCH_OUT:-}
 T=$(mktemp -d /tmp/sampan-clusterbench.XXXXXX)
 TOKEN=bench-token-$(head -c8 /dev/urandom | od -An -tx1 | tr -d ' \n')
-ETCD_PID= MGR_PID= SIM_PID=
+SHARD=${BENCH_SHARD:-15000}
+ETCD_PID= MGR_PID= SIM_PIDS=() RELAY_PIDS=()
+stop_fleet() {
+  local p
+  for p in "${SIM_PIDS[@]}"; do stop_pid "$p" 5; done
+  for p in "${RELAY_PIDS[@]}"; do stop_pid "$p" 5; done
+  SIM_PIDS=() RELAY_PIDS=()
+}
 cleanup() {
-  stop_pid "$SIM_PID" 5; stop_pid "$MGR_PID" 10; stop_pid "$ETCD_PID" 10
+  stop_fleet; stop_pid "$MGR_PID" 10; stop_pid "$ETCD_PID" 10
   [ -n "${KEEP_LOGS:-}" ] && mkdir -p "$KEEP_LOGS" && cp "$T"/*.log "$KEEP_LOGS"/ 2>/dev/null
   rm -rf "$T"
 }
@@ -55,8 +63,8 @@ cpu_pct() { # $1 pid, $2 seconds: % of one core over that window
   local a b; a=$(ticks "$1"); sleep "$2"; b=$(ticks "$1")
   awk -v a="$a" -v b="$b" -v s="$2" -v hz="$HZ" 'BEGIN{printf "%.1f", (b-a)/hz/s*100}'
 }
-ctl() { curl -s -m 5 --unix-socket "$T/ctl.sock" "$@"; }
-joined() { local j; j=$(ctl http://x/count | sed -n 's/.*"joined":\([0-9]*\).*/\1/p'); echo "${j:-0}"; }
+counts() { node dist/bench/cluster/count.js "$@" "$T"/ctl-*.sock 2>/dev/null; }
+joined() { local j; j=$(counts | sed -n 's/.*"joined":\([0-9]*\).*/\1/p'); echo "${j:-0}"; }
 wait_joined() { # $1 count, $2 timeout s (wall clock: a saturated simulator answers slowly); prints seconds taken
   local t0; t0=$(now_us)
   while [ "$(joined)" -lt "$1" ]; do
@@ -80,11 +88,24 @@ run_one() {
     --name "bench$n" --join-token "$TOKEN" --heartbeat "$HB" >"$T/manager-$n.log" 2>&1 &
   MGR_PID=$!
   wait_ping "$T/cluster.sock" 30 || die "the manager did not start: $(tail -5 "$T/manager-$n.log")"
-  log "N=$n: etcd $ETCD_PID, manager $MGR_PID; starting the simulator"
-  node --max-old-space-size=4096 dist/bench/cluster/sim.js --join "unix://$T/node.sock" --token "$TOKEN" --engines "$n" --containers "$PER" \
-    --start-latency "$LAT" --ctl "$T/ctl.sock" >"$T/sim-$n.log" 2>&1 &
-  SIM_PID=$!
-  for _ in $(seq 100); do [ -S "$T/ctl.sock" ] && break; sleep 0.1; done
+  # a process holds at most 20,000 sockets: past SHARD engines, several simulators, each through a relay of its own
+  local shards=$(( (n + SHARD - 1) / SHARD )) i first=0 size join
+  R[$n.via]=direct
+  [ "$shards" -gt 1 ] && R[$n.via]="$shards relays"
+  log "N=$n: etcd $ETCD_PID, manager $MGR_PID; starting $shards simulator(s) (${R[$n.via]})"
+  rm -f "$T"/ctl-*.sock
+  for i in $(seq "$shards"); do
+    size=$(( n / shards + (i <= n % shards ? 1 : 0) )); join="unix://$T/node.sock"
+    if [ "$shards" -gt 1 ]; then
+      node bin/sampan cluster relay --manager "unix://$T/node.sock" --listen "unix://$T/relay-$i.sock" >"$T/relay-$n-$i.log" 2>&1 &
+      RELAY_PIDS+=($!); join="unix://$T/relay-$i.sock"
+      for _ in $(seq 100); do [ -S "$T/relay-$i.sock" ] && break; sleep 0.1; done
+    fi
+    node --max-old-space-size=4096 dist/bench/cluster/sim.js --join "$join" --token "$TOKEN" --engines "$size" --first "$first" --containers "$PER" \
+      --start-latency "$LAT" --ctl "$T/ctl-$i.sock" >"$T/sim-$n-$i.log" 2>&1 &
+    SIM_PIDS+=($!); first=$((first + size))
+    for _ in $(seq 100); do [ -S "$T/ctl-$i.sock" ] && break; sleep 0.1; done
+  done
   R[$n.join]=$(wait_joined "$n" "$JOIN_TIMEOUT")
   log "N=$n: all joined in ${R[$n.join]} s; steady state for $STEADY s"
   sleep 5
@@ -95,17 +116,17 @@ run_one() {
   R[$n.batch]=$(node dist/bench/cluster/drive.js batch --api "$T/cluster.sock" --prefix b --replicas "$reps")
   R[$n.batchcpu]=$(awk -v a="$c0" -v b="$(ticks "$MGR_PID")" -v c="$e0" -v d="$(ticks "$ETCD_PID")" -v w="$w0" -v x="$(now_us)" -v hz="$HZ" \
     'BEGIN{printf "manager %.1f s CPU (%.0f %% of a core), etcd %.1f s, over %.1f s", (b-a)/hz, (b-a)/hz/((x-w)/1e6)*100, (d-c)/hz, (x-w)/1e6}')
-  R[$n.count]=$(ctl "http://x/count?prefix=b")
+  R[$n.count]=$(counts --prefix b)
   R[$n.reps]=$reps
   R[$n.etcddb2]=$(du -m "$T/etcd/member/snap/db" | cut -f1)
   log "N=$n: batch ${R[$n.batch]} engines ${R[$n.count]}; lookups"
   R[$n.lookup]=$(node dist/bench/cluster/drive.js lookup --api "$T/cluster.sock" --n "$LOOKUPS" --engines "$n" --containers "$PER" 2>&1 | tail -1)
-  R[$n.incluster]=$(jget containers "$(ctl http://x/count)")
+  R[$n.incluster]=$(jget containers "$(counts)")
   log "N=$n: lookups ${R[$n.lookup]}; churn"
   local base_rss base_fds base_joined r peak s c; base_rss=$(rss_mb "$MGR_PID"); base_fds=$(fds "$MGR_PID"); base_joined=$(joined)
   R[$n.churn]=""
   for r in $(seq "$ROUNDS"); do
-    ctl -X POST "http://x/churn?fraction=0.1&downMs=5000" >/dev/null
+    for i in "$T"/ctl-*.sock; do curl -s -m 5 --unix-socket "$i" -X POST "http://x/churn?fraction=0.1&downMs=5000" >/dev/null; done
     peak=0; s=$(now_us)
     sleep 1
     while [ "$(joined)" -lt "$base_joined" ]; do
@@ -118,18 +139,18 @@ run_one() {
     log "N=$n churn $r: ${took} s peak $peak rss $(rss_mb "$MGR_PID") fds $(fds "$MGR_PID")"
   done
   kill -0 "$MGR_PID" 2>/dev/null && R[$n.alive]=yes || R[$n.alive]=no
-  stop_pid "$SIM_PID" 5; stop_pid "$MGR_PID" 10; stop_pid "$ETCD_PID" 10; SIM_PID= MGR_PID= ETCD_PID=
-  [ -n "${KEEP_LOGS:-}" ] && mkdir -p "$KEEP_LOGS" && cp "$T"/*-"$n".log "$KEEP_LOGS"/
+  stop_fleet; stop_pid "$MGR_PID" 10; stop_pid "$ETCD_PID" 10; MGR_PID= ETCD_PID=
+  [ -n "${KEEP_LOGS:-}" ] && mkdir -p "$KEEP_LOGS" && cp "$T"/*-"$n".log "$T"/*-"$n"-*.log "$KEEP_LOGS"/
 }
 
 for n in $HOSTS; do run_one "$n"; done
 
 {
-  echo "| hosts | join s | RSS MB | CPU % core | fds | etcd db MB (after batch) | batch replicas | placements/s | replica p50/p99 ms | on engines (distinct, dup, running) | containers | ps p50/p99 ms | inspect p50/p99 ms | manager alive after churn |"
+  echo "| hosts (engines' connections) | join s | RSS MB | CPU % core | fds | etcd db MB (after batch) | batch replicas | placements/s | replica p50/p99 ms | on engines (distinct, dup, running) | containers | ps p50/p99 ms | inspect p50/p99 ms | manager alive after churn |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for n in $HOSTS; do
     b=${R[$n.batch]}; c=${R[$n.count]}; l=${R[$n.lookup]}
-    echo "| $n | ${R[$n.join]} | ${R[$n.rss]} | ${R[$n.cpu]} | ${R[$n.fds]} | ${R[$n.etcddb]} (${R[$n.etcddb2]}) | ${R[$n.reps]} (errors $(jget errors "$b")) | $(jget placementsPerSec "$b") | $(jget p50ms "$b") / $(jget p99ms "$b") | $(jget distinct "$c"), $(jget duplicated "$c"), $(jget running "$c") | ${R[$n.incluster]} | $(jget psP50ms "$l") / $(jget psP99ms "$l") | $(jget inspectP50ms "$l") / $(jget inspectP99ms "$l") | ${R[$n.alive]} |"
+    echo "| $n (${R[$n.via]}) | ${R[$n.join]} | ${R[$n.rss]} | ${R[$n.cpu]} | ${R[$n.fds]} | ${R[$n.etcddb]} (${R[$n.etcddb2]}) | ${R[$n.reps]} (errors $(jget errors "$b")) | $(jget placementsPerSec "$b") | $(jget p50ms "$b") / $(jget p99ms "$b") | $(jget distinct "$c"), $(jget duplicated "$c"), $(jget running "$c") | ${R[$n.incluster]} | $(jget psP50ms "$l") / $(jget psP99ms "$l") | $(jget inspectP50ms "$l") / $(jget inspectP99ms "$l") | ${R[$n.alive]} |"
   done
   echo
   for n in $HOSTS; do echo "- batch at $n hosts: ${R[$n.batchcpu]}"; done

@@ -5,10 +5,13 @@
  * start latency. (The streams — logs, attach, exec — that the manager asks over an engine's Docker API are not
  * simulated: the benchmark does not use them.)
  *
- * A control API on --ctl (a unix socket) serves the counts (`GET /count?prefix=P`: replicas on the engines, the
- * names held twice) and churn (`POST /churn?fraction=F&downMs=MS`: that share of the engines hang up and rejoin).
+ * A process holds at most as many engines as it may open files (20,000 here): more run as several simulators, each
+ * with its `--first` engine number, usually each joined through its own node relay (`sampan cluster relay`).
  *
- * Usage: node dist/bench/cluster/sim.js --join unix:///PATH --token T --engines N --containers C --start-latency MS --ctl PATH
+ * A control API on --ctl (a unix socket) serves the counts (`GET /count?prefix=P`: replicas on the engines, the
+ * names held twice; `GET /names?prefix=P`: those names, for counting over several simulators) and churn (`POST /churn?fraction=F&downMs=MS`: that share of the engines hang up and rejoin).
+ *
+ * Usage: node dist/bench/cluster/sim.js --join unix:///PATH --token T --engines N [--first K] --containers C --start-latency MS --ctl PATH
  */
 import http from 'node:http';
 import { promises as fs } from 'node:fs';
@@ -24,6 +27,7 @@ const { values: o } = parseArgs({
     join: { type: 'string' },
     token: { type: 'string' },
     engines: { type: 'string', default: '1000' },
+    first: { type: 'string', default: '0' },
     containers: { type: 'string', default: '0' },
     'start-latency': { type: 'string', default: '50' },
     ctl: { type: 'string' },
@@ -163,7 +167,7 @@ class SimEngine {
   }
 }
 
-const engines = Array.from({ length: ENGINES }, (_, i) => new SimEngine(i, Number(o.containers)));
+const engines = Array.from({ length: ENGINES }, (_, i) => new SimEngine(Number(o.first) + i, Number(o.containers)));
 
 function reply(res: http.ServerResponse, status: number, body?: unknown): void {
   if (body === undefined) {
@@ -204,13 +208,19 @@ function count(prefix: string): object {
 function control(req: http.IncomingMessage, res: http.ServerResponse): void {
   const u = new URL(req.url ?? '/', 'http://x');
   if (u.pathname === '/count') return reply(res, 200, count(u.searchParams.get('prefix') ?? ''));
+  if (u.pathname === '/names') {
+    const prefix = `${u.searchParams.get('prefix') ?? ''}-`;
+    const out: Array<[string, boolean]> = [];
+    for (const e of engines) for (const c of e.containers.values()) if (c.name.startsWith(prefix)) out.push([c.name, c.state === 'running']);
+    return reply(res, 200, out);
+  }
   if (req.method === 'POST' && u.pathname === '/churn') {
     const n = Math.round(ENGINES * Number(u.searchParams.get('fraction') ?? 0.1));
     const start = Math.floor(Math.random() * ENGINES);
     for (let k = 0; k < n; k++) engines[(start + k) % ENGINES]!.bounce(Number(u.searchParams.get('downMs') ?? 5000));
     return reply(res, 200, { dropped: n });
   }
-  reply(res, 404, { message: 'GET /count?prefix=P | POST /churn?fraction=F&downMs=MS' });
+  reply(res, 404, { message: 'GET /count?prefix=P | GET /names?prefix=P | POST /churn?fraction=F&downMs=MS' });
 }
 
 await fs.rm(o.ctl, { force: true });
