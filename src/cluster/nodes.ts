@@ -160,7 +160,7 @@ export class NodeRegistry {
       else if (m.type === 'images') this.state.setNodeImages(node, m.images);
       else if (m.type === 'containers') this.state.setNodeContainers(node, this.owned(node, m.containers));
       else if (m.type === 'event') {
-        if (!m.summary) this.state.remove(m.id);
+        if (!m.summary) this.state.remove(m.id, node);
         else if (this.owned(node, [m.summary]).length) this.state.upsert(node, m.summary);
       } else if (m.type === 'result') this.settle(node, conn, m);
     });
@@ -187,7 +187,7 @@ export class NodeRegistry {
       return;
     }
     // the container as the command left it: what a `docker ps` right after must see
-    if (m.container === null) this.state.remove(p.id);
+    if (m.container === null) this.state.remove(p.id, node);
     else if (m.container && this.state.owns(node, m.container.Id)) this.state.upsert(node, m.container);
     p.resolve(m.value);
   }

@@ -59,6 +59,22 @@ test('a node\'s snapshot replaces its containers and only its; events update the
   assert.equal(s.node('host2')!.rec.state, 'down');
 });
 
+test('a replica retried on another node keeps its id: removing the first node\'s copy leaves the other', () => {
+  const s = new ClusterState();
+  const n1 = s.upsertNode(rec('host1'));
+  const n2 = s.upsertNode(rec('host2'));
+  s.upsert(n1, summary('r1', 'web-1'));
+  s.placed.set('r1', n2.rec.id);
+  assert.equal(s.owns(n1, 'r1'), false);
+  assert.equal(s.owns(n2, 'r1'), true);
+  s.upsert(n2, summary('r1', 'web-1'));
+  assert.deepEqual([...n1.containers], []);
+  s.remove('r1', n1);
+  assert.equal(s.get('web-1').node, n2);
+  s.remove('r1', n2);
+  assert.equal(s.find('web-1'), undefined);
+});
+
 test('names are unique cluster-wide: in use or held by a create in flight is a 409', () => {
   const s = new ClusterState();
   s.setNodeContainers(s.upsertNode(rec('host1')), [summary('a1', 'web')]);

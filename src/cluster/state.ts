@@ -135,9 +135,10 @@ export class ClusterState implements Holders {
     for (const key of published(s)) addTo(this.byPort, key, s.Id);
   }
 
-  remove(id: string): void {
+  /** With `from`, only that node's copy: a replica retried elsewhere keeps its id, and its orphan goes alone. */
+  remove(id: string, from?: NodeEntry): void {
     const e = this.containers.get(id);
-    if (!e) return;
+    if (!e || (from && e.node !== from)) return;
     this.unindex(e);
     this.containers.delete(id);
     e.node.containers.delete(id);
