@@ -15,7 +15,7 @@ type Kind = keyof typeof SWARM_LABELS;
 
 const RULE = /^([\w.-]+)(==|!=)(~?)(.*)$/;
 
-function parseRule(kind: Kind, expr: string): Rule {
+export function parseRule(kind: Kind, expr: string): Rule {
   const m = RULE.exec(expr);
   if (!m) throw invalid(`invalid ${kind} ${JSON.stringify(expr)}: use ${kind}:KEY==VALUE or ${kind}:KEY!=VALUE (soft: ==~ or !=~)`);
   return { key: m[1]!, op: m[2] as '==' | '!=', soft: m[3] === '~', value: m[4]!, text: expr };

@@ -81,7 +81,7 @@ export function matcher(pattern: string): (actual: string | undefined) => boolea
   return (actual) => actual !== undefined && re.test(actual);
 }
 
-export function meets(n: Candidate, c: Rule): boolean {
+export function meets(n: Pick<Candidate, 'name' | 'labels'>, c: Rule): boolean {
   const hit = matcher(c.value)(c.key === 'node' ? n.name : n.labels[c.key]);
   return c.op === '==' ? hit : !hit;
 }

@@ -144,6 +144,8 @@ export interface PullOptions {
   tag: string;
   platform?: string;
   auth?: RegistryAuth;
+  /** A cluster's extension (`constraint=KEY==VALUE`, repeatable): pull on the nodes that meet them only. An engine has none. */
+  constraints?: string[];
 }
 
 export interface ImportOptions {

@@ -137,7 +137,8 @@ function imageRoutes(r: Router, { images: i, build }: Backends): void {
     if (fromSrc) throw invalid('importing from a URL is not supported; send the archive in the request body (fromSrc=-)');
     const image = ctx.query.get('fromImage');
     if (!image) throw invalid('fromImage or fromSrc is required');
-    await streamed(ctx, (out) => i.pull({ image, tag, platform: ctx.query.get('platform') || undefined, auth: auth(ctx) }, out));
+    const constraints = ctx.query.getAll('constraint');
+    await streamed(ctx, (out) => i.pull({ image, tag, platform: ctx.query.get('platform') || undefined, auth: auth(ctx), ...(constraints.length && { constraints }) }, out));
   });
   r.add('GET', '/images/{name*}/json', async (ctx) => ctx.send(200, await i.inspect(ctx.param('name'))));
   r.add('GET', '/images/{name*}/history', async (ctx) => ctx.send(200, await i.history(ctx.param('name'))));

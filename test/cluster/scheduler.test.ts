@@ -115,6 +115,32 @@ describe('cluster scheduler: affinities, host ports, strategies and an external 
     assert.match(bad.stderr, /com\.sampan\.scheduler\.strategy: one of spread, binpack, random/);
   });
 
+  test('a pull goes to every node, or with constraint= to those that meet it; one that no node meets is a 409', async () => {
+    const pull = async (query: string) => {
+      const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request({ socketPath: path.join(c.dir, 'cluster.sock'), method: 'POST', path: `/images/create?fromImage=127.0.0.1:9/nothing&tag=latest${query}` }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      // the nodes that answered: each progress line is tagged with its node's name
+      const lines = r.body.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id?: string; error?: string });
+      return { status: r.status, nodes: [...new Set(lines.map((l) => l.id?.split(':')[0]).filter(Boolean))].sort(), error: lines.at(-1)?.error ?? r.body };
+    };
+    const all = await pull('');
+    assert.deepEqual(all.nodes, ['host1', 'host2', 'host3']);
+    assert.match(all.error, /the pull failed on 3 of 3 nodes/);
+    const one = await pull(`&constraint=${encodeURIComponent('node==host2')}`);
+    assert.deepEqual(one.nodes, ['host2']);
+    assert.match(one.error, /the pull failed on 1 of 1 nodes/);
+    const none = await pull(`&constraint=${encodeURIComponent('zone==mars')}`);
+    assert.equal(none.status, 409);
+    assert.match(none.error, /no node that is up meets zone==mars/);
+  });
+
   test('with --scheduler-url the external scheduler decides among the filtered nodes; a broken one fails the create naming it, nothing created', async () => {
     const got: ExternalBody[] = [];
     let mode: 'last' | 'unknown' | 'hang' = 'last';

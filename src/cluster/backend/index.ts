@@ -7,7 +7,9 @@ import type { Backends, ExecBackend, Filters, ImageBackend, NetworkBackend, Outp
 import { API_VERSION, ENGINE_VERSION, MIN_API_VERSION } from '../../docker-api/index.js';
 import type { ExecCreateRequest, ExecInspect, ExecStartRequest, IdResponse, ImageInspect, ImageSummary, NetworkResource, SystemInfo, SystemVersion, Volume, VolumeListResponse } from '../../lib/docker-types.js';
 import { jsonMessages } from '../../lib/engine-client.js';
-import { errorMessage, isCode, notFound } from '../../lib/errors.js';
+import { conflict, errorMessage, isCode, notFound } from '../../lib/errors.js';
+import { parseRule } from '../request.js';
+import { meets } from '../scheduler.js';
 import type { NodeEntry } from '../state.js';
 import { Cluster, notYet, passHijack } from './cluster.js';
 import { ClusterContainers } from './containers.js';
@@ -103,9 +105,14 @@ class ClusterImages implements ImageBackend {
     return firstFound(this.c, ref, 'image', (n) => this.c.client(n).json<ImageInspect>('GET', `/images/${ref}/json`), false);
   }
 
-  /** Pulled on every up node (FANOUT at a time); each node's progress lines tagged with its name. */
+  /**
+   * Pulled on every up node, or those that meet `constraint=` query parameters (Swarm's constraint expressions),
+   * FANOUT at a time; each node's progress lines tagged with its name.
+   */
   async pull(o: PullOptions, out: Output): Promise<void> {
-    const nodes = this.c.upNodes();
+    const rules = (o.constraints ?? []).map((c) => parseRule('constraint', c));
+    const nodes = this.c.upNodes().filter((n) => rules.every((r) => meets({ name: n.rec.name, labels: n.rec.labels }, r)));
+    if (!nodes.length) throw conflict(`no node that is up meets ${rules.map((r) => r.text).join(', ') || 'the pull'}`);
     const w = out.open('application/json');
     const auth = o.auth ? { 'X-Registry-Auth': Buffer.from(JSON.stringify(o.auth)).toString('base64url') } : undefined;
     let failed = 0;
