@@ -106,6 +106,7 @@ export class NodeAgent {
         void this.run(m).then((r) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(r)));
         return;
       }
+      if (m.type !== 'welcome') return; // cluster networking: not built yet
       this.attempt = 0;
       this.welcomed = true;
       this.log.info({ manager: this.o.join, nodeId: m.nodeId }, 'joined the cluster');

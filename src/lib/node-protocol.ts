@@ -90,7 +90,56 @@ export interface ResultMessage {
   error?: { code: ErrorCode; message: string };
 }
 
-export type EngineMessage = HelloMessage | ContainersMessage | HeartbeatMessage | ImagesMessage | ContainerEventMessage | ResultMessage;
+/**
+ * A cluster network as every engine sees it (the manager's record in etcd). Its subnet is cut into blocks that hosts
+ * lease; in each block the first address is the host's gateway on the network's bridge, the last is not used, and
+ * the manager hands out the others to containers.
+ */
+export interface ClusterNetworkSpec {
+  id: string;
+  name: string;
+  subnet: string;
+  routing: 'host-gw' | 'vxlan';
+  /** The VXLAN id (vxlan routing), unique per network. */
+  vni: number;
+  /** The containers' MTU (the underlay's less VXLAN's 50 bytes with vxlan). */
+  mtu: number;
+  internal: boolean;
+  labels: Record<string, string>;
+}
+
+/** One host's part of a cluster network: its blocks and where they are reached. */
+export interface NetworkPeer {
+  node: string;
+  network: string;
+  /** The host's address: host-gw's next hop, vxlan's underlay destination. */
+  addr: string;
+  blocks: string[];
+  /** Its VXLAN device's MAC, once it reported it (vxlan routing). */
+  vtepMac?: string;
+}
+
+/**
+ * After (re)setting up a cluster network on this host: its VTEP's MAC (vxlan), or why it failed (the node is then
+ * `degraded` for that network; the others are unaffected).
+ */
+export interface NetworkStateMessage {
+  type: 'netstate';
+  network: string;
+  vtepMac?: string;
+  error?: string;
+}
+
+/** The engine's embedded DNS asks for a name on a cluster network: the manager knows the whole network. */
+export interface ResolveMessage {
+  type: 'resolve';
+  seq: number;
+  network: string;
+  name: string;
+}
+
+export type EngineMessage =
+  | HelloMessage | ContainersMessage | HeartbeatMessage | ImagesMessage | ContainerEventMessage | ResultMessage | NetworkStateMessage | ResolveMessage;
 
 export interface WelcomeMessage {
   type: 'welcome';
@@ -127,7 +176,32 @@ export interface CommandMessage<K extends CommandOp = CommandOp> {
   args: Commands[K]['args'];
 }
 
-export type ManagerMessage = WelcomeMessage | CommandMessage;
+/** The cluster networks, in full: after each welcome, and whenever one is created or removed. */
+export interface NetworksMessage {
+  type: 'networks';
+  networks: ClusterNetworkSpec[];
+}
+
+/**
+ * Where the hosts' blocks are: `full` (after each welcome) replaces what the engine had; otherwise changes. It
+ * includes the receiving node's own entries (its blocks). Sent only for networks on which the receiving node holds
+ * a block, so a host with no container on a network carries none of its routes.
+ */
+export interface PeersMessage {
+  type: 'peers';
+  full: boolean;
+  set: NetworkPeer[];
+  remove: Array<{ node: string; network: string }>;
+}
+
+/** A `resolve`'s answer: the addresses of the running (and, with a health check, healthy) containers of that name. */
+export interface ResolvedMessage {
+  type: 'resolved';
+  seq: number;
+  ips: string[];
+}
+
+export type ManagerMessage = WelcomeMessage | CommandMessage | NetworksMessage | PeersMessage | ResolvedMessage;
 
 /** A message as received: parsed, and its type checked; anything else is a protocol error. */
 export function parseMessage<T extends { type: string }>(data: unknown, types: readonly T['type'][]): T {
