@@ -48,6 +48,19 @@ function nodeView(n: NodeEntry): NodeView {
   return { ...rec, availability: rec.availability ?? 'active', containers: n.containers.size, images: n.images };
 }
 
+/** How often the manager checks that etcd answers, with nothing else to tell it (no request, no transition). */
+const ETCD_PROBE_MS = 1000;
+
+/** The store's probe every `ms`, never two at once (a probe of an etcd that hangs takes up to its timeout). */
+function probeEvery(store: ClusterStore, ms: number): NodeJS.Timeout {
+  let probing = false;
+  return setInterval(() => {
+    if (probing) return;
+    probing = true;
+    void store.probe().finally(() => (probing = false));
+  }, ms);
+}
+
 export interface RunningManager {
   log: Logger;
   done: Promise<void>;
@@ -62,7 +75,20 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const cluster = new Cluster(state, store, log, cfg.strategy);
   const backends = clusterBackends(cluster, cfg.name);
   const api = new DockerApiServer(backends, log, 'sampan_cluster_');
-  const metrics = new ClusterMetrics(state);
+  const metrics = new ClusterMetrics(state, store.health);
+  store.health.onChange = (up, err) => {
+    if (!up) {
+      log.error({ err }, 'etcd unreachable: reads are served from memory (marked stale), changes are refused');
+      return;
+    }
+    log.info('etcd reachable again: changes are accepted');
+    void nodes.recordPending();
+  };
+  api.addHeaders((): Record<string, string> => {
+    const stale = store.health.stale;
+    return stale ? { 'X-Sampan-Stale': stale } : {};
+  });
+  const prober = probeEvery(store, ETCD_PROBE_MS);
   store.onWrite = (s) => metrics.etcdTxn.observe(s);
   cluster.onSchedule = (s, placed) => {
     metrics.scheduling.observe(s);
@@ -97,6 +123,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     await nodes.listen(cfg.nodeListen);
     await api.listen([cfg.listen]);
   } catch (err) {
+    clearInterval(prober);
     await nodes.close().catch(() => undefined);
     store.close();
     throw err;
@@ -106,6 +133,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     log.info('shutting down');
     await api.close();
     await nodes.close();
+    clearInterval(prober);
     store.close();
     for (const a of [cfg.listen, cfg.nodeListen]) if (a.startsWith('unix://')) await fs.rm(a.slice(7), { force: true });
     log.info('cluster manager stopped');

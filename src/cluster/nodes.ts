@@ -55,6 +55,8 @@ export class NodeRegistry {
   private sweeper?: NodeJS.Timeout;
   /** The live connection of each node, by node id. */
   private readonly conns = new Map<string, WebSocket>();
+  /** Nodes whose last state transition etcd did not take (unreachable): written by `recordPending` once it answers. */
+  private readonly unrecorded = new Set<string>();
 
   constructor(
     private readonly state: ClusterState,
@@ -180,7 +182,26 @@ export class NodeRegistry {
     const rec = { ...node.rec, state };
     node.rec = rec;
     this.log.info({ node: rec.name, state }, `node ${state}`);
-    await this.store.putNode(rec).catch((err: unknown) => this.log.warn({ node: rec.name, err: errorMessage(err) }, 'could not record the node state'));
+    await this.store.putNode(rec).catch((err: unknown) => {
+      this.unrecorded.add(rec.id);
+      this.log.warn({ node: rec.name, err: errorMessage(err) }, 'could not record the node state: it is written once etcd answers');
+    });
+  }
+
+  /** Writes the node states that etcd could not take when they changed, as they are now in memory. */
+  async recordPending(): Promise<void> {
+    for (const id of [...this.unrecorded]) {
+      this.unrecorded.delete(id);
+      const n = this.state.nodes.get(id);
+      if (!n) continue;
+      await this.store.putNode(n.rec).then(
+        () => this.log.info({ node: n.rec.name, state: n.rec.state }, 'node state recorded'),
+        (err: unknown) => {
+          this.unrecorded.add(id);
+          this.log.warn({ node: n.rec.name, err: errorMessage(err) }, 'could not record the node state: it is written once etcd answers');
+        },
+      );
+    }
   }
 
   private async sweep(): Promise<void> {

@@ -7,6 +7,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Etcd3, type Namespace } from 'etcd3';
 import { unavailable, errorMessage } from '../lib/errors.js';
+import { healthy } from './etcd.js';
+import { StoreHealth, UNREACHABLE } from './store-health.js';
 
 export type NodeState = 'up' | 'down';
 /** `drain`: the node keeps its containers and takes no new placements. */
@@ -64,21 +66,33 @@ const ALWAYS: Guard = ['guard', 'Version', '>', -1];
 export const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 export const newToken = (): string => `SMPTKN-${randomBytes(24).toString('hex')}`;
 
+/**
+ * Bounds every etcd call: an etcd that hangs (stopped, cut off) fails a call instead of holding the request that
+ * made it. etcd3 retries a timed-out call up to 3 times, then fails fast for a while (its circuit breaker).
+ */
+const CALL_TIMEOUT_MS = 1500;
+/** How long the probe waits for a member's /health. */
+const PROBE_TIMEOUT_MS = 1000;
+
 export class ClusterStore {
   private readonly ns: Namespace;
   guard: Guard = ALWAYS;
+  /** Whether etcd answers, from every read, write and probe. */
+  readonly health = new StoreHealth();
   /** Told each transaction's duration in seconds (the manager's metrics). */
   onWrite?: (seconds: number) => void;
 
   constructor(
     private readonly client: Etcd3,
     readonly clusterName: string,
+    private readonly endpoints: string[] = [],
   ) {
     this.ns = client.namespace(`/sampan/cluster/${clusterName}/`);
   }
 
   static connect(endpoints: string[], clusterName: string): ClusterStore {
-    return new ClusterStore(new Etcd3({ hosts: endpoints, dialTimeout: 3000 }), clusterName);
+    const client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }) });
+    return new ClusterStore(client, clusterName, endpoints);
   }
 
   close(): void {
@@ -105,13 +119,26 @@ export class ClusterStore {
     if (!ok) throw unavailable('this manager may not write the cluster state (it is not the leader)');
   }
 
-  /** Reads, with an unreachable etcd as a 503. */
-  private async read<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw unavailable(`cluster state store (etcd) unreachable: ${errorMessage(err)}`);
-    }
+  /** A write, its outcome told to `health`. */
+  private txn(ops: Op[]): Promise<void> {
+    return this.health.track(this.write(ops));
+  }
+
+  /** Reads, with an unreachable etcd as a 503, their outcome told to `health`. */
+  private read<T>(fn: () => Promise<T>): Promise<T> {
+    return this.health.track(fn().catch((err: unknown) => {
+      throw unavailable(`${UNREACHABLE}: ${errorMessage(err)}`);
+    }));
+  }
+
+  /**
+   * The manager's periodic check: some member's /health (bounded: it notices an etcd that hangs before a call's
+   * retries would), then one small read, whose answer is what says etcd is back.
+   */
+  async probe(): Promise<void> {
+    const answers = await Promise.all(this.endpoints.map((e) => healthy(e, PROBE_TIMEOUT_MS)));
+    if (!answers.includes(true)) this.health.lost(`${UNREACHABLE}: no member answers /health (${this.endpoints.join(', ')})`);
+    else await this.read(() => this.ns.get('tokens/worker').string()).catch(() => undefined);
   }
 
   private async readAll<T>(prefix: string): Promise<Map<string, T>> {
@@ -125,7 +152,7 @@ export class ClusterStore {
   }
 
   putNode(n: NodeRecord): Promise<void> {
-    return this.write([{ put: `nodes/${n.id}`, value: n }]);
+    return this.txn([{ put: `nodes/${n.id}`, value: n }]);
   }
   async nodes(): Promise<NodeRecord[]> {
     return [...(await this.readAll<NodeRecord>('nodes/')).values()];
@@ -133,17 +160,17 @@ export class ClusterStore {
 
   /** Placements land before any engine is told (a batch's in one transaction). */
   putPlacements(ps: Array<{ id: string; placement: Placement }>): Promise<void> {
-    return this.write(ps.map((p) => ({ put: `placements/${p.id}`, value: p.placement })));
+    return this.txn(ps.map((p) => ({ put: `placements/${p.id}`, value: p.placement })));
   }
   deletePlacements(ids: string[]): Promise<void> {
-    return this.write(ids.map((id) => ({ del: `placements/${id}` })));
+    return this.txn(ids.map((id) => ({ del: `placements/${id}` })));
   }
   placements(): Promise<Map<string, Placement>> {
     return this.readAll<Placement>('placements/');
   }
 
   putBatch(b: BatchRecord): Promise<void> {
-    return this.write([{ put: `batches/${b.id}`, value: b }]);
+    return this.txn([{ put: `batches/${b.id}`, value: b }]);
   }
   batch(id: string): Promise<BatchRecord | undefined> {
     return this.readOne<BatchRecord>(`batches/${id}`);
@@ -151,7 +178,7 @@ export class ClusterStore {
 
   /** Stores a token's hash (the token itself is never stored). */
   setToken(token: string): Promise<void> {
-    return this.write([{ put: 'tokens/worker', value: hashToken(token) }]);
+    return this.txn([{ put: 'tokens/worker', value: hashToken(token) }]);
   }
   async hasToken(): Promise<boolean> {
     return (await this.readOne<string>('tokens/worker')) !== undefined;

@@ -86,6 +86,7 @@ export class ClusterContainers implements ContainerBackend {
 
   /** Scheduled onto a node; a name is unique cluster-wide. */
   async create(raw: unknown, name: string | undefined): Promise<IdResponse> {
+    this.c.store.health.requireUp();
     const { req, body } = schedulingRequest(raw);
     if (name !== undefined && !/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(name)) throw invalid(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     const cname = name?.replace(/^\//, '');
@@ -157,6 +158,7 @@ export class ClusterContainers implements ContainerBackend {
 
   async remove(ref: string, o: { force: boolean; volumes: boolean; link: boolean }): Promise<void> {
     if (o.link) notYet('removing a legacy link');
+    this.c.store.health.requireUp();
     const { entry, client } = this.c.owner(ref);
     const id = entry.summary.Id;
     await client.request('DELETE', `/containers/${id}`, { query: { force: o.force, v: o.volumes } });
