@@ -76,19 +76,10 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const backends = clusterBackends(cluster, cfg.name);
   const api = new DockerApiServer(backends, log, 'sampan_cluster_');
   const metrics = new ClusterMetrics(state, store.health);
-  store.health.onChange = (up, err) => {
-    if (!up) {
-      log.error({ err }, 'etcd unreachable: reads are served from memory (marked stale), changes are refused');
-      return;
-    }
-    log.info('etcd reachable again: changes are accepted');
-    void nodes.recordPending();
-  };
   api.addHeaders((): Record<string, string> => {
     const stale = store.health.stale;
     return stale ? { 'X-Sampan-Stale': stale } : {};
   });
-  const prober = probeEvery(store, ETCD_PROBE_MS);
   store.onWrite = (s) => metrics.etcdTxn.observe(s);
   cluster.onSchedule = (s, placed) => {
     metrics.scheduling.observe(s);
@@ -123,11 +114,20 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     await nodes.listen(cfg.nodeListen);
     await api.listen([cfg.listen]);
   } catch (err) {
-    clearInterval(prober);
     await nodes.close().catch(() => undefined);
     store.close();
     throw err;
   }
+  // from here on, a lost etcd is a state the manager serves in, not a failed start
+  store.health.onChange = (up, err) => {
+    if (!up) {
+      log.error({ err }, 'etcd unreachable: reads are served from memory (marked stale), changes are refused');
+      return;
+    }
+    log.info('etcd reachable again: changes are accepted');
+    void nodes.recordPending();
+  };
+  const prober = probeEvery(store, ETCD_PROBE_MS);
   log.info({ name: cfg.name, listen: cfg.listen, nodeListen: cfg.nodeListen, etcd: cfg.etcd, nodes: state.nodes.size }, 'cluster manager started');
   const { done, shutdown } = gracefulStop(async () => {
     log.info('shutting down');
