@@ -182,10 +182,14 @@ export class NodeRegistry {
     const rec = { ...node.rec, state };
     node.rec = rec;
     this.log.info({ node: rec.name, state }, `node ${state}`);
-    await this.store.putNode(rec).catch((err: unknown) => {
-      this.unrecorded.add(rec.id);
-      this.log.warn({ node: rec.name, err: errorMessage(err) }, 'could not record the node state: it is written once etcd answers');
-    });
+    // with etcd known away, not even tried: a write to an etcd that hangs holds the sweep, and may land later
+    const written = this.store.health.up ? this.store.putNode(rec) : Promise.reject(new Error('etcd unreachable'));
+    await written.catch((err: unknown) => this.unrecordable(rec, err));
+  }
+
+  private unrecordable(rec: NodeRecord, err: unknown): void {
+    this.unrecorded.add(rec.id);
+    this.log.warn({ node: rec.name, err: errorMessage(err) }, 'could not record the node state: it is written once etcd answers');
   }
 
   /** Writes the node states that etcd could not take when they changed, as they are now in memory. */
@@ -194,13 +198,7 @@ export class NodeRegistry {
       this.unrecorded.delete(id);
       const n = this.state.nodes.get(id);
       if (!n) continue;
-      await this.store.putNode(n.rec).then(
-        () => this.log.info({ node: n.rec.name, state: n.rec.state }, 'node state recorded'),
-        (err: unknown) => {
-          this.unrecorded.add(id);
-          this.log.warn({ node: n.rec.name, err: errorMessage(err) }, 'could not record the node state: it is written once etcd answers');
-        },
-      );
+      await this.store.putNode(n.rec).then(() => this.log.info({ node: n.rec.name, state: n.rec.state }, 'node state recorded'), (err: unknown) => this.unrecordable(n.rec, err));
     }
   }
 

@@ -9,29 +9,24 @@ import { errorMessage, unavailable } from '../lib/errors.js';
 export const UNREACHABLE = 'cluster state store (etcd) unreachable';
 
 export class StoreHealth {
-  private down?: { since: Date; err: string };
+  private downSince?: Date;
   /** Told each change: lost (with why) or back. */
   onChange?: (up: boolean, err?: string) => void;
 
   get up(): boolean {
-    return !this.down;
-  }
-
-  /** When etcd was found unreachable; undefined while it answers. */
-  get since(): Date | undefined {
-    return this.down?.since;
+    return !this.downSince;
   }
 
   /** etcd answered. */
   reached(): void {
-    if (!this.down) return;
-    this.down = undefined;
+    if (!this.downSince) return;
+    this.downSince = undefined;
     this.onChange?.(true);
   }
 
   lost(err: string): void {
-    if (this.down) return;
-    this.down = { since: new Date(), err };
+    if (this.downSince) return;
+    this.downSince = new Date();
     this.onChange?.(false, err);
   }
 
@@ -49,11 +44,11 @@ export class StoreHealth {
 
   /** A change needs etcd: refused while it is known unreachable (nothing is created on an engine for nothing). */
   requireUp(): void {
-    if (this.down) throw unavailable(`${UNREACHABLE} since ${this.down.since.toISOString()}: changes are refused until it answers (reads are served from the manager's memory and may be stale)`);
+    if (this.downSince) throw unavailable(`${UNREACHABLE} since ${this.downSince.toISOString()}: changes are refused until it answers (reads are served from the manager's memory and may be stale)`);
   }
 
   /** What marks an answer stale: etcd unreachable since when; undefined while it answers. */
   get stale(): string | undefined {
-    return this.down && `etcd unreachable since ${this.down.since.toISOString()}`;
+    return this.downSince && `etcd unreachable since ${this.downSince.toISOString()}`;
   }
 }

@@ -70,7 +70,7 @@ export const newToken = (): string => `SMPTKN-${randomBytes(24).toString('hex')}
  * Bounds every etcd call: an etcd that hangs (stopped, cut off) fails a call instead of holding the request that
  * made it. etcd3 retries a timed-out call up to 3 times, then fails fast for a while (its circuit breaker).
  */
-const CALL_TIMEOUT_MS = 1500;
+const CALL_TIMEOUT_MS = 3000;
 /** How long the probe waits for a member's /health. */
 const PROBE_TIMEOUT_MS = 1000;
 
