@@ -7,13 +7,14 @@ import http from 'node:http';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { errorMessage, invalid } from '../lib/errors.js';
+import { errorMessage, invalid, unavailable } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import {
   CLOSE_BAD_TOKEN, CLOSE_REFUSED, CLOSE_SHUTDOWN, NODE_PROTOCOL_VERSION, parseMessage,
   type EngineMessage, type HelloMessage, type WelcomeMessage,
 } from '../lib/node-protocol.js';
 import type { ClusterState, NodeEntry } from './state.js';
+import { UNREACHABLE } from './store-health.js';
 import type { Availability, ClusterStore, NodeRecord } from './store.js';
 
 export interface NodeUpdate {
@@ -152,7 +153,7 @@ export class NodeRegistry {
       ...(old?.rec.labelEdits && { labelEdits: old.rec.labelEdits }),
     };
     // written only when something a second manager must know changed, not at every reconnect
-    if (!old || JSON.stringify({ ...old.rec, joinedAt: '' }) !== JSON.stringify({ ...rec, joinedAt: '' })) await this.store.putNode(rec);
+    if (!old || JSON.stringify({ ...old.rec, joinedAt: '' }) !== JSON.stringify({ ...rec, joinedAt: '' })) await this.record(rec);
     if (ws.readyState !== ws.OPEN) return undefined;
     const node = this.state.upsertNode(rec);
     this.conns.get(id)?.close(CLOSE_REFUSED, 'replaced by a new connection of the same node');
@@ -182,14 +183,23 @@ export class NodeRegistry {
     const rec = { ...node.rec, state };
     node.rec = rec;
     this.log.info({ node: rec.name, state }, `node ${state}`);
-    // with etcd known away, not even tried: a write to an etcd that hangs holds the sweep, and may land later
-    const written = this.store.health.up ? this.store.putNode(rec) : Promise.reject(new Error('etcd unreachable'));
-    await written.catch((err: unknown) => this.unrecordable(rec, err));
+    await this.record(rec).catch((err: unknown) => this.log.warn({ node: rec.name, err: errorMessage(err) }, 'could not record the node state'));
   }
 
-  private unrecordable(rec: NodeRecord, err: unknown): void {
-    this.unrecorded.add(rec.id);
-    this.log.warn({ node: rec.name, err: errorMessage(err) }, 'could not record the node state: it is written once etcd answers');
+  /**
+   * A node's record to etcd; while etcd is unreachable, later (`recordPending`): nodes still join, leave and
+   * come back meanwhile. Another failure (a refused guard) is thrown.
+   */
+  private async record(rec: NodeRecord): Promise<void> {
+    try {
+      // with etcd known away, not even tried: a write to an etcd that hangs holds its caller, and may land later
+      if (!this.store.health.up) throw unavailable(UNREACHABLE);
+      await this.store.putNode(rec);
+    } catch (err) {
+      if (this.store.health.up) throw err;
+      this.unrecorded.add(rec.id);
+      this.log.warn({ node: rec.name, state: rec.state, err: errorMessage(err) }, 'could not record the node state: it is written once etcd answers');
+    }
   }
 
   /** Writes the node states that etcd could not take when they changed, as they are now in memory. */
@@ -198,7 +208,12 @@ export class NodeRegistry {
       this.unrecorded.delete(id);
       const n = this.state.nodes.get(id);
       if (!n) continue;
-      await this.store.putNode(n.rec).then(() => this.log.info({ node: n.rec.name, state: n.rec.state }, 'node state recorded'), (err: unknown) => this.unrecordable(n.rec, err));
+      try {
+        await this.record(n.rec);
+        if (!this.unrecorded.has(id)) this.log.info({ node: n.rec.name, state: n.rec.state }, 'node state recorded');
+      } catch (err) {
+        this.log.warn({ node: n.rec.name, err: errorMessage(err) }, 'could not record the node state');
+      }
     }
   }
 

@@ -79,6 +79,7 @@ export class ClusterStore {
   guard: Guard = ALWAYS;
   /** Whether etcd answers, from every read, write and probe. */
   readonly health = new StoreHealth();
+  private tokenHash?: string;
   /** Told each transaction's duration in seconds (the manager's metrics). */
   onWrite?: (seconds: number) => void;
 
@@ -177,14 +178,29 @@ export class ClusterStore {
   }
 
   /** Stores a token's hash (the token itself is never stored). */
-  setToken(token: string): Promise<void> {
-    return this.txn([{ put: 'tokens/worker', value: hashToken(token) }]);
+  async setToken(token: string): Promise<void> {
+    await this.txn([{ put: 'tokens/worker', value: hashToken(token) }]);
+    this.tokenHash = hashToken(token);
   }
   async hasToken(): Promise<boolean> {
-    return (await this.readOne<string>('tokens/worker')) !== undefined;
+    return (await this.readTokenHash()) !== undefined;
   }
+
+  /**
+   * The hash as etcd holds it; while etcd is unreachable, the one last read: engines still join then, and nobody
+   * can rotate the token meanwhile.
+   */
+  private async readTokenHash(): Promise<string | undefined> {
+    try {
+      return (this.tokenHash = await this.readOne<string>('tokens/worker'));
+    } catch (err) {
+      if (this.tokenHash === undefined) throw err;
+      return this.tokenHash;
+    }
+  }
+
   async checkToken(token: string): Promise<boolean> {
-    const v = await this.readOne<string>('tokens/worker');
+    const v = await this.readTokenHash();
     if (!v) return false;
     const want = Buffer.from(v, 'hex');
     const got = Buffer.from(hashToken(token), 'hex');

@@ -116,7 +116,7 @@ describe('a cluster whose etcd or manager fails (2-host testbed)', () => {
     assert.equal(again.code, 0, again.stderr);
   });
 
-  test('etcd killed: a run is refused with nothing created; a node down meanwhile is recorded once etcd is started again, and runs work', async (t) => {
+  test('etcd killed: a run is refused with nothing created; a node that goes down, or comes back, meanwhile is recorded once etcd is started again; runs work', async (t) => {
     const host2 = tb.hosts[1]!;
     let host2Stopped = false;
     t.after(() => host2Stopped && process.kill(host2.pid, 'SIGCONT'));
@@ -137,9 +137,19 @@ describe('a cluster whose etcd or manager fails (2-host testbed)', () => {
     restarted.push(respawn(argv, path.join(c.dir, 'etcd', 'etcd1.log')));
     await until(async () => (await etcdUp()) === '1', 60_000, 200);
     await until(async () => (await storedStates())[host2.name] === 'down', 30_000, 250);
+
+    // etcd away again: host2's engine comes back and rejoins meanwhile, up in memory, in etcd once it is back
+    const argv2 = await commandLine(restarted.at(-1)!.pid!);
+    restarted.at(-1)!.kill('SIGKILL');
+    await until(async () => (await etcdUp()) === '0', 30_000, 200);
     process.kill(host2.pid, 'SIGCONT');
     host2Stopped = false;
-    await until(async () => (await storedStates())[host2.name] === 'up', 60_000, 250);
+    await until(async () => (await nodeStates())[host2.name] === 'up', 60_000, 250);
+    assert.match((await docker(['ps', '--filter', 'name=^c2$', '--format', '{{.Status}}'])).stdout, /^Up /);
+    await until(async () => new RegExp(`"node":"${host2.name}","state":"up".*could not record the node state`).test(await fs.readFile(managerLog, 'utf8')), 30_000, 250);
+    restarted.push(respawn(argv2, path.join(c.dir, 'etcd', 'etcd1.log')));
+    await until(async () => (await etcdUp()) === '1', 60_000, 200);
+    await until(async () => (await storedStates())[host2.name] === 'up', 30_000, 250);
     assert.deepEqual(await nodeStates(), { host1: 'up', host2: 'up' });
     const ok = await docker(['run', '-d', '--name', 'c4', 'busybox', 'sleep', '600']);
     assert.equal(ok.code, 0, ok.stderr);
