@@ -56,7 +56,7 @@ export class NodeRegistry {
   private sweeper?: NodeJS.Timeout;
   /** The live connection of each node, by node id. */
   private readonly conns = new Map<string, WebSocket>();
-  /** Nodes whose last state transition etcd did not take (unreachable): written by `recordPending` once it answers. */
+  /** Nodes whose latest record etcd did not take (unreachable): written by `recordPending` once it answers. */
   private readonly unrecorded = new Set<string>();
 
   constructor(
