@@ -93,7 +93,10 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     for (const rec of await store.nodes()) state.upsertNode(rec);
     api.route('GET', '/sampan/v1/nodes', (ctx) => ctx.send(200, [...state.nodes.values()].map(nodeView)));
     api.route('GET', '/sampan/v1/nodes/{id}', (ctx) => ctx.send(200, nodeView(state.getNode(ctx.param('id')))));
-    api.route('PATCH', '/sampan/v1/nodes/{id}', async (ctx) => ctx.send(200, nodeView(await nodes.update(ctx.param('id'), validateNodeUpdate(await ctx.json())))));
+    api.route('PATCH', '/sampan/v1/nodes/{id}', async (ctx) => {
+      store.health.requireUp();
+      ctx.send(200, nodeView(await nodes.update(ctx.param('id'), validateNodeUpdate(await ctx.json()))));
+    });
     api.route('GET', '/sampan/v1/batches/{id}', async (ctx) => {
       const b = await store.batch(ctx.param('id'));
       if (!b) throw notFound(`No such batch: ${ctx.param('id')}`);
@@ -102,6 +105,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     // JSON lines: one per replica as it lands, then the batch
     api.route('POST', '/sampan/v1/batches', async (ctx) => {
       const req = validateBatch(await ctx.json());
+      store.health.requireUp();
       let res: ReturnType<typeof ctx.stream> | undefined;
       const b = await runBatch(cluster, backends.containers, req, (replica, done) => {
         res ??= ctx.stream('application/x-ndjson');

@@ -106,7 +106,14 @@ describe('a cluster whose etcd or manager fails (2-host testbed)', () => {
     assert.equal((await prompt(['exec', 'c1', 'echo', 'still-driven'])).stdout, 'still-driven\n');
     const rm = await prompt(['rm', '-f', 'c2']);
     assert.notEqual(rm.code, 0);
-    assert.match(rm.stderr, /unreachable/);
+    assert.match(rm.stderr, /cluster state store \(etcd\) unreachable since/);
+    const batch = await c.sampan(['run', '-d', '--replicas', '2', '--name', 'bb', 'busybox', 'sleep', '600']);
+    assert.notEqual(batch.code, 0);
+    assert.match(batch.stderr, /cluster state store \(etcd\) unreachable since/);
+    await onNoEngine('bb-1');
+    const label = await c.sampan(['node', 'update', '--label-add', 'zone=a', 'host1']);
+    assert.notEqual(label.code, 0);
+    assert.match(label.stderr, /cluster state store \(etcd\) unreachable since/);
 
     process.kill(tb.etcd.pid, 'SIGCONT');
     stopped = false;
@@ -168,8 +175,8 @@ describe('a cluster whose etcd or manager fails (2-host testbed)', () => {
       restarted.push(m);
       managerPid = m.pid!;
       await until(async () => {
-        const states = await nodeStates().catch(() => ({}));
-        return JSON.stringify(states) === JSON.stringify({ host1: 'up', host2: 'up' }) && (await listing()).length === was.length;
+        const states: Record<string, string> = await nodeStates().catch(() => ({}));
+        return states.host1 === 'up' && states.host2 === 'up' && (await listing()).length === was.length;
       }, 60_000, 250);
       assert.deepEqual(await listing(), was);
 
