@@ -38,10 +38,10 @@ interface Member {
   proc?: ChildProcess;
 }
 
-/** GET /health: true once the member serves and sees a leader. */
-function healthy(clientUrl: string): Promise<boolean> {
+/** GET /health: true once the member serves and sees a leader; false when it does not answer within `timeoutMs`. */
+export function healthy(clientUrl: string, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get(`${clientUrl}/health`, { timeout: 2000 }, (res) => {
+    const req = http.get(`${clientUrl}/health`, { timeout: timeoutMs }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
       res.on('end', () => resolve(res.statusCode === 200 && /"health"\s*:\s*"true"/.test(body)));

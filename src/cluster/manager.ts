@@ -71,6 +71,19 @@ function nodeView(n: NodeEntry): NodeView {
   return { ...rec, availability: rec.availability ?? 'active', containers: n.containers.size, images: n.images };
 }
 
+/** How often the manager checks that etcd answers, with nothing else to tell it (no request, no transition). */
+const ETCD_PROBE_MS = 1000;
+
+/** The store's probe every `ms`, never two at once (a probe of an etcd that hangs takes up to its timeout). */
+function probeEvery(store: ClusterStore, ms: number): NodeJS.Timeout {
+  let probing = false;
+  return setInterval(() => {
+    if (probing) return;
+    probing = true;
+    void store.probe().finally(() => (probing = false));
+  }, ms);
+}
+
 export interface RunningManager {
   log: Logger;
   done: Promise<void>;
@@ -88,7 +101,11 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   });
   const backends = clusterBackends(cluster, cfg.name);
   const api = new DockerApiServer(backends, log, 'sampan_cluster_');
-  const metrics = new ClusterMetrics(state);
+  const metrics = new ClusterMetrics(state, store.health);
+  api.addHeaders((): Record<string, string> => {
+    const stale = store.health.stale;
+    return stale ? { 'X-Sampan-Stale': stale } : {};
+  });
   store.onWrite = (s) => metrics.etcdTxn.observe(s);
   cluster.onSchedule = (s, placed) => {
     metrics.scheduling.observe(s);
@@ -104,7 +121,10 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     for (const [id, p] of await store.placements()) state.placed.set(id, p.node);
     api.route('GET', '/sampan/v1/nodes', (ctx) => ctx.send(200, [...state.nodes.values()].map(nodeView)));
     api.route('GET', '/sampan/v1/nodes/{id}', (ctx) => ctx.send(200, nodeView(state.getNode(ctx.param('id')))));
-    api.route('PATCH', '/sampan/v1/nodes/{id}', async (ctx) => ctx.send(200, nodeView(await nodes.update(ctx.param('id'), validateNodeUpdate(await ctx.json())))));
+    api.route('PATCH', '/sampan/v1/nodes/{id}', async (ctx) => {
+      store.health.requireUp();
+      ctx.send(200, nodeView(await nodes.update(ctx.param('id'), validateNodeUpdate(await ctx.json()))));
+    });
     api.route('GET', '/sampan/v1/batches/{id}', async (ctx) => {
       const b = await store.batch(ctx.param('id'));
       if (!b) throw notFound(`No such batch: ${ctx.param('id')}`);
@@ -113,6 +133,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     // JSON lines: one per replica as it lands, then the batch
     api.route('POST', '/sampan/v1/batches', async (ctx) => {
       const req = validateBatch(await ctx.json());
+      store.health.requireUp();
       let res: ReturnType<typeof ctx.stream> | undefined;
       const b = await runBatch(cluster, backends.containers, req, (replica, done) => {
         if (!res) res = ctx.stream('application/x-ndjson');
@@ -135,11 +156,22 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     store.close();
     throw err;
   }
+  // from here on, a lost etcd is a state the manager serves in, not a failed start
+  store.health.onChange = (up, err) => {
+    if (!up) {
+      log.error({ err }, 'etcd unreachable: reads are served from memory (marked stale), changes are refused');
+      return;
+    }
+    log.info('etcd reachable again: changes are accepted');
+    void nodes.recordPending();
+  };
+  const prober = probeEvery(store, ETCD_PROBE_MS);
   log.info({ name: cfg.name, listen: cfg.listen, nodeListen: cfg.nodeListen, etcd: cfg.etcd, nodes: state.nodes.size, schedulerUrl: cfg.schedulerUrl }, 'cluster manager started');
   const { done, shutdown } = gracefulStop(async () => {
     log.info('shutting down');
     await api.close();
     await nodes.close();
+    clearInterval(prober);
     store.close();
     for (const a of [cfg.listen, cfg.nodeListen]) if (a.startsWith('unix://')) await fs.rm(a.slice(7), { force: true });
     log.info('cluster manager stopped');

@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ClusterState } from './state.js';
+import type { StoreHealth } from './store-health.js';
 
 const PREFIX = 'sampan_cluster_';
 
@@ -20,10 +21,19 @@ export class ClusterMetrics {
   });
   readonly batchReplicas = new Counter({ name: `${PREFIX}batch_replicas_total`, help: 'Batch replicas by result', labelNames: ['result'], registers: [] });
 
-  constructor(private readonly state: ClusterState) {}
+  constructor(
+    private readonly state: ClusterState,
+    private readonly etcd: StoreHealth,
+  ) {}
 
   register(registry: Registry): void {
-    const state = this.state;
+    const { state, etcd } = this;
+    new Gauge({
+      name: `${PREFIX}etcd_up`, help: 'Whether the manager reaches etcd (0: reads are served from memory, changes refused)', registers: [registry],
+      collect() {
+        this.set(etcd.up ? 1 : 0);
+      },
+    });
     new Gauge({
       name: `${PREFIX}nodes`, help: 'Nodes by state (up, down) and availability (active, drain)', labelNames: ['state', 'availability'], registers: [registry],
       collect() {

@@ -19,6 +19,7 @@ import {
 } from '../lib/node-protocol.js';
 import { RELAY_PATH, serveRelayLink, type NodeSocket } from './relay-link.js';
 import type { ClusterState, NodeEntry } from './state.js';
+import { UNREACHABLE } from './store-health.js';
 import type { Availability, ClusterStore, NodeRecord } from './store.js';
 
 export interface NodeUpdate {
@@ -75,6 +76,8 @@ export class NodeRegistry {
   private readonly conns = new Map<string, Conn>();
   /** Command numbers are unique over the manager's life: an answer cannot be taken for another command's. */
   private seq = 0;
+  /** Nodes whose latest record etcd did not take (unreachable): written by `recordPending` once it answers. */
+  private readonly unrecorded = new Set<string>();
 
   constructor(
     private readonly state: ClusterState,
@@ -227,7 +230,7 @@ export class NodeRegistry {
       ...(old?.rec.labelEdits && { labelEdits: old.rec.labelEdits }),
     };
     // written only when something a second manager must know changed, not at every reconnect
-    if (!old || JSON.stringify({ ...old.rec, joinedAt: '' }) !== JSON.stringify({ ...rec, joinedAt: '' })) await this.store.putNode(rec);
+    if (!old || JSON.stringify({ ...old.rec, joinedAt: '' }) !== JSON.stringify({ ...rec, joinedAt: '' })) await this.record(rec);
     if (ws.readyState !== 1) return undefined; // the engine left while etcd answered
     const node = this.state.upsertNode(rec);
     this.conns.get(id)?.ws.close(CLOSE_REFUSED, 'replaced by a new connection of the same node');
@@ -257,7 +260,38 @@ export class NodeRegistry {
     const rec = { ...node.rec, state };
     node.rec = rec;
     this.log.info({ node: rec.name, state }, `node ${state}`);
-    await this.store.putNode(rec).catch((err: unknown) => this.log.warn({ node: rec.name, err: errorMessage(err) }, 'could not record the node state'));
+    await this.record(rec).catch((err: unknown) => this.log.warn({ node: rec.name, err: errorMessage(err) }, 'could not record the node state'));
+  }
+
+  /**
+   * A node's record to etcd; while etcd is unreachable, later (`recordPending`): nodes still join, leave and
+   * come back meanwhile. Another failure (a refused guard) is thrown.
+   */
+  private async record(rec: NodeRecord): Promise<void> {
+    try {
+      // with etcd known away, not even tried: a write to an etcd that hangs holds its caller, and may land later
+      if (!this.store.health.up) throw unavailable(UNREACHABLE);
+      await this.store.putNode(rec);
+    } catch (err) {
+      if (this.store.health.up) throw err;
+      this.unrecorded.add(rec.id);
+      this.log.warn({ node: rec.name, state: rec.state, err: errorMessage(err) }, 'could not record the node state: it is written once etcd answers');
+    }
+  }
+
+  /** Writes the node states that etcd could not take when they changed, as they are now in memory. */
+  async recordPending(): Promise<void> {
+    for (const id of [...this.unrecorded]) {
+      this.unrecorded.delete(id);
+      const n = this.state.nodes.get(id);
+      if (!n) continue;
+      try {
+        await this.record(n.rec);
+        if (!this.unrecorded.has(id)) this.log.info({ node: n.rec.name, state: n.rec.state }, 'node state recorded');
+      } catch (err) {
+        this.log.warn({ node: n.rec.name, err: errorMessage(err) }, 'could not record the node state');
+      }
+    }
   }
 
   private async sweep(): Promise<void> {

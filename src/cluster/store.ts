@@ -9,6 +9,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Etcd3, type Namespace } from 'etcd3';
 import { unavailable, errorMessage } from '../lib/errors.js';
+import { healthy } from './etcd.js';
+import { StoreHealth, UNREACHABLE } from './store-health.js';
 
 export type NodeState = 'up' | 'down';
 /** `drain`: the node keeps its containers and takes no new placements. */
@@ -89,21 +91,34 @@ function chunks<T>(a: T[], size: number): T[][] {
 export const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 export const newToken = (): string => `SMPTKN-${randomBytes(24).toString('hex')}`;
 
+/**
+ * Bounds every etcd call: an etcd that hangs (stopped, cut off) fails a call instead of holding the request that
+ * made it. etcd3 retries a timed-out call up to 3 times, then fails fast for a while (its circuit breaker).
+ */
+const CALL_TIMEOUT_MS = 3000;
+/** How long the probe waits for a member's /health. */
+const PROBE_TIMEOUT_MS = 1000;
+
 export class ClusterStore {
   private readonly ns: Namespace;
   guard: Guard = ALWAYS;
+  /** Whether etcd answers, from every read, write and probe. */
+  readonly health = new StoreHealth();
+  private tokenHash?: string;
   /** Told each transaction's duration in seconds (the manager's metrics). */
   onWrite?: (seconds: number) => void;
 
   constructor(
     private readonly client: Etcd3,
     readonly clusterName: string,
+    private readonly endpoints: string[] = [],
   ) {
     this.ns = client.namespace(`/sampan/cluster/${clusterName}/`);
   }
 
   static connect(endpoints: string[], clusterName: string): ClusterStore {
-    return new ClusterStore(new Etcd3({ hosts: endpoints, dialTimeout: 3000 }), clusterName);
+    const client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }) });
+    return new ClusterStore(client, clusterName, endpoints);
   }
 
   close(): void {
@@ -121,7 +136,8 @@ export class ClusterStore {
   private write(ops: Op[]): Promise<void> {
     if (!ops.length) return Promise.resolve();
     if (ops.length > MAX_TXN_OPS) return Promise.all(chunks(ops, MAX_TXN_OPS).map((c) => this.write(c))).then(() => undefined);
-    return new Promise((resolve, reject) => {
+    // its outcome tells `health` whether etcd answers
+    return this.health.track(new Promise((resolve, reject) => {
       this.queue.push({ ops, resolve, reject });
       // writes made in the same tick share transactions
       if (!this.pumping) {
@@ -131,7 +147,7 @@ export class ClusterStore {
           this.pump();
         });
       }
-    });
+    }));
   }
 
   private pump(): void {
@@ -165,20 +181,28 @@ export class ClusterStore {
         .commit();
       ok = r.succeeded;
     } catch (err) {
-      throw unavailable(`cluster state store (etcd) unreachable: ${errorMessage(err)}`);
+      throw unavailable(`${UNREACHABLE}: ${errorMessage(err)}`);
     } finally {
       this.onWrite?.(Number(process.hrtime.bigint() - t0) / 1e9);
     }
     if (!ok) throw unavailable('this manager may not write the cluster state (it is not the leader)');
   }
 
-  /** Reads, with an unreachable etcd as a 503. */
-  private async read<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw unavailable(`cluster state store (etcd) unreachable: ${errorMessage(err)}`);
-    }
+  /** Reads, with an unreachable etcd as a 503, their outcome told to `health`. */
+  private read<T>(fn: () => Promise<T>): Promise<T> {
+    return this.health.track(fn().catch((err: unknown) => {
+      throw unavailable(`${UNREACHABLE}: ${errorMessage(err)}`);
+    }));
+  }
+
+  /**
+   * The manager's periodic check: some member's /health (bounded: it notices an etcd that hangs before a call's
+   * retries would), then one small read, whose answer is what says etcd is back.
+   */
+  async probe(): Promise<void> {
+    const answers = await Promise.all(this.endpoints.map((e) => healthy(e, PROBE_TIMEOUT_MS)));
+    if (!answers.includes(true)) this.health.lost(`${UNREACHABLE}: no member answers /health (${this.endpoints.join(', ')})`);
+    else await this.read(() => this.ns.get('tokens/worker').string()).catch(() => undefined);
   }
 
   private async readAll<T>(prefix: string): Promise<Map<string, T>> {
@@ -217,14 +241,29 @@ export class ClusterStore {
   }
 
   /** Stores a token's hash (the token itself is never stored). */
-  setToken(token: string): Promise<void> {
-    return this.write([{ put: 'tokens/worker', value: hashToken(token) }]);
+  async setToken(token: string): Promise<void> {
+    await this.write([{ put: 'tokens/worker', value: hashToken(token) }]);
+    this.tokenHash = hashToken(token);
   }
   async hasToken(): Promise<boolean> {
-    return (await this.readOne<string>('tokens/worker')) !== undefined;
+    return (await this.readTokenHash()) !== undefined;
   }
+
+  /**
+   * The hash as etcd holds it; while etcd is unreachable, the one last read: engines still join then, and nobody
+   * can rotate the token meanwhile.
+   */
+  private async readTokenHash(): Promise<string | undefined> {
+    try {
+      return (this.tokenHash = await this.readOne<string>('tokens/worker'));
+    } catch (err) {
+      if (this.tokenHash === undefined) throw err;
+      return this.tokenHash;
+    }
+  }
+
   async checkToken(token: string): Promise<boolean> {
-    const v = await this.readOne<string>('tokens/worker');
+    const v = await this.readTokenHash();
     if (!v) return false;
     const want = Buffer.from(v, 'hex');
     const got = Buffer.from(hashToken(token), 'hex');

@@ -27,6 +27,8 @@ export class DockerApiServer {
   private metrics?: Promise<Registry>;
   /** More collectors for /metrics (the cluster manager's), registered with the server's own at the first scrape. */
   private readonly collectors: Array<(registry: Registry) => void> = [];
+  /** More headers on every answer, decided per request (the cluster manager's stale mark). */
+  private readonly headerSources: Array<() => Record<string, string>> = [];
 
   constructor(
     backends: Backends,
@@ -50,6 +52,12 @@ export class DockerApiServer {
   /** Adds metrics of the server's owner to its /metrics (one registry, one route). */
   addMetrics(register: (registry: Registry) => void): this {
     this.collectors.push(register);
+    return this;
+  }
+
+  /** Adds headers of the server's owner to every answer. */
+  addHeaders(source: () => Record<string, string>): this {
+    this.headerSources.push(source);
     return this;
   }
 
@@ -122,7 +130,7 @@ export class DockerApiServer {
       p = m[2]!;
     }
     const ctx = new Ctx(req, res, p, url.searchParams, version, upgrade);
-    if (res) for (const [k, v] of Object.entries(commonHeaders())) res.setHeader(k, v);
+    if (res) for (const h of [commonHeaders(), ...this.headerSources.map((f) => f())]) for (const [k, v] of Object.entries(h)) res.setHeader(k, v);
     let route = 'unknown';
     this.inflight++;
     let longLived = false;

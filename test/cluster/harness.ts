@@ -47,12 +47,12 @@ export class TestCluster {
   }
 
   /** A GET on the manager's socket. */
-  get(p: string): Promise<{ status: number; body: string }> {
+  get(p: string): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
     return new Promise((resolve, reject) => {
       http.get({ socketPath: path.join(this.dir, 'cluster.sock'), path: p }, (res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
+        res.on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
       }).on('error', reject);
     });
   }

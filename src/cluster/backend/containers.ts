@@ -78,6 +78,7 @@ export class ClusterContainers implements ContainerBackend {
 
   /** Scheduled onto a node; a name is unique cluster-wide. */
   async create(raw: unknown, name: string | undefined): Promise<IdResponse> {
+    this.c.store.health.requireUp();
     const { req, body } = schedulingRequest(raw);
     if (name !== undefined && !/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(name)) throw invalid(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     const cname = name?.replace(/^\//, '');
@@ -158,6 +159,7 @@ export class ClusterContainers implements ContainerBackend {
 
   async remove(ref: string, o: { force: boolean; volumes: boolean; link: boolean }): Promise<void> {
     if (o.link) notYet('removing a legacy link');
+    this.c.store.health.requireUp();
     const { entry } = this.c.owner(ref);
     const id = entry.summary.Id;
     await this.c.command(entry.node, 'remove', { id, force: o.force, volumes: o.volumes });

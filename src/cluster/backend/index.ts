@@ -193,7 +193,10 @@ class ClusterSystem implements SystemBackend {
       else if (e.summary.State === 'paused') paused++;
     }
     const total = this.c.state.containerCount;
-    const status: Array<[string, string]> = [['Role', 'primary'], ['Strategy', this.c.external ? `external ${this.c.external.url}` : this.c.strategy], ['Filters', 'health, constraint, affinity, port, reservations'], ['Nodes', String(nodes.length)]];
+    const stale = this.c.store.health.stale;
+    const status: Array<[string, string]> = [['Role', 'primary'], ['Strategy', this.c.external ? `external ${this.c.external.url}` : this.c.strategy], ['Filters', 'health, constraint, affinity, port, reservations'], ['State store', stale ?? 'etcd reachable'], ['Nodes', String(nodes.length)]];
+    const warnings = up.length < nodes.length ? [`${nodes.length - up.length} of ${nodes.length} nodes are down`] : [];
+    if (stale) warnings.push(`WARNING: the cluster state store is unreachable (${stale}): this answer comes from the manager's memory and may be stale; changes are refused`);
     for (const n of nodes) {
       status.push([` ${n.rec.name}`, n.rec.api]);
       status.push(['  └ Status', n.rec.state === 'up' ? 'Healthy' : 'Unhealthy']);
@@ -212,7 +215,7 @@ class ClusterSystem implements SystemBackend {
       IndexServerAddress: 'https://index.docker.io/v1/', RegistryConfig: {}, DockerRootDir: '', Name: this.name, Labels: [], ExperimentalBuild: false,
       ServerVersion: `sampan-cluster/${ENGINE_VERSION}`, Runtimes: {}, DefaultRuntime: 'runc', Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
       LiveRestoreEnabled: false, Isolation: '', InitBinary: '', ContainerdCommit: { ID: '', Expected: '' }, RuncCommit: { ID: '', Expected: '' }, InitCommit: { ID: '', Expected: '' },
-      SecurityOptions: [], Warnings: up.length < nodes.length ? [`${nodes.length - up.length} of ${nodes.length} nodes are down`] : null,
+      SecurityOptions: [], Warnings: warnings.length ? warnings : null,
     };
   }
 
