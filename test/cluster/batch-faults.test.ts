@@ -56,14 +56,14 @@ describe('an engine killed mid-batch', () => {
     await until(async () => {
       const nodes = JSON.parse((await c.get('/sampan/v1/nodes')).body) as Array<{ name: string; state: string }>;
       return nodes.find((n) => n.name === host3.name)?.state === 'up';
-    }, 60_000);
+    }, 120_000);
     const owners = async () => new Map((await c.docker(['ps', '-a', '--filter', 'name=bf-', '--format', '{{.Names}}'])).stdout.split('\n').filter(Boolean).map((n) => [n.split('/')[1]!, n.split('/')[0]!]));
     await until(async () => {
       const where = await owners();
       const mine = await onEngine(host3.socket);
       // every name the engine holds is one the manager places there
       return mine.every((n) => where.get(n) === host3.name);
-    }, 30_000, 200);
+    }, 90_000, 200);
     const where = await owners();
     assert.equal(where.size, REPLICAS);
     const total = (await Promise.all(c.tb.hosts.map((h) => onEngine(h.socket)))).flat();
