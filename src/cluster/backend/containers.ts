@@ -12,22 +12,27 @@ import { Cluster, notYet, passHijack, passStream, type NewPlacement } from './cl
 
 const nameOf = (s: ReportedContainer) => (s.Names[0] ?? '').replace(/^\//, '');
 const LISTED = new Set(['running', 'paused', 'restarting']);
+/** `^NAME$` (or `^NODE/NAME$`) with nothing a regular expression would read otherwise but escaped dots. */
+const EXACT_NAME = /^\^((?:[a-zA-Z0-9_-]|\\\.)+(?:\/(?:[a-zA-Z0-9_-]|\\\.)+)?)\$$/;
 
 export class ClusterContainers implements ContainerBackend {
   constructor(private readonly c: Cluster) {}
 
   async list({ all, limit, filters }: ContainerListOptions): Promise<ContainerSummary[]> {
     const st = this.c.state;
-    // a label filter starts from its index, the rest from every container
+    // an exact name (`^NAME$`, also NODE/NAME) or a label filter starts from its index, the rest from every container
     const labels = filters.get('label') ?? [];
+    const exact = filters.get('name')?.map((v) => EXACT_NAME.exec(v.replace(/^\^\/?/, '^'))?.[1]?.replace(/\\\./g, '.'));
     let pool: Iterable<ContainerEntry> = st.all();
-    if (labels.length) {
+    if (exact?.length && exact.every((n) => n !== undefined)) {
+      pool = [...new Set(exact.map((n) => st.find(n!)).filter((e): e is ContainerEntry => !!e))];
+    } else if (labels.length) {
       const [first, ...rest] = labels.map((l) => st.withLabel(l));
       pool = [...first!].filter((id) => rest.every((s) => s.has(id))).map((id) => st.entry(id)!);
     }
     const out: Array<{ s: ReportedContainer; node: NodeEntry }> = [];
     // a name filter is a regular expression: compiled once per list, not once per container
-    const names = filters.get('name')?.map((v) => new RegExp(v.replace(/^\//, '')));
+    const names = filters.get('name')?.map((v) => new RegExp(v));
     for (const e of pool) if ((all || filters.has('status') || LISTED.has(e.summary.State)) && this.matches(e, filters, names)) out.push({ s: e.summary, node: e.node });
     out.sort((a, b) => b.s.Created - a.s.Created);
     const now = Date.now();
@@ -45,8 +50,10 @@ export class ClusterContainers implements ContainerBackend {
       if (!vals.length) continue;
       switch (k) {
         case 'name': {
-          const names = [nameOf(s), `${e.node.rec.name}/${nameOf(s)}`];
-          if (!nameRes.some((re) => names.some((n) => re.test(n)))) return false;
+          const name = nameOf(s);
+          // as moby: the name with and without its slash (and Swarm's NODE/NAME)
+          const node = e.node.rec.name;
+          if (!nameRes.some((re) => re.test(name) || re.test(`/${name}`) || re.test(`${node}/${name}`) || re.test(`/${node}/${name}`))) return false;
           break;
         }
         case 'id':
