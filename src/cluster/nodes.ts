@@ -262,6 +262,7 @@ export class NodeRegistry {
     if (node.rec.state === state) return;
     const rec = { ...node.rec, state };
     node.rec = rec;
+    this.state.nodeChanged(node);
     this.log.info({ node: rec.name, state }, `node ${state}`);
     await this.store.putNode(rec).catch((err: unknown) => this.log.warn({ node: rec.name, err: errorMessage(err) }, 'could not record the node state'));
   }

@@ -81,6 +81,19 @@ test('a node\'s snapshot replaces its instances; a rename or a new alias is an a
   assert.deepEqual(events, ['add one', 'add two', 'remove one', 'add zwei']);
 });
 
+test('a node that goes down takes its instances out; back up, they return', () => {
+  const { state, reg, events, n1, n2 } = setup();
+  state.setNodeContainers(n1, [summary('a1', 'one')]);
+  state.setNodeContainers(n2, [summary('b1', 'two')]);
+  n1.rec = { ...n1.rec, state: 'down' };
+  state.nodeChanged(n1);
+  assert.deepEqual(reg.list().map((s) => s.name), ['two']);
+  n1.rec = { ...n1.rec, state: 'up' };
+  state.nodeChanged(n1);
+  assert.deepEqual(reg.list().map((s) => s.name), ['one', 'two']);
+  assert.deepEqual(events, ['add one', 'add two', 'remove one', 'add one']);
+});
+
 test('a filtered watch sees an instance leave when it stops matching, and nothing of others', () => {
   const { state, reg, n1 } = setup();
   const seen: string[] = [];

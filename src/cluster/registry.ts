@@ -1,7 +1,7 @@
 /**
  * The service registry: which containers serve which names, and where. A service is a container's name, its
  * `com.sampan.service` label and each of its network aliases (case-insensitive, as DNS names); its instances are the
- * containers that are running and healthy (or have no health check). Kept from the cluster state's changes (each
+ * containers that are running and healthy (or have no health check) on nodes that are up. Kept from the cluster state's changes (each
  * costs O(that container)), never by asking the engines; watchers get an `add` or `remove` per change.
  */
 import type { ServerResponse } from 'node:http';
@@ -45,11 +45,14 @@ export interface RegistryFilter {
 
 const nameOf = (s: ReportedContainer) => (s.Names[0] ?? '').replace(/^\//, '');
 
-/** The container as an instance, or undefined when it is not ready: not running, or with a health check not (yet) healthy. */
+/**
+ * The container as an instance, or undefined when it is not ready: not running, with a health check not (yet)
+ * healthy, or on a node that is down (what it reported last may no longer be so, and it is out of reach).
+ */
 export function instanceOf(e: ContainerEntry): Instance | undefined {
   const s = e.summary;
   const health = s.Facts.Health;
-  if (s.Facts.Status !== 'running' || (health && health !== 'none' && health !== 'healthy')) return undefined;
+  if (e.node.rec.state !== 'up' || s.Facts.Status !== 'running' || (health && health !== 'none' && health !== 'healthy')) return undefined;
   const networks: Instance['networks'] = {};
   for (const [net, ep] of Object.entries(s.NetworkSettings?.Networks ?? {})) {
     const ips = [ep.IPAddress, ep.GlobalIPv6Address].filter(Boolean);

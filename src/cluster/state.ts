@@ -138,6 +138,14 @@ export class ClusterState implements Holders {
     this.onChange?.(old, e);
   }
 
+  /** A node went down or came back: each of its containers is a change to those told (O(that node)). */
+  nodeChanged(node: NodeEntry): void {
+    for (const id of node.containers) {
+      const e = this.containers.get(id)!;
+      this.onChange?.(e, e);
+    }
+  }
+
   /** With `from`, only that node's copy: a replica retried elsewhere keeps its id, and its orphan goes alone. */
   remove(id: string, from?: NodeEntry): void {
     const e = this.containers.get(id);

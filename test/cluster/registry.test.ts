@@ -2,7 +2,7 @@
  * The service registry on a 3-host testbed, driven by the real docker CLI through the manager: containers appear in
  * GET /sampan/v1/registry under their name, their com.sampan.service label and their network aliases, with their
  * addresses and ports; the watch (server-sent events) shows a start and a stop; a container with a health check is
- * an instance only while healthy.
+ * an instance only while healthy; a host that goes down takes its instances out.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -76,7 +76,8 @@ describe('service registry on a 3-host testbed', () => {
       '-e', 'constraint:node==host1', 'busybox', 'sleep', '600']);
     assert.equal(r1.code, 0, r1.stderr);
     const added = (await until(async () => w.events.find((e) => e.event === 'add' && (e.data as Instance).name === 'web-1'), 10_000, 20))!;
-    t.diagnostic(`watch: web-1's add arrived ${added.at - started} ms after docker run began (docker run took ${Date.now() - started} ms)`);
+    const startedAt = Date.parse((await docker(['inspect', '-f', '{{.State.StartedAt}}', 'web-1'])).stdout.trim());
+    t.diagnostic(`watch: web-1's add arrived ${added.at - startedAt} ms after its State.StartedAt (${added.at - started} ms after docker run began)`);
     assert.equal((await docker(['run', '-d', '--name', 'web-2', '-l', 'com.sampan.service=web', '--network', 'svc', '-e', 'constraint:node==host2', 'busybox', 'sleep', '600'])).code, 0);
     assert.equal((await docker(['run', '-d', '--name', 'plain', '-e', 'constraint:node==host3', 'busybox', 'sleep', '600'])).code, 0);
 
@@ -127,5 +128,13 @@ describe('service registry on a 3-host testbed', () => {
     assert.deepEqual(w.events.slice(1).map((e) => `${e.event} ${(e.data as Instance).name}`), ['add api-1', 'remove api-1']);
     assert.ok(!w.events.some((e) => e.event !== 'snapshot' && (e.data as Instance).name === 'plain'), 'the filter keeps other services out');
     w.close();
+  });
+
+  test('a host whose engine is killed goes down and its instances leave the registry', async () => {
+    assert.deepEqual(await instances('plain'), ['plain']);
+    const host3 = c.tb.hosts[2]!;
+    process.kill(host3.pid, 'SIGKILL');
+    await until(async () => (await instances('plain')).length === 0, 30_000, 250);
+    assert.ok((await registry()).every((s) => s.instances.every((i) => i.node !== host3.name)));
   });
 });
