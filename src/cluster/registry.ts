@@ -1,8 +1,9 @@
 /**
  * The service registry: which containers serve which names, and where. A service is a container's name, its
  * `com.sampan.service` label and each of its network aliases (case-insensitive, as DNS names); its instances are the
- * containers that are running and healthy (or have no health check) on nodes that are up. Kept from the cluster state's changes (each
- * costs O(that container)), never by asking the engines; watchers get an `add` or `remove` per change.
+ * containers that are running and healthy (or have no health check) on nodes that are up. Kept from the cluster
+ * state's changes (each costs O(that container)), never by asking the engines; watchers get an `add` or `remove`
+ * per change.
  */
 import type { ServerResponse } from 'node:http';
 import type { Ctx } from '../docker-api/http.js';

@@ -76,7 +76,8 @@ export class NodeAgent {
       const rec = engine.containers.find(ev.Actor.ID);
       this.send({ type: 'event', action: ev.Action, id: ev.Actor.ID, ...(rec ? { summary: report(rec) } : {}) });
     });
-    this.dropNames = engine.networks.addRemoteNames((network, name) => (this.welcomed ? this.names.resolve(network, name) : undefined));
+    // a manager that is not connected cannot answer: the DNS asks the next one
+    this.dropNames = engine.networks.addRemoteNames((network, name) => (this.welcomed && this.ws?.readyState === WebSocket.OPEN ? this.names.resolve(network, name) : undefined));
     this.connect();
   }
 
