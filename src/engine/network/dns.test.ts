@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import { createLogger } from '../../lib/log.js';
 import { DnsResponder } from './dns.js';
+import type { NetworkRecord } from './model.js';
+import { NetworkNames } from './names.js';
 
 /** An A query for `name`, sent to the responder; the addresses of the answer, and its rcode. */
 async function ask(server: string, name: string): Promise<{ rcode: number; ips: string[] }> {
@@ -41,5 +44,26 @@ test('the embedded DNS answers its own names first, then asks the remote lookup 
     assert.deepEqual(asked, ['web']);
   } finally {
     r.stop();
+  }
+});
+
+test('a cluster network\'s DNS asks the first remote that can answer, with the network\'s name, for names it does not know', async () => {
+  const n = {
+    Name: 'cluster', Id: 'c1', Driver: 'overlay', IPAM: { Driver: 'default', Options: null, Config: [{ Subnet: '127.0.0.152/29', Gateway: '127.0.0.155' }] },
+  } as unknown as NetworkRecord;
+  const names = new NetworkNames(() => [], () => n, createLogger('test', 'fatal'));
+  const asked: string[] = [];
+  const dropAway = names.addRemote(() => undefined); // a manager not connected
+  names.addRemote(async (network, name) => {
+    asked.push(`${network} ${name}`);
+    return ['10.192.3.2'];
+  });
+  await names.ensure(n);
+  try {
+    assert.deepEqual(await ask('127.0.0.155', 'web'), { rcode: 0, ips: ['10.192.3.2'] });
+    assert.deepEqual(asked, ['cluster web']);
+    dropAway();
+  } finally {
+    names.close();
   }
 });
