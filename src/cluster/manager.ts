@@ -83,7 +83,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const store = ClusterStore.connect(cfg.etcd, cfg.name);
   const state = new ClusterState();
   const nodes = new NodeRegistry(state, store, log, cfg.heartbeatMs);
-  const registry = new ServiceRegistry();
+  const registry = new ServiceRegistry((id) => state.entry(id));
   state.onChange = (before, after) => registry.change(before, after);
   nodes.resolve = (network, name) => registry.resolve(network, name);
   const cluster = new Cluster(state, store, log, nodes, cfg.strategy, {

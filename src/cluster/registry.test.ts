@@ -30,7 +30,7 @@ const summary = (id: string, name: string, o: Opts = {}): ReportedContainer => (
 
 function setup() {
   const state = new ClusterState();
-  const reg = new ServiceRegistry();
+  const reg = new ServiceRegistry((id) => state.entry(id));
   state.onChange = (b, a) => reg.change(b, a);
   const events: string[] = [];
   reg.watch({}, (event: RegistryEvent, i: Instance) => events.push(`${event} ${i.name}`));

@@ -20,7 +20,7 @@ export interface InstancePort {
   hostIp?: string;
 }
 
-/** One ready container as the registry lists it. */
+/** One instance (a ready container) as the registry lists it. */
 export interface Instance {
   id: string;
   name: string;
@@ -47,66 +47,90 @@ export interface RegistryFilter {
 const nameOf = (s: ReportedContainer) => (s.Names[0] ?? '').replace(/^\//, '');
 
 /**
- * The container as an instance, or undefined when it is not ready: not running, with a health check not (yet)
- * healthy, or on a node that is down (what it reported last may no longer be so, and it is out of reach).
+ * Whether a container is an instance: running, healthy if it has a health check, and on a node that is up (what a
+ * down node reported last may no longer be so, and it is out of reach).
  */
-export function instanceOf(e: ContainerEntry): Instance | undefined {
-  const s = e.summary;
-  const health = s.Facts.Health;
-  if (e.node.rec.state !== 'up' || s.Facts.Status !== 'running' || (health && health !== 'none' && health !== 'healthy')) return undefined;
-  const networks: Instance['networks'] = {};
+export function ready(e: ContainerEntry): boolean {
+  const health = e.summary.Facts.Health;
+  return e.node.rec.state === 'up' && e.summary.Facts.Status === 'running' && (!health || health === 'none' || health === 'healthy');
+}
+
+/** The networks a container has an address on: its addresses and aliases there. */
+function networksOf(s: ReportedContainer): Instance['networks'] {
+  const out: Instance['networks'] = {};
   for (const [net, ep] of Object.entries(s.NetworkSettings?.Networks ?? {})) {
     const ips = [ep.IPAddress, ep.GlobalIPv6Address].filter(Boolean);
-    if (ips.length) networks[net] = { ips, aliases: ep.Aliases ?? [] };
+    if (ips.length) out[net] = { ips, aliases: ep.Aliases ?? [] };
   }
-  const name = nameOf(s);
-  const services = new Set([name, s.Labels?.[SERVICE_LABEL] ?? '', ...Object.values(networks).flatMap((n) => n.aliases)].filter(Boolean).map((x) => x.toLowerCase()));
+  return out;
+}
+
+/** Names a container answers to on every network it is on (an alias only where it was given). */
+const globalNames = (s: ReportedContainer) => [nameOf(s), s.Labels?.[SERVICE_LABEL] ?? ''].filter(Boolean).map((x) => x.toLowerCase());
+
+function servicesOf(s: ReportedContainer, networks = networksOf(s)): string[] {
+  return [...new Set([...globalNames(s), ...Object.values(networks).flatMap((n) => n.aliases.map((a) => a.toLowerCase()))])].sort();
+}
+
+/** A container as the registry shows it (made when asked: the registry keeps ids only). */
+export function instanceOf(e: ContainerEntry): Instance {
+  const s = e.summary;
+  const networks = networksOf(s);
   return {
-    id: s.Id, name, node: e.node.rec.name, services: [...services].sort(), networks,
+    id: s.Id, name: nameOf(s), node: e.node.rec.name, services: servicesOf(s, networks), networks,
     ports: (s.Ports ?? []).map((p) => ({ port: p.PrivatePort, protocol: p.Type, ...(p.PublicPort ? { hostPort: p.PublicPort, hostIp: p.IP ?? '' } : {}) })),
-    health: health === 'healthy' ? 'healthy' : 'none',
+    health: s.Facts.Health === 'healthy' ? 'healthy' : 'none',
   };
 }
 
 const matches = (i: Instance, f: RegistryFilter) => (!f.service || i.services.includes(f.service.toLowerCase())) && (!f.network || !!i.networks[f.network]);
 
 export type RegistryEvent = 'add' | 'remove';
-/** A watcher: told each change of an instance it matches (`add` also when one it had changed). */
+/** A watcher: told each change of an instance it matches (`add` also when one it had changed), with its JSON. */
 type Sink = (event: RegistryEvent, instance: Instance, json: string) => void;
 
 export class ServiceRegistry {
   /**
-   * Ready containers by id, each with its JSON (a change that leaves it the same tells nobody) and the names it
-   * answers to on every network it is on (its name and label; an alias only on the network it was given on).
+   * The instances' ids, and by service name (one id alone, as most services have, is kept without a Set: memory
+   * per container counts at a million of them); their views are made from the state's entries when asked.
    */
-  private readonly instances = new Map<string, { i: Instance; json: string; global: string[] }>();
-  private readonly byService = new Map<string, Set<string>>();
+  private readonly ready = new Set<string>();
+  private readonly byService = new Map<string, string | Set<string>>();
   private readonly watchers = new Map<Sink, RegistryFilter>();
+
+  constructor(private readonly entry: (id: string) => ContainerEntry | undefined) {}
 
   /** The cluster state's change hook. */
   change(before: ContainerEntry | undefined, after: ContainerEntry | undefined): void {
     const id = (after ?? before)!.summary.Id;
-    const old = this.instances.get(id);
-    const now = after && instanceOf(after);
-    const json = now && JSON.stringify(now);
-    if (json === old?.json) return;
-    for (const s of old?.i.services ?? []) {
-      const set = this.byService.get(s)!;
-      set.delete(id);
-      if (!set.size) this.byService.delete(s);
+    const was = this.ready.has(id) ? before : undefined;
+    const now = after && ready(after) ? after : undefined;
+    if (!was && !now) return;
+    for (const s of was ? servicesOf(was.summary) : []) {
+      const ids = this.byService.get(s);
+      if (ids === id || (typeof ids === 'object' && ids.delete(id) && !ids.size)) this.byService.delete(s);
     }
-    if (now) {
-      this.instances.set(id, { i: now, json: json!, global: [now.name, after.summary.Labels?.[SERVICE_LABEL] ?? ''].map((x) => x.toLowerCase()) });
-      for (const s of now.services) {
-        let set = this.byService.get(s);
-        if (!set) this.byService.set(s, (set = new Set()));
-        set.add(id);
-      }
-    } else this.instances.delete(id);
+    for (const s of now ? servicesOf(now.summary) : []) {
+      const ids = this.byService.get(s);
+      if (ids === undefined || ids === id) this.byService.set(s, id);
+      else if (typeof ids === 'string') this.byService.set(s, new Set([ids, id]));
+      else ids.add(id);
+    }
+    if (now) this.ready.add(id);
+    else this.ready.delete(id);
+    if (!this.watchers.size) return;
+    const [oldI, newI] = [was && instanceOf(was), now && instanceOf(now)];
+    const [oldJson, newJson] = [oldI && JSON.stringify(oldI), newI && JSON.stringify(newI)];
+    if (oldJson === newJson) return; // a change that leaves the instance as it was tells nobody
     for (const [sink, f] of this.watchers) {
-      if (now && matches(now, f)) sink('add', now, json!);
-      else if (old && matches(old.i, f)) sink('remove', old.i, old.json);
+      if (newI && matches(newI, f)) sink('add', newI, newJson!);
+      else if (oldI && matches(oldI, f)) sink('remove', oldI, oldJson!);
     }
+  }
+
+  private instances(service: string): ContainerEntry[] {
+    const ids = this.byService.get(service) ?? [];
+    return (typeof ids === 'string' ? [ids] : [...ids]).map((id) => this.entry(id)!);
   }
 
   /** The services and their instances, by name; with `service`, that one only (O(its instances)). */
@@ -114,7 +138,7 @@ export class ServiceRegistry {
     const names = f.service ? [f.service.toLowerCase()] : [...this.byService.keys()].sort();
     const out: Service[] = [];
     for (const name of names) {
-      const instances = [...this.byService.get(name) ?? []].map((id) => this.instances.get(id)!.i).filter((i) => matches(i, f));
+      const instances = this.instances(name).map(instanceOf).filter((i) => matches(i, f));
       if (instances.length) out.push({ name, instances: instances.sort((a, b) => a.name.localeCompare(b.name)) });
     }
     return out;
@@ -126,10 +150,9 @@ export class ServiceRegistry {
     const suffix = `.${network.toLowerCase()}`;
     for (const n of lower.endsWith(suffix) ? [lower, lower.slice(0, -suffix.length)] : [lower]) {
       const ips: string[] = [];
-      for (const id of this.byService.get(n) ?? []) {
-        const { i, global } = this.instances.get(id)!;
-        const net = i.networks[network];
-        if (net && (global.includes(n) || net.aliases.some((a) => a.toLowerCase() === n))) ips.push(...net.ips);
+      for (const e of this.instances(n)) {
+        const net = networksOf(e.summary)[network];
+        if (net && (globalNames(e.summary).includes(n) || net.aliases.some((a) => a.toLowerCase() === n))) ips.push(...net.ips);
       }
       if (ips.length) return ips;
     }
