@@ -171,7 +171,7 @@ export class ServiceRegistry {
 }
 
 /** What a watcher may have queued and unsent before it is dropped: a client that does not read must not grow memory. */
-export const WATCH_BUFFER_LIMIT = 1 << 20;
+const WATCH_BUFFER_LIMIT = 1 << 20;
 const KEEPALIVE_MS = 15_000;
 
 /**
