@@ -16,6 +16,7 @@ import { runBatch, validateBatch } from './batch.js';
 import { ExternalScheduler } from './external.js';
 import { ClusterMetrics } from './metrics.js';
 import { NodeRegistry, validateNodeUpdate } from './nodes.js';
+import { registryRoute, ServiceRegistry } from './registry.js';
 import { STRATEGIES } from './scheduler.js';
 import { ClusterState, type NodeEntry } from './state.js';
 import { ClusterStore, newToken, type Availability, type NodeRecord } from './store.js';
@@ -95,6 +96,9 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const store = ClusterStore.connect(cfg.etcd, cfg.name);
   const state = new ClusterState();
   const nodes = new NodeRegistry(state, store, log, cfg.heartbeatMs);
+  const registry = new ServiceRegistry((id) => state.entry(id));
+  state.onChange = (before, after) => registry.change(before, after);
+  nodes.resolve = (network, name) => registry.resolve(network, name);
   const cluster = new Cluster(state, store, log, nodes, cfg.strategy, {
     external: cfg.schedulerUrl ? new ExternalScheduler(cfg.schedulerUrl, cfg.schedulerTimeoutMs) : undefined,
     engineTls: { ca: cfg.engineTlscacert, cert: cfg.engineTlscert, key: cfg.engineTlskey },
@@ -125,6 +129,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
       store.health.requireUp();
       ctx.send(200, nodeView(await nodes.update(ctx.param('id'), validateNodeUpdate(await ctx.json()))));
     });
+    api.route('GET', '/sampan/v1/registry', registryRoute(registry));
     api.route('GET', '/sampan/v1/batches/{id}', async (ctx) => {
       const b = await store.batch(ctx.param('id'));
       if (!b) throw notFound(`No such batch: ${ctx.param('id')}`);

@@ -15,7 +15,7 @@ import type { Logger } from '../lib/log.js';
 import { mtlsServerOptions, type TlsPaths } from '../lib/tls.js';
 import {
   CLOSE_BAD_TOKEN, CLOSE_REFUSED, CLOSE_SHUTDOWN, NODE_PROTOCOL_VERSION, parseMessage,
-  type CommandMessage, type CommandOp, type Commands, type EngineMessage, type HelloMessage, type ReportedContainer, type ResultMessage, type WelcomeMessage,
+  type CommandMessage, type CommandOp, type Commands, type EngineMessage, type HelloMessage, type ReportedContainer, type ResolvedMessage, type ResultMessage, type WelcomeMessage,
 } from '../lib/node-protocol.js';
 import { RELAY_PATH, serveRelayLink, type NodeSocket } from './relay-link.js';
 import type { ClusterState, NodeEntry } from './state.js';
@@ -78,6 +78,8 @@ export class NodeRegistry {
   private seq = 0;
   /** Nodes whose latest record etcd did not take (unreachable): written by `recordPending` once it answers. */
   private readonly unrecorded = new Set<string>();
+  /** Answers an engine's `resolve` (its embedded DNS asking for a name of a cluster network): the service registry. */
+  resolve?: (network: string, name: string) => string[];
 
   constructor(
     private readonly state: ClusterState,
@@ -139,7 +141,7 @@ export class NodeRegistry {
     ws.on('message', (data) => {
       let m: EngineMessage;
       try {
-        m = parseMessage<EngineMessage>(data, ['hello', 'containers', 'heartbeat', 'images', 'event', 'result']);
+        m = parseMessage<EngineMessage>(data, ['hello', 'containers', 'heartbeat', 'images', 'event', 'result', 'resolve']);
       } catch (err) {
         this.log.warn({ node: node?.rec.name, err: errorMessage(err) }, 'node protocol error');
         ws.close(CLOSE_REFUSED, 'protocol error');
@@ -166,6 +168,10 @@ export class NodeRegistry {
         if (!m.summary) this.state.remove(m.id, node);
         else if (this.owned(node, [m.summary]).length) this.state.upsert(node, m.summary);
       } else if (m.type === 'result') this.settle(node, conn, m);
+      else if (m.type === 'resolve') {
+        const ips = typeof m.network === 'string' && typeof m.name === 'string' ? this.resolve?.(m.network, m.name) ?? [] : [];
+        ws.send(JSON.stringify({ type: 'resolved', seq: m.seq, ips } satisfies ResolvedMessage));
+      }
     });
   }
 
@@ -259,6 +265,7 @@ export class NodeRegistry {
     if (node.rec.state === state) return;
     const rec = { ...node.rec, state };
     node.rec = rec;
+    this.state.nodeChanged(node);
     this.log.info({ node: rec.name, state }, `node ${state}`);
     await this.record(rec).catch((err: unknown) => this.log.warn({ node: rec.name, err: errorMessage(err) }, 'could not record the node state'));
   }

@@ -63,6 +63,8 @@ export class ClusterState implements Holders {
   private readonly byPort = new Map<string, Set<string>>();
   /** Names whose create is in flight, to the node chosen. */
   private readonly pending = new Set<string>();
+  /** Told of each container change, as it was and as it is (undefined: absent): the service registry's feed. O(1). */
+  onChange?: (before: ContainerEntry | undefined, after: ContainerEntry | undefined) => void;
 
   get containerCount(): number {
     return this.containers.size;
@@ -133,6 +135,15 @@ export class ClusterState implements Holders {
     this.byName.set(nameOf(s), s.Id);
     for (const [k, v] of Object.entries(s.Labels ?? {})) for (const key of [k, `${k}=${v}`]) addTo(this.byLabel, key, s.Id);
     for (const key of published(s)) addTo(this.byPort, key, s.Id);
+    this.onChange?.(old, e);
+  }
+
+  /** A node went down or came back: each of its containers is a change to those told (O(that node)). */
+  nodeChanged(node: NodeEntry): void {
+    for (const id of node.containers) {
+      const e = this.containers.get(id)!;
+      this.onChange?.(e, e);
+    }
   }
 
   /** With `from`, only that node's copy: a replica retried elsewhere keeps its id, and its orphan goes alone. */
@@ -145,6 +156,7 @@ export class ClusterState implements Holders {
     const b = this.buckets.get(id.slice(0, PREFIX_LEN));
     b?.delete(id);
     if (b?.size === 0) this.buckets.delete(id.slice(0, PREFIX_LEN));
+    this.onChange?.(e, undefined);
   }
 
   private unindex(e: ContainerEntry): void {

@@ -15,6 +15,7 @@ import {
 } from '../lib/node-protocol.js';
 import { VERSION } from '../lib/version.js';
 import { EngineContainers } from './backend/containers.js';
+import { ClusterNames } from './cluster-names.js';
 import { containerSummary, statusFacts } from './backend/views.js';
 import type { ContainerRecord } from './containers/model.js';
 import type { Engine } from './engine.js';
@@ -59,6 +60,9 @@ export class NodeAgent {
   private readonly containers: EngineContainers;
   /** Containers a command of this manager is changing: their events are left out, the command's result says it all. */
   private readonly commanding = new Map<string, number>();
+  /** The embedded DNS's questions for cluster network names, answered by this manager. */
+  private readonly names = new ClusterNames((m) => this.send(m));
+  private readonly dropNames: () => void;
 
   constructor(
     private readonly engine: Engine,
@@ -72,6 +76,8 @@ export class NodeAgent {
       const rec = engine.containers.find(ev.Actor.ID);
       this.send({ type: 'event', action: ev.Action, id: ev.Actor.ID, ...(rec ? { summary: report(rec) } : {}) });
     });
+    // a manager that is not connected cannot answer: the DNS asks the next one
+    this.dropNames = engine.networks.addRemoteNames((network, name) => (this.welcomed && this.ws?.readyState === WebSocket.OPEN ? this.names.resolve(network, name) : undefined));
     this.connect();
   }
 
@@ -95,7 +101,7 @@ export class NodeAgent {
     ws.on('message', (data) => {
       let m: ManagerMessage;
       try {
-        m = parseMessage<ManagerMessage>(data, ['welcome', 'command']);
+        m = parseMessage<ManagerMessage>(data, ['welcome', 'command', 'resolved']);
       } catch (err) {
         this.log.warn({ err: errorMessage(err) }, 'node agent: bad message from the manager');
         ws.close();
@@ -104,6 +110,10 @@ export class NodeAgent {
       if (m.type === 'command') {
         // answered on the connection it came on: a manager that lost the connection has failed the command already
         void this.run(m).then((r) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(r)));
+        return;
+      }
+      if (m.type === 'resolved') {
+        this.names.settle(m);
         return;
       }
       if (m.type !== 'welcome') return; // cluster networking: not built yet
@@ -133,6 +143,7 @@ export class NodeAgent {
     });
     ws.on('close', (code, reason) => {
       clearInterval(this.heartbeat);
+      this.names.reset();
       if (this.closed) return;
       if (code === CLOSE_BAD_TOKEN) {
         this.log.error({ manager: this.o.join, reason: reason.toString() }, 'the manager refused the join token: not retrying');
@@ -206,6 +217,7 @@ export class NodeAgent {
   close(): void {
     this.closed = true;
     this.unsubscribe();
+    this.dropNames();
     clearTimeout(this.retryTimer);
     clearInterval(this.heartbeat);
     this.ws?.close();

@@ -4,6 +4,8 @@ import { ip6ToBig, isIPv6 } from './ipnet.js';
 
 /** Names a network's containers answer to, as the asking container (by its address) sees them: addresses of both families. */
 export type NameLookup = (name: string, from: string) => string[];
+/** Names beyond this engine (a cluster network's other hosts): asked when the lookup knows none; [] when nobody does. */
+export type RemoteLookup = (name: string) => Promise<string[]>;
 
 const A = 1;
 const AAAA = 28;
@@ -66,8 +68,8 @@ async function upstreams(): Promise<string[]> {
 
 /**
  * The embedded DNS responder of a user network: it listens on the network's gateway address (port 53, on the host),
- * answers A queries for the names and aliases of the containers on that network, and forwards the rest to the
- * host's resolvers.
+ * answers A queries for the names and aliases of the containers on that network, then (given a remote lookup) the
+ * names it does not know from beyond the engine, and forwards the rest to the host's resolvers.
  */
 export class DnsResponder {
   private sock?: dgram.Socket;
@@ -75,6 +77,7 @@ export class DnsResponder {
   constructor(
     readonly address: string,
     private readonly lookup: NameLookup,
+    private readonly remote?: RemoteLookup,
   ) {}
 
   get listening(): boolean {
@@ -108,7 +111,11 @@ export class DnsResponder {
     const q = readQuestion(msg);
     if (!q) return;
     const name = q.name.replace(/\.$/, '');
-    const ips = this.lookup(name, host);
+    let ips = this.lookup(name, host);
+    if (!ips.length && this.remote) {
+      ips = await this.remote(name).catch(() => []);
+      if (s !== this.sock) return; // stopped meanwhile: sending on a closed socket throws
+    }
     if (ips.length) {
       // a name of ours: its addresses of the family asked for (both for ANY); an empty answer for other types
       const wanted = ips.filter((ip) => q.type === ANY || q.type === (isIPv6(ip) ? AAAA : A));

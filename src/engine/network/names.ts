@@ -5,6 +5,12 @@ import type { ContainerRecord } from '../containers/model.js';
 import { DnsResponder } from './dns.js';
 import { DEFAULT_NETWORK, type ContainerNet, type Endpoint, type NetworkRecord } from './model.js';
 
+/** Asks beyond this engine for a name on a network (a cluster manager); undefined when it cannot (not connected). */
+export type RemoteNames = (network: string, name: string) => Promise<string[]> | undefined;
+
+/** The driver of cluster networks' engine-side records: their names span the cluster, so the manager is asked. */
+const CLUSTER_DRIVER: string = 'overlay';
+
 /**
  * How containers find each other by name: each user network's embedded DNS responder (on its gateway address), and
  * the /etc/hosts and resolv.conf lines that go with it (hosts entries where no responder runs).
@@ -12,12 +18,28 @@ import { DEFAULT_NETWORK, type ContainerNet, type Endpoint, type NetworkRecord }
 export class NetworkNames {
   /** The embedded DNS responder of each user network that has had an endpoint, by network id. */
   private readonly dns = new Map<string, DnsResponder>();
+  private readonly remotes = new Set<RemoteNames>();
 
   constructor(
     private readonly containers: () => ContainerRecord[],
     private readonly network: (id: string) => NetworkRecord | undefined,
     private readonly log: Logger,
   ) {}
+
+  /** Where names of cluster networks that no container here has are asked (one per manager); returns its removal. */
+  addRemote(r: RemoteNames): () => void {
+    this.remotes.add(r);
+    return () => this.remotes.delete(r);
+  }
+
+  /** The first remote that can answer (a connected manager), or nobody. */
+  private remote(network: string, name: string): Promise<string[]> {
+    for (const r of this.remotes) {
+      const p = r(network, name);
+      if (p) return p;
+    }
+    return Promise.resolve([]);
+  }
 
   /** The network is gone: its responder stops. */
   drop(n: NetworkRecord): void {
@@ -55,7 +77,7 @@ export class NetworkNames {
   async ensure(n: NetworkRecord): Promise<void> {
     if (n.Name === DEFAULT_NETWORK || this.dns.get(n.Id)?.listening) return;
     const gw = n.IPAM.Config[0]!.Gateway;
-    const r = new DnsResponder(gw, (name, from) => this.lookup(n, name, from));
+    const r = new DnsResponder(gw, (name, from) => this.lookup(n, name, from), n.Driver === CLUSTER_DRIVER ? (name) => this.remote(n.Name, name) : undefined);
     try {
       await r.start();
       this.dns.set(n.Id, r);

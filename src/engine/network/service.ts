@@ -10,7 +10,7 @@ import type { EventBus } from '../events.js';
 import type { ContainerRecord } from '../containers/model.js';
 import { Cni, type ConfList, type CniResult } from './cni.js';
 import { createNetns, removeNetns } from './netns.js';
-import { NetworkNames } from './names.js';
+import { NetworkNames, type RemoteNames } from './names.js';
 import { planPorts } from './ports.js';
 import { ensureIsolationChain, isolate } from './isolation.js';
 import { bigToIp6, ip6ToBig, cidr6Last, cidr6String, cidrString, contains, contains6, inSubnet, intToIp, ipToInt, isIPv6, overlaps, overlaps6, parseCidr, parseCidr6 } from './ipnet.js';
@@ -464,6 +464,10 @@ export class NetworkService implements NetworkProvider {
   }
 
   // ---------- names (names.ts) ----------
+
+  addRemoteNames(r: RemoteNames): () => void {
+    return this.names.addRemote(r);
+  }
 
   /** After an engine restart: responders again for the networks whose containers kept running. */
   resumeDns(): Promise<void> {
