@@ -9,6 +9,7 @@ import { createLogger } from '../lib/log.js';
 import { NODE_PROTOCOL_VERSION, type HelloMessage, type ResolveMessage } from '../lib/node-protocol.js';
 import { NodeRegistry, validateNodeUpdate, withEdits } from './nodes.js';
 import { ClusterState } from './state.js';
+import { StoreHealth } from './store-health.js';
 import type { ClusterStore } from './store.js';
 
 test('node update edits apply over the labels an engine joins with: added, replaced, removed', () => {
@@ -25,7 +26,7 @@ test('a node update body is checked field by field', () => {
 
 test('an engine\'s resolve is answered on its connection from the manager\'s resolver: resolved with the same seq', async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sp-resolve-'));
-  const store = { checkToken: async (t: string) => t === 'tok', putNode: async () => undefined } as unknown as ClusterStore;
+  const store = { checkToken: async (t: string) => t === 'tok', putNode: async () => undefined, health: new StoreHealth() } as unknown as ClusterStore;
   const nodes = new NodeRegistry(new ClusterState(), store, createLogger('test', 'fatal'), 1000);
   const asked: string[] = [];
   nodes.resolve = (network, name) => {
