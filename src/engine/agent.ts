@@ -95,7 +95,7 @@ export class NodeAgent {
     ws.on('message', (data) => {
       let m: ManagerMessage;
       try {
-        m = parseMessage<ManagerMessage>(data, ['welcome', 'command']);
+        m = parseMessage<ManagerMessage>(data, ['welcome', 'command', 'networks', 'peers']);
       } catch (err) {
         this.log.warn({ err: errorMessage(err) }, 'node agent: bad message from the manager');
         ws.close();
@@ -106,9 +106,14 @@ export class NodeAgent {
         void this.run(m).then((r) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(r)));
         return;
       }
-      if (m.type !== 'welcome') return; // cluster networking: not built yet
+      if (m.type === 'networks' || m.type === 'peers') {
+        void this.engine.networks.cluster.receive(m);
+        return;
+      }
+      if (m.type !== 'welcome') return;
       this.attempt = 0;
       this.welcomed = true;
+      this.engine.networks.cluster.joined(m.nodeId, this.o.nodeName, (s) => this.send(s));
       this.log.info({ manager: this.o.join, nodeId: m.nodeId }, 'joined the cluster');
       this.send({ type: 'containers', containers: this.engine.containers.list().map(report) });
       let sentImages = '';

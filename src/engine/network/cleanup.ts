@@ -7,6 +7,8 @@ import { EventBus } from '../events.js';
 import { claimInstance } from '../instance.js';
 import { NetworkService } from './service.js';
 import { CHAIN, isolate } from './isolation.js';
+import { removeClusterNetworking } from './cluster.js';
+import { isCluster } from './model.js';
 
 const run = promisify(execFile);
 const ipt = (args: string[]) => run('iptables', ['-w', ...args]).then((r) => r.stdout, () => undefined);
@@ -22,7 +24,7 @@ export interface CleanupReport {
 
 /**
  * What a stopped engine leaves on the host for its networks (loaded, not initialised): each network's Linux
- * bridge, its rules in SAMPAN-ISOLATION and its MASQUERADE rule. A bridge with a port is in use (a container
+ * bridge, its rules in SAMPAN-ISOLATION and its NAT rules, and a cluster network's routes and VXLAN device. A bridge with a port is in use (a container
  * that kept running after the engine stopped has its veth there): it stays with its rules. The chain goes once
  * no engine's rule is left in it.
  */
@@ -35,6 +37,7 @@ async function removeUnusedNetworking(networks: NetworkService): Promise<Cleanup
       continue;
     }
     await isolate(n, false);
+    if (isCluster(n)) await removeClusterNetworking(n);
     if (ports) {
       await run('ip', ['link', 'delete', n.BridgeName]);
       report.removed.push(n.BridgeName);
