@@ -33,10 +33,10 @@ export interface JoinOptions {
   tls?: TlsMaterial;
 }
 
-/** The host's first IPv4 address that is not loopback nor one of the engine's own bridges or veths. */
+/** The host's first IPv4 address that is not loopback nor one of the engine's own bridges, veths or VXLAN devices. */
 function hostAddr(): string {
   for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
-    if (/^(sampan|veth|cni)/.test(name)) continue;
+    if (/^(sampan|veth|cni|spc|spvx)/.test(name)) continue;
     const a = addrs?.find((x) => x.family === 'IPv4' && !x.internal);
     if (a) return a.address;
   }

@@ -267,15 +267,16 @@ export class ClusterNetworks {
   }
 }
 
-async function exists(dev: string): Promise<boolean> {
-  return fs.stat(`/sys/class/net/${dev}`).then(() => true, () => false);
+/** The device, if it exists (asked of the kernel: an engine in a namespace of its own may see another's /sys). */
+async function link(dev: string): Promise<{ address: string } | undefined> {
+  return ip(['-j', 'link', 'show', 'dev', dev]).then((out) => (JSON.parse(out) as Array<{ address: string }>)[0], () => undefined);
 }
 
 /** The bridge, up, with the gateway of each of the host's blocks; the host forwards between it and the others. */
 async function ensureBridge(n: NetworkRecord): Promise<void> {
   const br = n.BridgeName;
-  if (!(await exists(br))) await ip(['link', 'add', br, 'mtu', String(containerMtu(n)), 'type', 'bridge']).catch(async (err) => {
-    if (!(await exists(br))) throw err;
+  if (!(await link(br))) await ip(['link', 'add', br, 'mtu', String(containerMtu(n)), 'type', 'bridge']).catch(async (err) => {
+    if (!(await link(br))) throw err;
   });
   for (const b of n.Cluster!.blocks) await ip(['addr', 'replace', `${blockGateway(b)}/${parseCidr(b).prefix}`, 'dev', br]);
   await ip(['link', 'set', br, 'up']);
@@ -293,14 +294,14 @@ async function uplink(addr: string): Promise<{ name: string; mtu: number }> {
 /** The VXLAN device (flannel's way: no learning, the host's first block's network address as /32); returns its MAC. */
 async function ensureVxlan(n: NetworkRecord, block: string, addr: string): Promise<string> {
   const dev = vxlanDevice(n.Cluster!.vni);
-  if (!(await exists(dev))) {
+  if (!(await link(dev))) {
     const up = await uplink(addr);
     await ip(['link', 'add', dev, 'type', 'vxlan', 'id', String(n.Cluster!.vni), 'local', addr, 'dev', up.name, 'dstport', VXLAN_PORT, 'nolearning']);
     await ip(['link', 'set', dev, 'mtu', String(up.mtu - VXLAN_OVERHEAD)]);
   }
   await ip(['addr', 'replace', `${blockAddress(block)}/32`, 'dev', dev]);
   await ip(['link', 'set', dev, 'up']);
-  return (await fs.readFile(`/sys/class/net/${dev}/address`, 'utf8')).trim();
+  return (await link(dev))!.address;
 }
 
 /** The engine's routes into the network's subnet (the protocol number marks them). */
@@ -320,7 +321,7 @@ async function applyPlan(n: NetworkRecord, plan: Plan): Promise<void> {
     }
   }
   const dev = vxlanDevice(n.Cluster!.vni);
-  if (n.Cluster!.routing === 'vxlan' && (await exists(dev))) {
+  if (n.Cluster!.routing === 'vxlan' && (await link(dev))) {
     const neigh = JSON.parse((await ip(['-j', 'neigh', 'show', 'dev', dev])) || '[]') as Array<{ dst: string; lladdr?: string }>;
     for (const e of neigh) if (!plan.neigh.some((x) => x.ip === e.dst && x.mac === e.lladdr)) await ip(['neigh', 'del', e.dst, 'dev', dev]).catch(() => undefined);
     const fdb = JSON.parse((await run('bridge', ['-j', 'fdb', 'show', 'dev', dev])).stdout || '[]') as Array<{ mac: string; dst?: string }>;
