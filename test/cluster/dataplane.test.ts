@@ -173,6 +173,18 @@ describe('cluster networks: the engines\' data plane', { timeout: 600_000 }, () 
     }
   });
 
+  test('sampan engine cleanup removes the cluster bridges, VXLAN devices and routes no container uses', async () => {
+    // host1's engine is stopped (the test above) and its containers are gone
+    const links = async () => (await inNs('host1', ['-o', 'link', 'show'])).stdout;
+    assert.match(await links(), /spc.*spvx|spvx.*spc/s);
+    const hostDir = path.join(dir, 'hosts', 'host1');
+    const r = await runCmd('nsenter', [`--net=/run/netns/${host('host1').netns}`, SAMPAN, 'engine', 'cleanup', '--root', path.join(hostDir, 'root'), '--exec-root', path.join(hostDir, 'run')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(await links(), /: (spc|spvx)/);
+    assert.equal((await routes('host1')).trim(), '');
+    assert.doesNotMatch((await runCmd('ip', ['netns', 'exec', host('host1').netns, 'iptables-save'])).stdout, /sampan:spc/);
+  });
+
   test('a peer removed takes its routes away', async () => {
     assert.match(await routes('host3'), new RegExp(block(GW, 2).replace(/\./g, '\\.')));
     fake.removePeer('host2', GW.id);

@@ -1,4 +1,3 @@
-import { promises as fs } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createLogger } from '../../lib/log.js';
@@ -31,7 +30,7 @@ export interface CleanupReport {
 async function removeUnusedNetworking(networks: NetworkService): Promise<CleanupReport> {
   const report: CleanupReport = { removed: [], inUse: [], chainRemoved: false };
   for (const n of networks.list()) {
-    const ports = await fs.readdir(`/sys/class/net/${n.BridgeName}/brif`).catch(() => undefined);
+    const ports = await bridgePorts(n.BridgeName);
     if (ports?.length) {
       report.inUse.push({ bridge: n.BridgeName, interfaces: ports.length });
       continue;
@@ -49,6 +48,13 @@ async function removeUnusedNetworking(networks: NetworkService): Promise<Cleanup
     report.chainRemoved = (await ipt(['-X', CHAIN])) !== undefined;
   }
   return report;
+}
+
+/** The interfaces on a bridge (undefined: no such bridge), asked of the kernel: an engine's namespace may not be /sys's. */
+async function bridgePorts(bridge: string): Promise<string[] | undefined> {
+  if ((await run('ip', ['link', 'show', 'dev', bridge]).catch(() => undefined)) === undefined) return undefined;
+  const out = await run('ip', ['-j', 'link', 'show', 'master', bridge]);
+  return (JSON.parse(out.stdout || '[]') as Array<{ ifname: string }>).map((l) => l.ifname);
 }
 
 /** `sampan engine cleanup`: refused while an engine runs on this root or exec root (it holds their locks). */
