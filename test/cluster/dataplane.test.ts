@@ -185,6 +185,17 @@ describe('cluster networks: the engines\' data plane', { timeout: 600_000 }, () 
     assert.doesNotMatch((await runCmd('ip', ['netns', 'exec', host('host1').netns, 'iptables-save'])).stdout, /sampan:spc/);
   });
 
+  test('a network whose VXLAN device cannot be made is reported in a netstate, and the others keep working', async () => {
+    // a VNI past VXLAN's 24 bits: the kernel refuses the device
+    const bad: ClusterNetworkSpec = { ...VX, id: hexId(), name: 'cbad', subnet: '10.195.0.0/16', vni: 2 ** 24 };
+    fake.setNetworks([GW, VX, bad]);
+    fake.setBlocks('host3', bad.id, [block(bad, 3)]);
+    const failed = await until(async () => fake.netstates.find((m) => m.network === bad.id && m.error)?.error, 10_000);
+    assert.match(failed ?? '', /spvx16777216/);
+    assert.ok(await ping('host3', 'vx-srv', addrIn(VX, 2, 20)));
+    assert.match(await routes('host3'), new RegExp(block(GW, 2).replace(/\./g, '\\.')));
+  });
+
   test('a peer removed takes its routes away', async () => {
     assert.match(await routes('host3'), new RegExp(block(GW, 2).replace(/\./g, '\\.')));
     fake.removePeer('host2', GW.id);

@@ -8,7 +8,7 @@ import http from 'node:http';
 import { promises as fs } from 'node:fs';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
-  parseMessage, type ClusterNetworkSpec, type CommandOp, type Commands, type EngineMessage, type HelloMessage, type ManagerMessage, type NetworkPeer, type NetworkStateMessage,
+  parseMessage, type ClusterNetworkSpec, type CommandOp, type Commands, type EngineMessage, type ManagerMessage, type NetworkPeer, type NetworkStateMessage,
 } from '../../src/lib/node-protocol.js';
 import type { TestbedComponent } from '../../src/cluster/testbed/testbed.js';
 import { until } from '../harness.js';
@@ -17,7 +17,6 @@ const TOKEN = 'fake-manager-token';
 
 interface Node {
   ws: WebSocket;
-  hello: HelloMessage;
   pending: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
 }
 
@@ -27,6 +26,8 @@ export class FakeManager {
   /** Blocks by `${node}|${network}`. */
   private readonly blocks = new Map<string, string[]>();
   private readonly macs = new Map<string, string>();
+  /** Each host's address as it last joined: kept while it is away, as the manager keeps a down host's blocks. */
+  private readonly addrs = new Map<string, string>();
   readonly netstates: NetworkStateMessage[] = [];
   private seq = 0;
 
@@ -63,7 +64,8 @@ export class FakeManager {
       if (m.type === 'hello') {
         if (m.token !== TOKEN) return ws.close(4001, 'bad token');
         name = m.nodeName;
-        this.nodes.set(name, { ws, hello: m, pending: new Map() });
+        this.nodes.set(name, { ws, pending: new Map() });
+        this.addrs.set(name, m.addr);
         this.send(name, { type: 'welcome', nodeId: `id-${name}`, heartbeatMs: 1000 });
         this.send(name, { type: 'networks', networks: this.networks });
         this.send(name, { type: 'peers', full: true, set: this.peersOf(name), remove: [] });
@@ -97,7 +99,7 @@ export class FakeManager {
 
   private peer(node: string, network: string): NetworkPeer | undefined {
     const blocks = this.blocks.get(`${node}|${network}`);
-    const addr = this.nodes.get(node)?.hello.addr;
+    const addr = this.addrs.get(node);
     if (!blocks?.length || !addr) return undefined;
     const vtepMac = this.macs.get(`${node}|${network}`);
     return { node: `id-${node}`, network, addr, blocks, ...(vtepMac ? { vtepMac } : {}) };
