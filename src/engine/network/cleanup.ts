@@ -23,9 +23,9 @@ export interface CleanupReport {
 
 /**
  * What a stopped engine leaves on the host for its networks (loaded, not initialised): each network's Linux
- * bridge, its rules in SAMPAN-ISOLATION and its NAT rules, and a cluster network's routes and VXLAN device. A bridge with a port is in use (a container
- * that kept running after the engine stopped has its veth there): it stays with its rules. The chain goes once
- * no engine's rule is left in it.
+ * bridge, its rules in SAMPAN-ISOLATION and its NAT rules, and a cluster network's routes and VXLAN device. A
+ * bridge with a port is in use (a container that kept running after the engine stopped has its veth there): it
+ * stays with its rules. The chain goes once no engine's rule is left in it.
  */
 async function removeUnusedNetworking(networks: NetworkService): Promise<CleanupReport> {
   const report: CleanupReport = { removed: [], inUse: [], chainRemoved: false };
