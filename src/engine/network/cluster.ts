@@ -182,8 +182,10 @@ export class ClusterNetworks {
         continue;
       }
       this.specs.set(spec.id, spec);
-      const rec = clusterRecord(spec, prev);
-      if (JSON.stringify(rec) === JSON.stringify(prev)) continue;
+      const next = clusterRecord(spec, prev);
+      if (JSON.stringify(next) === JSON.stringify(prev)) continue;
+      // changed in place: a start waiting for its block (ready) holds this record
+      const rec = prev ? Object.assign(prev, next) : next;
       await this.host.save(rec);
       if (!prev) await isolate(rec, true);
     }
