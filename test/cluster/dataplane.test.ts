@@ -86,6 +86,10 @@ describe('cluster networks: the engines\' data plane', { timeout: 600_000 }, () 
     assert.match(refused.stderr, /cluster addresses come from the cluster manager/);
     const rm = await docker('host1', ['network', 'rm', 'cgw']);
     assert.notEqual(rm.code, 0);
+    assert.match(rm.stderr, /cluster network/);
+    const create = await docker('host1', ['network', 'create', '-d', 'overlay', 'mine']);
+    assert.notEqual(create.code, 0);
+    assert.match(create.stderr, /created through the cluster manager/);
   });
 
   test('host-gw: containers on different hosts ping and HTTP each other at their addresses, no published port', async () => {
@@ -141,6 +145,20 @@ describe('cluster networks: the engines\' data plane', { timeout: 600_000 }, () 
     assert.equal(await ping('host1', local, addrIn(GW, 2, 20)), false);
     assert.equal(await get('host1', a, `http://${localIp}:8080/i`), '');
     assert.equal(await ping('host1', b, localIp), false);
+  });
+
+  test('a container whose block reaches the host after its create starts once it does; the bridge holds both blocks\' gateways', async () => {
+    const late = `${GW.subnet.split('.').slice(0, 2).join('.')}.101.0/24`;
+    const created = run('host1', 'late', GW, late.replace(/0\/24$/, '5'));
+    await new Promise((r) => setTimeout(r, 1000));
+    fake.setBlocks('host1', GW.id, [block(GW, 1), late]);
+    const c = await created;
+    const br = (await inNs('host1', ['-4', 'addr', 'show', `spc${GW.id.slice(0, 8)}`])).stdout;
+    assert.match(br, new RegExp(`inet ${addrIn(GW, 1, 1).replace(/\./g, '\\.')}/24`));
+    assert.match(br, new RegExp(`inet ${late.replace(/0\/24$/, '1').replace(/\./g, '\\.')}/24`));
+    await until(async () => (await routes('host2')).includes(`${late} via ${host('host1').ip}`), 10_000);
+    assert.ok(await ping('host2', 'gw-srv', late.replace(/0\/24$/, '5')));
+    assert.ok(await ping('host1', c, addrIn(GW, 2, 10)));
   });
 
   test('an engine killed -9 and restarted keeps its containers\' addresses and gets its routes back from the peers', async () => {
