@@ -162,6 +162,7 @@ export class NodeAgent {
         case 'create': {
           const { id, name, body, start } = m.args as CommandMessage<'create'>['args'];
           if (!/^[a-f0-9]{64}$/.test(id)) throw invalid(`create: the id must be 64 hex digits, not ${id}`);
+          await this.engine.networks.cluster.settled();
           value = await c.create(body, name, id);
           if (start) await c.start(id);
           break;

@@ -184,7 +184,9 @@ describe('cluster networks: the engines\' data plane', { timeout: 600_000 }, () 
     } finally {
       // the testbed stops the engine it started: this one is the test's
       const ids = (await docker('host1', ['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-      if (ids.length) await docker('host1', ['rm', '-f', ...ids]);
+      const rm = ids.length ? await docker('host1', ['rm', '-f', ...ids]) : undefined;
+      assert.equal(rm?.code ?? 0, 0, rm?.stderr);
+      assert.equal((await docker('host1', ['ps', '-aq'])).stdout.trim(), '');
       const gone = new Promise((r) => engine.once('exit', r));
       engine.kill('SIGTERM');
       await gone;
@@ -212,6 +214,19 @@ describe('cluster networks: the engines\' data plane', { timeout: 600_000 }, () 
     assert.match(failed ?? '', /spvx16777216/);
     assert.ok(await ping('host3', 'vx-srv', addrIn(VX, 2, 20)));
     assert.match(await routes('host3'), new RegExp(block(GW, 2).replace(/\./g, '\\.')));
+  });
+
+  test('an internal cluster network reaches its own containers across hosts and nothing outside', async () => {
+    const int: ClusterNetworkSpec = { ...GW, id: hexId(), name: 'cint', subnet: '10.196.0.0/16', internal: true };
+    fake.setNetworks([GW, VX, int]);
+    fake.setBlocks('host2', int.id, [block(int, 2)]);
+    fake.setBlocks('host3', int.id, [block(int, 3)]);
+    const a = await run('host2', 'int-a', int, addrIn(int, 2, 10));
+    const b = await run('host3', 'int-b', int, addrIn(int, 3, 10));
+    assert.ok(await ping('host2', a, addrIn(int, 3, 10)));
+    assert.ok(await ping('host3', b, addrIn(int, 2, 10)));
+    assert.equal(await ping('host2', a, tb.description.network.gateway), false);
+    assert.equal(await ping('host2', a, addrIn(GW, 2, 10)), false);
   });
 
   test('a peer removed takes its routes away', async () => {

@@ -21,17 +21,17 @@ const run = promisify(execFile);
 const ip = (args: string[]) => run('ip', args).then((r) => r.stdout);
 
 /** The `proto` of the engine's cluster routes (any number iproute2 and the kernel leave alone). */
-export const ROUTE_PROTO = '77';
+const ROUTE_PROTO = '77';
 const VXLAN_PORT = '4789';
 const VXLAN_OVERHEAD = 50;
 /** How long a container's start waits for the block of its address to reach this host (the manager sends it with the create). */
 const BLOCK_WAIT_MS = 10_000;
 
-export const clusterBridge = (id: string): string => `spc${id.slice(0, 8)}`;
-export const vxlanDevice = (vni: number): string => `spvx${vni}`;
+const clusterBridge = (id: string): string => `spc${id.slice(0, 8)}`;
+const vxlanDevice = (vni: number): string => `spvx${vni}`;
 const norm = (cidr: string): string => cidrString(parseCidr(cidr));
 /** A block's first address: the host's gateway on the bridge. */
-export const blockGateway = (block: string): string => intToIp(parseCidr(block).base + 1);
+const blockGateway = (block: string): string => intToIp(parseCidr(block).base + 1);
 /** A block's network address: with vxlan, the address of the VTEP of the host holding it. */
 const blockAddress = (block: string): string => intToIp(parseCidr(block).base);
 
@@ -165,6 +165,11 @@ export class ClusterNetworks {
     this.queue = this.queue
       .then(() => (m.type === 'networks' ? this.setNetworks(m.networks) : this.setPeers(m)))
       .catch((err) => this.host.log.warn({ err: errorMessage(err) }, `cluster networks: ${m.type} not applied`));
+    return this.queue;
+  }
+
+  /** Once every message received so far is applied: a create that follows a new network's `networks` finds it. */
+  settled(): Promise<void> {
     return this.queue;
   }
 
