@@ -55,6 +55,7 @@ export class NodeAgent {
   private retryTimer?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
+  private readonly unsubscribeNetstate: () => void;
   private readonly url: string;
   private readonly containers: EngineContainers;
   /** Containers a command of this manager is changing: their events are left out, the command's result says it all. */
@@ -72,6 +73,8 @@ export class NodeAgent {
       const rec = engine.containers.find(ev.Actor.ID);
       this.send({ type: 'event', action: ev.Action, id: ev.Actor.ID, ...(rec ? { summary: report(rec) } : {}) });
     });
+    // a network's state goes to every manager (the one acting on it may be any)
+    this.unsubscribeNetstate = engine.networks.cluster.subscribe((st) => this.send(st));
     this.connect();
   }
 
@@ -113,9 +116,10 @@ export class NodeAgent {
       if (m.type !== 'welcome') return;
       this.attempt = 0;
       this.welcomed = true;
-      this.engine.networks.cluster.joined(m.nodeId, this.o.nodeName, (s) => this.send(s));
+      this.engine.networks.cluster.identify(m.nodeId, this.o.nodeName);
       this.log.info({ manager: this.o.join, nodeId: m.nodeId }, 'joined the cluster');
       this.send({ type: 'containers', containers: this.engine.containers.list().map(report) });
+      for (const st of this.engine.networks.cluster.current()) this.send(st);
       let sentImages = '';
       const beat = () => {
         const images = this.engine.images.store.list().map((i) => ({ Id: i.id, RepoTags: i.repoTags }));
@@ -212,6 +216,7 @@ export class NodeAgent {
   close(): void {
     this.closed = true;
     this.unsubscribe();
+    this.unsubscribeNetstate();
     clearTimeout(this.retryTimer);
     clearInterval(this.heartbeat);
     this.ws?.close();

@@ -145,19 +145,29 @@ export class ClusterNetworks {
   private readonly specs = new Map<string, ClusterNetworkSpec>();
   /** By network (as the manager names it in `peers`), then node. */
   private readonly peers = new Map<string, Map<string, NetworkPeer>>();
-  private me = new Set<string>();
-  private report?: (m: NetworkStateMessage) => void;
-  /** What was last reported per network on the current connection: a state goes once. */
-  private readonly reported = new Map<string, string>();
+  /** This node as `peers` name it (its id from the welcome, its name). */
+  private readonly me = new Set<string>();
+  /** Each network's last state: it goes to the managers when it changes, and in full after each welcome. */
+  private readonly states = new Map<string, NetworkStateMessage>();
+  private readonly listeners = new Set<(m: NetworkStateMessage) => void>();
   private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly host: ClusterHost) {}
 
-  /** After a welcome: who this node is in `peers`, and where its `netstate`s go (each said again on this connection). */
-  joined(nodeId: string, nodeName: string, report: (m: NetworkStateMessage) => void): void {
-    this.me = new Set([nodeId, nodeName]);
-    this.report = report;
-    this.reported.clear();
+  /** After a welcome: who this node is in `peers`. */
+  identify(nodeId: string, nodeName: string): void {
+    this.me.add(nodeId).add(nodeName);
+  }
+
+  /** Each network's state as it changes (a node agent passes them on); returns the unsubscribe. */
+  subscribe(fn: (m: NetworkStateMessage) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** The networks' current states (what a manager that just welcomed the node is told). */
+  current(): NetworkStateMessage[] {
+    return [...this.states.values()];
   }
 
   /** The manager's `networks` and `peers`, applied one after the other. */
@@ -202,6 +212,7 @@ export class ClusterNetworks {
       }
       await removeClusterNetworking(n);
       await this.host.forget(n);
+      this.states.delete(n.Id);
     }
     await this.syncAll();
   }
@@ -231,10 +242,9 @@ export class ClusterNetworks {
   }
 
   private send(m: NetworkStateMessage): void {
-    const text = JSON.stringify(m);
-    if (this.reported.get(m.network) === text || !this.report) return;
-    this.reported.set(m.network, text);
-    this.report(m);
+    if (JSON.stringify(this.states.get(m.network)) === JSON.stringify(m)) return;
+    this.states.set(m.network, m);
+    for (const fn of this.listeners) fn(m);
   }
 
   /** One network's bridge, VTEP and routes as the peers say; returns its VTEP's MAC (vxlan). */
