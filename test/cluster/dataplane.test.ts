@@ -1,8 +1,9 @@
 /**
  * The engines' side of cluster networks on a 3-host testbed joined to a fake manager (fake-manager.ts): containers
  * on different hosts reach each other at their manager-given addresses (host-gw and vxlan), two cluster networks and
- * a local network are isolated, an engine killed -9 and restarted keeps its containers' addresses and gets its routes
- * back from the peers, and a peer removed takes its routes away.
+ * a local network are isolated, an internal one reaches only itself, an engine killed -9 and restarted keeps its
+ * containers' addresses and gets its routes back from the peers, `sampan engine cleanup` removes what no container
+ * uses, a failed VXLAN device is reported without harming the rest, and a peer removed takes its routes away.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
