@@ -108,7 +108,7 @@ class SimEngine {
         void this.run(m).then((r) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(r)));
         return;
       }
-      if (m.type !== 'welcome') return; // cluster networking: not built yet
+      if (m.type !== 'welcome') return; // a simulated host has no data plane: networks and peers are not applied
       this.attempt = 0;
       this.welcomed = true;
       this.send({ type: 'containers', containers: [...this.containers.values()].map(summary) });

@@ -34,10 +34,10 @@ export interface JoinOptions {
   tls?: TlsMaterial;
 }
 
-/** The host's first IPv4 address that is not loopback nor one of the engine's own bridges or veths. */
+/** The host's first IPv4 address that is not loopback nor one of the engine's own bridges, veths or VXLAN devices. */
 function hostAddr(): string {
   for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
-    if (/^(sampan|veth|cni)/.test(name)) continue;
+    if (/^(sampan|veth|cni|spc|spvx)/.test(name)) continue;
     const a = addrs?.find((x) => x.family === 'IPv4' && !x.internal);
     if (a) return a.address;
   }
@@ -56,6 +56,7 @@ export class NodeAgent {
   private retryTimer?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
+  private readonly unsubscribeNetstate: () => void;
   private readonly url: string;
   private readonly containers: EngineContainers;
   /** Containers a command of this manager is changing: their events are left out, the command's result says it all. */
@@ -78,6 +79,8 @@ export class NodeAgent {
     });
     // a manager that is not connected cannot answer: the DNS asks the next one
     this.dropNames = engine.networks.addRemoteNames((network, name) => (this.welcomed && this.ws?.readyState === WebSocket.OPEN ? this.names.resolve(network, name) : undefined));
+    // a network's state goes to every manager (the one acting on it may be any)
+    this.unsubscribeNetstate = engine.networks.cluster.subscribe((st) => this.send(st));
     this.connect();
   }
 
@@ -101,7 +104,7 @@ export class NodeAgent {
     ws.on('message', (data) => {
       let m: ManagerMessage;
       try {
-        m = parseMessage<ManagerMessage>(data, ['welcome', 'command', 'resolved']);
+        m = parseMessage<ManagerMessage>(data, ['welcome', 'command', 'resolved', 'networks', 'peers']);
       } catch (err) {
         this.log.warn({ err: errorMessage(err) }, 'node agent: bad message from the manager');
         ws.close();
@@ -116,11 +119,17 @@ export class NodeAgent {
         this.names.settle(m);
         return;
       }
-      if (m.type !== 'welcome') return; // cluster networking: not built yet
+      if (m.type === 'networks' || m.type === 'peers') {
+        void this.engine.networks.cluster.receive(m);
+        return;
+      }
+      if (m.type !== 'welcome') return;
       this.attempt = 0;
       this.welcomed = true;
+      this.engine.networks.cluster.identify(m.nodeId, this.o.nodeName);
       this.log.info({ manager: this.o.join, nodeId: m.nodeId }, 'joined the cluster');
       this.send({ type: 'containers', containers: this.engine.containers.list().map(report) });
+      for (const st of this.engine.networks.cluster.current()) this.send(st);
       let sentImages = '';
       const beat = () => {
         const images = this.engine.images.store.list().map((i) => ({ Id: i.id, RepoTags: i.repoTags }));
@@ -168,6 +177,7 @@ export class NodeAgent {
         case 'create': {
           const { id, name, body, start } = m.args as CommandMessage<'create'>['args'];
           if (!/^[a-f0-9]{64}$/.test(id)) throw invalid(`create: the id must be 64 hex digits, not ${id}`);
+          await this.engine.networks.cluster.settled();
           value = await c.create(body, name, id);
           if (start) await c.start(id);
           break;
@@ -218,6 +228,7 @@ export class NodeAgent {
     this.closed = true;
     this.unsubscribe();
     this.dropNames();
+    this.unsubscribeNetstate();
     clearTimeout(this.retryTimer);
     clearInterval(this.heartbeat);
     this.ws?.close();

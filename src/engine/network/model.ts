@@ -22,8 +22,9 @@ export interface NetworkRecord {
   Name: string;
   Id: string;
   Created: string;
-  Scope: 'local';
-  Driver: 'bridge';
+  /** `swarm` and `overlay` for a cluster network (what the docker CLI shows for swarm networks), whose record the manager's `networks` keep. */
+  Scope: 'local' | 'swarm';
+  Driver: 'bridge' | 'overlay';
   EnableIPv6: boolean;
   IPAM: { Driver: string; Options: Record<string, string> | null; Config: IpamConfig[] };
   Internal: boolean;
@@ -33,7 +34,21 @@ export interface NetworkRecord {
   Labels: Record<string, string>;
   /** The Linux bridge behind it. */
   BridgeName: string;
+  /** A cluster network's routing and the blocks of its subnet this host holds. */
+  Cluster?: ClusterInfo;
 }
+
+export interface ClusterInfo {
+  routing: 'host-gw' | 'vxlan';
+  vni: number;
+  /** The containers' MTU as the manager gives it (0: the uplink's, less VXLAN's 50 bytes with vxlan). */
+  mtu: number;
+  /** This host's blocks (kept while a container may still use one; their gateways are on the bridge). */
+  blocks: string[];
+}
+
+/** A cluster network (its record comes from the manager, its addresses too). */
+export const isCluster = (n: NetworkRecord): boolean => n.Driver === 'overlay';
 
 export interface Endpoint {
   NetworkID: string;

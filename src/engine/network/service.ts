@@ -8,14 +8,15 @@ import { newId } from '../../lib/ids.js';
 import type { Logger } from '../../lib/log.js';
 import type { EventBus } from '../events.js';
 import type { ContainerRecord } from '../containers/model.js';
-import { Cni, type ConfList, type CniResult } from './cni.js';
+import { Cni, type ConfList, type CniResult, type PluginConf } from './cni.js';
 import { createNetns, removeNetns } from './netns.js';
 import { NetworkNames, type RemoteNames } from './names.js';
 import { planPorts } from './ports.js';
 import { ensureIsolationChain, isolate } from './isolation.js';
 import { bigToIp6, ip6ToBig, cidr6Last, cidr6String, cidrString, contains, contains6, inSubnet, intToIp, ipToInt, isIPv6, overlaps, overlaps6, parseCidr, parseCidr6 } from './ipnet.js';
 import type { NetworkProvider } from './provider.js';
-import { DEFAULT_NETWORK, ipv6Config, type IpamConfig, type NetworkRecord, type Endpoint, type PortMapping, type ContainerNet, type EndpointSettings } from './model.js';
+import { ClusterNetworks, clusterBridgeConf } from './cluster.js';
+import { DEFAULT_NETWORK, ipv6Config, isCluster, type IpamConfig, type NetworkRecord, type Endpoint, type PortMapping, type ContainerNet, type EndpointSettings } from './model.js';
 
 const run = promisify(execFile);
 
@@ -50,11 +51,20 @@ export class NetworkService implements NetworkProvider {
   private readonly names: NetworkNames;
   readonly dir: string;
   readonly cni: Cni;
+  /** The cluster networks the manager's `networks` and `peers` set up here (cluster.ts). */
+  readonly cluster: ClusterNetworks;
 
   constructor(readonly o: NetworkOptions) {
     this.dir = path.join(o.root, 'networks');
     this.cni = new Cni(o.cniPluginDirs, path.join(o.root, 'cni', 'cache'));
     this.names = new NetworkNames(o.containers, (id) => this.find(id), o.log);
+    this.cluster = new ClusterNetworks({
+      list: () => this.list(),
+      save: (n) => this.save(n),
+      forget: (n) => this.forget(n),
+      addresses: (n) => this.o.containers().flatMap((c) => c.Net?.Endpoints[n.Name]?.IPAddress || []),
+      log: o.log,
+    });
   }
 
   async init(): Promise<void> {
@@ -107,7 +117,7 @@ export class NetworkService implements NetworkProvider {
     return n;
   }
 
-  private async save(n: NetworkRecord): Promise<void> {
+  async save(n: NetworkRecord): Promise<void> {
     await atomicWriteJson(path.join(this.dir, `${n.Id}.json`), n);
     this.nets.set(n.Id, n);
   }
@@ -153,6 +163,7 @@ export class NetworkService implements NetworkProvider {
     // Docker takes any name that is not blank (spaces, dots, slashes)
     if (!name.trim()) throw invalid(`invalid name: ${name}`);
     if (this.byName(name)) throw conflict(`network with name ${name} already exists`);
+    if (body.Driver === 'overlay' || body.Driver === 'sampan-cluster') throw invalid('cluster networks are created through the cluster manager');
     if (body.Driver && body.Driver !== 'bridge') throw invalid(`only the bridge driver is supported, not "${body.Driver}"`);
     const cfgs = body.IPAM?.Config ?? [];
     const v6cfgs = cfgs.filter((c) => c.Subnet && isIPv6(c.Subnet));
@@ -243,15 +254,21 @@ export class NetworkService implements NetworkProvider {
   async remove(ref: string): Promise<void> {
     const n = this.get(ref);
     if (n.Name === DEFAULT_NETWORK || n.Name === 'host' || n.Name === 'none') throw conflict(`${n.Name} is a pre-defined network and cannot be removed`);
+    if (isCluster(n)) throw invalid(`${n.Name} is a cluster network: remove it through the cluster manager`);
     const active = this.o.containers().filter((c) => c.Net && n.Name in c.Net.Endpoints);
     if (active.length) throw conflict(`error while removing network: network ${n.Name} id ${n.Id} has active endpoints`);
+    await this.forget(n);
+  }
+
+  /** The network's record, bridge, rules and leases go. */
+  private async forget(n: NetworkRecord): Promise<void> {
     this.names.drop(n);
     await isolate(n, false).catch(() => undefined);
     await run('ip', ['link', 'delete', n.BridgeName]).catch(() => undefined);
     await fs.rm(path.join(this.dir, `${n.Id}.json`), { force: true });
     await fs.rm(path.join(this.o.root, 'cni', 'ipam', this.cniName(n)), { recursive: true, force: true });
     this.nets.delete(n.Id);
-    this.o.events.emit('network', 'destroy', n.Id, { name: n.Name, type: 'bridge' });
+    this.o.events.emit('network', 'destroy', n.Id, { name: n.Name, type: n.Driver });
   }
 
   async prune(): Promise<string[]> {
@@ -288,6 +305,15 @@ export class NetworkService implements NetworkProvider {
 
   /** The conflist for an attachment; portmap only when there are ports to map (each plugin is an exec). */
   private confList(n: NetworkRecord, ips: string[] = [], withPorts = true, mac?: string): ConfList {
+    const plugins: ConfList['plugins'] = [isCluster(n) ? clusterBridgeConf(n, ips[0]) : this.bridgeConf(n, ips)];
+    if (withPorts) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
+    // only where asked: one more plugin run per start
+    if (mac) plugins.push({ type: 'tuning', mac });
+    return { cniVersion: '1.0.0', name: this.cniName(n), plugins };
+  }
+
+  /** A local network's bridge plugin, with host-local IPAM. */
+  private bridgeConf(n: NetworkRecord, ips: string[]): PluginConf {
     const c = n.IPAM.Config[0]!;
     const range: Record<string, string> = { subnet: c.Subnet, gateway: c.Gateway };
     if (c.IPRange) {
@@ -308,7 +334,7 @@ export class NetworkService implements NetworkProvider {
       ranges.push([range6]);
       if (!n.Internal) routes.push({ dst: '::/0' });
     }
-    const bridge: Record<string, unknown> & { type: string } = {
+    const bridge: PluginConf = {
       type: 'bridge',
       bridge: n.BridgeName,
       isGateway: true,
@@ -318,11 +344,7 @@ export class NetworkService implements NetworkProvider {
       ipam: { type: 'host-local', ranges, routes, dataDir: path.join(this.o.root, 'cni', 'ipam') },
     };
     if (ips.length) bridge.args = { cni: { ips } };
-    const plugins: ConfList['plugins'] = [bridge];
-    if (withPorts) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
-    // only where asked: one more plugin run per start
-    if (mac) plugins.push({ type: 'tuning', mac });
-    return { cniVersion: '1.0.0', name: this.cniName(n), plugins };
+    return bridge;
   }
 
   /**
@@ -358,6 +380,7 @@ export class NetworkService implements NetworkProvider {
     }
     const mac = epConf?.MacAddress || undefined;
     checkMac(mac);
+    if (isCluster(n)) await this.cluster.ready(n, ips[0]!);
     const runtimeConfig = ports.length ? { portMappings: ports.map((p) => ({ hostPort: p.HostPort, containerPort: p.ContainerPort, protocol: p.Protocol, hostIP: p.HostIp === '0.0.0.0' ? '' : p.HostIp })) } : undefined;
     // a namespace may start with IPv6 off (a host's sysctl defaults): an IPv6 network needs it on there
     if (ipv6Config(n)) await run('ip', ['netns', 'exec', path.basename(netnsPath), 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.default.disable_ipv6=0']);
@@ -494,6 +517,7 @@ export class NetworkService implements NetworkProvider {
 /** The addresses asked for on a network (--ip, --ip6): user networks only, each inside its subnet. */
 function checkRequestedIps(n: NetworkRecord, c: EndpointSettings['IPAMConfig']): string[] {
   const ips = [c?.IPv4Address, c?.IPv6Address].filter((x): x is string => !!x);
+  if (isCluster(n) && !c?.IPv4Address) throw invalid(`network ${n.Name} is a cluster network: cluster addresses come from the cluster manager (create the container through it)`);
   if (!ips.length) return [];
   // Docker refuses --ip on the default network
   if (n.Name === DEFAULT_NETWORK) throw invalid('user specified IP address is supported on user defined networks only');
