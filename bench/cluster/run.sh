@@ -68,9 +68,9 @@ wait_joined() { # $1 count, $2 timeout s (wall clock: a saturated simulator answ
   done
   awk -v a="$t0" -v b="$(now_us)" 'BEGIN{printf "%.1f", (b-a)/1e6}'
 }
-cpu_since() { # $1 manager ticks, $2 etcd ticks, $3 wall clock (µs) at the start: their CPU since
-  awk -v a="$1" -v b="$(ticks "$MGR_PID")" -v c="$2" -v d="$(ticks "$ETCD_PID")" -v w="$3" -v x="$(now_us)" -v hz="$HZ" \
-    'BEGIN{printf "manager %.1f s CPU (%.0f %% of a core), etcd %.1f s, over %.1f s", (b-a)/hz, (b-a)/hz/((x-w)/1e6)*100, (d-c)/hz, (x-w)/1e6}'
+cpu_since() { # $1 wall clock (µs) at the start, $2 $3 $4 the manager's, etcd's and the simulator's ticks then: their CPU since
+  awk -v w="$1" -v x="$(now_us)" -v a="$2" -v b="$(ticks "$MGR_PID")" -v c="$3" -v d="$(ticks "$ETCD_PID")" -v e="$4" -v f="$(ticks "$SIM_PID")" -v hz="$HZ" \
+    'BEGIN{printf "manager %.1f s CPU (%.0f %% of a core), etcd %.1f s, simulator %.1f s, over %.1f s", (b-a)/hz, (b-a)/hz/((x-w)/1e6)*100, (d-c)/hz, (f-e)/hz, (x-w)/1e6}'
 }
 jget() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" <<<"$2"; }
 
@@ -98,18 +98,18 @@ run_one() {
   R[$n.cpu]=$(cpu_pct "$MGR_PID" "$STEADY"); R[$n.rss]=$(rss_mb "$MGR_PID"); R[$n.fds]=$(fds "$MGR_PID")
   R[$n.etcddb]=$(du -m "$T/etcd/member/snap/db" | cut -f1)
   log "N=$n: cpu ${R[$n.cpu]} % rss ${R[$n.rss]} MB fds ${R[$n.fds]}; batch of $reps"
-  local c0 e0 w0; c0=$(ticks "$MGR_PID"); e0=$(ticks "$ETCD_PID"); w0=$(now_us)
+  local t0; t0="$(now_us) $(ticks "$MGR_PID") $(ticks "$ETCD_PID") $(ticks "$SIM_PID")"
   R[$n.batch]=$(node dist/bench/cluster/drive.js batch --api "$T/cluster.sock" --prefix b --replicas "$reps")
-  R[$n.batchcpu]=$(cpu_since "$c0" "$e0" "$w0")
+  R[$n.batchcpu]=$(cpu_since $t0)
   R[$n.count]=$(ctl "http://x/count?prefix=b")
   R[$n.reps]=$reps
   R[$n.etcddb2]=$(du -m "$T/etcd/member/snap/db" | cut -f1)
   log "N=$n: batch ${R[$n.batch]} engines ${R[$n.count]}"
   if [ "$CONC" != 0 ]; then
     log "N=$n: $CONC concurrent create+start"
-    c0=$(ticks "$MGR_PID"); e0=$(ticks "$ETCD_PID"); w0=$(now_us)
+    t0="$(now_us) $(ticks "$MGR_PID") $(ticks "$ETCD_PID") $(ticks "$SIM_PID")"
     R[$n.conc]=$(node dist/bench/cluster/drive.js concurrent --api "$T/cluster.sock" --prefix cc --n "$CONC" 2>&1 | tail -1)
-    R[$n.conccpu]=$(cpu_since "$c0" "$e0" "$w0")
+    R[$n.conccpu]=$(cpu_since $t0)
     R[$n.conccount]=$(ctl "http://x/count?prefix=cc")
     log "N=$n: concurrent ${R[$n.conc]} engines ${R[$n.conccount]}"
   fi
