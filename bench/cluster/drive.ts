@@ -7,7 +7,8 @@
  *   concurrent --api PATH --n N --prefix P [--conns C] : N clients at once, each `POST /containers/create?name=P-i`
  *                                               then `POST /containers/ID/start` (what `docker run -d` sends), over C
  *                                               keep-alive connections (default N: one per client); placements/s,
- *                                               p50/p99 of each client's create+start, failures by step and status,
+ *                                               p50/p99 of each client's create+start (and of its create alone),
+ *                                               failures by step and status,
  *                                               then the API's list: how many P-i exist, distinct, running, duplicated
  */
 import http from 'node:http';
@@ -85,6 +86,7 @@ async function concurrent(): Promise<object> {
   const conns = Number(o.conns ?? n);
   const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
   const lat: number[] = [];
+  const createLat: number[] = [];
   const failures = new Map<string, number>();
   const fail = (what: string) => failures.set(what, (failures.get(what) ?? 0) + 1);
   const client = async (i: number) => {
@@ -92,6 +94,7 @@ async function concurrent(): Promise<object> {
     try {
       const c = await call('POST', `/v1.43/containers/create?name=${prefix}-${i}`, { Image: 'busybox', Cmd: ['sleep', 'infinity'] }, undefined, agent);
       if (c.status !== 201) return fail(`create ${c.status}: ${c.text.slice(0, 120).trim()}`);
+      createLat.push(ms(t0));
       const s = await call('POST', `/v1.43/containers/${(JSON.parse(c.text) as { Id: string }).Id}/start`, undefined, undefined, agent);
       if (s.status !== 204) return fail(`start ${s.status}: ${s.text.slice(0, 120).trim()}`);
       lat.push(ms(t0));
@@ -120,7 +123,7 @@ async function concurrent(): Promise<object> {
   return {
     n, conns, ok: lat.length, failed: n - lat.length, failures: Object.fromEntries(failures), seconds: Number(seconds.toFixed(2)),
     placementsPerSec: Math.round(lat.length / seconds), p50ms: pct(lat, 0.5), p99ms: pct(lat, 0.99),
-    listed, distinct: seen.size, missing, duplicated: [...seen.values()].filter((k) => k > 1).length, running,
+    createP50ms: pct(createLat, 0.5), createP99ms: pct(createLat, 0.99), listed, distinct: seen.size, missing, duplicated: [...seen.values()].filter((k) => k > 1).length, running,
   };
 }
 

@@ -10,7 +10,7 @@
 #      lost (every name present and running) nor duplicated
 #   3b. BENCH_CONCURRENT (3000; 0 skips it) clients at once, each `POST /containers/create?name=cc-i` then
 #      `POST /containers/ID/start`, one keep-alive connection each: placements/s, p50/p99 of each client's
-#      create+start, failures by status; the names counted in the manager's list and on the simulated engines
+#      create+start (and of its create alone), failures by status; the names counted in the manager's list and on the simulated engines
 #   4. `docker ps --filter name=X` and `docker inspect X` (the API requests the CLI makes) p50/p99, one at a time,
 #      BENCH_LOOKUPS each, with N*BENCH_CONTAINERS (10 per engine) + the batch's containers in the cluster
 #   5. churn, BENCH_CHURN_ROUNDS (3) times: 10 % of the engines drop and rejoin within 10 s (down 5 s); seconds to
@@ -72,6 +72,11 @@ cpu_since() { # $1 wall clock (µs) at the start, $2 $3 $4 the manager's, etcd's
   awk -v w="$1" -v x="$(now_us)" -v a="$2" -v b="$(ticks "$MGR_PID")" -v c="$3" -v d="$(ticks "$ETCD_PID")" -v e="$4" -v f="$(ticks "$SIM_PID")" -v hz="$HZ" \
     'BEGIN{printf "manager %.1f s CPU (%.0f %% of a core), etcd %.1f s, simulator %.1f s, over %.1f s", (b-a)/hz, (b-a)/hz/((x-w)/1e6)*100, (d-c)/hz, (f-e)/hz, (x-w)/1e6}'
 }
+peak_fds() { # the manager's most open fds (0.5 s samples) while $1 runs: its client connections show there
+  local m=0 f
+  while kill -0 "$1" 2>/dev/null; do f=$(fds "$MGR_PID"); [ "$f" -gt "$m" ] && m=$f; sleep 0.5; done
+  echo "$m"
+}
 jget() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" <<<"$2"; }
 
 declare -A R
@@ -108,7 +113,9 @@ run_one() {
   if [ "$CONC" != 0 ]; then
     log "N=$n: $CONC concurrent create+start"
     t0="$(now_us) $(ticks "$MGR_PID") $(ticks "$ETCD_PID") $(ticks "$SIM_PID")"
-    R[$n.conc]=$(node dist/bench/cluster/drive.js concurrent --api "$T/cluster.sock" --prefix cc --n "$CONC" 2>&1 | tail -1)
+    node dist/bench/cluster/drive.js concurrent --api "$T/cluster.sock" --prefix cc --n "$CONC" >"$T/concurrent.out" 2>&1 &
+    R[$n.concfds]=$(peak_fds $!)
+    R[$n.conc]=$(tail -1 "$T/concurrent.out")
     R[$n.conccpu]=$(cpu_since $t0)
     R[$n.conccount]=$(ctl "http://x/count?prefix=cc")
     log "N=$n: concurrent ${R[$n.conc]} engines ${R[$n.conccount]}"
@@ -151,14 +158,14 @@ for n in $HOSTS; do run_one "$n"; done
   for n in $HOSTS; do echo "- churn at $n hosts: ${R[$n.churn]}"; done
   if [ "$CONC" != 0 ]; then
     echo
-    echo "| hosts | concurrent clients | ok (failed) | placements/s | create+start p50/p99 ms | in the API's list (distinct, missing, dup, running) | on engines (distinct, dup, running) | failures |"
+    echo "| hosts | concurrent clients | ok (failed) | placements/s | create+start p50/p99 ms (create alone) | in the API's list (distinct, missing, dup, running) | on engines (distinct, dup, running) | failures |"
     echo "|---|---|---|---|---|---|---|---|"
     for n in $HOSTS; do
       b=${R[$n.conc]}; c=${R[$n.conccount]}
       if [[ $b != \{* ]]; then echo "| $n | $CONC | failed: $b |||||"; continue; fi
-      echo "| $n | $CONC | $(jget ok "$b") ($(jget failed "$b")) | $(jget placementsPerSec "$b") | $(jget p50ms "$b") / $(jget p99ms "$b") | $(jget listed "$b") ($(jget distinct "$b"), $(jget missing "$b"), $(jget duplicated "$b"), $(jget running "$b")) | $(jget distinct "$c"), $(jget duplicated "$c"), $(jget running "$c") | $(sed -n 's/.*"failures":\({[^}]*}\).*/\1/p' <<<"$b") |"
+      echo "| $n | $CONC | $(jget ok "$b") ($(jget failed "$b")) | $(jget placementsPerSec "$b") | $(jget p50ms "$b") / $(jget p99ms "$b") ($(jget createP50ms "$b") / $(jget createP99ms "$b")) | $(jget listed "$b") ($(jget distinct "$b"), $(jget missing "$b"), $(jget duplicated "$b"), $(jget running "$b")) | $(jget distinct "$c"), $(jget duplicated "$c"), $(jget running "$c") | $(sed -n 's/.*"failures":\({[^}]*}\).*/\1/p' <<<"$b") |"
     done
-    for n in $HOSTS; do echo "- concurrent at $n hosts: ${R[$n.conccpu]}"; done
+    for n in $HOSTS; do echo "- concurrent at $n hosts: ${R[$n.conccpu]}; the manager's fds peaked at ${R[$n.concfds]} (${R[$n.fds]} at steady state)"; done
   fi
   for n in $HOSTS; do [[ ${R[$n.lookup]} == \{* ]] || echo "- lookups at $n hosts failed: ${R[$n.lookup]}"; done
 } | tee "${OUT:-/dev/null}"
