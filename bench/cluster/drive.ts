@@ -9,7 +9,8 @@
  *                                               keep-alive connections (default N: one per client); placements/s,
  *                                               p50/p99 of each client's create+start (and of its create alone),
  *                                               failures by step and status,
- *                                               then the API's list: how many P-i exist, distinct, running, duplicated
+ *                                               then the API's list: how many P-i exist, distinct, running, duplicated,
+ *                                               on how many nodes, the most on one node
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';
@@ -79,6 +80,15 @@ async function lookup(): Promise<object> {
   return { n, psP50ms: pct(ps, 0.5), psP99ms: pct(ps, 0.99), inspectP50ms: pct(insp, 0.5), inspectP99ms: pct(insp, 0.99) };
 }
 
+/** An error body's message, cut short: the failures are counted by it. */
+function messageOf(text: string): string {
+  try {
+    return String((JSON.parse(text) as { message?: unknown }).message).slice(0, 120);
+  } catch {
+    return text.slice(0, 120).trim();
+  }
+}
+
 async function concurrent(): Promise<object> {
   const n = Number(o.n);
   const prefix = o.prefix!;
@@ -93,10 +103,10 @@ async function concurrent(): Promise<object> {
     const t0 = process.hrtime.bigint();
     try {
       const c = await call('POST', `/v1.43/containers/create?name=${prefix}-${i}`, { Image: 'busybox', Cmd: ['sleep', 'infinity'] }, undefined, agent);
-      if (c.status !== 201) return fail(`create ${c.status}: ${c.text.slice(0, 120).trim()}`);
+      if (c.status !== 201) return fail(`create ${c.status}: ${messageOf(c.text)}`);
       createLat.push(ms(t0));
       const s = await call('POST', `/v1.43/containers/${(JSON.parse(c.text) as { Id: string }).Id}/start`, undefined, undefined, agent);
-      if (s.status !== 204) return fail(`start ${s.status}: ${s.text.slice(0, 120).trim()}`);
+      if (s.status !== 204) return fail(`start ${s.status}: ${messageOf(s.text)}`);
       lat.push(ms(t0));
     } catch (err) {
       fail((err as NodeJS.ErrnoException).code ?? (err as Error).message);
@@ -110,12 +120,14 @@ async function concurrent(): Promise<object> {
   const list = await call('GET', `/v1.43/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify({ name: [`${prefix}-`] }))}`);
   if (list.status !== 200) throw new Error(`list: ${list.status} ${list.text.slice(0, 200)}`);
   const seen = new Map<string, number>();
+  const perNode = new Map<string, number>();
   let running = 0;
   const own = /^(.+)-\d+$/;
   for (const c of JSON.parse(list.text) as { Names: string[]; State: string }[]) {
-    const name = c.Names[0]!.slice(c.Names[0]!.lastIndexOf('/') + 1);
+    const [, node = '', name = ''] = c.Names[0]!.split('/');
     if (own.exec(name)?.[1] !== prefix) continue;
     seen.set(name, (seen.get(name) ?? 0) + 1);
+    perNode.set(node, (perNode.get(node) ?? 0) + 1);
     if (c.State === 'running') running++;
   }
   const listed = [...seen.values()].reduce((a, b) => a + b, 0);
@@ -124,6 +136,7 @@ async function concurrent(): Promise<object> {
     n, conns, ok: lat.length, failed: n - lat.length, failures: Object.fromEntries(failures), seconds: Number(seconds.toFixed(2)),
     placementsPerSec: Math.round(lat.length / seconds), p50ms: pct(lat, 0.5), p99ms: pct(lat, 0.99),
     createP50ms: pct(createLat, 0.5), createP99ms: pct(createLat, 0.99), listed, distinct: seen.size, missing, duplicated: [...seen.values()].filter((k) => k > 1).length, running,
+    nodes: perNode.size, maxPerNode: Math.max(0, ...perNode.values()),
   };
 }
 

@@ -158,12 +158,12 @@ for n in $HOSTS; do run_one "$n"; done
   for n in $HOSTS; do echo "- churn at $n hosts: ${R[$n.churn]}"; done
   if [ "$CONC" != 0 ]; then
     echo
-    echo "| hosts | concurrent clients | ok (failed) | placements/s | create+start p50/p99 ms (create alone) | in the API's list (distinct, missing, dup, running) | on engines (distinct, dup, running) | failures |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| hosts | concurrent clients | ok (failed) | placements/s | create+start p50/p99 ms (create alone) | in the API's list (distinct, missing, dup, running) | on engines (distinct, dup, running) | nodes used (most on one) | failures |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     for n in $HOSTS; do
       b=${R[$n.conc]}; c=${R[$n.conccount]}
-      if [[ $b != \{* ]]; then echo "| $n | $CONC | failed: $b |||||"; continue; fi
-      echo "| $n | $CONC | $(jget ok "$b") ($(jget failed "$b")) | $(jget placementsPerSec "$b") | $(jget p50ms "$b") / $(jget p99ms "$b") ($(jget createP50ms "$b") / $(jget createP99ms "$b")) | $(jget listed "$b") ($(jget distinct "$b"), $(jget missing "$b"), $(jget duplicated "$b"), $(jget running "$b")) | $(jget distinct "$c"), $(jget duplicated "$c"), $(jget running "$c") | $(sed -n 's/.*"failures":\({[^}]*}\).*/\1/p' <<<"$b") |"
+      if [[ $b != \{* ]]; then echo "| $n | $CONC | failed: $b ||||||"; continue; fi
+      echo "| $n | $CONC | $(jget ok "$b") ($(jget failed "$b")) | $(jget placementsPerSec "$b") | $(jget p50ms "$b") / $(jget p99ms "$b") ($(jget createP50ms "$b") / $(jget createP99ms "$b")) | $(jget listed "$b") ($(jget distinct "$b"), $(jget missing "$b"), $(jget duplicated "$b"), $(jget running "$b")) | $(jget distinct "$c"), $(jget duplicated "$c"), $(jget running "$c") | $(jget nodes "$b") ($(jget maxPerNode "$b")) | $(sed -n 's/.*"failures":\(.*\),"seconds".*/\1/p' <<<"$b") |"
     done
     for n in $HOSTS; do echo "- concurrent at $n hosts: ${R[$n.conccpu]}; the manager's fds peaked at ${R[$n.concfds]} (${R[$n.fds]} at steady state)"; done
   fi
