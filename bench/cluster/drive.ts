@@ -8,9 +8,8 @@
  *                                               then `POST /containers/ID/start` (what `docker run -d` sends), over C
  *                                               keep-alive connections (default N: one per client); placements/s,
  *                                               p50/p99 of each client's create+start (and of its create alone),
- *                                               failures by step and status,
- *                                               then the API's list: how many P-i exist, distinct, running, duplicated,
- *                                               on how many nodes, the most on one node
+ *                                               failures by step, status and message; then the API's list: how many
+ *                                               P-i exist, distinct, duplicated, running, on how many nodes
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';

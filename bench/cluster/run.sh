@@ -10,9 +10,10 @@
 #      lost (every name present and running) nor duplicated
 #   3b. BENCH_CONCURRENT (3000; 0 skips it) clients at once, each `POST /containers/create?name=cc-i` then
 #      `POST /containers/ID/start`, one keep-alive connection each: placements/s, p50/p99 of each client's
-#      create+start (and of its create alone), failures by status; the names counted in the manager's list and on the simulated engines
+#      create+start (and of its create alone), failures by status; the names counted in the manager's list (and
+#      the nodes they went to) and on the simulated engines; the manager's fds at their peak
 #   4. `docker ps --filter name=X` and `docker inspect X` (the API requests the CLI makes) p50/p99, one at a time,
-#      BENCH_LOOKUPS each, with N*BENCH_CONTAINERS (10 per engine) + the batch's containers in the cluster
+#      BENCH_LOOKUPS each, with N*BENCH_CONTAINERS (10 per engine) + the batch's and step 3b's containers in the cluster
 #   5. churn, BENCH_CHURN_ROUNDS (3) times: 10 % of the engines drop and rejoin within 10 s (down 5 s); seconds to
 #      all rejoined, manager CPU peak (1 s samples), then RSS and fds BENCH_SETTLE s later against the baseline
 # Usage (from the repo root, as root, after npm run build):  bash bench/cluster/run.sh
