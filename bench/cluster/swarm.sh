@@ -111,16 +111,14 @@ all_gone() { # $1 socket, $2 prefix, $3 timeout s
 
 # timed ENGINE PREFIX: one round; appends "ms-to-running ms-to-exit" to $T/ENGINE-H.times
 timed() {
-  local e=$1 p=$2 sock t0 t1= t2 pid n alive f="$T/$1-$TB_N.times"
+  local e=$1 p=$2 sock cmd t0 t1= t2 pid n alive f="$T/$1-$TB_N.times"
   if [ "$e" = dockerd ]; then
-    sock=$DOCKERD_SOCK
-    t0=$(now_us)
-    timeout 600 "${DD[@]}" service create --replicas "$REPS" --detach=false --name "$p" busybox sleep 600 >"$T/$p.log" 2>&1 &
+    sock=$DOCKERD_SOCK cmd=("${DD[@]}" service create --replicas "$REPS" --detach=false --name "$p" busybox sleep 600)
   else
-    sock=$TB_SOCK
-    t0=$(now_us)
-    timeout 600 node bin/sampan -H "unix://$TB_SOCK" run -d --replicas "$REPS" --name "$p" "${SFLAGS[@]}" busybox sleep 600 >"$T/$p.log" 2>&1 &
+    sock=$TB_SOCK cmd=(node bin/sampan -H "unix://$TB_SOCK" run -d --replicas "$REPS" --name "$p" "${SFLAGS[@]}" busybox sleep 600)
   fi
+  t0=$(now_us)
+  timeout 600 "${cmd[@]}" >"$T/$p.log" 2>&1 &
   pid=$!
   while :; do # the liveness comes before the count: a count after the command exited is its final one
     kill -0 "$pid" 2>/dev/null && alive=1 || alive=0
