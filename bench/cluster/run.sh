@@ -8,13 +8,17 @@
 #   3. a batch of BENCH_REPLICAS_<N> replicas (default N*4/5, 8,000 at 10,000): placements/s, p50/p99 of each
 #      replica's latency (request → its line in the batch's stream), and, counted on the simulated engines, none
 #      lost (every name present and running) nor duplicated
+#   3b. BENCH_CONCURRENT (3000; 0 skips it) clients at once, each `POST /containers/create?name=cc-i` then
+#      `POST /containers/ID/start`, one keep-alive connection each: placements/s, p50/p99 of each client's
+#      create+start (and of its create alone), failures by status; the names counted in the manager's list (and
+#      the nodes they went to) and on the simulated engines; the manager's fds at their peak
 #   4. `docker ps --filter name=X` and `docker inspect X` (the API requests the CLI makes) p50/p99, one at a time,
-#      BENCH_LOOKUPS each, with N*BENCH_CONTAINERS (10 per engine) + the batch's containers in the cluster
+#      BENCH_LOOKUPS each, with N*BENCH_CONTAINERS (10 per engine) + the batch's and step 3b's containers in the cluster
 #   5. churn, BENCH_CHURN_ROUNDS (3) times: 10 % of the engines drop and rejoin within 10 s (down 5 s); seconds to
 #      all rejoined, manager CPU peak (1 s samples), then RSS and fds BENCH_SETTLE s later against the baseline
 # Usage (from the repo root, as root, after npm run build):  bash bench/cluster/run.sh
 # Env: BENCH_HOSTS ("1000 10000")  BENCH_CONTAINERS (10)  BENCH_START_LATENCY (50)  BENCH_HEARTBEAT (5000, as shipped)
-#      BENCH_JOIN_TIMEOUT (600 s: past it the run goes on with the engines that joined)  BENCH_STEADY (30)  BENCH_LOOKUPS (200)  BENCH_CHURN_ROUNDS (3)  BENCH_SETTLE (15)  BENCH_REPLICAS_<N>
+#      BENCH_CONCURRENT (3000)  BENCH_JOIN_TIMEOUT (600 s: past it the run goes on with the engines that joined)  BENCH_STEADY (30)  BENCH_LOOKUPS (200)  BENCH_CHURN_ROUNDS (3)  BENCH_SETTLE (15)  BENCH_REPLICAS_<N>
 #      BENCH_SHARD (15000): engines per simulator; more engines run as several simulators, each through a node relay
 #      BENCH_MANAGER_NODE_ARGS: node flags for the manager (e.g. --cpu-prof --cpu-prof-dir=DIR)
 #      BENCH_OUT=FILE also writes the results table (markdown) to FILE;  KEEP_LOGS=DIR keeps the manager's and sim's logs
@@ -32,6 +36,7 @@ STEADY=${BENCH_STEADY:-30}
 LOOKUPS=${BENCH_LOOKUPS:-200}
 ROUNDS=${BENCH_CHURN_ROUNDS:-3}
 SETTLE=${BENCH_SETTLE:-15}
+CONC=${BENCH_CONCURRENT:-3000}
 OUT=${BENCH_OUT:-}
 T=$(mktemp -d /tmp/sampan-clusterbench.XXXXXX)
 TOKEN=bench-token-$(head -c8 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -73,6 +78,16 @@ wait_joined() { # $1 count, $2 timeout s (wall clock: a saturated simulator answ
   done
   awk -v a="$t0" -v b="$(now_us)" 'BEGIN{printf "%.1f", (b-a)/1e6}'
 }
+sim_ticks() { local p t=0; for p in "${SIM_PIDS[@]}"; do t=$((t + $(ticks "$p"))); done; echo "$t"; }
+cpu_since() { # $1 wall clock (µs) at the start, $2 $3 $4 the manager's, etcd's and the simulator's ticks then: their CPU since
+  awk -v w="$1" -v x="$(now_us)" -v a="$2" -v b="$(ticks "$MGR_PID")" -v c="$3" -v d="$(ticks "$ETCD_PID")" -v e="$4" -v f="$(sim_ticks)" -v hz="$HZ" \
+    'BEGIN{printf "manager %.1f s CPU (%.0f %% of a core), etcd %.1f s, simulator %.1f s, over %.1f s", (b-a)/hz, (b-a)/hz/((x-w)/1e6)*100, (d-c)/hz, (f-e)/hz, (x-w)/1e6}'
+}
+peak_fds() { # the manager's most open fds (0.5 s samples) while $1 runs: its client connections show there
+  local m=0 f
+  while kill -0 "$1" 2>/dev/null; do f=$(fds "$MGR_PID"); [ "$f" -gt "$m" ] && m=$f; sleep 0.5; done
+  echo "$m"
+}
 jget() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" <<<"$2"; }
 
 declare -A R
@@ -112,14 +127,24 @@ run_one() {
   R[$n.cpu]=$(cpu_pct "$MGR_PID" "$STEADY"); R[$n.rss]=$(rss_mb "$MGR_PID"); R[$n.fds]=$(fds "$MGR_PID")
   R[$n.etcddb]=$(du -m "$T/etcd/member/snap/db" | cut -f1)
   log "N=$n: cpu ${R[$n.cpu]} % rss ${R[$n.rss]} MB fds ${R[$n.fds]}; batch of $reps"
-  local c0 e0 w0; c0=$(ticks "$MGR_PID"); e0=$(ticks "$ETCD_PID"); w0=$(now_us)
+  local t0; t0="$(now_us) $(ticks "$MGR_PID") $(ticks "$ETCD_PID") $(sim_ticks)"
   R[$n.batch]=$(node dist/bench/cluster/drive.js batch --api "$T/cluster.sock" --prefix b --replicas "$reps")
-  R[$n.batchcpu]=$(awk -v a="$c0" -v b="$(ticks "$MGR_PID")" -v c="$e0" -v d="$(ticks "$ETCD_PID")" -v w="$w0" -v x="$(now_us)" -v hz="$HZ" \
-    'BEGIN{printf "manager %.1f s CPU (%.0f %% of a core), etcd %.1f s, over %.1f s", (b-a)/hz, (b-a)/hz/((x-w)/1e6)*100, (d-c)/hz, (x-w)/1e6}')
+  R[$n.batchcpu]=$(cpu_since $t0)
   R[$n.count]=$(counts --prefix b)
   R[$n.reps]=$reps
   R[$n.etcddb2]=$(du -m "$T/etcd/member/snap/db" | cut -f1)
-  log "N=$n: batch ${R[$n.batch]} engines ${R[$n.count]}; lookups"
+  log "N=$n: batch ${R[$n.batch]} engines ${R[$n.count]}"
+  if [ "$CONC" != 0 ]; then
+    log "N=$n: $CONC concurrent create+start"
+    t0="$(now_us) $(ticks "$MGR_PID") $(ticks "$ETCD_PID") $(sim_ticks)"
+    node dist/bench/cluster/drive.js concurrent --api "$T/cluster.sock" --prefix cc --n "$CONC" >"$T/concurrent.out" 2>&1 &
+    R[$n.concfds]=$(peak_fds $!)
+    R[$n.conc]=$(tail -1 "$T/concurrent.out")
+    R[$n.conccpu]=$(cpu_since $t0)
+    R[$n.conccount]=$(counts --prefix cc)
+    log "N=$n: concurrent ${R[$n.conc]} engines ${R[$n.conccount]}"
+  fi
+  log "N=$n: lookups"
   R[$n.lookup]=$(node dist/bench/cluster/drive.js lookup --api "$T/cluster.sock" --n "$LOOKUPS" --engines "$n" --containers "$PER" 2>&1 | tail -1)
   R[$n.incluster]=$(jget containers "$(counts)")
   log "N=$n: lookups ${R[$n.lookup]}; churn"
@@ -155,5 +180,16 @@ for n in $HOSTS; do run_one "$n"; done
   echo
   for n in $HOSTS; do echo "- batch at $n hosts: ${R[$n.batchcpu]}"; done
   for n in $HOSTS; do echo "- churn at $n hosts: ${R[$n.churn]}"; done
+  if [ "$CONC" != 0 ]; then
+    echo
+    echo "| hosts | concurrent clients | ok (failed) | placements/s | create+start p50/p99 ms (create alone) | in the API's list (distinct, missing, dup, running) | on engines (distinct, dup, running) | nodes used (most on one) | failures |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for n in $HOSTS; do
+      b=${R[$n.conc]}; c=${R[$n.conccount]}
+      if [[ $b != \{* ]]; then echo "| $n | $CONC | failed: $b ||||||"; continue; fi
+      echo "| $n | $CONC | $(jget ok "$b") ($(jget failed "$b")) | $(jget placementsPerSec "$b") | $(jget p50ms "$b") / $(jget p99ms "$b") ($(jget createP50ms "$b") / $(jget createP99ms "$b")) | $(jget listed "$b") ($(jget distinct "$b"), $(jget missing "$b"), $(jget duplicated "$b"), $(jget running "$b")) | $(jget distinct "$c"), $(jget duplicated "$c"), $(jget running "$c") | $(jget nodes "$b") ($(jget maxPerNode "$b")) | $(sed -n 's/.*"failures":\(.*\),"seconds".*/\1/p' <<<"$b") |"
+    done
+    for n in $HOSTS; do echo "- concurrent at $n hosts: ${R[$n.conccpu]}; the manager's fds peaked at ${R[$n.concfds]} (${R[$n.fds]} at steady state)"; done
+  fi
   for n in $HOSTS; do [[ ${R[$n.lookup]} == \{* ]] || echo "- lookups at $n hosts failed: ${R[$n.lookup]}"; done
 } | tee "${OUT:-/dev/null}"
