@@ -102,8 +102,14 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
       createdAt: now, updatedAt: now, running: 0, failed: 0, errors: [],
     };
     const replicas = names.map((name, i) => ({ id: newId(), node: nodes[i]!, name, batch: rec.id }));
-    await c.store.putBatch(rec);
-    await c.place(replicas);
+    try {
+      await c.store.putBatch(rec);
+      await c.place(replicas);
+    } catch (err) {
+      // nothing was told to any engine: the placements no longer count on their nodes
+      for (const n of nodes) c.settled(n);
+      throw err;
+    }
     c.log.info({ batch: rec.id, prefix: b.prefix, replicas: b.replicas }, 'batch placed');
     const saveProgress = () => {
       rec.updatedAt = new Date().toISOString();

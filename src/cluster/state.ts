@@ -20,6 +20,8 @@ export interface NodeEntry {
   imageRefs: Set<string>;
   /** What its containers reserve, summed. */
   reserved: Reservation;
+  /** Creates placed on it whose answer has not come yet: the scheduler counts them as containers. */
+  pending: number;
 }
 
 export interface ContainerEntry {
@@ -89,7 +91,7 @@ export class ClusterState implements Holders {
       e.rec = rec;
       e.lastSeen = now;
     } else {
-      e = { rec, lastSeen: now, containers: new Set(), images: 0, imageRefs: new Set(), reserved: { memory: 0, nanoCpus: 0 } };
+      e = { rec, lastSeen: now, containers: new Set(), images: 0, imageRefs: new Set(), reserved: { memory: 0, nanoCpus: 0 }, pending: 0 };
       this.nodes.set(rec.id, e);
     }
     this.nodesByName.set(rec.name, e);

@@ -115,6 +115,30 @@ describe('cluster scheduler: affinities, host ports, strategies and an external 
     assert.match(bad.stderr, /com\.sampan\.scheduler\.strategy: one of spread, binpack, random/);
   });
 
+  test('creates sent at once see each other: spread evens the nodes out as one after the other would', async () => {
+    const perNode = async () => {
+      const out: Record<string, number> = { host1: 0, host2: 0, host3: 0 };
+      for (const n of (await docker(['ps', '-a', '--format', '{{.Names}}'])).stdout.split('\n').filter(Boolean)) out[n.split('/')[0]!]!++;
+      return out;
+    };
+    const before = await perNode();
+    const top = Math.max(...Object.values(before));
+    const N = 30;
+    assert.ok(Object.values(before).reduce((s, v) => s + top - v, 0) <= N, `30 creates can even out ${JSON.stringify(before)}`);
+    const create = (i: number) => new Promise<number>((resolve, reject) => {
+      const body = JSON.stringify({ Image: 'busybox', Cmd: ['sleep', '600'] });
+      const req = http.request({ socketPath: path.join(c.dir, 'cluster.sock'), method: 'POST', path: `/containers/create?name=conc-${i}`, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.deepEqual(await Promise.all(Array.from({ length: N }, (_, i) => create(i))), Array(N).fill(201));
+    const after = await perNode();
+    assert.ok(Math.max(...Object.values(after)) - Math.min(...Object.values(after)) <= 1, `before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
+  });
+
   test('a pull goes to every node, or with constraint= to those that meet it; one that no node meets is a 409', async () => {
     const pull = async (query: string) => {
       const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {

@@ -91,11 +91,14 @@ export class Cluster {
   candidates(): Candidate[] {
     return [...this.state.nodes.values()].map((n) => ({
       id: n.rec.id, name: n.rec.name, labels: n.rec.labels, up: n.rec.state === 'up', drained: n.rec.availability === 'drain', capacity: n.rec.capacity,
-      containers: n.containers.size, reserved: n.reserved,
+      containers: n.containers.size + n.pending, reserved: n.reserved,
     }));
   }
 
-  /** Nodes for `count` replicas, one scheduling pass: the strategy (the batch's, the request's, the cluster's) or the external scheduler. */
+  /**
+   * Nodes for `count` replicas, one scheduling pass: the strategy (the batch's, the request's, the cluster's) or the
+   * external scheduler. Each placement counts on its node until `settled`: concurrent creates see each other.
+   */
   async schedule(req: Request, count: number, opts: { exclude?: Set<string>; strategy?: Strategy } = {}): Promise<NodeEntry[]> {
     const t0 = process.hrtime.bigint();
     const cands = this.candidates().filter((c) => !opts.exclude?.has(c.id));
@@ -103,8 +106,14 @@ export class Cluster {
       ? await this.external.place(req, count, filterForBatch(cands, req, count, this.state))
       : place(cands, req, count, opts.strategy ?? req.strategy ?? this.strategy, { holders: this.state });
     const placed = chosen.map((c) => this.state.nodes.get(c.id)!);
+    for (const n of placed) n.pending++;
     this.onSchedule?.(Number(process.hrtime.bigint() - t0) / 1e9, placed.length);
     return placed;
+  }
+
+  /** A create placed by `schedule` has its answer (or failed): the container, if any, is in the node's set now. */
+  settled(node: NodeEntry): void {
+    node.pending = Math.max(0, node.pending - 1);
   }
 
   /** Swarm classic's `Node` of a container. */

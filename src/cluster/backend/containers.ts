@@ -99,14 +99,22 @@ export class ClusterContainers implements ContainerBackend {
   }
 
   /**
-   * Creates (and with `start`, starts) under the id the manager chose, its placement in etcd first. A create that
+   * Creates (and with `start`, starts) under the id the manager chose on a node `schedule` gave (settled here), its
+   * placement in etcd first. A create that
    * failed leaves neither container nor placement; one whose answer was lost (the node's connection went) keeps
    * its placement: repeating it on the same id, here or on another node, creates nothing twice.
    */
   async createOn(p: NewPlacement, body: Record<string, unknown>, o: { start?: boolean; placed?: boolean } = {}): Promise<IdResponse> {
-    const start = !!o.start;
+    try {
+      return await this.createPlaced(p, body, !!o.start, !!o.placed);
+    } finally {
+      this.c.settled(p.node);
+    }
+  }
+
+  private async createPlaced(p: NewPlacement, body: Record<string, unknown>, start: boolean, placed: boolean): Promise<IdResponse> {
     if (!this.c.connected(p.node)) throw unavailable(`node ${p.node.rec.name} is not connected`);
-    if (!o.placed) await this.c.place([p]);
+    if (!placed) await this.c.place([p]);
     try {
       return await this.c.command(p.node, 'create', { id: p.id, ...(p.name && { name: p.name }), body, ...(start && { start }) });
     } catch (err) {
