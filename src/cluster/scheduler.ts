@@ -128,23 +128,93 @@ export function filterForBatch(nodes: Candidate[], req: Request, count: number, 
 /**
  * Places `count` replicas in one pass: the node of each, in order. Each placement counts toward the next, so a
  * batch spreads as single creates would; reservations are charged as they are placed, and a node that took a
- * replica publishing a fixed host port takes no other.
+ * replica publishing a fixed host port takes no other. O(N + count·log N): spread and binpack keep the nodes in a
+ * heap (fewest, or most, containers first; ties in the candidates' order); a node that no longer fits leaves it for
+ * good, since within a pass its reservations only grow.
  */
 export function place(nodes: Candidate[], req: Request, count: number, strategy: Strategy = 'spread', o: { holders?: Holders; random?: () => number } = {}): Candidate[] {
-  const random = o.random ?? Math.random;
-  const pool = filterForBatch(nodes, req, count, o.holders).map((n) => ({ n, containers: n.containers, memory: n.reserved.memory, nanoCpus: n.reserved.nanoCpus, taken: false }));
+  const pool = filterForBatch(nodes, req, count, o.holders).map((n, i) => ({ n, i, containers: n.containers, memory: n.reserved.memory, nanoCpus: n.reserved.nanoCpus }));
+  type Slot = (typeof pool)[number];
+  const fits = (p: Slot) => p.n.capacity.memTotal - p.memory >= req.memory && p.n.capacity.ncpu * 1e9 - p.nanoCpus >= req.nanoCpus;
+  const charge = (p: Slot) => {
+    p.containers++;
+    p.memory += req.memory;
+    p.nanoCpus += req.nanoCpus;
+  };
   const out: Candidate[] = [];
-  for (let i = 0; i < count; i++) {
-    const fits = pool.filter((p) => !p.taken && p.n.capacity.memTotal - p.memory >= req.memory && p.n.capacity.ncpu * 1e9 - p.nanoCpus >= req.nanoCpus);
-    if (!fits.length) throw conflict(`only ${i} of ${count} replicas fit the cluster's unreserved memory and CPUs`);
-    let pick = fits[0]!;
-    if (strategy === 'random') pick = fits[Math.floor(random() * fits.length)]!;
-    else for (const p of fits) if (strategy === 'spread' ? p.containers < pick.containers : p.containers > pick.containers) pick = p;
-    pick.containers++;
-    pick.memory += req.memory;
-    pick.nanoCpus += req.nanoCpus;
-    pick.taken = req.ports.length > 0;
-    out.push(pick.n);
+  const short = () => conflict(`only ${out.length} of ${count} replicas fit the cluster's unreserved memory and CPUs`);
+  if (strategy === 'random') {
+    const random = o.random ?? Math.random;
+    const left = pool.filter(fits);
+    while (out.length < count) {
+      if (!left.length) throw short();
+      const k = Math.floor(random() * left.length);
+      const p = left[k]!;
+      charge(p);
+      out.push(p.n);
+      // one replica per node with a fixed host port; none where it no longer fits
+      if (req.ports.length || !fits(p)) left.splice(k, 1);
+    }
+    return out;
+  }
+  const sign = strategy === 'spread' ? 1 : -1;
+  const heap = new MinHeap<Slot>((a, b) => sign * (a.containers - b.containers) || a.i - b.i, pool);
+  while (out.length < count) {
+    const p = heap.peek();
+    if (!p) throw short();
+    if (!fits(p)) {
+      heap.pop();
+      continue;
+    }
+    charge(p);
+    out.push(p.n);
+    if (req.ports.length) heap.pop();
+    else heap.siftDownTop();
   }
   return out;
+}
+
+/** A binary heap, smallest first by `cmp`; the top may be changed in place and sifted back. */
+class MinHeap<T> {
+  private readonly a: T[];
+
+  constructor(
+    private readonly cmp: (x: T, y: T) => number,
+    items: T[],
+  ) {
+    this.a = [...items];
+    for (let i = (this.a.length >> 1) - 1; i >= 0; i--) this.down(i);
+  }
+
+  peek(): T | undefined {
+    return this.a[0];
+  }
+
+  pop(): T | undefined {
+    const top = this.a[0];
+    const last = this.a.pop();
+    if (this.a.length && last !== undefined) {
+      this.a[0] = last;
+      this.down(0);
+    }
+    return top;
+  }
+
+  siftDownTop(): void {
+    this.down(0);
+  }
+
+  private down(i: number): void {
+    const a = this.a;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < a.length && this.cmp(a[l]!, a[m]!) < 0) m = l;
+      if (r < a.length && this.cmp(a[r]!, a[m]!) < 0) m = r;
+      if (m === i) return;
+      [a[i], a[m]] = [a[m]!, a[i]!];
+      i = m;
+    }
+  }
 }

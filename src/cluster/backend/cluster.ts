@@ -31,6 +31,8 @@ export interface NewPlacement {
 
 export class Cluster {
   private readonly clients = new Map<string, EngineClient>();
+  /** Single creates waiting for the next scheduling pass, by request. */
+  private readonly waiting = new Map<string, { req: Request; strategy?: Strategy; asks: Array<{ resolve: (n: NodeEntry[]) => void; reject: (err: unknown) => void }> }>();
   /** Told each scheduling pass's duration (seconds) and how many it placed (the manager's metrics). */
   onSchedule?: (seconds: number, placed: number) => void;
 
@@ -88,23 +90,49 @@ export class Cluster {
     return [...this.state.nodes.values()].filter((n) => n.rec.state === 'up');
   }
 
+  /** The nodes as the scheduler sees them: one that is up but has not reconnected (after a manager restart) takes nothing. */
   candidates(): Candidate[] {
     return [...this.state.nodes.values()].map((n) => ({
-      id: n.rec.id, name: n.rec.name, labels: n.rec.labels, up: n.rec.state === 'up', drained: n.rec.availability === 'drain', capacity: n.rec.capacity,
-      containers: n.containers.size + n.pending, reserved: n.reserved,
+      id: n.rec.id, name: n.rec.name, labels: n.rec.labels, up: n.rec.state === 'up' && this.nodes.connected(n), drained: n.rec.availability === 'drain',
+      capacity: n.rec.capacity, containers: n.containers.size + n.pending, reserved: n.reserved,
     }));
   }
 
   /**
    * Nodes for `count` replicas, one scheduling pass: the strategy (the batch's, the request's, the cluster's) or the
    * external scheduler. Each placement counts on its node until `settled`: concurrent creates see each other.
+   * Single creates that arrive together share a pass (one per identical request): a pass reads every node, and
+   * thousands of creates at once must not read them thousands of times.
    */
-  async schedule(req: Request, count: number, opts: { exclude?: Set<string>; strategy?: Strategy } = {}): Promise<NodeEntry[]> {
+  schedule(req: Request, count: number, opts: { exclude?: Set<string>; strategy?: Strategy } = {}): Promise<NodeEntry[]> {
+    if (count !== 1 || opts.exclude || this.external) return this.pass(req, count, opts.strategy, opts.exclude);
+    return new Promise((resolve, reject) => {
+      const key = `${opts.strategy ?? ''} ${JSON.stringify(req)}`;
+      let group = this.waiting.get(key);
+      if (!group) this.waiting.set(key, (group = { req, strategy: opts.strategy, asks: [] }));
+      group.asks.push({ resolve, reject });
+      if (this.waiting.size === 1 && group.asks.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const groups = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const g of groups) {
+      const settle = (nodes: NodeEntry[]) => g.asks.forEach((a, i) => a.resolve([nodes[i]!]));
+      this.pass(g.req, g.asks.length, g.strategy).then(settle, () => {
+        // the group as a whole did not fit: each create on its own, with its own answer
+        for (const a of g.asks) this.pass(g.req, 1, g.strategy).then(a.resolve, a.reject);
+      });
+    }
+  }
+
+  private async pass(req: Request, count: number, strategy?: Strategy, exclude?: Set<string>): Promise<NodeEntry[]> {
     const t0 = process.hrtime.bigint();
-    const cands = this.candidates().filter((c) => !opts.exclude?.has(c.id));
+    const cands = this.candidates().filter((c) => !exclude?.has(c.id));
     const chosen = this.external
       ? await this.external.place(req, count, filterForBatch(cands, req, count, this.state))
-      : place(cands, req, count, opts.strategy ?? req.strategy ?? this.strategy, { holders: this.state });
+      : place(cands, req, count, strategy ?? req.strategy ?? this.strategy, { holders: this.state });
     const placed = chosen.map((c) => this.state.nodes.get(c.id)!);
     for (const n of placed) n.pending++;
     this.onSchedule?.(Number(process.hrtime.bigint() - t0) / 1e9, placed.length);
