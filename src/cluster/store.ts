@@ -62,6 +62,8 @@ export interface BatchRecord {
   failed: number;
   /** The first failures (at most MAX_BATCH_ERRORS), each with its reason. */
   errors: Array<{ name: string; error: string }>;
+  /** The replicas' container config: a new leader resumes a running batch with it. */
+  config?: Record<string, unknown>;
 }
 export const MAX_BATCH_ERRORS = 100;
 
@@ -107,6 +109,8 @@ export class ClusterStore {
   private tokenHash?: string;
   /** Told each transaction's duration in seconds (the manager's metrics). */
   onWrite?: (seconds: number) => void;
+  /** Told when etcd refused a write for its guard (the election: this manager is not the leader any more). */
+  onRefused?: () => void;
 
   constructor(
     private readonly client: Etcd3,
@@ -185,7 +189,10 @@ export class ClusterStore {
     } finally {
       this.onWrite?.(Number(process.hrtime.bigint() - t0) / 1e9);
     }
-    if (!ok) throw unavailable('this manager may not write the cluster state (it is not the leader)');
+    if (!ok) {
+      this.onRefused?.();
+      throw unavailable('this manager may not write the cluster state (it is not the leader)');
+    }
   }
 
   /** Reads, with an unreachable etcd as a 503, their outcome told to `health`. */
@@ -238,6 +245,11 @@ export class ClusterStore {
   }
   batch(id: string): Promise<BatchRecord | undefined> {
     return this.readOne<BatchRecord>(`batches/${id}`);
+  }
+
+  /** The leader's own record, under its own guard (src/cluster/election.ts). */
+  putLeader(rec: unknown): Promise<void> {
+    return this.write([{ put: 'leader', value: rec }]);
   }
 
   /** Stores a token's hash (the token itself is never stored). */
