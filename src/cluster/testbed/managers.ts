@@ -70,7 +70,7 @@ function dialAny(sockets: string[], from: number): Promise<{ sock: net.Socket; a
     const attempt = (k: number) => {
       if (k === sockets.length) return resolve(undefined);
       const at = (from + k) % sockets.length;
-      const sock = net.connect(sockets[at]!);
+      const sock = net.connect({ path: sockets[at]!, allowHalfOpen: true });
       sock.once('connect', () => {
         sock.removeAllListeners('error');
         resolve({ sock, at });
@@ -85,7 +85,8 @@ function dialAny(sockets: string[], from: number): Promise<{ sock: net.Socket; a
 async function clusterSocket(at: string, sockets: string[]): Promise<{ stop(): Promise<void> }> {
   let last = 0;
   const open = new Set<net.Socket>();
-  const server = net.createServer((client) => {
+  // half-closes pass through: `docker exec` ends its input and still reads the output
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
     open.add(client);
     client.once('close', () => open.delete(client));
     client.pause();
