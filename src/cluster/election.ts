@@ -81,6 +81,9 @@ export class Election {
   private watcher?: Watcher;
   private lease?: Lease;
   private key?: string;
+  private leaseId = '';
+  /** Numbers this manager's keys: a new one stands before the old one goes. */
+  private seq = 0;
   private rev = 0;
   private lastRenewed = 0;
   private lastFired = 0;
@@ -149,7 +152,8 @@ export class Election {
         setTimeout(() => void this.campaign(), RETRY_MS);
       });
       this.lease = lease;
-      this.key = `${ELECTION}${await lease.grant()}`;
+      this.leaseId = await lease.grant();
+      this.key = `${ELECTION}${this.leaseId}-${++this.seq}`;
       this.lastRenewed = Date.now();
       await this.enqueue();
       this.checker ??= setInterval(() => {
@@ -219,12 +223,17 @@ export class Election {
     this.hooks.onStandby(reason);
   }
 
-  /** Back to the end of the line (a handover that stays a standby): the next candidate leads at once. */
+  /**
+   * Back to the end of the line (a handover that stays a standby): the next candidate leads at once. The new key
+   * stands before the old one goes, so that nobody sees this manager's version missing meanwhile.
+   */
   async stepBack(): Promise<void> {
     if (!this.key || !this.lease) return;
     this.stepDown('handing over');
-    await this.ns.delete().key(this.key);
+    const old = this.key;
+    this.key = `${ELECTION}${this.leaseId}-${++this.seq}`;
     await this.enqueue();
+    await this.ns.delete().key(old);
   }
 
   /** Gives up candidacy (its lease revoked, its key with it): the next candidate leads at once. */
