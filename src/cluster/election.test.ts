@@ -48,7 +48,6 @@ test('election on a real etcd: one leader, fenced once its key is gone; resignin
     const hooks: ElectionHooks = {
       onData: (k, v) => (v === undefined ? m.data.delete(k) : m.data.set(k, v)),
       onLead: () => undefined,
-      onStandby: () => undefined,
       onOutranked: () => m.outranked++,
     };
     m.e = new Election(etcd.endpoints, 'el', { name, api: `unix:///${name}.sock`, version }, 2, store, silentLogger, hooks);

@@ -11,10 +11,10 @@
  * Versions: a first candidate that sees a ready candidate of a higher version does not lead; it hands over (the
  * leader, gracefully) or steps back in line (a standby), so a lower version never leads while a higher one lives.
  */
-import { Etcd3, type Lease, type Namespace, type Watcher } from 'etcd3';
+import type { Etcd3, Lease, Namespace, Watcher } from 'etcd3';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import type { ClusterStore, Guard } from './store.js';
+import { etcdClient, type ClusterStore, type Guard } from './store.js';
 
 export type Role = 'leader' | 'standby';
 
@@ -69,7 +69,6 @@ export interface ElectionHooks {
   onData(key: string, value: string | undefined): void;
   /** This manager just became leader (its leader key is written). */
   onLead(): void;
-  onStandby(reason: string): void;
   /** The leader saw a ready candidate of a higher version: it should hand over. */
   onOutranked(): void;
 }
@@ -104,7 +103,8 @@ export class Election {
     private readonly log: Logger,
     private readonly hooks: ElectionHooks,
   ) {
-    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000 });
+    // bounded calls: a campaign against an etcd that hangs fails and is tried again, it does not wait forever
+    this.client = etcdClient(endpoints);
     this.ns = this.client.namespace(`/sampan/cluster/${clusterName}/`);
     // a refused write means this manager's key is gone: it is not the leader any more
     store.onRefused = () => this.stepDown('a write was refused: its election key is gone');
@@ -130,6 +130,11 @@ export class Election {
       } else if (key === LEADER) this.leader = value === undefined ? undefined : (JSON.parse(value) as LeaderRecord);
       else this.hooks.onData(key, value);
     }
+    this.wake();
+  }
+
+  /** Those waiting for a leader look again. */
+  private wake(): void {
     for (const w of [...this.waiters]) w();
   }
 
@@ -213,6 +218,7 @@ export class Election {
     if (this.role !== 'leader') return;
     this.log.info({ name: this.me.name, version: this.me.version }, 'elected leader');
     this.hooks.onLead();
+    this.wake();
   }
 
   private stepDown(reason: string): void {
@@ -220,7 +226,6 @@ export class Election {
     this.role = 'standby';
     this.store.guard = NEVER;
     this.log.warn({ reason }, 'stepped down to standby');
-    this.hooks.onStandby(reason);
   }
 
   /**
@@ -282,7 +287,6 @@ export class Election {
   async close(): Promise<void> {
     if (!this.stopped) await this.resign();
     this.watcher?.cancel().catch(() => undefined);
-    for (const w of [...this.waiters]) w();
     this.client.close();
   }
 }

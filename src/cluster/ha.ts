@@ -71,7 +71,6 @@ export class HighAvailability {
     this.election = new Election(o.etcd, o.clusterName, me, o.leaseTtl, store, log, {
       onData: (k, v) => this.apply(k, v),
       onLead: () => this.lead(),
-      onStandby: () => undefined,
       onOutranked: () => void this.handover(true),
     });
     this.forwarder = new Forwarder((ms, unreachable) => this.election.leaderTarget(ms, unreachable, () => this.serving), log, o.ownTls);
@@ -92,7 +91,8 @@ export class HighAvailability {
   }
 
   private intercept(req: http.IncomingMessage, res: http.ServerResponse | undefined, upgrade?: { socket: Duplex; head: Buffer }): boolean {
-    if (this.serving || LOCAL.test(new URL(req.url ?? '/', 'http://m').pathname)) return false;
+    // with etcd out of reach nobody leads: each manager answers from its memory (marked stale) and refuses changes
+    if (this.serving || !this.store.health.up || LOCAL.test(new URL(req.url ?? '/', 'http://m').pathname)) return false;
     this.forwarder.forward(req, res, upgrade, () => this.api.serve(req, res, upgrade));
     return true;
   }
@@ -201,9 +201,10 @@ export class HighAvailability {
     try {
       this.log.info('handing over: new requests go to the next leader');
       await this.api.idle(DRAIN_MS, others);
+      const alone = !this.election.candidates.some((c) => c.name !== this.election.me.name);
       if (stay) await this.election.stepBack();
       else await this.election.resign();
-      const next = await this.nextLeader();
+      const next = alone ? undefined : await this.nextLeader();
       this.log.info({ leader: next?.name }, next ? 'handed over' : 'handed over: no other manager leads yet');
       return next;
     } finally {

@@ -101,6 +101,9 @@ const CALL_TIMEOUT_MS = 3000;
 /** How long the probe waits for a member's /health. */
 const PROBE_TIMEOUT_MS = 1000;
 
+/** An etcd client whose calls (not its streams: watches, keepalives) are bounded. */
+export const etcdClient = (endpoints: string[]): Etcd3 => new Etcd3({ hosts: endpoints, dialTimeout: 3000, defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }) });
+
 export class ClusterStore {
   private readonly ns: Namespace;
   guard: Guard = ALWAYS;
@@ -121,8 +124,7 @@ export class ClusterStore {
   }
 
   static connect(endpoints: string[], clusterName: string): ClusterStore {
-    const client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }) });
-    return new ClusterStore(client, clusterName, endpoints);
+    return new ClusterStore(etcdClient(endpoints), clusterName, endpoints);
   }
 
   close(): void {

@@ -189,9 +189,8 @@ export class DockerApiServer {
   /** Stop accepting, let in-flight requests finish (bounded), then drop what is left (streams). */
   async close(graceMs = 10_000): Promise<void> {
     for (const s of this.servers) s.close();
-    const deadline = Date.now() + graceMs;
     // long-lived streams (events, logs -f, attach, wait) are not waited for: they end with the connection
-    while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await this.idle(graceMs);
     for (const s of this.sockets) s.destroy();
   }
 }
