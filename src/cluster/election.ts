@@ -87,6 +87,7 @@ export class Election {
   private lastRenewed = 0;
   private lastFired = 0;
   private checker?: NodeJS.Timeout;
+  private retrying?: NodeJS.Timeout;
   private stopped = false;
   private campaigning = false;
   private outrankedTold = false;
@@ -144,20 +145,25 @@ export class Election {
     this.campaigning = true;
     // from its first candidacy on, the manager writes only as the leader (its start, the join token, came before)
     this.store.guard = NEVER;
+    const lease = this.ns.lease(this.ttlSeconds);
     try {
-      const lease = this.ns.lease(this.ttlSeconds);
       lease.on('keepaliveFired', () => (this.lastFired = Date.now()));
-      lease.on('keepaliveSucceeded', () => (this.lastRenewed = this.lastFired));
+      lease.on('keepaliveSucceeded', () => {
+        this.lastRenewed = this.lastFired;
+        // a lease that outlived a pause or an etcd restart (etcd renews every lease as it starts) still holds the key
+        if (this.role === 'standby') this.decide();
+      });
+      this.leaseId = await lease.grant();
+      this.lease = lease;
+      // once granted: a failed grant or put is the catch's to retry
       lease.on('lost', (err) => {
         if (this.lease !== lease) return;
         this.log.warn({ err: errorMessage(err) }, 'election lease lost');
         this.stepDown('its lease was lost');
         this.lease = undefined;
         this.key = undefined;
-        setTimeout(() => void this.campaign(), RETRY_MS);
+        this.retry();
       });
-      this.lease = lease;
-      this.leaseId = await lease.grant();
       this.key = `${ELECTION}${this.leaseId}-${++this.seq}`;
       this.lastRenewed = Date.now();
       await this.enqueue();
@@ -166,12 +172,21 @@ export class Election {
       }, LEASE_CHECK_MS);
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, 'could not stand for election: trying again');
-      this.lease?.release();
-      this.lease = undefined;
-      setTimeout(() => void this.campaign(), RETRY_MS);
+      if (this.lease === lease) this.lease = undefined;
+      lease.release();
+      this.retry();
     } finally {
       this.campaigning = false;
     }
+  }
+
+  /** One campaign again, later (however many failures ask for it meanwhile). */
+  private retry(): void {
+    if (this.retrying || this.stopped) return;
+    this.retrying = setTimeout(() => {
+      this.retrying = undefined;
+      void this.campaign();
+    }, RETRY_MS);
   }
 
   /** Puts this manager's key (again): at the end of the line. */
@@ -245,6 +260,7 @@ export class Election {
   async resign(): Promise<void> {
     this.stopped = true;
     clearInterval(this.checker);
+    clearTimeout(this.retrying);
     this.stepDown('resigning');
     const lease = this.lease;
     this.lease = undefined;

@@ -277,8 +277,8 @@ export class NodeRegistry {
    * come back meanwhile. Another failure (a refused guard) is thrown.
    */
   private async record(rec: NodeRecord): Promise<void> {
-    // a standby's view of its own connections: written if it becomes the leader
-    if (!this.leading()) {
+    // a standby's view of its own connections: written if it becomes the leader (with etcd away, as below)
+    if (!this.leading() && this.store.health.up) {
       this.unrecorded.add(rec.id);
       return;
     }
