@@ -19,7 +19,7 @@ import { Forwarder, LEADER_WAIT_MS } from './forward.js';
 import type { NodeRegistry } from './nodes.js';
 import { schedulingRequest } from './request.js';
 import type { ClusterState } from './state.js';
-import type { BatchRecord, ClusterStore, NodeRecord, Placement } from './store.js';
+import { MAX_BATCH_ERRORS, type BatchRecord, type ClusterStore, type NodeRecord, type Placement } from './store.js';
 
 /** What each manager answers itself, whatever its role. */
 const LOCAL = /^(\/v\d+\.\d+)?\/(_ping|metrics|sampan\/v1\/manager)$/;
@@ -181,12 +181,12 @@ export class HighAvailability {
         });
         running++;
       } catch (err) {
-        if (errors.length < 100) errors.push({ name: p.name ?? id, error: errorMessage(err) });
+        if (errors.length < MAX_BATCH_ERRORS) errors.push({ name: p.name ?? id, error: errorMessage(err) });
       }
     });
     if (this.role !== 'leader') return;
     const failed = rec.replicas - running;
-    await this.store.putBatch({ ...rec, running, failed, errors: [...rec.errors, ...errors].slice(0, 100), state: failed ? 'failed' : 'done', updatedAt: new Date().toISOString() });
+    await this.store.putBatch({ ...rec, running, failed, errors: [...rec.errors, ...errors].slice(0, MAX_BATCH_ERRORS), state: failed ? 'failed' : 'done', updatedAt: new Date().toISOString() });
     this.log.info({ batch: rec.id, running, failed }, 'batch resumed');
   }
 
