@@ -25,6 +25,8 @@ import { MAX_BATCH_ERRORS, type BatchRecord, type ClusterStore, type NodeRecord,
 const LOCAL = /^(\/v\d+\.\d+)?\/(_ping|metrics|sampan\/v1\/manager)$/;
 /** How long a handing-over leader lets requests in flight finish, and a stopping manager its forwarded ones. */
 const DRAIN_MS = 5000;
+/** How long a manager joining a cluster with a leader waits for the engines before it stands. */
+const READY_MS = 15_000;
 /** Replicas of a resumed batch created at once. */
 const RESUME_IN_FLIGHT = 16;
 
@@ -102,7 +104,17 @@ export class HighAvailability {
     return this.election.follow();
   }
 
-  campaign(): Promise<void> {
+  /**
+   * Stands for election. Beside a living leader it stands once ready, every node that is up connected to it too
+   * (bounded): a higher version that stands takes over, and must have the engines when it does.
+   */
+  async campaign(): Promise<void> {
+    const l = this.election.leader;
+    if (l && this.election.candidates.some((c) => c.name === l.name)) {
+      const deadline = Date.now() + READY_MS;
+      const ready = () => [...this.state.nodes.values()].every((n) => n.rec.state !== 'up' || this.nodes.connected(n));
+      while (!ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    }
     return this.election.campaign();
   }
 

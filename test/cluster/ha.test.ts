@@ -14,6 +14,7 @@ import { TestCluster, commandLine, respawn, running } from './harness.js';
 
 interface Status {
   name: string;
+  version: string;
   role: 'leader' | 'standby';
   leader?: string;
   joined: number;
@@ -197,6 +198,22 @@ describe('manager election, failover and handover (2 hosts, 2 managers, 3-member
     await until(async () => (await docker(['run', '-d', '--name', 'after-etcd-loss', 'busybox', 'sleep', '600'])).code === 0 || (await docker(['inspect', 'after-etcd-loss'])).code === 0, 30_000, 200);
     assert.equal((await onEngines('after-etcd-loss')).length, 1);
     assert.notEqual(await leader(), -1);
+  });
+
+  test('a standby of a higher version takes over once ready; a lower version never leads while it lives', async () => {
+    const l = await leader();
+    const s = 1 - l;
+    process.kill(pids[s]!, 'SIGTERM');
+    argvs[s] = [...argvs[s]!, '--version', '99.0.0'];
+    await restart(s);
+    await until(async () => (await leader()) === s, 30_000, 200);
+    assert.equal((await status(s))?.version, '99.0.0');
+    const r = await runCmd(SAMPAN, ['--host', `unix://${socket(l)}`, 'cluster', 'switch']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /leads on/);
+    assert.equal(await leader(), s);
+    const run = await docker(['run', '-d', '--name', 'after-upgrade', 'busybox', 'sleep', '600']);
+    assert.equal(run.code, 0, run.stderr);
   });
 
   test('both managers killed: the containers keep running, and the engines join a manager that returns', async () => {
