@@ -99,7 +99,7 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
     const now = new Date().toISOString();
     const rec: BatchRecord = {
       id: randomBytes(8).toString('hex'), prefix: b.prefix, replicas: b.replicas, image: String(b.config.Image), state: 'running',
-      createdAt: now, updatedAt: now, running: 0, failed: 0, errors: [],
+      createdAt: now, updatedAt: now, running: 0, failed: 0, errors: [], config: b.config,
     };
     const replicas = names.map((name, i) => ({ id: newId(), node: nodes[i]!, name, batch: rec.id }));
     try {

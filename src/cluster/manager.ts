@@ -11,9 +11,11 @@ import { gracefulStop } from '../lib/lifecycle.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { NODE_ENDPOINT } from '../lib/node-protocol.js';
 import type { TlsPaths } from '../lib/tls.js';
+import { VERSION } from '../lib/version.js';
 import { Cluster, clusterBackends } from './backend/index.js';
 import { runBatch, validateBatch } from './batch.js';
 import { ExternalScheduler } from './external.js';
+import { HighAvailability } from './ha.js';
 import { ClusterMetrics } from './metrics.js';
 import { NodeRegistry, validateNodeUpdate } from './nodes.js';
 import { registryRoute, ServiceRegistry } from './registry.js';
@@ -45,6 +47,10 @@ export const ManagerConfigSchema = z.strictObject({
   schedulerUrl: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional(),
   schedulerTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  /** The election lease's TTL in seconds: how long a leader that died (or paused) leads on (docs/cluster.md). */
+  leaseTtl: z.number().int().min(1).max(60).default(2),
+  /** The version the manager stands for election with (a standby of a higher one takes over): its own by default. */
+  version: z.string().regex(/^\d+(\.\d+)*(-.*)?$/, 'a dotted version, such as 1.2.0').default(VERSION),
 });
 
 export type ManagerConfig = z.infer<typeof ManagerConfigSchema>;
@@ -103,8 +109,11 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     external: cfg.schedulerUrl ? new ExternalScheduler(cfg.schedulerUrl, cfg.schedulerTimeoutMs) : undefined,
     engineTls: { ca: cfg.engineTlscacert, cert: cfg.engineTlscert, key: cfg.engineTlskey },
   });
-  const backends = clusterBackends(cluster, cfg.name);
+  const backends = clusterBackends(cluster, cfg.name, () => ha.role);
   const api = new DockerApiServer(backends, log, 'sampan_cluster_');
+  const ha = new HighAvailability({
+    etcd: cfg.etcd, clusterName: cfg.name, api: cfg.listen, listens: [cfg.listen].filter((l) => l.startsWith('unix://')), version: cfg.version, leaseTtl: cfg.leaseTtl, ownTls: ownTls(cfg),
+  }, store, state, nodes, cluster, api, log);
   const metrics = new ClusterMetrics(state, store.health);
   api.addHeaders((): Record<string, string> => {
     const stale = store.health.stale;
@@ -119,10 +128,16 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   try {
     if (cfg.joinToken) await store.setToken(cfg.joinToken);
     else if (!(await store.hasToken())) await store.setToken(newToken()); // nobody knows it: `sampan cluster token --rotate` prints a new one
-    // the nodes as etcd knows them: each has 3 heartbeats to come back before it counts as down
-    for (const rec of await store.nodes()) state.upsertNode(rec);
-    // which node owns each container the managers created: a copy reported by another node is an orphan
-    for (const [id, p] of await store.placements()) state.placed.set(id, p.node);
+    // the nodes as etcd knows them (each has 3 heartbeats to come back before it counts as down), and which node
+    // owns each container the managers created (a copy reported by another node is an orphan); then followed
+    await ha.follow();
+    api.route('GET', '/sampan/v1/manager', (ctx) => ctx.send(200, ha.status()));
+    // on the leader (a standby forwards it): hands over to the next in line, then stands again
+    api.route('POST', '/sampan/v1/switch', async (ctx) => {
+      const from = ha.status().name;
+      const to = await ha.handover(true, 1);
+      ctx.send(200, { from, to: to?.name ?? ha.status().leader ?? null });
+    });
     api.route('GET', '/sampan/v1/nodes', (ctx) => ctx.send(200, [...state.nodes.values()].map(nodeView)));
     api.route('GET', '/sampan/v1/nodes/{id}', (ctx) => ctx.send(200, nodeView(state.getNode(ctx.param('id')))));
     api.route('PATCH', '/sampan/v1/nodes/{id}', async (ctx) => {
@@ -156,7 +171,9 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     });
     await nodes.listen(cfg.nodeListen, ownTls(cfg));
     await api.listen([cfg.listen], ownTls(cfg));
+    await ha.campaign();
   } catch (err) {
+    await ha.stop().catch(() => undefined);
     await nodes.close().catch(() => undefined);
     store.close();
     throw err;
@@ -171,9 +188,10 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     void nodes.recordPending();
   };
   const prober = probeEvery(store, ETCD_PROBE_MS);
-  log.info({ name: cfg.name, listen: cfg.listen, nodeListen: cfg.nodeListen, etcd: cfg.etcd, nodes: state.nodes.size, schedulerUrl: cfg.schedulerUrl }, 'cluster manager started');
+  log.info({ name: cfg.name, role: ha.role, version: cfg.version, listen: cfg.listen, nodeListen: cfg.nodeListen, etcd: cfg.etcd, nodes: state.nodes.size, schedulerUrl: cfg.schedulerUrl }, 'cluster manager started');
   const { done, shutdown } = gracefulStop(async () => {
     log.info('shutting down');
+    await ha.stop();
     await api.close();
     await nodes.close();
     clearInterval(prober);

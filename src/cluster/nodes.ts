@@ -78,6 +78,8 @@ export class NodeRegistry {
   private seq = 0;
   /** Nodes whose latest record etcd did not take (unreachable): written by `recordPending` once it answers. */
   private readonly unrecorded = new Set<string>();
+  /** Whether this manager leads: a standby indexes what engines report and writes or commands nothing. */
+  leading: () => boolean = () => true;
   /** Answers an engine's `resolve` (its embedded DNS asking for a name of a cluster network): the service registry. */
   resolve?: (network: string, name: string) => string[];
 
@@ -178,7 +180,7 @@ export class NodeRegistry {
   /** What a node reports that is its own; another node's replica (an orphan of a retry) is removed from it. */
   private owned(node: NodeEntry, list: ReportedContainer[]): ReportedContainer[] {
     const out = list.filter((s) => this.state.owns(node, s.Id));
-    if (out.length === list.length) return list;
+    if (out.length === list.length || !this.leading()) return out;
     for (const s of list) {
       if (this.state.owns(node, s.Id)) continue;
       this.log.warn({ node: node.rec.name, container: s.Id, name: s.Names[0] }, 'removing a replica placed on another node since');
@@ -275,6 +277,11 @@ export class NodeRegistry {
    * come back meanwhile. Another failure (a refused guard) is thrown.
    */
   private async record(rec: NodeRecord): Promise<void> {
+    // a standby's view of its own connections: written if it becomes the leader (with etcd away, as below)
+    if (!this.leading() && this.store.health.up) {
+      this.unrecorded.add(rec.id);
+      return;
+    }
     try {
       // with etcd known away, not even tried: a write to an etcd that hangs holds its caller, and may land later
       if (!this.store.health.up) throw unavailable(UNREACHABLE);

@@ -62,6 +62,8 @@ export interface BatchRecord {
   failed: number;
   /** The first failures (at most MAX_BATCH_ERRORS), each with its reason. */
   errors: Array<{ name: string; error: string }>;
+  /** The replicas' container config: a new leader resumes a running batch with it. */
+  config?: Record<string, unknown>;
 }
 export const MAX_BATCH_ERRORS = 100;
 
@@ -99,6 +101,9 @@ const CALL_TIMEOUT_MS = 3000;
 /** How long the probe waits for a member's /health. */
 const PROBE_TIMEOUT_MS = 1000;
 
+/** An etcd client whose calls (not its streams: watches, keepalives) are bounded. */
+export const etcdClient = (endpoints: string[]): Etcd3 => new Etcd3({ hosts: endpoints, dialTimeout: 3000, defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }) });
+
 export class ClusterStore {
   private readonly ns: Namespace;
   guard: Guard = ALWAYS;
@@ -107,6 +112,8 @@ export class ClusterStore {
   private tokenHash?: string;
   /** Told each transaction's duration in seconds (the manager's metrics). */
   onWrite?: (seconds: number) => void;
+  /** Told when etcd refused a write for its guard (the election: this manager is not the leader any more). */
+  onRefused?: () => void;
 
   constructor(
     private readonly client: Etcd3,
@@ -117,8 +124,7 @@ export class ClusterStore {
   }
 
   static connect(endpoints: string[], clusterName: string): ClusterStore {
-    const client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }) });
-    return new ClusterStore(client, clusterName, endpoints);
+    return new ClusterStore(etcdClient(endpoints), clusterName, endpoints);
   }
 
   close(): void {
@@ -185,7 +191,10 @@ export class ClusterStore {
     } finally {
       this.onWrite?.(Number(process.hrtime.bigint() - t0) / 1e9);
     }
-    if (!ok) throw unavailable('this manager may not write the cluster state (it is not the leader)');
+    if (!ok) {
+      this.onRefused?.();
+      throw unavailable('this manager may not write the cluster state (it is not the leader)');
+    }
   }
 
   /** Reads, with an unreachable etcd as a 503, their outcome told to `health`. */
@@ -238,6 +247,11 @@ export class ClusterStore {
   }
   batch(id: string): Promise<BatchRecord | undefined> {
     return this.readOne<BatchRecord>(`batches/${id}`);
+  }
+
+  /** The leader's own record, under its own guard (src/cluster/election.ts). */
+  putLeader(rec: unknown): Promise<void> {
+    return this.write([{ put: 'leader', value: rec }]);
   }
 
   /** Stores a token's hash (the token itself is never stored). */

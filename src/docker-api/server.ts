@@ -29,6 +29,8 @@ export class DockerApiServer {
   private readonly collectors: Array<(registry: Registry) => void> = [];
   /** More headers on every answer, decided per request (the cluster manager's stale mark). */
   private readonly headerSources: Array<() => Record<string, string>> = [];
+  /** Takes a request before routing when it answers true (a cluster standby passes it to its leader). */
+  intercept?: (req: http.IncomingMessage, res: http.ServerResponse | undefined, upgrade?: { socket: Duplex; head: Buffer }) => boolean;
 
   constructor(
     backends: Backends,
@@ -120,7 +122,12 @@ export class DockerApiServer {
     }
   }
 
-  private async dispatch(req: http.IncomingMessage, res: http.ServerResponse | undefined, upgrade?: { socket: Duplex; head: Buffer }): Promise<void> {
+  private dispatch(req: http.IncomingMessage, res: http.ServerResponse | undefined, upgrade?: { socket: Duplex; head: Buffer }): Promise<void> {
+    return this.intercept?.(req, res, upgrade) ? Promise.resolve() : this.serve(req, res, upgrade);
+  }
+
+  /** Routes and answers a request here, past `intercept`. */
+  async serve(req: http.IncomingMessage, res: http.ServerResponse | undefined, upgrade?: { socket: Duplex; head: Buffer }): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://engine');
     let p = url.pathname;
     let version = API_VERSION;
@@ -173,12 +180,17 @@ export class DockerApiServer {
     }
   }
 
+  /** Waits (bounded) until at most `others` requests are in flight besides long-lived streams. */
+  async idle(ms: number, others = 0): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.inflight > others && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+
   /** Stop accepting, let in-flight requests finish (bounded), then drop what is left (streams). */
   async close(graceMs = 10_000): Promise<void> {
     for (const s of this.servers) s.close();
-    const deadline = Date.now() + graceMs;
     // long-lived streams (events, logs -f, attach, wait) are not waited for: they end with the connection
-    while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await this.idle(graceMs);
     for (const s of this.sockets) s.destroy();
   }
 }

@@ -4,33 +4,13 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fs, openSync, closeSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import type { TestbedDescription } from '../../src/cluster/index.js';
 import { runCmd, until } from '../harness.js';
-import { TestCluster } from './harness.js';
-
-/** Alive and not a zombie. */
-async function running(pid: number): Promise<boolean> {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return stat !== '' && stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-}
-
-/** Its command line, to start it again the same way once it is gone. */
-async function commandLine(pid: number): Promise<string[]> {
-  return (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
-}
-
-function respawn(argv: string[], log: string): ChildProcess {
-  const fd = openSync(log, 'a');
-  try {
-    return spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', fd, fd], detached: true });
-  } finally {
-    closeSync(fd);
-  }
-}
+import { TestCluster, commandLine, respawn, running } from './harness.js';
 
 describe('a cluster whose etcd or manager fails (2-host testbed)', () => {
   let c: TestCluster;

@@ -19,11 +19,13 @@ export class TestCluster {
     ? { DOCKER_HOST: this.tb.managers[0]!.host, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: this.tb.tls.certPath, DOCKER_CLI_HINTS: 'false' }
     : { DOCKER_HOST: `unix://${path.join(this.dir, 'cluster.sock')}`, DOCKER_CLI_HINTS: 'false' });
 
-  /** `hosts` emulated hosts and one manager, each host's engine seeded with busybox; `tls`: the testbed's --tls. */
-  static async start(hosts: number, prefix: string, opts: { tls?: boolean } = {}): Promise<TestCluster> {
+  /** `hosts` emulated hosts and (by default) one manager, each host's engine seeded with busybox; `tls`: the testbed's --tls. */
+  static async start(hosts: number, prefix: string, opts: { tls?: boolean; managers?: number; etcdMembers?: 1 | 3 } = {}): Promise<TestCluster> {
     const dir = path.join(await fs.mkdtemp(`/tmp/${prefix}-`), 'tb');
     const fd = openSync(`${dir}.log`, 'a');
-    const proc = spawn(SAMPAN, ['cluster', 'testbed', '--hosts', String(hosts), '--managers', '1', '--dir', dir, ...(opts.tls ? ['--tls'] : [])], { stdio: ['ignore', fd, fd] });
+    const proc = spawn(SAMPAN, [
+      'cluster', 'testbed', '--hosts', String(hosts), '--managers', String(opts.managers ?? 1), '--etcd-members', String(opts.etcdMembers ?? 1), '--dir', dir, ...(opts.tls ? ['--tls'] : []),
+    ], { stdio: ['ignore', fd, fd] });
     closeSync(fd);
     const output = () => readFileSync(`${dir}.log`, 'utf8');
     await until(async () => {
@@ -46,14 +48,15 @@ export class TestCluster {
     return runCmd(SAMPAN, ['--host', this.env().DOCKER_HOST!, ...args], { env: this.env(), timeoutMs: 120_000 });
   }
 
-  /** A GET on the manager's socket. */
-  get(p: string): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  /** A GET on the cluster's socket, or on another (one manager's). */
+  get(p: string, socketPath = path.join(this.dir, 'cluster.sock'), timeoutMs?: number): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
     return new Promise((resolve, reject) => {
-      http.get({ socketPath: path.join(this.dir, 'cluster.sock'), path: p }, (res) => {
+      const req = http.get({ socketPath, path: p, timeout: timeoutMs }, (res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c.toString()));
         res.on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
       }).on('error', reject);
+      req.on('timeout', () => req.destroy(new Error(`GET ${p} timed out`)));
     });
   }
 
@@ -67,3 +70,24 @@ export class TestCluster {
     await fs.rm(path.dirname(this.dir), { recursive: true, force: true });
   }
 }
+
+/** Alive and not a zombie. */
+export async function running(pid: number): Promise<boolean> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat !== '' && stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+}
+
+/** Its command line, to start it again the same way once it is gone. */
+export async function commandLine(pid: number): Promise<string[]> {
+  return (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+}
+
+export function respawn(argv: string[], log: string): ChildProcess {
+  const fd = openSync(log, 'a');
+  try {
+    return spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', fd, fd], detached: true });
+  } finally {
+    closeSync(fd);
+  }
+}
+

@@ -40,6 +40,8 @@ export function registerCluster(program: Command): void {
     .addOption(new Option('--strategy <s>', 'placement strategy (default spread)').choices(['spread', 'binpack', 'random']))
     .option('--scheduler-url <url>', 'an external scheduler: it is POSTed the request and the nodes that passed the filters, and answers the placements')
     .option('--scheduler-timeout <ms>', 'how long the external scheduler may take to answer (default 5000)', count('--scheduler-timeout'))
+    .option('--lease-ttl <s>', 'the election lease\'s TTL in seconds: how long a dead leader leads on (default 2)', count('--lease-ttl'))
+    .option('--version <v>', 'the version this manager stands for election with (default its own): a ready standby of a higher version takes over')
     .option('--config <file>', 'JSON config file; flags and SAMPAN_CLUSTER_* override it')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (o: Record<string, unknown>) => {
@@ -51,6 +53,7 @@ export function registerCluster(program: Command): void {
         engineTlscacert: o.engineTlscacert as string | undefined, engineTlscert: o.engineTlscert as string | undefined, engineTlskey: o.engineTlskey as string | undefined,
         heartbeatMs: o.heartbeat as number | undefined, strategy: o.strategy as 'spread' | undefined,
         schedulerUrl: o.schedulerUrl as string | undefined, schedulerTimeoutMs: o.schedulerTimeout as number | undefined, logLevel: o.logLevel as 'info' | undefined,
+        leaseTtl: o.leaseTtl as number | undefined, version: o.version as string | undefined,
       });
       const m = await startManager(cfg);
       await m.done;
@@ -80,6 +83,14 @@ export function registerCluster(program: Command): void {
       process.exit(0);
     });
   cluster
+    .command('switch')
+    .description('hand the cluster over from its leader manager to a standby (graceful: requests in flight finish, none fail); prints the new leader')
+    .action(async (_o: unknown, cmd: Command) => {
+      const { clientFor } = await import('../client.js');
+      const r = await clientFor(cmd).json<{ from: string; to: string | null }>('POST', '/sampan/v1/switch');
+      process.stdout.write(r.to && r.to !== r.from ? `${r.from} handed over to ${r.to}\n` : `${r.from} leads on: no standby took over\n`);
+    });
+  cluster
     .command('token')
     .description('print a new join token (only its hash is kept in etcd: an existing token cannot be shown again, --rotate replaces it)')
     .requiredOption('--etcd <urls>', 'etcd endpoints, comma-separated or repeated', list)
@@ -95,7 +106,7 @@ export function registerCluster(program: Command): void {
     .command('testbed')
     .description('start etcd, M managers and N emulated hosts (network namespaces, each with its own engine joined to the managers) on this machine; print "ready" once all joined, write DIR/testbed.json, serve the cluster at DIR/cluster.sock; SIGTERM tears everything down')
     .requiredOption('--hosts <n>', 'emulated hosts (1 to 250)', count('--hosts'))
-    .option('--managers <m>', 'cluster managers (0: etcd and hosts only)', count('--managers'), 1)
+    .option('--managers <m>', 'cluster managers, one leader and standbys (0: etcd and hosts only)', count('--managers'), 2)
     .addOption(new Option('--etcd-members <n>', 'etcd members').choices(['1', '3']).default('1'))
     .requiredOption('--dir <dir>', 'where the testbed keeps its hosts\' roots, etcd\'s data, logs and testbed.json')
     .option('--tls', 'mutual TLS over TCP: a CA and certificates in DIR/tls/, the engines\' API on tcp://HOST_IP:2376, the managers\' API and node endpoint on the hosts\' gateway (tcp://, wss://)')

@@ -13,6 +13,7 @@ import { meets } from '../scheduler.js';
 import type { NodeEntry } from '../state.js';
 import { Cluster, notYet, passHijack } from './cluster.js';
 import { ClusterContainers } from './containers.js';
+import type { Role } from '../election.js';
 
 /** How many engines one fanned-out request (a pull) talks to at once. */
 const FANOUT = 8;
@@ -180,7 +181,7 @@ class ClusterVolumes implements VolumeBackend {
 }
 
 class ClusterSystem implements SystemBackend {
-  constructor(private readonly c: Cluster, private readonly name: string) {}
+  constructor(private readonly c: Cluster, private readonly name: string, private readonly role: () => Role) {}
 
   /** Sums over the nodes (NCPU and MemTotal over the healthy ones), and Swarm classic's status lines. */
   async info(): Promise<SystemInfo> {
@@ -194,7 +195,7 @@ class ClusterSystem implements SystemBackend {
     }
     const total = this.c.state.containerCount;
     const stale = this.c.store.health.stale;
-    const status: Array<[string, string]> = [['Role', 'primary'], ['Strategy', this.c.external ? `external ${this.c.external.url}` : this.c.strategy], ['Filters', 'health, constraint, affinity, port, reservations'], ['State store', stale ?? 'etcd reachable'], ['Nodes', String(nodes.length)]];
+    const status: Array<[string, string]> = [['Role', this.role() === 'leader' ? 'primary' : 'replica'], ['Strategy', this.c.external ? `external ${this.c.external.url}` : this.c.strategy], ['Filters', 'health, constraint, affinity, port, reservations'], ['State store', stale ?? 'etcd reachable'], ['Nodes', String(nodes.length)]];
     const warnings = up.length < nodes.length ? [`${nodes.length - up.length} of ${nodes.length} nodes are down`] : [];
     if (stale) warnings.push(`WARNING: the cluster state store is unreachable (${stale}): this answer comes from the manager's memory and may be stale; changes are refused`);
     for (const n of nodes) {
@@ -230,12 +231,11 @@ class ClusterSystem implements SystemBackend {
   df = () => notYet('system df');
   events = () => notYet('events');
   pingHeaders(): Record<string, string> {
-    // one manager for now: it is the leader
-    return { 'X-Sampan-Role': 'leader' };
+    return { 'X-Sampan-Role': this.role() };
   }
 }
 
-export function clusterBackends(c: Cluster, name: string): Backends & { containers: ClusterContainers } {
+export function clusterBackends(c: Cluster, name: string, role: () => Role = () => 'leader'): Backends & { containers: ClusterContainers } {
   return {
     containers: new ClusterContainers(c),
     exec: new ClusterExec(c),
@@ -243,7 +243,7 @@ export function clusterBackends(c: Cluster, name: string): Backends & { containe
     build: { build: () => notYet('build'), prune: () => notYet('build prune') },
     networks: new ClusterNetworks(c),
     volumes: new ClusterVolumes(c),
-    system: new ClusterSystem(c, name),
+    system: new ClusterSystem(c, name, role),
   };
 }
 export { Cluster };

@@ -1,10 +1,12 @@
 /**
  * The testbed's managers: M `sampan cluster manager` processes over the testbed's etcd, each with its API and node
  * sockets under DIR/managers/mI/ (with --tls: tcp:// and wss:// on the hosts' gateway, mutual TLS); every host's
- * engine joins each of them (one --join per manager). A manager is ready once every host has joined it;
- * DIR/cluster.sock links to the first one's API socket (without --tls).
+ * engine joins each of them (one --join per manager). A manager is ready once every host has joined it (and it
+ * knows the leader). DIR/cluster.sock (without --tls) is the testbed's own forwarder: each connection goes to a
+ * manager that answers (a standby passes requests to the leader), so it works while any manager lives.
  */
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { promises as fs, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,20 +46,13 @@ export async function managerComponents(dir: string, count: number, tls = false)
         closeSync(fd);
       }
     })();
-    const stop = async () => {
-      await terminate(proc, 10_000);
-      if (i === 0 && !tls) await fs.rm(path.join(dir, 'cluster.sock'), { force: true });
-    };
+    const stop = () => terminate(proc, 10_000);
     const client = new EngineClient({ host, ...(tb.tls && { tls: tb.tls.client }) });
     try {
       await waitReady(`manager ${p.name}`, proc, async () => {
-        const nodes = await client.json<Array<{ state: string }>>('GET', '/sampan/v1/nodes');
-        return nodes.filter((n) => n.state === 'up').length === tb.hosts.length;
+        const m = await client.json<{ joined: number; leader?: string }>('GET', '/sampan/v1/manager');
+        return m.joined === tb.hosts.length && !!m.leader;
       }, JOIN_TIMEOUT_MS, tb.aborted);
-      if (i === 0 && !tls) {
-        await fs.rm(path.join(dir, 'cluster.sock'), { force: true });
-        await fs.symlink(p.socket, path.join(dir, 'cluster.sock'));
-      }
     } catch (err) {
       await stop();
       throw err;
@@ -65,5 +60,59 @@ export async function managerComponents(dir: string, count: number, tls = false)
     tb.log.info({ manager: p.name, host, hosts: tb.hosts.length }, 'manager ready: every host joined');
     return { manager: { name: p.name, pid: proc.pid ?? 0, host, ...(!tls && { socket: p.socket }), join: p.node(tb.gateway) }, stop };
   });
+  if (count && !tls) components.push(() => clusterSocket(path.join(dir, 'cluster.sock'), paths.map((p) => p.socket)));
   return { components, engineArgs };
+}
+
+/** Connects to the first of `sockets` that accepts, starting from the last that did. */
+function dialAny(sockets: string[], from: number): Promise<{ sock: net.Socket; at: number } | undefined> {
+  return new Promise((resolve) => {
+    const attempt = (k: number) => {
+      if (k === sockets.length) return resolve(undefined);
+      const at = (from + k) % sockets.length;
+      const sock = net.connect({ path: sockets[at]!, allowHalfOpen: true });
+      sock.once('connect', () => {
+        sock.removeAllListeners('error');
+        resolve({ sock, at });
+      });
+      sock.once('error', () => attempt(k + 1));
+    };
+    attempt(0);
+  });
+}
+
+/** DIR/cluster.sock: bytes passed to any manager that takes the connection. */
+async function clusterSocket(at: string, sockets: string[]): Promise<{ stop(): Promise<void> }> {
+  let last = 0;
+  const open = new Set<net.Socket>();
+  // half-closes pass through: `docker exec` ends its input and still reads the output
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
+    open.add(client);
+    client.once('close', () => open.delete(client));
+    client.pause();
+    client.on('error', () => client.destroy());
+    void dialAny(sockets, last).then((m) => {
+      if (!m) return client.destroy();
+      last = m.at;
+      m.sock.on('error', () => client.destroy());
+      client.on('close', () => m.sock.destroy());
+      m.sock.pipe(client);
+      client.pipe(m.sock);
+      client.resume();
+    });
+  });
+  await fs.rm(at, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at, resolve);
+  });
+  await fs.chmod(at, 0o660);
+  return {
+    stop: async () => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      for (const c of open) c.destroy();
+      await closed;
+      await fs.rm(at, { force: true });
+    },
+  };
 }
