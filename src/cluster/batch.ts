@@ -1,7 +1,7 @@
 /**
- * Batches: N identical replicas PREFIX-1…N in one scheduling pass. Each replica gets its id here; the placements
- * (which node holds which id, in etcd) and the batch record are written before any engine is told; then every
- * replica's create + start goes down its node's connection, BATCH_IN_FLIGHT at a time (NODE_IN_FLIGHT per node,
+ * Batches: N identical replicas PREFIX-1…N in one scheduling pass. Each replica gets its id here; the batch record
+ * is written first, then the placements (which node holds which id, in etcd) in transactions of MAX_TXN_OPS, each
+ * replica's before its engine is told; as they land, each replica's create + start goes down its node's connection, BATCH_IN_FLIGHT at a time (NODE_IN_FLIGHT per node,
  * so a binpacked batch does not swamp one engine). A replica that fails is retried once on another node under the
  * same id; its placement moves first, so a copy the first node made anyway is an orphan it is told to remove. Each
  * replica's result is reported as it lands; the record's counts reach etcd every PROGRESS_MS while it runs.
@@ -14,7 +14,7 @@ import type { Cluster } from './backend/index.js';
 import { schedulingRequest } from './request.js';
 import { STRATEGIES, type Strategy } from './scheduler.js';
 import type { NodeEntry } from './state.js';
-import { MAX_BATCH_ERRORS, type BatchRecord } from './store.js';
+import { MAX_BATCH_ERRORS, MAX_TXN_OPS, type BatchRecord } from './store.js';
 
 const BATCH_IN_FLIGHT = 2048;
 const NODE_IN_FLIGHT = 8;
@@ -102,9 +102,15 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
       createdAt: now, updatedAt: now, running: 0, failed: 0, errors: [], config: b.config,
     };
     const replicas = names.map((name, i) => ({ id: newId(), node: nodes[i]!, name, batch: rec.id }));
+    // placements go in transactions of MAX_TXN_OPS, each replica's before its engine is told; the first chunk is
+    // awaited (an etcd that refuses fails the whole batch at once), the others as their replicas' turns come
+    const chunks = Array.from({ length: Math.ceil(replicas.length / MAX_TXN_OPS) }, (_, k) => replicas.slice(k * MAX_TXN_OPS, (k + 1) * MAX_TXN_OPS));
+    let placed: Array<Promise<void>>;
     try {
       await c.store.putBatch(rec);
-      await c.place(replicas);
+      await c.place(chunks[0]!);
+      placed = [Promise.resolve(), ...chunks.slice(1).map((ch) => c.place(ch))];
+      for (const p of placed) p.catch(() => undefined); // each replica reads its chunk's outcome
     } catch (err) {
       // nothing was told to any engine: the placements no longer count on their nodes
       for (const n of nodes) c.settled(n);
@@ -118,25 +124,37 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
     const ticker = setInterval(() => void saveProgress().catch((err: unknown) => c.log.warn({ batch: rec.id, err: errorMessage(err) }, 'could not record the batch\'s progress')), PROGRESS_MS);
     let done = 0;
     try {
-      await limited(replicas, BATCH_IN_FLIGHT, NODE_IN_FLIGHT, (r) => r.node.rec.id, async (r) => {
-        const out: BatchReplica = { name: r.name, node: r.node.rec.name, id: r.id };
+      const index = new Map(replicas.map((r, i) => [r, i]));
+      const one = async (r: (typeof replicas)[number]): Promise<BatchReplica> => {
+        try {
+          await placed[Math.floor(index.get(r)! / MAX_TXN_OPS)];
+        } catch (err) {
+          // its placement is not in etcd: it is not created anywhere
+          c.settled(r.node);
+          return { name: r.name, error: errorMessage(err) };
+        }
         try {
           await containers.createOn(r, body, { start: true, placed: true });
+          return { name: r.name, node: r.node.rec.name, id: r.id };
         } catch (first) {
-          const failed: NodeEntry = r.node;
-          c.log.warn({ batch: rec.id, replica: r.name, node: failed.rec.name, err: errorMessage(first) }, 'replica failed: retrying on another node');
-          try {
-            const [node] = await c.schedule(req, 1, { exclude: new Set([failed.rec.id]), strategy: b.strategy });
-            out.node = node!.rec.name;
-            await containers.createOn({ ...r, node: node! }, body, { start: true });
-          } catch (err) {
-            delete out.id;
-            out.error = errorMessage(err);
-            rec.failed++;
-            if (rec.errors.length < MAX_BATCH_ERRORS) rec.errors.push({ name: r.name, error: out.error });
-          }
+          c.log.warn({ batch: rec.id, replica: r.name, node: r.node.rec.name, err: errorMessage(first) }, 'replica failed: retrying on another node');
         }
+        let node: NodeEntry | undefined;
+        try {
+          [node] = await c.schedule(req, 1, { exclude: new Set([r.node.rec.id]), strategy: b.strategy });
+          await containers.createOn({ ...r, node: node! }, body, { start: true });
+          return { name: r.name, node: node!.rec.name, id: r.id };
+        } catch (err) {
+          return { name: r.name, node: (node ?? r.node).rec.name, error: errorMessage(err) };
+        }
+      };
+      await limited(replicas, BATCH_IN_FLIGHT, NODE_IN_FLIGHT, (r) => r.node.rec.id, async (r) => {
+        const out = await one(r);
         if (!out.error) rec.running++;
+        else {
+          rec.failed++;
+          if (rec.errors.length < MAX_BATCH_ERRORS) rec.errors.push({ name: r.name, error: out.error });
+        }
         progress(out, ++done);
       });
     } finally {

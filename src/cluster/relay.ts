@@ -20,6 +20,14 @@ const BACKOFF_MAX_MS = 10_000;
 /** WebSocket's "try again later": the link to the manager is down. */
 const CLOSE_TRY_AGAIN = 1013;
 
+/** Codes a close frame may carry; the others (1005, 1006: no frame at all) are a cut connection. */
+const SENDABLE = (code: number) => (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+
+function closeEngine(e: WebSocket, code: number, reason: string): void {
+  if (SENDABLE(code)) e.close(code, reason);
+  else e.terminate();
+}
+
 export interface RelayOptions {
   /** The manager's node endpoint (what an engine would --join). */
   manager: string;
@@ -65,7 +73,7 @@ export async function startRelay(o: RelayOptions, log: Logger, opts: { handleSig
       else if (f.kind === FRAME_CLOSE) {
         const { code, reason } = parseClose(f.payload);
         engines.delete(f.conn);
-        e.close(code, reason);
+        closeEngine(e, code, reason);
       }
     });
     ws.on('error', (err) => log.debug({ err: err.message }, 'relay link error'));
