@@ -11,6 +11,7 @@ import { errorMessage, invalid } from '../lib/errors.js';
 import { newId } from '../lib/ids.js';
 import type { ClusterContainers } from './backend/containers.js';
 import type { Cluster } from './backend/index.js';
+import type { NewPlacement } from './backend/cluster.js';
 import { schedulingRequest } from './request.js';
 import { STRATEGIES, type Strategy } from './scheduler.js';
 import type { NodeEntry } from './state.js';
@@ -101,9 +102,12 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
       id: randomBytes(8).toString('hex'), prefix: b.prefix, replicas: b.replicas, image: String(b.config.Image), state: 'running',
       createdAt: now, updatedAt: now, running: 0, failed: 0, errors: [],
     };
-    const replicas = names.map((name, i) => ({ id: newId(), node: nodes[i]!, name, batch: rec.id }));
-    await c.store.putBatch(rec);
+    const addr = c.net?.request(body);
+    const net = (): Pick<NewPlacement, 'net'> => (addr ? { net: { network: addr.network.spec.id, ...(addr.ip && { want: addr.ip }) } } : {});
+    const replicas = names.map((name, i) => ({ id: newId(), node: nodes[i]!, name, batch: rec.id, ...net() }));
+    // placed before the record: an exhausted network leaves no batch behind
     await c.place(replicas);
+    await c.store.putBatch(rec);
     c.log.info({ batch: rec.id, prefix: b.prefix, replicas: b.replicas }, 'batch placed');
     const saveProgress = () => {
       rec.updatedAt = new Date().toISOString();
@@ -122,7 +126,7 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
           try {
             const [node] = await c.schedule(req, 1, { exclude: new Set([failed.rec.id]), strategy: b.strategy });
             out.node = node!.rec.name;
-            await containers.createOn({ ...r, node: node! }, body, { start: true });
+            await containers.createOn({ ...r, node: node!, ...net() }, body, { start: true });
           } catch (err) {
             delete out.id;
             out.error = errorMessage(err);

@@ -15,6 +15,8 @@ import { Cluster, clusterBackends } from './backend/index.js';
 import { runBatch, validateBatch } from './batch.js';
 import { ExternalScheduler } from './external.js';
 import { ClusterMetrics } from './metrics.js';
+import { NetworkSync } from './network/engines.js';
+import { checkNetworkConfig, ClusterNetworking } from './network/networks.js';
 import { NodeRegistry, validateNodeUpdate } from './nodes.js';
 import { STRATEGIES } from './scheduler.js';
 import { ClusterState, type NodeEntry } from './state.js';
@@ -43,6 +45,11 @@ export const ManagerConfigSchema = z.strictObject({
   /** An external scheduler: it places what passed the filters (docs/cluster.md, "External scheduler"). */
   schedulerUrl: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional(),
   schedulerTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
+  /** Cluster networks: the pool their subnets come from, each network's size and its blocks' (prefix lengths), and the routing of new networks. */
+  pool: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'an IPv4 CIDR, e.g. 10.192.0.0/12').default('10.192.0.0/12'),
+  networkSize: z.number().int().min(1).max(30).default(16),
+  blockSize: z.number().int().min(1).max(30).default(24),
+  routing: z.enum(['host-gw', 'vxlan']).default('host-gw'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });
 
@@ -55,6 +62,7 @@ export async function loadManagerConfig(flags: Partial<ManagerConfig> & { config
   for (const a of [c.listen, c.nodeListen]) {
     if ((a.startsWith('tcp://') || a.startsWith('wss://')) && !ownTls(c)) throw invalid(`refusing to listen on ${a} without mutual TLS: pass --tlscacert, --tlscert and --tlskey`);
   }
+  checkNetworkConfig(c);
   c.engineTlscacert ??= c.tlscacert;
   c.engineTlscert ??= c.tlscert;
   c.engineTlskey ??= c.tlskey;
@@ -64,11 +72,11 @@ export async function loadManagerConfig(flags: Partial<ManagerConfig> & { config
 const ownTls = (c: ManagerConfig): TlsPaths | undefined => (c.tlscacert && c.tlscert && c.tlskey ? { ca: c.tlscacert, cert: c.tlscert, key: c.tlskey } : undefined);
 
 /** A node as `/sampan/v1/nodes` shows it: its record (edits kept internal), containers and images counted. */
-export type NodeView = Omit<NodeRecord, 'labelEdits'> & { availability: Availability; containers: number; images: number };
+export type NodeView = Omit<NodeRecord, 'labelEdits'> & { availability: Availability; containers: number; images: number; degraded?: Record<string, string> };
 
-function nodeView(n: NodeEntry): NodeView {
+function nodeView(n: NodeEntry, degraded?: Record<string, string>): NodeView {
   const { labelEdits: _, ...rec } = n.rec;
-  return { ...rec, availability: rec.availability ?? 'active', containers: n.containers.size, images: n.images };
+  return { ...rec, availability: rec.availability ?? 'active', containers: n.containers.size, images: n.images, ...(degraded && { degraded }) };
 }
 
 export interface RunningManager {
@@ -82,10 +90,15 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const store = ClusterStore.connect(cfg.etcd, cfg.name);
   const state = new ClusterState();
   const nodes = new NodeRegistry(state, store, log, cfg.heartbeatMs);
+  const net = new ClusterNetworking(store, cfg);
+  const sync = new NetworkSync(net, state, store, nodes, log);
+  nodes.onWelcome = (n) => sync.welcome(n);
+  nodes.onNetState = (n, m) => sync.netstate(n, m);
   const cluster = new Cluster(state, store, log, nodes, cfg.strategy, {
     external: cfg.schedulerUrl ? new ExternalScheduler(cfg.schedulerUrl, cfg.schedulerTimeoutMs) : undefined,
     engineTls: { ca: cfg.engineTlscacert, cert: cfg.engineTlscert, key: cfg.engineTlskey },
-  });
+  }, net);
+  const view = (n: NodeEntry) => nodeView(n, sync.degraded.get(n.rec.id));
   const backends = clusterBackends(cluster, cfg.name);
   const api = new DockerApiServer(backends, log, 'sampan_cluster_');
   const metrics = new ClusterMetrics(state);
@@ -102,9 +115,14 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     for (const rec of await store.nodes()) state.upsertNode(rec);
     // which node owns each container the managers created: a copy reported by another node is an orphan
     for (const [id, p] of await store.placements()) state.placed.set(id, p.node);
-    api.route('GET', '/sampan/v1/nodes', (ctx) => ctx.send(200, [...state.nodes.values()].map(nodeView)));
-    api.route('GET', '/sampan/v1/nodes/{id}', (ctx) => ctx.send(200, nodeView(state.getNode(ctx.param('id')))));
-    api.route('PATCH', '/sampan/v1/nodes/{id}', async (ctx) => ctx.send(200, nodeView(await nodes.update(ctx.param('id'), validateNodeUpdate(await ctx.json())))));
+    await net.load();
+    api.route('GET', '/sampan/v1/nodes', (ctx) => ctx.send(200, [...state.nodes.values()].map(view)));
+    api.route('GET', '/sampan/v1/nodes/{id}', (ctx) => ctx.send(200, view(state.getNode(ctx.param('id')))));
+    api.route('PATCH', '/sampan/v1/nodes/{id}', async (ctx) => ctx.send(200, view(await nodes.update(ctx.param('id'), validateNodeUpdate(await ctx.json())))));
+    api.route('DELETE', '/sampan/v1/nodes/{id}', async (ctx) => {
+      await sync.removeNode(ctx.param('id'), ctx.bool('force'));
+      ctx.send(204);
+    });
     api.route('GET', '/sampan/v1/batches/{id}', async (ctx) => {
       const b = await store.batch(ctx.param('id'));
       if (!b) throw notFound(`No such batch: ${ctx.param('id')}`);

@@ -38,6 +38,15 @@ export interface Placement {
   /** Absent when the engine names the container. */
   name?: string;
   batch?: string;
+  /** Its address on a cluster network (network id), also under the address's own key. */
+  network?: string;
+  ip?: string;
+}
+
+/** A block of a cluster network leased by a node (etcd key blocks/NETWORK/START). */
+export interface BlockRecord {
+  node: string;
+  cidr: string;
 }
 
 export interface BatchReplica {
@@ -63,7 +72,7 @@ export interface BatchRecord {
 }
 export const MAX_BATCH_ERRORS = 100;
 
-type Op = { put: string; value: unknown } | { del: string };
+export type Op = { put: string; value: unknown } | { del: string };
 
 /** A compare every write carries: [key, target, comparator, value]. */
 export type Guard = [string, 'Version' | 'Value' | 'Create' | 'Mod', '==' | '!=' | '>' | '<', string | number];
@@ -118,7 +127,7 @@ export class ClusterStore {
    * The one way state is written: `ops` (at most MAX_TXN_OPS) land in one transaction under the guard, maybe with
    * other callers' ops; a refused guard or an unreachable etcd fails every caller of that transaction with a 503.
    */
-  private write(ops: Op[]): Promise<void> {
+  write(ops: Op[]): Promise<void> {
     if (!ops.length) return Promise.resolve();
     if (ops.length > MAX_TXN_OPS) return Promise.all(chunks(ops, MAX_TXN_OPS).map((c) => this.write(c))).then(() => undefined);
     return new Promise((resolve, reject) => {
@@ -155,22 +164,43 @@ export class ClusterStore {
   }
 
   private async commit(ops: Op[]): Promise<void> {
+    if (!(await this.txn([], ops))) throw unavailable('this manager may not write the cluster state (it is not the leader)');
+  }
+
+  /** One transaction: the guard, `absent` keys (each must not exist), then `ops`; false when a compare failed. */
+  private async txn(absent: string[], ops: Op[]): Promise<boolean> {
     const [key, target, cmp, value] = this.guard;
-    let ok: boolean;
     const t0 = process.hrtime.bigint();
     try {
-      const r = await this.ns
-        .if(key, target, cmp, value)
-        .then(...ops.map((o) => ('put' in o ? this.ns.put(o.put).value(JSON.stringify(o.value)) : this.ns.delete().key(o.del))))
-        .commit();
-      ok = r.succeeded;
+      let t = this.ns.if(key, target, cmp, value);
+      for (const k of absent) t = t.and(k, 'Version', '==', 0);
+      const r = await t.then(...ops.map((o) => ('put' in o ? this.ns.put(o.put).value(JSON.stringify(o.value)) : this.ns.delete().key(o.del)))).commit();
+      return r.succeeded;
     } catch (err) {
       throw unavailable(`cluster state store (etcd) unreachable: ${errorMessage(err)}`);
     } finally {
       this.onWrite?.(Number(process.hrtime.bigint() - t0) / 1e9);
     }
-    if (!ok) throw unavailable('this manager may not write the cluster state (it is not the leader)');
   }
+
+  /**
+   * Writes that hold only if `absent` keys do not exist (an address, a block: two managers racing cannot both get
+   * one): a transaction of their own, never shared with other callers' writes, whose failure would fail them too.
+   * False when one of those keys exists; a refused guard is a 503 as for any write.
+   */
+  async writeIfAbsent(absent: string[], ops: Op[]): Promise<boolean> {
+    if (absent.length + ops.length > MAX_TXN_OPS) throw new Error(`writeIfAbsent: ${absent.length} compares and ${ops.length} operations exceed one transaction`);
+    if (await this.txn(absent, ops)) return true;
+    if (!(await this.txn([], []))) throw unavailable('this manager may not write the cluster state (it is not the leader)');
+    return false;
+  }
+
+  /** Which of `keys` exist. */
+  async existing(keys: string[]): Promise<Set<string>> {
+    const got = await Promise.all(keys.map((k) => this.read(() => this.ns.get(k).string())));
+    return new Set(keys.filter((_, i) => got[i] !== null));
+  }
+
 
   /** Reads, with an unreachable etcd as a 503. */
   private async read<T>(fn: () => Promise<T>): Promise<T> {
@@ -181,12 +211,13 @@ export class ClusterStore {
     }
   }
 
-  private async readAll<T>(prefix: string): Promise<Map<string, T>> {
+  /** The keys under `prefix` (without it), their JSON values parsed. */
+  async readAll<T>(prefix: string): Promise<Map<string, T>> {
     const kv = await this.read(() => this.ns.getAll().prefix(prefix).strings());
     return new Map(Object.entries(kv).map(([k, v]) => [k.slice(prefix.length), JSON.parse(v) as T]));
   }
 
-  private async readOne<T>(key: string): Promise<T | undefined> {
+  async readOne<T>(key: string): Promise<T | undefined> {
     const v = await this.read(() => this.ns.get(key).string());
     return v === null ? undefined : (JSON.parse(v) as T);
   }
