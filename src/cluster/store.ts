@@ -7,7 +7,7 @@
  * tens of transactions, not thousands. A second manager reads the same keys.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { Etcd3, type Namespace } from 'etcd3';
+import { Etcd3, Range, type Namespace } from 'etcd3';
 import { unavailable, errorMessage } from '../lib/errors.js';
 
 export type NodeState = 'up' | 'down';
@@ -80,6 +80,8 @@ export type Guard = [string, 'Version' | 'Value' | 'Create' | 'Mod', '==' | '!='
 const ALWAYS: Guard = ['guard', 'Version', '>', -1];
 /** etcd's --max-txn-ops default. */
 export const MAX_TXN_OPS = 128;
+/** Keys per read of a prefix. */
+const READ_PAGE = 5000;
 /** Transactions in flight at once; the rest of the writes queue and share the next ones. */
 const TXN_IN_FLIGHT = 8;
 
@@ -211,10 +213,20 @@ export class ClusterStore {
     }
   }
 
-  /** The keys under `prefix` (without it), their JSON values parsed. */
+  /**
+   * The keys under `prefix` (without it), their JSON values parsed; read in pages, so that hundreds of thousands
+   * of keys do not make an answer past gRPC's 4 MB.
+   */
   async readAll<T>(prefix: string): Promise<Map<string, T>> {
-    const kv = await this.read(() => this.ns.getAll().prefix(prefix).strings());
-    return new Map(Object.entries(kv).map(([k, v]) => [k.slice(prefix.length), JSON.parse(v) as T]));
+    const out = new Map<string, T>();
+    const end = Range.prefix(prefix).end;
+    for (let from: Buffer = Buffer.from(prefix); ;) {
+      const kv = await this.read(() => this.ns.getAll().inRange(new Range(from, end)).sort('Key', 'Ascend').limit(READ_PAGE).strings());
+      const ks = Object.keys(kv);
+      for (const k of ks) out.set(k.slice(prefix.length), JSON.parse(kv[k]!) as T);
+      if (ks.length < READ_PAGE) return out;
+      from = Buffer.concat([Buffer.from(ks[ks.length - 1]!), Buffer.from([0])]);
+    }
   }
 
   async readOne<T>(key: string): Promise<T | undefined> {
