@@ -114,8 +114,9 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     // the nodes as etcd knows them: each has 3 heartbeats to come back before it counts as down
     for (const rec of await store.nodes()) state.upsertNode(rec);
     // which node owns each container the managers created: a copy reported by another node is an orphan
-    for (const [id, p] of await store.placements()) state.placed.set(id, p.node);
-    await net.load();
+    const placements = await store.placements();
+    for (const [id, p] of placements) state.placed.set(id, p.node);
+    await net.load(placements);
     api.route('GET', '/sampan/v1/nodes', (ctx) => ctx.send(200, [...state.nodes.values()].map(view)));
     api.route('GET', '/sampan/v1/nodes/{id}', (ctx) => ctx.send(200, view(state.getNode(ctx.param('id')))));
     api.route('PATCH', '/sampan/v1/nodes/{id}', async (ctx) => ctx.send(200, view(await nodes.update(ctx.param('id'), validateNodeUpdate(await ctx.json())))));

@@ -95,7 +95,7 @@ export class NodeAgent {
     ws.on('message', (data) => {
       let m: ManagerMessage;
       try {
-        m = parseMessage<ManagerMessage>(data, ['welcome', 'command']);
+        m = parseMessage<ManagerMessage>(data, ['welcome', 'command', 'networks', 'peers']);
       } catch (err) {
         this.log.warn({ err: errorMessage(err) }, 'node agent: bad message from the manager');
         ws.close();

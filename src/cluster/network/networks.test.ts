@@ -27,7 +27,7 @@ test('cluster networks and their addresses in etcd: blocks leased per node, an a
   const keys = async (prefix: string) => sa.readAll<{ node?: string; container?: string; ip?: string }>(prefix);
 
   const a = new ClusterNetworking(sa, CFG);
-  await a.load();
+  await a.load(new Map());
   const def = a.get('cluster');
   assert.equal(def.spec.subnet, '10.192.0.0/16', 'the default network, made at the first start');
 
@@ -42,7 +42,7 @@ test('cluster networks and their addresses in etcd: blocks leased per node, an a
   const tiny = await a.create({ name: 'tiny', subnet: '10.200.0.0/23' });
   assert.equal(tiny.ipam.blockCount, 2);
   const b = new ClusterNetworking(sb, CFG);
-  await b.load();
+  await b.load(await sb.placements());
   assert.deepEqual(b.specs(), a.specs(), 'a second manager reads them, and makes no other default network');
 
   // 3 nodes × 300 containers: /24 blocks of 254 addresses, so 2 blocks each
@@ -66,7 +66,7 @@ test('cluster networks and their addresses in etcd: blocks leased per node, an a
   const rb = placements(web.spec.id, ['n3', 'n4'], 100);
   await Promise.all([a.place(ra), b.place(rb)]);
   const c = new ClusterNetworking(sb, CFG);
-  await c.load();
+  await c.load(await sb.placements());
   await Promise.all([a.place(placements(web.spec.id, ['n1'], 20)), c.place(placements(web.spec.id, ['n1'], 20))]);
   const held = await keys(`ips/${web.spec.id}/`);
   assert.equal(held.size, 440, 'every address once in etcd');
@@ -97,7 +97,7 @@ test('cluster networks and their addresses in etcd: blocks leased per node, an a
 
   // a new manager rebuilds from etcd: the free address is the one it hands out next on that node
   const d = new ClusterNetworking(sa, CFG);
-  await d.load();
+  await d.load(await sa.placements());
   assert.equal(d.get('cluster').ipam.usedCount(), 899);
   const again = placements(def.spec.id, [ps[0]!.node.rec.id], 1);
   await d.place(again);

@@ -82,8 +82,8 @@ export class ClusterNetworking {
     this.pool = checkNetworkConfig(cfg);
   }
 
-  /** What etcd holds, in memory; the default network made at the first start. */
-  async load(): Promise<void> {
+  /** What etcd holds, in memory (`placements`: as the manager read them); the default network made at the first start. */
+  async load(placements: Map<string, Placement>): Promise<void> {
     for (const [id, rec] of await this.store.readAll<ClusterNetworkSpec & { created: string }>('networks/')) {
       const { created, ...spec } = rec;
       this.byId.set(id, { spec, created, ipam: new NetworkIpam(spec.subnet, this.blockPrefixFor(spec.subnet)) });
@@ -96,7 +96,7 @@ export class ClusterNetworking {
       const [net, ip] = key.split('/');
       this.byId.get(net!)?.ipam.take(ipToInt(ip!));
     }
-    for (const [id, p] of await this.store.readAll<Placement>('placements/')) if (p.network && p.ip) this.addrs.set(id, { network: p.network, ip: p.ip });
+    for (const [id, p] of placements) if (p.network && p.ip) this.addrs.set(id, { network: p.network, ip: p.ip });
     if (!this.find(DEFAULT_NETWORK)) await this.create({ name: DEFAULT_NETWORK });
   }
 

@@ -6,12 +6,15 @@ import type { ClusterNetwork } from './networks.js';
 
 export const ROUTING_OPTION = 'com.sampan.routing';
 const CLUSTER_DRIVERS = ['sampan-cluster', 'overlay'];
+/** The engines' own networks of these names: a cluster network may not take them. */
+const PREDEFINED = ['bridge', 'host', 'none', 'default'];
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 /** `POST /networks/create` through the manager: cluster networks only (a local network is an engine's own). */
 export function clusterNetworkRequest(b: unknown): { name: string; subnet?: string; routing?: 'host-gw' | 'vxlan'; internal: boolean; labels: Record<string, string> } {
   const r = (b ?? {}) as { Name?: unknown; Driver?: string; Internal?: boolean; EnableIPv6?: boolean; IPAM?: { Config?: Array<{ Subnet?: string; Gateway?: string; IPRange?: string }> }; Options?: Record<string, string>; Labels?: Record<string, string> };
   if (typeof r.Name !== 'string' || !NAME.test(r.Name)) throw invalid(`invalid network name ${JSON.stringify(r.Name ?? '')}: [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
+  if (PREDEFINED.includes(r.Name)) throw invalid(`${r.Name} is a pre-defined network and cannot be created`);
   const driver = r.Driver || 'bridge';
   if (driver === 'bridge') throw invalid('local networks are made on an engine (docker -H ENGINE network create); through the cluster manager, -d sampan-cluster (or -d overlay) makes a cluster network');
   if (!CLUSTER_DRIVERS.includes(driver)) throw invalid(`network driver ${driver} is not supported by the cluster manager: use -d sampan-cluster (or -d overlay)`);
