@@ -102,7 +102,7 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
       id: randomBytes(8).toString('hex'), prefix: b.prefix, replicas: b.replicas, image: String(b.config.Image), state: 'running',
       createdAt: now, updatedAt: now, running: 0, failed: 0, errors: [],
     };
-    const addr = c.net?.request(body);
+    const addr = c.net.request(body);
     const net = (): Pick<NewPlacement, 'net'> => (addr ? { net: { network: addr.network.spec.id, ...(addr.ip && { want: addr.ip }) } } : {});
     const replicas = names.map((name, i) => ({ id: newId(), node: nodes[i]!, name, batch: rec.id, ...net() }));
     // placed before the record: an exhausted network leaves no batch behind

@@ -245,9 +245,6 @@ export class ClusterStore {
   putPlacements(ps: Array<{ id: string; placement: Placement }>): Promise<void> {
     return this.write(ps.map((p) => ({ put: `placements/${p.id}`, value: p.placement })));
   }
-  deletePlacements(ids: string[]): Promise<void> {
-    return this.write(ids.map((id) => ({ del: `placements/${id}` })));
-  }
   placements(): Promise<Map<string, Placement>> {
     return this.readAll<Placement>('placements/');
   }

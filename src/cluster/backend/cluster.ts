@@ -50,7 +50,7 @@ export class Cluster {
       engineTls?: TlsFiles;
     } = {},
     /** The cluster networks: placements on them get their addresses. */
-    readonly net?: ClusterNetworking,
+    readonly net: ClusterNetworking,
   ) {}
 
   get external(): ExternalScheduler | undefined {
@@ -74,17 +74,15 @@ export class Cluster {
     const addressed = ps.filter((p) => p.net);
     await Promise.all([
       this.store.putPlacements(plain.map((p) => ({ id: p.id, placement: { node: p.node.rec.id, ...(p.name && { name: p.name }), ...(p.batch && { batch: p.batch }) } }))),
-      addressed.length ? this.net!.place(addressed) : undefined,
+      addressed.length ? this.net.place(addressed) : undefined,
     ]);
     for (const p of ps) this.state.placed.set(p.id, p.node.rec.id);
   }
 
   /** Placements and their addresses deleted together. */
   async unplace(ids: string[]): Promise<void> {
-    if (this.net) {
-      await this.store.write(this.net.unplaceOps(ids));
-      this.net.released(ids);
-    } else await this.store.deletePlacements(ids);
+    await this.store.write(this.net.unplaceOps(ids));
+    this.net.released(ids);
     for (const id of ids) this.state.placed.delete(id);
   }
 

@@ -81,9 +81,9 @@ export class ClusterContainers implements ContainerBackend {
     const { req, body } = schedulingRequest(raw);
     if (name !== undefined && !/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(name)) throw invalid(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     const cname = name?.replace(/^\//, '');
-    const addr = this.c.net?.request(body);
+    const addr = this.c.net.request(body);
     // a fixed address in a block another node leased can only be had on that node
-    const holder = addr && this.c.net!.holderOf(addr);
+    const holder = addr && this.c.net.holderOf(addr);
     if (cname) this.c.state.reserveName(cname);
     try {
       const node = holder ? this.holderNode(holder, addr.ip!) : (await this.c.schedule(req, 1))[0]!;
@@ -108,7 +108,7 @@ export class ClusterContainers implements ContainerBackend {
     const start = !!o.start;
     if (!this.c.connected(p.node)) throw unavailable(`node ${p.node.rec.name} is not connected`);
     if (!o.placed) await this.c.place([p]);
-    const sent = p.net?.ip ? this.c.net!.engineBody(body, { network: p.net.network, ip: p.net.ip }) : body;
+    const sent = p.net?.ip ? this.c.net.engineBody(body, { network: p.net.network, ip: p.net.ip }) : body;
     try {
       return await this.c.command(p.node, 'create', { id: p.id, ...(p.name && { name: p.name }), body: sent, ...(start && { start }) });
     } catch (err) {

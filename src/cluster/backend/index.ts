@@ -154,7 +154,7 @@ class ClusterImages implements ImageBackend {
 class ClusterNetworks implements NetworkBackend {
   constructor(private readonly c: Cluster) {}
   private get net(): ClusterNetworking {
-    return this.c.net!;
+    return this.c.net;
   }
   async list(filters: Filters): Promise<NetworkResource[]> {
     const mine = this.net.list().map((n) => networkView(n, [])).filter((v) => networkMatches(v, filters));
