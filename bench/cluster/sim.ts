@@ -103,12 +103,12 @@ class SimEngine {
       api: `tcp://${addrOf(this.index)}:2375`, addr: addrOf(this.index), capacity: { ncpu: 2, memTotal: 8 << 30 }, version: 'sim',
     }));
     ws.on('message', (data) => {
-      const m = parseMessage<ManagerMessage>(data, ['welcome', 'command']);
+      const m = parseMessage<ManagerMessage>(data, ['welcome', 'command', 'networks', 'peers']);
       if (m.type === 'command') {
         void this.run(m).then((r) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(r)));
         return;
       }
-      if (m.type !== 'welcome') return; // cluster networking: not built yet
+      if (m.type !== 'welcome') return; // cluster networks: a simulated engine builds none
       this.attempt = 0;
       this.welcomed = true;
       this.send({ type: 'containers', containers: [...this.containers.values()].map(summary) });
