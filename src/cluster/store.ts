@@ -215,13 +215,14 @@ export class ClusterStore {
 
   /**
    * The keys under `prefix` (without it), their JSON values parsed; read in pages, so that hundreds of thousands
-   * of keys do not make an answer past gRPC's 4 MB.
+   * of keys do not make an answer past gRPC's 4 MB. etcd answers a range in key order; asking it to sort would
+   * make it read the whole range for each page.
    */
   async readAll<T>(prefix: string): Promise<Map<string, T>> {
     const out = new Map<string, T>();
     const end = Range.prefix(prefix).end;
     for (let from: Buffer = Buffer.from(prefix); ;) {
-      const kv = await this.read(() => this.ns.getAll().inRange(new Range(from, end)).sort('Key', 'Ascend').limit(READ_PAGE).strings());
+      const kv = await this.read(() => this.ns.getAll().inRange(new Range(from, end)).limit(READ_PAGE).strings());
       const ks = Object.keys(kv);
       for (const k of ks) out.set(k.slice(prefix.length), JSON.parse(kv[k]!) as T);
       if (ks.length < READ_PAGE) return out;
