@@ -15,7 +15,6 @@ import {
 } from '../lib/node-protocol.js';
 import { VERSION } from '../lib/version.js';
 import { EngineContainers } from './backend/containers.js';
-import { ClusterNames } from './cluster-names.js';
 import { containerSummary, statusFacts } from './backend/views.js';
 import type { ContainerRecord } from './containers/model.js';
 import type { Engine } from './engine.js';
@@ -34,10 +33,10 @@ export interface JoinOptions {
   tls?: TlsMaterial;
 }
 
-/** The host's first IPv4 address that is not loopback nor one of the engine's own bridges, veths or VXLAN devices. */
+/** The host's first IPv4 address that is not loopback nor one of the engine's own bridges or veths. */
 function hostAddr(): string {
   for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
-    if (/^(sampan|veth|cni|spc|spvx)/.test(name)) continue;
+    if (/^(sampan|veth|cni)/.test(name)) continue;
     const a = addrs?.find((x) => x.family === 'IPv4' && !x.internal);
     if (a) return a.address;
   }
@@ -56,14 +55,10 @@ export class NodeAgent {
   private retryTimer?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
-  private readonly unsubscribeNetstate: () => void;
   private readonly url: string;
   private readonly containers: EngineContainers;
   /** Containers a command of this manager is changing: their events are left out, the command's result says it all. */
   private readonly commanding = new Map<string, number>();
-  /** The embedded DNS's questions for cluster network names, answered by this manager. */
-  private readonly names = new ClusterNames((m) => this.send(m));
-  private readonly dropNames: () => void;
 
   constructor(
     private readonly engine: Engine,
@@ -77,10 +72,6 @@ export class NodeAgent {
       const rec = engine.containers.find(ev.Actor.ID);
       this.send({ type: 'event', action: ev.Action, id: ev.Actor.ID, ...(rec ? { summary: report(rec) } : {}) });
     });
-    // a manager that is not connected cannot answer: the DNS asks the next one
-    this.dropNames = engine.networks.addRemoteNames((network, name) => (this.welcomed && this.ws?.readyState === WebSocket.OPEN ? this.names.resolve(network, name) : undefined));
-    // a network's state goes to every manager (the one acting on it may be any)
-    this.unsubscribeNetstate = engine.networks.cluster.subscribe((st) => this.send(st));
     this.connect();
   }
 
@@ -104,7 +95,7 @@ export class NodeAgent {
     ws.on('message', (data) => {
       let m: ManagerMessage;
       try {
-        m = parseMessage<ManagerMessage>(data, ['welcome', 'command', 'resolved', 'networks', 'peers']);
+        m = parseMessage<ManagerMessage>(data, ['welcome', 'command']);
       } catch (err) {
         this.log.warn({ err: errorMessage(err) }, 'node agent: bad message from the manager');
         ws.close();
@@ -115,21 +106,11 @@ export class NodeAgent {
         void this.run(m).then((r) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(r)));
         return;
       }
-      if (m.type === 'resolved') {
-        this.names.settle(m);
-        return;
-      }
-      if (m.type === 'networks' || m.type === 'peers') {
-        void this.engine.networks.cluster.receive(m);
-        return;
-      }
-      if (m.type !== 'welcome') return;
+      if (m.type !== 'welcome') return; // cluster networking: not built yet
       this.attempt = 0;
       this.welcomed = true;
-      this.engine.networks.cluster.identify(m.nodeId, this.o.nodeName);
       this.log.info({ manager: this.o.join, nodeId: m.nodeId }, 'joined the cluster');
       this.send({ type: 'containers', containers: this.engine.containers.list().map(report) });
-      for (const st of this.engine.networks.cluster.current()) this.send(st);
       let sentImages = '';
       const beat = () => {
         const images = this.engine.images.store.list().map((i) => ({ Id: i.id, RepoTags: i.repoTags }));
@@ -152,7 +133,6 @@ export class NodeAgent {
     });
     ws.on('close', (code, reason) => {
       clearInterval(this.heartbeat);
-      this.names.reset();
       if (this.closed) return;
       if (code === CLOSE_BAD_TOKEN) {
         this.log.error({ manager: this.o.join, reason: reason.toString() }, 'the manager refused the join token: not retrying');
@@ -177,7 +157,6 @@ export class NodeAgent {
         case 'create': {
           const { id, name, body, start } = m.args as CommandMessage<'create'>['args'];
           if (!/^[a-f0-9]{64}$/.test(id)) throw invalid(`create: the id must be 64 hex digits, not ${id}`);
-          await this.engine.networks.cluster.settled();
           value = await c.create(body, name, id);
           if (start) await c.start(id);
           break;
@@ -227,8 +206,6 @@ export class NodeAgent {
   close(): void {
     this.closed = true;
     this.unsubscribe();
-    this.dropNames();
-    this.unsubscribeNetstate();
     clearTimeout(this.retryTimer);
     clearInterval(this.heartbeat);
     this.ws?.close();
