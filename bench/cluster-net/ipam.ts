@@ -59,6 +59,10 @@ async function main(): Promise<void> {
     }));
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     const sorted = Array.from(lat).sort((a, b) => a - b);
+    const row = (k: string, v: string | number) => console.log(`| ${k} | ${v} |`);
+    console.log(`\n| IPAM, ${HOSTS.toLocaleString('en')} hosts × ${PER} containers, ${CONCURRENCY} in flight, ${MANAGERS} allocator(s) | |\n|---|---|`);
+    row('allocations', `${(total - failed).toLocaleString('en')} of ${total.toLocaleString('en')} in ${secs.toFixed(0)} s (${Math.round(total / secs).toLocaleString('en')}/s)`);
+    row('latency p50 / p99 / max', `${pct(sorted, 50).toFixed(2)} / ${pct(sorted, 99).toFixed(2)} / ${sorted[sorted.length - 1]!.toFixed(1)} ms`);
 
     // read back from etcd
     const reader = stores[0]!;
@@ -78,10 +82,6 @@ async function main(): Promise<void> {
       if (byIp.get(ip) !== v.container) mismatched++;
     }
     const blocks = (await reader.readAll<{ node: string }>(`blocks/${net}/`)).size;
-    const row = (k: string, v: string | number) => console.log(`| ${k} | ${v} |`);
-    console.log(`\n| IPAM, ${HOSTS.toLocaleString('en')} hosts × ${PER} containers, ${CONCURRENCY} in flight, ${MANAGERS} allocator(s) | |\n|---|---|`);
-    row('allocations', `${(total - failed).toLocaleString('en')} of ${total.toLocaleString('en')} in ${secs.toFixed(0)} s (${Math.round(total / secs).toLocaleString('en')}/s)`);
-    row('latency p50 / p99 / max', `${pct(sorted, 50).toFixed(2)} / ${pct(sorted, 99).toFixed(2)} / ${sorted[sorted.length - 1]!.toFixed(1)} ms`);
     row('blocks leased (etcd)', blocks.toLocaleString('en'));
     row('placements with an address (etcd)', `${byIp.size.toLocaleString('en')} of ${placements.toLocaleString('en')}`);
     row('address keys (etcd)', keyed.toLocaleString('en'));
