@@ -92,11 +92,12 @@ export class ClusterNetworking {
       const [net, start] = key.split('/');
       this.byId.get(net!)?.ipam.lease(ipToInt(start!), b.node);
     }
-    for (const key of (await this.store.readAll<unknown>('ips/')).keys()) {
-      const [net, ip] = key.split('/');
-      this.byId.get(net!)?.ipam.take(ipToInt(ip!));
+    // an address's key and its placement are written and deleted together: the placements say which are taken
+    for (const [id, p] of placements) {
+      if (!p.network || !p.ip) continue;
+      this.addrs.set(id, { network: p.network, ip: p.ip });
+      this.byId.get(p.network)?.ipam.take(ipToInt(p.ip));
     }
-    for (const [id, p] of placements) if (p.network && p.ip) this.addrs.set(id, { network: p.network, ip: p.ip });
     if (!this.find(DEFAULT_NETWORK)) await this.create({ name: DEFAULT_NETWORK });
   }
 
