@@ -48,7 +48,8 @@ async function main(): Promise<void> {
         const p: NewPlacement = { id: (Math.imul(i, 2654435761) >>> 0).toString(16).padStart(8, '0'), node: nodes[i % HOSTS]!, net: { network: net } };
         const s = process.hrtime.bigint();
         try {
-          await managers[i % MANAGERS]!.place([p]);
+          // a host's creates alternate between the allocators: they race for its block and its addresses
+          await managers[(i + Math.floor(i / HOSTS)) % MANAGERS]!.place([p]);
         } catch (err) {
           failed++;
           if (failed <= 5) console.error(`allocation ${i} failed: ${(err as Error).message}`);
