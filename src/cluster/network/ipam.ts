@@ -117,10 +117,6 @@ export class NetworkIpam {
     return undefined;
   }
 
-  isUsed(ip: number): boolean {
-    return this.used.has(ip);
-  }
-
   take(ip: number): void {
     if (this.used.has(ip)) return;
     this.used.add(ip);
