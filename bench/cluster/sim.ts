@@ -103,7 +103,7 @@ class SimEngine {
       api: `tcp://${addrOf(this.index)}:2375`, addr: addrOf(this.index), capacity: { ncpu: 2, memTotal: 8 << 30 }, version: 'sim',
     }));
     ws.on('message', (data) => {
-      const m = parseMessage<ManagerMessage>(data, ['welcome', 'command']);
+      const m = parseMessage<ManagerMessage>(data, ['welcome', 'command', 'networks', 'peers']);
       if (m.type === 'command') {
         void this.run(m).then((r) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(r)));
         return;

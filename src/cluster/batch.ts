@@ -1,7 +1,7 @@
 /**
- * Batches: N identical replicas PREFIX-1…N in one scheduling pass. Each replica gets its id here; the batch record
- * is written first, then the placements (which node holds which id, in etcd) in transactions of MAX_TXN_OPS, each
- * replica's before its engine is told; as they land, each replica's create + start goes down its node's connection, BATCH_IN_FLIGHT at a time (NODE_IN_FLIGHT per node,
+ * Batches: N identical replicas PREFIX-1…N in one scheduling pass. Each replica gets its id (and its address on a
+ * cluster network) here; the batch record and then the placements (which node holds which id, in etcd) are written
+ * before any engine is told; then each replica's create + start goes down its node's connection, BATCH_IN_FLIGHT at a time (NODE_IN_FLIGHT per node,
  * so a binpacked batch does not swamp one engine). A replica that fails is retried once on another node under the
  * same id; its placement moves first, so a copy the first node made anyway is an orphan it is told to remove. Each
  * replica's result is reported as it lands; the record's counts reach etcd every PROGRESS_MS while it runs.
@@ -11,10 +11,11 @@ import { errorMessage, invalid } from '../lib/errors.js';
 import { newId } from '../lib/ids.js';
 import type { ClusterContainers } from './backend/containers.js';
 import type { Cluster } from './backend/index.js';
+import type { NewPlacement } from './backend/cluster.js';
 import { schedulingRequest } from './request.js';
 import { STRATEGIES, type Strategy } from './scheduler.js';
 import type { NodeEntry } from './state.js';
-import { MAX_BATCH_ERRORS, MAX_TXN_OPS, type BatchRecord } from './store.js';
+import { MAX_BATCH_ERRORS, type BatchRecord } from './store.js';
 
 const BATCH_IN_FLIGHT = 2048;
 const NODE_IN_FLIGHT = 8;
@@ -101,19 +102,18 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
       id: randomBytes(8).toString('hex'), prefix: b.prefix, replicas: b.replicas, image: String(b.config.Image), state: 'running',
       createdAt: now, updatedAt: now, running: 0, failed: 0, errors: [], config: b.config,
     };
-    const replicas = names.map((name, i) => ({ id: newId(), node: nodes[i]!, name, batch: rec.id }));
-    // placements go in transactions of MAX_TXN_OPS, each replica's before its engine is told; the first chunk is
-    // awaited (an etcd that refuses fails the whole batch at once), the others as their replicas' turns come
-    const chunks = Array.from({ length: Math.ceil(replicas.length / MAX_TXN_OPS) }, (_, k) => replicas.slice(k * MAX_TXN_OPS, (k + 1) * MAX_TXN_OPS));
-    let placed: Array<Promise<void>>;
+    const addr = c.net.request(body);
+    const net = (): Pick<NewPlacement, 'net'> => (addr ? { net: { network: addr.network.spec.id, ...(addr.ip && { want: addr.ip }) } } : {});
+    const replicas = names.map((name, i) => ({ id: newId(), node: nodes[i]!, name, batch: rec.id, ...net() }));
+    // the record first: a manager that takes over resumes the batch from it and the placements that name it
+    await c.store.putBatch(rec);
     try {
-      await c.store.putBatch(rec);
-      await c.place(chunks[0]!);
-      placed = [Promise.resolve(), ...chunks.slice(1).map((ch) => c.place(ch))];
-      for (const p of placed) p.catch(() => undefined); // each replica reads its chunk's outcome
+      await c.place(replicas);
     } catch (err) {
-      // nothing was told to any engine: the placements no longer count on their nodes
+      // nothing was told to any engine (an exhausted network places nothing): the placements no longer count on
+      // their nodes, and the record says why the batch failed
       for (const n of nodes) c.settled(n);
+      await c.store.putBatch({ ...rec, state: 'failed', failed: rec.replicas, errors: [{ name: b.prefix, error: errorMessage(err) }], updatedAt: new Date().toISOString() }).catch(() => undefined);
       throw err;
     }
     c.log.info({ batch: rec.id, prefix: b.prefix, replicas: b.replicas }, 'batch placed');
@@ -124,15 +124,7 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
     const ticker = setInterval(() => void saveProgress().catch((err: unknown) => c.log.warn({ batch: rec.id, err: errorMessage(err) }, 'could not record the batch\'s progress')), PROGRESS_MS);
     let done = 0;
     try {
-      const index = new Map(replicas.map((r, i) => [r, i]));
       const one = async (r: (typeof replicas)[number]): Promise<BatchReplica> => {
-        try {
-          await placed[Math.floor(index.get(r)! / MAX_TXN_OPS)];
-        } catch (err) {
-          // its placement is not in etcd: it is not created anywhere
-          c.settled(r.node);
-          return { name: r.name, error: errorMessage(err) };
-        }
         try {
           await containers.createOn(r, body, { start: true, placed: true });
           return { name: r.name, node: r.node.rec.name, id: r.id };
@@ -142,7 +134,8 @@ export async function runBatch(c: Cluster, containers: ClusterContainers, b: Bat
         let node: NodeEntry | undefined;
         try {
           [node] = await c.schedule(req, 1, { exclude: new Set([r.node.rec.id]), strategy: b.strategy });
-          await containers.createOn({ ...r, node: node! }, body, { start: true });
+          // a new address too: the first one is in the failed node's block
+          await containers.createOn({ ...r, node: node!, ...net() }, body, { start: true });
           return { name: r.name, node: node!.rec.name, id: r.id };
         } catch (err) {
           return { name: r.name, node: (node ?? r.node).rec.name, error: errorMessage(err) };

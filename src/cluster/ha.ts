@@ -59,6 +59,8 @@ export class HighAvailability {
   private readonly running = new Map<string, { rec: BatchRecord; replicas: Map<string, Placement> }>();
   private readonly batchOf = new Map<string, string>();
   private readonly resuming = new Set<string>();
+  /** Told when this manager starts to lead, before the batches resume: what a standby had to reread. */
+  onLead?: () => Promise<void>;
 
   constructor(
     private readonly o: HaOptions,
@@ -161,6 +163,10 @@ export class HighAvailability {
   /** The node states this manager saw as a standby reach etcd; the batches left running are taken up. */
   private lead(): void {
     void this.nodes.recordPending();
+    void (this.onLead?.() ?? Promise.resolve()).catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'could not take up the cluster networks')).then(() => this.resumeAll());
+  }
+
+  private resumeAll(): void {
     for (const [id, b] of this.running) {
       if (this.resuming.has(id)) continue;
       this.resuming.add(id);

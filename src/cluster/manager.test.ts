@@ -33,3 +33,14 @@ test('manager config: the certificate towards engines defaults to the manager\'s
   const none = await loadManagerConfig({ etcd }, {});
   assert.equal(none.engineTlscert, undefined);
 });
+
+test('manager config: the cluster networks\' pool, network and block sizes and routing, from flags or SAMPAN_CLUSTER_*, checked together at start', async () => {
+  const d = await loadManagerConfig({ etcd }, {});
+  assert.deepEqual([d.pool, d.networkSize, d.blockSize, d.routing], ['10.192.0.0/12', 16, 24, 'host-gw']);
+  const e = await loadManagerConfig({ etcd, blockSize: 26 }, { SAMPAN_CLUSTER_POOL: '10.64.0.0/10', SAMPAN_CLUSTER_NETWORK_SIZE: '20', SAMPAN_CLUSTER_ROUTING: 'vxlan' });
+  assert.deepEqual([e.pool, e.networkSize, e.blockSize, e.routing], ['10.64.0.0/10', 20, 26, 'vxlan']);
+  await assert.rejects(loadManagerConfig({ etcd, pool: '10.192.0.1/12' }, {}), (err) => isCode(err, 'INVALID_ARGUMENT') && /host bits/.test((err as Error).message));
+  await assert.rejects(loadManagerConfig({ etcd, networkSize: 8 }, {}), /network size \/8: must be within the pool \(\/12\)/);
+  await assert.rejects(loadManagerConfig({ etcd, networkSize: 25 }, {}), /hold a block \(\/24\)/);
+  await assert.rejects(loadManagerConfig({ etcd }, { SAMPAN_CLUSTER_ROUTING: 'bgp' }), /routing/);
+});

@@ -17,6 +17,8 @@ import { runBatch, validateBatch } from './batch.js';
 import { ExternalScheduler } from './external.js';
 import { HighAvailability } from './ha.js';
 import { ClusterMetrics } from './metrics.js';
+import { NetworkSync } from './network/engines.js';
+import { checkNetworkConfig, ClusterNetworking } from './network/networks.js';
 import { NodeRegistry, validateNodeUpdate } from './nodes.js';
 import { registryRoute, ServiceRegistry } from './registry.js';
 import { STRATEGIES } from './scheduler.js';
@@ -46,6 +48,11 @@ export const ManagerConfigSchema = z.strictObject({
   /** An external scheduler: it places what passed the filters (docs/cluster.md, "External scheduler"). */
   schedulerUrl: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional(),
   schedulerTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
+  /** Cluster networks: the pool their subnets come from, each network's size and its blocks' (prefix lengths), and the routing of new networks. */
+  pool: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'an IPv4 CIDR, e.g. 10.192.0.0/12').default('10.192.0.0/12'),
+  networkSize: z.number().int().min(1).max(30).default(16),
+  blockSize: z.number().int().min(1).max(30).default(24),
+  routing: z.enum(['host-gw', 'vxlan']).default('host-gw'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   /** The election lease's TTL in seconds: how long a leader that died (or paused) leads on (docs/cluster.md). */
   leaseTtl: z.number().int().min(1).max(60).default(2),
@@ -62,6 +69,7 @@ export async function loadManagerConfig(flags: Partial<ManagerConfig> & { config
   for (const a of [c.listen, c.nodeListen]) {
     if ((a.startsWith('tcp://') || a.startsWith('wss://')) && !ownTls(c)) throw invalid(`refusing to listen on ${a} without mutual TLS: pass --tlscacert, --tlscert and --tlskey`);
   }
+  checkNetworkConfig(c);
   c.engineTlscacert ??= c.tlscacert;
   c.engineTlscert ??= c.tlscert;
   c.engineTlskey ??= c.tlskey;
@@ -71,11 +79,11 @@ export async function loadManagerConfig(flags: Partial<ManagerConfig> & { config
 const ownTls = (c: ManagerConfig): TlsPaths | undefined => (c.tlscacert && c.tlscert && c.tlskey ? { ca: c.tlscacert, cert: c.tlscert, key: c.tlskey } : undefined);
 
 /** A node as `/sampan/v1/nodes` shows it: its record (edits kept internal), containers and images counted. */
-export type NodeView = Omit<NodeRecord, 'labelEdits'> & { availability: Availability; containers: number; images: number };
+export type NodeView = Omit<NodeRecord, 'labelEdits'> & { availability: Availability; containers: number; images: number; degraded?: Record<string, string> };
 
-function nodeView(n: NodeEntry): NodeView {
+function nodeView(n: NodeEntry, degraded?: Record<string, string>): NodeView {
   const { labelEdits: _, ...rec } = n.rec;
-  return { ...rec, availability: rec.availability ?? 'active', containers: n.containers.size, images: n.images };
+  return { ...rec, availability: rec.availability ?? 'active', containers: n.containers.size, images: n.images, ...(degraded && { degraded }) };
 }
 
 /** How often the manager checks that etcd answers, with nothing else to tell it (no request, no transition). */
@@ -105,10 +113,15 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const registry = new ServiceRegistry((id) => state.entry(id));
   state.onChange = (before, after) => registry.change(before, after);
   nodes.resolve = (network, name) => registry.resolve(network, name);
+  const net = new ClusterNetworking(store, cfg);
+  const sync = new NetworkSync(net, state, store, nodes, log);
+  nodes.onWelcome = (n) => sync.welcome(n);
+  nodes.onNetState = (n, m) => sync.netstate(n, m);
   const cluster = new Cluster(state, store, log, nodes, cfg.strategy, {
     external: cfg.schedulerUrl ? new ExternalScheduler(cfg.schedulerUrl, cfg.schedulerTimeoutMs) : undefined,
     engineTls: { ca: cfg.engineTlscacert, cert: cfg.engineTlscert, key: cfg.engineTlskey },
-  });
+  }, net);
+  const view = (n: NodeEntry) => nodeView(n, sync.degraded.get(n.rec.id));
   const backends = clusterBackends(cluster, cfg.name, () => ha.role);
   const api = new DockerApiServer(backends, log, 'sampan_cluster_');
   const ha = new HighAvailability({
@@ -131,6 +144,14 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     // the nodes as etcd knows them (each has 3 heartbeats to come back before it counts as down), and which node
     // owns each container the managers created (a copy reported by another node is an orphan); then followed
     await ha.follow();
+    // the cluster networks and the addresses in use as etcd has them, read again by a manager that starts to lead
+    // (a standby's may be behind), which then tells every engine
+    await net.load(await store.placements());
+    ha.onLead = async () => {
+      await net.load(await store.placements());
+      await net.ensureDefault();
+      for (const n of state.nodes.values()) if (nodes.connected(n)) sync.welcome(n);
+    };
     api.route('GET', '/sampan/v1/manager', (ctx) => ctx.send(200, ha.status()));
     // on the leader (a standby forwards it): hands over to the next in line, then stands again
     api.route('POST', '/sampan/v1/switch', async (ctx) => {
@@ -138,11 +159,16 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
       const to = await ha.handover(true, 1);
       ctx.send(200, { from, to: to?.name ?? ha.status().leader ?? null });
     });
-    api.route('GET', '/sampan/v1/nodes', (ctx) => ctx.send(200, [...state.nodes.values()].map(nodeView)));
-    api.route('GET', '/sampan/v1/nodes/{id}', (ctx) => ctx.send(200, nodeView(state.getNode(ctx.param('id')))));
+    api.route('GET', '/sampan/v1/nodes', (ctx) => ctx.send(200, [...state.nodes.values()].map(view)));
+    api.route('GET', '/sampan/v1/nodes/{id}', (ctx) => ctx.send(200, view(state.getNode(ctx.param('id')))));
     api.route('PATCH', '/sampan/v1/nodes/{id}', async (ctx) => {
       store.health.requireUp();
-      ctx.send(200, nodeView(await nodes.update(ctx.param('id'), validateNodeUpdate(await ctx.json()))));
+      ctx.send(200, view(await nodes.update(ctx.param('id'), validateNodeUpdate(await ctx.json()))));
+    });
+    api.route('DELETE', '/sampan/v1/nodes/{id}', async (ctx) => {
+      store.health.requireUp();
+      await sync.removeNode(ctx.param('id'), ctx.bool('force'));
+      ctx.send(204);
     });
     api.route('GET', '/sampan/v1/registry', registryRoute(registry));
     api.route('GET', '/sampan/v1/batches/{id}', async (ctx) => {

@@ -15,7 +15,7 @@ import type { Logger } from '../lib/log.js';
 import { mtlsServerOptions, type TlsPaths } from '../lib/tls.js';
 import {
   CLOSE_BAD_TOKEN, CLOSE_REFUSED, CLOSE_SHUTDOWN, NODE_PROTOCOL_VERSION, parseMessage,
-  type CommandMessage, type CommandOp, type Commands, type EngineMessage, type HelloMessage, type ReportedContainer, type ResolvedMessage, type ResultMessage, type WelcomeMessage,
+  type CommandMessage, type CommandOp, type Commands, type EngineMessage, type HelloMessage, type ManagerMessage, type NetworkStateMessage, type ReportedContainer, type ResolvedMessage, type ResultMessage, type WelcomeMessage,
 } from '../lib/node-protocol.js';
 import { RELAY_PATH, serveRelayLink, type NodeSocket } from './relay-link.js';
 import type { ClusterState, NodeEntry } from './state.js';
@@ -82,6 +82,9 @@ export class NodeRegistry {
   leading: () => boolean = () => true;
   /** Answers an engine's `resolve` (its embedded DNS asking for a name of a cluster network): the service registry. */
   resolve?: (network: string, name: string) => string[];
+  /** After each welcome (the cluster networks and peers to send), and at each `netstate` of a node. */
+  onWelcome?: (node: NodeEntry) => void;
+  onNetState?: (node: NodeEntry, m: NetworkStateMessage) => void;
 
   constructor(
     private readonly state: ClusterState,
@@ -143,7 +146,7 @@ export class NodeRegistry {
     ws.on('message', (data) => {
       let m: EngineMessage;
       try {
-        m = parseMessage<EngineMessage>(data, ['hello', 'containers', 'heartbeat', 'images', 'event', 'result', 'resolve']);
+        m = parseMessage<EngineMessage>(data, ['hello', 'containers', 'heartbeat', 'images', 'event', 'result', 'resolve', 'netstate']);
       } catch (err) {
         this.log.warn({ node: node?.rec.name, err: errorMessage(err) }, 'node protocol error');
         ws.close(CLOSE_REFUSED, 'protocol error');
@@ -161,6 +164,7 @@ export class NodeRegistry {
         });
         return;
       }
+      if (this.state.nodes.get(node.rec.id) !== node) return; // removed from the cluster: its last words are not heard
       node.lastSeen = Date.now();
       if (node.rec.state === 'down') void this.transition(node, 'up');
       if (m.type === 'heartbeat') node.images = m.images;
@@ -174,6 +178,7 @@ export class NodeRegistry {
         const ips = typeof m.network === 'string' && typeof m.name === 'string' ? this.resolve?.(m.network, m.name) ?? [] : [];
         ws.send(JSON.stringify({ type: 'resolved', seq: m.seq, ips } satisfies ResolvedMessage));
       }
+      else if (m.type === 'netstate') this.onNetState?.(node, m);
     });
   }
 
@@ -246,7 +251,27 @@ export class NodeRegistry {
     const welcome: WelcomeMessage = { type: 'welcome', nodeId: id, heartbeatMs: this.heartbeatMs };
     ws.send(JSON.stringify(welcome));
     this.log.info({ node: rec.name, id, api: rec.api, addr: rec.addr, rejoin: !!old }, 'node joined');
+    this.onWelcome?.(node);
     return node;
+  }
+
+  /** Network state to an engine: from the leader only, a standby's view may be behind (the new leader resends it). */
+  send(nodeId: string, m: ManagerMessage): void {
+    if (!this.leading()) return;
+    const c = this.conns.get(nodeId);
+    if (c?.ws.readyState === 1) c.ws.send(JSON.stringify(m));
+  }
+
+  broadcast(m: ManagerMessage): void {
+    if (!this.leading()) return;
+    const text = JSON.stringify(m);
+    for (const c of this.conns.values()) if (c.ws.readyState === 1) c.ws.send(text);
+  }
+
+  /** A node removed from the cluster: its connection closed (it joins anew if its engine comes back). */
+  drop(nodeId: string): void {
+    this.conns.get(nodeId)?.ws.close(CLOSE_REFUSED, 'removed from the cluster');
+    this.conns.delete(nodeId);
   }
 
   /** `sampan node update`: written to etcd first, then what the scheduler sees. */

@@ -98,6 +98,13 @@ export class ClusterState implements Holders {
     return e;
   }
 
+  /** A node removed from the cluster, with what it reported. */
+  dropNode(node: NodeEntry): void {
+    for (const id of [...node.containers]) this.remove(id, node);
+    this.nodes.delete(node.rec.id);
+    if (this.nodesByName.get(node.rec.name) === node) this.nodesByName.delete(node.rec.name);
+  }
+
   /** A node's full report: what it no longer has goes, the rest is replaced. */
   setNodeContainers(node: NodeEntry, list: ReportedContainer[]): void {
     const keep = new Set(list.map((s) => s.Id));

@@ -28,7 +28,7 @@ test('the store keeps nodes, placements, batches and the token\'s hash in etcd, 
   assert.deepEqual(await other.nodes(), [], 'clusters do not see each other\'s keys');
 
   await a.putPlacements([{ id: 'c-a', placement: { node: '1', name: 'web-1', batch: 'b1' } }, { id: 'c-b', placement: { node: '2', name: 'web-2' } }]);
-  await a.deletePlacements(['c-b']);
+  await a.write([{ del: 'placements/c-b' }]);
   assert.deepEqual([...(await b.placements())], [['c-a', { node: '1', name: 'web-1', batch: 'b1' }]]);
 
   await a.putBatch({ id: 'b1', prefix: 'web', replicas: 1, image: 'busybox', state: 'done', createdAt: '', updatedAt: '', running: 1, failed: 0, errors: [] });

@@ -7,7 +7,7 @@
  * tens of transactions, not thousands. A second manager reads the same keys.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { Etcd3, type Namespace } from 'etcd3';
+import { Etcd3, Range, type Namespace } from 'etcd3';
 import { unavailable, errorMessage } from '../lib/errors.js';
 import { healthy } from './etcd.js';
 import { StoreHealth, UNREACHABLE } from './store-health.js';
@@ -40,6 +40,15 @@ export interface Placement {
   /** Absent when the engine names the container. */
   name?: string;
   batch?: string;
+  /** Its address on a cluster network (network id), also under the address's own key. */
+  network?: string;
+  ip?: string;
+}
+
+/** A block of a cluster network leased by a node (etcd key blocks/NETWORK/START). */
+export interface BlockRecord {
+  node: string;
+  cidr: string;
 }
 
 export interface BatchReplica {
@@ -67,7 +76,7 @@ export interface BatchRecord {
 }
 export const MAX_BATCH_ERRORS = 100;
 
-type Op = { put: string; value: unknown } | { del: string };
+export type Op = { put: string; value: unknown } | { del: string };
 
 /** A compare every write carries: [key, target, comparator, value]. */
 export type Guard = [string, 'Version' | 'Value' | 'Create' | 'Mod', '==' | '!=' | '>' | '<', string | number];
@@ -75,6 +84,8 @@ export type Guard = [string, 'Version' | 'Value' | 'Create' | 'Mod', '==' | '!='
 const ALWAYS: Guard = ['guard', 'Version', '>', -1];
 /** etcd's --max-txn-ops default. */
 export const MAX_TXN_OPS = 128;
+/** Keys per read of a prefix. */
+const READ_PAGE = 5000;
 /** Transactions in flight at once; the rest of the writes queue and share the next ones. */
 const TXN_IN_FLIGHT = 8;
 
@@ -139,7 +150,7 @@ export class ClusterStore {
    * The one way state is written: `ops` (at most MAX_TXN_OPS) land in one transaction under the guard, maybe with
    * other callers' ops; a refused guard or an unreachable etcd fails every caller of that transaction with a 503.
    */
-  private write(ops: Op[]): Promise<void> {
+  write(ops: Op[]): Promise<void> {
     if (!ops.length) return Promise.resolve();
     if (ops.length > MAX_TXN_OPS) return Promise.all(chunks(ops, MAX_TXN_OPS).map((c) => this.write(c))).then(() => undefined);
     // its outcome tells `health` whether etcd answers
@@ -177,24 +188,46 @@ export class ClusterStore {
   }
 
   private async commit(ops: Op[]): Promise<void> {
+    if (!(await this.txn([], ops))) this.refused();
+  }
+
+  /** One transaction: the guard, `absent` keys (each must not exist), then `ops`; false when a compare failed. */
+  private async txn(absent: string[], ops: Op[]): Promise<boolean> {
     const [key, target, cmp, value] = this.guard;
-    let ok: boolean;
     const t0 = process.hrtime.bigint();
     try {
-      const r = await this.ns
-        .if(key, target, cmp, value)
-        .then(...ops.map((o) => ('put' in o ? this.ns.put(o.put).value(JSON.stringify(o.value)) : this.ns.delete().key(o.del))))
-        .commit();
-      ok = r.succeeded;
+      let t = this.ns.if(key, target, cmp, value);
+      for (const k of absent) t = t.and(k, 'Version', '==', 0);
+      const r = await t.then(...ops.map((o) => ('put' in o ? this.ns.put(o.put).value(JSON.stringify(o.value)) : this.ns.delete().key(o.del)))).commit();
+      return r.succeeded;
     } catch (err) {
       throw unavailable(`${UNREACHABLE}: ${errorMessage(err)}`);
     } finally {
       this.onWrite?.(Number(process.hrtime.bigint() - t0) / 1e9);
     }
-    if (!ok) {
-      this.onRefused?.();
-      throw unavailable('this manager may not write the cluster state (it is not the leader)');
-    }
+  }
+
+  /**
+   * Writes that hold only if `absent` keys do not exist (an address, a block: two managers racing cannot both get
+   * one): a transaction of their own, never shared with other callers' writes, whose failure would fail them too.
+   * False when one of those keys exists; a refused guard is a 503 as for any write.
+   */
+  async writeIfAbsent(absent: string[], ops: Op[]): Promise<boolean> {
+    if (absent.length + ops.length > MAX_TXN_OPS) throw new Error(`writeIfAbsent: ${absent.length} compares and ${ops.length} operations exceed one transaction`);
+    if (await this.health.track(this.txn(absent, ops))) return true;
+    if (!(await this.health.track(this.txn([], [])))) this.refused();
+    return false;
+  }
+
+  private refused(): never {
+    this.onRefused?.();
+    throw unavailable('this manager may not write the cluster state (it is not the leader)');
+  }
+
+  /** Which of `keys` exist. */
+  async existing(keys: string[]): Promise<Set<string>> {
+    const got = await Promise.all(keys.map((k) => this.read(() => this.ns.get(k).string())));
+    return new Set(keys.filter((_, i) => got[i] !== null));
   }
 
   /** Reads, with an unreachable etcd as a 503, their outcome told to `health`. */
@@ -214,12 +247,24 @@ export class ClusterStore {
     else await this.read(() => this.ns.get('tokens/worker').string()).catch(() => undefined);
   }
 
-  private async readAll<T>(prefix: string): Promise<Map<string, T>> {
-    const kv = await this.read(() => this.ns.getAll().prefix(prefix).strings());
-    return new Map(Object.entries(kv).map(([k, v]) => [k.slice(prefix.length), JSON.parse(v) as T]));
+  /**
+   * The keys under `prefix` (without it), their JSON values parsed; read in pages, so that hundreds of thousands
+   * of keys do not make an answer past gRPC's 4 MB. etcd answers a range in key order; asking it to sort would
+   * make it read the whole range for each page.
+   */
+  async readAll<T>(prefix: string): Promise<Map<string, T>> {
+    const out = new Map<string, T>();
+    const end = Range.prefix(prefix).end;
+    for (let from: Buffer = Buffer.from(prefix); ;) {
+      const kv = await this.read(() => this.ns.getAll().inRange(new Range(from, end)).limit(READ_PAGE).strings());
+      const ks = Object.keys(kv);
+      for (const k of ks) out.set(k.slice(prefix.length), JSON.parse(kv[k]!) as T);
+      if (ks.length < READ_PAGE) return out;
+      from = Buffer.concat([Buffer.from(ks[ks.length - 1]!), Buffer.from([0])]);
+    }
   }
 
-  private async readOne<T>(key: string): Promise<T | undefined> {
+  async readOne<T>(key: string): Promise<T | undefined> {
     const v = await this.read(() => this.ns.get(key).string());
     return v === null ? undefined : (JSON.parse(v) as T);
   }
@@ -234,9 +279,6 @@ export class ClusterStore {
   /** Placements land before any engine is told. */
   putPlacements(ps: Array<{ id: string; placement: Placement }>): Promise<void> {
     return this.write(ps.map((p) => ({ put: `placements/${p.id}`, value: p.placement })));
-  }
-  deletePlacements(ids: string[]): Promise<void> {
-    return this.write(ids.map((id) => ({ del: `placements/${id}` })));
   }
   placements(): Promise<Map<string, Placement>> {
     return this.readAll<Placement>('placements/');

@@ -42,6 +42,10 @@ export function registerCluster(program: Command): void {
     .option('--scheduler-timeout <ms>', 'how long the external scheduler may take to answer (default 5000)', count('--scheduler-timeout'))
     .option('--lease-ttl <s>', 'the election lease\'s TTL in seconds: how long a dead leader leads on (default 2)', count('--lease-ttl'))
     .option('--version <v>', 'the version this manager stands for election with (default its own): a ready standby of a higher version takes over')
+    .option('--pool <cidr>', 'cluster networks: the pool their subnets come from (default 10.192.0.0/12)')
+    .option('--network-size <prefix>', 'cluster networks: the prefix length of a network made without --subnet (default 16)', count('--network-size'))
+    .option('--block-size <prefix>', 'cluster networks: the prefix length of the blocks hosts lease (default 24)', count('--block-size'))
+    .addOption(new Option('--routing <r>', 'cluster networks: the routing of new networks (default host-gw)').choices(['host-gw', 'vxlan']))
     .option('--config <file>', 'JSON config file; flags and SAMPAN_CLUSTER_* override it')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (o: Record<string, unknown>) => {
@@ -54,6 +58,7 @@ export function registerCluster(program: Command): void {
         heartbeatMs: o.heartbeat as number | undefined, strategy: o.strategy as 'spread' | undefined,
         schedulerUrl: o.schedulerUrl as string | undefined, schedulerTimeoutMs: o.schedulerTimeout as number | undefined, logLevel: o.logLevel as 'info' | undefined,
         leaseTtl: o.leaseTtl as number | undefined, version: o.version as string | undefined,
+        pool: o.pool as string | undefined, networkSize: o.networkSize as number | undefined, blockSize: o.blockSize as number | undefined, routing: o.routing as 'host-gw' | undefined,
       });
       const m = await startManager(cfg);
       await m.done;

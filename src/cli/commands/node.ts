@@ -1,4 +1,4 @@
-/** `sampan node ls|inspect|update`: the cluster manager's nodes, over its /sampan/v1/nodes routes (as `docker node`). */
+/** `sampan node ls|inspect|update|rm`: the cluster manager's nodes, over its /sampan/v1/nodes routes (as `docker node`). */
 import { Option, type Command } from 'commander';
 import { clientFor, withErrors } from '../client.js';
 import { printJson, printJsonLines, shortId, table } from '../format.js';
@@ -13,7 +13,7 @@ function nodeRows(nodes: NodeView[]): string {
   const sorted = [...nodes].sort((a, b) => a.name.localeCompare(b.name));
   return table(
     ['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'CONTAINERS', 'ENGINE VERSION', 'LABELS'],
-    sorted.map((n) => [shortId(n.id), n.name, STATUS[n.state], cap(n.availability), n.containers, n.version, Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')]),
+    sorted.map((n) => [shortId(n.id), n.name, n.degraded ? `${STATUS[n.state]} (degraded: ${Object.keys(n.degraded).join(',')})` : STATUS[n.state], cap(n.availability), n.containers, n.version, Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')]),
   );
 }
 
@@ -58,5 +58,19 @@ export function registerNode(program: Command): void {
     const body = { ...(o.labelAdd && { labelAdd: parseLabels(o.labelAdd) }), ...(o.labelRm && { labelRm: o.labelRm }), ...(o.availability && { availability: o.availability }) };
     await clientFor(cmd).json('PATCH', nodePath(ref), { body });
     process.stdout.write(`${ref}\n`);
+  }));
+  hostOpt(
+    node
+      .command('rm')
+      .alias('remove')
+      .description('Remove nodes from the cluster: their records, placements, addresses and network blocks (a node that is up only with --force)')
+      .argument('<node...>', 'node names or IDs')
+      .option('-f, --force', 'remove a node that is up'),
+  ).action(withErrors(async (refs: string[], o: { force?: boolean }, cmd: Command) => {
+    const client = clientFor(cmd);
+    for (const r of refs) {
+      await client.request('DELETE', nodePath(r), { query: { force: o.force ? 1 : undefined } });
+      process.stdout.write(`${r}\n`);
+    }
   }));
 }

@@ -12,6 +12,7 @@ import type { CommandOp, Commands } from '../../lib/node-protocol.js';
 import { notImplemented, unavailable } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { ExternalScheduler } from '../external.js';
+import type { ClusterNetworking } from '../network/networks.js';
 import { filterForBatch, place, type Candidate, type Request, type Strategy } from '../scheduler.js';
 import type { ClusterState, ContainerEntry, NodeEntry } from '../state.js';
 import type { ClusterStore } from '../store.js';
@@ -27,6 +28,8 @@ export interface NewPlacement {
   node: NodeEntry;
   name?: string;
   batch?: string;
+  /** Its cluster network (id), the address asked for (`--ip`), and the one it got once placed. */
+  net?: { network: string; want?: string; ip?: string };
 }
 
 export class Cluster {
@@ -48,6 +51,8 @@ export class Cluster {
       /** The manager's certificate (and the engines' CA) for engines whose API is tcp://: they accept mutual TLS only. */
       engineTls?: TlsFiles;
     } = {},
+    /** The cluster networks: placements on them get their addresses. */
+    readonly net: ClusterNetworking,
   ) {}
 
   get external(): ExternalScheduler | undefined {
@@ -62,14 +67,24 @@ export class Cluster {
     return this.nodes.connected(node);
   }
 
-  /** Placements go to etcd before any engine is told; from then on a copy on another node is an orphan. */
+  /**
+   * Placements go to etcd before any engine is told; from then on a copy on another node is an orphan. Those on a
+   * cluster network get their address in the same transactions.
+   */
   async place(ps: NewPlacement[]): Promise<void> {
-    await this.store.putPlacements(ps.map((p) => ({ id: p.id, placement: { node: p.node.rec.id, ...(p.name && { name: p.name }), ...(p.batch && { batch: p.batch }) } })));
+    const plain = ps.filter((p) => !p.net);
+    const addressed = ps.filter((p) => p.net);
+    await Promise.all([
+      this.store.putPlacements(plain.map((p) => ({ id: p.id, placement: { node: p.node.rec.id, ...(p.name && { name: p.name }), ...(p.batch && { batch: p.batch }) } }))),
+      addressed.length ? this.net.place(addressed) : undefined,
+    ]);
     for (const p of ps) this.state.placed.set(p.id, p.node.rec.id);
   }
 
+  /** Placements and their addresses deleted together. */
   async unplace(ids: string[]): Promise<void> {
-    await this.store.deletePlacements(ids);
+    await this.store.write(this.net.unplaceOps(ids));
+    this.net.released(ids);
     for (const id of ids) this.state.placed.delete(id);
   }
 

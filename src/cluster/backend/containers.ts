@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream';
 import type { AttachOptions, ContainerBackend, ContainerListOptions, Filters, LogsOptions, Output, PathStat } from '../../docker-api/index.js';
 import type { ContainerInspect, ContainerSummary, ContainerTopResponse, ContainerWaitResponse, FilesystemChange, IdResponse } from '../../lib/docker-types.js';
-import { invalid, isCode, unavailable } from '../../lib/errors.js';
+import { conflict, invalid, isCode, unavailable } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import { statusText } from '../../lib/container-status.js';
 import type { Commands, ReportedContainer } from '../../lib/node-protocol.js';
@@ -89,13 +89,22 @@ export class ClusterContainers implements ContainerBackend {
     const { req, body } = schedulingRequest(raw);
     if (name !== undefined && !/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(name)) throw invalid(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     const cname = name?.replace(/^\//, '');
+    const addr = this.c.net.request(body);
+    // a fixed address in a block another node leased can only be had on that node
+    const holder = addr && this.c.net.holderOf(addr);
     if (cname) this.c.state.reserveName(cname);
     try {
-      const [node] = await this.c.schedule(req, 1);
-      return await this.createOn({ id: newId(), node: node!, name: cname }, body);
+      const node = holder ? this.holderNode(holder, addr.ip!) : (await this.c.schedule(req, 1))[0]!;
+      return await this.createOn({ id: newId(), node, name: cname, ...(addr && { net: { network: addr.network.spec.id, ...(addr.ip && { want: addr.ip }) } }) }, body);
     } finally {
       if (cname) this.c.state.releaseName(cname);
     }
+  }
+
+  private holderNode(id: string, ip: string): NodeEntry {
+    const n = this.c.state.nodes.get(id);
+    if (!n || n.rec.state !== 'up') throw conflict(`Address ${ip} is in a block of node ${n?.rec.name ?? id}, which is down: it can be had there only`);
+    return n;
   }
 
   /**
@@ -115,8 +124,9 @@ export class ClusterContainers implements ContainerBackend {
   private async createPlaced(p: NewPlacement, body: Record<string, unknown>, start: boolean, placed: boolean): Promise<IdResponse> {
     if (!this.c.connected(p.node)) throw unavailable(`node ${p.node.rec.name} is not connected`);
     if (!placed) await this.c.place([p]);
+    const sent = p.net?.ip ? this.c.net.engineBody(body, { network: p.net.network, ip: p.net.ip }) : body;
     try {
-      return await this.c.command(p.node, 'create', { id: p.id, ...(p.name && { name: p.name }), body, ...(start && { start }) });
+      return await this.c.command(p.node, 'create', { id: p.id, ...(p.name && { name: p.name }), body: sent, ...(start && { start }) });
     } catch (err) {
       if (!isCode(err, 'UNAVAILABLE')) {
         // created but not started: gone with its placement, as if never made

@@ -5,12 +5,14 @@
 import os from 'node:os';
 import type { Backends, ExecBackend, Filters, ImageBackend, NetworkBackend, Output, PullOptions, SystemBackend, VolumeBackend } from '../../docker-api/index.js';
 import { API_VERSION, ENGINE_VERSION, MIN_API_VERSION } from '../../docker-api/index.js';
-import type { ExecCreateRequest, ExecInspect, ExecStartRequest, IdResponse, ImageInspect, ImageSummary, NetworkResource, SystemInfo, SystemVersion, Volume, VolumeListResponse } from '../../lib/docker-types.js';
+import type { ExecCreateRequest, ExecInspect, ExecStartRequest, IdResponse, ImageInspect, ImageSummary, NetworkCreateResponse, NetworkResource, SystemInfo, SystemVersion, Volume, VolumeListResponse } from '../../lib/docker-types.js';
 import { jsonMessages } from '../../lib/engine-client.js';
 import { conflict, errorMessage, isCode, notFound } from '../../lib/errors.js';
 import { parseRule } from '../request.js';
 import { meets } from '../scheduler.js';
 import type { NodeEntry } from '../state.js';
+import { clusterNetworkRequest, networkMatches, networkView } from '../network/views.js';
+import type { ClusterNetworking } from '../network/networks.js';
 import { Cluster, notYet, passHijack } from './cluster.js';
 import { ClusterContainers } from './containers.js';
 import type { Role } from '../election.js';
@@ -146,21 +148,37 @@ class ClusterImages implements ImageBackend {
   login = () => notYet('login');
 }
 
-/** Networks and volumes of every up node, named NODE/NAME as Swarm classic listed them. */
+/**
+ * The cluster networks (Scope swarm: made, listed and removed by the manager), then each up node's own networks,
+ * named NODE/NAME as Swarm classic listed them (an engine's copies of the cluster networks are not listed twice).
+ */
 class ClusterNetworks implements NetworkBackend {
   constructor(private readonly c: Cluster) {}
+  private get net(): ClusterNetworking {
+    return this.c.net;
+  }
   async list(filters: Filters): Promise<NetworkResource[]> {
-    const lists = await mapLimit(this.c.upNodes(), FANOUT, async (n) => (await this.c.client(n).json<NetworkResource[]>('GET', '/networks', { query: { filters: filterQuery(filters) } })).map((x) => ({ ...x, Name: `${n.rec.name}/${x.Name}` })));
-    return lists.flat();
+    const mine = this.net.list().map((n) => networkView(n, [])).filter((v) => networkMatches(v, filters));
+    const lists = await mapLimit(this.c.upNodes(), FANOUT, async (n) => (await this.c.client(n).json<NetworkResource[]>('GET', '/networks', { query: { filters: filterQuery(filters) } }))
+      .filter((x) => x.Scope !== 'swarm').map((x) => ({ ...x, Name: `${n.rec.name}/${x.Name}` })));
+    return [...mine, ...lists.flat()];
   }
   inspect(ref: string): Promise<NetworkResource> {
+    const mine = this.net.find(ref);
+    if (mine) return Promise.resolve(networkView(mine, this.net.containersOn(mine).map(([id, ip]) => [id, this.c.state.entry(id)?.summary.Names[0]?.replace(/^\//, '') ?? '', ip])));
     return firstFound(this.c, ref, 'network', async (n, name) => {
       const r = await this.c.client(n).json<NetworkResource>('GET', `/networks/${encodeURIComponent(name)}`);
       return { ...r, Name: `${n.rec.name}/${r.Name}` };
     });
   }
-  create = () => notYet('network create');
-  remove = () => notYet('network remove');
+  async create(body: unknown): Promise<NetworkCreateResponse> {
+    const n = await this.net.create(clusterNetworkRequest(body));
+    return { Id: n.spec.id, Warning: '' };
+  }
+  async remove(ref: string): Promise<void> {
+    if (!this.net.find(ref)) notYet('removing an engine\'s own network');
+    await this.net.remove(ref);
+  }
   connect = () => notYet('network connect');
   disconnect = () => notYet('network disconnect');
   prune = () => notYet('network prune');
