@@ -32,7 +32,8 @@ async function main(): Promise<void> {
   const stores = Array.from({ length: MANAGERS }, () => ClusterStore.connect(etcd.endpoints, 'bench'));
   try {
     const managers = stores.map((s) => new ClusterNetworking(s, CFG));
-    await managers[0]!.load(new Map()); // makes the network
+    await managers[0]!.load(new Map());
+    await managers[0]!.ensureDefault(); // makes the network
     await Promise.all(managers.slice(1).map((m) => m.load(new Map())));
     const net = managers[0]!.get('cluster').spec.id;
     const nodes = Array.from({ length: HOSTS }, (_, i) => ({ rec: { id: `host${i}` } }) as NodeEntry);

@@ -35,6 +35,7 @@ test('engines are told the networks and the peers of the networks where they hol
     drop: (n) => dropped.push(n),
   }, silentLogger);
   await nets.load(new Map());
+  await nets.ensureDefault();
   sent.length = 0; // the default network's creation, told to none yet
   const peersTo = (node: string) => sent.filter(([n, m]) => n === node && m.type === 'peers').map(([, m]) => m as PeersMessage);
 

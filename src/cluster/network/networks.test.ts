@@ -28,6 +28,7 @@ test('cluster networks and their addresses in etcd: blocks leased per node, an a
 
   const a = new ClusterNetworking(sa, CFG);
   await a.load(new Map());
+  await a.ensureDefault();
   const def = a.get('cluster');
   assert.equal(def.spec.subnet, '10.192.0.0/16', 'the default network, made at the first start');
 
