@@ -92,7 +92,8 @@ export interface ResultMessage {
 
 /**
  * A cluster network as every engine sees it (the manager's record in etcd). Its subnet is cut into blocks that hosts
- * lease; in each block the first address is the host's gateway on the network's bridge, the last is not used, and
+ * lease; in each block the first address is the block's own (the holding host's VTEP with vxlan), the second the
+ * host's gateway on the network's bridge, the last is not used, and
  * the manager hands out the others to containers.
  */
 export interface ClusterNetworkSpec {

@@ -2,8 +2,8 @@
  * The cluster's address arithmetic and each network's allocator, in memory: which blocks of the network's subnet
  * which node leased, and which addresses are taken. It decides; the caller makes its decisions durable in etcd
  * (blocks and addresses each under a key written only if absent) and undoes them here when etcd refuses.
- * In each block the first address is the host's gateway on the network's bridge, the last is not used, and
- * containers get the others.
+ * In each block the first address is the block's own (with vxlan, the holding host's VTEP), the second the host's
+ * gateway on the network's bridge, the last is not used, and containers get the others.
  */
 import { conflict, invalid } from '../../lib/errors.js';
 
@@ -73,13 +73,13 @@ export class NetworkIpam {
     return `${intToIp(start)}/${this.blockPrefix}`;
   }
 
-  /** A container may have it: in the subnet, neither a block's first (gateway) nor its last address. */
+  /** A container may have it: in the subnet, none of a block's first two (its own, the gateway) nor its last address. */
   checkAddress(ip: string): number {
     if (!isIp(ip)) throw invalid(`invalid IPv4 address: ${ip}`);
     const n = ipToInt(ip);
     if (!holds(this.subnet, n)) throw invalid(`no configured subnet contains IP address ${ip}: the network's subnet is ${cidrText(this.subnet)}`);
     const off = n - this.blockOf(n);
-    if (off === 0 || off === this.blockSize - 1) throw invalid(`${ip} is reserved: the first address of each /${this.blockPrefix} block is a host's gateway and the last is not used`);
+    if (off <= 1 || off === this.blockSize - 1) throw invalid(`${ip} is reserved: in each /${this.blockPrefix} block the first address is the block's, the second a host's gateway, and the last is not used`);
     return n;
   }
 
@@ -134,10 +134,10 @@ export class NetworkIpam {
 
   /** A free address in the node's blocks, taken; undefined when they are full (the node needs another block). */
   pick(node: string): number | undefined {
-    const usable = this.blockSize - 2;
+    const usable = this.blockSize - 3;
     for (const b of this.byNode.get(node) ?? []) {
       if ((this.usedIn.get(b) ?? 0) >= usable) continue;
-      for (let ip = b + 1; ip < b + this.blockSize - 1; ip++) {
+      for (let ip = b + 2; ip < b + this.blockSize - 1; ip++) {
         if (!this.used.has(ip)) {
           this.take(ip);
           return ip;

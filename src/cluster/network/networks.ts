@@ -23,7 +23,7 @@ export interface NetworkConfig {
 export function checkNetworkConfig(cfg: NetworkConfig): Cidr {
   const pool = parseCidr(cfg.pool, 'pool');
   if (cfg.networkSize < pool.prefix || cfg.networkSize > cfg.blockSize) throw invalid(`network size /${cfg.networkSize}: must be within the pool (/${pool.prefix}) and hold a block (/${cfg.blockSize})`);
-  if (cfg.blockSize > 30) throw invalid(`block size /${cfg.blockSize}: at most /30 (a gateway, a container, an unused last address)`);
+  if (cfg.blockSize > 29) throw invalid(`block size /${cfg.blockSize}: at most /29 (the block's address, a gateway, containers, an unused last address)`);
   return pool;
 }
 
