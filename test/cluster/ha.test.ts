@@ -222,7 +222,8 @@ describe('manager election, failover and handover (2 hosts, 2 managers, 3-member
     const n = await running();
     assert.ok(n >= 300, `${n} containers running on the engines`);
     await restart(0);
-    assert.equal((await status(0))?.role, 'leader');
+    // it leads once the dead leader's lease has run out
+    await until(async () => (await status(0))?.role === 'leader', 15_000, 100);
     assert.equal(await running(), n);
     await until(async () => (await docker(['ps', '-q'])).stdout.split('\n').filter(Boolean).length === n, 30_000, 500);
   });

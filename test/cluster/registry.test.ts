@@ -97,7 +97,7 @@ describe('service registry on a 3-host testbed', () => {
     assert.deepEqual(await instances('www'), ['web-1']);
     assert.deepEqual(await instances('WEB'), ['web-1', 'web-2']);
     assert.deepEqual((await registry('?network=svc')).map((s) => s.name), ['web', 'web-1', 'web-2', 'www']);
-    assert.deepEqual((await registry('?network=bridge')).map((s) => s.name), ['plain']);
+    assert.deepEqual((await registry('?network=cluster')).map((s) => s.name), ['plain']);
 
     const stopping = Date.now();
     assert.equal((await docker(['stop', '-t', '1', 'web-2'])).code, 0);
