@@ -13,7 +13,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { NewPlacement } from '../../src/cluster/backend/cluster.js';
+import type { NewPlacement } from '../../src/cluster/state.js';
 import { EtcdCluster } from '../../src/cluster/etcd.js';
 import { ClusterNetworking } from '../../src/cluster/network/networks.js';
 import type { NodeEntry } from '../../src/cluster/state.js';

@@ -11,7 +11,7 @@ import { errorMessage, invalid } from '../lib/errors.js';
 import { newId } from '../lib/ids.js';
 import type { ClusterContainers } from './backend/containers.js';
 import type { Cluster } from './backend/index.js';
-import type { NewPlacement } from './backend/cluster.js';
+import type { NewPlacement } from './state.js';
 import { schedulingRequest } from './request.js';
 import { STRATEGIES, type Strategy } from './scheduler.js';
 import type { NodeEntry } from './state.js';

@@ -6,7 +6,7 @@
  * per change.
  */
 import type { ServerResponse } from 'node:http';
-import type { Ctx } from '../docker-api/http.js';
+import type { Ctx } from '../docker-api/index.js';
 import type { ReportedContainer } from '../lib/node-protocol.js';
 import type { ContainerEntry } from './state.js';
 

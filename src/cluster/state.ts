@@ -24,6 +24,16 @@ export interface NodeEntry {
   pending: number;
 }
 
+/** A container to create where the scheduler put it, with the id the manager chose (its placement in etcd). */
+export interface NewPlacement {
+  id: string;
+  node: NodeEntry;
+  name?: string;
+  batch?: string;
+  /** Its cluster network (id), the address asked for (`--ip`), and the one it got once placed. */
+  net?: { network: string; want?: string; ip?: string };
+}
+
 export interface ContainerEntry {
   summary: ReportedContainer;
   node: NodeEntry;

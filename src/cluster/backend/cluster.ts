@@ -14,22 +14,13 @@ import type { Logger } from '../../lib/log.js';
 import type { ExternalScheduler } from '../external.js';
 import type { ClusterNetworking } from '../network/networks.js';
 import { filterForBatch, place, type Candidate, type Request, type Strategy } from '../scheduler.js';
-import type { ClusterState, ContainerEntry, NodeEntry } from '../state.js';
+import type { ClusterState, ContainerEntry, NewPlacement, NodeEntry } from '../state.js';
 import type { ClusterStore } from '../store.js';
 
 /** Runs a command on a node over its node connection (the node registry). */
 export interface NodeCommander {
   command<K extends CommandOp>(node: NodeEntry, op: K, args: Commands[K]['args']): Promise<Commands[K]['value']>;
   connected(node: NodeEntry): boolean;
-}
-
-export interface NewPlacement {
-  id: string;
-  node: NodeEntry;
-  name?: string;
-  batch?: string;
-  /** Its cluster network (id), the address asked for (`--ip`), and the one it got once placed. */
-  net?: { network: string; want?: string; ip?: string };
 }
 
 export class Cluster {

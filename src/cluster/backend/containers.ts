@@ -7,8 +7,8 @@ import { newId } from '../../lib/ids.js';
 import { statusText } from '../../lib/container-status.js';
 import type { Commands, ReportedContainer } from '../../lib/node-protocol.js';
 import { schedulingRequest } from '../request.js';
-import type { ContainerEntry, NodeEntry } from '../state.js';
-import { Cluster, notYet, passHijack, passStream, type NewPlacement } from './cluster.js';
+import type { ContainerEntry, NewPlacement, NodeEntry } from '../state.js';
+import { Cluster, notYet, passHijack, passStream } from './cluster.js';
 
 const nameOf = (s: ReportedContainer) => (s.Names[0] ?? '').replace(/^\//, '');
 const LISTED = new Set(['running', 'paused', 'restarting']);

@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isCode } from '../../lib/errors.js';
-import type { NewPlacement } from '../backend/cluster.js';
+import type { NewPlacement } from '../state.js';
 import { EtcdCluster } from '../etcd.js';
 import type { NodeEntry } from '../state.js';
 import { ClusterStore } from '../store.js';

@@ -8,7 +8,7 @@
 import { conflict, invalid, notFound, unavailable } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import type { ClusterNetworkSpec } from '../../lib/node-protocol.js';
-import type { NewPlacement } from '../backend/cluster.js';
+import type { NewPlacement } from '../state.js';
 import type { ClusterStore, Op, Placement } from '../store.js';
 import { cidrSize, cidrText, contains, intToIp, ipToInt, NetworkIpam, overlaps, parseCidr, type Cidr } from './ipam.js';
 
