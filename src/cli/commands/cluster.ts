@@ -2,6 +2,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { createLogger } from '../../lib/log.js';
 import { invalid } from '../../lib/errors.js';
+import { collect } from './options.js';
 
 const count = (flag: string) => (v: string): number => {
   if (!/^\d+$/.test(v)) throw invalid(`${flag} ${v}: not a non-negative integer`);
@@ -85,6 +86,29 @@ export function registerCluster(program: Command): void {
       }
       const r = await startRelay({ manager: o.manager, listen: o.listen }, createLogger('sampan-relay', o.logLevel));
       await r.done;
+      process.exit(0);
+    });
+  cluster
+    .command('proxy')
+    .description('run a SwarmProxy in the foreground: several clusters behind one mutual-TLS endpoint; the client\'s certificate picks the cluster (its CN or an OU: --map, else a cluster of that name), and requests pass to that cluster\'s leader, followed through etcd')
+    .requiredOption('--listen <addr>', 'tcp://HOST[:PORT] (mutual TLS only; port 2376 when left out)')
+    .requiredOption('--tlscacert <file>', 'CA that clients\' certificates must chain to')
+    .requiredOption('--tlscert <file>', 'the proxy\'s certificate (the listening address in its subject alternative names)')
+    .requiredOption('--tlskey <file>', 'its key')
+    .requiredOption('--cluster <name=urls>', 'a cluster (its --name) and its etcd endpoints, NAME=http://HOST:PORT[,…]; repeatable', collect)
+    .option('--map <key=name>', 'a certificate whose CN or OU is KEY reaches cluster NAME; repeatable', collect)
+    .option('--leader-tlscacert <file>', 'leaders whose API is tcp://: CA their certificates chain to (default --tlscacert)')
+    .option('--leader-tlscert <file>', 'leaders whose API is tcp://: certificate the proxy presents to them (default --tlscert)')
+    .option('--leader-tlskey <file>', 'leaders whose API is tcp://: its key (default --tlskey)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
+    .action(async (o: Record<string, string | string[] | undefined>) => {
+      const { startProxy, parseProxyFlags } = await import('../../cluster/index.js');
+      const s = (k: string) => o[k] as string | undefined;
+      const p = await startProxy({
+        listen: s('listen')!, tls: { ca: s('tlscacert')!, cert: s('tlscert')!, key: s('tlskey')! }, ...parseProxyFlags(o.cluster as string[], (o.map as string[] | undefined) ?? []),
+        leaderTls: { ca: s('leaderTlscacert') ?? s('tlscacert')!, cert: s('leaderTlscert') ?? s('tlscert')!, key: s('leaderTlskey') ?? s('tlskey')! }, logLevel: s('logLevel'),
+      });
+      await p.done;
       process.exit(0);
     });
   cluster
