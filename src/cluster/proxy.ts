@@ -185,6 +185,8 @@ export async function startProxy(o: ProxyOptions, opts: { handleSignals?: boolea
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node drops its own error handler from an upgraded socket: a client that resets it must not crash the proxy
     socket.on('error', () => socket.destroy());
+    // the docker CLI half-closes the TCP connection under its TLS once its input ends, and still reads the output
+    (socket as TLSSocket).allowHalfOpen = true;
     pass(req, undefined, { socket, head });
   });
   await new Promise<void>((resolve, reject) => {
