@@ -27,8 +27,8 @@ export interface ProxyOptions {
   clusters: Array<{ name: string; etcd: string[] }>;
   /** A certificate's CN or OU → the cluster it reaches. */
   map: Record<string, string>;
-  /** What the proxy presents to leaders whose API is tcp:// (default: its own `tls`). */
-  leaderTls?: TlsPaths;
+  /** Towards leaders whose API is tcp://: the CA their certificates chain to, what the proxy presents (each file defaults to its own `tls`'s). */
+  leaderTls?: Partial<TlsPaths>;
   logLevel?: string;
 }
 
@@ -149,8 +149,9 @@ export async function startProxy(o: ProxyOptions, opts: { handleSignals?: boolea
   const log = createLogger('sampan-proxy', o.logLevel);
   const u = new URL(o.listen.replace(/^tcp:/, 'https:'));
   if (!o.listen.startsWith('tcp://') || u.pathname.length > 1) throw invalid(`--listen ${o.listen}: want tcp://HOST[:PORT] (mutual TLS only)`);
+  const leaderTls = { ca: o.leaderTls?.ca ?? o.tls.ca, cert: o.leaderTls?.cert ?? o.tls.cert, key: o.leaderTls?.key ?? o.tls.key };
   const followers = new Map(o.clusters.map((c) => [c.name, new LeaderFollower(c.name, c.etcd, log)]));
-  const forwarders = new Map([...followers].map(([name, f]) => [name, new Forwarder((ms, unreachable) => f.leaderWithin(ms, unreachable), log, o.leaderTls ?? o.tls)]));
+  const forwarders = new Map([...followers].map(([name, f]) => [name, new Forwarder((ms, unreachable) => f.leaderWithin(ms, unreachable), log, leaderTls)]));
   const names = new Set(followers.keys());
   try {
     await Promise.all([...followers.values()].map((f) => f.follow()));

@@ -107,7 +107,7 @@ export function registerCluster(program: Command): void {
       const s = (k: string) => o[k] as string | undefined;
       const p = await startProxy({
         listen: s('listen')!, tls: { ca: s('tlscacert')!, cert: s('tlscert')!, key: s('tlskey')! }, ...parseProxyFlags(o.cluster as string[], (o.map as string[] | undefined) ?? []),
-        leaderTls: { ca: s('leaderTlscacert') ?? s('tlscacert')!, cert: s('leaderTlscert') ?? s('tlscert')!, key: s('leaderTlskey') ?? s('tlskey')! }, logLevel: s('logLevel'),
+        leaderTls: { ca: s('leaderTlscacert'), cert: s('leaderTlscert'), key: s('leaderTlskey') }, logLevel: s('logLevel'),
       });
       await p.done;
       process.exit(0);

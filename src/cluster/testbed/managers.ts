@@ -24,7 +24,7 @@ const JOIN_TIMEOUT_MS = 120_000;
 const TESTBED_HEARTBEAT_MS = 1000;
 
 /** Testbed clusters' names: `testbed` alone, c1…cC side by side (--clusters C). */
-export const clusterNames = (clusters: number): string[] => (clusters === 1 ? ['testbed'] : Array.from({ length: clusters }, (_, k) => `c${k + 1}`));
+const clusterNames = (clusters: number): string[] => (clusters === 1 ? ['testbed'] : Array.from({ length: clusters }, (_, k) => `c${k + 1}`));
 
 /** With C clusters, hosts go round: host1 to the first, host2 to the second, … */
 const clusterOf = (host: string, clusters: number): number => (Number(host.replace(/^host/, '')) - 1) % clusters;
