@@ -2,7 +2,7 @@
  * SwarmProxy on a testbed of two clusters (c1, c2: one host and two managers each, one etcd) with its proxy in
  * front, and a second proxy started here with a --map: the real docker CLI with --tlsverify reaches the cluster its
  * certificate names; certificates mapped to no cluster, expired, of another CA or missing are refused; a leader
- * switch keeps the proxy working.
+ * switch, and a leader killed, keep the proxy working.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -175,6 +175,19 @@ test('a leader switch keeps the proxy working: it follows the new leader', async
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(await names(second.host, proxy.clients.c1!), ['pa', 'pa2']);
   assert.deepEqual(await names(second.host, certs.alice), ['pb']);
+});
+
+test('a leader killed: a request through the proxy waits for the next leader and is answered', async () => {
+  const manager = async () => JSON.parse((await get(proxy.host, proxy.clients.c2!, '/sampan/v1/manager')).body) as { name: string; role: string };
+  const dead = await manager();
+  // a manager's name is HOSTNAME-PID
+  const pid = Number(dead.name.split('-').pop());
+  assert.ok(c.tb.managers.some((m) => m.cluster === 'c2' && m.pid === pid), `${dead.name} is none of c2's managers`);
+  process.kill(pid, 'SIGKILL');
+  assert.deepEqual(await names(proxy.host, proxy.clients.c2!), ['pb']);
+  const now = await manager();
+  assert.notEqual(now.name, dead.name);
+  assert.equal(now.role, 'leader');
 });
 
 test('SIGTERM stops a proxy gracefully', async () => {
