@@ -111,10 +111,11 @@ export class Testbed {
 
   get description(): TestbedDescription {
     const members = this.etcd?.info ?? [];
+    const proxy = this.started.find((c) => c.proxy)?.proxy;
     return {
       etcd: { endpoints: this.etcd?.endpoints ?? [], pid: members[0]?.pid ?? 0, members },
       managers: this.started.flatMap((c) => (c.manager ? [c.manager] : [])),
-      ...this.started.reduce((o, c) => (c.proxy ? { proxy: c.proxy } : o), {}),
+      ...(proxy && { proxy }),
       hosts: this.hosts.map((h) => h.info),
       network: { bridge: bridgeName(this.slot ?? 0), subnet: hostsSubnet(this.slot ?? 0), gateway: gateway(this.slot ?? 0) },
       ...(this.tls && { tls: this.tls }),
