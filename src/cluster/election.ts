@@ -64,6 +64,33 @@ export function firstInLine<C extends { rev: number; version: string }>(cands: I
   return { first, outranked: !!first && sorted.some((c) => compareVersions(c.version, first.version) > 0) };
 }
 
+/**
+ * The leader its key names while its candidacy stands (the key of a leader that died outlives it until another
+ * leads), unless it is at `unreachable` (an address that refused a connection).
+ */
+export function standingLeader(l: LeaderRecord | undefined, cands: Iterable<{ name: string }>, unreachable?: string): LeaderRecord | undefined {
+  return l && l.api !== unreachable && [...cands].some((c) => c.name === l.name) ? l : undefined;
+}
+
+/** `pick()` now, or as soon as it gives something once one of `waiters` is called, or undefined after `ms`. */
+export function waitFor<T>(waiters: Set<() => void>, ms: number, pick: () => T | undefined): Promise<T | undefined> {
+  const now = pick();
+  if (now !== undefined || ms <= 0) return Promise.resolve(now);
+  return new Promise((resolve) => {
+    const done = (v: T | undefined) => {
+      waiters.delete(check);
+      clearTimeout(timer);
+      resolve(v);
+    };
+    const check = () => {
+      const v = pick();
+      if (v !== undefined) done(v);
+    };
+    const timer = setTimeout(() => done(undefined), ms);
+    waiters.add(check);
+  });
+}
+
 export interface ElectionHooks {
   /** Every other key of the cluster's prefix, in etcd's order (value undefined: deleted); first the ones that exist. */
   onData(key: string, value: string | undefined): void;
@@ -273,25 +300,10 @@ export class Election {
    * a connection).
    */
   async leaderTarget(ms: number, unreachable?: string, servesHere: () => boolean = () => false): Promise<LeaderRecord | 'self' | undefined> {
-    const pick = () => {
+    return waitFor(this.waiters, ms, () => {
       if (servesHere()) return 'self';
-      const l = this.leader;
-      return l && l.name !== this.me.name && l.api !== unreachable && [...this.cands.values()].some((c) => c.name === l.name) ? l : undefined;
-    };
-    const now = pick();
-    if (now || ms <= 0) return now;
-    return new Promise((resolve) => {
-      const done = (v: LeaderRecord | 'self' | undefined) => {
-        this.waiters.delete(check);
-        clearTimeout(timer);
-        resolve(v);
-      };
-      const check = () => {
-        const l = pick();
-        if (l) done(l);
-      };
-      const timer = setTimeout(() => done(undefined), ms);
-      this.waiters.add(check);
+      const l = standingLeader(this.leader, this.cands.values(), unreachable);
+      return l?.name !== this.me.name ? l : undefined;
     });
   }
 

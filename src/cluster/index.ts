@@ -9,3 +9,4 @@ export type { BatchRequest } from './batch.js';
 export type { BatchRecord } from './store.js';
 export type { BatchReplica } from './batch.js';
 export { managerComponents } from './testbed/managers.js';
+export { startProxy, parseProxyFlags, type ProxyOptions, type RunningProxy } from './proxy.js';

@@ -95,6 +95,9 @@ export class DockerApiServer {
       server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
         // Node drops its own error handler from an upgraded socket: a client that resets it must not crash the engine
         socket.on('error', () => socket.destroy());
+        // over TLS Node ends the socket when the docker CLI half-closes the TCP connection under it (its input is
+        // done), before the output is sent: exec and attach would print nothing
+        (socket as Socket).allowHalfOpen = true;
         void this.dispatch(req, undefined, { socket, head });
       });
       server.on('connection', (s: Socket) => {

@@ -32,6 +32,7 @@ export const conflict = (msg: string) => new SampanError('CONFLICT', msg);
 export const invalid = (msg: string) => new SampanError('INVALID_ARGUMENT', msg);
 export const notModified = (msg = 'not modified') => new SampanError('NOT_MODIFIED', msg);
 export const notImplemented = (msg: string) => new SampanError('NOT_IMPLEMENTED', msg);
+export const forbidden = (msg: string) => new SampanError('FORBIDDEN', msg);
 export const unavailable = (msg: string) => new SampanError('UNAVAILABLE', msg);
 export const internal = (msg: string, cause?: unknown) => new SampanError('INTERNAL', msg, cause);
 export const tooLarge = (msg: string) => new SampanError('TOO_LARGE', msg);

@@ -19,12 +19,15 @@ export class TestCluster {
     ? { DOCKER_HOST: this.tb.managers[0]!.host, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: this.tb.tls.certPath, DOCKER_CLI_HINTS: 'false' }
     : { DOCKER_HOST: `unix://${path.join(this.dir, 'cluster.sock')}`, DOCKER_CLI_HINTS: 'false' });
 
-  /** `hosts` emulated hosts and (by default) one manager, each host's engine seeded with busybox; `tls`: the testbed's --tls. */
-  static async start(hosts: number, prefix: string, opts: { tls?: boolean; managers?: number; etcdMembers?: 1 | 3 } = {}): Promise<TestCluster> {
+  /**
+   * `hosts` emulated hosts and (by default) one manager, each host's engine seeded with busybox; `tls`: the testbed's
+   * --tls; `clusters`: its --clusters (`hosts` each, the proxy in front).
+   */
+  static async start(hosts: number, prefix: string, opts: { tls?: boolean; managers?: number; etcdMembers?: 1 | 3; clusters?: number } = {}): Promise<TestCluster> {
     const dir = path.join(await fs.mkdtemp(`/tmp/${prefix}-`), 'tb');
     const fd = openSync(`${dir}.log`, 'a');
     const proc = spawn(SAMPAN, [
-      'cluster', 'testbed', '--hosts', String(hosts), '--managers', String(opts.managers ?? 1), '--etcd-members', String(opts.etcdMembers ?? 1), '--dir', dir, ...(opts.tls ? ['--tls'] : []),
+      'cluster', 'testbed', '--hosts', String(hosts), '--managers', String(opts.managers ?? 1), '--etcd-members', String(opts.etcdMembers ?? 1), '--dir', dir, ...(opts.tls ? ['--tls'] : []), ...(opts.clusters ? ['--clusters', String(opts.clusters)] : []),
     ], { stdio: ['ignore', fd, fd] });
     closeSync(fd);
     const output = () => readFileSync(`${dir}.log`, 'utf8');

@@ -52,6 +52,14 @@ test('TCP with mutual TLS: the docker CLI with a client certificate works, witho
       return r.code === 0 ? r : undefined;
     }, 20_000, 200);
     assert.equal(ok!.stdout.trim(), "1.44");
+    // hijacked streams over TLS: the CLI half-closes the connection once its input ends, and reads the output after
+    assert.equal((await runCmd(SAMPAN, ['image', 'seed', '--host', `unix://${sock}`])).code, 0);
+    const run = await runCmd('docker', ['run', '--rm', 'busybox', 'echo', 'attached'], { env, timeoutMs: 60_000 });
+    assert.equal(run.stdout, 'attached\n', run.stderr);
+    assert.equal((await runCmd('docker', ['run', '-d', '--name', 'tls-exec', 'busybox', 'sleep', '60'], { env })).code, 0);
+    const exec = await runCmd('docker', ['exec', '-i', 'tls-exec', 'cat'], { env, input: 'through TLS\n' });
+    assert.equal(exec.stdout, 'through TLS\n', exec.stderr);
+    assert.equal((await runCmd('docker', ['rm', '-f', 'tls-exec'], { env })).code, 0);
     const noCert = await runCmd('curl', ['-sk', '--max-time', '5', `https://127.0.0.1:${port}/_ping`]);
     assert.notEqual(noCert.code, 0, 'a client without a certificate must not get an answer');
     const plain = await runCmd('curl', ['-s', '--max-time', '5', `http://127.0.0.1:${port}/_ping`]);

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { createLogger } from '../../lib/log.js';
 import { invalid } from '../../lib/errors.js';
+import { collect } from './options.js';
 
 const count = (flag: string) => (v: string): number => {
   if (!/^\d+$/.test(v)) throw invalid(`${flag} ${v}: not a non-negative integer`);
@@ -16,6 +17,7 @@ interface TestbedOpts {
   etcdMembers: '1' | '3';
   dir: string;
   tls?: boolean;
+  clusters: number;
   logLevel?: string;
 }
 
@@ -88,6 +90,29 @@ export function registerCluster(program: Command): void {
       process.exit(0);
     });
   cluster
+    .command('proxy')
+    .description('run a SwarmProxy in the foreground: several clusters behind one mutual-TLS endpoint; the client\'s certificate picks the cluster (its CN or an OU: --map, else a cluster of that name), and requests pass to that cluster\'s leader, followed through etcd')
+    .requiredOption('--listen <addr>', 'tcp://HOST[:PORT] (mutual TLS only; port 2376 when left out)')
+    .requiredOption('--tlscacert <file>', 'CA that clients\' certificates must chain to')
+    .requiredOption('--tlscert <file>', 'the proxy\'s certificate (the listening address in its subject alternative names)')
+    .requiredOption('--tlskey <file>', 'its key')
+    .requiredOption('--cluster <name=urls>', 'a cluster (its --name) and its etcd endpoints, NAME=http://HOST:PORT[,…]; repeatable', collect)
+    .option('--map <key=name>', 'a certificate whose CN or OU is KEY reaches cluster NAME; repeatable', collect)
+    .option('--leader-tlscacert <file>', 'leaders whose API is tcp://: CA their certificates chain to (default --tlscacert)')
+    .option('--leader-tlscert <file>', 'leaders whose API is tcp://: certificate the proxy presents to them (default --tlscert)')
+    .option('--leader-tlskey <file>', 'leaders whose API is tcp://: its key (default --tlskey)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
+    .action(async (o: Record<string, string | string[] | undefined>) => {
+      const { startProxy, parseProxyFlags } = await import('../../cluster/index.js');
+      const s = (k: string) => o[k] as string | undefined;
+      const p = await startProxy({
+        listen: s('listen')!, tls: { ca: s('tlscacert')!, cert: s('tlscert')!, key: s('tlskey')! }, ...parseProxyFlags(o.cluster as string[], (o.map as string[] | undefined) ?? []),
+        leaderTls: { ca: s('leaderTlscacert'), cert: s('leaderTlscert'), key: s('leaderTlskey') }, logLevel: s('logLevel'),
+      });
+      await p.done;
+      process.exit(0);
+    });
+  cluster
     .command('switch')
     .description('hand the cluster over from its leader manager to a standby (graceful: requests in flight finish, none fail); prints the new leader')
     .action(async (_o: unknown, cmd: Command) => {
@@ -114,14 +139,16 @@ export function registerCluster(program: Command): void {
     .option('--managers <m>', 'cluster managers, one leader and standbys (0: etcd and hosts only)', count('--managers'), 2)
     .addOption(new Option('--etcd-members <n>', 'etcd members').choices(['1', '3']).default('1'))
     .requiredOption('--dir <dir>', 'where the testbed keeps its hosts\' roots, etcd\'s data, logs and testbed.json')
+    .option('--clusters <c>', 'clusters side by side on the one etcd (c1…cC), --hosts each (the hosts go round), with a SwarmProxy in front (testbed.json\'s "proxy": its address and a client certificate per cluster)', count('--clusters'), 1)
     .option('--tls', 'mutual TLS over TCP: a CA and certificates in DIR/tls/, the engines\' API on tcp://HOST_IP:2376, the managers\' API and node endpoint on the hosts\' gateway (tcp://, wss://)')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (o: TestbedOpts) => {
       const { Testbed, managerComponents } = await import('../../cluster/index.js');
       const log = createLogger('sampan-testbed', o.logLevel);
       const dir = path.resolve(o.dir);
-      const managers = await managerComponents(dir, o.managers, !!o.tls);
-      const tb = new Testbed({ dir, hosts: o.hosts, etcdMembers: Number(o.etcdMembers) as 1 | 3, log, components: managers.components, engineArgs: managers.engineArgs, tls: !!o.tls });
+      if (o.clusters < 1 || (o.clusters > 1 && (o.tls || !o.managers))) throw invalid(`--clusters ${o.clusters}: use 1, or more with managers and without --tls`);
+      const managers = await managerComponents(dir, o.managers, !!o.tls, o.clusters);
+      const tb = new Testbed({ dir, hosts: o.hosts * o.clusters, etcdMembers: Number(o.etcdMembers) as 1 | 3, log, components: managers.components, engineArgs: managers.engineArgs, tls: !!o.tls });
       let signalled = false;
       // every signal, the second too, waits for the one teardown: an interrupted teardown would leave things behind
       const onSignal = () => {
@@ -137,7 +164,8 @@ export function registerCluster(program: Command): void {
         throw err;
       }
       const d = tb.description;
-      const at = d.tls ? `${d.managers[0]?.host} (DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=${d.tls.certPath})` : path.join(tb.dir, 'cluster.sock');
+      const at = d.proxy ? `${d.proxy.host} through the proxy (DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=${path.join(tb.dir, 'proxy', 'clients', 'NAME')})`
+        : d.tls ? `${d.managers[0]?.host} (DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=${d.tls.certPath})` : path.join(tb.dir, 'cluster.sock');
       process.stdout.write(`ready: ${d.hosts.length} hosts, ${d.managers.length} managers on ${d.network.bridge} (${d.network.subnet}), etcd ${d.etcd.endpoints.join(',')}, ${path.join(tb.dir, 'testbed.json')}${d.managers.length ? `, cluster at ${at}` : ''}\n`);
       // the testbed runs until a signal: keep the event loop alive meanwhile
       setInterval(() => undefined, 1 << 30);

@@ -25,8 +25,11 @@ export async function makeCa(dir: string, name: string): Promise<CertAuthority> 
   return ca;
 }
 
-/** A certificate of `ca` for `name` in dir, valid for the IP addresses and DNS names in `sans`. */
-export async function makeCert(ca: CertAuthority, dir: string, name: string, sans: string[]): Promise<TlsPaths> {
+/**
+ * A certificate of `ca` for `name` (its CN; `ou`: its OUs) in dir, valid for the IP addresses and DNS names in
+ * `sans`, for `days` (825; -1 makes one that expired yesterday).
+ */
+export async function makeCert(ca: CertAuthority, dir: string, name: string, sans: string[], o: { ou?: string[]; days?: number } = {}): Promise<TlsPaths> {
   await fs.mkdir(dir, { recursive: true });
   const out = { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
   const csr = path.join(dir, 'cert.csr');
@@ -34,8 +37,8 @@ export async function makeCert(ca: CertAuthority, dir: string, name: string, san
   const alt = sans.map((s) => (/^[\d.]+$|:/.test(s) ? `IP:${s}` : `DNS:${s}`)).join(',');
   await fs.writeFile(ext, `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n${alt ? `subjectAltName=${alt}\n` : ''}`);
   try {
-    await run('openssl', ['req', '-new', ...KEY, '-keyout', out.key, '-out', csr, '-subj', `/CN=${name}`]);
-    await run('openssl', ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-days', '825', '-extfile', ext, '-out', out.cert]);
+    await run('openssl', ['req', '-new', ...KEY, '-keyout', out.key, '-out', csr, '-subj', `/CN=${name}${(o.ou ?? []).map((u) => `/OU=${u}`).join('')}`]);
+    await run('openssl', ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-days', String(o.days ?? 825), '-extfile', ext, '-out', out.cert]);
   } finally {
     await Promise.all([fs.rm(csr, { force: true }), fs.rm(ext, { force: true })]);
   }

@@ -3,7 +3,9 @@
  * sockets under DIR/managers/mI/ (with --tls: tcp:// and wss:// on the hosts' gateway, mutual TLS); every host's
  * engine joins each of them (one --join per manager). A manager is ready once every host has joined it (and it
  * knows the leader). DIR/cluster.sock (without --tls) is the testbed's own forwarder: each connection goes to a
- * manager that answers (a standby passes requests to the leader), so it works while any manager lives.
+ * manager that answers (a standby passes requests to the leader), so it works while any manager lives. With
+ * --clusters C, C clusters (c1…cC) share the etcd, the hosts going round among them, each with its M managers and
+ * its forwarder at DIR/cK.sock.
  */
 import { spawn } from 'node:child_process';
 import net from 'node:net';
@@ -13,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { newToken } from '../store.js';
 import { EngineClient } from '../../lib/engine-client.js';
 import { freePorts, terminate, waitReady } from '../proc.js';
+import { proxyComponent } from './proxy.js';
 import type { TestbedComponent } from './testbed.js';
 
 const SAMPAN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../bin/sampan');
@@ -20,18 +23,30 @@ const JOIN_TIMEOUT_MS = 120_000;
 /** Short, so that a test sees a killed host go down within seconds. */
 const TESTBED_HEARTBEAT_MS = 1000;
 
-export async function managerComponents(dir: string, count: number, tls = false): Promise<{ components: TestbedComponent[]; engineArgs: (host: string, gateway: string) => string[] }> {
-  const token = newToken();
+/** Testbed clusters' names: `testbed` alone, c1…cC side by side (--clusters C). */
+const clusterNames = (clusters: number): string[] => (clusters === 1 ? ['testbed'] : Array.from({ length: clusters }, (_, k) => `c${k + 1}`));
+
+/** With C clusters, hosts go round: host1 to the first, host2 to the second, … */
+const clusterOf = (host: string, clusters: number): number => (Number(host.replace(/^host/, '')) - 1) % clusters;
+
+export async function managerComponents(dir: string, count: number, tls = false, clusters = 1): Promise<{ components: TestbedComponent[]; engineArgs: (host: string, gateway: string) => string[] }> {
+  const names = clusterNames(clusters);
+  const tokens = names.map(() => newToken());
   // with --tls, each manager's API and node endpoint listen on the gateway: its ports are picked now, the hosts' --join names them
-  const ports = tls ? await freePorts(2 * count) : [];
-  const paths = Array.from({ length: count }, (_, i) => {
-    const d = path.join(dir, 'managers', `m${i + 1}`);
-    const api = (gw: string) => (tls ? `tcp://${gw}:${ports[2 * i]}` : `unix://${path.join(d, 'api.sock')}`);
-    const node = (gw: string) => (tls ? `wss://${gw}:${ports[2 * i + 1]}` : `unix://${path.join(d, 'node.sock')}`);
-    return { name: `m${i + 1}`, dir: d, socket: path.join(d, 'api.sock'), api, node };
-  });
-  const engineArgs = (host: string, gw: string) => (count ? [...paths.flatMap((p) => ['--join', p.node(gw)]), '--join-token', token, '--node-name', host] : []);
-  const components = paths.map((p, i): TestbedComponent => async (tb) => {
+  const ports = tls ? await freePorts(2 * count * clusters) : [];
+  const paths = names.map((cluster, k) => Array.from({ length: count }, (_, i) => {
+    const name = clusters === 1 ? `m${i + 1}` : `${cluster}-m${i + 1}`;
+    const d = path.join(dir, 'managers', name);
+    const at = 2 * (k * count + i);
+    const api = (gw: string) => (tls ? `tcp://${gw}:${ports[at]}` : `unix://${path.join(d, 'api.sock')}`);
+    const node = (gw: string) => (tls ? `wss://${gw}:${ports[at + 1]}` : `unix://${path.join(d, 'node.sock')}`);
+    return { name, cluster, k, dir: d, socket: path.join(d, 'api.sock'), api, node };
+  }));
+  const engineArgs = (host: string, gw: string) => {
+    const k = clusterOf(host, clusters);
+    return count ? [...paths[k]!.flatMap((p) => ['--join', p.node(gw)]), '--join-token', tokens[k]!, '--node-name', host] : [];
+  };
+  const components = paths.flat().map((p): TestbedComponent => async (tb) => {
     await fs.mkdir(p.dir, { recursive: true });
     const host = p.api(tb.gateway);
     const certs = tb.tls ? ['--tlscacert', tb.tls.managers.ca, '--tlscert', tb.tls.managers.cert, '--tlskey', tb.tls.managers.key] : [];
@@ -40,7 +55,7 @@ export async function managerComponents(dir: string, count: number, tls = false)
       try {
         return spawn(SAMPAN, [
           'cluster', 'manager', '--etcd', tb.etcdEndpoints.join(','), '--listen', host, '--node-listen', p.node(tb.gateway), ...certs,
-          '--name', 'testbed', '--join-token', token, '--heartbeat', String(TESTBED_HEARTBEAT_MS),
+          '--name', p.cluster, '--join-token', tokens[p.k]!, '--heartbeat', String(TESTBED_HEARTBEAT_MS),
         ], { stdio: ['ignore', fd, fd], detached: true });
       } finally {
         closeSync(fd);
@@ -48,19 +63,23 @@ export async function managerComponents(dir: string, count: number, tls = false)
     })();
     const stop = () => terminate(proc, 10_000);
     const client = new EngineClient({ host, ...(tb.tls && { tls: tb.tls.client }) });
+    const hosts = tb.hosts.filter((h) => clusterOf(h.name, clusters) === p.k).length;
     try {
       await waitReady(`manager ${p.name}`, proc, async () => {
         const m = await client.json<{ joined: number; leader?: string }>('GET', '/sampan/v1/manager');
-        return m.joined === tb.hosts.length && !!m.leader;
+        return m.joined === hosts && !!m.leader;
       }, JOIN_TIMEOUT_MS, tb.aborted);
     } catch (err) {
       await stop();
       throw err;
     }
-    tb.log.info({ manager: p.name, host, hosts: tb.hosts.length }, 'manager ready: every host joined');
-    return { manager: { name: p.name, pid: proc.pid ?? 0, host, ...(!tls && { socket: p.socket }), join: p.node(tb.gateway) }, stop };
+    tb.log.info({ manager: p.name, cluster: p.cluster, host, hosts }, 'manager ready: every host of its cluster joined');
+    return { manager: { name: p.name, cluster: p.cluster, pid: proc.pid ?? 0, host, ...(!tls && { socket: p.socket }), join: p.node(tb.gateway) }, stop };
   });
-  if (count && !tls) components.push(() => clusterSocket(path.join(dir, 'cluster.sock'), paths.map((p) => p.socket)));
+  if (count && !tls) {
+    for (const ps of paths) components.push(() => clusterSocket(path.join(dir, clusters === 1 ? 'cluster.sock' : `${ps[0]!.cluster}.sock`), ps.map((p) => p.socket)));
+  }
+  if (count && clusters > 1) components.push(proxyComponent(dir, names));
   return { components, engineArgs };
 }
 

@@ -16,6 +16,8 @@ import { MAX_HOSTS, addHostNet, bridgeName, claimSlot, gateway, hostNet, hostsSu
 
 export interface ManagerInfo {
   name: string;
+  /** The cluster it manages (its --name). */
+  cluster: string;
   pid: number;
   /** Its Docker API, as DOCKER_HOST takes it: unix://DIR/managers/mI/api.sock, or tcp://10.222.K.1:PORT with --tls. */
   host: string;
@@ -50,6 +52,8 @@ export interface TestbedContext {
 export interface StartedComponent {
   /** Listed in testbed.json's "managers" when given. */
   manager?: ManagerInfo;
+  /** testbed.json's "proxy" when given. */
+  proxy?: ProxyInfo;
   stop(): Promise<void>;
 }
 
@@ -68,9 +72,19 @@ export interface TestbedOptions {
   log?: Logger;
 }
 
+/** The SwarmProxy in front of the clusters (--clusters C > 1), and a client certificate for each cluster. */
+export interface ProxyInfo {
+  pid: number;
+  /** tcp://127.0.0.1:PORT, as DOCKER_HOST takes it (with DOCKER_TLS_VERIFY=1). */
+  host: string;
+  /** Per cluster name: a certificate of the proxy's CA whose CN is that name, in a directory for DOCKER_CERT_PATH. */
+  clients: Record<string, TlsPaths>;
+}
+
 export interface TestbedDescription {
   etcd: { endpoints: string[]; pid: number; members: EtcdMemberInfo[] };
   managers: ManagerInfo[];
+  proxy?: ProxyInfo;
   hosts: HostInfo[];
   network: { bridge: string; subnet: string; gateway: string };
   tls?: TestbedTls;
@@ -97,9 +111,11 @@ export class Testbed {
 
   get description(): TestbedDescription {
     const members = this.etcd?.info ?? [];
+    const proxy = this.started.find((c) => c.proxy)?.proxy;
     return {
       etcd: { endpoints: this.etcd?.endpoints ?? [], pid: members[0]?.pid ?? 0, members },
       managers: this.started.flatMap((c) => (c.manager ? [c.manager] : [])),
+      ...(proxy && { proxy }),
       hosts: this.hosts.map((h) => h.info),
       network: { bridge: bridgeName(this.slot ?? 0), subnet: hostsSubnet(this.slot ?? 0), gateway: gateway(this.slot ?? 0) },
       ...(this.tls && { tls: this.tls }),
