@@ -20,6 +20,7 @@
 # Env: BENCH_HOSTS ("1000 10000")  BENCH_CONTAINERS (10)  BENCH_START_LATENCY (50)  BENCH_HEARTBEAT (5000, as shipped)
 #      BENCH_CONCURRENT (3000)  BENCH_JOIN_TIMEOUT (600 s: past it the run goes on with the engines that joined)  BENCH_STEADY (30)  BENCH_LOOKUPS (200)  BENCH_CHURN_ROUNDS (3)  BENCH_SETTLE (15)  BENCH_REPLICAS_<N>
 #      BENCH_SHARD (15000): engines per simulator; more engines run as several simulators, each through a node relay
+#      BENCH_MANAGER_FLAGS ("--pool 10.0.0.0/8 --network-size 9 --block-size 26 --lease-ttl 10"): extra manager flags
 #      BENCH_MANAGER_NODE_ARGS: node flags for the manager (e.g. --cpu-prof --cpu-prof-dir=DIR)
 #      BENCH_OUT=FILE also writes the results table (markdown) to FILE;  KEEP_LOGS=DIR keeps the manager's and sim's logs
 # Results and how to read them: docs/benchmarks.md ("Cluster: scale").
@@ -41,6 +42,9 @@ OUT=${BENCH_OUT:-}
 T=$(mktemp -d /tmp/sampan-clusterbench.XXXXXX)
 TOKEN=bench-token-$(head -c8 /dev/urandom | od -An -tx1 | tr -d ' \n')
 SHARD=${BENCH_SHARD:-15000}
+# the default cluster network is a /16 of /24 blocks (256 hosts): thousands of hosts take a larger network and
+# smaller blocks; and a 2 s election lease is lost in the join storm of 30,000 engines (findings in docs/benchmarks.md)
+MGR_FLAGS=${BENCH_MANAGER_FLAGS:---pool 10.0.0.0/8 --network-size 9 --block-size 26 --lease-ttl 10}
 ETCD_PID= MGR_PID= SIM_PIDS=() RELAY_PIDS=()
 stop_fleet() {
   local p
@@ -99,7 +103,9 @@ run_one() {
     --initial-cluster default=http://127.0.0.1:$((port + 1)) --quota-backend-bytes $((8 << 30)) >"$T/etcd-$n.log" 2>&1 &
   ETCD_PID=$!
   for _ in $(seq 50); do curl -s -m1 http://127.0.0.1:$port/health | grep -q true && break; sleep 0.2; done
-  node ${BENCH_MANAGER_NODE_ARGS:-} bin/sampan cluster manager --etcd http://127.0.0.1:$port --listen "unix://$T/cluster.sock" --node-listen "unix://$T/node.sock" \
+  # shell words on purpose: BENCH_MANAGER_FLAGS holds several flags
+  # shellcheck disable=SC2086
+  node ${BENCH_MANAGER_NODE_ARGS:-} bin/sampan cluster manager ${MGR_FLAGS} --etcd http://127.0.0.1:$port --listen "unix://$T/cluster.sock" --node-listen "unix://$T/node.sock" \
     --name "bench$n" --join-token "$TOKEN" --heartbeat "$HB" >"$T/manager-$n.log" 2>&1 &
   MGR_PID=$!
   wait_ping "$T/cluster.sock" 30 || die "the manager did not start: $(tail -5 "$T/manager-$n.log")"
