@@ -34,6 +34,10 @@ const UNDERLAY_MTU = 1500;
 const VXLAN_OVERHEAD = 50;
 /** Placements with addresses per transaction: two puts and a compare each, within etcd's 128 operations. */
 const PLACE_CHUNK = 40;
+/** Blocks leased in one transaction: a compare and a put each, within etcd's 128 operations. */
+const LEASE_CHUNK = 64;
+/** Guarded transactions in flight at once: thousands at once would outrun etcd's deadline. */
+const GUARDED_IN_FLIGHT = 8;
 /** How often a placement is re-planned after losing a race to another manager before it gives up (503). */
 const MAX_RACES = 5;
 
@@ -259,7 +263,7 @@ export class ClusterNetworking {
       return this.place(ps, races + 1);
     }
     const failed: NewPlacement[] = [];
-    await Promise.all(chunked(ps, PLACE_CHUNK).map(async (chunk) => {
+    await eachLimited(chunked(ps, PLACE_CHUNK), GUARDED_IN_FLIGHT, async (chunk) => {
       const absent = chunk.map((p) => ipKey(p.net!.network, p.net!.ip!));
       const ops: Op[] = chunk.flatMap((p) => {
         const old = this.addrs.get(p.id);
@@ -293,7 +297,7 @@ export class ClusterNetworking {
         failed.push(p);
       }
       if (lost) throw conflict(`Address already in use: ${lost.net!.want}`);
-    }));
+    });
     if (!failed.length) return;
     if (races >= MAX_RACES) throw unavailable('cluster IPAM: lost the race for addresses to another manager too often; try again');
     return this.place(failed, races + 1);
@@ -352,11 +356,29 @@ export class ClusterNetworking {
    * will fill them); those another manager took meanwhile are returned with their holder.
    */
   private async lease(plan: Plan): Promise<Array<{ net: ClusterNetwork; start: number; holder: string }>> {
-    const results = await Promise.allSettled(plan.blocks.map(async (b) => {
+    const one = async (b: Plan['blocks'][number]): Promise<string | undefined> => {
       const key = blockKey(b.net.spec.id, b.start);
       if (await this.store.writeIfAbsent([key], [{ put: key, value: { node: b.node, cidr: b.net.ipam.blockCidr(b.start) } }])) return undefined;
       return (await this.store.readOne<{ node: string }>(key))?.node ?? '?';
-    }));
+    };
+    // many blocks in a transaction (a batch over thousands of hosts leases thousands); a chunk that lost a race
+    // is taken block by block, to learn which were taken and by whom
+    const results: Array<PromiseSettledResult<string | undefined>> = [];
+    await eachLimited(chunked(plan.blocks.map((b, i) => ({ b, i })), LEASE_CHUNK), GUARDED_IN_FLIGHT, async (chunk) => {
+      try {
+        const keys = chunk.map(({ b }) => blockKey(b.net.spec.id, b.start));
+        const ok = await this.store.writeIfAbsent(keys, chunk.map(({ b }, k) => ({ put: keys[k]!, value: { node: b.node, cidr: b.net.ipam.blockCidr(b.start) } })));
+        if (ok) {
+          for (const { i } of chunk) results[i] = { status: 'fulfilled', value: undefined };
+          return;
+        }
+      } catch (err) {
+        for (const { i } of chunk) results[i] = { status: 'rejected', reason: err };
+        return;
+      }
+      const each = await Promise.allSettled(chunk.map(({ b }) => one(b)));
+      chunk.forEach(({ i }, k) => (results[i] = each[k]!));
+    });
     const raced: Array<{ net: ClusterNetwork; start: number; holder: string }> = [];
     const announced = new Set<string>();
     const pending = plan.blocks;
@@ -413,6 +435,14 @@ export class ClusterNetworking {
 
 function placementRecord(p: NewPlacement): Placement {
   return { node: p.node.rec.id, ...(p.name && { name: p.name }), ...(p.batch && { batch: p.batch }), ...(p.net?.ip && { network: p.net.network, ip: p.net.ip }) };
+}
+
+/** `fn` over each item, at most `cap` at once. */
+async function eachLimited<T>(items: T[], cap: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(cap, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
 }
 
 function chunked<T>(a: T[], size: number): T[][] {
