@@ -120,17 +120,24 @@ NSLOOKUP=$(timeout 20 docker exec prober nslookup "vis-$VIS_N" 2>&1 | awk '/^Add
 SUM=$(grep '"summary"' "$T/vis.out")
 vis() { jq -r ".summary.$1 // \"-\"" <<<"$SUM" 2>/dev/null || echo -; }
 
-med() { [ -s "$1" ] && sort -n "$1" | awk '{a[NR]=$1} END{m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; printf "%.2f\n", m}' || echo -; }
-pctl() { [ -s "$1" ] && sort -n "$1" | awk -v q="$2" '{a[NR]=$1} END{r=int(q*NR); if (r<q*NR) r++; if (r<1) r=1; printf "%.2f\n", a[r]}' || echo -; }
+# median, p-quantile (nearest rank) of the numbers in file $1; $3 (resp. $2) the printf format, %.2f if not given
+med() { [ -s "$1" ] && sort -n "$1" | awk -v f="${2:-%.2f}\n" '{a[NR]=$1} END{m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; printf f, m}' || echo -; }
+pctl() { [ -s "$1" ] && sort -n "$1" | awk -v q="$2" -v f="${3:-%.2f}\n" '{a[NR]=$1} END{r=int(q*NR); if (r<q*NR) r++; if (r<1) r=1; printf f, a[r]}' || echo -; }
 all_of() { paste -sd' ' "$1" 2>/dev/null | awk '{for(i=1;i<=NF;i++) printf "%s%.2f", (i>1?", ":""), $i}'; }
 declare -A NAME=([same]="container→container, same host" [hostgw]="across hosts, host-gw (\`cluster\`)" [vxlan]="across hosts, vxlan" [host]="host→host (the limit)")
 declare -A TARGET=([hostgw]="≥ 0.9" [vxlan]="≥ 0.7")
 HOSTMED=$(med "$T/tput-host")
+# the load drifts between rounds: a round's paths ran within half a minute, so its own ratios are also shown
+for p in $PATHS; do paste "$T/tput-$p" "$T/tput-host" 2>/dev/null | awk '$2 > 0 {print $1 / $2}' >"$T/ratio-$p"; done
+# names on the prober's own host are its engine's; the others' are asked of the manager
+PROBER_NODE=$(docker inspect -f '{{.Node.Name}}' prober)
+jq -r --arg n "$PROBER_NODE" 'select(.name and .dnsMs != null and .node == $n) | .dnsMs' "$T/vis.out" >"$T/dns-local"
+jq -r --arg n "$PROBER_NODE" 'select(.name and .dnsMs != null and .node != $n) | .dnsMs' "$T/vis.out" >"$T/dns-remote"
 {
-  echo "| path | TCP Gbit/s, median (rounds) | / host→host (target) | HTTP GET p50 / p99 ms | failed GETs |"
+  echo "| path | TCP Gbit/s, median (rounds) | / host→host: of the medians (target); median of the rounds' | HTTP GET p50 / p99 ms | failed GETs |"
   echo "|---|---:|---:|---:|---:|"
   for p in $PATHS; do
-    echo "| ${NAME[$p]} | $(med "$T/tput-$p") ($(all_of "$T/tput-$p")) | $(ratio "$(med "$T/tput-$p")" "$HOSTMED")${TARGET[$p]:+ (${TARGET[$p]})} | $(med "$T/lat-$p") / $(pctl "$T/lat-$p" 0.99) | $(cat "$T/fail-$p" 2>/dev/null | wc -l) |"
+    echo "| ${NAME[$p]} | $(med "$T/tput-$p") ($(all_of "$T/tput-$p")) | $(ratio "$(med "$T/tput-$p")" "$HOSTMED")${TARGET[$p]:+ (${TARGET[$p]})}; $(med "$T/ratio-$p") | $(med "$T/lat-$p") / $(pctl "$T/lat-$p" 0.99) | $(cat "$T/fail-$p" 2>/dev/null | wc -l) |"
   done
   echo
   echo "| visibility, $(vis n) containers, $(vis inflight) at a time, on $(vis nodes) hosts | p50 ms | p99 ms (target ≤ 1000) | max ms | seen |"
@@ -138,6 +145,8 @@ HOSTMED=$(med "$T/tput-host")
   echo "| StartedAt → the start call returned | $(vis start.p50) | $(vis start.p99) | $(vis start.max) | $(vis start.n) |"
   echo "| StartedAt → registry \`add\` event | $(vis add.p50) | $(vis add.p99) | $(vis add.max) | $(vis add.n) |"
   echo "| StartedAt → DNS answer in another container | $(vis dns.p50) | $(vis dns.p99) | $(vis dns.max) | $(vis dns.n) |"
+  echo "| … of a name on the prober's host | $(med "$T/dns-local" %.0f) | $(pctl "$T/dns-local" 0.99 %.0f) | $(sort -n "$T/dns-local" | tail -1) | $(wc -l <"$T/dns-local") |"
+  echo "| … of a name on another host (asked of the manager) | $(med "$T/dns-remote" %.0f) | $(pctl "$T/dns-remote" 0.99 %.0f) | $(sort -n "$T/dns-remote" | tail -1) | $(wc -l <"$T/dns-remote") |"
   echo
   echo "Rounds: $ROUNDS × $SECS s of iperf3 and $REQS GETs per path; failed container starts: $(vis failed); busybox nslookup vis-$VIS_N in the prober afterwards: ${NSLOOKUP:-no answer}."
   echo "Versions: $(iperf3 --version | head -1 | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2), node $(node --version), Sampan $(git rev-parse --short HEAD 2>/dev/null); $(nproc) cores."
