@@ -120,7 +120,7 @@ NSLOOKUP=$(timeout 20 docker exec prober nslookup "vis-$VIS_N" 2>&1 | awk '/^Add
 SUM=$(grep '"summary"' "$T/vis.out")
 vis() { jq -r ".summary.$1 // \"-\"" <<<"$SUM" 2>/dev/null || echo -; }
 
-# median, p-quantile (nearest rank) of the numbers in file $1; $3 (resp. $2) the printf format, %.2f if not given
+# med FILE [FORMAT], pctl FILE Q [FORMAT]: the median, the Q-quantile (nearest rank) of the numbers in FILE (%.2f)
 med() { [ -s "$1" ] && sort -n "$1" | awk -v f="${2:-%.2f}\n" '{a[NR]=$1} END{m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; printf f, m}' || echo -; }
 pctl() { [ -s "$1" ] && sort -n "$1" | awk -v q="$2" -v f="${3:-%.2f}\n" '{a[NR]=$1} END{r=int(q*NR); if (r<q*NR) r++; if (r<1) r=1; printf f, a[r]}' || echo -; }
 all_of() { paste -sd' ' "$1" 2>/dev/null | awk '{for(i=1;i<=NF;i++) printf "%s%.2f", (i>1?", ":""), $i}'; }
