@@ -144,6 +144,8 @@ export class ClusterStore {
 
   private readonly queue: Queued[] = [];
   private inFlight = 0;
+  private guardedInFlight = 0;
+  private readonly guardedWaiting: Array<() => void> = [];
   private pumping = false;
 
   /**
@@ -214,9 +216,17 @@ export class ClusterStore {
    */
   async writeIfAbsent(absent: string[], ops: Op[]): Promise<boolean> {
     if (absent.length + ops.length > MAX_TXN_OPS) throw new Error(`writeIfAbsent: ${absent.length} compares and ${ops.length} operations exceed one transaction`);
-    if (await this.health.track(this.txn(absent, ops))) return true;
-    if (!(await this.health.track(this.txn([], [])))) this.refused();
-    return false;
+    // thousands of creates at once would send thousands of transactions at once, past etcd's deadline: they queue
+    while (this.guardedInFlight >= TXN_IN_FLIGHT) await new Promise<void>((r) => this.guardedWaiting.push(r));
+    this.guardedInFlight++;
+    try {
+      if (await this.health.track(this.txn(absent, ops))) return true;
+      if (!(await this.health.track(this.txn([], [])))) this.refused();
+      return false;
+    } finally {
+      this.guardedInFlight--;
+      this.guardedWaiting.shift()?.();
+    }
   }
 
   private refused(): never {
