@@ -16,9 +16,11 @@ import { parseArgs } from 'node:util';
 
 const { positionals, values: o } = parseArgs({
   allowPositionals: true,
-  options: { api: { type: 'string' }, prefix: { type: 'string', default: 'r' }, replicas: { type: 'string', default: '1000' }, n: { type: 'string', default: '200' }, conns: { type: 'string' }, engines: { type: 'string' }, containers: { type: 'string' } },
+  options: { api: { type: 'string' }, prefix: { type: 'string', default: 'r' }, replicas: { type: 'string', default: '1000' }, n: { type: 'string', default: '200' }, conns: { type: 'string' }, network: { type: 'string' }, engines: { type: 'string' }, containers: { type: 'string' } },
 });
 const socketPath = o.api!;
+/** The containers' config; `--network NAME` puts them on that network (the cluster's default network without it). */
+const containerConfig = () => ({ Image: 'busybox', Cmd: ['sleep', 'infinity'], ...(o.network && { HostConfig: { NetworkMode: o.network } }) });
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const pct = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -45,7 +47,7 @@ async function batch(): Promise<object> {
   let errors = 0;
   let rest = '';
   const t0 = process.hrtime.bigint();
-  const r = await call('POST', '/sampan/v1/batches', { prefix: o.prefix, replicas, config: { Image: 'busybox', Cmd: ['sleep', 'infinity'] } }, (chunk) => {
+  const r = await call('POST', '/sampan/v1/batches', { prefix: o.prefix, replicas, config: containerConfig() }, (chunk) => {
     const lines = (rest + chunk.toString('utf8')).split('\n');
     rest = lines.pop()!;
     for (const l of lines) {
@@ -101,7 +103,7 @@ async function concurrent(): Promise<object> {
   const client = async (i: number) => {
     const t0 = process.hrtime.bigint();
     try {
-      const c = await call('POST', `/v1.43/containers/create?name=${prefix}-${i}`, { Image: 'busybox', Cmd: ['sleep', 'infinity'] }, undefined, agent);
+      const c = await call('POST', `/v1.43/containers/create?name=${prefix}-${i}`, containerConfig(), undefined, agent);
       if (c.status !== 201) return fail(`create ${c.status}: ${messageOf(c.text)}`);
       createLat.push(ms(t0));
       const s = await call('POST', `/v1.43/containers/${(JSON.parse(c.text) as { Id: string }).Id}/start`, undefined, undefined, agent);

@@ -21,6 +21,7 @@
 #      BENCH_CONCURRENT (3000)  BENCH_JOIN_TIMEOUT (600 s: past it the run goes on with the engines that joined)  BENCH_STEADY (30)  BENCH_LOOKUPS (200)  BENCH_CHURN_ROUNDS (3)  BENCH_SETTLE (15)  BENCH_REPLICAS_<N>
 #      BENCH_SHARD (15000): engines per simulator; more engines run as several simulators, each through a node relay
 #      BENCH_MANAGER_FLAGS ("--pool 10.0.0.0/8 --network-size 9 --block-size 26 --lease-ttl 10"): extra manager flags
+#      BENCH_NETWORK (bridge): the network of the batch and the concurrent creates (cluster: the cluster network)
 #      BENCH_MANAGER_NODE_ARGS: node flags for the manager (e.g. --cpu-prof --cpu-prof-dir=DIR)
 #      BENCH_OUT=FILE also writes the results table (markdown) to FILE;  KEEP_LOGS=DIR keeps the manager's and sim's logs
 # Results and how to read them: docs/benchmarks.md ("Cluster: scale").
@@ -45,6 +46,11 @@ SHARD=${BENCH_SHARD:-15000}
 # the default cluster network is a /16 of /24 blocks (256 hosts): thousands of hosts take a larger network and
 # smaller blocks; and a 2 s election lease is lost in the join storm of 30,000 engines (findings in docs/benchmarks.md)
 MGR_FLAGS=${BENCH_MANAGER_FLAGS:---pool 10.0.0.0/8 --network-size 9 --block-size 26 --lease-ttl 10}
+# the batch's and the concurrent creates' network: the engines' local bridge by default, since on the cluster
+# network thousands of hosts getting their first block at once fan out every host's routes to every host (O(N²)),
+# which exhausted the manager's heap at 8,000 hosts (a finding in docs/benchmarks.md); BENCH_NETWORK=cluster for it
+NET=${BENCH_NETWORK:-bridge}
+NET_ARGS=$([ "$NET" = cluster ] || echo "--network $NET")
 ETCD_PID= MGR_PID= SIM_PIDS=() RELAY_PIDS=()
 stop_fleet() {
   local p
@@ -134,7 +140,7 @@ run_one() {
   R[$n.etcddb]=$(du -m "$T/etcd/member/snap/db" | cut -f1)
   log "N=$n: cpu ${R[$n.cpu]} % rss ${R[$n.rss]} MB fds ${R[$n.fds]}; batch of $reps"
   local t0; t0="$(now_us) $(ticks "$MGR_PID") $(ticks "$ETCD_PID") $(sim_ticks)"
-  R[$n.batch]=$(node dist/bench/cluster/drive.js batch --api "$T/cluster.sock" --prefix b --replicas "$reps")
+  R[$n.batch]=$(node dist/bench/cluster/drive.js batch ${NET_ARGS} --api "$T/cluster.sock" --prefix b --replicas "$reps")
   R[$n.batchcpu]=$(cpu_since $t0)
   R[$n.count]=$(counts --prefix b)
   R[$n.reps]=$reps
@@ -143,7 +149,7 @@ run_one() {
   if [ "$CONC" != 0 ]; then
     log "N=$n: $CONC concurrent create+start"
     t0="$(now_us) $(ticks "$MGR_PID") $(ticks "$ETCD_PID") $(sim_ticks)"
-    node dist/bench/cluster/drive.js concurrent --api "$T/cluster.sock" --prefix cc --n "$CONC" >"$T/concurrent.out" 2>&1 &
+    node dist/bench/cluster/drive.js concurrent ${NET_ARGS} --api "$T/cluster.sock" --prefix cc --n "$CONC" >"$T/concurrent.out" 2>&1 &
     R[$n.concfds]=$(peak_fds $!)
     R[$n.conc]=$(tail -1 "$T/concurrent.out")
     R[$n.conccpu]=$(cpu_since $t0)
