@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setImmediate as tick } from 'node:timers/promises';
 import { isCode } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';
 import type { ManagerMessage, NetworksMessage, PeersMessage } from '../../lib/node-protocol.js';
@@ -17,7 +16,7 @@ const rec = (id: string, addr: string): NodeRecord => ({
   id, name: `h-${id}`, labels: {}, api: 'unix:///x.sock', addr, capacity: { ncpu: 1, memTotal: 1 }, version: '0', joinedAt: '', state: 'up',
 });
 
-test('engines are told the networks and the peers of the networks where they hold blocks, changes coalesced per tick; netstate; node removal', async (t) => {
+test('engines are told the networks and the peers of the networks where they hold blocks, changes coalesced per flush; netstate; node removal', async (t) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'spsync-'));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const etcd = await EtcdCluster.start({ dir, members: 1 });
@@ -26,11 +25,16 @@ test('engines are told the networks and the peers of the networks where they hol
   t.after(() => store.close());
 
   const sent: Array<[string, ManagerMessage]> = [];
+  const payloads: Array<[string, Buffer]> = [];
   const dropped: string[] = [];
   const state = new ClusterState();
   const nets = new ClusterNetworking(store, { pool: '10.192.0.0/12', networkSize: 16, blockSize: 24, routing: 'host-gw' });
   const sync = new NetworkSync(nets, state, store, {
     send: (n, m) => sent.push([n, m]),
+    sendEncoded: (n, data) => {
+      payloads.push([n, data]);
+      sent.push([n, JSON.parse(data.toString()) as ManagerMessage]);
+    },
     broadcast: (m) => sent.push(['*', m]),
     drop: (n) => dropped.push(n),
   }, silentLogger);
@@ -53,7 +57,7 @@ test('engines are told the networks and the peers of the networks where they hol
   // a, b and c take their first blocks in one tick: one message each, with the network's whole list
   const net = nets.get('cluster');
   await nets.place([a, b, c].map((n, i) => ({ id: `x${i}`, node: n, net: { network: net.spec.id } })));
-  await tick();
+  await sync.settled();
   for (const n of ['a', 'b', 'c']) {
     const ms = peersTo(n);
     assert.equal(ms.length, 1, `one message to ${n}`);
@@ -61,13 +65,16 @@ test('engines are told the networks and the peers of the networks where they hol
     assert.equal(ms[0]!.full, false);
   }
   assert.equal(peersTo('d').length, 0, 'd holds no block: it carries none of the routes');
+  assert.equal(new Set(payloads.slice(-3).map(([, b]) => b)).size, 1, 'one payload, serialized once, for the three');
   sent.length = 0;
 
   // d joins the network: it gets the whole list, the holders only d's entry
   await nets.place([{ id: 'x3', node: d, net: { network: net.spec.id } }]);
-  await tick();
+  await sync.settled();
   assert.deepEqual(peersTo('d')[0]!.set.map((p) => p.node).sort(), ['a', 'b', 'c', 'd']);
   for (const n of ['a', 'b', 'c']) assert.deepEqual(peersTo(n)[0]!.set.map((p) => p.node), ['d']);
+  const deltas = payloads.filter(([n]) => n !== 'd').slice(-3).map(([, b]) => b);
+  assert.equal(new Set(deltas).size, 1, 'the change, serialized once for every holder');
   sent.length = 0;
 
   // a creates network: every engine is told the full set
@@ -79,7 +86,7 @@ test('engines are told the networks and the peers of the networks where they hol
   // netstate: a VTEP's MAC goes to the holders; an error degrades the node for that network only
   sync.netstate(b, { type: 'netstate', network: net.spec.id, vtepMac: '02:00:00:00:00:0b' });
   sync.netstate(c, { type: 'netstate', network: 'cluster', error: 'RTNETLINK answers: File exists' });
-  await tick();
+  await sync.settled();
   assert.deepEqual(peersTo('a')[0]!.set, [{ node: 'b', network: net.spec.id, addr: '10.222.0.3', blocks: ['10.192.1.0/24'], vtepMac: '02:00:00:00:00:0b' }]);
   assert.deepEqual(sync.degraded.get('c'), { cluster: 'RTNETLINK answers: File exists' });
   assert.equal(sync.degraded.get('b'), undefined);
@@ -100,7 +107,7 @@ test('engines are told the networks and the peers of the networks where they hol
   await assert.rejects(sync.removeNode('h-d', false), (e) => isCode(e, 'CONFLICT') && /not down/.test((e as Error).message));
   d.rec = { ...d.rec, state: 'down' };
   await sync.removeNode('h-d', false);
-  await tick();
+  await sync.settled();
   for (const n of ['a', 'b', 'c']) assert.deepEqual(peersTo(n)[0]!.remove, [{ node: 'd', network: net.spec.id }]);
   assert.deepEqual(dropped, ['d']);
   assert.equal(state.node('h-d'), undefined);
