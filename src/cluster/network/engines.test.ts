@@ -56,12 +56,14 @@ test('engines are told the networks and the peers of the networks where they hol
 
   // a, b and c take their first blocks in one tick: one message each, with the network's whole list
   const net = nets.get('cluster');
+  /** The network's I-th /24 block, in lease order. */
+  const block = (i: number) => net.ipam.blockCidr(net.ipam.subnet.start + i * 256);
   await nets.place([a, b, c].map((n, i) => ({ id: `x${i}`, node: n, net: { network: net.spec.id } })));
   await sync.settled();
   for (const n of ['a', 'b', 'c']) {
     const ms = peersTo(n);
     assert.equal(ms.length, 1, `one message to ${n}`);
-    assert.deepEqual(ms[0]!.set.map((p) => [p.node, p.addr, p.blocks]).sort(), [['a', '10.222.0.2', ['10.192.0.0/24']], ['b', '10.222.0.3', ['10.192.1.0/24']], ['c', '10.222.0.4', ['10.192.2.0/24']]]);
+    assert.deepEqual(ms[0]!.set.map((p) => [p.node, p.addr, p.blocks]).sort(), [['a', '10.222.0.2', [block(0)]], ['b', '10.222.0.3', [block(1)]], ['c', '10.222.0.4', [block(2)]]]);
     assert.equal(ms[0]!.full, false);
   }
   assert.equal(peersTo('d').length, 0, 'd holds no block: it carries none of the routes');
@@ -87,7 +89,7 @@ test('engines are told the networks and the peers of the networks where they hol
   sync.netstate(b, { type: 'netstate', network: net.spec.id, vtepMac: '02:00:00:00:00:0b' });
   sync.netstate(c, { type: 'netstate', network: 'cluster', error: 'RTNETLINK answers: File exists' });
   await sync.settled();
-  assert.deepEqual(peersTo('a')[0]!.set, [{ node: 'b', network: net.spec.id, addr: '10.222.0.3', blocks: ['10.192.1.0/24'], vtepMac: '02:00:00:00:00:0b' }]);
+  assert.deepEqual(peersTo('a')[0]!.set, [{ node: 'b', network: net.spec.id, addr: '10.222.0.3', blocks: [block(1)], vtepMac: '02:00:00:00:00:0b' }]);
   assert.deepEqual(sync.degraded.get('c'), { cluster: 'RTNETLINK answers: File exists' });
   assert.equal(sync.degraded.get('b'), undefined);
   sync.netstate(c, { type: 'netstate', network: 'cluster' });
