@@ -269,6 +269,11 @@ export class NodeRegistry {
     if (c?.ws.readyState === 1) c.ws.send(data, { binary: false });
   }
 
+  buffered(nodeId: string): number {
+    const ws = this.conns.get(nodeId)?.ws as { bufferedAmount?: number } | undefined;
+    return ws?.bufferedAmount ?? 0;
+  }
+
   broadcast(m: ManagerMessage): void {
     if (!this.leading()) return;
     const text = JSON.stringify(m);

@@ -26,6 +26,8 @@ test('engines are told the networks and the peers of the networks where they hol
 
   const sent: Array<[string, ManagerMessage]> = [];
   const payloads: Array<[string, Buffer]> = [];
+  /** Nodes whose connection has more queued than they read. */
+  const slow = new Set<string>();
   const dropped: string[] = [];
   const state = new ClusterState();
   const nets = new ClusterNetworking(store, { pool: '10.192.0.0/12', networkSize: 16, blockSize: 24, routing: 'host-gw' });
@@ -35,6 +37,7 @@ test('engines are told the networks and the peers of the networks where they hol
       payloads.push([n, data]);
       sent.push([n, JSON.parse(data.toString()) as ManagerMessage]);
     },
+    buffered: (n) => (slow.has(n) ? 2 << 20 : 0),
     broadcast: (m) => sent.push(['*', m]),
     drop: (n) => dropped.push(n),
   }, silentLogger);
@@ -77,6 +80,17 @@ test('engines are told the networks and the peers of the networks where they hol
   for (const n of ['a', 'b', 'c']) assert.deepEqual(peersTo(n)[0]!.set.map((p) => p.node), ['d']);
   const deltas = payloads.filter(([n]) => n !== 'd').slice(-3).map(([, b]) => b);
   assert.equal(new Set(deltas).size, 1, 'the change, serialized once for every holder');
+  sent.length = 0;
+
+  // an engine that reads slower than it is told gets no changes meanwhile, then the whole list once it caught up
+  slow.add('a');
+  sync.netstate(c, { type: 'netstate', network: net.spec.id, vtepMac: '02:00:00:00:00:0c' });
+  await sync.settled();
+  assert.equal(peersTo('a').length, 0, 'a is behind: nothing more is queued for it');
+  assert.deepEqual(peersTo('b')[0]!.set.map((p) => p.node), ['c']);
+  slow.delete('a');
+  await sync.settled();
+  assert.deepEqual(peersTo('a').map((m) => m.set.map((p) => p.node).sort()), [['a', 'b', 'c', 'd']], 'caught up: the whole list, once');
   sent.length = 0;
 
   // a creates network: every engine is told the full set

@@ -10,7 +10,9 @@
  * join a network at once; what the manager holds must not. Changes are gathered over FLUSH_MS, and each payload is
  * serialized once and the same bytes handed to every engine that gets it (the changed entries to the holders that
  * have the list, the whole list to those that do not), so a flush holds two payloads per network, not one per
- * holder; the whole list a welcome sends is kept serialized until the network changes.
+ * holder; the whole list a welcome sends is kept serialized until the network changes. An engine that reads slower
+ * than it is told (more than BEHIND_BYTES queued on its connection) gets no more changes: it is sent the whole list
+ * once it has caught up, so what waits for it is bounded and the changes it missed are not sent one by one.
  */
 import { conflict } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
@@ -21,11 +23,15 @@ import type { ClusterNetwork, ClusterNetworking } from './networks.js';
 
 /** How long changes are gathered before the holders are told: well within the second routes may take to appear. */
 export const FLUSH_MS = 50;
+/** Queued on an engine's connection past this, it is behind: changes wait, and it gets the whole list when it drained. */
+const BEHIND_BYTES = 1 << 20;
 
 export interface EngineLink {
   send(nodeId: string, m: ManagerMessage): void;
   /** A message serialized once: the same bytes go to many engines (not a copy each). */
   sendEncoded(nodeId: string, data: Buffer): void;
+  /** Bytes queued on the node's connection, not yet written (0 when it has none). */
+  buffered(nodeId: string): number;
   broadcast(m: ManagerMessage): void;
   drop(nodeId: string): void;
 }
@@ -44,6 +50,8 @@ export class NetworkSync {
   private dirty = new Map<string, Set<string>>();
   /** Gathered until the flush: network id → nodes removed from the cluster. */
   private removed = new Map<string, Set<string>>();
+  /** Network id → holders that were behind at a flush: they get the whole list once they caught up. */
+  private behind = new Map<string, Set<string>>();
   /** Network id → its whole list as a welcome sends it (`full`), serialized; dropped when the network changes. */
   private readonly fullCache = new Map<string, Buffer>();
   /** The address each node's entries were last sent with: a host that rejoins from a new address is announced again. */
@@ -98,13 +106,18 @@ export class NetworkSync {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  /** Per changed network: one payload of the changes to the holders that have its list, one of the whole list to the others. */
+  /**
+   * Per changed network (or with holders behind): one payload of the changes to the holders that have its list, one
+   * of the whole list to the others; holders behind get neither until they caught up.
+   */
   private flush(): void {
     const dirty = this.dirty;
     const removed = this.removed;
+    const behind = this.behind;
     this.dirty = new Map();
     this.removed = new Map();
-    for (const id of new Set([...dirty.keys(), ...removed.keys()])) {
+    this.behind = new Map();
+    for (const id of new Set([...dirty.keys(), ...removed.keys(), ...behind.keys()])) {
       const net = this.nets.find(id);
       if (!net) continue;
       const gone = [...(removed.get(id) ?? [])].map((node) => ({ node, network: id }));
@@ -113,14 +126,27 @@ export class NetworkSync {
       if (!told) this.told.set(id, (told = new Set()));
       let delta: Buffer | undefined;
       let whole: Buffer | undefined;
-      for (const holder of net.ipam.byNode.keys()) {
-        if (told.has(holder)) this.link.sendEncoded(holder, (delta ??= encode({ type: 'peers', full: false, set: changedPeers, remove: gone })));
-        else {
+      const late = behind.get(id);
+      const holders = dirty.has(id) || removed.has(id) ? net.ipam.byNode.keys() : (late ?? new Set<string>()).values();
+      for (const holder of holders) {
+        if (!net.ipam.byNode.has(holder)) continue;
+        if (this.link.buffered(holder) > BEHIND_BYTES) {
+          told.delete(holder);
+          let b = this.behind.get(id);
+          if (!b) this.behind.set(id, (b = new Set()));
+          b.add(holder);
+          continue;
+        }
+        if (told.has(holder)) {
+          if (changedPeers.length || gone.length) this.link.sendEncoded(holder, (delta ??= encode({ type: 'peers', full: false, set: changedPeers, remove: gone })));
+        } else {
           this.link.sendEncoded(holder, (whole ??= encode({ type: 'peers', full: false, set: this.peersOf(net), remove: gone })));
           told.add(holder);
         }
       }
     }
+    // those behind are looked at again: what they missed is one whole list, whenever they drained
+    if (this.behind.size) this.flushSoon();
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
