@@ -8,9 +8,10 @@
  *
  * A request that fails (no answer, or a 5xx) is retried every RETRY_MS for up to RETRY_FOR_MS, as a client with
  * retries does; a create retried after an attempt that may have landed is answered 409 (its name is taken), which
- * counts as created. Per switch: the longest time between two answered requests from just before the switch to
- * just after it (the last answer of the old leader to the first of the new: the two are consecutive in it; the
- * load's own gaps, measured in quiet windows, are its resolution), and the requests failed and retried. Per crash:
+ * counts as created. Per switch: the time from the old leader's last answer to the new one's first (each answer
+ * names the manager that served it, X-Sampan-Manager), the longest time between two answers around the switch and,
+ * in a quiet window of the same length, the load's own (what the machine's load alone costs), and the requests
+ * failed and retried. Per crash:
  * the time from the kill to the first create answered after it. At the end every created name is counted on the
  * engines themselves: each once (none lost, none twice).
  *
@@ -51,7 +52,7 @@ const proxyUrl = new URL(tb.proxy.host.replace(/^tcp:/, 'https:'));
 const agent = new https.Agent({ ...cert, keepAlive: true, maxSockets: 32 });
 const now = () => performance.timeOrigin + performance.now();
 
-interface Answer { status: number; body: string }
+interface Answer { status: number; body: string; manager: string }
 
 function viaProxy(method: string, p: string, body?: unknown): Promise<Answer> {
   return new Promise((resolve, reject) => {
@@ -62,7 +63,7 @@ function viaProxy(method: string, p: string, body?: unknown): Promise<Answer> {
     }, (res) => {
       let text = '';
       res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text, manager: String(res.headers['x-sampan-manager'] ?? '') }));
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
@@ -98,14 +99,14 @@ async function until(fn: () => Promise<boolean>, ms: number, what: string): Prom
 
 // ---- the load
 type Op = 'ps' | 'inspect' | 'create';
-interface Rec { op: Op; sent: number; done: number; ok: boolean; attempts: number; status: number; name?: string; conflictAfterRetry?: boolean }
+interface Rec { op: Op; sent: number; done: number; ok: boolean; attempts: number; status: number; manager: string; name?: string; conflictAfterRetry?: boolean }
 const recs: Rec[] = [];
 const created: string[] = [];
 let seq = 0;
 const MIX: Op[] = ['ps', 'inspect', 'ps', 'create', 'inspect', 'ps', 'inspect', 'ps', 'create', 'inspect'];
 
 async function one(op: Op): Promise<void> {
-  const r: Rec = { op, sent: now(), done: 0, ok: false, attempts: 0, status: 0 };
+  const r: Rec = { op, sent: now(), done: 0, ok: false, attempts: 0, status: 0, manager: '' };
   recs.push(r);
   const name = op === 'create' ? `ha-${++seq}` : undefined;
   const target = created.length ? created[Math.floor(Math.random() * created.length)]! : 'ha-none';
@@ -121,6 +122,7 @@ async function one(op: Op): Promise<void> {
       a = undefined;
     }
     r.status = a?.status ?? 0;
+    r.manager = a?.manager ?? '';
     const answered = a !== undefined && a.status < 500;
     if (answered) {
       r.ok = op === 'create' ? a!.status === 201 || (a!.status === 409 && r.attempts > 1) : op === 'inspect' ? a!.status === 200 || (target === 'ha-none' && a!.status === 404) : a!.status === 200;
@@ -151,6 +153,18 @@ async function load(): Promise<void> {
 }
 
 // ---- measures over the records
+/**
+ * A switch from manager `from` to `to`: the last answer `from` gave to the first `to` gave after it (the answers
+ * name the manager that served them); undefined when the answers do not show it.
+ */
+function handover(old: string, next: string, since: number): number | undefined {
+  const answered = recs.filter((r) => r.done >= since && r.manager).sort((a, b) => a.done - b.done);
+  const first = answered.find((r) => r.manager === next);
+  if (!first) return undefined;
+  const before = answered.filter((r) => r.manager === old && r.done <= first.done);
+  return before.length ? first.done - before[before.length - 1]!.done : undefined;
+}
+
 /** The longest time between two consecutive answers (done times of successful requests) within [from, to]. */
 function maxGap(from: number, to: number): number {
   const t = recs.filter((r) => r.ok && r.done >= from && r.done <= to).map((r) => r.done).sort((a, b) => a - b);
@@ -173,8 +187,8 @@ function run(argv: string[]): Promise<number> {
 }
 
 // ---- graceful switches
-async function switches(n: number): Promise<{ ms: number[]; quietMs: number[]; failed: number; retried: number; requests: number }> {
-  const out = { ms: [] as number[], quietMs: [] as number[], failed: 0, retried: 0, requests: 0 };
+async function switches(n: number): Promise<{ ms: number[]; gapMs: number[]; quietMs: number[]; failed: number; retried: number; requests: number }> {
+  const out = { ms: [] as number[], gapMs: [] as number[], quietMs: [] as number[], failed: 0, retried: 0, requests: 0 };
   for (let i = 0; i < n; i++) {
     const l = await leaderIndex();
     if (l < 0) throw new Error('no single leader before a switch');
@@ -189,7 +203,10 @@ async function switches(n: number): Promise<{ ms: number[]; quietMs: number[]; f
     const span = t1 - t0 + 1000;
     out.quietMs.push(maxGap(q0, q0 + Math.min(span, SETTLE_MS)));
     await new Promise((r) => setTimeout(r, 1000));
-    out.ms.push(maxGap(t0 - 200, t1 + 1000));
+    out.gapMs.push(maxGap(t0 - 200, t1 + 1000));
+    const h = handover(managers[l]!.name, managers[1 - l]!.name, t0 - 1000);
+    if (h === undefined) throw new Error('the answers do not show the switch (no X-Sampan-Manager?)');
+    out.ms.push(h);
     const t = touched(t0, t1 + 1000);
     out.failed += t.failed;
     out.retried += t.retried;
@@ -289,7 +306,7 @@ const loading = load();
 try {
   await new Promise((r) => setTimeout(r, 3000));
   const sw = await switches(Number(o.switches));
-  result.graceful = { ...summary(sw.ms), quietGapMs: summary(sw.quietMs), failed: sw.failed, retried: sw.retried, requests: sw.requests };
+  result.graceful = { ...summary(sw.ms), gapMs: summary(sw.gapMs), quietGapMs: summary(sw.quietMs), failed: sw.failed, retried: sw.retried, requests: sw.requests };
   const cr = await crashes(Number(o.crashes));
   result.crash = { ...summary(cr.ms), failed: cr.failed, retried: cr.retried, requests: cr.requests };
 } finally {

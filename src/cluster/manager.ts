@@ -132,6 +132,9 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     const stale = store.health.stale;
     return stale ? { 'X-Sampan-Stale': stale } : {};
   });
+  // the manager that served the request (a standby forwards to the leader, whose name this is): how a client, or
+  // bench/cluster-ha, tells the old leader's last answer from the new one's first across a switch
+  api.addHeaders(() => ({ 'X-Sampan-Manager': ha.status().name }));
   store.onWrite = (s) => metrics.etcdTxn.observe(s);
   cluster.onSchedule = (s, placed) => {
     metrics.scheduling.observe(s);
