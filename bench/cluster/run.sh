@@ -153,7 +153,7 @@ run_one() {
       sleep 1; pc=$(counts)
       if [ "$(jget peerMsgs "$pc")" = "$last" ]; then stable=$((stable + 1)); else stable=0; last=$(jget peerMsgs "$pc"); fi
     done
-    R[$n.routes]="routes settled $(awk -v a="$b0" -v b="$(jget peerLast "$pc")" 'BEGIN{printf "%.1f", (b*1000-a)/1e6}') s after the batch's start; $(jget peerMsgs "$pc") peers messages, $(jget peerEntries "$pc") entries, $(awk -v b="$(jget peerBytes "$pc")" 'BEGIN{printf "%.0f", b/1048576}') MiB to the engines; sampled engines know $(jget peerSampleMin "$pc")..$(jget peerSampleMax "$pc") holders"
+    R[$n.routes]="routes settled $(awk -v a="$b0" -v b="$(jget peerLast "$pc")" 'BEGIN{printf "%.1f", (b*1000-a)/1e6}') s after the batch's start; $(jget peerMsgs "$pc") peers messages, $(awk -v b="$(jget peerBytes "$pc")" 'BEGIN{printf "%.0f", b/1048576}') MiB to the engines; sampled engines know $(jget peerSampleMin "$pc")..$(jget peerSampleMax "$pc") holders"
   fi
   kill "$rsspid" 2>/dev/null; wait "$rsspid" 2>/dev/null
   R[$n.rsspeak]=$(cat "$T/rsspeak")

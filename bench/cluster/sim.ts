@@ -8,8 +8,8 @@
  * A process holds at most as many engines as it may open files (20,000 here): more run as several simulators, each
  * with its `--first` engine number, usually each joined through its own node relay (`sampan cluster relay`).
  *
- * The cluster networks' `peers` (each holder's routes to the others) are not applied, but counted: messages, entries,
- * bytes and when the last arrived, and the first PEER_SAMPLE engines keep what they were told, so /count shows
+ * The cluster networks' `peers` (each holder's routes to the others) are not applied, but counted: messages, bytes
+ * and when the last arrived; the first PEER_SAMPLE engines parse them (their entries counted) and keep what they were told, so /count shows
  * whether each ended up knowing every holder (the route fan-out's cost and its time to settle).
  *
  * A control API on --ctl (a unix socket) serves the counts (`GET /count?prefix=P`: replicas on the engines, the
@@ -70,6 +70,7 @@ const summary = (c: SimContainer): ReportedContainer => ({
 /** What the engines were told in `peers`, all together. */
 const peerStats = { messages: 0, entries: 0, bytes: 0, last: 0 };
 const PEER_SAMPLE = 16;
+const PEERS_HEAD = Buffer.from('{"type":"peers"');
 
 class SimEngine {
   /** The first PEER_SAMPLE engines: network → the holders they were told of. */
@@ -114,11 +115,20 @@ class SimEngine {
       api: `tcp://${addrOf(this.index)}:2375`, addr: addrOf(this.index), capacity: { ncpu: 2, memTotal: 8 << 30 }, version: 'sim',
     }));
     ws.on('message', (data) => {
+      // `peers` are counted, and parsed only by the sampled engines: thousands of hosts' lists are gigabytes of
+      // JSON that a real engine parses a megabyte of, and one process parsing them all would measure itself
+      const raw = Buffer.isBuffer(data) ? data : undefined;
+      if (raw && !this.known && raw.subarray(0, PEERS_HEAD.length).equals(PEERS_HEAD)) {
+        peerStats.messages++;
+        peerStats.bytes += raw.length;
+        peerStats.last = Date.now();
+        return;
+      }
       const m = parseMessage<ManagerMessage>(data, ['welcome', 'command', 'networks', 'peers']);
       if (m.type === 'peers') {
         peerStats.messages++;
         peerStats.entries += m.set.length + m.remove.length;
-        peerStats.bytes += Buffer.isBuffer(data) ? data.length : 0;
+        peerStats.bytes += raw?.length ?? 0;
         peerStats.last = Date.now();
         if (!this.known) return;
         if (m.full) this.known.clear();
