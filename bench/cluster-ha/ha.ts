@@ -85,6 +85,8 @@ function onSocket(socketPath: string, p: string, timeout = 1000): Promise<{ stat
 }
 
 const role = (i: number) => onSocket(managers[i]!.socket!, '/_ping').then((r) => String(r.headers['x-sampan-role']), () => '');
+/** The manager's name as its answers give it (X-Sampan-Manager). */
+const nameOf = async (i: number) => (JSON.parse((await onSocket(managers[i]!.socket!, '/sampan/v1/manager')).body) as { name: string }).name;
 async function leaderIndex(): Promise<number> {
   const roles = await Promise.all(managers.map((_, i) => role(i)));
   return roles.filter((r) => r === 'leader').length === 1 ? roles.indexOf('leader') : -1;
@@ -193,6 +195,7 @@ async function switches(n: number): Promise<{ ms: number[]; gapMs: number[]; qui
     const l = await leaderIndex();
     if (l < 0) throw new Error('no single leader before a switch');
     // the same length of window without a switch: the load's own gaps
+    const [oldName, newName] = [await nameOf(l), await nameOf(1 - l)];
     const q0 = now();
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const t0 = now();
@@ -204,7 +207,7 @@ async function switches(n: number): Promise<{ ms: number[]; gapMs: number[]; qui
     out.quietMs.push(maxGap(q0, q0 + Math.min(span, SETTLE_MS)));
     await new Promise((r) => setTimeout(r, 1000));
     out.gapMs.push(maxGap(t0 - 200, t1 + 1000));
-    const h = handover(managers[l]!.name, managers[1 - l]!.name, t0 - 1000);
+    const h = handover(oldName, newName, t0 - 1000);
     if (h === undefined) throw new Error('the answers do not show the switch (no X-Sampan-Manager?)');
     out.ms.push(h);
     const t = touched(t0, t1 + 1000);
