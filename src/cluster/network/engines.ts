@@ -12,7 +12,8 @@
  * have the list, the whole list to those that do not), so a flush holds two payloads per network, not one per
  * holder; the whole list a welcome sends is kept serialized until the network changes. An engine that reads slower
  * than it is told (more than BEHIND_BYTES queued on its connection) gets no more changes: it is sent the whole list
- * once it has caught up, so what waits for it is bounded and the changes it missed are not sent one by one.
+ * once it has caught up, so what waits for it is bounded and the changes it missed are not sent one by one. And whole
+ * lists go out paced, WHOLE_BYTES_PER_FLUSH a flush: the holders past it wait for the next flush, as if behind.
  */
 import { conflict } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
@@ -25,6 +26,12 @@ import type { ClusterNetwork, ClusterNetworking } from './networks.js';
 export const FLUSH_MS = 50;
 /** Queued on an engine's connection past this, it is behind: changes wait, and it gets the whole list when it drained. */
 const BEHIND_BYTES = 1 << 20;
+/**
+ * Whole lists sent in one flush, at most (bytes; at least one list): N hosts new to a network at once are N lists of
+ * N entries, so they go out paced (32 MiB every FLUSH_MS is 640 MB/s, more than a 1 Gbit/s link), the others told
+ * at the next flushes, rather than gigabytes queued at once.
+ */
+export const WHOLE_BYTES_PER_FLUSH = 32 << 20;
 
 export interface EngineLink {
   send(nodeId: string, m: ManagerMessage): void;
@@ -117,6 +124,12 @@ export class NetworkSync {
     this.dirty = new Map();
     this.removed = new Map();
     this.behind = new Map();
+    let wholeBytes = 0;
+    const defer = (id: string, holder: string) => {
+      let b = this.behind.get(id);
+      if (!b) this.behind.set(id, (b = new Set()));
+      b.add(holder);
+    };
     for (const id of new Set([...dirty.keys(), ...removed.keys(), ...behind.keys()])) {
       const net = this.nets.find(id);
       if (!net) continue;
@@ -132,17 +145,21 @@ export class NetworkSync {
         if (!net.ipam.byNode.has(holder)) continue;
         if (this.link.buffered(holder) > BEHIND_BYTES) {
           told.delete(holder);
-          let b = this.behind.get(id);
-          if (!b) this.behind.set(id, (b = new Set()));
-          b.add(holder);
+          defer(id, holder);
           continue;
         }
         if (told.has(holder)) {
           if (changedPeers.length || gone.length) this.link.sendEncoded(holder, (delta ??= encode({ type: 'peers', full: false, set: changedPeers, remove: gone })));
-        } else {
-          this.link.sendEncoded(holder, (whole ??= encode({ type: 'peers', full: false, set: this.peersOf(net), remove: gone })));
-          told.add(holder);
+          continue;
         }
+        if (wholeBytes >= WHOLE_BYTES_PER_FLUSH) {
+          defer(id, holder);
+          continue;
+        }
+        whole ??= encode({ type: 'peers', full: false, set: this.peersOf(net), remove: gone });
+        this.link.sendEncoded(holder, whole);
+        wholeBytes += whole.length;
+        told.add(holder);
       }
     }
     // those behind are looked at again: what they missed is one whole list, whenever they drained
