@@ -133,3 +133,34 @@ test('engines are told the networks and the peers of the networks where they hol
   assert.equal((await store.nodes()).some((n) => n.id === 'd'), false);
   assert.equal(nets.get('cluster').ipam.freeBlock(), nets.get('cluster').ipam.subnet.start + 3 * 256, 'its block is free again');
 });
+
+test('whole lists go out paced: past the budget of a flush, the other new holders are told at the next flushes', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sppace-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const etcd = await EtcdCluster.start({ dir, members: 1 });
+  t.after(() => etcd.stop());
+  const store = ClusterStore.connect(etcd.endpoints, 's1');
+  t.after(() => store.close());
+  const got: Array<[string, PeersMessage]> = [];
+  const state = new ClusterState();
+  const nets = new ClusterNetworking(store, { pool: '10.192.0.0/12', networkSize: 16, blockSize: 24, routing: 'host-gw' });
+  // a budget of one byte: one whole list a flush
+  const sync = new NetworkSync(nets, state, store, {
+    send: () => undefined,
+    sendEncoded: (n, data) => got.push([n, JSON.parse(data.toString()) as PeersMessage]),
+    buffered: () => 0,
+    broadcast: () => undefined,
+    drop: () => undefined,
+  }, silentLogger, 1);
+  await nets.load(new Map());
+  await nets.ensureDefault();
+  const nodes = ['a', 'b', 'c'].map((id, i) => state.upsertNode(rec(id, `10.222.0.${i + 2}`)));
+  const net = nets.get('cluster');
+  await nets.place(nodes.map((n, i) => ({ id: `p${i}`, node: n, net: { network: net.spec.id } })));
+  await sync.settled();
+  assert.equal(got.length, 1, 'one whole list in the first flush');
+  await sync.settled();
+  await sync.settled();
+  assert.deepEqual(got.map(([n]) => n).sort(), ['a', 'b', 'c'], 'each told once, over three flushes');
+  for (const [, m] of got) assert.deepEqual(m.set.map((p) => p.node).sort(), ['a', 'b', 'c']);
+});

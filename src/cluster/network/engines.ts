@@ -72,6 +72,7 @@ export class NetworkSync {
     private readonly store: ClusterStore,
     private readonly link: EngineLink,
     private readonly log: Logger,
+    private readonly wholeBytesPerFlush = WHOLE_BYTES_PER_FLUSH,
   ) {
     nets.onLease = (net, node) => this.changed(net.spec.id, node);
     nets.onChange = () => {
@@ -152,7 +153,7 @@ export class NetworkSync {
           if (changedPeers.length || gone.length) this.link.sendEncoded(holder, (delta ??= encode({ type: 'peers', full: false, set: changedPeers, remove: gone })));
           continue;
         }
-        if (wholeBytes >= WHOLE_BYTES_PER_FLUSH) {
+        if (wholeBytes >= this.wholeBytesPerFlush) {
           defer(id, holder);
           continue;
         }
