@@ -46,9 +46,10 @@ SHARD=${BENCH_SHARD:-15000}
 # the default cluster network is a /16 of /24 blocks (256 hosts): thousands of hosts take a larger network and
 # smaller blocks; and a 2 s election lease is lost in the join storm of 30,000 engines (findings in docs/benchmarks.md)
 MGR_FLAGS=${BENCH_MANAGER_FLAGS:---pool 10.0.0.0/8 --network-size 9 --block-size 26 --lease-ttl 10}
-# the batch's and the concurrent creates' network: the engines' local bridge by default, since on the cluster
-# network thousands of hosts getting their first block at once fan out every host's routes to every host (O(N²)),
-# which exhausted the manager's heap at 8,000 hosts (a finding in docs/benchmarks.md); BENCH_NETWORK=cluster for it
+# the batch's and the concurrent creates' network: the engines' local bridge by default (the scale figures' setting);
+# BENCH_NETWORK=cluster puts them on the cluster network, where thousands of hosts getting their first block at once
+# fan out every host's routes to every host: the run then also reports the manager's RSS peak and when the routes
+# settled (docs/benchmarks.md, "Cluster networks: the route fan-out")
 NET=${BENCH_NETWORK:-bridge}
 NET_ARGS=$([ "$NET" = cluster ] || echo "--network $NET")
 ETCD_PID= MGR_PID= SIM_PIDS=() RELAY_PIDS=()
