@@ -18,6 +18,7 @@ interface TestbedOpts {
   dir: string;
   tls?: boolean;
   clusters: number;
+  registry?: boolean;
   logLevel?: string;
 }
 
@@ -140,15 +141,20 @@ export function registerCluster(program: Command): void {
     .addOption(new Option('--etcd-members <n>', 'etcd members').choices(['1', '3']).default('1'))
     .requiredOption('--dir <dir>', 'where the testbed keeps its hosts\' roots, etcd\'s data, logs and testbed.json')
     .option('--clusters <c>', 'clusters side by side on the one etcd (c1…cC), --hosts each (the hosts go round), with a SwarmProxy in front (testbed.json\'s "proxy": its address and a client certificate per cluster)', count('--clusters'), 1)
+    .option('--registry', 'also a Sampan registry on the hosts\' gateway (plain HTTP, no auth: this machine and the hosts push and pull; testbed.json\'s "registry".addr), a P2P scheduler, and a P2P peer per host that its engine pulls the registry\'s images through (testbed.json\'s "p2p")')
     .option('--tls', 'mutual TLS over TCP: a CA and certificates in DIR/tls/, the engines\' API on tcp://HOST_IP:2376, the managers\' API and node endpoint on the hosts\' gateway (tcp://, wss://)')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (o: TestbedOpts) => {
-      const { Testbed, managerComponents } = await import('../../cluster/index.js');
+      const { Testbed, managerComponents, registryComponent } = await import('../../cluster/index.js');
       const log = createLogger('sampan-testbed', o.logLevel);
       const dir = path.resolve(o.dir);
       if (o.clusters < 1 || (o.clusters > 1 && (o.tls || !o.managers))) throw invalid(`--clusters ${o.clusters}: use 1, or more with managers and without --tls`);
       const managers = await managerComponents(dir, o.managers, !!o.tls, o.clusters);
-      const tb = new Testbed({ dir, hosts: o.hosts * o.clusters, etcdMembers: Number(o.etcdMembers) as 1 | 3, log, components: managers.components, engineArgs: managers.engineArgs, tls: !!o.tls });
+      // the registry comes before the managers: a manager that is ready can pull from it at once
+      const registry = o.registry ? await registryComponent(dir) : undefined;
+      const components = [...(registry ? [registry.component] : []), ...managers.components];
+      const engineArgs = (host: string, gw: string) => [...(registry?.engineArgs(host, gw) ?? []), ...managers.engineArgs(host, gw)];
+      const tb = new Testbed({ dir, hosts: o.hosts * o.clusters, etcdMembers: Number(o.etcdMembers) as 1 | 3, log, components, engineArgs, tls: !!o.tls });
       let signalled = false;
       // every signal, the second too, waits for the one teardown: an interrupted teardown would leave things behind
       const onSignal = () => {
@@ -166,7 +172,7 @@ export function registerCluster(program: Command): void {
       const d = tb.description;
       const at = d.proxy ? `${d.proxy.host} through the proxy (DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=${path.join(tb.dir, 'proxy', 'clients', 'NAME')})`
         : d.tls ? `${d.managers[0]?.host} (DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=${d.tls.certPath})` : path.join(tb.dir, 'cluster.sock');
-      process.stdout.write(`ready: ${d.hosts.length} hosts, ${d.managers.length} managers on ${d.network.bridge} (${d.network.subnet}), etcd ${d.etcd.endpoints.join(',')}, ${path.join(tb.dir, 'testbed.json')}${d.managers.length ? `, cluster at ${at}` : ''}\n`);
+      process.stdout.write(`ready: ${d.hosts.length} hosts, ${d.managers.length} managers on ${d.network.bridge} (${d.network.subnet}), etcd ${d.etcd.endpoints.join(',')}, ${path.join(tb.dir, 'testbed.json')}${d.managers.length ? `, cluster at ${at}` : ''}${d.registry ? `, registry ${d.registry.addr} (P2P scheduler ${d.p2p?.scheduler})` : ''}\n`);
       // the testbed runs until a signal: keep the event loop alive meanwhile
       setInterval(() => undefined, 1 << 30);
     });

@@ -1,0 +1,74 @@
+/** The testbed's --registry: a registry every host and this machine reach, and a P2P peer per host as its engine's mirror. */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { SAMPAN, runCmd } from '../harness.js';
+import { TestCluster, running } from './harness.js';
+
+let c: TestCluster;
+before(async () => {
+  c = await TestCluster.start(2, 'tbreg', { registry: true });
+});
+after(async () => {
+  await c?.stop();
+});
+
+const onHost = (i: number, args: string[]) => runCmd('docker', args, { env: { DOCKER_HOST: `unix://${c.tb.hosts[i]!.socket}`, DOCKER_CLI_HINTS: 'false' }, timeoutMs: 90_000 });
+
+/** A counter's samples in a Prometheus text page, summed over the ones whose labels contain `labels`. */
+function counter(page: string, name: string, labels = ''): number {
+  return page.split('\n').filter((l) => l.startsWith(name) && (l[name.length] === ' ' || l[name.length] === '{') && l.includes(labels)).reduce((a, l) => a + Number(l.split(' ').at(-1)), 0);
+}
+
+test('testbed.json names the registry, the scheduler and a peer per host, all reachable from this machine', async () => {
+  const reg = c.tb.registry!;
+  assert.match(reg.addr, /^10\.222\.\d+\.1:\d+$/);
+  const v2 = await fetch(`http://${reg.addr}/v2/`);
+  assert.equal(v2.status, 200);
+  assert.equal((await fetch(`${c.tb.p2p!.scheduler}/healthz`)).status, 200);
+  assert.deepEqual(c.tb.p2p!.peers.map((p) => p.host), ['host1', 'host2']);
+  for (const p of c.tb.p2p!.peers) assert.equal((await fetch(`${p.api}/healthz`)).status, 200);
+});
+
+test('skopeo pushes without credentials; a pull through the manager reaches both hosts through their P2P peers', async () => {
+  const reg = c.tb.registry!.addr;
+  const archive = path.join(path.dirname(c.dir), 'busybox.tar');
+  const saved = await onHost(0, ['save', 'busybox', '-o', archive]);
+  assert.equal(saved.code, 0, saved.stderr);
+  const pushed = await runCmd('skopeo', ['copy', '-q', '--dest-tls-verify=false', `docker-archive:${archive}`, `docker://${reg}/app:v1`], { timeoutMs: 90_000 });
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const tags = (await (await fetch(`http://${reg}/v2/app/tags/list`)).json()) as { tags: string[] };
+  assert.deepEqual(tags.tags, ['v1']);
+
+  const pulled = await c.docker(['pull', `${reg}/app:v1`]);
+  assert.equal(pulled.code, 0, pulled.stderr);
+  for (const i of [0, 1]) assert.equal((await onHost(i, ['image', 'inspect', '-f', '{{.Id}}', `${reg}/app:v1`])).code, 0, `host${i + 1} has the image`);
+  const ran = await c.docker(['run', '--rm', `${reg}/app:v1`, 'echo', 'through p2p']);
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.equal(ran.stdout.trim(), 'through p2p');
+
+  // the layer went through the peers: the registry sent it to one of them (the seed), the other got it from that one
+  const pages = await Promise.all(c.tb.p2p!.peers.map(async (p) => (await fetch(`${p.api}/metrics`)).text()));
+  const fromRegistry = pages.map((p) => counter(p, 'sampan_p2p_peer_bytes_received_total', 'source="upstream"'));
+  const fromPeers = pages.map((p) => counter(p, 'sampan_p2p_peer_bytes_received_total', 'source="peer"'));
+  const served = pages.map((p) => counter(p, 'sampan_p2p_peer_bytes_served_total'));
+  assert.ok(fromRegistry.some((b) => b > 0), `bytes from the registry: ${fromRegistry.join(', ')}`);
+  assert.ok(fromPeers.some((b) => b > 0), `bytes from peers: ${fromPeers.join(', ')}`);
+  assert.ok(served.some((b) => b > 0), `bytes served to peers: ${served.join(', ')}`);
+  // `sampan p2p status` on each peer shows the layer complete
+  for (const p of c.tb.p2p!.peers) {
+    const st = await runCmd(SAMPAN, ['p2p', 'status', '--peer', p.api, '--format', 'json']);
+    assert.equal(st.code, 0, st.stderr);
+    const blobs = JSON.parse(st.stdout) as Array<{ complete: boolean }>;
+    assert.ok(blobs.some((b) => b.complete), `${p.host}: ${st.stdout}`);
+  }
+});
+
+test('teardown stops the registry, the scheduler and the peers and leaves no namespace behind', async () => {
+  const pids = [c.tb.registry!.pid, c.tb.p2p!.pid, ...c.tb.p2p!.peers.map((p) => p.pid)];
+  const netns = c.tb.hosts.map((h) => h.netns);
+  await c.stop();
+  for (const pid of pids) assert.equal(await running(pid), false, `pid ${pid} still runs`);
+  for (const ns of netns) assert.equal(await fs.stat(`/run/netns/${ns}`).then(() => true, () => false), false, `${ns} is left`);
+});
