@@ -2,6 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { SAMPAN, runCmd } from '../harness.js';
 import { TestCluster, running } from './harness.js';
@@ -63,6 +64,40 @@ test('skopeo pushes without credentials; a pull through the manager reaches both
     const blobs = JSON.parse(st.stdout) as Array<{ complete: boolean }>;
     assert.ok(blobs.some((b) => b.complete), `${p.host}: ${st.stdout}`);
   }
+});
+
+/** A JSON POST to the cluster's socket. */
+function post(p: string, body: unknown): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: path.join(c.dir, 'cluster.sock'), method: 'POST', path: p, headers: { 'Content-Type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+test('the manager preheats at the testbed P2P scheduler and pre-pulls on a node, which then counts as finished', async () => {
+  const reg = c.tb.registry!.addr;
+  const copied = await runCmd('skopeo', ['copy', '-q', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${reg}/app:v1`, `docker://${reg}/app:v2`], { timeoutMs: 90_000 });
+  assert.equal(copied.code, 0, copied.stderr);
+  const heat = await post('/sampan/v1/preheat', { image: `${reg}/app:v2` });
+  assert.equal(heat.status, 200, heat.body);
+  assert.equal((JSON.parse(heat.body) as { state: string }).state, 'done');
+
+  const image = `${reg}/app:v2`;
+  assert.equal(JSON.parse((await c.get(`/sampan/v1/prepull?node=host2&image=${encodeURIComponent(image)}`)).body).state, 'none');
+  const pulled = await post('/sampan/v1/prepull', { node: 'host2', image });
+  assert.equal(pulled.status, 200, pulled.body);
+  assert.equal(JSON.parse(pulled.body).state, 'done');
+  assert.equal(JSON.parse((await c.get(`/sampan/v1/prepull?node=host2&image=${encodeURIComponent(image)}`)).body).state, 'done');
+  assert.equal((await onHost(1, ['image', 'inspect', '-f', '{{.Id}}', image])).code, 0, 'host2 has app:v2');
+  assert.equal((await onHost(0, ['image', 'inspect', '-f', '{{.Id}}', image])).code, 1, 'host1 was not asked to pull');
+  assert.match((await c.get('/metrics')).body, /^sampan_cluster_prepull_started_total 1$/m);
+  assert.equal((await post('/sampan/v1/prepull', { node: 'nobody', image })).status, 404);
+  assert.equal((await post('/sampan/v1/prepull', { image })).status, 400);
 });
 
 test('teardown stops the registry, the scheduler and the peers and leaves no namespace behind', async () => {

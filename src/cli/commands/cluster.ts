@@ -49,6 +49,9 @@ export function registerCluster(program: Command): void {
     .option('--network-size <prefix>', 'cluster networks: the prefix length of a network made without --subnet (default 16)', count('--network-size'))
     .option('--block-size <prefix>', 'cluster networks: the prefix length of the blocks hosts lease (default 24)', count('--block-size'))
     .addOption(new Option('--routing <r>', 'cluster networks: the routing of new networks (default host-gw)').choices(['host-gw', 'vxlan']))
+    .option('--prepull-per-host <n>', 'pre-pulls (a release\'s next hosts pulling its image ahead) one host runs at once (default 2)', count('--prepull-per-host'))
+    .option('--prepull-per-registry <n>', 'pre-pulls from one registry at once, over all hosts (default 16)', count('--prepull-per-registry'))
+    .option('--p2p-scheduler <url>', 'the P2P scheduler (`sampan p2p scheduler`) a release\'s image is preheated at')
     .option('--config <file>', 'JSON config file; flags and SAMPAN_CLUSTER_* override it')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (o: Record<string, unknown>) => {
@@ -62,6 +65,7 @@ export function registerCluster(program: Command): void {
         schedulerUrl: o.schedulerUrl as string | undefined, schedulerTimeoutMs: o.schedulerTimeout as number | undefined, logLevel: o.logLevel as 'info' | undefined,
         leaseTtl: o.leaseTtl as number | undefined, version: o.version as string | undefined,
         pool: o.pool as string | undefined, networkSize: o.networkSize as number | undefined, blockSize: o.blockSize as number | undefined, routing: o.routing as 'host-gw' | undefined,
+        prepullPerHost: o.prepullPerHost as number | undefined, prepullPerRegistry: o.prepullPerRegistry as number | undefined, p2pScheduler: o.p2pScheduler as string | undefined,
       });
       const m = await startManager(cfg);
       await m.done;
@@ -149,9 +153,9 @@ export function registerCluster(program: Command): void {
       const log = createLogger('sampan-testbed', o.logLevel);
       const dir = path.resolve(o.dir);
       if (o.clusters < 1 || (o.clusters > 1 && (o.tls || !o.managers))) throw invalid(`--clusters ${o.clusters}: use 1, or more with managers and without --tls`);
-      const managers = await managerComponents(dir, o.managers, !!o.tls, o.clusters);
-      // the registry comes before the managers: a manager that is ready can pull from it at once
+      // the registry comes before the managers: a manager that is ready can pull from it at once, and preheat at its scheduler
       const registry = o.registry ? await registryComponent(dir) : undefined;
+      const managers = await managerComponents(dir, o.managers, !!o.tls, o.clusters, registry?.managerArgs);
       const components = [...(registry ? [registry.component] : []), ...managers.components];
       const engineArgs = (host: string, gw: string) => [...(registry?.engineArgs(host, gw) ?? []), ...managers.engineArgs(host, gw)];
       const tb = new Testbed({ dir, hosts: o.hosts * o.clusters, etcdMembers: Number(o.etcdMembers) as 1 | 3, log, components, engineArgs, tls: !!o.tls });

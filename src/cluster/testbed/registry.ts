@@ -42,13 +42,15 @@ function daemon(args: string[], log: string, netns?: string): ChildProcess {
 }
 
 /**
- * The component, and the flags each host's engine needs for it (the registry trusted over plain HTTP, its peer as
- * the registry's mirror): the ports are picked now, since the engines start before any component.
+ * The component, the flags each host's engine needs for it (the registry trusted over plain HTTP, its peer as the
+ * registry's mirror) and the managers' (the scheduler to preheat at): the ports are picked now, since the engines
+ * start before any component.
  */
-export async function registryComponent(dir: string): Promise<{ component: TestbedComponent; engineArgs: (host: string, gateway: string) => string[] }> {
+export async function registryComponent(dir: string): Promise<{ component: TestbedComponent; engineArgs: (host: string, gateway: string) => string[]; managerArgs: (gateway: string) => string[] }> {
   const [registryPort, schedulerPort] = await freePorts(2);
   const addr = (gw: string) => `${gw}:${registryPort}`;
   const engineArgs = (_host: string, gw: string) => ['--insecure-registry', addr(gw), '--registry-mirror', `${addr(gw)}=http://127.0.0.1:${MIRROR_PORT}`];
+  const managerArgs = (gw: string) => ['--p2p-scheduler', `http://${gw}:${schedulerPort}`];
   const component: TestbedComponent = async (tb) => {
     const running: ChildProcess[] = [];
     const stop = async () => {
@@ -87,5 +89,5 @@ export async function registryComponent(dir: string): Promise<{ component: Testb
       throw err;
     }
   };
-  return { component, engineArgs };
+  return { component, engineArgs, managerArgs };
 }
