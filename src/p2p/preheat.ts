@@ -2,7 +2,8 @@
  * Asking a scheduler to preheat an image (`POST /api/v1/preheat`) and following the job: what `sampan preheat`
  * does, and what a release calls before its first batch.
  */
-import { SampanError } from '../lib/errors.js';
+import { SampanError, errorMessage } from '../lib/errors.js';
+import { codeOfStatus } from '../lib/http/status.js';
 import type { PreheatJob, PreheatRequest } from './protocol.js';
 
 export interface PreheatOptions {
@@ -16,18 +17,13 @@ export interface PreheatOptions {
 }
 
 async function call(url: string, init: RequestInit, what: string): Promise<PreheatJob> {
-  const res = await fetch(url, init);
+  const res = await fetch(url, init).catch((err: unknown) => {
+    if (init.signal?.aborted) throw err;
+    throw new SampanError('UNAVAILABLE', `scheduler: ${what}: ${errorMessage(err)}`, err);
+  });
   const text = await res.text();
-  // the scheduler's own error code (INVALID_ARGUMENT, NOT_FOUND, …) carries on; anything else is it being unavailable
-  if (!res.ok) {
-    let code = 'UNAVAILABLE';
-    try {
-      code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? code;
-    } catch {
-      // not the scheduler's JSON error
-    }
-    throw new SampanError(code as 'UNAVAILABLE', `scheduler: ${what}: ${res.status} ${text.trim()}`);
-  }
+  // what the scheduler refused (a bad image, an unknown job) keeps its status; its failures are it being unavailable
+  if (!res.ok) throw new SampanError(res.status < 500 ? codeOfStatus(res.status) : 'UNAVAILABLE', `scheduler: ${what}: ${res.status} ${text.trim()}`);
   return JSON.parse(text) as PreheatJob;
 }
 
