@@ -186,6 +186,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
       const { node, image } = prePullBody(await ctx.json());
       const done = prePuller.prePull(node, image);
       if (ctx.query.get('wait') !== '0') await done;
+      else done.catch(() => undefined); // its failure is in the status
       ctx.send(200, prePuller.status(node, image));
     });
     api.route('GET', '/sampan/v1/prepull', (ctx) => {

@@ -102,6 +102,15 @@ export class PrePuller {
    * ends. Two calls for one node and image share one pull; a call after a failure tries again.
    */
   prePull(node: string, image: string): Promise<void> {
+    try {
+      return this.start(node, image);
+    } catch (err) {
+      // an unknown node or a bad reference fails the promise, as a failed pull does
+      return Promise.reject(err);
+    }
+  }
+
+  private start(node: string, image: string): Promise<void> {
     const n = this.state.getNode(node);
     const ref = parseReference(image);
     const key = keyOf(n, ref);

@@ -125,7 +125,8 @@ test('a node that reports the image is done at once, with no pull; a failed pull
   assert.match(await metrics.metrics(), /^sampan_cluster_prepull_failed_total 1$/m);
   await assert.rejects(p.prePull('n1', `${reg}/nope:1`));
   assert.match(await metrics.metrics(), /^sampan_cluster_prepull_failed_total 2$/m);
-  assert.throws(() => p.prePull('nobody', 'busybox'), /No such node/);
+  await assert.rejects(p.prePull('nobody', 'busybox'), /No such node/);
+  await assert.rejects(p.prePull('n1', 'Not A Reference'), /invalid reference/);
   await assert.rejects(p.preheat('busybox'), /no P2P scheduler/);
   // a scheduler that cannot be reached is UNAVAILABLE (503 at the manager's edge), not an internal error
   const gone = new PrePuller(state, clientOf(), silentLogger, { perHost: 1, perRegistry: 1, p2pScheduler: `http://127.0.0.1:${await freePort()}` });
