@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { SAMPAN, runCmd } from '../harness.js';
+import { SAMPAN, runCmd, until } from '../harness.js';
 import { TestCluster, running } from './harness.js';
 
 let c: TestCluster;
@@ -98,6 +98,18 @@ test('the manager preheats at the testbed P2P scheduler and pre-pulls on a node,
   assert.match((await c.get('/metrics')).body, /^sampan_cluster_prepull_started_total 1$/m);
   assert.equal((await post('/sampan/v1/prepull', { node: 'nobody', image })).status, 404);
   assert.equal((await post('/sampan/v1/prepull', { image })).status, 400);
+});
+
+test('docker stop through the manager runs the container pre-stop hook before its stop signal', async () => {
+  const image = `${c.tb.registry!.addr}/app:v1`;
+  const main = 'trap "echo term; exit 0" TERM; echo up; while true; do sleep 0.1; done';
+  const run = await c.docker(['run', '-d', '--name', 'hooked', '--label', 'com.sampan.pre-stop=echo hook > /proc/1/fd/1', image, 'sh', '-c', main]);
+  assert.equal(run.code, 0, run.stderr);
+  await until(async () => (await c.docker(['logs', 'hooked'])).stdout.includes('up'));
+  const stop = await c.docker(['stop', 'hooked']);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.equal((await c.docker(['logs', 'hooked'])).stdout, 'up\nhook\nterm\n');
+  assert.equal((await c.docker(['inspect', '-f', '{{.State.ExitCode}}', 'hooked'])).stdout.trim(), '0');
 });
 
 test('teardown stops the registry, the scheduler and the peers and leaves no namespace behind', async () => {
