@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { conflict, errorMessage, notFound } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { ReleaseOps } from './ops.js';
-import { begin, newState, plan, settle, type PlanSlot, type PlanState, type SmartPolicy, type Start } from './planner.js';
+import { apply, newState, plan, settle, type Decision, type PlanSlot, type PlanState, type SmartPolicy, type Start } from './planner.js';
 import { isActive, MAX_EVENTS, policyOf, type ReleaseHeader, type ReleaseRecord, type ReleaseRequest, type ReleaseState, type SlotRecord } from './record.js';
 import type { ReleaseStore } from './store.js';
 
@@ -52,7 +52,7 @@ class Run {
     this.st = newState(mine, Date.now());
     this.st.confirmed = this.phase === 'rollback' || !!h.confirmedAt;
     for (const [i, r] of mine.entries()) {
-      Object.assign(this.st.slots[i]!, { status: r.status, attempts: r.attempts, startedAt: r.startedAt, order: r.order, oldGone: r.oldGone, avoid: [...r.avoid] });
+      Object.assign(this.st.slots[i]!, { status: r.status, attempts: r.attempts, startedAt: r.startedAt, order: r.order, oldGone: r.oldGone, avoid: [...r.avoid], ...(r.straggler && { straggler: true }) });
       this.index.set(r.slot, this.st.slots[i]!);
       this.extra.set(r.slot, { image: r.image, startMs: r.startMs });
     }
@@ -84,7 +84,7 @@ class Run {
     const e = this.extra.get(x.slot)!;
     return {
       slot: x.slot, node: x.node, status: x.status, attempts: x.attempts, oldGone: x.oldGone, avoid: x.avoid, image: e.image, phase: this.phase,
-      ...(x.startedAt !== undefined && { startedAt: x.startedAt }), ...(x.order && { order: x.order }), ...(e.startMs !== undefined && { startMs: e.startMs }),
+      ...(x.startedAt !== undefined && { startedAt: x.startedAt }), ...(x.order && { order: x.order }), ...(x.straggler && { straggler: true }), ...(e.startMs !== undefined && { startMs: e.startMs }),
     };
   }
 
@@ -352,7 +352,10 @@ export class ReleaseController {
         await run.persist();
       }
       for (const node of d.prePull) this.prePull(run, node);
-      if (live && d.start.length && !run.rollbackAsked) await this.launch(run, d.start);
+      const fresh = d.stragglers.filter((slot) => !run.index.get(slot)!.straggler);
+      if (fresh.length) run.event('straggler', `slots ${fresh.join(', ')} take longer than ${run.policy.stragglerFactor} × the p90 ready time: they keep starting, their window slots go to the next`);
+      if (live && !run.rollbackAsked) await this.launch(run, d);
+      else for (const slot of fresh) run.index.get(slot)!.straggler = true;
       await run.sleep(d.nextCheckAt);
     }
   }
@@ -372,16 +375,13 @@ export class ReleaseController {
   }
 
   /** Slots start only once etcd says they did (so a new leader knows to look at them), then are replaced. */
-  private async launch(run: Run, starts: Start[]): Promise<void> {
-    const now = Date.now();
-    const xs: PlanSlot[] = [];
-    for (const s of starts) {
-      begin(run.st, s, now, run.index);
-      run.extra.get(s.slot)!.image = run.target;
-      xs.push(run.index.get(s.slot)!);
-    }
-    await run.persist(xs);
-    for (const s of starts) void this.replace(run, s);
+  private async launch(run: Run, d: Decision): Promise<void> {
+    const marked = d.stragglers.filter((slot) => !run.index.get(slot)!.straggler);
+    apply(run.st, d, Date.now(), run.index);
+    const xs: PlanSlot[] = [...marked, ...d.start.map((s) => s.slot)].map((slot) => run.index.get(slot)!);
+    for (const s of d.start) run.extra.get(s.slot)!.image = run.target;
+    if (xs.length) await run.persist(xs);
+    for (const s of d.start) void this.replace(run, s);
   }
 
   private async replace(run: Run, s: Start): Promise<void> {

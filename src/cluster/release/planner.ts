@@ -65,6 +65,8 @@ export interface PlanSlot {
   oldGone: boolean;
   /** Hosts an attempt failed on: the retry avoids them. */
   avoid: string[];
+  /** Found a straggler: it stays one until it settles, even if the p90 grows past it later. */
+  straggler?: boolean;
 }
 
 export interface PlanState {
@@ -149,7 +151,7 @@ export function plan(p: Policy, s: PlanState): Decision {
     if (x.status !== 'in-flight') continue;
     inFlight++;
     const deadline = x.startedAt! + after;
-    if (s.now >= deadline) stragglers.push(x.slot);
+    if (x.straggler || s.now >= deadline) stragglers.push(x.slot);
     else {
       holding++;
       if (deadline !== Infinity && (nextCheckAt === undefined || deadline < nextCheckAt)) nextCheckAt = deadline;
@@ -252,6 +254,12 @@ export function slotOf(s: PlanState, slot: number, index?: Map<number, PlanSlot>
   return x;
 }
 
+/** Carries a decision out on the state: its stragglers marked, its starts begun (at `now`). */
+export function apply(s: PlanState, d: Decision, now: number, index?: Map<number, PlanSlot>): void {
+  for (const slot of d.stragglers) slotOf(s, slot, index).straggler = true;
+  for (const st of d.start) begin(s, st, now, index);
+}
+
 /** A started attempt, as the planner said. */
 export function begin(s: PlanState, st: Start, now: number, index?: Map<number, PlanSlot>): void {
   const x = slotOf(s, st.slot, index);
@@ -268,6 +276,7 @@ export function settle(s: PlanState, slot: number, r: { ok: boolean; node?: stri
   const x = slotOf(s, slot, index);
   if (x.status !== 'in-flight') throw new Error(`slot ${slot} is ${x.status}, not in flight`);
   if (r.node) x.node = r.node;
+  delete x.straggler;
   if (r.ok) {
     x.status = 'ready';
     x.oldGone = false;

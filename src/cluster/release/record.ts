@@ -92,6 +92,7 @@ export interface SlotRecord {
   order?: 'stop-first' | 'start-first';
   oldGone: boolean;
   avoid: string[];
+  straggler?: boolean;
   /** The image the slot is being moved to: the release's, or the previous one while rolling back. */
   image: string;
   phase: 'forward' | 'rollback';
