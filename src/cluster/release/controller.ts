@@ -135,6 +135,7 @@ export class ReleaseController {
   private readonly runs = new Map<string, Run>();
   private readonly watchers = new Map<string, Set<(r: ReleaseRecord) => void>>();
   private readonly pending = new Map<string, NodeJS.Timeout>();
+  private readonly sentState = new Map<string, ReleaseState>();
   private stopped = false;
 
   constructor(
@@ -261,15 +262,20 @@ export class ReleaseController {
     };
   }
 
-  /** @internal: a run's record changed. */
+  /** @internal: a run's record changed. Counts reach watchers at most every watchMs; a change of state at once. */
   notify(run: Run): void {
     const service = run.h.service;
-    if (!this.watchers.has(service) || this.pending.has(service)) return;
-    this.pending.set(service, setTimeout(() => {
+    if (!this.watchers.has(service)) return;
+    const send = () => {
+      clearTimeout(this.pending.get(service));
       this.pending.delete(service);
-      const r = this.runs.get(service) === run || !this.runs.has(service) ? run.view() : undefined;
-      if (r) for (const fn of this.watchers.get(service) ?? []) fn(r);
-    }, this.opts.watchMs ?? 100));
+      if (this.runs.has(service) && this.runs.get(service) !== run) return;
+      const r = run.view();
+      this.sentState.set(service, r.state);
+      for (const fn of this.watchers.get(service) ?? []) fn(r);
+    };
+    if (this.sentState.get(service) !== run.h.state) send();
+    else if (!this.pending.has(service)) this.pending.set(service, setTimeout(send, this.opts.watchMs ?? 100));
   }
 
   /** On becoming the leader: every release etcd holds as active is driven again from its slots' progress. */
