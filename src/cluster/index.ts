@@ -10,3 +10,4 @@ export type { BatchRecord } from './store.js';
 export type { BatchReplica } from './batch.js';
 export { managerComponents } from './testbed/managers.js';
 export { startProxy, parseProxyFlags, type ProxyOptions, type RunningProxy } from './proxy.js';
+export { ReleaseController, EtcdReleaseStore, releaseRoutes, releaseFromLabels, LABELS as RELEASE_LABELS, type ReleaseOps, type ReleaseInstance, type ReplaceResult, type ReleaseRecord, type ReleaseHeader, type ReleaseRequest, type ReleaseStore } from './release/index.js';
