@@ -134,6 +134,8 @@ export function registerRelease(program: Command): void {
     const r = await clientFor(cmd).json<ReleaseRecord>('GET', releasePath(service));
     if (!o.follow || FINAL.includes(r.state)) {
       printRecord(r, format);
+      // a release that ended other than done is a failure to a script that asks
+      if (r.state === 'rolled-back' || r.state === 'failed') process.exitCode = 1;
       return;
     }
     const end = await follow(cmd, service, format);

@@ -147,10 +147,11 @@ export class ReleaseController {
 
   /** Starts a release of `req.service` to `req.image`; a release of that service still active is a 409. */
   async start(req: ReleaseRequest, user?: string): Promise<ReleaseRecord> {
-    if (this.runs.has(req.service)) throw conflict(`a release of ${req.service} is already in progress (${this.runs.get(req.service)!.h.id}): wait for it, or roll it back`);
+    const running = this.active(req.service);
+    if (running) throw conflict(`a release of ${req.service} is already in progress (${running.h.id}, ${running.h.state}): wait for it, or roll it back`);
     const last = (await this.store.list(req.service)).sort(newestFirst)[0];
     if (last && isActive(last.state)) throw conflict(`a release of ${req.service} is already in progress (${last.id}, ${last.state})`);
-    if (this.runs.has(req.service)) throw conflict(`a release of ${req.service} is already in progress`);
+    if (this.active(req.service)) throw conflict(`a release of ${req.service} is already in progress`);
     const instances = [...this.ops.instances(req.service)].sort((a, b) => a.slot - b.slot);
     if (!instances.length) throw notFound(`service ${req.service} has no instances to release`);
     const previousImage = mostCommon(instances.map((i) => i.image));
@@ -174,7 +175,7 @@ export class ReleaseController {
   }
 
   async act(service: string, action: ReleaseAction, user: string): Promise<ReleaseRecord> {
-    const run = this.runs.get(service);
+    const run = this.active(service);
     if (!run) {
       const last = await this.last(service);
       throw conflict(`release ${last.id} of ${service} is ${last.state}: there is nothing to ${action}`);
@@ -217,6 +218,12 @@ export class ReleaseController {
     await run.persist();
     run.wake();
     return run.view();
+  }
+
+  /** The service's run while its release is active (a run that has just ended is on its way out). */
+  private active(service: string): Run | undefined {
+    const run = this.runs.get(service);
+    return run && isActive(run.h.state) ? run : undefined;
   }
 
   /** The service's active release, or its last. */
