@@ -149,7 +149,8 @@ export class ReleaseController {
   async start(req: ReleaseRequest, user?: string): Promise<ReleaseRecord> {
     const running = this.active(req.service);
     if (running) throw conflict(`a release of ${req.service} is already in progress (${running.h.id}, ${running.h.state}): wait for it, or roll it back`);
-    const last = (await this.store.list(req.service)).sort(newestFirst)[0];
+    // etcd's copy of a run this manager holds may lag its memory (a final write under way): memory wins
+    const last = this.runs.has(req.service) ? undefined : (await this.store.list(req.service)).sort(newestFirst)[0];
     if (last && isActive(last.state)) throw conflict(`a release of ${req.service} is already in progress (${last.id}, ${last.state})`);
     if (this.active(req.service)) throw conflict(`a release of ${req.service} is already in progress`);
     const instances = [...this.ops.instances(req.service)].sort((a, b) => a.slot - b.slot);
@@ -177,7 +178,7 @@ export class ReleaseController {
   async act(service: string, action: ReleaseAction, user: string): Promise<ReleaseRecord> {
     const run = this.active(service);
     if (!run) {
-      const last = await this.last(service);
+      const last = this.runs.get(service)?.h ?? (await this.last(service));
       throw conflict(`release ${last.id} of ${service} is ${last.state}: there is nothing to ${action}`);
     }
     const h = run.h;
