@@ -83,9 +83,11 @@ function controller(t: { after(fn: () => Promise<void> | void): void }, e: EtcdC
 }
 
 async function until(c: ReleaseController, service: string, pred: (r: ReleaseRecord) => boolean): Promise<ReleaseRecord> {
-  for (;;) {
+  // a bound on a wait, not a timing assertion: a release that never gets there fails the test instead of hanging it
+  for (const end = Date.now() + 30_000; ;) {
     const r = await c.current(service);
     if (pred(r)) return r;
+    if (Date.now() > end) assert.fail(`release of ${service} never got there: ${r.state}, ${JSON.stringify(r.events.map((x) => x.type))}`);
     await new Promise((res) => setTimeout(res, 10));
   }
 }
@@ -195,4 +197,27 @@ test('a new leader resumes a release from etcd: no slot replaced twice, none ski
   assert.equal(r.updated, 12);
   assert.ok(r.events.some((x) => x.type === 'resume'));
   assert.ok([...svc.tasks.values()].every((x) => x.image === 'web:2' && x.state === 'running'));
+});
+
+test('past the failure budget with pause: the release pauses; resume counts the budget again; then a rollback', async (t) => {
+  const e = await etcd(t);
+  const svc = new Service('web', 6, 'web:1');
+  svc.behave = (_slot, image) => ({ ms: 5, fail: image === 'web:bad' });
+  const c = controller(t, e, svc, 'e');
+  await c.start(req({ image: 'web:bad', firstBatch: 1, window: 2, maxFailures: 1, failureAction: 'pause', prePull: false }), 'unix:0');
+  const p1 = await until(c, 'web', (r) => r.state === 'paused');
+  assert.ok(p1.failed >= 2);
+  assert.ok(p1.events.some((x) => x.type === 'pause' && /past the budget/.test(x.message)));
+  await assert.rejects(c.act('web', 'confirm', 'unix:0'), (err) => isCode(err, 'CONFLICT'));
+  // the first batch has settled (its slot failed twice): resumed, it waits for the confirmation, then fails on
+  await c.act('web', 'resume', 'unix:0');
+  await until(c, 'web', (r) => r.state === 'waiting-confirm');
+  await c.act('web', 'confirm', 'unix:0');
+  const p2 = await until(c, 'web', (r) => r.state === 'paused' && r.failed > p1.failed);
+  assert.ok(p2.failureBase! >= p1.failed);
+  await c.act('web', 'rollback', 'unix:0');
+  const r = await until(c, 'web', (x) => x.state === 'rolled-back');
+  await c.settled('web');
+  assert.ok([...svc.tasks.values()].every((x) => x.image === 'web:1' && x.state === 'running'));
+  assert.equal(r.instances.length, 6);
 });

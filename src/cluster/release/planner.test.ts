@@ -92,8 +92,11 @@ function simulate(p: Policy, w: World): Outcome {
     if (p.kind === 'docker') assert.ok(inFlight <= W);
     if (p.kind === 'smart' && s.confirmed) assert.ok(inFlight <= 2 * W && inFlight - plan(p, s).stragglers.length <= W);
     if (gated && !s.confirmed) assert.ok(s.slots.slice(first).every((x) => x.attempts === 0), 'a slot past the first batch started before the confirmation');
-    if (p.kind === 'lockstep' && d.start.some((x) => s.slots.find((y) => y.slot === x.slot)!.attempts === 1)) {
-      assert.ok(d.start.length <= W);
+    // lockstep: a new batch (first attempts) only once the one before has nothing in flight, and at most W of it
+    const fresh = d.start.filter((x) => s.slots.find((y) => y.slot === x.slot)!.attempts === 1);
+    if (p.kind === 'lockstep' && fresh.length) {
+      assert.equal(inFlight, d.start.length, 'a lockstep batch started beside another one');
+      assert.ok(fresh.length <= W);
     }
     assert.ok(s.slots.every((x) => x.attempts <= MAX_ATTEMPTS));
     // the next event

@@ -63,6 +63,15 @@ async function serve(t: { after(fn: () => Promise<void> | void): void }): Promis
   return { sock, svc };
 }
 
+/** Asks again until `pred` holds (bounded, so that a release that never gets there fails instead of hanging). */
+async function poll<T>(get: () => Promise<T>, pred: (v: T) => boolean): Promise<T> {
+  for (const end = Date.now() + 60_000; ;) {
+    const v = await get();
+    if (pred(v)) return v;
+    if (Date.now() > end) assert.fail(`never got there: ${JSON.stringify(v).slice(0, 500)}`);
+  }
+}
+
 function call(sock: string, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath: sock, method, path: p, headers: { 'Content-Type': 'application/json' } }, (res) => {
@@ -92,9 +101,8 @@ test('REST: 201 on start, 409 for a second release and for a confirm that is not
   const again = await call(sock, 'POST', '/sampan/v1/releases', { service: 'web', image: 'web:3' });
   assert.equal(again.status, 409);
   assert.match(again.json.message, /already in progress/);
-  let r: ReleaseRecord;
-  do r = (await call(sock, 'GET', '/sampan/v1/releases/web')).json;
-  while (r.state !== 'waiting-confirm');
+  const rec$ = async () => (await call(sock, 'GET', '/sampan/v1/releases/web')).json as ReleaseRecord;
+  await poll(rec$, (r) => r.state === 'waiting-confirm');
   assert.equal((await call(sock, 'POST', '/sampan/v1/releases/web/frobnicate')).status, 400);
   const ok = await call(sock, 'POST', '/sampan/v1/releases/web/confirm', { user: 'unix:42' });
   assert.equal(ok.status, 200);
@@ -102,12 +110,10 @@ test('REST: 201 on start, 409 for a second release and for a confirm that is not
   const twice = await call(sock, 'POST', '/sampan/v1/releases/web/confirm', {});
   assert.equal(twice.status, 409);
   assert.match(twice.json.message, /not waiting for confirmation/);
-  do r = (await call(sock, 'GET', '/sampan/v1/releases/web')).json;
-  while (r.state !== 'done');
+  await poll(rec$, (r) => r.state === 'done');
   const second = await call(sock, 'POST', '/sampan/v1/releases', { service: 'web', image: 'web:3', firstBatch: 6 });
   assert.equal(second.status, 201);
-  do r = (await call(sock, 'GET', '/sampan/v1/releases/web')).json;
-  while (r.state !== 'done');
+  await poll(rec$, (r) => r.state === 'done');
   const hist = (await call(sock, 'GET', '/sampan/v1/releases?service=web')).json as ReleaseHeader[];
   assert.deepEqual(hist.map((h) => h.image), ['web:3', 'web:2']);
   assert.equal((await call(sock, 'GET', '/sampan/v1/releases')).json.length, 2);
@@ -122,9 +128,7 @@ test('CLI: start, status with --format json, confirm, status followed to the end
   const dup = await sampan('release', 'start', 'web', 'web:9');
   assert.notEqual(dup.code, 0);
   assert.match(dup.stderr, /already in progress/);
-  let st: ReleaseRecord;
-  do st = JSON.parse((await sampan('release', 'status', 'web', '--no-follow', '--format', 'json')).stdout);
-  while (st.state !== 'waiting-confirm');
+  await poll(async () => JSON.parse((await sampan('release', 'status', 'web', '--no-follow', '--format', 'json')).stdout) as ReleaseRecord, (r) => r.state === 'waiting-confirm');
   const confirm = await sampan('release', 'confirm', 'web');
   assert.equal(confirm.code, 0, confirm.stderr);
   assert.match(confirm.stdout, /release .* of web: running/);
