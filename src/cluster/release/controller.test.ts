@@ -221,3 +221,33 @@ test('past the failure budget with pause: the release pauses; resume counts the 
   assert.ok([...svc.tasks.values()].every((x) => x.image === 'web:1' && x.state === 'running'));
   assert.equal(r.instances.length, 6);
 });
+
+test('a new leader starts a slot the last one wrote in flight but never replaced, and awaits one whose new task was starting', async (t) => {
+  const e = await etcd(t);
+  const svc = new Service('web', 4, 'web:1');
+  // as the last leader left it: slots 1 ready, 2 written in flight and its new task starting, 3 written in flight
+  // but never replaced (still web:1), 4 pending
+  svc.tasks.set(1, { ...svc.tasks.get(1)!, image: 'web:2' });
+  svc.tasks.set(2, { ...svc.tasks.get(2)!, image: 'web:2', state: 'starting' });
+  const store = ClusterStore.connect(e.endpoints, 'f');
+  t.after(() => store.close());
+  const rs = new EtcdReleaseStore(store);
+  const now = Date.now();
+  const h = {
+    id: 'r1', service: 'web', image: 'web:2', previousImage: 'web:1', state: 'running' as const, total: 4, updated: 1, failed: 0, inFlight: 2, stragglers: 0, prePulled: 0,
+    policy: { kind: 'smart' as const, firstBatch: 1, window: 2, stragglerFactor: 3, maxFailures: 0, failureAction: 'pause' as const, prePull: false, order: 'stop-first' as const },
+    batches: [{ n: 1, slots: 1, startedAt: new Date(now).toISOString() }], events: [], createdAt: new Date(now).toISOString(), confirmedBy: 'unix:0', confirmedAt: new Date(now).toISOString(),
+  };
+  const slot = (n: number, status: 'ready' | 'in-flight' | 'pending') => ({ slot: n, node: svc.tasks.get(n)!.node, status, attempts: status === 'pending' ? 0 : 1, oldGone: status === 'in-flight', avoid: [], image: 'web:2', phase: 'forward' as const, ...(status !== 'pending' && { startedAt: now, order: 'stop-first' as const }) });
+  await rs.put(h, [slot(1, 'ready'), slot(2, 'in-flight'), slot(3, 'in-flight'), slot(4, 'pending')]);
+  const c = controller(t, e, svc, 'f');
+  await c.resumeAll();
+  // slot 2's task becomes ready on its own (the engine went on starting it)
+  setTimeout(() => (svc.tasks.get(2)!.state = 'running'), 50);
+  const r = await until(c, 'web', (x) => x.state === 'done');
+  await c.settled('web');
+  assert.deepEqual(svc.calls.map((x) => x.slot).sort(), [3, 4]);
+  assert.equal(r.updated, 4);
+  assert.ok([...svc.tasks.values()].every((x) => x.image === 'web:2' && x.state === 'running'));
+  assert.ok(r.events.some((x) => x.type === 'recover' && /3 had not started/.test(x.message)));
+});
