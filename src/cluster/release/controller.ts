@@ -21,6 +21,8 @@ export interface ControllerOptions {
   watchMs?: number;
 }
 
+/** How soon a header follows the slot writes that changed its counts. */
+const HEADER_LAZY_MS = 250;
 const nowIso = () => new Date().toISOString();
 const newId = () => `${Date.now().toString(36).padStart(9, '0')}-${randomBytes(3).toString('hex')}`;
 const newestFirst = (a: ReleaseHeader, b: ReleaseHeader) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id);
@@ -105,14 +107,41 @@ class Run {
     if (this.h.events.length > MAX_EVENTS) this.h.events.splice(0, this.h.events.length - MAX_EVENTS);
   }
 
-  /** Writes the header and `slots` after the writes before it (so the last header written is the newest). */
-  persist(slots: PlanSlot[] | SlotRecord[] = []): Promise<void> {
+  /**
+   * Writes `slots` and the header after the writes before it (so the last header written is the newest). A slot's
+   * progress is written at once (a new leader goes by it); with `lazy`, the header (counts, events: the part that
+   * grows) follows within HEADER_LAZY_MS, so thousands of slots settling do not write it thousands of times.
+   */
+  persist(slots: PlanSlot[] | SlotRecord[] = [], lazy = false): Promise<void> {
     this.counts();
-    const h = structuredClone(this.h);
-    const recs = slots.map((x) => ('phase' in x ? x : this.slotRecord(x)));
-    const w = this.writing.then(() => this.c.store.put(h, recs));
-    this.writing = w.catch(() => undefined);
     this.c.notify(this);
+    const recs = slots.map((x) => ('phase' in x ? x : this.slotRecord(x)));
+    if (lazy) {
+      // a halted run writes nothing more: the next leader's writes are the ones that count
+      this.headerSoon ??= setTimeout(() => {
+        this.headerSoon = undefined;
+        if (!this.halted) void this.persist().catch(() => undefined);
+      }, HEADER_LAZY_MS);
+      if (!recs.length) return Promise.resolve();
+      return this.chain(() => this.c.store.putSlots(this.h.service, this.h.id, recs));
+    }
+    clearTimeout(this.headerSoon);
+    this.headerSoon = undefined;
+    const h = structuredClone(this.h);
+    return this.chain(() => this.c.store.put(h, recs));
+  }
+
+  private headerSoon: NodeJS.Timeout | undefined;
+
+  /** No header write pending. */
+  quiet(): void {
+    clearTimeout(this.headerSoon);
+    this.headerSoon = undefined;
+  }
+
+  private chain(write: () => Promise<void>): Promise<void> {
+    const w = this.writing.then(write);
+    this.writing = w.catch(() => undefined);
     return w;
   }
 
@@ -305,6 +334,7 @@ export class ReleaseController {
     const runs = [...this.runs.values()];
     for (const r of runs) {
       r.halted = true;
+      r.quiet();
       r.wake();
     }
     await Promise.all(runs.map((r) => r.done));
@@ -321,6 +351,7 @@ export class ReleaseController {
     run.done = this.loop(run).catch((err: unknown) => {
       // a write refused or etcd gone: this manager stops driving; the next leader resumes from what etcd holds
       run.halted = true;
+      run.quiet();
       this.log.error({ err, service: run.h.service, release: run.h.id }, 'release halted: its progress could not be written');
     }).finally(() => {
       if (this.runs.get(run.h.service) === run) this.runs.delete(run.h.service);
@@ -383,7 +414,7 @@ export class ReleaseController {
       (err: unknown) => run.event('pre-pull-failed', `pre-pull of ${image} on ${node}: ${errorMessage(err)}`),
     ).finally(() => {
       run.st.pulls[node] = 'done';
-      void run.persist().catch(() => undefined);
+      void run.persist([], true).catch(() => undefined);
       run.wake();
     });
   }
@@ -394,7 +425,7 @@ export class ReleaseController {
     apply(run.st, d, Date.now(), run.index);
     const xs: PlanSlot[] = [...marked, ...d.start.map((s) => s.slot)].map((slot) => run.index.get(slot)!);
     for (const s of d.start) run.extra.get(s.slot)!.image = run.target;
-    if (xs.length) await run.persist(xs);
+    if (xs.length) await run.persist(xs, true);
     for (const s of d.start) void this.replace(run, s);
   }
 
@@ -420,7 +451,7 @@ export class ReleaseController {
       run.h.failed++;
       run.event('instance-failed', `slot ${slot} on ${r.node ?? x.node}: ${r.error ?? 'failed'}${(x.status as string) === 'retry' ? ' (retried on another host)' : ''}`);
     }
-    void run.persist([x]).catch((err: unknown) => {
+    void run.persist([x], true).catch((err: unknown) => {
       run.halted = true;
       run.wake();
       this.log.error({ err, service: run.h.service }, 'release halted: a slot\'s progress could not be written');

@@ -10,6 +10,8 @@ import type { ReleaseHeader, SlotRecord } from './record.js';
 export interface ReleaseStore {
   /** The header and the given slots, written together (a refused or failed write throws). */
   put(h: ReleaseHeader, slots: SlotRecord[]): Promise<void>;
+  /** Slots alone (the header follows later). */
+  putSlots(service: string, id: string, slots: SlotRecord[]): Promise<void>;
   /** Headers, of one service or all. */
   list(service?: string): Promise<ReleaseHeader[]>;
   slots(service: string, id: string): Promise<SlotRecord[]>;
@@ -23,6 +25,10 @@ export class EtcdReleaseStore implements ReleaseStore {
       ...slots.map((s) => ({ put: `release-slots/${h.service}/${h.id}/${s.slot}`, value: s })),
       { put: `releases/${h.service}/${h.id}`, value: h },
     ]);
+  }
+
+  putSlots(service: string, id: string, slots: SlotRecord[]): Promise<void> {
+    return this.store.write(slots.map((s) => ({ put: `release-slots/${service}/${id}/${s.slot}`, value: s })));
   }
 
   async list(service?: string): Promise<ReleaseHeader[]> {
