@@ -66,15 +66,26 @@ class Run {
     return this.phase === 'rollback' ? this.h.previousImage : this.h.image;
   }
 
+  /** A wake that comes while the loop is not asleep (writing, planning) is kept for its next sleep, never lost. */
+  private woken = false;
+
   wake(): void {
     const w = this.wakeUp;
     this.wakeUp = undefined;
-    w?.();
+    if (w) w();
+    else this.woken = true;
   }
 
   sleep(untilMs?: number): Promise<void> {
+    if (this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
-      const t = untilMs === undefined ? undefined : setTimeout(resolve, Math.max(1, untilMs - Date.now()));
+      const t = untilMs === undefined ? undefined : setTimeout(() => {
+        this.wakeUp = undefined;
+        resolve();
+      }, Math.max(1, untilMs - Date.now()));
       this.wakeUp = () => {
         if (t) clearTimeout(t);
         resolve();
