@@ -251,3 +251,19 @@ test('a new leader starts a slot the last one wrote in flight but never replaced
   assert.ok([...svc.tasks.values()].every((x) => x.image === 'web:2' && x.state === 'running'));
   assert.ok(r.events.some((x) => x.type === 'recover' && /3 had not started/.test(x.message)));
 });
+
+test('a release whose image services refuse fails at once and holds no later release off', async (t) => {
+  const e = await etcd(t);
+  const svc = new Service('web', 2, 'web:1');
+  svc.setImage = async (_s, image) => {
+    if (image === 'web:refused') throw new Error('invalid reference format');
+    svc.images.push(image);
+  };
+  const c = controller(t, e, svc, 'g');
+  await assert.rejects(c.start(req({ image: 'web:refused' })), /invalid reference format/);
+  assert.equal((await c.current('web')).state, 'failed');
+  assert.equal(svc.calls.length, 0);
+  await c.start(req({ firstBatch: 2, prePull: false }), 'unix:0');
+  assert.equal((await until(c, 'web', (r) => r.state === 'done')).updated, 2);
+  await c.settled('web');
+});

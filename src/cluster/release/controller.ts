@@ -206,8 +206,18 @@ export class ReleaseController {
     run.event('start', `release of ${req.service} from ${previousImage} to ${req.image}: ${instances.length} instances, first batch ${req.firstBatch}, window ${req.window}`, user);
     try {
       await run.persist(slots);
+    } catch (err) {
+      this.runs.delete(req.service);
+      throw err;
+    }
+    try {
       await this.ops.setImage(req.service, req.image);
     } catch (err) {
+      // written as running already: it must not stay so and hold the service's next release off
+      h.state = 'failed';
+      h.finishedAt = nowIso();
+      run.event('failed', `the service's image could not be set: ${errorMessage(err)}`);
+      await run.persist().catch(() => undefined);
       this.runs.delete(req.service);
       throw err;
     }
