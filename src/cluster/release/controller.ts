@@ -115,6 +115,7 @@ class Run {
 
   event(type: string, message: string, user?: string): void {
     this.h.events.push({ time: nowIso(), type, message, ...(user && { user }) });
+    this.c.logger.info({ service: this.h.service, release: this.h.id, event: type, ...(user && { user }) }, message);
     if (this.h.events.length > MAX_EVENTS) this.h.events.splice(0, this.h.events.length - MAX_EVENTS);
   }
 
@@ -318,6 +319,11 @@ export class ReleaseController {
       set.delete(fn);
       if (!set.size) this.watchers.delete(service);
     };
+  }
+
+  /** @internal: where runs log their events. */
+  get logger(): Logger {
+    return this.log;
   }
 
   /** @internal: a run's record changed. Counts reach watchers at most every watchMs; a change of state at once. */
