@@ -37,20 +37,27 @@ Lockstep batches and Docker's parallelism are the window W; every policy is stop
   process.exit(0);
 }
 
-const num = (k: keyof typeof o) => {
+const num = (k: keyof typeof o, min = 0) => {
   const v = Number(o[k]);
-  if (!Number.isFinite(v) || v < 0) throw new Error(`--${k}: a number, not ${String(o[k])}`);
+  if (!Number.isFinite(v) || v < min) {
+    process.stderr.write(`bench/release: --${k}: a number of at least ${min}, not ${String(o[k])}\n`);
+    process.exit(2);
+  }
   return v;
 };
-const W = num('window');
+if (o.format !== 'table' && o.format !== 'json') {
+  process.stderr.write(`bench/release: --format: table or json, not ${o.format}\n`);
+  process.exit(2);
+}
+const W = num('window', 1);
 const world: World = {
-  instances: num('instances'), hosts: num('hosts'), seed: num('seed'), startMedianS: num('start-median'), startSigma: num('start-sigma'),
+  instances: num('instances', 1), hosts: num('hosts', 1), seed: num('seed'), startMedianS: num('start-median'), startSigma: num('start-sigma'),
   slowHosts: num('slow-hosts'), slowFactor: num('slow-factor'), failOnce: num('fail-once'),
   // F/u: the image's bytes over a host's link
-  pullBoundS: (num('image-mb') * 1024 * 1024 * 8) / (num('link-mbit') * 1e6),
+  pullBoundS: (num('image-mb') * 1024 * 1024 * 8) / (num('link-mbit', 0.001) * 1e6),
 };
 const base = { maxFailures: world.instances, failureAction: 'pause' as const, order: 'stop-first' as const };
-const smart = { kind: 'smart' as const, firstBatch: o['first-batch'] ? num('first-batch') : W, window: W, stragglerFactor: num('straggler-factor'), ...base };
+const smart = { kind: 'smart' as const, firstBatch: o['first-batch'] ? num('first-batch', 1) : W, window: W, stragglerFactor: num('straggler-factor', 1), ...base };
 const policies: Array<[string, Policy]> = [
   ['lockstep batches', { kind: 'lockstep', batch: W, ...base }],
   ["Docker's update", { kind: 'docker', parallelism: W, ...base }],
