@@ -11,3 +11,4 @@ export type { BatchReplica } from './batch.js';
 export { managerComponents } from './testbed/managers.js';
 export { registryComponent } from './testbed/registry.js';
 export { startProxy, parseProxyFlags, type ProxyOptions, type RunningProxy } from './proxy.js';
+export { ReleaseController, EtcdReleaseStore, releaseRoutes, releaseFromLabels, LABELS as RELEASE_LABELS, type ReleaseOps, type ReleaseInstance, type ReplaceResult, type ReleaseRecord, type ReleaseHeader, type ReleaseRequest, type ReleaseStore } from './release/index.js';
