@@ -21,6 +21,7 @@ import { NetworkSync } from './network/engines.js';
 import { checkNetworkConfig, ClusterNetworking } from './network/networks.js';
 import { NodeRegistry, validateNodeUpdate } from './nodes.js';
 import { registryRoute, ServiceRegistry } from './registry.js';
+import { PREPULL_DEFAULTS, PrePuller } from './prepull.js';
 import { STRATEGIES } from './scheduler.js';
 import { ClusterState, type NodeEntry } from './state.js';
 import { ClusterStore, newToken, type Availability, type NodeRecord } from './store.js';
@@ -58,6 +59,11 @@ export const ManagerConfigSchema = z.strictObject({
   leaseTtl: z.number().int().min(1).max(60).default(2),
   /** The version the manager stands for election with (a standby of a higher one takes over): its own by default. */
   version: z.string().regex(/^\d+(\.\d+)*(-.*)?$/, 'a dotted version, such as 1.2.0').default(VERSION),
+  /** Pre-pulls (a release's next hosts pulling ahead): at once per host, and per registry over all hosts. */
+  prepullPerHost: z.number().int().min(1).max(64).default(PREPULL_DEFAULTS.perHost),
+  prepullPerRegistry: z.number().int().min(1).max(10_000).default(PREPULL_DEFAULTS.perRegistry),
+  /** The P2P scheduler a release's image is preheated at. */
+  p2pScheduler: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional(),
 });
 
 export type ManagerConfig = z.infer<typeof ManagerConfigSchema>;
@@ -101,6 +107,8 @@ function probeEvery(store: ClusterStore, ms: number): NodeJS.Timeout {
 
 export interface RunningManager {
   log: Logger;
+  /** Pre-pulls and preheats (a release's). */
+  prePuller: PrePuller;
   done: Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -141,6 +149,8 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     metrics.placements.inc(placed);
   };
   api.addMetrics((registry) => metrics.register(registry));
+  const prePuller = new PrePuller(state, (n) => cluster.client(n), log, { perHost: cfg.prepullPerHost, perRegistry: cfg.prepullPerRegistry, p2pScheduler: cfg.p2pScheduler });
+  api.addMetrics((registry) => prePuller.register(registry));
   try {
     if (cfg.joinToken) await store.setToken(cfg.joinToken);
     else if (!(await store.hasToken())) await store.setToken(newToken()); // nobody knows it: `sampan cluster token --rotate` prints a new one
@@ -174,6 +184,25 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
       ctx.send(204);
     });
     api.route('GET', '/sampan/v1/registry', registryRoute(registry));
+    // a pre-pull answers once the node has the image (the status, or the pull's error); ?wait=0 answers at once
+    api.route('POST', '/sampan/v1/prepull', async (ctx) => {
+      const { node, image } = prePullBody(await ctx.json());
+      const done = prePuller.prePull(node, image);
+      if (ctx.query.get('wait') !== '0') await done;
+      else done.catch(() => undefined); // its failure is in the status
+      ctx.send(200, prePuller.status(node, image));
+    });
+    api.route('GET', '/sampan/v1/prepull', (ctx) => {
+      const node = ctx.query.get('node');
+      const image = ctx.query.get('image');
+      if (!node || !image) throw invalid('node= and image= are required');
+      ctx.send(200, prePuller.status(node, image));
+    });
+    api.route('POST', '/sampan/v1/preheat', async (ctx) => {
+      const b = (await ctx.json()) as { image?: unknown; zone?: unknown; wait?: unknown };
+      if (typeof b?.image !== 'string' || (b.zone !== undefined && typeof b.zone !== 'string')) throw invalid('expected {"image": "REGISTRY/REPO:TAG", "zone"?: "Z", "wait"?: bool}');
+      ctx.send(200, await prePuller.preheat(b.image, { ...(b.zone !== undefined && { zone: b.zone as string }), wait: b.wait !== false }));
+    });
     api.route('GET', '/sampan/v1/batches/{id}', async (ctx) => {
       const b = await store.batch(ctx.param('id'));
       if (!b) throw notFound(`No such batch: ${ctx.param('id')}`);
@@ -229,7 +258,13 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     log.info('cluster manager stopped');
     log.flush();
   }, opts);
-  return { log, done, shutdown };
+  return { log, prePuller, done, shutdown };
+}
+
+function prePullBody(b: unknown): { node: string; image: string } {
+  const o = b as { node?: unknown; image?: unknown } | null;
+  if (!o || typeof o.node !== 'string' || typeof o.image !== 'string' || !o.node || !o.image) throw invalid('expected {"node": "NAME or ID", "image": "REF"}');
+  return { node: o.node, image: o.image };
 }
 
 /** `sampan cluster token`: a new token when none exists or on rotate (only its hash is kept, so it prints once). */

@@ -4,3 +4,4 @@ export { startScheduler } from './scheduler/daemon.js';
 export { loadPeerConfig, type PeerFlags } from './peer/config.js';
 export { startPeer } from './peer/daemon.js';
 export type { PeerTaskSummary, PreheatJob, PreheatRequest } from './protocol.js';
+export { preheat, type PreheatOptions } from './preheat.js';

@@ -29,7 +29,7 @@ const clusterNames = (clusters: number): string[] => (clusters === 1 ? ['testbed
 /** With C clusters, hosts go round: host1 to the first, host2 to the second, … */
 const clusterOf = (host: string, clusters: number): number => (Number(host.replace(/^host/, '')) - 1) % clusters;
 
-export async function managerComponents(dir: string, count: number, tls = false, clusters = 1): Promise<{ components: TestbedComponent[]; engineArgs: (host: string, gateway: string) => string[] }> {
+export async function managerComponents(dir: string, count: number, tls = false, clusters = 1, extraArgs?: (gateway: string) => string[]): Promise<{ components: TestbedComponent[]; engineArgs: (host: string, gateway: string) => string[] }> {
   const names = clusterNames(clusters);
   const tokens = names.map(() => newToken());
   // with --tls, each manager's API and node endpoint listen on the gateway: its ports are picked now, the hosts' --join names them
@@ -56,6 +56,7 @@ export async function managerComponents(dir: string, count: number, tls = false,
         return spawn(SAMPAN, [
           'cluster', 'manager', '--etcd', tb.etcdEndpoints.join(','), '--listen', host, '--node-listen', p.node(tb.gateway), ...certs,
           '--name', p.cluster, '--join-token', tokens[p.k]!, '--heartbeat', String(TESTBED_HEARTBEAT_MS),
+          ...(extraArgs?.(tb.gateway) ?? []),
         ], { stdio: ['ignore', fd, fd], detached: true });
       } finally {
         closeSync(fd);

@@ -54,6 +54,9 @@ export interface StartedComponent {
   manager?: ManagerInfo;
   /** testbed.json's "proxy" when given. */
   proxy?: ProxyInfo;
+  /** testbed.json's "registry" and "p2p" (--registry). */
+  registry?: RegistryInfo;
+  p2p?: P2pInfo;
   stop(): Promise<void>;
 }
 
@@ -81,10 +84,35 @@ export interface ProxyInfo {
   clients: Record<string, TlsPaths>;
 }
 
+export interface RegistryInfo {
+  /** IP:PORT of the registry (plain HTTP), as image references name it: `IP:PORT/app:v1`. */
+  addr: string;
+  pid: number;
+}
+
+export interface P2pPeerInfo {
+  host: string;
+  /** The peer's piece API (`sampan p2p status --peer`), and its metrics at /metrics. */
+  api: string;
+  /** The mirror its host's engine pulls through (inside the host's namespace). */
+  mirror: string;
+  pid: number;
+}
+
+export interface P2pInfo {
+  /** The scheduler's base URL (`sampan preheat --scheduler`). */
+  scheduler: string;
+  pid: number;
+  peers: P2pPeerInfo[];
+}
+
 export interface TestbedDescription {
   etcd: { endpoints: string[]; pid: number; members: EtcdMemberInfo[] };
   managers: ManagerInfo[];
   proxy?: ProxyInfo;
+  /** With --registry: the registry every host and this machine reach (plain HTTP), and the P2P network in front of it. */
+  registry?: RegistryInfo;
+  p2p?: P2pInfo;
   hosts: HostInfo[];
   network: { bridge: string; subnet: string; gateway: string };
   tls?: TestbedTls;
@@ -112,10 +140,13 @@ export class Testbed {
   get description(): TestbedDescription {
     const members = this.etcd?.info ?? [];
     const proxy = this.started.find((c) => c.proxy)?.proxy;
+    const registry = this.started.find((c) => c.registry);
     return {
       etcd: { endpoints: this.etcd?.endpoints ?? [], pid: members[0]?.pid ?? 0, members },
       managers: this.started.flatMap((c) => (c.manager ? [c.manager] : [])),
       ...(proxy && { proxy }),
+      ...(registry?.registry && { registry: registry.registry }),
+      ...(registry?.p2p && { p2p: registry.p2p }),
       hosts: this.hosts.map((h) => h.info),
       network: { bridge: bridgeName(this.slot ?? 0), subnet: hostsSubnet(this.slot ?? 0), gateway: gateway(this.slot ?? 0) },
       ...(this.tls && { tls: this.tls }),
