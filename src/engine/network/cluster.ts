@@ -333,6 +333,8 @@ async function batch(cmd: 'ip' | 'bridge', lines: string[], force: boolean): Pro
   if (!lines.length) return;
   await new Promise<void>((resolve, reject) => {
     const child = execFile(cmd, [...(force ? ['-force'] : []), '-batch', '-'], (err) => (err ? reject(err) : resolve()));
+    // a batch that stops at an error may close its input early: that is the command's failure, not a second one
+    child.stdin!.on('error', () => undefined);
     child.stdin!.end(lines.join('\n') + '\n');
   });
 }
