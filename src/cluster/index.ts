@@ -4,6 +4,7 @@ export { Testbed, type TestbedOptions, type TestbedDescription, type TestbedComp
 export type { HostInfo } from './testbed/host.js';
 export { loadManagerConfig, startManager, joinToken, type ManagerConfig, type RunningManager, type NodeView } from './manager.js';
 export { newToken } from './store.js';
+export { uiTokens, issueUiToken, revokeUiToken, listUiTokens, type UiRole } from './ui-tokens.js';
 export { startRelay, type RelayOptions, type RunningRelay } from './relay.js';
 export type { BatchRequest } from './batch.js';
 export type { BatchRecord } from './store.js';

@@ -24,6 +24,9 @@ import { registryRoute, ServiceRegistry } from './registry.js';
 import { STRATEGIES } from './scheduler.js';
 import { ClusterState, type NodeEntry } from './state.js';
 import { ClusterStore, newToken, type Availability, type NodeRecord } from './store.js';
+import { startUiServer, uiRoutes } from './ui.js';
+import { parseUiListen } from '../web/index.js';
+import type { UiServer } from '../web/index.js';
 
 export const ManagerConfigSchema = z.strictObject({
   etcd: z.array(z.string().url()).min(1),
@@ -53,6 +56,8 @@ export const ManagerConfigSchema = z.strictObject({
   networkSize: z.number().int().min(1).max(30).default(16),
   blockSize: z.number().int().min(1).max(30).default(24),
   routing: z.enum(['host-gw', 'vxlan']).default('host-gw'),
+  /** The browsers' listener (the dashboard at /ui/, the API behind bearer tokens): HOST:PORT, loopback unless TLS. */
+  uiListen: z.string().optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   /** The election lease's TTL in seconds: how long a leader that died (or paused) leads on (docs/cluster.md). */
   leaseTtl: z.number().int().min(1).max(60).default(2),
@@ -70,6 +75,7 @@ export async function loadManagerConfig(flags: Partial<ManagerConfig> & { config
     if ((a.startsWith('tcp://') || a.startsWith('wss://')) && !ownTls(c)) throw invalid(`refusing to listen on ${a} without mutual TLS: pass --tlscacert, --tlscert and --tlskey`);
   }
   checkNetworkConfig(c);
+  if (c.uiListen) parseUiListen(c.uiListen);
   c.engineTlscacert ??= c.tlscacert;
   c.engineTlscert ??= c.tlscert;
   c.engineTlskey ??= c.tlskey;
@@ -138,6 +144,9 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     metrics.placements.inc(placed);
   };
   api.addMetrics((registry) => metrics.register(registry));
+  const uiDeps = { api, state, store, log, view, degraded: (id: string) => !!sync.degraded.get(id) };
+  const feed = uiRoutes(uiDeps);
+  let ui: UiServer | undefined;
   try {
     if (cfg.joinToken) await store.setToken(cfg.joinToken);
     else if (!(await store.hasToken())) await store.setToken(newToken()); // nobody knows it: `sampan cluster token --rotate` prints a new one
@@ -197,8 +206,10 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     });
     await nodes.listen(cfg.nodeListen, ownTls(cfg));
     await api.listen([cfg.listen], ownTls(cfg));
+    if (cfg.uiListen) ui = await startUiServer(cfg.uiListen, uiDeps, cfg.tlscert && cfg.tlskey ? { cert: cfg.tlscert, key: cfg.tlskey } : undefined);
     await ha.campaign();
   } catch (err) {
+    await ui?.close().catch(() => undefined);
     await ha.stop().catch(() => undefined);
     await nodes.close().catch(() => undefined);
     store.close();
@@ -214,10 +225,12 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     void nodes.recordPending();
   };
   const prober = probeEvery(store, ETCD_PROBE_MS);
-  log.info({ name: cfg.name, role: ha.role, version: cfg.version, listen: cfg.listen, nodeListen: cfg.nodeListen, etcd: cfg.etcd, nodes: state.nodes.size, schedulerUrl: cfg.schedulerUrl }, 'cluster manager started');
+  log.info({ name: cfg.name, role: ha.role, version: cfg.version, listen: cfg.listen, nodeListen: cfg.nodeListen, ...(ui && { ui: `${ui.url}/ui/` }), etcd: cfg.etcd, nodes: state.nodes.size, schedulerUrl: cfg.schedulerUrl }, 'cluster manager started');
   const { done, shutdown } = gracefulStop(async () => {
     log.info('shutting down');
     await ha.stop();
+    feed.close();
+    await ui?.close();
     await api.close();
     await nodes.close();
     clearInterval(prober);
