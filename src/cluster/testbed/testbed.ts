@@ -12,6 +12,7 @@ import { procStat, run, sleep } from '../proc.js';
 import type { TlsPaths } from '../../lib/tls.js';
 import { makeCa, makeCert } from './certs.js';
 import { EmulatedHost, type HostInfo } from './host.js';
+import type { UiInfo } from './ui.js';
 import { MAX_HOSTS, addHostNet, bridgeName, claimSlot, gateway, hostNet, hostsSubnet, removeBridge, removeHostNet, setUpBridge } from './net.js';
 
 export interface ManagerInfo {
@@ -54,6 +55,8 @@ export interface StartedComponent {
   manager?: ManagerInfo;
   /** testbed.json's "proxy" when given. */
   proxy?: ProxyInfo;
+  /** testbed.json's "ui" (the dashboard) when given. */
+  ui?: UiInfo;
   stop(): Promise<void>;
 }
 
@@ -85,6 +88,7 @@ export interface TestbedDescription {
   etcd: { endpoints: string[]; pid: number; members: EtcdMemberInfo[] };
   managers: ManagerInfo[];
   proxy?: ProxyInfo;
+  ui?: UiInfo;
   hosts: HostInfo[];
   network: { bridge: string; subnet: string; gateway: string };
   tls?: TestbedTls;
@@ -112,10 +116,12 @@ export class Testbed {
   get description(): TestbedDescription {
     const members = this.etcd?.info ?? [];
     const proxy = this.started.find((c) => c.proxy)?.proxy;
+    const ui = this.started.find((c) => c.ui)?.ui;
     return {
       etcd: { endpoints: this.etcd?.endpoints ?? [], pid: members[0]?.pid ?? 0, members },
       managers: this.started.flatMap((c) => (c.manager ? [c.manager] : [])),
       ...(proxy && { proxy }),
+      ...(ui && { ui }),
       hosts: this.hosts.map((h) => h.info),
       network: { bridge: bridgeName(this.slot ?? 0), subnet: hostsSubnet(this.slot ?? 0), gateway: gateway(this.slot ?? 0) },
       ...(this.tls && { tls: this.tls }),
