@@ -34,4 +34,5 @@ const js = outputs.find((f) => f.endsWith('.js'));
 const css = outputs.find((f) => f.endsWith('.css'));
 const html = (await fs.readFile(path.join(app, 'index.html'), 'utf8')).replace('%JS%', js).replace('%CSS%', css);
 await fs.writeFile(path.join(out, 'index.html'), html);
+await fs.copyFile(path.join(app, 'favicon.svg'), path.join(out, 'favicon.svg'));
 process.stdout.write(`dashboard: dist/web/ (${js}, ${css})\n`);

@@ -116,6 +116,8 @@ export class UiServer {
       return;
     }
     if (pathname.startsWith('/ui/')) return this.files!.serve(pathname.slice(3), req, res);
+    // browsers ask for it on their own, without the token: public, like the pages
+    if (pathname === '/favicon.ico') return this.files!.serve('/favicon.svg', req, res);
     const no = await this.check(req, pathname);
     if ('status' in no) {
       this.opts.log.debug({ method: req.method, path: pathname, status: no.status }, 'dashboard request refused');

@@ -1,4 +1,4 @@
-import { live, useLive } from '../live.js';
+import { live, useLive, type NodeView } from '../live.js';
 import { bytes, pct } from '../format.js';
 
 function Meter(p: { label: string; used: number; total: number; fmt(n: number): string }) {
@@ -8,6 +8,24 @@ function Meter(p: { label: string; used: number; total: number; fmt(n: number): 
       <div class="meter-label"><span>{p.label}</span><span>{p.fmt(p.used)} / {p.fmt(p.total)} ({v}%)</span></div>
       <div class="bar" role="progressbar" aria-label={p.label} aria-valuemin={0} aria-valuemax={100} aria-valuenow={v}><div style={{ width: `${v}%` }} /></div>
     </div>
+  );
+}
+
+/** The hosts at a glance: those that need a look (down, degraded) first, then by name; a big cluster shows its first few. */
+const GLANCE = 120;
+function Glance() {
+  const rank = (n: NodeView) => (n.state === 'down' ? 0 : n.degraded ? 1 : n.availability === 'drain' ? 2 : 3);
+  const all = [...live.nodes.values()].sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name, undefined, { numeric: true }));
+  return (
+    <>
+      <ul class="glance" aria-label="hosts at a glance">
+        {all.slice(0, GLANCE).map((n) => {
+          const st = n.state === 'down' ? 'down' : n.degraded ? 'degraded' : n.availability === 'drain' ? 'drained' : 'up';
+          return <li key={n.id} class={`tile ${st}`} title={`${n.name}: ${st}, ${n.containers} containers`}><span class="host-name">{n.name}</span> <span class="sr-only">{st}</span><small>{n.containers}</small></li>;
+        })}
+      </ul>
+      {all.length > GLANCE && <p class="muted">and {(all.length - GLANCE).toLocaleString()} more: see <a href="#/hosts">Hosts</a>.</p>}
+    </>
   );
 }
 
@@ -29,6 +47,7 @@ export function Overview() {
         {card('degraded', s.nodes.degraded, s.nodes.degraded ? 'warn' : '', 'degraded')}
         {card('drained', s.nodes.drain, '', 'drain')}
       </div>
+      <Glance />
       <h2>Workloads</h2>
       <div class="cards">
         {card('containers', s.containers.total, '', 'containers')}
