@@ -12,7 +12,6 @@ import { procStat, run, sleep } from '../proc.js';
 import type { TlsPaths } from '../../lib/tls.js';
 import { makeCa, makeCert } from './certs.js';
 import { EmulatedHost, type HostInfo } from './host.js';
-import type { UiInfo } from './ui.js';
 import { MAX_HOSTS, addHostNet, bridgeName, claimSlot, gateway, hostNet, hostsSubnet, removeBridge, removeHostNet, setUpBridge } from './net.js';
 
 export interface ManagerInfo {
@@ -73,6 +72,16 @@ export interface TestbedOptions {
   /** Mutual TLS over TCP: certificates in DIR/tls/, each engine's API also on tcp://ITS_IP:2376. */
   tls?: boolean;
   log?: Logger;
+}
+
+/** The dashboard (testbed/ui.ts): the testbed's loopback port in front of the managers' --ui-listen, and two browser tokens. */
+export interface UiInfo {
+  /** http://127.0.0.1:PORT/ui/ */
+  url: string;
+  /** An admin browser token: open `${url}#token=${token}`. */
+  token: string;
+  /** A read-only one. */
+  readToken: string;
 }
 
 /** The SwarmProxy in front of the clusters (--clusters C > 1), and a client certificate for each cluster. */

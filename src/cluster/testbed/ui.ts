@@ -8,16 +8,8 @@ import net from 'node:net';
 import { ClusterStore } from '../store.js';
 import { issueUiToken } from '../ui-tokens.js';
 import { freePorts } from '../proc.js';
-import type { StartedComponent, TestbedComponent } from './testbed.js';
+import type { StartedComponent, TestbedComponent, UiInfo } from './testbed.js';
 
-export interface UiInfo {
-  /** http://127.0.0.1:PORT/ui/ */
-  url: string;
-  /** An admin browser token: open `${url}#token=${token}`. */
-  token: string;
-  /** A read-only one. */
-  readToken: string;
-}
 
 /** Connects to the first of `ports` that accepts, starting from the last that did. */
 function dialAny(ports: number[], from: number): Promise<{ sock: net.Socket; at: number } | undefined> {
