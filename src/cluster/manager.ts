@@ -25,6 +25,7 @@ import { STRATEGIES } from './scheduler.js';
 import { ClusterState, type NodeEntry } from './state.js';
 import { ClusterStore, newToken, type Availability, type NodeRecord } from './store.js';
 import { startUiServer, uiRoutes } from './ui.js';
+import { P2pTraffic } from './p2p-traffic.js';
 import { parseUiListen } from '../web/index.js';
 import type { UiServer } from '../web/index.js';
 
@@ -58,6 +59,8 @@ export const ManagerConfigSchema = z.strictObject({
   routing: z.enum(['host-gw', 'vxlan']).default('host-gw'),
   /** The browsers' listener (the dashboard at /ui/, the API behind bearer tokens): HOST:PORT, loopback unless TLS. */
   uiListen: z.string().optional(),
+  /** A P2P scheduler whose traffic the dashboard plots (GET /sampan/v1/p2p/traffic). */
+  p2pScheduler: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   /** The election lease's TTL in seconds: how long a leader that died (or paused) leads on (docs/cluster.md). */
   leaseTtl: z.number().int().min(1).max(60).default(2),
@@ -144,7 +147,8 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     metrics.placements.inc(placed);
   };
   api.addMetrics((registry) => metrics.register(registry));
-  const uiDeps = { api, state, store, log, view, degraded: (id: string) => !!sync.degraded.get(id) };
+  const p2p = cfg.p2pScheduler ? new P2pTraffic(cfg.p2pScheduler, log) : undefined;
+  const uiDeps = { api, state, store, log, view, degraded: (id: string) => !!sync.degraded.get(id), p2p };
   const feed = uiRoutes(uiDeps);
   let ui: UiServer | undefined;
   try {
@@ -208,6 +212,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     await api.listen([cfg.listen], ownTls(cfg));
     if (cfg.uiListen) ui = await startUiServer(cfg.uiListen, uiDeps, cfg.tlscert && cfg.tlskey ? { cert: cfg.tlscert, key: cfg.tlskey } : undefined);
     await ha.campaign();
+    p2p?.start();
   } catch (err) {
     await ui?.close().catch(() => undefined);
     await ha.stop().catch(() => undefined);
@@ -230,6 +235,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     log.info('shutting down');
     await ha.stop();
     feed.close();
+    p2p?.stop();
     await ui?.close();
     await api.close();
     await nodes.close();

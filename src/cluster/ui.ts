@@ -11,6 +11,8 @@ import { LiveFeed, UiServer, type ApiHandler } from '../web/index.js';
 import type { ClusterState, ContainerEntry, NodeEntry } from './state.js';
 import type { ClusterStore } from './store.js';
 import { UiTokenChecker } from './ui-tokens.js';
+import type { P2pTraffic } from './p2p-traffic.js';
+import { notFound } from '../lib/errors.js';
 
 /** The label Docker's services put on their tasks' containers. */
 const SERVICE_LABEL = 'com.docker.swarm.service.name';
@@ -99,6 +101,8 @@ export interface UiDeps {
   log: Logger;
   view(n: NodeEntry): { id: string };
   degraded(id: string): boolean;
+  /** With --p2p-scheduler: the P2P traffic it samples. */
+  p2p?: P2pTraffic;
 }
 
 /** The dashboard's routes on the manager's API: /sampan/v1/summary, /containers, /ui/stream. Answers the feed (closed at stop). */
@@ -106,6 +110,11 @@ export function uiRoutes(d: UiDeps): LiveFeed {
   const feed = new LiveFeed()
     .add('summary', { kind: 'value', read: () => summary(d.state, d.degraded) })
     .add('nodes', { kind: 'keyed', read: () => [...d.state.nodes.values()].map(d.view), key: (n) => (n as { id: string }).id });
+  if (d.p2p) feed.add('p2p', { kind: 'value', read: () => d.p2p!.view() });
+  d.api.route('GET', '/sampan/v1/p2p/traffic', (ctx) => {
+    if (!d.p2p) throw notFound('no P2P traffic: the manager samples it from a P2P scheduler given with --p2p-scheduler URL');
+    ctx.send(200, d.p2p.view());
+  });
   d.api.route('GET', '/sampan/v1/summary', (ctx) => ctx.send(200, summary(d.state, d.degraded)));
   d.api.route('GET', '/sampan/v1/containers', (ctx) => {
     const limit = ctx.int('limit', 200)!;

@@ -3,4 +3,4 @@ export { loadSchedulerConfig, type SchedulerFlags } from './scheduler/config.js'
 export { startScheduler } from './scheduler/daemon.js';
 export { loadPeerConfig, type PeerFlags } from './peer/config.js';
 export { startPeer } from './peer/daemon.js';
-export type { PeerTaskSummary, PreheatJob, PreheatRequest } from './protocol.js';
+export type { PeerTaskSummary, PreheatJob, PreheatRequest, TrafficView } from './protocol.js';
