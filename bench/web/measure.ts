@@ -7,7 +7,6 @@
  *   scroll         the table scrolled top to bottom in 200 steps, one per animation frame: frame time p50/p95/max
  *   searchMs       typing a host's name → the table showing that one host
  *   streams        requests to /sampan/v1/ui/stream the page made (one per page)
- *   snapshotBytes  the stream's first event (the snapshot) as the browser received it
  * Usage: node dist/bench/web/measure.js URL TOKEN N
  */
 import { chromium } from 'playwright-core';
@@ -26,12 +25,15 @@ try {
   await page.goto(`${url}#token=${token}`);
   await page.waitForFunction((n) => document.querySelector('[data-count="hosts"] .num')?.textContent === n.toLocaleString(), N, { timeout: 120_000, polling: 'raf' });
   const firstRenderMs = await page.evaluate(() => Math.round(performance.now()));
+  if (process.env.BENCH_SHOTS) await page.screenshot({ path: `${process.env.BENCH_SHOTS}/overview-${N}.png` });
   const t0 = Date.now();
   await page.click('nav a[href="#/hosts"]');
   await page.waitForSelector('[role="table"] .host-name', { timeout: 60_000 });
   const hostsRenderMs = Date.now() - t0;
   await page.waitForFunction((n) => document.querySelector('[aria-live="polite"]')?.textContent?.startsWith(n.toLocaleString()), N, { timeout: 60_000 });
   const rowsInDom = await page.locator('[role="table"] .vbody .vrow').count();
+  // BENCH_SHOTS=DIR keeps a picture of the overview and of the hosts page at this size
+  if (process.env.BENCH_SHOTS) await page.screenshot({ path: `${process.env.BENCH_SHOTS}/hosts-${N}.png` });
   const scroll = await page.evaluate(async () => {
     const box = document.querySelector('.vbody') as HTMLElement;
     const steps = 200;

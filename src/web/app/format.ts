@@ -19,3 +19,9 @@ export function ago(iso: string | number): string {
   if (s < 86400) return `${Math.round(s / 3600)}h ago`;
   return `${Math.round(s / 86400)}d ago`;
 }
+
+/**
+ * Names in human order (host2 before host10). One collator for every comparison: `localeCompare` with options
+ * builds a collator per call, which made sorting 30,000 hosts take seconds.
+ */
+export const byName = new Intl.Collator(undefined, { numeric: true }).compare;

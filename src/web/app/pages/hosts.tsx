@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'preact/hooks';
 import { live, useLive, type NodeView } from '../live.js';
-import { bytes } from '../format.js';
+import { byName, bytes } from '../format.js';
 import { VirtualTable, type Column } from '../virtual-table.js';
 
 const health = (n: NodeView): string => (n.state === 'down' ? 'down' : n.degraded ? `degraded (${Object.keys(n.degraded).join(', ')})` : n.availability === 'drain' ? 'drained' : 'ready');
@@ -28,7 +28,7 @@ export function Hosts() {
   const [q, setQ] = useState('');
   const rows = useMemo(() => {
     const words = q.toLowerCase().split(/\s+/).filter(Boolean);
-    return [...live.nodes.values()].filter((n) => matches(n, words)).sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
+    return [...live.nodes.values()].filter((n) => matches(n, words)).sort((a, b) => byName(a.name, b.name));
   }, [v, q]);
   return (
     <section aria-labelledby="h-hosts">

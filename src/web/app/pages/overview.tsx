@@ -1,5 +1,6 @@
 import { live, useLive, type NodeView } from '../live.js';
-import { bytes, pct } from '../format.js';
+import { byName, bytes, pct } from '../format.js';
+import { useMemo } from 'preact/hooks';
 
 function Meter(p: { label: string; used: number; total: number; fmt(n: number): string }) {
   const v = pct(p.used, p.total);
@@ -13,9 +14,9 @@ function Meter(p: { label: string; used: number; total: number; fmt(n: number): 
 
 /** The hosts at a glance: those that need a look (down, degraded) first, then by name; a big cluster shows its first few. */
 const GLANCE = 120;
-function Glance() {
-  const rank = (n: NodeView) => (n.state === 'down' ? 0 : n.degraded ? 1 : n.availability === 'drain' ? 2 : 3);
-  const all = [...live.nodes.values()].sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name, undefined, { numeric: true }));
+const rank = (n: NodeView) => (n.state === 'down' ? 0 : n.degraded ? 1 : n.availability === 'drain' ? 2 : 3);
+function Glance(p: { version: number }) {
+  const all = useMemo(() => [...live.nodes.values()].sort((a, b) => rank(a) - rank(b) || byName(a.name, b.name)), [p.version]);
   return (
     <>
       <ul class="glance" aria-label="hosts at a glance">
@@ -30,7 +31,7 @@ function Glance() {
 }
 
 export function Overview() {
-  useLive();
+  const version = useLive();
   const s = live.summary;
   if (!s) return <p class="muted">Connecting to the manager…</p>;
   const card = (label: string, value: number, cls = '', id = '') => (
@@ -47,7 +48,7 @@ export function Overview() {
         {card('degraded', s.nodes.degraded, s.nodes.degraded ? 'warn' : '', 'degraded')}
         {card('drained', s.nodes.drain, '', 'drain')}
       </div>
-      <Glance />
+      <Glance version={version} />
       <h2>Workloads</h2>
       <div class="cards">
         {card('containers', s.containers.total, '', 'containers')}
