@@ -68,14 +68,18 @@ export async function sse(path: string, onEvent: (type: string, data: string) =>
       const res = await request('GET', path, undefined, signal);
       const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
       let buf = '';
+      // where the search for the next event's end resumes: a 10 MB snapshot comes in many chunks, and scanning
+      // the whole buffer again at each one would cost seconds
+      let from = 0;
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
         buf += value;
         let at: number;
-        while ((at = buf.indexOf('\n\n')) >= 0) {
+        while ((at = buf.indexOf('\n\n', from)) >= 0) {
           const block = buf.slice(0, at);
           buf = buf.slice(at + 2);
+          from = 0;
           let type = 'message';
           const data: string[] = [];
           for (const line of block.split('\n')) {
@@ -84,6 +88,7 @@ export async function sse(path: string, onEvent: (type: string, data: string) =>
           }
           if (data.length) onEvent(type, data.join('\n'));
         }
+        from = Math.max(0, buf.length - 1);
       }
     } catch (err) {
       if (signal.aborted) return;

@@ -2,7 +2,9 @@
  * A table that renders only the rows in view (plus a few either side): 30,000 hosts scroll as smoothly as 30,
  * since the DOM holds a few dozen rows whatever the length. Rows have one fixed height; the body is a
  * scrolling box whose inner spacer has the full height, and the rows in view sit translated to their place.
- * Keyboard: the box takes focus (Tab) and scrolls with the arrows, Page Up/Down, Home and End.
+ * Rows are keyed by their slot in the window, not by their item: a scroll patches the text of the same few
+ * dozen row elements instead of making new ones. Keyboard: the box takes focus (Tab) and scrolls with the
+ * arrows, Page Up/Down, Home and End.
  */
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
@@ -45,7 +47,7 @@ export function VirtualTable<T>(p: { rows: T[]; columns: Column<T>[]; rowKey(row
       >
         <div style={{ height: `${p.rows.length * ROW}px`, position: 'relative' }} role="rowgroup">
           {p.rows.slice(first, last).map((r, i) => (
-            <div class="vrow" role="row" aria-rowindex={first + i + 2} key={p.rowKey(r)} style={{ gridTemplateColumns: grid, transform: `translateY(${(first + i) * ROW}px)` }}>
+            <div class="vrow" role="row" aria-rowindex={first + i + 2} key={(first + i) % (last - first + 1)} data-key={p.rowKey(r)} style={{ gridTemplateColumns: grid, transform: `translateY(${(first + i) * ROW}px)` }}>
               {p.columns.map((c) => <div role="cell" key={c.title}>{c.cell(r)}</div>)}
             </div>
           ))}
