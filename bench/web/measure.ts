@@ -1,7 +1,8 @@
 /**
  * The dashboard against a big cluster, in headless chromium (playwright-core): opens URL#token=TOKEN and reports,
  * as JSON on stdout,
- *   firstRenderMs  navigation start → the overview showing the hosts' count (N), the page's own clock
+ *   firstRenderMs  navigation start → the overview showing the hosts' count (N), the page's own clock; phases:
+ *                  the bundle loaded, the stream opened, its snapshot received (same clock)
  *   hostsRenderMs  a click on "Hosts" → the hosts table's first rows drawn
  *   rowsInDom      rows the (virtualised) table holds while N hosts are listed
  *   scroll         the table scrolled top to bottom in 200 steps, one per animation frame: frame time p50/p95/max
@@ -25,6 +26,12 @@ try {
   await page.goto(`${url}#token=${token}`);
   await page.waitForFunction((n) => document.querySelector('[data-count="hosts"] .num')?.textContent === n.toLocaleString(), N, { timeout: 120_000, polling: 'raf' });
   const firstRenderMs = await page.evaluate(() => Math.round(performance.now()));
+  // where the time went: the bundle loaded, the stream's headers, its snapshot in hand
+  const phases = await page.evaluate(() => {
+    const at = (name: string) => Math.round(performance.getEntriesByName(name)[0]?.startTime ?? -1);
+    const js = performance.getEntriesByType('resource').find((e) => e.name.endsWith('.js')) as PerformanceResourceTiming | undefined;
+    return { bundleLoadedMs: Math.round(js?.responseEnd ?? -1), streamOpenMs: at('sampan:open /sampan/v1/ui/stream'), snapshotMs: at('sampan:snapshot') };
+  });
   if (process.env.BENCH_SHOTS) await page.screenshot({ path: `${process.env.BENCH_SHOTS}/overview-${N}.png` });
   const t0 = Date.now();
   await page.click('nav a[href="#/hosts"]');
@@ -56,7 +63,7 @@ try {
   await page.getByLabel('Search hosts').fill(`sim${N - 1}`);
   await page.waitForFunction(() => document.querySelectorAll('[role="table"] .vbody .vrow').length === 1, undefined, { timeout: 60_000 });
   const searchMs = Date.now() - s0;
-  process.stdout.write(`${JSON.stringify({ hosts: N, firstRenderMs, hostsRenderMs, rowsInDom, scroll, lastHostAfterScroll: lastHost, searchMs, streams })}\n`);
+  process.stdout.write(`${JSON.stringify({ hosts: N, firstRenderMs, phases, hostsRenderMs, rowsInDom, scroll, lastHostAfterScroll: lastHost, searchMs, streams })}\n`);
 } finally {
   await browser.close();
 }

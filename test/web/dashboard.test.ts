@@ -131,6 +131,47 @@ describe('the web dashboard', { timeout: 600_000 }, () => {
     await p.close();
   });
 
+  // The release routes (GET/POST /sampan/v1/releases…) come from another branch: until they are on the manager,
+  // the browser is answered a release waiting for confirmation in their documented shape, which is what the
+  // page's role gating is checked against. The 403 for a read-only confirm above is the real server's.
+  async function withRelease(p: Page, posts: string[]): Promise<void> {
+    const rec = (state: string) => ({
+      id: 'r1', service: 'web', image: 'app:2', previousImage: 'app:1', state, total: 4, updated: 1, failed: 0, inFlight: 0, stragglers: 0, prePulled: 4,
+      batches: [{ n: 1, slots: [1], startedAt: new Date().toISOString(), endedAt: new Date().toISOString() }],
+      instances: [1, 2, 3, 4].map((slot) => ({ slot, node: `host${1 + (slot % 3)}`, state: slot === 1 ? 'running' : 'waiting', image: slot === 1 ? 'app:2' : 'app:1', startMs: 0 })),
+      events: [{ time: new Date().toISOString(), type: 'waiting-confirm', message: 'batch 1 is up: waiting for a confirmation' }], createdAt: new Date().toISOString(),
+    });
+    await p.route(/\/sampan\/v1\/releases(\/|$|\?)/, async (r) => {
+      const u = new URL(r.request().url());
+      if (r.request().method() === 'POST') {
+        posts.push(u.pathname);
+        return r.fulfill({ json: rec('running') });
+      }
+      if (u.pathname.endsWith('/watch')) return r.fulfill({ status: 404, json: { message: 'no watch here' } });
+      return r.fulfill({ json: u.pathname === '/sampan/v1/releases' ? [rec('waiting-confirm')] : rec('waiting-confirm') });
+    });
+  }
+
+  it('shows an admin the Confirm button of a release waiting for it, and a read-only user none', async () => {
+    const posts: string[] = [];
+    for (const [token, admin] of [[ui.token, true], [ui.readToken, false]] as const) {
+      const p = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+      await withRelease(p, posts);
+      await p.goto(`${ui.url}#token=${token}`);
+      await p.click('nav a[href="#/releases"]');
+      await p.getByRole('button', { name: 'open the release of web' }).click();
+      await p.waitForSelector('[data-release-state="waiting-confirm"]');
+      assert.equal(await p.getByRole('button', { name: 'Confirm' }).count(), admin ? 1 : 0);
+      if (admin) {
+        await p.screenshot({ path: path.join(shots, 'release.png') });
+        await p.getByRole('button', { name: 'Confirm' }).click();
+        await p.waitForSelector('[data-release-state="running"]');
+        assert.deepEqual(posts, ['/sampan/v1/releases/web/confirm']);
+      } else assert.match(await p.textContent('.panel') ?? '', /Waiting for an admin to confirm/);
+      await p.close();
+    }
+  });
+
   it('shows the images and P2P pages', async () => {
     for (const page of ['images', 'p2p', 'releases']) {
       const p = await open(ui.token, page);

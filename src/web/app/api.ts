@@ -66,6 +66,7 @@ export async function sse(path: string, onEvent: (type: string, data: string) =>
   while (!signal.aborted) {
     try {
       const res = await request('GET', path, undefined, signal);
+      if (!performance.getEntriesByName(`sampan:open ${path}`).length) performance.mark(`sampan:open ${path}`);
       const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
       let buf = '';
       // where the search for the next event's end resumes: a 10 MB snapshot comes in many chunks, and scanning

@@ -21,7 +21,22 @@ export function ago(iso: string | number): string {
 }
 
 /**
- * Names in human order (host2 before host10). One collator for every comparison: `localeCompare` with options
- * builds a collator per call, which made sorting 30,000 hosts take seconds.
+ * Names in human order (host2 before host10), compared as plain strings: each name's digit runs padded to a fixed
+ * width, computed once per name. Sorting 30,000 hosts this way takes milliseconds; with a collator (or
+ * `localeCompare` with options, which builds a collator per call) it took up to seconds.
  */
-export const byName = new Intl.Collator(undefined, { numeric: true }).compare;
+const keys = new Map<string, string>();
+export function nameKey(name: string): string {
+  let k = keys.get(name);
+  if (k === undefined) {
+    k = name.toLowerCase().replace(/\d+/g, (d) => d.padStart(12, '0'));
+    if (keys.size > 200_000) keys.clear();
+    keys.set(name, k);
+  }
+  return k;
+}
+export const byName = (a: string, b: string): number => {
+  const x = nameKey(a);
+  const y = nameKey(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+};
