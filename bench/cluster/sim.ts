@@ -100,7 +100,7 @@ class SimEngine {
     this.welcomed = false;
     ws.on('open', () => this.send({
       type: 'hello', protocol: NODE_PROTOCOL_VERSION, token: o.token!, nodeName: `sim${this.index}`, labels: {}, engineId: this.engineId,
-      api: `tcp://${addrOf(this.index)}:2375`, addr: addrOf(this.index), capacity: { ncpu: 2, memTotal: 8 << 30 }, version: 'sim',
+      api: `tcp://${addrOf(this.index)}:2375`, addr: addrOf(this.index), capacity: { ncpu: 2, memTotal: 8 * 2 ** 30 }, version: 'sim',
     }));
     ws.on('message', (data) => {
       const m = parseMessage<ManagerMessage>(data, ['welcome', 'command', 'networks', 'peers']);
