@@ -51,8 +51,9 @@ export class LiveFeed {
 
   /** Streams to `res` (its headers not sent yet) until the client goes away. */
   subscribe(res: ServerResponse): void {
-    if (!this.clients.size) this.refresh(); // the first watcher: `last` may be long stale
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
+    res.flushHeaders(); // the page knows its stream is open while the snapshot is made
+    if (!this.clients.size) this.refresh(); // the first watcher: `last` may be long stale
     // made of the JSON already kept for the deltas: at 30,000 nodes, parsing and writing it again would cost more
     const parts = [...this.topics].map(([name, s]) => `${JSON.stringify(name)}:${s.topic.kind === 'keyed' ? `[${[...(s.last as Map<string, string>).values()].join(',')}]` : (s.last as string)}`);
     res.write(`retry: 2000\nevent: snapshot\ndata: {${parts.join(',')}}\n\n`);

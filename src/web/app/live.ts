@@ -41,6 +41,10 @@ class Live {
   private readonly listeners = new Set<() => void>();
   private abort?: AbortController;
 
+  get running(): boolean {
+    return !!this.abort && !this.abort.signal.aborted;
+  }
+
   start(): void {
     this.stop();
     this.abort = new AbortController();

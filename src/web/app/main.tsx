@@ -69,14 +69,15 @@ function App() {
       setWhy('The token was refused (revoked?): sign in again.');
     });
     const t = token();
-    if (t) login(t).then(setRole, () => { forget(); setWhy('The token was refused: sign in again.'); }).finally(() => setChecking(false));
+    // the stream opens beside the token's check, not after it: its snapshot is most of the first render's wait
+    if (t) live.start();
+    if (t) login(t).then(setRole, () => { live.stop(); forget(); setWhy('The token was refused: sign in again.'); }).finally(() => setChecking(false));
     const onHash = () => setPage(pageOf());
     window.addEventListener('hashchange', onHash);
     return () => window.removeEventListener('hashchange', onHash);
   }, []);
   useEffect(() => {
-    if (role) live.start();
-    return () => live.stop();
+    if (role && !live.running) live.start();
   }, [role]);
   useEffect(() => {
     document.title = `${PAGES.find((p) => p.path === page)?.title ?? 'Sampan'} · Sampan`;
