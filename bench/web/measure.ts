@@ -24,7 +24,13 @@ try {
     if (r.url().includes('/sampan/v1/ui/stream')) streams++;
   });
   await page.goto(`${url}#token=${token}`);
-  await page.waitForFunction((n) => document.querySelector('[data-count="hosts"] .num')?.textContent === n.toLocaleString(), N, { timeout: 120_000, polling: 'raf' });
+  try {
+    await page.waitForFunction((n) => document.querySelector('[data-count="hosts"] .num')?.textContent === n.toLocaleString(), N, { timeout: 120_000, polling: 'raf' });
+  } catch (err) {
+    // what the page showed instead, for the run's log
+    process.stderr.write(`the overview never showed ${N} hosts; the page says: ${(await page.textContent('body'))?.slice(0, 500)}\n`);
+    throw err;
+  }
   const firstRenderMs = await page.evaluate(() => Math.round(performance.now()));
   // where the time went: the bundle loaded, the stream's headers, its snapshot in hand
   const phases = await page.evaluate(() => {

@@ -6,6 +6,8 @@
 # how many live streams the page opened. The manager's CPU while one page watches is sampled too.
 # Usage (from the repo root, as root, after npm run build):  bash bench/web/run.sh
 # Env: BENCH_HOSTS (30000)  BENCH_SHARD (15000)  BENCH_CONTAINERS (1 per engine)  BENCH_JOIN_TIMEOUT (900 s)
+#      BENCH_SETTLE (30 s after the last join: the manager is still indexing the engines' snapshots then)
+#      BENCH_RUNS (3: a fresh browser each; one JSON line each)  BENCH_SHOTS=DIR (screenshots of the first run)
 # Results: docs/benchmarks.md ("Dashboard: scale").
 set -uo pipefail
 source "$(dirname "$(readlink -f "$0")")/../lib.sh"
@@ -59,11 +61,15 @@ until [ "$(joined)" = "$N" ]; do
   sleep 2
 done
 log "all $N engines up after $(( $(date +%s) - t0 )) s"
+sleep "${BENCH_SETTLE:-30}"
 UI_TOKEN=$(bin/sampan cluster token --ui --role admin --etcd "http://127.0.0.1:$port" --name web)
-a=$(awk '{print $14+$15}' "/proc/$MGR/stat")
-ta=$(date +%s.%N)
-RES=$(node dist/bench/web/measure.js "http://127.0.0.1:$uiport/ui/" "$UI_TOKEN" "$N") || die "measure failed"
-b=$(awk '{print $14+$15}' "/proc/$MGR/stat")
-tb=$(date +%s.%N)
-cpu=$(awk -v a="$a" -v b="$b" -v s="$ta" -v e="$tb" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.0f", (b-a)/hz/(e-s)*100}')
-echo "$RES" | sed "s/}\$/,\"managerCpuPctWhileOpen\":$cpu,\"managerRssMb\":$(awk '/VmRSS/{printf "%.0f", $2/1024}' /proc/$MGR/status)}/"
+for ((r = 1; r <= ${BENCH_RUNS:-3}; r++)); do
+  a=$(awk '{print $14+$15}' "/proc/$MGR/stat")
+  ta=$(date +%s.%N)
+  RES=$(node dist/bench/web/measure.js "http://127.0.0.1:$uiport/ui/" "$UI_TOKEN" "$N") || die "measure failed"
+  b=$(awk '{print $14+$15}' "/proc/$MGR/stat")
+  tb=$(date +%s.%N)
+  cpu=$(awk -v a="$a" -v b="$b" -v s="$ta" -v e="$tb" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.0f", (b-a)/hz/(e-s)*100}')
+  echo "$RES" | sed "s/}\$/,\"run\":$r,\"load1\":$(cut -d' ' -f1 /proc/loadavg),\"managerCpuPctWhileOpen\":$cpu,\"managerRssMb\":$(awk '/VmRSS/{printf "%.0f", $2/1024}' /proc/$MGR/status)}/"
+  unset BENCH_SHOTS
+done

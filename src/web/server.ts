@@ -136,7 +136,9 @@ export class UiServer {
 
   private async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const pathname = new URL(req.url ?? '/', 'http://ui').pathname;
-    const no = await this.check(req, pathname);
+    let no = await this.check(req, pathname);
+    // an upgraded connection carries input (attach's WebSocket is a GET): an admin's only
+    if ('role' in no && no.role !== 'admin') no = { status: 403, message: `a read-only token may not open ${pathname} (it takes input)` };
     if ('status' in no) {
       const body = JSON.stringify({ message: no.message });
       const extra = no.status === 401 ? 'WWW-Authenticate: Bearer realm="sampan"\r\n' : '';

@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, promises as fs } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { TestCluster } from '../cluster/harness.js';
@@ -70,6 +71,21 @@ describe('the web dashboard', { timeout: 600_000 }, () => {
     assert.equal((await get('/containers/dash-web/stop', ui.readToken, 'POST')).status, 403);
     assert.equal((await get('/sampan/v1/releases/web/confirm', ui.readToken, 'POST')).status, 403);
     assert.notEqual((await get('/sampan/v1/releases/web/confirm', ui.token, 'POST')).status, 403);
+    // an upgrade takes input even on a GET (attach's WebSocket): refused to a read-only token, and to none
+    const upgrade = (token?: string) => new Promise<number>((resolve, reject) => {
+      const u = new URL(`${base}/containers/dash-web/attach/ws?stream=1&stdin=1`);
+      http.get({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers: {
+        Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', ...(token && { Authorization: `Bearer ${token}` }),
+      } }).on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      }).on('upgrade', (_res, socket) => {
+        socket.destroy();
+        resolve(101);
+      }).on('error', reject);
+    });
+    assert.equal(await upgrade(), 401);
+    assert.equal(await upgrade(ui.readToken), 403);
   });
 
   it('logs in from the link, forgets the token in the address bar and shows the overview', async () => {
