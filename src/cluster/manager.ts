@@ -26,6 +26,7 @@ import { ClusterState, type NodeEntry } from './state.js';
 import { ClusterStore, newToken, type Availability, type NodeRecord } from './store.js';
 import { startUiServer, uiRoutes } from './ui.js';
 import { P2pTraffic } from './p2p-traffic.js';
+import { ImageRegistries } from './image-registries.js';
 import { parseUiListen } from '../web/index.js';
 import type { UiServer } from '../web/index.js';
 
@@ -61,6 +62,8 @@ export const ManagerConfigSchema = z.strictObject({
   uiListen: z.string().optional(),
   /** A P2P scheduler whose traffic the dashboard plots (GET /sampan/v1/p2p/traffic). */
   p2pScheduler: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional(),
+  /** Image registries whose caches the dashboard shows (GET /sampan/v1/registries). */
+  registryUrls: z.array(z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL')).default([]),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   /** The election lease's TTL in seconds: how long a leader that died (or paused) leads on (docs/cluster.md). */
   leaseTtl: z.number().int().min(1).max(60).default(2),
@@ -148,7 +151,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   };
   api.addMetrics((registry) => metrics.register(registry));
   const p2p = cfg.p2pScheduler ? new P2pTraffic(cfg.p2pScheduler, log) : undefined;
-  const uiDeps = { api, state, store, log, view, degraded: (id: string) => !!sync.degraded.get(id), p2p };
+  const uiDeps = { api, state, store, log, view, degraded: (id: string) => !!sync.degraded.get(id), p2p, registries: new ImageRegistries(cfg.registryUrls) };
   const feed = uiRoutes(uiDeps);
   let ui: UiServer | undefined;
   try {

@@ -12,6 +12,7 @@ import type { ClusterState, ContainerEntry, NodeEntry } from './state.js';
 import type { ClusterStore } from './store.js';
 import { UiTokenChecker } from './ui-tokens.js';
 import type { P2pTraffic } from './p2p-traffic.js';
+import type { ImageRegistries } from './image-registries.js';
 import { notFound } from '../lib/errors.js';
 
 /** The label Docker's services put on their tasks' containers. */
@@ -103,6 +104,8 @@ export interface UiDeps {
   degraded(id: string): boolean;
   /** With --p2p-scheduler: the P2P traffic it samples. */
   p2p?: P2pTraffic;
+  /** With --registry-url: the registries whose caches the images page shows. */
+  registries?: ImageRegistries;
 }
 
 /** The dashboard's routes on the manager's API: /sampan/v1/summary, /containers, /ui/stream. Answers the feed (closed at stop). */
@@ -114,6 +117,10 @@ export function uiRoutes(d: UiDeps): LiveFeed {
   d.api.route('GET', '/sampan/v1/p2p/traffic', (ctx) => {
     if (!d.p2p) throw notFound('no P2P traffic: the manager samples it from a P2P scheduler given with --p2p-scheduler URL');
     ctx.send(200, d.p2p.view());
+  });
+  d.api.route('GET', '/sampan/v1/registries', async (ctx) => {
+    if (!d.registries?.configured) throw notFound('no registries: the manager shows those given with --registry-url URL');
+    ctx.send(200, await d.registries.stats());
   });
   d.api.route('GET', '/sampan/v1/summary', (ctx) => ctx.send(200, summary(d.state, d.degraded)));
   d.api.route('GET', '/sampan/v1/containers', (ctx) => {

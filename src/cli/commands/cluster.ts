@@ -49,6 +49,7 @@ export function registerCluster(program: Command): void {
     .option('--block-size <prefix>', 'cluster networks: the prefix length of the blocks hosts lease (default 24)', count('--block-size'))
     .addOption(new Option('--routing <r>', 'cluster networks: the routing of new networks (default host-gw)').choices(['host-gw', 'vxlan']))
     .option('--ui-listen <host:port>', 'the dashboard for browsers at http://HOST:PORT/ui/ (loopback; elsewhere HTTPS with --tlscert): every other route there needs a token of `sampan cluster token --ui`')
+    .option('--registry-url <url>', 'an image registry (sampan registry) whose manifest cache and mirror hit rate the dashboard shows; repeatable', collect)
     .option('--p2p-scheduler <url>', 'a P2P scheduler (sampan p2p scheduler) whose traffic the dashboard plots: bytes from peers and from the registry, per repository')
     .option('--config <file>', 'JSON config file; flags and SAMPAN_CLUSTER_* override it')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
@@ -63,7 +64,7 @@ export function registerCluster(program: Command): void {
         schedulerUrl: o.schedulerUrl as string | undefined, schedulerTimeoutMs: o.schedulerTimeout as number | undefined, logLevel: o.logLevel as 'info' | undefined,
         leaseTtl: o.leaseTtl as number | undefined, version: o.version as string | undefined,
         pool: o.pool as string | undefined, networkSize: o.networkSize as number | undefined, blockSize: o.blockSize as number | undefined, routing: o.routing as 'host-gw' | undefined,
-        uiListen: o.uiListen as string | undefined, p2pScheduler: o.p2pScheduler as string | undefined,
+        uiListen: o.uiListen as string | undefined, p2pScheduler: o.p2pScheduler as string | undefined, registryUrls: o.registryUrl as string[] | undefined,
       });
       const m = await startManager(cfg);
       await m.done;

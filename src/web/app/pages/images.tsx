@@ -14,10 +14,11 @@ interface Image {
 interface Registry {
   name: string;
   url: string;
-  mirror?: boolean;
+  up: boolean;
+  error?: string;
   hits?: number;
   misses?: number;
-  manifestCache?: { entries: number; hits: number; misses: number };
+  manifestCache?: { entries: number; bytes: number; hits: number; misses: number };
 }
 
 export function Images() {
@@ -37,8 +38,15 @@ export function Images() {
       {regs === 'absent' && <p class="muted">This manager reports no registries (/sampan/v1/registries): mirror hit rates and manifest caches appear here once it does.</p>}
       {Array.isArray(regs) && (
         <table class="table">
-          <thead><tr><th scope="col">Registry</th><th scope="col">Kind</th><th scope="col">Hit rate</th><th scope="col">Manifest cache</th></tr></thead>
-          <tbody>{regs.map((r) => <tr key={r.url}><td>{r.name} <span class="muted">{r.url}</span></td><td>{r.mirror ? 'mirror' : 'registry'}</td><td>{rate(r.hits, r.misses)}</td><td>{r.manifestCache ? `${r.manifestCache.entries} entries, ${rate(r.manifestCache.hits, r.manifestCache.misses)}` : '—'}</td></tr>)}</tbody>
+          <thead><tr><th scope="col">Registry</th><th scope="col">State</th><th scope="col">Mirror hit rate</th><th scope="col">Manifest cache</th></tr></thead>
+          <tbody>{regs.map((r) => (
+            <tr key={r.url} data-registry={r.name}>
+              <td>{r.name} <span class="muted">{r.url}</span></td>
+              <td>{r.up ? <span class="pill ok">up</span> : <span class="pill bad" title={r.error}>unreachable</span>}</td>
+              <td>{r.hits === undefined ? '—' : rate(r.hits, r.misses)}</td>
+              <td class="manifest-cache">{r.manifestCache ? `${r.manifestCache.entries} entries (${bytes(r.manifestCache.bytes)}), hits ${rate(r.manifestCache.hits, r.manifestCache.misses)}` : '—'}</td>
+            </tr>
+          ))}</tbody>
         </table>
       )}
       <h2>Images on the hosts</h2>
