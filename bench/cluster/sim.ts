@@ -112,7 +112,7 @@ class SimEngine {
     this.welcomed = false;
     ws.on('open', () => this.send({
       type: 'hello', protocol: NODE_PROTOCOL_VERSION, token: o.token!, nodeName: `sim${this.index}`, labels: {}, engineId: this.engineId,
-      api: `tcp://${addrOf(this.index)}:2375`, addr: addrOf(this.index), capacity: { ncpu: 2, memTotal: 8 << 30 }, version: 'sim',
+      api: `tcp://${addrOf(this.index)}:2375`, addr: addrOf(this.index), capacity: { ncpu: 2, memTotal: 8 * 2 ** 30 }, version: 'sim',
     }));
     ws.on('message', (data) => {
       // `peers` are counted, and parsed only by the sampled engines: thousands of hosts' lists are gigabytes of

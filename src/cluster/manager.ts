@@ -25,6 +25,11 @@ import { PREPULL_DEFAULTS, PrePuller } from './prepull.js';
 import { STRATEGIES } from './scheduler.js';
 import { ClusterState, type NodeEntry } from './state.js';
 import { ClusterStore, newToken, type Availability, type NodeRecord } from './store.js';
+import { startUiServer, uiRoutes } from './ui.js';
+import { P2pTraffic } from './p2p-traffic.js';
+import { ImageRegistries } from './image-registries.js';
+import { parseUiListen } from '../web/index.js';
+import type { UiServer } from '../web/index.js';
 
 export const ManagerConfigSchema = z.strictObject({
   etcd: z.array(z.string().url()).min(1),
@@ -54,6 +59,12 @@ export const ManagerConfigSchema = z.strictObject({
   networkSize: z.number().int().min(1).max(30).default(16),
   blockSize: z.number().int().min(1).max(30).default(24),
   routing: z.enum(['host-gw', 'vxlan']).default('host-gw'),
+  /** The browsers' listener (the dashboard at /ui/, the API behind bearer tokens): HOST:PORT, loopback unless TLS. */
+  uiListen: z.string().optional(),
+  /** A P2P scheduler whose traffic the dashboard plots (GET /sampan/v1/p2p/traffic). */
+  p2pScheduler: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional(),
+  /** Image registries whose caches the dashboard shows (GET /sampan/v1/registries). */
+  registryUrls: z.array(z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL')).default([]),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   /** The election lease's TTL in seconds: how long a leader that died (or paused) leads on (docs/cluster.md). */
   leaseTtl: z.number().int().min(1).max(60).default(2),
@@ -76,6 +87,7 @@ export async function loadManagerConfig(flags: Partial<ManagerConfig> & { config
     if ((a.startsWith('tcp://') || a.startsWith('wss://')) && !ownTls(c)) throw invalid(`refusing to listen on ${a} without mutual TLS: pass --tlscacert, --tlscert and --tlskey`);
   }
   checkNetworkConfig(c);
+  if (c.uiListen) parseUiListen(c.uiListen);
   c.engineTlscacert ??= c.tlscacert;
   c.engineTlscert ??= c.tlscert;
   c.engineTlskey ??= c.tlskey;
@@ -151,6 +163,10 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   api.addMetrics((registry) => metrics.register(registry));
   const prePuller = new PrePuller(state, (n) => cluster.client(n), log, { perHost: cfg.prepullPerHost, perRegistry: cfg.prepullPerRegistry, p2pScheduler: cfg.p2pScheduler });
   api.addMetrics((registry) => prePuller.register(registry));
+  const p2p = cfg.p2pScheduler ? new P2pTraffic(cfg.p2pScheduler, log) : undefined;
+  const uiDeps = { api, state, store, log, view, degraded: (id: string) => !!sync.degraded.get(id), p2p, registries: new ImageRegistries(cfg.registryUrls) };
+  const feed = uiRoutes(uiDeps);
+  let ui: UiServer | undefined;
   try {
     if (cfg.joinToken) await store.setToken(cfg.joinToken);
     else if (!(await store.hasToken())) await store.setToken(newToken()); // nobody knows it: `sampan cluster token --rotate` prints a new one
@@ -229,8 +245,11 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     });
     await nodes.listen(cfg.nodeListen, ownTls(cfg));
     await api.listen([cfg.listen], ownTls(cfg));
+    if (cfg.uiListen) ui = await startUiServer(cfg.uiListen, uiDeps, cfg.tlscert && cfg.tlskey ? { cert: cfg.tlscert, key: cfg.tlskey } : undefined);
     await ha.campaign();
+    p2p?.start();
   } catch (err) {
+    await ui?.close().catch(() => undefined);
     await ha.stop().catch(() => undefined);
     await nodes.close().catch(() => undefined);
     store.close();
@@ -246,10 +265,13 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     void nodes.recordPending();
   };
   const prober = probeEvery(store, ETCD_PROBE_MS);
-  log.info({ name: cfg.name, role: ha.role, version: cfg.version, listen: cfg.listen, nodeListen: cfg.nodeListen, etcd: cfg.etcd, nodes: state.nodes.size, schedulerUrl: cfg.schedulerUrl }, 'cluster manager started');
+  log.info({ name: cfg.name, role: ha.role, version: cfg.version, listen: cfg.listen, nodeListen: cfg.nodeListen, ...(ui && { ui: `${ui.url}/ui/` }), etcd: cfg.etcd, nodes: state.nodes.size, schedulerUrl: cfg.schedulerUrl }, 'cluster manager started');
   const { done, shutdown } = gracefulStop(async () => {
     log.info('shutting down');
     await ha.stop();
+    feed.close();
+    p2p?.stop();
+    await ui?.close();
     await api.close();
     await nodes.close();
     clearInterval(prober);

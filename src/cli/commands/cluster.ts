@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { createLogger } from '../../lib/log.js';
-import { invalid } from '../../lib/errors.js';
+import { invalid, notFound } from '../../lib/errors.js';
 import { collect } from './options.js';
 
 const count = (flag: string) => (v: string): number => {
@@ -51,7 +51,9 @@ export function registerCluster(program: Command): void {
     .addOption(new Option('--routing <r>', 'cluster networks: the routing of new networks (default host-gw)').choices(['host-gw', 'vxlan']))
     .option('--prepull-per-host <n>', 'pre-pulls (a release\'s next hosts pulling its image ahead) one host runs at once (default 2)', count('--prepull-per-host'))
     .option('--prepull-per-registry <n>', 'pre-pulls from one registry at once, over all hosts (default 16)', count('--prepull-per-registry'))
-    .option('--p2p-scheduler <url>', 'the P2P scheduler (`sampan p2p scheduler`) a release\'s image is preheated at')
+    .option('--ui-listen <host:port>', 'the dashboard for browsers at http://HOST:PORT/ui/ (loopback; elsewhere HTTPS with --tlscert): every other route there needs a token of `sampan cluster token --ui`')
+    .option('--registry-url <url>', 'an image registry (sampan registry) whose manifest cache and mirror hit rate the dashboard shows; repeatable', collect)
+    .option('--p2p-scheduler <url>', 'the P2P scheduler (sampan p2p scheduler): a release\'s image is preheated there, and the dashboard plots its traffic (bytes from peers and from the registry, per repository)')
     .option('--config <file>', 'JSON config file; flags and SAMPAN_CLUSTER_* override it')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (o: Record<string, unknown>) => {
@@ -66,6 +68,7 @@ export function registerCluster(program: Command): void {
         leaseTtl: o.leaseTtl as number | undefined, version: o.version as string | undefined,
         pool: o.pool as string | undefined, networkSize: o.networkSize as number | undefined, blockSize: o.blockSize as number | undefined, routing: o.routing as 'host-gw' | undefined,
         prepullPerHost: o.prepullPerHost as number | undefined, prepullPerRegistry: o.prepullPerRegistry as number | undefined, p2pScheduler: o.p2pScheduler as string | undefined,
+        uiListen: o.uiListen as string | undefined, registryUrls: o.registryUrl as string[] | undefined,
       });
       const m = await startManager(cfg);
       await m.done;
@@ -127,15 +130,42 @@ export function registerCluster(program: Command): void {
     });
   cluster
     .command('token')
-    .description('print a new join token (only its hash is kept in etcd: an existing token cannot be shown again, --rotate replaces it)')
+    .description('print a new join token (only its hash is kept in etcd: an existing token cannot be shown again, --rotate replaces it); with --ui, a browser token for the dashboard')
     .requiredOption('--etcd <urls>', 'etcd endpoints, comma-separated or repeated', list)
     .option('--name <name>', 'the cluster\'s name', 'default')
     .option('--rotate', 'replace the current token: engines joined with the old one are refused when they next connect')
-    .action(async (o: { etcd: string[]; name: string; rotate?: boolean }) => {
-      const { joinToken } = await import('../../cluster/index.js');
-      const t = await joinToken(o.etcd, o.name, !!o.rotate);
-      if (!t) throw invalid('the cluster has a join token already, and only its hash is stored: use --rotate to make a new one');
-      process.stdout.write(`${t}\n`);
+    .option('--ui', 'a browser token for the dashboard (--ui-listen): prints the token, or the login link with --ui-url')
+    .addOption(new Option('--role <role>', 'with --ui: read (sees everything, changes nothing) or admin').choices(['read', 'admin']).default('read'))
+    .option('--ui-url <url>', 'with --ui: the dashboard\'s address (http://127.0.0.1:PORT/ui/): prints URL#token=TOKEN, a link that logs a browser in')
+    .option('--revoke <id>', 'with --ui: revoke the browser token of this id (refused within 5 s)')
+    .option('--ls', 'with --ui: list the browser tokens (ids, roles, dates; never the tokens)')
+    .addOption(new Option('--format <f>', 'output format').choices(['text', 'json']).default('text'))
+    .action(async (o: { etcd: string[]; name: string; rotate?: boolean; ui?: boolean; role: 'read' | 'admin'; uiUrl?: string; revoke?: string; ls?: boolean; format: string }) => {
+      const { joinToken, uiTokens, issueUiToken, revokeUiToken, listUiTokens } = await import('../../cluster/index.js');
+      const json = o.format === 'json';
+      if (!o.ui) {
+        if (o.revoke || o.ls || o.uiUrl) throw invalid('--revoke, --ls and --ui-url are for browser tokens: add --ui');
+        const t = await joinToken(o.etcd, o.name, !!o.rotate);
+        if (!t) throw invalid('the cluster has a join token already, and only its hash is stored: use --rotate to make a new one');
+        process.stdout.write(json ? `${JSON.stringify({ token: t })}\n` : `${t}\n`);
+        return;
+      }
+      if (o.ls) {
+        const all = await uiTokens(o.etcd, o.name, listUiTokens);
+        if (json) process.stdout.write(`${JSON.stringify(all)}\n`);
+        else process.stdout.write(['ID            ROLE   CREATED', ...all.map((t) => `${t.id.padEnd(14)}${t.role.padEnd(7)}${t.createdAt}`)].join('\n') + '\n');
+        return;
+      }
+      if (o.revoke) {
+        const id = o.revoke;
+        if (!(await uiTokens(o.etcd, o.name, (s) => revokeUiToken(s, id)))) throw notFound(`No such browser token: ${id}`);
+        process.stdout.write(json ? `${JSON.stringify({ revoked: id })}\n` : `revoked ${id}\n`);
+        return;
+      }
+      const t = await uiTokens(o.etcd, o.name, (s) => issueUiToken(s, o.role));
+      // the token travels in the fragment: a browser never sends it to the server in the URL
+      const link = o.uiUrl ? `${o.uiUrl}#token=${t.token}` : undefined;
+      process.stdout.write(json ? `${JSON.stringify({ id: t.id, role: o.role, token: t.token, ...(link && { link }) })}\n` : `${link ?? t.token}\n`);
     });
   cluster
     .command('testbed')

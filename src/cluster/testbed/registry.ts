@@ -43,14 +43,15 @@ function daemon(args: string[], log: string, netns?: string): ChildProcess {
 
 /**
  * The component, the flags each host's engine needs for it (the registry trusted over plain HTTP, its peer as the
- * registry's mirror) and the managers' (the scheduler to preheat at): the ports are picked now, since the engines
+ * registry's mirror) and the managers': the ports are picked now, since the engines
  * start before any component.
  */
 export async function registryComponent(dir: string): Promise<{ component: TestbedComponent; engineArgs: (host: string, gateway: string) => string[]; managerArgs: (gateway: string) => string[] }> {
   const [registryPort, schedulerPort] = await freePorts(2);
   const addr = (gw: string) => `${gw}:${registryPort}`;
   const engineArgs = (_host: string, gw: string) => ['--insecure-registry', addr(gw), '--registry-mirror', `${addr(gw)}=http://127.0.0.1:${MIRROR_PORT}`];
-  const managerArgs = (gw: string) => ['--p2p-scheduler', `http://${gw}:${schedulerPort}`];
+  // the scheduler to preheat at and plot the traffic of; the registry whose caches the dashboard shows
+  const managerArgs = (gw: string) => ['--p2p-scheduler', `http://${gw}:${schedulerPort}`, '--registry-url', `http://${addr(gw)}`];
   const component: TestbedComponent = async (tb) => {
     const running: ChildProcess[] = [];
     const stop = async () => {

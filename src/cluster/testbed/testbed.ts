@@ -57,6 +57,8 @@ export interface StartedComponent {
   /** testbed.json's "registry" and "p2p" (--registry). */
   registry?: RegistryInfo;
   p2p?: P2pInfo;
+  /** testbed.json's "ui" (the dashboard) when given. */
+  ui?: UiInfo;
   stop(): Promise<void>;
 }
 
@@ -73,6 +75,16 @@ export interface TestbedOptions {
   /** Mutual TLS over TCP: certificates in DIR/tls/, each engine's API also on tcp://ITS_IP:2376. */
   tls?: boolean;
   log?: Logger;
+}
+
+/** The dashboard (testbed/ui.ts): the testbed's loopback port in front of the managers' --ui-listen, and two browser tokens. */
+export interface UiInfo {
+  /** http://127.0.0.1:PORT/ui/ */
+  url: string;
+  /** An admin browser token: open `${url}#token=${token}`. */
+  token: string;
+  /** A read-only one. */
+  readToken: string;
 }
 
 /** The SwarmProxy in front of the clusters (--clusters C > 1), and a client certificate for each cluster. */
@@ -113,6 +125,7 @@ export interface TestbedDescription {
   /** With --registry: the registry every host and this machine reach (plain HTTP), and the P2P network in front of it. */
   registry?: RegistryInfo;
   p2p?: P2pInfo;
+  ui?: UiInfo;
   hosts: HostInfo[];
   network: { bridge: string; subnet: string; gateway: string };
   tls?: TestbedTls;
@@ -141,12 +154,14 @@ export class Testbed {
     const members = this.etcd?.info ?? [];
     const proxy = this.started.find((c) => c.proxy)?.proxy;
     const registry = this.started.find((c) => c.registry);
+    const ui = this.started.find((c) => c.ui)?.ui;
     return {
       etcd: { endpoints: this.etcd?.endpoints ?? [], pid: members[0]?.pid ?? 0, members },
       managers: this.started.flatMap((c) => (c.manager ? [c.manager] : [])),
       ...(proxy && { proxy }),
       ...(registry?.registry && { registry: registry.registry }),
       ...(registry?.p2p && { p2p: registry.p2p }),
+      ...(ui && { ui }),
       hosts: this.hosts.map((h) => h.info),
       network: { bridge: bridgeName(this.slot ?? 0), subnet: hostsSubnet(this.slot ?? 0), gateway: gateway(this.slot ?? 0) },
       ...(this.tls && { tls: this.tls }),
