@@ -61,7 +61,7 @@ export const ManagerConfigSchema = z.strictObject({
   routing: z.enum(['host-gw', 'vxlan']).default('host-gw'),
   /** The browsers' listener (the dashboard at /ui/, the API behind bearer tokens): HOST:PORT, loopback unless TLS. */
   uiListen: z.string().optional(),
-  /** A P2P scheduler whose traffic the dashboard plots (GET /sampan/v1/p2p/traffic). */
+  /** The P2P scheduler a release's image is preheated at, and whose traffic the dashboard plots (GET /sampan/v1/p2p/traffic). */
   p2pScheduler: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional(),
   /** Image registries whose caches the dashboard shows (GET /sampan/v1/registries). */
   registryUrls: z.array(z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL')).default([]),
@@ -73,8 +73,6 @@ export const ManagerConfigSchema = z.strictObject({
   /** Pre-pulls (a release's next hosts pulling ahead): at once per host, and per registry over all hosts. */
   prepullPerHost: z.number().int().min(1).max(64).default(PREPULL_DEFAULTS.perHost),
   prepullPerRegistry: z.number().int().min(1).max(10_000).default(PREPULL_DEFAULTS.perRegistry),
-  /** The P2P scheduler a release's image is preheated at. */
-  p2pScheduler: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional(),
 });
 
 export type ManagerConfig = z.infer<typeof ManagerConfigSchema>;
