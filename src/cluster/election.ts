@@ -8,6 +8,10 @@
  * One watch on the cluster's whole prefix feeds both the election and the standby's copy of the state (`onData`),
  * in etcd's order: when a standby sees the old leader's key go, it has already seen everything that leader wrote.
  *
+ * A crashed leader's lease would outlive it by its TTL: a standby that knows the process is gone (leader-link.ts)
+ * revokes that lease (`depose`), and the next in line leads at once. The guard is what makes this safe: a leader
+ * deposed while alive can write nothing from then on, and steps down as its key goes.
+ *
  * Versions: a first candidate that sees a ready candidate of a higher version does not lead; it hands over (the
  * leader, gracefully) or steps back in line (a standby), so a lower version never leads while a higher one lives.
  */
