@@ -8,10 +8,10 @@
  * in line leads without waiting out the TTL.
  */
 import http from 'node:http';
-import { Counter } from 'prom-client';
 import os from 'node:os';
 import { promises as fs } from 'node:fs';
 import type { Duplex } from 'node:stream';
+import { Counter } from 'prom-client';
 import type { DockerApiServer } from '../docker-api/index.js';
 import { errorMessage, isCode } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
@@ -86,7 +86,7 @@ export class HighAvailability {
       onData: (k, v) => this.apply(k, v),
       onLead: () => this.lead(),
       onOutranked: () => void this.handover(true),
-      onChange: () => this.link?.follow(this.election.linkTarget()),
+      onChange: () => this.link.follow(this.election.linkTarget()),
     });
     this.forwarder = new Forwarder((ms, unreachable) => this.election.leaderTarget(ms, unreachable, () => this.serving), log, o.ownTls);
     this.link = new LeaderLink((a) => this.forwarder.dial(a), (t) => void this.leaderGone(t), log);

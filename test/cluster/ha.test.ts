@@ -1,7 +1,8 @@
 /**
  * Manager election on a testbed of 2 hosts, 2 managers and a 3-member etcd, seen through the real docker CLI and
- * etcd: one leader; a graceful switch no client notices; a crash, a pause and a crash in the middle of a batch
- * that a standby takes over; an etcd member lost; both managers gone while containers run.
+ * etcd: one leader; a graceful switch no client notices; a crash (the standby deposes the dead leader at once), a
+ * pause (left to the lease's TTL) and a crash in the middle of a batch that a standby takes over; an etcd member
+ * lost; both managers gone while containers run.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
