@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -8,10 +9,13 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { isCode } from '../lib/errors.js';
 import { silentLogger } from '../lib/log.js';
+import { mtlsServerOptions } from '../lib/tls.js';
 import { Election } from './election.js';
 import { EtcdCluster } from './etcd.js';
+import { Forwarder } from './forward.js';
 import { answerLink, isRefusal, LeaderLink, LINK_PATH } from './leader-link.js';
 import { ClusterStore, type NodeRecord } from './store.js';
+import { makeCa, makeCert } from './testbed/certs.js';
 
 const node = (id: string): NodeRecord => ({
   id, name: `n-${id}`, labels: {}, api: 'unix:///x.sock', addr: '10.0.0.2', capacity: { ncpu: 2, memTotal: 1024 }, version: '0.1.0', joinedAt: '2026-01-01T00:00:00Z', state: 'up',
@@ -112,4 +116,38 @@ test('liveness link on a real etcd: a dropped link that reconnects deposes nobod
   await until('a stands again behind b', () => a.e.candidates.map((c) => c.name).join() === 'b,a');
   await until('a links to b', () => a.link.linkedTo === 'b');
   assert.deepEqual(leaders(), ['b']);
+});
+
+test('liveness link over tcp:// with mutual TLS: a dropped connection to a listening leader relinks; a refused reconnect calls it dead', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'splinktls-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const ca = await makeCa(path.join(dir, 'ca'), 'link-ca');
+  const leaderTls = await makeCert(ca, path.join(dir, 'leader'), 'leader', ['127.0.0.1']);
+  const standbyTls = await makeCert(ca, path.join(dir, 'standby'), 'standby', []);
+  const server = https.createServer(await mtlsServerOptions(leaderTls), (req, res) => (req.url === LINK_PATH ? answerLink(res, true, 'leader') : res.writeHead(404).end()));
+  const conns = new Set<net.Socket>();
+  server.on('secureConnection', (s: net.Socket) => {
+    conns.add(s);
+    s.once('close', () => conns.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const api = `tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const dead: string[] = [];
+  const link = new LeaderLink((a) => new Forwarder(() => Promise.resolve(undefined), silentLogger, standbyTls).dial(a), (target, err) => dead.push(`${target.name}: ${err}`), silentLogger);
+  t.after(() => {
+    link.close();
+    server.close();
+  });
+  link.follow({ name: 'leader', api, lease: '1' });
+  await until('linked', () => link.linkedTo === 'leader');
+  for (const s of conns) s.destroy();
+  await until('linked again', () => link.linkedTo === 'leader' && conns.size > 0);
+  assert.deepEqual(dead, []);
+  await new Promise<void>((r) => {
+    server.close(() => r());
+    for (const s of conns) s.destroy();
+  });
+  await until('called dead', () => dead.length > 0);
+  assert.match(dead[0]!, /^leader: .*ECONNREFUSED/);
+  assert.equal(link.linkedTo, undefined);
 });
