@@ -11,8 +11,9 @@
  * counts as created. Per switch: the time from the old leader's last answer to the new one's first (each answer
  * names the manager that served it, X-Sampan-Manager), the longest time between two answers around the switch and,
  * in a quiet window of the same length, the load's own (what the machine's load alone costs), and the requests
- * failed and retried. Per crash:
- * the time from the kill to the first create answered after it. At the end every created name is counted on the
+ * failed and retried. Per crash (once the standby holds its liveness link to the leader):
+ * the time from the kill to the first create answered after it, and whether the standby took the fast path
+ * (sampan_cluster_fast_failovers_total) or waited out the lease. At the end every created name is counted on the
  * engines themselves: each once (none lost, none twice).
  *
  * Usage: node dist/bench/cluster-ha/ha.js --testbed DIR [--cluster c1] [--rate 60] [--switches 20] [--crashes 20] [--etcd-rounds 20]
@@ -86,6 +87,8 @@ function onSocket(socketPath: string, p: string, timeout = 1000): Promise<{ stat
 
 const role = (i: number) => onSocket(managers[i]!.socket!, '/_ping').then((r) => String(r.headers['x-sampan-role']), () => '');
 /** The manager's name as its answers give it (X-Sampan-Manager). */
+/** Leaders manager i deposed by the fast path, from its /metrics. */
+const fastFailovers = async (i: number) => Number(/^sampan_cluster_fast_failovers_total (\d+)$/m.exec((await onSocket(managers[i]!.socket!, '/metrics', 5000)).body)?.[1] ?? NaN);
 const nameOf = async (i: number) => (JSON.parse((await onSocket(managers[i]!.socket!, '/sampan/v1/manager')).body) as { name: string }).name;
 async function leaderIndex(): Promise<number> {
   const roles = await Promise.all(managers.map((_, i) => role(i)));
@@ -219,11 +222,15 @@ async function switches(n: number): Promise<{ ms: number[]; gapMs: number[]; qui
 }
 
 // ---- crashes
-async function crashes(n: number): Promise<{ ms: number[]; failed: number; retried: number; requests: number }> {
-  const out = { ms: [] as number[], failed: 0, retried: 0, requests: 0 };
+async function crashes(n: number): Promise<{ ms: number[]; failed: number; retried: number; requests: number; fast: number }> {
+  const out = { ms: [] as number[], failed: 0, retried: 0, requests: 0, fast: 0 };
   for (let i = 0; i < n; i++) {
     const l = await leaderIndex();
     if (l < 0) throw new Error('no single leader before a crash');
+    // the steady state a crash meets: the standby holds its liveness link to the leader (docs/cluster.md)
+    const leaderName = await nameOf(l);
+    await until(async () => (JSON.parse((await onSocket(managers[1 - l]!.socket!, '/sampan/v1/manager')).body) as { linkedTo?: string }).linkedTo === leaderName, 15_000, 'the standby links to the leader');
+    const fastBefore = await fastFailovers(1 - l);
     const argv = (await fs.readFile(`/proc/${pids[l]}/cmdline`, 'utf8')).split('\0').filter(Boolean);
     const t0 = now();
     process.kill(pids[l]!, 'SIGKILL');
@@ -231,6 +238,8 @@ async function crashes(n: number): Promise<{ ms: number[]; failed: number; retri
     const first = Math.min(...recs.filter((r) => r.op === 'create' && r.ok && r.done > t0).map((r) => r.done));
     out.ms.push(first - t0);
     await until(async () => (await leaderIndex()) === 1 - l, 15_000, 'the standby leads after the crash');
+    // by the fast path (the standby revoked the dead leader's lease), or by the lease's TTL
+    if ((await fastFailovers(1 - l)) > fastBefore) out.fast++;
     const t1 = now();
     // the killed manager again, as the testbed started it: it rejoins as the standby
     const fd = openSync(path.join(o.testbed!, 'managers', managers[l]!.name, 'manager.log'), 'a');
@@ -311,7 +320,7 @@ try {
   const sw = await switches(Number(o.switches));
   result.graceful = { ...summary(sw.ms), gapMs: summary(sw.gapMs), quietGapMs: summary(sw.quietMs), failed: sw.failed, retried: sw.retried, requests: sw.requests };
   const cr = await crashes(Number(o.crashes));
-  result.crash = { ...summary(cr.ms), failed: cr.failed, retried: cr.retried, requests: cr.requests };
+  result.crash = { ...summary(cr.ms), failed: cr.failed, retried: cr.retried, requests: cr.requests, fastPath: cr.fast };
 } finally {
   loadOn = false;
   await loading;

@@ -8,6 +8,10 @@
  * One watch on the cluster's whole prefix feeds both the election and the standby's copy of the state (`onData`),
  * in etcd's order: when a standby sees the old leader's key go, it has already seen everything that leader wrote.
  *
+ * A crashed leader's lease would outlive it by its TTL: a standby that knows the process is gone (leader-link.ts)
+ * revokes that lease (`depose`), and the next in line leads at once. The guard is what makes this safe: a leader
+ * deposed while alive can write nothing from then on, and steps down as its key goes.
+ *
  * Versions: a first candidate that sees a ready candidate of a higher version does not lead; it hands over (the
  * leader, gracefully) or steps back in line (a standby), so a lower version never leads while a higher one lives.
  */
@@ -42,6 +46,11 @@ const LEADER = 'leader';
 /** How often a leader checks that its lease was renewed within its TTL (a paused one finds out as it resumes). */
 const LEASE_CHECK_MS = 200;
 const RETRY_MS = 500;
+
+/** The lease an election key stands under: `election/LEASE-N`. */
+export function leaseOf(key: string): string {
+  return key.slice(ELECTION.length).split('-')[0]!;
+}
 
 /** Dotted numeric versions (1.10.0 > 1.9.2); anything after a `-` is ignored. */
 export function compareVersions(a: string, b: string): number {
@@ -98,6 +107,8 @@ export interface ElectionHooks {
   onLead(): void;
   /** The leader saw a ready candidate of a higher version: it should hand over. */
   onOutranked(): void;
+  /** The candidates, the leader key or this manager's role changed (after each batch of the watch's events). */
+  onChange?(): void;
 }
 
 export class Election {
@@ -164,6 +175,7 @@ export class Election {
   /** Those waiting for a leader look again. */
   private wake(): void {
     for (const w of [...this.waiters]) w();
+    this.hooks.onChange?.();
   }
 
   /** Stands for election: a lease kept alive, and its key in line. */
@@ -268,6 +280,7 @@ export class Election {
     this.role = 'standby';
     this.store.guard = NEVER;
     this.log.warn({ reason }, 'stepped down to standby');
+    this.hooks.onChange?.();
   }
 
   /**
@@ -305,6 +318,38 @@ export class Election {
       const l = standingLeader(this.leader, this.cands.values(), unreachable);
       return l?.name !== this.me.name ? l : undefined;
     });
+  }
+
+  /**
+   * The standing leader other than this manager, with the lease its candidacy stands under (the lease id is its
+   * election key's first part): what a standby links to, and what it revokes when that leader's process is gone.
+   */
+  linkTarget(): { name: string; api: string; lease: string } | undefined {
+    if (this.role === 'leader' || this.stopped) return undefined;
+    const l = standingLeader(this.leader, this.cands.values());
+    if (!l || l.name === this.me.name) return undefined;
+    const c = [...this.cands.values()].find((x) => x.name === l.name);
+    return c && { name: l.name, api: l.api, lease: leaseOf(c.key) };
+  }
+
+  /**
+   * Revokes the lease of a leader whose process is gone (its API refused a reconnect): its key goes at once and the
+   * next in line leads, without waiting out the TTL. Only while it still stands under that lease as the leader: a
+   * leader that handed over or was replaced meanwhile is left alone. A leader that was in fact alive loses its key
+   * the same way: its writes are refused from that moment (fencing), and it steps down when it sees the key go.
+   * True when this call revoked it.
+   */
+  async depose(name: string, lease: string): Promise<boolean> {
+    const t = this.linkTarget();
+    if (!t || t.name !== name || t.lease !== lease) return false;
+    try {
+      await this.ns.leaseClient.leaseRevoke({ ID: lease });
+      return true;
+    } catch (err) {
+      // gone already (it expired, or another standby revoked it first)
+      this.log.info({ leader: name, lease, err: errorMessage(err) }, 'could not revoke the dead leader\'s lease');
+      return false;
+    }
   }
 
   /** The candidates, first in line first. */

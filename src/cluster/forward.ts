@@ -39,7 +39,7 @@ export class Forwarder {
     private readonly ownTls?: TlsPaths,
   ) {}
 
-  private async dial(api: string): Promise<Duplex> {
+  async dial(api: string): Promise<Duplex> {
     const connected = (s: net.Socket | tls.TLSSocket, ev: string) => new Promise<Duplex>((resolve, reject) => {
       s.once(ev, () => {
         s.removeListener('error', reject);

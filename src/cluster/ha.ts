@@ -3,12 +3,15 @@
  * connections, follows etcd (nodes, placements, batches) into the same indexes the leader has, and passes client
  * requests to the leader (forward.ts). Becoming leader costs no reload: it records the node states it saw, and
  * resumes the batches etcd says are running. A graceful switch (SIGTERM, `sampan cluster switch`, or a higher
- * version standing) forwards new requests, lets those in flight finish (bounded), then resigns.
+ * version standing) forwards new requests, lets those in flight finish (bounded), then resigns. A standby holds a
+ * liveness link to the leader (leader-link.ts): when the leader's process is gone it revokes its lease, and the next
+ * in line leads without waiting out the TTL.
  */
 import http from 'node:http';
 import os from 'node:os';
 import { promises as fs } from 'node:fs';
 import type { Duplex } from 'node:stream';
+import { Counter } from 'prom-client';
 import type { DockerApiServer } from '../docker-api/index.js';
 import { errorMessage, isCode } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
@@ -16,6 +19,7 @@ import type { TlsPaths } from '../lib/tls.js';
 import { mapLimit, type Cluster } from './backend/index.js';
 import { Election, type LeaderRecord, type ManagerIdentity, type Role } from './election.js';
 import { Forwarder, LEADER_WAIT_MS } from './forward.js';
+import { answerLink, LeaderLink, LINK_PATH, type LinkTarget } from './leader-link.js';
 import type { NodeRegistry } from './nodes.js';
 import { schedulingRequest } from './request.js';
 import type { ClusterState } from './state.js';
@@ -48,12 +52,18 @@ export interface ManagerStatus extends ManagerIdentity {
   leader?: string;
   /** Engines connected to this manager. */
   joined: number;
+  /** The leader a standby holds its liveness link to (leader-link.ts). */
+  linkedTo?: string;
   candidates: ManagerIdentity[];
 }
 
 export class HighAvailability {
   readonly election: Election;
   private readonly forwarder: Forwarder;
+  private readonly link: LeaderLink;
+  private readonly fastFailovers = new Counter({
+    name: 'sampan_cluster_fast_failovers_total', help: 'Leaders this manager deposed (revoked their lease) because their process was gone: the link to them ended and a reconnect was refused', registers: [],
+  });
   private draining = false;
   /** Batches whose record says running, and their replicas' placements (id → placement): what a new leader resumes. */
   private readonly running = new Map<string, { rec: BatchRecord; replicas: Map<string, Placement> }>();
@@ -76,8 +86,11 @@ export class HighAvailability {
       onData: (k, v) => this.apply(k, v),
       onLead: () => this.lead(),
       onOutranked: () => void this.handover(true),
+      onChange: () => this.link.follow(this.election.linkTarget()),
     });
     this.forwarder = new Forwarder((ms, unreachable) => this.election.leaderTarget(ms, unreachable, () => this.serving), log, o.ownTls);
+    this.link = new LeaderLink((a) => this.forwarder.dial(a), (t) => void this.leaderGone(t), log);
+    api.addMetrics((registry) => registry.registerMetric(this.fastFailovers));
     nodes.leading = () => this.election.role === 'leader';
     api.intercept = (req, res, upgrade) => this.intercept(req, res, upgrade);
   }
@@ -87,7 +100,7 @@ export class HighAvailability {
   }
 
   status(): ManagerStatus {
-    return { ...this.election.me, role: this.role, leader: this.election.leader?.name, joined: this.nodes.joined, candidates: this.election.candidates };
+    return { ...this.election.me, role: this.role, leader: this.election.leader?.name, joined: this.nodes.joined, candidates: this.election.candidates, ...(this.link.linkedTo && { linkedTo: this.link.linkedTo }) };
   }
 
   private get serving(): boolean {
@@ -95,6 +108,11 @@ export class HighAvailability {
   }
 
   private intercept(req: http.IncomingMessage, res: http.ServerResponse | undefined, upgrade?: { socket: Duplex; head: Buffer }): boolean {
+    // a standby's liveness link: held by the leader itself, outside the requests a drain waits for
+    if (res && req.url === LINK_PATH) {
+      answerLink(res, this.serving, this.election.me.name);
+      return true;
+    }
     // with etcd out of reach nobody leads: each manager answers from its memory (marked stale) and refuses changes
     if (this.serving || !this.store.health.up || LOCAL.test(new URL(req.url ?? '/', 'http://m').pathname)) return false;
     this.forwarder.forward(req, res, upgrade, () => this.api.serve(req, res, upgrade));
@@ -158,6 +176,14 @@ export class HighAvailability {
         this.running.delete(id);
       }
     }
+  }
+
+  /** The leader's process is gone (its link ended, a reconnect was refused): its lease goes now, not after its TTL. */
+  private async leaderGone(t: LinkTarget): Promise<void> {
+    const started = Date.now();
+    if (!(await this.election.depose(t.name, t.lease))) return;
+    this.fastFailovers.inc();
+    this.log.warn({ leader: t.name, api: t.api, lease: t.lease, ms: Date.now() - started }, 'fast failover: revoked the dead leader\'s lease, the next in line leads');
   }
 
   /** The node states this manager saw as a standby reach etcd; the batches left running are taken up. */
@@ -237,6 +263,7 @@ export class HighAvailability {
 
   /** SIGTERM: hands over if it leads; its sockets go first so new connections find another manager; forwarded requests finish (bounded). */
   async stop(): Promise<void> {
+    this.link.close();
     if (this.role === 'leader') await this.handover(false);
     else await this.election.resign();
     for (const l of this.o.listens) await fs.rm(l.slice(7), { force: true });

@@ -1,12 +1,14 @@
 /**
  * Manager election on a testbed of 2 hosts, 2 managers and a 3-member etcd, seen through the real docker CLI and
- * etcd: one leader; a graceful switch no client notices; a crash, a pause and a crash in the middle of a batch
- * that a standby takes over; an etcd member lost; both managers gone while containers run.
+ * etcd: one leader; a graceful switch no client notices; a crash (the standby deposes the dead leader at once), a
+ * pause (left to the lease's TTL) and a crash in the middle of a batch that a standby takes over; an etcd member
+ * lost; both managers gone while containers run.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { promises as fs } from 'node:fs';
 import { Etcd3 } from 'etcd3';
 import type { TestbedDescription } from '../../src/cluster/index.js';
 import { SAMPAN, runCmd, until } from '../harness.js';
@@ -18,6 +20,7 @@ interface Status {
   role: 'leader' | 'standby';
   leader?: string;
   joined: number;
+  linkedTo?: string;
 }
 
 describe('manager election, failover and handover (2 hosts, 2 managers, 3-member etcd)', () => {
@@ -71,6 +74,17 @@ describe('manager election, failover and handover (2 hosts, 2 managers, 3-member
       const s = await status(i);
       return s?.joined === tb.hosts.length && !!s.leader;
     }, 60_000, 200);
+  };
+  /** Leaders manager i deposed by the fast path (their process gone), from its /metrics. */
+  const fastFailovers = async (i: number) => {
+    const m = /^sampan_cluster_fast_failovers_total (\d+)$/m.exec((await c.get('/metrics', socket(i), 5000)).body);
+    assert.ok(m, 'the metric is served');
+    return Number(m[1]);
+  };
+  /** Waits until manager s, a standby, holds its liveness link to the leader l. */
+  const linked = async (s: number, l: number) => {
+    const name = (await status(l))?.name;
+    await until(async () => (await status(s))?.linkedTo === name, 15_000, 50);
   };
   const storedKeys = async (prefix: string) => etcd.getAll().prefix(`/sampan/cluster/testbed/${prefix}`).strings();
 
@@ -140,21 +154,27 @@ describe('manager election, failover and handover (2 hosts, 2 managers, 3-member
     assert.equal(await leader(), 1 - l);
   });
 
-  test('kill -9 of the leader: the standby leads, and a write retried through the cluster socket lands once', async () => {
+  test('kill -9 of the leader: the standby deposes it at once (fast path) and leads, and a write retried through the cluster socket lands once', async () => {
     const l = await leader();
+    await linked(1 - l, l);
+    const fast = await fastFailovers(1 - l);
     process.kill(pids[l]!, 'SIGKILL');
     await until(async () => {
       const r = await docker(['run', '-d', '--name', 'after-crash', 'busybox', 'sleep', '600']);
       return r.code === 0 || (await docker(['inspect', 'after-crash'])).code === 0;
     }, 30_000, 100);
     assert.equal(await leader(), 1 - l);
+    assert.equal(await fastFailovers(1 - l), fast + 1, 'the dead leader\'s lease was revoked by the standby, not left to expire');
+    assert.match(await fs.readFile(path.join(c.dir, 'managers', `m${2 - l}`, 'manager.log'), 'utf8'), /fast failover: revoked the dead leader's lease/);
     assert.equal((await onEngines('after-crash')).length, 1);
     await restart(l);
   });
 
-  test('SIGSTOP of the leader past its lease: the standby leads; after SIGCONT the old one writes nothing and is a standby', async () => {
+  test('SIGSTOP of the leader past its lease: no fast path (nothing refused), the TTL decides; after SIGCONT the old one writes nothing and is a standby', async () => {
     const l = await leader();
     const s = 1 - l;
+    await linked(s, l);
+    const fast = await fastFailovers(s);
     let before: Record<string, Record<string, string>> | undefined;
     process.kill(pids[l]!, 'SIGSTOP');
     try {
@@ -172,6 +192,7 @@ describe('manager election, failover and handover (2 hosts, 2 managers, 3-member
     await new Promise((r) => setTimeout(r, 3000));
     assert.deepEqual({ nodes: await storedKeys('nodes/'), leader: await storedKeys('leader') }, before);
     assert.equal(await leader(), s);
+    assert.equal(await fastFailovers(s), fast, 'a paused leader refuses nothing: its lease expired');
     const r = await on(l, ['run', '-d', '--name', 'via-old-leader', 'busybox', 'sleep', '600']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await onEngines('via-old-leader')).length, 1);
