@@ -23,6 +23,7 @@ import { NodeRegistry, validateNodeUpdate } from './nodes.js';
 import { registryRoute, ServiceRegistry } from './registry.js';
 import { STRATEGIES } from './scheduler.js';
 import { ClusterState, type NodeEntry } from './state.js';
+import { configRoute, ServiceController, SwarmApi, swarmInfo } from './services/index.js';
 import { ClusterStore, newToken, type Availability, type NodeRecord } from './store.js';
 
 export const ManagerConfigSchema = z.strictObject({
@@ -123,6 +124,20 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   }, net);
   const view = (n: NodeEntry) => nodeView(n, sync.degraded.get(n.rec.id));
   const backends = clusterBackends(cluster, cfg.name, () => ha.role);
+  // services (swarm mode): the leader reconciles; the feed is the containers' changes, after the service registry's
+  const services = new ServiceController(cluster, backends.containers, store, log);
+  services.leading = () => ha.role === 'leader';
+  state.onChange = (before, after) => {
+    registry.change(before, after);
+    services.containerChanged(before, after);
+  };
+  const swarm = new SwarmApi(services, { update: (ref, u) => nodes.update(ref, u), remove: (ref, force) => sync.removeNode(ref, force) }, cfg.name);
+  backends.swarm = swarm;
+  const info = backends.system.info.bind(backends.system);
+  const ping = backends.system.pingHeaders?.bind(backends.system);
+  // a swarm manager to the docker CLI: `_ping`'s Swarm header and info's Swarm (its service commands check them)
+  backends.system.info = async () => ({ ...(await info()), Swarm: swarmInfo(cfg.name, state, ha.role === 'leader') });
+  backends.system.pingHeaders = () => ({ ...ping?.(), Swarm: 'active/manager' });
   const api = new DockerApiServer(backends, log, 'sampan_cluster_');
   const ha = new HighAvailability({
     etcd: cfg.etcd, clusterName: cfg.name, api: cfg.listen, listens: [cfg.listen].filter((l) => l.startsWith('unix://')), version: cfg.version, leaseTtl: cfg.leaseTtl, ownTls: ownTls(cfg),
@@ -151,7 +166,10 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
       await net.load(await store.placements());
       await net.ensureDefault();
       for (const n of state.nodes.values()) if (nodes.connected(n)) sync.welcome(n);
+      await services.lead();
     };
+    // a config as JSON, or (watch=1) its versions as server-sent events, so a container can follow it
+    api.route('GET', '/sampan/v1/configs/{name}', (ctx) => configRoute(ctx, services));
     api.route('GET', '/sampan/v1/manager', (ctx) => ctx.send(200, ha.status()));
     // on the leader (a standby forwards it): hands over to the next in line, then stands again
     api.route('POST', '/sampan/v1/switch', async (ctx) => {
@@ -217,6 +235,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   log.info({ name: cfg.name, role: ha.role, version: cfg.version, listen: cfg.listen, nodeListen: cfg.nodeListen, etcd: cfg.etcd, nodes: state.nodes.size, schedulerUrl: cfg.schedulerUrl }, 'cluster manager started');
   const { done, shutdown } = gracefulStop(async () => {
     log.info('shutting down');
+    services.stop();
     await ha.stop();
     await api.close();
     await nodes.close();
