@@ -10,7 +10,7 @@ import type { Cluster, ClusterContainers } from '../backend/index.js';
 import type { ContainerEntry } from '../state.js';
 import type { ClusterStore } from '../store.js';
 import { Configs } from './configs.js';
-import { ContainerWaits } from './observe.js';
+import { ContainerWaits, observe } from './observe.js';
 import { Reconciler } from './reconciler.js';
 import { swarmId, SwarmRecords, type ServiceRecord } from './records.js';
 import { SlotReplacer } from './replace.js';
@@ -45,6 +45,13 @@ export class ServiceController {
   async lead(): Promise<void> {
     await this.recs.load();
     this.leader = true;
+    // tasks the last leader was starting when it stopped: what their containers say now, or failed (a new one follows)
+    for (const t of [...this.recs.tasks.values()]) {
+      if (t.desired !== 'running' || (t.state !== 'pending' && t.state !== 'assigned')) continue;
+      const o = observe(this.cluster.state, t);
+      if (o.kind === 'running') await this.recs.setTask(t, { state: 'running', message: 'started' });
+      else await this.runner.stop(t, 'failed', 'the manager starting it stopped', 'the manager that was starting this task stopped before it ran');
+    }
     this.reconciler.kickAll();
     for (const s of this.recs.services.values()) if (this.updater.inProgress(s)) this.updater.run(s.id);
   }
