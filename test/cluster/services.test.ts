@@ -100,7 +100,7 @@ describe('docker service on the cluster (3-host testbed)', () => {
     const r = await docker(['service', 'update', '--image', 'app:v2', '--update-parallelism', '2', 'web']);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await running('web'), { 'app:v2 Running': 6 });
-    assert.equal(await ok(['service', 'inspect', '-f', '{{.UpdateStatus.State}} {{.PreviousSpec.TaskTemplate.ContainerSpec.Image}}', 'web']), 'completed busybox:latest');
+    await until(async () => (await ok(['service', 'inspect', '-f', '{{.UpdateStatus.State}} {{.PreviousSpec.TaskTemplate.ContainerSpec.Image}}', 'web'])) === 'completed busybox:latest', 60_000, 500);
     // each slot was replaced once: one shut down task of busybox per slot
     const hist = (await ok(['service', 'ps', 'web', '--filter', 'desired-state=shutdown', '--format', '{{.Name}} {{.Image}}'])).split('\n');
     assert.equal(hist.filter((l) => l.endsWith('busybox:latest')).length, 6, hist.join('\n'));
@@ -117,6 +117,28 @@ describe('docker service on the cluster (3-host testbed)', () => {
     await converges('web', { 'busybox:latest Running': 6 });
     const failed = await ok(['service', 'ps', 'web', '--filter', 'desired-state=shutdown', '--format', '{{.Image}} {{.CurrentState}}']);
     assert.match(failed, /app:bad (Failed|Rejected)/);
+  });
+
+  test('update --update-order start-first: the new task runs before the old one stops', async () => {
+    const r = await docker(['service', 'update', '--image', 'app:v2', '--update-order', 'start-first', '--update-parallelism', '3', 'web']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await running('web'), { 'app:v2 Running': 6 });
+    // the CLI is done once the tasks converged and held for the monitor; the status says so once the old tasks are gone
+    await until(async () => (await ok(['service', 'inspect', '-f', '{{.Spec.UpdateConfig.Order}} {{.UpdateStatus.State}}', 'web'])) === 'start-first completed', 60_000, 500);
+  });
+
+  test('node update --availability drain: the node takes no new task; active again, it does', async () => {
+    await ok(['node', 'update', '--availability', 'drain', 'host1']);
+    assert.equal(await ok(['node', 'inspect', '-f', '{{.Spec.Availability}}', 'host1']), 'drain');
+    await ok(['service', 'create', '--detach', '--name', 'dr', '--replicas', '4', '--stop-grace-period', '1s', 'busybox', 'sleep', '600']);
+    await converges('dr', { 'busybox:latest Running': 4 });
+    assert.doesNotMatch(await ok(['service', 'ps', 'dr', '--format', '{{.Node}}']), /host1/);
+    await ok(['node', 'update', '--availability', 'active', '--label-add', 'zone=a', 'host1']);
+    assert.equal(await ok(['node', 'inspect', '-f', '{{.Spec.Availability}} {{index .Spec.Labels "zone"}}', 'host1']), 'active a');
+    await ok(['service', 'create', '--detach', '--name', 'pin', '--constraint', 'node.labels.zone==a', '--stop-grace-period', '1s', 'busybox', 'sleep', '600']);
+    await converges('pin', { 'busybox:latest Running': 1 });
+    assert.equal(await ok(['service', 'ps', 'pin', '--format', '{{.Node}}']), 'host1');
+    await ok(['service', 'rm', 'dr', 'pin']);
   });
 
   test('a config is a file in the task before its process starts; in use it cannot be removed; bad names are refused', async () => {

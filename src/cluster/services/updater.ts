@@ -60,8 +60,11 @@ export class Updater {
     this.runs.delete(id);
   }
 
+  /** The service's record changed (a service removed meanwhile stays removed). */
   private async status(svc: ServiceRecord, change: Partial<ServiceRecord>): Promise<ServiceRecord> {
-    const next = { ...this.recs.services.get(svc.id) ?? svc, ...change, version: this.recs.next(), updatedAt: new Date().toISOString() };
+    const cur = this.recs.services.get(svc.id);
+    if (!cur) return svc;
+    const next = { ...cur, ...change, version: this.recs.next(), updatedAt: new Date().toISOString() };
     await this.recs.putService(next);
     return next;
   }
