@@ -3,7 +3,7 @@
  * SwarmBackend. Registered only where the server is a swarm manager.
  */
 import { decodeRegistryAuth } from '../lib/distribution/auth.js';
-import { invalid } from '../lib/errors.js';
+import { invalid, notFound, notImplemented } from '../lib/errors.js';
 import type { SwarmBackend } from './backend.js';
 import type { Ctx, Router } from './http.js';
 
@@ -53,6 +53,16 @@ export function swarmRoutes(r: Router, s: SwarmBackend): void {
 
   r.add('GET', '/tasks', async (ctx) => ctx.send(200, await s.tasks.list(ctx.filters())));
   r.add('GET', '/tasks/{id}', async (ctx) => ctx.send(200, await s.tasks.inspect(ctx.param('id'))));
+
+  // no secrets (yet): none listed, any one not found (the CLI's `inspect NAME` asks every kind of object), none made
+  r.add('GET', '/secrets', (ctx) => ctx.send(200, []));
+  r.add('GET', '/secrets/{id}', (ctx) => {
+    throw notFound(`secret ${ctx.param('id')} not found`);
+  });
+  const noSecrets = () => {
+    throw notImplemented('secrets are not supported by this swarm manager: use configs');
+  };
+  for (const [m, p] of [['POST', '/secrets/create'], ['POST', '/secrets/{id}/update'], ['DELETE', '/secrets/{id}']] as const) r.add(m, p, noSecrets);
 
   r.add('GET', '/configs', async (ctx) => ctx.send(200, await s.configs.list(ctx.filters())));
   r.add('POST', '/configs/create', async (ctx) => ctx.send(201, await s.configs.create(await ctx.json())));

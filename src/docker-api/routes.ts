@@ -168,7 +168,7 @@ function systemRoutes(r: Router, { system, networks: n, volumes: v, swarm }: Bac
   const notSwarm = () => {
     throw unavailable('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.');
   };
-  for (const base of swarm ? ['/secrets'] : ['/swarm', '/nodes', '/services', '/tasks', '/secrets', '/configs']) {
+  for (const base of swarm ? [] : ['/swarm', '/nodes', '/services', '/tasks', '/secrets', '/configs']) {
     for (const method of ['GET', 'POST', 'DELETE']) for (const p of [base, `${base}/{rest*}`]) r.add(method, p, notSwarm);
   }
   r.add('GET', '/version', async (ctx) => ctx.send(200, await system.version()));

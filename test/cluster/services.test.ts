@@ -180,6 +180,10 @@ describe('docker service on the cluster (3-host testbed)', () => {
     assert.notEqual(rm.code, 0);
     assert.match(rm.stderr, /service nope not found/);
     assert.equal((await request('GET', '/v1.44/services/nope')).status, 404);
+    // the CLI's inspect asks every kind of object, swarm's too (secrets: none)
+    const inspect = await docker(['inspect', 'nosuch']);
+    assert.notEqual(inspect.code, 0);
+    assert.match(inspect.stderr, /No such object: nosuch/);
     const svc = JSON.parse((await request('GET', '/v1.44/services/web')).body) as { ID: string; Version: { Index: number }; Spec: unknown };
     const stale = await request('POST', `/v1.44/services/${svc.ID}/update?version=${svc.Version.Index - 1}`, svc.Spec);
     assert.equal(stale.status, 409);
