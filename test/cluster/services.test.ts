@@ -152,6 +152,32 @@ describe('docker service on the cluster (3-host testbed)', () => {
     assert.equal(await ok(['exec', task, 'cat', '/etc/app.conf']), 'hello-config');
     assert.equal(await ok(['exec', task, 'cat', '/tmp/seen']), 'hello-config');
     assert.equal(await ok(['exec', task, 'stat', '-c', '%a', '/etc/app.conf']), '440');
+    // the config's versions as server-sent events: the current one, then a new one (its labels changed)
+    const events = await new Promise<string[]>((resolve, reject) => {
+      const seen: string[] = [];
+      const req = http.get({ socketPath: path.join(c.dir, 'cluster.sock'), path: '/sampan/v1/configs/appcfg?watch=1' }, (res) => {
+        assert.equal(res.headers['content-type'], 'text/event-stream');
+        let buf = '';
+        res.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const parts = buf.split('\n\n');
+          buf = parts.pop()!;
+          for (const ev of parts) {
+            seen.push(ev);
+            if (seen.length === 1) {
+              const cfg = JSON.parse(/^data: (.*)$/m.exec(ev)![1]!) as { ID: string; Version: { Index: number }; Spec: Record<string, unknown> };
+              void request('POST', `/v1.44/configs/${cfg.ID}/update?version=${cfg.Version.Index}`, { ...cfg.Spec, Labels: { rev: '2' } }).then((r) => assert.equal(r.status, 200, r.body));
+            }
+            if (seen.length === 2) {
+              req.destroy();
+              resolve(seen);
+            }
+          }
+        });
+      }).on('error', reject);
+    });
+    assert.match(events[0]!, /^event: config\nid: \d+\ndata: .*"Name":"appcfg"/);
+    assert.match(events[1]!, /"Labels":\{"rev":"2"\}/);
     const rm = await docker(['config', 'rm', 'appcfg']);
     assert.notEqual(rm.code, 0);
     assert.match(rm.stderr, /config 'appcfg' is in use by the following service: cfg/);
