@@ -119,6 +119,17 @@ describe('docker service on the cluster (3-host testbed)', () => {
     assert.match(failed, /app:bad (Failed|Rejected)/);
   });
 
+  test('a task that exits within the update\'s monitor is a failure: the update rolls back', async () => {
+    await ok(['service', 'create', '--detach', '--name', 'ex', '--replicas', '2', '--stop-grace-period', '1s', '--update-monitor', '5s', 'busybox', 'sleep', '600']);
+    await converges('ex', { 'busybox:latest Running': 2 });
+    await ok(['service', 'update', '--detach', '--args', 'sh -c "sleep 1; exit 3"', '--update-parallelism', '2', '--update-failure-action', 'rollback', 'ex']);
+    await until(async () => (await ok(['service', 'inspect', '-f', '{{.UpdateStatus.State}}', 'ex'])) === 'rollback_completed', 120_000, 500);
+    assert.equal(await ok(['service', 'inspect', '-f', '{{json .Spec.TaskTemplate.ContainerSpec.Args}}', 'ex']), '["sleep","600"]');
+    assert.match(await ok(['service', 'ps', 'ex', '--filter', 'desired-state=shutdown', '--format', '{{.CurrentState}} {{.Error}}']), /Failed .*non-zero exit \(3\)/);
+    await converges('ex', { 'busybox:latest Running': 2 });
+    await ok(['service', 'rm', 'ex']);
+  });
+
   test('update --update-order start-first: the new task runs before the old one stops', async () => {
     const r = await docker(['service', 'update', '--image', 'app:v2', '--update-order', 'start-first', '--update-parallelism', '3', 'web']);
     assert.equal(r.code, 0, r.stderr);
