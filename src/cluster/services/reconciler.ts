@@ -60,7 +60,7 @@ export class Reconciler {
   }
 
   kickAll(): void {
-    for (const id of new Set([...this.recs.services.keys(), ...[...this.recs.tasks.values()].map((t) => t.service)])) this.kick(id);
+    for (const id of new Set([...this.recs.services.keys(), ...this.recs.servicesWithTasks()])) this.kick(id);
   }
 
   stop(): void {

@@ -72,6 +72,8 @@ export class SwarmRecords {
   readonly services = new Map<string, ServiceRecord>();
   readonly tasks = new Map<string, TaskRecord>();
   readonly configs = new Map<string, ConfigRecord>();
+  /** Task ids by service: a pass over one service reads its tasks only. */
+  private readonly byService = new Map<string, Set<string>>();
   private index = 10;
 
   constructor(readonly store: ClusterStore) {}
@@ -91,14 +93,35 @@ export class SwarmRecords {
         this.index = Math.max(this.index, v.version);
       }
     }
+    this.byService.clear();
+    for (const t of this.tasks.values()) this.indexTask(t);
+  }
+
+  private indexTask(t: TaskRecord): void {
+    let set = this.byService.get(t.service);
+    if (!set) this.byService.set(t.service, (set = new Set()));
+    set.add(t.id);
+  }
+
+  private unindexTask(id: string): void {
+    const t = this.tasks.get(id);
+    const set = t && this.byService.get(t.service);
+    set?.delete(id);
+    if (set?.size === 0) this.byService.delete(t!.service);
   }
 
   /** Written to etcd first, then in memory: a refused write (not the leader any more) changes nothing. */
   async put(recs: Array<{ kind: 'services' | 'tasks' | 'configs'; rec: ServiceRecord | TaskRecord | ConfigRecord }>, dels: Array<{ kind: 'services' | 'tasks' | 'configs'; id: string }> = []): Promise<void> {
     const ops: Op[] = [...recs.map((r) => ({ put: `${r.kind}/${r.rec.id}`, value: r.rec })), ...dels.map((d) => ({ del: `${d.kind}/${d.id}` }))];
     await this.store.write(ops);
-    for (const r of recs) (this[r.kind] as Map<string, unknown>).set(r.rec.id, r.rec);
-    for (const d of dels) this[d.kind].delete(d.id);
+    for (const r of recs) {
+      (this[r.kind] as Map<string, unknown>).set(r.rec.id, r.rec);
+      if (r.kind === 'tasks') this.indexTask(r.rec as TaskRecord);
+    }
+    for (const d of dels) {
+      if (d.kind === 'tasks') this.unindexTask(d.id);
+      this[d.kind].delete(d.id);
+    }
   }
 
   putService(rec: ServiceRecord): Promise<void> {
@@ -118,7 +141,12 @@ export class SwarmRecords {
     return lookup(this.services, ref, (s) => s.spec.Name, 'service');
   }
 
+  /** Services with tasks, removed ones included (their tasks are still to go). */
+  servicesWithTasks(): string[] {
+    return [...this.byService.keys()];
+  }
+
   tasksOf(service: string): TaskRecord[] {
-    return [...this.tasks.values()].filter((t) => t.service === service);
+    return [...(this.byService.get(service) ?? [])].map((id) => this.tasks.get(id)!);
   }
 }

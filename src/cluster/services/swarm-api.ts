@@ -109,7 +109,9 @@ export class SwarmApi implements SwarmBackend {
       checkFilters('task', f);
       const services = this.ctl.recs.services;
       // a service filter by name or id prefix reads that service's tasks only
-      return [...this.ctl.recs.tasks.values()].filter((t) => taskMatches(t, f, services, this.state)).sort((a, b) => a.slot - b.slot || b.updatedAt.localeCompare(a.updatedAt)).map(taskView);
+      const svcs = f.get('service');
+      const pool = svcs?.length ? svcs.flatMap((v) => [...this.ctl.recs.tasksOf(v), ...[...services.values()].filter((s) => s.id.startsWith(v) || s.spec.Name === v).flatMap((s) => this.ctl.recs.tasksOf(s.id))]) : [...this.ctl.recs.tasks.values()];
+      return [...new Set(pool)].filter((t) => taskMatches(t, f, services, this.state)).sort((a, b) => a.slot - b.slot || b.updatedAt.localeCompare(a.updatedAt)).map(taskView);
     },
     inspect: async (ref: string): Promise<Task> => taskView(lookup(this.ctl.recs.tasks, ref, () => undefined, 'task')),
   };
