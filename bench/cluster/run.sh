@@ -46,9 +46,10 @@ SHARD=${BENCH_SHARD:-15000}
 # the default cluster network is a /16 of /24 blocks (256 hosts): thousands of hosts take a larger network and
 # smaller blocks; and a 2 s election lease is lost in the join storm of 30,000 engines (findings in docs/benchmarks.md)
 MGR_FLAGS=${BENCH_MANAGER_FLAGS:---pool 10.0.0.0/8 --network-size 9 --block-size 26 --lease-ttl 10}
-# the batch's and the concurrent creates' network: the engines' local bridge by default, since on the cluster
-# network thousands of hosts getting their first block at once fan out every host's routes to every host (O(N²)),
-# which exhausted the manager's heap at 8,000 hosts (a finding in docs/benchmarks.md); BENCH_NETWORK=cluster for it
+# the batch's and the concurrent creates' network: the engines' local bridge by default (the scale figures' setting);
+# BENCH_NETWORK=cluster puts them on the cluster network, where thousands of hosts getting their first block at once
+# fan out every host's routes to every host: the run then also reports the manager's RSS peak and when the routes
+# settled (docs/benchmarks.md, "Cluster networks: the route fan-out")
 NET=${BENCH_NETWORK:-bridge}
 NET_ARGS=$([ "$NET" = cluster ] || echo "--network $NET")
 ETCD_PID= MGR_PID= SIM_PIDS=() RELAY_PIDS=()
@@ -140,7 +141,24 @@ run_one() {
   R[$n.etcddb]=$(du -m "$T/etcd/member/snap/db" | cut -f1)
   log "N=$n: cpu ${R[$n.cpu]} % rss ${R[$n.rss]} MB fds ${R[$n.fds]}; batch of $reps"
   local t0; t0="$(now_us) $(ticks "$MGR_PID") $(ticks "$ETCD_PID") $(sim_ticks)"
+  local b0 rsspid; b0=$(now_us)
+  # the manager's RSS at its peak (0.5 s samples) over the batch and, on the cluster network, its routes settling
+  echo 0 >"$T/rsspeak"
+  ( m=0; while kill -0 "$MGR_PID" 2>/dev/null; do r=$(rss_mb "$MGR_PID"); [ "${r:-0}" -gt "$m" ] && m=$r && echo "$m" >"$T/rsspeak"; sleep 0.5; done ) &
+  rsspid=$!
   R[$n.batch]=$(node dist/bench/cluster/drive.js batch ${NET_ARGS} --api "$T/cluster.sock" --prefix b --replicas "$reps")
+  if [ "$NET" = cluster ]; then
+    # the route fan-out: settled once the engines were told nothing new for 3 s (600 s at most)
+    local last="" pc stable=0
+    while [ "$stable" -lt 3 ] && [ $(( ($(now_us) - b0) / 1000000 )) -lt 600 ] && kill -0 "$MGR_PID" 2>/dev/null; do
+      sleep 1; pc=$(counts)
+      if [ "$(jget peerMsgs "$pc")" = "$last" ]; then stable=$((stable + 1)); else stable=0; last=$(jget peerMsgs "$pc"); fi
+    done
+    R[$n.routes]="routes settled $(awk -v a="$b0" -v b="$(jget peerLast "$pc")" 'BEGIN{printf "%.1f", (b*1000-a)/1e6}') s after the batch's start; $(jget peerMsgs "$pc") peers messages, $(awk -v b="$(jget peerBytes "$pc")" 'BEGIN{printf "%.0f", b/1048576}') MiB to the engines; sampled engines know $(jget peerSampleMin "$pc")..$(jget peerSampleMax "$pc") holders"
+  fi
+  kill "$rsspid" 2>/dev/null; wait "$rsspid" 2>/dev/null
+  R[$n.rsspeak]=$(cat "$T/rsspeak")
+  log "N=$n: manager RSS peak ${R[$n.rsspeak]} MB; ${R[$n.routes]:-}"
   R[$n.batchcpu]=$(cpu_since $t0)
   R[$n.count]=$(counts --prefix b)
   R[$n.reps]=$reps
@@ -190,7 +208,7 @@ for n in $HOSTS; do run_one "$n"; done
     echo "| $n (${R[$n.via]}) | ${R[$n.join]} | ${R[$n.rss]} | ${R[$n.cpu]} | ${R[$n.fds]} | ${R[$n.etcddb]} (${R[$n.etcddb2]}) | ${R[$n.reps]} (errors $(jget errors "$b")) | $(jget placementsPerSec "$b") | $(jget p50ms "$b") / $(jget p99ms "$b") | $(jget distinct "$c"), $(jget duplicated "$c"), $(jget running "$c") | ${R[$n.incluster]} | $(jget psP50ms "$l") / $(jget psP99ms "$l") | $(jget inspectP50ms "$l") / $(jget inspectP99ms "$l") | ${R[$n.alive]} |"
   done
   echo
-  for n in $HOSTS; do echo "- batch at $n hosts: ${R[$n.batchcpu]}"; done
+  for n in $HOSTS; do echo "- batch at $n hosts: ${R[$n.batchcpu]}; manager RSS peak ${R[$n.rsspeak]} MB${R[$n.routes]:+; ${R[$n.routes]}}"; done
   for n in $HOSTS; do echo "- churn at $n hosts: ${R[$n.churn]}"; done
   if [ "$CONC" != 0 ]; then
     echo

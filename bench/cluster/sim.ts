@@ -8,6 +8,10 @@
  * A process holds at most as many engines as it may open files (20,000 here): more run as several simulators, each
  * with its `--first` engine number, usually each joined through its own node relay (`sampan cluster relay`).
  *
+ * The cluster networks' `peers` (each holder's routes to the others) are not applied, but counted: messages, bytes
+ * and when the last arrived; the first PEER_SAMPLE engines parse them (their entries counted) and keep what they were told, so /count shows
+ * whether each ended up knowing every holder (the route fan-out's cost and its time to settle).
+ *
  * A control API on --ctl (a unix socket) serves the counts (`GET /count?prefix=P`: replicas on the engines, the
  * names held twice; `GET /names?prefix=P`: those names, for counting over several simulators) and churn (`POST /churn?fraction=F&downMs=MS`: that share of the engines hang up and rejoin).
  *
@@ -63,7 +67,14 @@ const summary = (c: SimContainer): ReportedContainer => ({
   Reserved: { memory: c.memory, nanoCpus: c.nanoCpus },
 });
 
+/** What the engines were told in `peers`, all together. */
+const peerStats = { messages: 0, entries: 0, bytes: 0, last: 0 };
+const PEER_SAMPLE = 16;
+const PEERS_HEAD = Buffer.from('{"type":"peers"');
+
 class SimEngine {
+  /** The first PEER_SAMPLE engines: network → the holders they were told of. */
+  readonly known?: Map<string, Set<string>>;
   readonly containers = new Map<string, SimContainer>();
   readonly engineId = randomBytes(16).toString('hex');
   private ws?: WebSocket;
@@ -72,7 +83,8 @@ class SimEngine {
   private attempt = 0;
   private heartbeat?: NodeJS.Timeout;
 
-  constructor(readonly index: number, initial: number) {
+  constructor(readonly index: number, initial: number, sampled = false) {
+    if (sampled) this.known = new Map();
     for (let k = 0; k < initial; k++) this.add(`sim${index}-c${k}`, 'busybox', {}, 0, 0).state = 'running';
   }
 
@@ -100,10 +112,33 @@ class SimEngine {
     this.welcomed = false;
     ws.on('open', () => this.send({
       type: 'hello', protocol: NODE_PROTOCOL_VERSION, token: o.token!, nodeName: `sim${this.index}`, labels: {}, engineId: this.engineId,
-      api: `tcp://${addrOf(this.index)}:2375`, addr: addrOf(this.index), capacity: { ncpu: 2, memTotal: 8 << 30 }, version: 'sim',
+      api: `tcp://${addrOf(this.index)}:2375`, addr: addrOf(this.index), capacity: { ncpu: 2, memTotal: 8 * 2 ** 30 }, version: 'sim',
     }));
     ws.on('message', (data) => {
+      // `peers` are counted, and parsed only by the sampled engines: thousands of hosts' lists are gigabytes of
+      // JSON that a real engine parses a megabyte of, and one process parsing them all would measure itself
+      const raw = Buffer.isBuffer(data) ? data : undefined;
+      if (raw && !this.known && raw.subarray(0, PEERS_HEAD.length).equals(PEERS_HEAD)) {
+        peerStats.messages++;
+        peerStats.bytes += raw.length;
+        peerStats.last = Date.now();
+        return;
+      }
       const m = parseMessage<ManagerMessage>(data, ['welcome', 'command', 'networks', 'peers']);
+      if (m.type === 'peers') {
+        peerStats.messages++;
+        peerStats.entries += m.set.length + m.remove.length;
+        peerStats.bytes += raw?.length ?? 0;
+        peerStats.last = Date.now();
+        if (!this.known) return;
+        if (m.full) this.known.clear();
+        for (const r of m.remove) this.known.get(r.network)?.delete(r.node);
+        for (const p of m.set) {
+          if (!this.known.has(p.network)) this.known.set(p.network, new Set());
+          this.known.get(p.network)!.add(p.node);
+        }
+        return;
+      }
       if (m.type === 'command') {
         void this.run(m).then((r) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(r)));
         return;
@@ -168,7 +203,7 @@ class SimEngine {
   }
 }
 
-const engines = Array.from({ length: ENGINES }, (_, i) => new SimEngine(Number(o.first) + i, Number(o.containers)));
+const engines = Array.from({ length: ENGINES }, (_, i) => new SimEngine(Number(o.first) + i, Number(o.containers), i < PEER_SAMPLE));
 
 function reply(res: http.ServerResponse, status: number, body?: unknown): void {
   if (body === undefined) {
@@ -203,7 +238,13 @@ function count(prefix: string): object {
     total += n;
     if (n > 1) duplicated++;
   }
-  return { total, distinct: names.size, duplicated, running, joined: engines.filter((e) => e.welcomed).length, containers: engines.reduce((s, e) => s + e.containers.size, 0) };
+  // the sampled engines that were told of any peer: the fewest and most holders one knows (equal once settled)
+  const told = engines.filter((e) => e.known?.size).map((e) => [...e.known!.values()].reduce((k, set) => k + set.size, 0));
+  return {
+    total, distinct: names.size, duplicated, running, joined: engines.filter((e) => e.welcomed).length, containers: engines.reduce((s, e) => s + e.containers.size, 0),
+    peerMsgs: peerStats.messages, peerEntries: peerStats.entries, peerBytes: peerStats.bytes, peerLast: peerStats.last,
+    ...(told.length && { peerSampleMin: Math.min(...told), peerSampleMax: Math.max(...told) }),
+  };
 }
 
 function control(req: http.IncomingMessage, res: http.ServerResponse): void {

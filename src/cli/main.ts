@@ -13,6 +13,7 @@ import { p2pCommand, registerP2PScheduler } from './commands/p2p-scheduler.js';
 import { registerP2pPeer, registerP2pStatus, registerPreheat } from './commands/p2p-peer.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerNode } from './commands/node.js';
+import { registerRelease } from './commands/release.js';
 
 const program = new Command();
 program
@@ -37,6 +38,7 @@ registerP2pStatus(p2pCommand(program));
 registerPreheat(program);
 registerCluster(program);
 registerNode(program);
+registerRelease(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`sampan: ${errorMessage(err)}\n`);

@@ -21,10 +21,16 @@ import { NetworkSync } from './network/engines.js';
 import { checkNetworkConfig, ClusterNetworking } from './network/networks.js';
 import { NodeRegistry, validateNodeUpdate } from './nodes.js';
 import { registryRoute, ServiceRegistry } from './registry.js';
+import { PREPULL_DEFAULTS, PrePuller } from './prepull.js';
 import { STRATEGIES } from './scheduler.js';
 import { ClusterState, type NodeEntry } from './state.js';
 import { configRoute, ServiceController, SwarmApi, swarmInfo } from './services/index.js';
 import { ClusterStore, newToken, type Availability, type NodeRecord } from './store.js';
+import { startUiServer, uiRoutes } from './ui.js';
+import { P2pTraffic } from './p2p-traffic.js';
+import { ImageRegistries } from './image-registries.js';
+import { parseUiListen } from '../web/index.js';
+import type { UiServer } from '../web/index.js';
 
 export const ManagerConfigSchema = z.strictObject({
   etcd: z.array(z.string().url()).min(1),
@@ -54,11 +60,20 @@ export const ManagerConfigSchema = z.strictObject({
   networkSize: z.number().int().min(1).max(30).default(16),
   blockSize: z.number().int().min(1).max(30).default(24),
   routing: z.enum(['host-gw', 'vxlan']).default('host-gw'),
+  /** The browsers' listener (the dashboard at /ui/, the API behind bearer tokens): HOST:PORT, loopback unless TLS. */
+  uiListen: z.string().optional(),
+  /** The P2P scheduler a release's image is preheated at, and whose traffic the dashboard plots (GET /sampan/v1/p2p/traffic). */
+  p2pScheduler: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional(),
+  /** Image registries whose caches the dashboard shows (GET /sampan/v1/registries). */
+  registryUrls: z.array(z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL')).default([]),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   /** The election lease's TTL in seconds: how long a leader that died (or paused) leads on (docs/cluster.md). */
   leaseTtl: z.number().int().min(1).max(60).default(2),
   /** The version the manager stands for election with (a standby of a higher one takes over): its own by default. */
   version: z.string().regex(/^\d+(\.\d+)*(-.*)?$/, 'a dotted version, such as 1.2.0').default(VERSION),
+  /** Pre-pulls (a release's next hosts pulling ahead): at once per host, and per registry over all hosts. */
+  prepullPerHost: z.number().int().min(1).max(64).default(PREPULL_DEFAULTS.perHost),
+  prepullPerRegistry: z.number().int().min(1).max(10_000).default(PREPULL_DEFAULTS.perRegistry),
 });
 
 export type ManagerConfig = z.infer<typeof ManagerConfigSchema>;
@@ -71,6 +86,7 @@ export async function loadManagerConfig(flags: Partial<ManagerConfig> & { config
     if ((a.startsWith('tcp://') || a.startsWith('wss://')) && !ownTls(c)) throw invalid(`refusing to listen on ${a} without mutual TLS: pass --tlscacert, --tlscert and --tlskey`);
   }
   checkNetworkConfig(c);
+  if (c.uiListen) parseUiListen(c.uiListen);
   c.engineTlscacert ??= c.tlscacert;
   c.engineTlscert ??= c.tlscert;
   c.engineTlskey ??= c.tlskey;
@@ -102,6 +118,8 @@ function probeEvery(store: ClusterStore, ms: number): NodeJS.Timeout {
 
 export interface RunningManager {
   log: Logger;
+  /** Pre-pulls and preheats (a release's). */
+  prePuller: PrePuller;
   done: Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -112,7 +130,6 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const state = new ClusterState();
   const nodes = new NodeRegistry(state, store, log, cfg.heartbeatMs);
   const registry = new ServiceRegistry((id) => state.entry(id));
-  state.onChange = (before, after) => registry.change(before, after);
   nodes.resolve = (network, name) => registry.resolve(network, name);
   const net = new ClusterNetworking(store, cfg);
   const sync = new NetworkSync(net, state, store, nodes, log);
@@ -147,12 +164,21 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     const stale = store.health.stale;
     return stale ? { 'X-Sampan-Stale': stale } : {};
   });
+  // the manager that served the request (a standby forwards to the leader, whose name this is): how a client, or
+  // bench/cluster-ha, tells the old leader's last answer from the new one's first across a switch
+  api.addHeaders(() => ({ 'X-Sampan-Manager': ha.status().name }));
   store.onWrite = (s) => metrics.etcdTxn.observe(s);
   cluster.onSchedule = (s, placed) => {
     metrics.scheduling.observe(s);
     metrics.placements.inc(placed);
   };
   api.addMetrics((registry) => metrics.register(registry));
+  const prePuller = new PrePuller(state, (n) => cluster.client(n), log, { perHost: cfg.prepullPerHost, perRegistry: cfg.prepullPerRegistry, p2pScheduler: cfg.p2pScheduler });
+  api.addMetrics((registry) => prePuller.register(registry));
+  const p2p = cfg.p2pScheduler ? new P2pTraffic(cfg.p2pScheduler, log) : undefined;
+  const uiDeps = { api, state, store, log, view, degraded: (id: string) => !!sync.degraded.get(id), p2p, registries: new ImageRegistries(cfg.registryUrls) };
+  const feed = uiRoutes(uiDeps);
+  let ui: UiServer | undefined;
   try {
     if (cfg.joinToken) await store.setToken(cfg.joinToken);
     else if (!(await store.hasToken())) await store.setToken(newToken()); // nobody knows it: `sampan cluster token --rotate` prints a new one
@@ -189,6 +215,25 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
       ctx.send(204);
     });
     api.route('GET', '/sampan/v1/registry', registryRoute(registry));
+    // a pre-pull answers once the node has the image (the status, or the pull's error); ?wait=0 answers at once
+    api.route('POST', '/sampan/v1/prepull', async (ctx) => {
+      const { node, image } = prePullBody(await ctx.json());
+      const done = prePuller.prePull(node, image);
+      if (ctx.query.get('wait') !== '0') await done;
+      else done.catch(() => undefined); // its failure is in the status
+      ctx.send(200, prePuller.status(node, image));
+    });
+    api.route('GET', '/sampan/v1/prepull', (ctx) => {
+      const node = ctx.query.get('node');
+      const image = ctx.query.get('image');
+      if (!node || !image) throw invalid('node= and image= are required');
+      ctx.send(200, prePuller.status(node, image));
+    });
+    api.route('POST', '/sampan/v1/preheat', async (ctx) => {
+      const b = (await ctx.json()) as { image?: unknown; zone?: unknown; wait?: unknown };
+      if (typeof b?.image !== 'string' || (b.zone !== undefined && typeof b.zone !== 'string')) throw invalid('expected {"image": "REGISTRY/REPO:TAG", "zone"?: "Z", "wait"?: bool}');
+      ctx.send(200, await prePuller.preheat(b.image, { ...(b.zone !== undefined && { zone: b.zone as string }), wait: b.wait !== false }));
+    });
     api.route('GET', '/sampan/v1/batches/{id}', async (ctx) => {
       const b = await store.batch(ctx.param('id'));
       if (!b) throw notFound(`No such batch: ${ctx.param('id')}`);
@@ -215,8 +260,11 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     });
     await nodes.listen(cfg.nodeListen, ownTls(cfg));
     await api.listen([cfg.listen], ownTls(cfg));
+    if (cfg.uiListen) ui = await startUiServer(cfg.uiListen, uiDeps, cfg.tlscert && cfg.tlskey ? { cert: cfg.tlscert, key: cfg.tlskey } : undefined);
     await ha.campaign();
+    p2p?.start();
   } catch (err) {
+    await ui?.close().catch(() => undefined);
     await ha.stop().catch(() => undefined);
     await nodes.close().catch(() => undefined);
     store.close();
@@ -232,11 +280,14 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     void nodes.recordPending();
   };
   const prober = probeEvery(store, ETCD_PROBE_MS);
-  log.info({ name: cfg.name, role: ha.role, version: cfg.version, listen: cfg.listen, nodeListen: cfg.nodeListen, etcd: cfg.etcd, nodes: state.nodes.size, schedulerUrl: cfg.schedulerUrl }, 'cluster manager started');
+  log.info({ name: cfg.name, role: ha.role, version: cfg.version, listen: cfg.listen, nodeListen: cfg.nodeListen, ...(ui && { ui: `${ui.url}/ui/` }), etcd: cfg.etcd, nodes: state.nodes.size, schedulerUrl: cfg.schedulerUrl }, 'cluster manager started');
   const { done, shutdown } = gracefulStop(async () => {
     log.info('shutting down');
     services.stop();
     await ha.stop();
+    feed.close();
+    p2p?.stop();
+    await ui?.close();
     await api.close();
     await nodes.close();
     clearInterval(prober);
@@ -245,7 +296,13 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     log.info('cluster manager stopped');
     log.flush();
   }, opts);
-  return { log, done, shutdown };
+  return { log, prePuller, done, shutdown };
+}
+
+function prePullBody(b: unknown): { node: string; image: string } {
+  const o = b as { node?: unknown; image?: unknown } | null;
+  if (!o || typeof o.node !== 'string' || typeof o.image !== 'string' || !o.node || !o.image) throw invalid('expected {"node": "NAME or ID", "image": "REF"}');
+  return { node: o.node, image: o.image };
 }
 
 /** `sampan cluster token`: a new token when none exists or on rotate (only its hash is kept, so it prints once). */

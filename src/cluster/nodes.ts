@@ -262,6 +262,18 @@ export class NodeRegistry {
     if (c?.ws.readyState === 1) c.ws.send(JSON.stringify(m));
   }
 
+  /** Serialized once by the caller: the same bytes queue on every connection (a text frame, as `send`'s). */
+  sendEncoded(nodeId: string, data: Buffer): void {
+    if (!this.leading()) return;
+    const c = this.conns.get(nodeId);
+    if (c?.ws.readyState === 1) c.ws.send(data, { binary: false });
+  }
+
+  buffered(nodeId: string): number {
+    const ws = this.conns.get(nodeId)?.ws as { bufferedAmount?: number } | undefined;
+    return ws?.bufferedAmount ?? 0;
+  }
+
   broadcast(m: ManagerMessage): void {
     if (!this.leading()) return;
     const text = JSON.stringify(m);

@@ -49,6 +49,11 @@ const CLOSED = 3;
 class RelayedSocket extends EventEmitter {
   readyState = OPEN;
 
+  /** What waits on the relay link this connection shares: an engine behind a slow relay is behind too. */
+  get bufferedAmount(): number {
+    return this.link.bufferedAmount;
+  }
+
   constructor(
     private readonly link: WebSocket,
     private readonly conn: number,

@@ -29,6 +29,17 @@ test('a name is asked once while in flight, its answer kept for less than a seco
   assert.deepEqual(await c, []);
 });
 
+test('a miss is not kept: a name asked just before its container starts is found at the next question', async () => {
+  const { names, sent } = setup();
+  const miss = names.resolve('cluster', 'late');
+  names.settle({ type: 'resolved', seq: 1, ips: [] });
+  assert.deepEqual(await miss, []);
+  const again = names.resolve('cluster', 'late');
+  assert.equal(sent.length, 2, 'asked again at once');
+  names.settle({ type: 'resolved', seq: 2, ips: ['10.192.0.7'] });
+  assert.deepEqual(await again, ['10.192.0.7']);
+});
+
 test('a lost connection answers what waits with no name and forgets the cache; a late or unknown answer is ignored', async () => {
   const { names, sent } = setup();
   const a = names.resolve('cluster', 'db');

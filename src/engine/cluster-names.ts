@@ -1,8 +1,9 @@
 /**
  * The engine's side of `resolve`: its embedded DNS asks the manager for the names of a cluster network that no
- * container here has. Answers are kept CACHE_MS (so a change is seen within a second), questions for one name in
- * flight together share one request, and one left unanswered for TIMEOUT_MS counts as no name (the responder then
- * forwards the query upstream).
+ * container here has. Names found are kept CACHE_MS (so a change is seen within a second); a miss is not kept, so a
+ * container that starts right after someone asked for its name is seen as soon as the manager has it (the registry
+ * watch's bound), not CACHE_MS later. Questions for one name in flight together share one request, and one left
+ * unanswered for TIMEOUT_MS counts as no name (the responder then forwards the query upstream).
  */
 import type { ResolvedMessage, ResolveMessage } from '../lib/node-protocol.js';
 
@@ -43,11 +44,11 @@ export class ClusterNames {
     return p;
   }
 
-  /** The manager's answer: kept for CACHE_MS. */
+  /** The manager's answer: kept for CACHE_MS when it names addresses; a miss is asked again next time. */
   settle(m: ResolvedMessage): void {
     const ips = Array.isArray(m.ips) ? m.ips.filter((x) => typeof x === 'string') : [];
     const w = this.finish(m.seq, ips);
-    if (!w) return;
+    if (!w || !ips.length) return;
     if (this.cache.size >= MAX_CACHED) this.cache.clear();
     this.cache.set(w.key, { ips, until: this.now() + CACHE_MS });
   }

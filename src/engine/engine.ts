@@ -19,6 +19,7 @@ import { ContainerService } from './containers/service.js';
 import { NetworkService } from './network/service.js';
 import { ExecService } from './containers/exec.js';
 import { HealthMonitor } from './containers/health.js';
+import { PreStopHooks } from './containers/prestop.js';
 import { Registries } from '../lib/distribution/client.js';
 import { ExtractPool } from './snapshots/extract-pool.js';
 import { Lxcfs } from './lxcfs.js';
@@ -113,6 +114,7 @@ export class Engine {
     this.execs = new ExecService(this.containers);
     this.commits = new CommitService({ containers: this.containers, store, diffDir: (c) => this.layers.diffDir(c), events: this.events });
     this.containers.health = new HealthMonitor(this.containers, this.execs);
+    this.containers.preStop = new PreStopHooks(this.execs, log);
     this.registries = new Registries({ mirrors: config.registryMirrors, insecure: config.insecureRegistries }, log);
   }
 

@@ -68,6 +68,15 @@ export interface ProgressResponse {
   backToSource?: boolean;
 }
 
+/**
+ * GET /api/v1/traffic: per task (blob) the scheduler knows, the bytes its peers hold by where they came from: a
+ * seed's and a back-to-source peer's from the upstream registry, every other peer's from other peers. Counted in
+ * whole pieces, as the peers report them (the cluster manager's dashboard plots it, per repository).
+ */
+export interface TrafficView {
+  tasks: Array<{ taskId: TaskId; url: string; fromPeers: number; fromSource: number }>;
+}
+
 /** POST /api/v1/preheat: fetch an image's blobs onto seeds of a zone before a release. */
 export interface PreheatRequest {
   /** registry/repo:tag or @digest, e.g. 127.0.0.1:5000/app/web:2.0 */

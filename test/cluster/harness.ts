@@ -21,13 +21,14 @@ export class TestCluster {
 
   /**
    * `hosts` emulated hosts and (by default) one manager, each host's engine seeded with busybox; `tls`: the testbed's
-   * --tls; `clusters`: its --clusters (`hosts` each, the proxy in front).
+   * --tls; `clusters`: its --clusters (`hosts` each, the proxy in front); `registry`: its --registry.
    */
-  static async start(hosts: number, prefix: string, opts: { tls?: boolean; managers?: number; etcdMembers?: 1 | 3; clusters?: number } = {}): Promise<TestCluster> {
+  static async start(hosts: number, prefix: string, opts: { tls?: boolean; managers?: number; etcdMembers?: 1 | 3; clusters?: number; registry?: boolean } = {}): Promise<TestCluster> {
     const dir = path.join(await fs.mkdtemp(`/tmp/${prefix}-`), 'tb');
     const fd = openSync(`${dir}.log`, 'a');
     const proc = spawn(SAMPAN, [
       'cluster', 'testbed', '--hosts', String(hosts), '--managers', String(opts.managers ?? 1), '--etcd-members', String(opts.etcdMembers ?? 1), '--dir', dir, ...(opts.tls ? ['--tls'] : []), ...(opts.clusters ? ['--clusters', String(opts.clusters)] : []),
+      ...(opts.registry ? ['--registry'] : []),
     ], { stdio: ['ignore', fd, fd] });
     closeSync(fd);
     const output = () => readFileSync(`${dir}.log`, 'utf8');

@@ -29,6 +29,9 @@ describe('cluster networks and IPAM (3-host testbed)', () => {
   const inspectNet = async (ref: string) => (JSON.parse(await ok(['network', 'inspect', ref])) as NetworkResource[])[0]!;
   /** The address the manager gave a container, as the cluster network's inspect lists it. */
   const addrOf = async (net: string, id: string) => (await inspectNet(net)).Containers[id]?.IPv4Address.split('/')[0];
+  const subnetOf = (n: NetworkResource) => n.IPAM.Config[0]!.Subnet!;
+  /** An address or block in a /16 (or larger) network: its first two octets, then `rest`. */
+  const within = (n: NetworkResource, rest: string) => `${subnetOf(n).split('.').slice(0, 2).join('.')}.${rest}`;
 
   /**
    * An engine without the cluster network driver (the engine side of cluster networking not merged in this
@@ -39,7 +42,10 @@ describe('cluster networks and IPAM (3-host testbed)', () => {
       const env = { DOCKER_HOST: `unix://${h.socket}` };
       const has = await until(async () => (await runCmd('docker', ['network', 'ls', '--format', '{{.Name}}'], { env })).stdout.split('\n').includes(name), 3000).catch(() => false);
       if (has) continue;
-      const gw = subnet.replace(/\.0\.0\/16$/, '.255.254');
+      // the subnet's last usable address: no block's gateway (each block's second address) is there
+      const [base, prefix] = subnet.split('/') as [string, string];
+      const last = base.split('.').reduce((a, o) => a * 256 + Number(o), 0) + 2 ** (32 - Number(prefix)) - 2;
+      const gw = [last >>> 24, (last >>> 16) & 255, (last >>> 8) & 255, last & 255].join('.');
       const r = await runCmd('docker', ['network', 'create', '--subnet', subnet, '--gateway', gw, name], { env });
       assert.equal(r.code, 0, r.stderr);
     }
@@ -48,7 +54,7 @@ describe('cluster networks and IPAM (3-host testbed)', () => {
   before(async () => {
     c = await TestCluster.start(3, 'spipam');
     etcd = new Etcd3({ hosts: c.tb.etcd.endpoints });
-    await engineSide('cluster', '10.192.0.0/16');
+    await engineSide('cluster', subnetOf(await inspectNet('cluster')));
   });
 
   after(async () => {
@@ -62,19 +68,21 @@ describe('cluster networks and IPAM (3-host testbed)', () => {
     assert.match(ls, /^host1\/bridge bridge local$/m, 'each node\'s own networks, as before');
     const id = await ok(['network', 'create', '-d', 'sampan-cluster', '--label', 'team=a', 'web']);
     assert.match(id, /^[0-9a-f]{64}$/);
-    await ok(['network', 'create', '-d', 'overlay', '--subnet', '10.200.0.0/16', '--internal', '-o', 'com.sampan.routing=vxlan', 'web2']);
+    await ok(['network', 'create', '-d', 'overlay', '--subnet', '10.206.0.0/16', '--internal', '-o', 'com.sampan.routing=vxlan', 'web2']);
     const web = await inspectNet('web');
     assert.equal(web.Id, id);
-    assert.deepEqual([web.Scope, web.Driver, web.IPAM.Config[0]!.Subnet, web.Labels.team, web.Options['com.sampan.routing']], ['swarm', 'overlay', '10.193.0.0/16', 'a', 'host-gw']);
+    assert.deepEqual([web.Scope, web.Driver, web.Labels.team, web.Options['com.sampan.routing']], ['swarm', 'overlay', 'a', 'host-gw']);
+    assert.match(subnetOf(web), /^10\.(19[2-9]|20[0-7])\.0\.0\/16$/, 'a /16 of the pool');
+    assert.notEqual(within(web, '0.0'), within(await inspectNet('cluster'), '0.0'), 'apart from the default network');
     const web2 = await inspectNet('web2');
-    assert.deepEqual([web2.IPAM.Config[0]!.Subnet, web2.Internal, web2.Options['com.sampan.routing']], ['10.200.0.0/16', true, 'vxlan']);
+    assert.deepEqual([web2.IPAM.Config[0]!.Subnet, web2.Internal, web2.Options['com.sampan.routing']], ['10.206.0.0/16', true, 'vxlan']);
     assert.notEqual(web2.Options['com.docker.network.driver.overlay.vxlanid_list'], web.Options['com.docker.network.driver.overlay.vxlanid_list']);
 
     const refused: Array<[string[], RegExp]> = [
       [['network', 'create', '-d', 'overlay', 'web'], /network with name web already exists/],
       [['network', 'create', 'local1'], /local networks are made on an engine/],
       [['network', 'create', '-d', 'overlay', '--subnet', '10.0.0.0/16', 'out'], /not within the cluster pool 10\.192\.0\.0\/12/],
-      [['network', 'create', '-d', 'overlay', '--subnet', '10.200.128.0/24', 'over'], /overlaps network web2/],
+      [['network', 'create', '-d', 'overlay', '--subnet', '10.206.128.0/24', 'over'], /overlaps network web2/],
     ];
     for (const [args, re] of refused) {
       const r = await docker(args);
@@ -114,13 +122,14 @@ describe('cluster networks and IPAM (3-host testbed)', () => {
   });
 
   test('--ip: outside the subnet is a 400 naming it, taken a 409, in another host\'s block placed on that host', async () => {
-    await engineSide('web', '10.193.0.0/16');
+    const web = await inspectNet('web');
+    await engineSide('web', subnetOf(web));
     const a = await ok(['run', '-d', '--network', 'web', '-e', 'constraint:node==host2', 'busybox', 'sleep', '600']);
     const aip = (await addrOf('web', a))!;
-    assert.match(aip, /^10\.193\.\d+\.\d+$/);
+    assert.ok(aip.startsWith(within(web, '')), `${aip} in ${subnetOf(web)}`);
     const out = await docker(['run', '-d', '--network', 'web', '--ip', '10.50.0.9', 'busybox', 'sleep', '600']);
     assert.notEqual(out.code, 0);
-    assert.match(out.stderr, /10\.193\.0\.0\/16/);
+    assert.ok(out.stderr.includes(subnetOf(web)), out.stderr);
     const taken = await docker(['run', '-d', '--network', 'web', '--ip', aip, 'busybox', 'sleep', '600']);
     assert.notEqual(taken.code, 0);
     assert.match(taken.stderr, /Address already in use/);
@@ -130,10 +139,10 @@ describe('cluster networks and IPAM (3-host testbed)', () => {
     assert.equal(await ok(['inspect', '-f', '{{.Node.Name}}', b]), 'host2');
     assert.equal(await addrOf('web', b), next);
     // in no block yet: the chosen host leases it
-    const c3 = await ok(['run', '-d', '--network', 'web', '--ip', '10.193.99.9', '-e', 'constraint:node==host3', 'busybox', 'sleep', '600']);
-    assert.equal(await addrOf('web', c3), '10.193.99.9');
+    const c3 = await ok(['run', '-d', '--network', 'web', '--ip', within(web, '99.9'), '-e', 'constraint:node==host3', 'busybox', 'sleep', '600']);
+    assert.equal(await addrOf('web', c3), within(web, '99.9'));
     const net = await inspectNet('web');
-    assert.equal((JSON.parse((await keys(`blocks/${net.Id}/`))['10.193.99.0'] ?? '{}') as { node?: string }).node, (await nodeIds()).get('host3'));
+    assert.equal((JSON.parse((await keys(`blocks/${net.Id}/`))[within(web, '99.0')] ?? '{}') as { node?: string }).node, (await nodeIds()).get('host3'));
     const busy = await docker(['network', 'rm', 'web']);
     assert.notEqual(busy.code, 0);
     assert.match(busy.stderr, /has active endpoints/);

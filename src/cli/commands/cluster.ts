@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { createLogger } from '../../lib/log.js';
-import { invalid } from '../../lib/errors.js';
+import { invalid, notFound } from '../../lib/errors.js';
 import { collect } from './options.js';
 
 const count = (flag: string) => (v: string): number => {
@@ -18,6 +18,7 @@ interface TestbedOpts {
   dir: string;
   tls?: boolean;
   clusters: number;
+  registry?: boolean;
   logLevel?: string;
 }
 
@@ -48,6 +49,11 @@ export function registerCluster(program: Command): void {
     .option('--network-size <prefix>', 'cluster networks: the prefix length of a network made without --subnet (default 16)', count('--network-size'))
     .option('--block-size <prefix>', 'cluster networks: the prefix length of the blocks hosts lease (default 24)', count('--block-size'))
     .addOption(new Option('--routing <r>', 'cluster networks: the routing of new networks (default host-gw)').choices(['host-gw', 'vxlan']))
+    .option('--prepull-per-host <n>', 'pre-pulls (a release\'s next hosts pulling its image ahead) one host runs at once (default 2)', count('--prepull-per-host'))
+    .option('--prepull-per-registry <n>', 'pre-pulls from one registry at once, over all hosts (default 16)', count('--prepull-per-registry'))
+    .option('--ui-listen <host:port>', 'the dashboard for browsers at http://HOST:PORT/ui/ (loopback; elsewhere HTTPS with --tlscert): every other route there needs a token of `sampan cluster token --ui`')
+    .option('--registry-url <url>', 'an image registry (sampan registry) whose manifest cache and mirror hit rate the dashboard shows; repeatable', collect)
+    .option('--p2p-scheduler <url>', 'the P2P scheduler (sampan p2p scheduler): a release\'s image is preheated there, and the dashboard plots its traffic (bytes from peers and from the registry, per repository)')
     .option('--config <file>', 'JSON config file; flags and SAMPAN_CLUSTER_* override it')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (o: Record<string, unknown>) => {
@@ -61,6 +67,8 @@ export function registerCluster(program: Command): void {
         schedulerUrl: o.schedulerUrl as string | undefined, schedulerTimeoutMs: o.schedulerTimeout as number | undefined, logLevel: o.logLevel as 'info' | undefined,
         leaseTtl: o.leaseTtl as number | undefined, version: o.version as string | undefined,
         pool: o.pool as string | undefined, networkSize: o.networkSize as number | undefined, blockSize: o.blockSize as number | undefined, routing: o.routing as 'host-gw' | undefined,
+        prepullPerHost: o.prepullPerHost as number | undefined, prepullPerRegistry: o.prepullPerRegistry as number | undefined, p2pScheduler: o.p2pScheduler as string | undefined,
+        uiListen: o.uiListen as string | undefined, registryUrls: o.registryUrl as string[] | undefined,
       });
       const m = await startManager(cfg);
       await m.done;
@@ -122,15 +130,42 @@ export function registerCluster(program: Command): void {
     });
   cluster
     .command('token')
-    .description('print a new join token (only its hash is kept in etcd: an existing token cannot be shown again, --rotate replaces it)')
+    .description('print a new join token (only its hash is kept in etcd: an existing token cannot be shown again, --rotate replaces it); with --ui, a browser token for the dashboard')
     .requiredOption('--etcd <urls>', 'etcd endpoints, comma-separated or repeated', list)
     .option('--name <name>', 'the cluster\'s name', 'default')
     .option('--rotate', 'replace the current token: engines joined with the old one are refused when they next connect')
-    .action(async (o: { etcd: string[]; name: string; rotate?: boolean }) => {
-      const { joinToken } = await import('../../cluster/index.js');
-      const t = await joinToken(o.etcd, o.name, !!o.rotate);
-      if (!t) throw invalid('the cluster has a join token already, and only its hash is stored: use --rotate to make a new one');
-      process.stdout.write(`${t}\n`);
+    .option('--ui', 'a browser token for the dashboard (--ui-listen): prints the token, or the login link with --ui-url')
+    .addOption(new Option('--role <role>', 'with --ui: read (sees everything, changes nothing) or admin').choices(['read', 'admin']).default('read'))
+    .option('--ui-url <url>', 'with --ui: the dashboard\'s address (http://127.0.0.1:PORT/ui/): prints URL#token=TOKEN, a link that logs a browser in')
+    .option('--revoke <id>', 'with --ui: revoke the browser token of this id (refused within 5 s)')
+    .option('--ls', 'with --ui: list the browser tokens (ids, roles, dates; never the tokens)')
+    .addOption(new Option('--format <f>', 'output format').choices(['text', 'json']).default('text'))
+    .action(async (o: { etcd: string[]; name: string; rotate?: boolean; ui?: boolean; role: 'read' | 'admin'; uiUrl?: string; revoke?: string; ls?: boolean; format: string }) => {
+      const { joinToken, uiTokens, issueUiToken, revokeUiToken, listUiTokens } = await import('../../cluster/index.js');
+      const json = o.format === 'json';
+      if (!o.ui) {
+        if (o.revoke || o.ls || o.uiUrl) throw invalid('--revoke, --ls and --ui-url are for browser tokens: add --ui');
+        const t = await joinToken(o.etcd, o.name, !!o.rotate);
+        if (!t) throw invalid('the cluster has a join token already, and only its hash is stored: use --rotate to make a new one');
+        process.stdout.write(json ? `${JSON.stringify({ token: t })}\n` : `${t}\n`);
+        return;
+      }
+      if (o.ls) {
+        const all = await uiTokens(o.etcd, o.name, listUiTokens);
+        if (json) process.stdout.write(`${JSON.stringify(all)}\n`);
+        else process.stdout.write(['ID            ROLE   CREATED', ...all.map((t) => `${t.id.padEnd(14)}${t.role.padEnd(7)}${t.createdAt}`)].join('\n') + '\n');
+        return;
+      }
+      if (o.revoke) {
+        const id = o.revoke;
+        if (!(await uiTokens(o.etcd, o.name, (s) => revokeUiToken(s, id)))) throw notFound(`No such browser token: ${id}`);
+        process.stdout.write(json ? `${JSON.stringify({ revoked: id })}\n` : `revoked ${id}\n`);
+        return;
+      }
+      const t = await uiTokens(o.etcd, o.name, (s) => issueUiToken(s, o.role));
+      // the token travels in the fragment: a browser never sends it to the server in the URL
+      const link = o.uiUrl ? `${o.uiUrl}#token=${t.token}` : undefined;
+      process.stdout.write(json ? `${JSON.stringify({ id: t.id, role: o.role, token: t.token, ...(link && { link }) })}\n` : `${link ?? t.token}\n`);
     });
   cluster
     .command('testbed')
@@ -140,15 +175,20 @@ export function registerCluster(program: Command): void {
     .addOption(new Option('--etcd-members <n>', 'etcd members').choices(['1', '3']).default('1'))
     .requiredOption('--dir <dir>', 'where the testbed keeps its hosts\' roots, etcd\'s data, logs and testbed.json')
     .option('--clusters <c>', 'clusters side by side on the one etcd (c1…cC), --hosts each (the hosts go round), with a SwarmProxy in front (testbed.json\'s "proxy": its address and a client certificate per cluster)', count('--clusters'), 1)
+    .option('--registry', 'also a Sampan registry on the hosts\' gateway (plain HTTP, no auth: this machine and the hosts push and pull; testbed.json\'s "registry".addr), a P2P scheduler, and a P2P peer per host that its engine pulls the registry\'s images through (testbed.json\'s "p2p")')
     .option('--tls', 'mutual TLS over TCP: a CA and certificates in DIR/tls/, the engines\' API on tcp://HOST_IP:2376, the managers\' API and node endpoint on the hosts\' gateway (tcp://, wss://)')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (o: TestbedOpts) => {
-      const { Testbed, managerComponents } = await import('../../cluster/index.js');
+      const { Testbed, managerComponents, registryComponent } = await import('../../cluster/index.js');
       const log = createLogger('sampan-testbed', o.logLevel);
       const dir = path.resolve(o.dir);
       if (o.clusters < 1 || (o.clusters > 1 && (o.tls || !o.managers))) throw invalid(`--clusters ${o.clusters}: use 1, or more with managers and without --tls`);
-      const managers = await managerComponents(dir, o.managers, !!o.tls, o.clusters);
-      const tb = new Testbed({ dir, hosts: o.hosts * o.clusters, etcdMembers: Number(o.etcdMembers) as 1 | 3, log, components: managers.components, engineArgs: managers.engineArgs, tls: !!o.tls });
+      // the registry comes before the managers: a manager that is ready can pull from it at once, and preheat at its scheduler
+      const registry = o.registry ? await registryComponent(dir) : undefined;
+      const managers = await managerComponents(dir, o.managers, !!o.tls, o.clusters, registry?.managerArgs);
+      const components = [...(registry ? [registry.component] : []), ...managers.components];
+      const engineArgs = (host: string, gw: string) => [...(registry?.engineArgs(host, gw) ?? []), ...managers.engineArgs(host, gw)];
+      const tb = new Testbed({ dir, hosts: o.hosts * o.clusters, etcdMembers: Number(o.etcdMembers) as 1 | 3, log, components, engineArgs, tls: !!o.tls });
       let signalled = false;
       // every signal, the second too, waits for the one teardown: an interrupted teardown would leave things behind
       const onSignal = () => {
@@ -166,7 +206,7 @@ export function registerCluster(program: Command): void {
       const d = tb.description;
       const at = d.proxy ? `${d.proxy.host} through the proxy (DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=${path.join(tb.dir, 'proxy', 'clients', 'NAME')})`
         : d.tls ? `${d.managers[0]?.host} (DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=${d.tls.certPath})` : path.join(tb.dir, 'cluster.sock');
-      process.stdout.write(`ready: ${d.hosts.length} hosts, ${d.managers.length} managers on ${d.network.bridge} (${d.network.subnet}), etcd ${d.etcd.endpoints.join(',')}, ${path.join(tb.dir, 'testbed.json')}${d.managers.length ? `, cluster at ${at}` : ''}\n`);
+      process.stdout.write(`ready: ${d.hosts.length} hosts, ${d.managers.length} managers on ${d.network.bridge} (${d.network.subnet}), etcd ${d.etcd.endpoints.join(',')}, ${path.join(tb.dir, 'testbed.json')}${d.managers.length ? `, cluster at ${at}` : ''}${d.registry ? `, registry ${d.registry.addr} (P2P scheduler ${d.p2p?.scheduler})` : ''}\n`);
       // the testbed runs until a signal: keep the event loop alive meanwhile
       setInterval(() => undefined, 1 << 30);
     });

@@ -1,7 +1,7 @@
 /** `sampan p2p peer` (the daemon on every host) and `sampan preheat IMAGE` (ask the scheduler to seed an image). */
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import type { PeerFlags, PeerTaskSummary, PreheatJob, PreheatRequest } from '../../p2p/index.js';
+import type { PeerFlags, PeerTaskSummary, PreheatRequest } from '../../p2p/index.js';
 import { humanSize, printJson, table } from '../format.js';
 import { collect } from './options.js';
 import { withErrors } from '../client.js';
@@ -131,23 +131,21 @@ export function registerPreheat(program: Command): void {
     .option('--format <fmt>', 'json: print the job as JSON')
     .action(
       withErrors(async (image: string, o: { scheduler: string; zone?: string; authorization?: string; wait: boolean; format?: string }) => {
-        const base = o.scheduler.replace(/\/+$/, '');
         const body: PreheatRequest = { image, zone: o.zone, authorization: o.authorization };
-        const res = await fetch(`${base}/api/v1/preheat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-        const text = await res.text();
-        if (!res.ok) throw new Error(`scheduler: ${res.status} ${text}`);
-        let job = JSON.parse(text) as PreheatJob;
         const bar = o.wait && o.format !== 'json' && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'preheat {bar} {value}/{total} blobs' }, cliProgress.Presets.shades_classic) : undefined;
-        bar?.start(job.blobs.length || 1, 0);
-        while (o.wait && (job.state === 'pending' || job.state === 'running')) {
-          await new Promise((r) => setTimeout(r, 500));
-          const r = await fetch(`${base}/api/v1/preheat/${encodeURIComponent(job.id)}`);
-          if (!r.ok) throw new Error(`scheduler: ${r.status} ${await r.text()}`);
-          job = (await r.json()) as PreheatJob;
-          bar?.setTotal(job.blobs.length || 1);
-          bar?.update(job.blobs.filter((b) => b.state === 'done').length);
-        }
-        bar?.stop();
+        let barStarted = false;
+        const { preheat } = await import('../../p2p/index.js');
+        const job = await preheat(o.scheduler, body, {
+          wait: o.wait,
+          onProgress: (j) => {
+            if (!bar) return;
+            if (!barStarted) bar.start(j.blobs.length || 1, 0);
+            barStarted = true;
+            bar.setTotal(j.blobs.length || 1);
+            bar.update(j.blobs.filter((b) => b.state === 'done').length);
+          },
+        });
+        if (barStarted) bar?.stop();
         if (o.format === 'json') process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
         else {
           process.stdout.write(`preheat ${job.id}: ${job.state}${job.error ? ` (${job.error})` : ''}\n`);

@@ -15,9 +15,10 @@ export function registerUp(program: Command): void {
     .option('--exec-root <dir>', 'runtime directory', '/run/sampan')
     .option('--socket <path>', 'engine socket (the cluster\'s are cluster.sock and cluster-node.sock beside it)', '/run/sampan/engine.sock')
     .option('--btrfs-image <size>', 'keep the root on btrfs in a sparse image of this size (<root>.btrfs), for exact --storage-opt size= quotas')
-    .action(async (o: { root: string; execRoot: string; socket: string; btrfsImage?: string }) => {
+    .option('--ui-listen <host:port>', 'also serve the web dashboard at http://HOST:PORT/ui/ (loopback) and print a login link with an admin token made at this start')
+    .action(async (o: { root: string; execRoot: string; socket: string; btrfsImage?: string; uiListen?: string }) => {
       const { loadEngineConfig, startEngine, mountBtrfsRoot } = await import('../../engine/index.js');
-      const { EtcdCluster, loadManagerConfig, startManager, newToken } = await import('../../cluster/index.js');
+      const { EtcdCluster, loadManagerConfig, startManager, newToken, uiTokens, issueUiToken } = await import('../../cluster/index.js');
       if (o.btrfsImage) await mountBtrfsRoot(o.root, parseBytes(o.btrfsImage));
       const host = `unix://${o.socket}`;
       const clusterHost = `unix://${path.join(path.dirname(o.socket), 'cluster.sock')}`;
@@ -31,12 +32,17 @@ export function registerUp(program: Command): void {
       const token = newToken();
       const etcd = await EtcdCluster.start({ dir: path.join(o.root, 'etcd') });
       const stops: Array<() => Promise<void>> = [() => etcd.stop()];
+      let dashboard: string | undefined;
       const stopAll = async () => {
         for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
       };
       try {
-        const manager = await startManager(await loadManagerConfig({ etcd: etcd.endpoints, listen: clusterHost, nodeListen: nodeEndpoint, joinToken: token }), { handleSignals: false });
+        const manager = await startManager(await loadManagerConfig({ etcd: etcd.endpoints, listen: clusterHost, nodeListen: nodeEndpoint, joinToken: token, ...(o.uiListen && { uiListen: o.uiListen }) }), { handleSignals: false });
         stops.push(() => manager.shutdown());
+        if (o.uiListen) {
+          const t = await uiTokens(etcd.endpoints, 'default', (s) => issueUiToken(s, 'admin'));
+          dashboard = `http://${o.uiListen}/ui/#token=${t.token}`;
+        }
         const config = await loadEngineConfig({ root: o.root, execRoot: o.execRoot, hosts: [host], join: [nodeEndpoint], joinToken: token });
         const running = await startEngine(config, { handleSignals: false });
         stops.push(() => running.shutdown());
@@ -60,6 +66,7 @@ export function registerUp(program: Command): void {
           `  export DOCKER_HOST=${clusterHost}`,
           '  sampan node ls',
           '',
+          ...(dashboard ? ['The web dashboard (an admin token made at this start, in the link):', '', `  ${dashboard}`, ''] : []),
           'Press Ctrl-C to stop the engine, the manager and etcd (containers keep running).',
           '',
         ].join('\n'),

@@ -2,10 +2,18 @@
  * What the engines are told of the cluster networks, and what they tell back. `networks` (the full set) goes to
  * every engine at each change and after each welcome, then `peers {full}` with the hosts of every network where
  * that node holds a block. When nodes lease blocks, the holders of those networks get the changed entries, and a
- * node holding its first block of a network gets that network's whole list; changes are gathered over a tick, so
- * a thousand nodes joining a network at once cost one message per holder, not one per pair. `netstate`: a VTEP's
- * MAC (passed on in `peers`) or an error (the node is degraded for that network, the others are not). Also node
- * removal, which frees what the node held.
+ * node holding its first block of a network gets that network's whole list. `netstate`: a VTEP's MAC (passed on in
+ * `peers`) or an error (the node is degraded for that network, the others are not). Also node removal, which frees
+ * what the node held.
+ *
+ * Every holder needs every other holder's blocks (a route each), so what crosses the wire grows as N² when N hosts
+ * join a network at once; what the manager holds must not. Changes are gathered over FLUSH_MS, and each payload is
+ * serialized once and the same bytes handed to every engine that gets it (the changed entries to the holders that
+ * have the list, the whole list to those that do not), so a flush holds two payloads per network, not one per
+ * holder; the whole list a welcome sends is kept serialized until the network changes. An engine that reads slower
+ * than it is told (more than BEHIND_BYTES queued on its connection) gets no more changes: it is sent the whole list
+ * once it has caught up, so what waits for it is bounded and the changes it missed are not sent one by one. And whole
+ * lists go out paced, WHOLE_BYTES_PER_FLUSH a flush: the holders past it wait for the next flush, as if behind.
  */
 import { conflict } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
@@ -14,11 +22,29 @@ import type { ClusterState, NodeEntry } from '../state.js';
 import type { ClusterStore } from '../store.js';
 import type { ClusterNetwork, ClusterNetworking } from './networks.js';
 
+/** How long changes are gathered before the holders are told: well within the second routes may take to appear. */
+export const FLUSH_MS = 50;
+/** Queued on an engine's connection past this, it is behind: changes wait, and it gets the whole list when it drained. */
+const BEHIND_BYTES = 1 << 20;
+/**
+ * Whole lists sent in one flush, at most (bytes; at least one list): N hosts new to a network at once are N lists of
+ * N entries, so they go out paced (32 MiB every FLUSH_MS is 640 MB/s, more than a 1 Gbit/s link), the others told
+ * at the next flushes, rather than gigabytes queued at once.
+ */
+export const WHOLE_BYTES_PER_FLUSH = 32 << 20;
+
 export interface EngineLink {
   send(nodeId: string, m: ManagerMessage): void;
+  /** A message serialized once: the same bytes go to many engines (not a copy each). */
+  sendEncoded(nodeId: string, data: Buffer): void;
+  /** Bytes queued on the node's connection, not yet written (0 when it has none). */
+  buffered(nodeId: string): number;
   broadcast(m: ManagerMessage): void;
   drop(nodeId: string): void;
 }
+
+const encode = (m: PeersMessage): Buffer => Buffer.from(JSON.stringify(m));
+const EMPTY_FULL = encode({ type: 'peers', full: true, set: [], remove: [] });
 
 export class NetworkSync {
   /** `NET/NODE` → the VTEP MAC the node reported for that network. */
@@ -27,12 +53,18 @@ export class NetworkSync {
   readonly degraded = new Map<string, Record<string, string>>();
   /** Network id → nodes that have its whole list (since their last welcome). */
   private readonly told = new Map<string, Set<string>>();
-  /** Gathered until the end of the tick: network id → nodes whose entry changed. */
+  /** Gathered until the flush: network id → nodes whose entry changed. */
   private dirty = new Map<string, Set<string>>();
-  private removed: Array<{ node: string; network: string; to: string[] }> = [];
+  /** Gathered until the flush: network id → nodes removed from the cluster. */
+  private removed = new Map<string, Set<string>>();
+  /** Network id → holders that were behind at a flush: they get the whole list once they caught up. */
+  private behind = new Map<string, Set<string>>();
+  /** Network id → its whole list as a welcome sends it (`full`), serialized; dropped when the network changes. */
+  private readonly fullCache = new Map<string, Buffer>();
   /** The address each node's entries were last sent with: a host that rejoins from a new address is announced again. */
   private readonly sentAddr = new Map<string, string>();
-  private flushing = false;
+  private timer: NodeJS.Timeout | undefined;
+  private waiters: Array<() => void> = [];
 
   constructor(
     private readonly nets: ClusterNetworking,
@@ -40,9 +72,13 @@ export class NetworkSync {
     private readonly store: ClusterStore,
     private readonly link: EngineLink,
     private readonly log: Logger,
+    private readonly wholeBytesPerFlush = WHOLE_BYTES_PER_FLUSH,
   ) {
     nets.onLease = (net, node) => this.changed(net.spec.id, node);
-    nets.onChange = () => link.broadcast({ type: 'networks', networks: nets.specs() });
+    nets.onChange = () => {
+      this.fullCache.clear();
+      link.broadcast({ type: 'networks', networks: nets.specs() });
+    };
   }
 
   private peer(net: ClusterNetwork, node: string): NetworkPeer {
@@ -58,6 +94,7 @@ export class NetworkSync {
   }
 
   private changed(network: string, node: string): void {
+    this.fullCache.delete(network);
     let set = this.dirty.get(network);
     if (!set) this.dirty.set(network, (set = new Set()));
     set.add(node);
@@ -65,61 +102,96 @@ export class NetworkSync {
   }
 
   private flushSoon(): void {
-    if (this.flushing) return;
-    this.flushing = true;
-    setImmediate(() => {
-      this.flushing = false;
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
       this.flush();
-    });
+    }, FLUSH_MS);
   }
 
-  /** One `peers` message per node that holds blocks of a changed network, with all that changed for it. */
+  /** Resolves once what was gathered so far has been sent. */
+  settled(): Promise<void> {
+    if (!this.timer) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /**
+   * Per changed network (or with holders behind): one payload of the changes to the holders that have its list, one
+   * of the whole list to the others; holders behind get neither until they caught up.
+   */
   private flush(): void {
     const dirty = this.dirty;
     const removed = this.removed;
+    const behind = this.behind;
     this.dirty = new Map();
-    this.removed = [];
-    const out = new Map<string, PeersMessage>();
-    const msg = (node: string) => {
-      let m = out.get(node);
-      if (!m) out.set(node, (m = { type: 'peers', full: false, set: [], remove: [] }));
-      return m;
+    this.removed = new Map();
+    this.behind = new Map();
+    let wholeBytes = 0;
+    const defer = (id: string, holder: string) => {
+      let b = this.behind.get(id);
+      if (!b) this.behind.set(id, (b = new Set()));
+      b.add(holder);
     };
-    for (const [id, nodes] of dirty) {
+    for (const id of new Set([...dirty.keys(), ...removed.keys(), ...behind.keys()])) {
       const net = this.nets.find(id);
       if (!net) continue;
-      const changedPeers = [...nodes].filter((n) => net.ipam.byNode.has(n)).map((n) => this.peer(net, n));
+      const gone = [...(removed.get(id) ?? [])].map((node) => ({ node, network: id }));
+      const changedPeers = [...(dirty.get(id) ?? [])].filter((n) => net.ipam.byNode.has(n)).map((n) => this.peer(net, n));
       let told = this.told.get(id);
       if (!told) this.told.set(id, (told = new Set()));
-      let all: NetworkPeer[] | undefined;
-      for (const holder of net.ipam.byNode.keys()) {
-        if (told.has(holder)) msg(holder).set.push(...changedPeers);
-        else {
-          msg(holder).set.push(...(all ??= this.peersOf(net)));
-          told.add(holder);
+      let delta: Buffer | undefined;
+      let whole: Buffer | undefined;
+      const late = behind.get(id);
+      const holders = dirty.has(id) || removed.has(id) ? net.ipam.byNode.keys() : (late ?? new Set<string>()).values();
+      for (const holder of holders) {
+        if (!net.ipam.byNode.has(holder)) continue;
+        if (this.link.buffered(holder) > BEHIND_BYTES) {
+          told.delete(holder);
+          defer(id, holder);
+          continue;
         }
+        if (told.has(holder)) {
+          if (changedPeers.length || gone.length) this.link.sendEncoded(holder, (delta ??= encode({ type: 'peers', full: false, set: changedPeers, remove: gone })));
+          continue;
+        }
+        if (wholeBytes >= this.wholeBytesPerFlush) {
+          defer(id, holder);
+          continue;
+        }
+        whole ??= encode({ type: 'peers', full: false, set: this.peersOf(net), remove: gone });
+        this.link.sendEncoded(holder, whole);
+        wholeBytes += whole.length;
+        told.add(holder);
       }
     }
-    for (const r of removed) for (const to of r.to) msg(to).remove.push({ node: r.node, network: r.network });
-    for (const [node, m] of out) this.link.send(node, m);
+    // those behind are looked at again: what they missed is one whole list, whenever they drained
+    if (this.behind.size) this.flushSoon();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
   }
 
   /** After a welcome: the networks, then the peers of each network where the node holds a block. */
   welcome(node: NodeEntry): void {
     const id = node.rec.id;
     this.link.send(id, { type: 'networks', networks: this.nets.specs() });
-    const set: NetworkPeer[] = [];
     const moved = this.sentAddr.has(id) && this.sentAddr.get(id) !== node.rec.addr;
     this.sentAddr.set(id, node.rec.addr);
-    for (const net of this.nets.list()) {
-      if (!net.ipam.byNode.has(id)) continue;
-      set.push(...this.peersOf(net));
+    const held = this.nets.list().filter((net) => net.ipam.byNode.has(id));
+    for (const net of held) {
       let told = this.told.get(net.spec.id);
       if (!told) this.told.set(net.spec.id, (told = new Set()));
       told.add(id);
       if (moved) this.changed(net.spec.id, id);
     }
-    this.link.send(id, { type: 'peers', full: true, set, remove: [] });
+    if (!held.length) return this.link.sendEncoded(id, EMPTY_FULL);
+    // most hosts are on one network: its list, serialized once for all the hosts that (re)join
+    if (held.length === 1) {
+      const net = held[0]!;
+      let data = this.fullCache.get(net.spec.id);
+      if (!data) this.fullCache.set(net.spec.id, (data = encode({ type: 'peers', full: true, set: this.peersOf(net), remove: [] })));
+      return this.link.sendEncoded(id, data);
+    }
+    this.link.sendEncoded(id, encode({ type: 'peers', full: true, set: held.flatMap((net) => this.peersOf(net)), remove: [] }));
   }
 
   netstate(node: NodeEntry, m: NetworkStateMessage): void {
@@ -155,7 +227,10 @@ export class NetworkSync {
     for (const net of this.nets.forgetNode(id)) {
       this.told.get(net.spec.id)?.delete(id);
       this.vteps.delete(`${net.spec.id}/${id}`);
-      this.removed.push({ node: id, network: net.spec.id, to: [...net.ipam.byNode.keys()] });
+      this.fullCache.delete(net.spec.id);
+      let gone = this.removed.get(net.spec.id);
+      if (!gone) this.removed.set(net.spec.id, (gone = new Set()));
+      gone.add(id);
     }
     this.flushSoon();
     this.degraded.delete(id);

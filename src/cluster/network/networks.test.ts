@@ -8,7 +8,8 @@ import type { NewPlacement } from '../state.js';
 import { EtcdCluster } from '../etcd.js';
 import type { NodeEntry } from '../state.js';
 import { ClusterStore } from '../store.js';
-import { ClusterNetworking, type NetworkConfig } from './networks.js';
+import { cidrText, contains, overlaps, parseCidr } from './ipam.js';
+import { ClusterNetworking, defaultNetworkPrefix, type NetworkConfig } from './networks.js';
 
 const CFG: NetworkConfig = { pool: '10.192.0.0/12', networkSize: 16, blockSize: 24, routing: 'host-gw' };
 const node = (id: string) => ({ rec: { id } }) as NodeEntry;
@@ -30,17 +31,23 @@ test('cluster networks and their addresses in etcd: blocks leased per node, an a
   await a.load(new Map());
   await a.ensureDefault();
   const def = a.get('cluster');
-  assert.equal(def.spec.subnet, '10.192.0.0/16', 'the default network, made at the first start');
+  const pool = parseCidr(CFG.pool);
+  assert.equal(def.spec.subnet, cidrText({ start: pool.start, prefix: pool.prefix + 1 }), 'the default network, made at the first start: half the pool');
+  assert.ok(def.ipam.blockCount >= 2048, 'a block for each of thousands of hosts');
 
   // network records: names unique, subnets in the pool and apart, VNIs unique
   const web = await a.create({ name: 'web', routing: 'vxlan' });
-  assert.equal(web.spec.subnet, '10.193.0.0/16');
+  const webNet = parseCidr(web.spec.subnet);
+  assert.equal(webNet.prefix, CFG.networkSize);
+  assert.ok(contains(pool, webNet) && !overlaps(webNet, def.ipam.subnet), `${web.spec.subnet}: in the pool, apart from the default network`);
+  /** An address or block of web's subnet: its first two octets, then these. */
+  const inWeb = (rest: string) => `${web.spec.subnet.split('.').slice(0, 2).join('.')}.${rest}`;
   assert.notEqual(web.spec.vni, def.spec.vni);
   assert.equal(web.spec.mtu, 1450);
   await assert.rejects(a.create({ name: 'web' }), (e) => isCode(e, 'CONFLICT') && /already exists/.test((e as Error).message));
   await assert.rejects(a.create({ name: 'x', subnet: '10.0.0.0/16' }), (e) => isCode(e, 'INVALID_ARGUMENT') && /10\.192\.0\.0\/12/.test((e as Error).message));
-  await assert.rejects(a.create({ name: 'x', subnet: '10.193.4.0/24' }), (e) => isCode(e, 'INVALID_ARGUMENT') && /overlaps network web/.test((e as Error).message));
-  const tiny = await a.create({ name: 'tiny', subnet: '10.200.0.0/23' });
+  await assert.rejects(a.create({ name: 'x', subnet: inWeb('4.0/24') }), (e) => isCode(e, 'INVALID_ARGUMENT') && /overlaps network web/.test((e as Error).message));
+  const tiny = await a.create({ name: 'tiny', subnet: '10.207.0.0/23' });
   assert.equal(tiny.ipam.blockCount, 2);
   const b = new ClusterNetworking(sb, CFG);
   await b.load(await sb.placements());
@@ -78,9 +85,9 @@ test('cluster networks and their addresses in etcd: blocks leased per node, an a
   // --ip: taken anywhere is a 409, also when only the other manager knows it
   const fixed = { id: 'fixed', node: node('n1'), net: { network: web.spec.id, want: ra[0]!.net!.ip! } };
   await assert.rejects(b.place([fixed]), (e) => isCode(e, 'CONFLICT') && /Address already in use/.test((e as Error).message));
-  const mine = { id: 'fixed2', node: node('n9'), net: { network: web.spec.id, want: '10.193.77.7' } };
+  const mine = { id: 'fixed2', node: node('n9'), net: { network: web.spec.id, want: inWeb('77.7') } };
   await a.place([mine]);
-  assert.equal((await keys(`blocks/${web.spec.id}/`)).get('10.193.77.0')?.node, 'n9', 'an address in no block: its node leases that block');
+  assert.equal((await keys(`blocks/${web.spec.id}/`)).get(inWeb('77.0'))?.node, 'n9', 'an address in no block: its node leases that block');
 
   // exhausted: a 409, and no placement, block or address written
   const before = (await keys('')).size;
@@ -112,4 +119,11 @@ test('cluster networks and their addresses in etcd: blocks leased per node, an a
   await a.remove('empty');
   assert.equal((await keys(`blocks/${empty.spec.id}/`)).size, 0);
   assert.equal(a.find('empty'), undefined);
+});
+
+test('the default network is half the pool, never smaller than a named network nor than a block', () => {
+  assert.equal(defaultNetworkPrefix(CFG), 13);
+  assert.equal(defaultNetworkPrefix({ ...CFG, pool: '10.0.0.0/8', networkSize: 9, blockSize: 26 }), 9);
+  assert.equal(defaultNetworkPrefix({ ...CFG, pool: '10.192.0.0/16' }), 16, 'a pool of one network: all of it');
+  assert.equal(defaultNetworkPrefix({ ...CFG, pool: '10.192.0.0/24', networkSize: 24 }), 24, 'a pool of one block');
 });

@@ -28,6 +28,17 @@ export function checkNetworkConfig(cfg: NetworkConfig): Cidr {
 }
 
 export const DEFAULT_NETWORK = 'cluster';
+
+/**
+ * The default network's prefix length: at least half the pool, so the network every container lands on without
+ * `--network` holds a block for thousands of hosts (the default /12 pool: a /13 of 2,048 /24 blocks; a /8 pool: a
+ * /9 of 32,768), the other half left for networks made by name; never smaller than those (`networkSize`) nor than a
+ * block.
+ */
+export function defaultNetworkPrefix(cfg: NetworkConfig): number {
+  const pool = parseCidr(cfg.pool, 'pool');
+  return Math.min(cfg.networkSize, pool.prefix + 1, cfg.blockSize);
+}
 /** Docker's overlay driver numbers its VXLANs from 4096 up. */
 const FIRST_VNI = 4096;
 const UNDERLAY_MTU = 1500;
@@ -108,7 +119,7 @@ export class ClusterNetworking {
 
   /** The default network, made by the first manager to lead. */
   async ensureDefault(): Promise<void> {
-    if (!this.find(DEFAULT_NETWORK)) await this.create({ name: DEFAULT_NETWORK });
+    if (!this.find(DEFAULT_NETWORK)) await this.create({ name: DEFAULT_NETWORK, size: defaultNetworkPrefix(this.cfg) });
   }
 
   /** A subnet smaller than the configured block is one block. */
@@ -141,7 +152,8 @@ export class ClusterNetworking {
     return n;
   }
 
-  async create(o: { name: string; subnet?: string; routing?: 'host-gw' | 'vxlan'; internal?: boolean; labels?: Record<string, string> }): Promise<ClusterNetwork> {
+  /** `size`: the prefix length of a network made without `subnet` (else the configured `networkSize`). */
+  async create(o: { name: string; subnet?: string; size?: number; routing?: 'host-gw' | 'vxlan'; internal?: boolean; labels?: Record<string, string> }): Promise<ClusterNetwork> {
     if (this.list().some((n) => n.spec.name === o.name)) throw conflict(`network with name ${o.name} already exists`);
     const taken = [...this.byId.values()].map((n) => n.ipam.subnet);
     let subnet: Cidr;
@@ -152,13 +164,14 @@ export class ClusterNetworking {
       if (other) throw invalid(`subnet ${o.subnet} overlaps network ${other.spec.name} (${other.spec.subnet})`);
       if (subnet.prefix > 30) throw invalid(`subnet ${o.subnet} is too small: at most /30`);
     } else {
-      const size = 2 ** (32 - this.cfg.networkSize);
+      const prefix = o.size ?? this.cfg.networkSize;
+      const size = 2 ** (32 - prefix);
       let found: Cidr | undefined;
       for (let s = this.pool.start; s + size <= this.pool.start + cidrSize(this.pool) && !found; s += size) {
-        const c = { start: s, prefix: this.cfg.networkSize };
+        const c = { start: s, prefix };
         if (!taken.some((t) => overlaps(t, c))) found = c;
       }
-      if (!found) throw conflict(`the cluster pool ${cidrText(this.pool)} is exhausted: no /${this.cfg.networkSize} left for network ${o.name} (remove a network, or pass --subnet)`);
+      if (!found) throw conflict(`the cluster pool ${cidrText(this.pool)} is exhausted: no /${prefix} left for network ${o.name} (remove a network, or pass --subnet)`);
       subnet = found;
     }
     const vnis = new Set([...this.byId.values()].map((n) => n.spec.vni));

@@ -16,6 +16,7 @@ import { newToken } from '../store.js';
 import { EngineClient } from '../../lib/engine-client.js';
 import { freePorts, terminate, waitReady } from '../proc.js';
 import { proxyComponent } from './proxy.js';
+import { uiComponent } from './ui.js';
 import type { TestbedComponent } from './testbed.js';
 
 const SAMPAN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../bin/sampan');
@@ -29,18 +30,20 @@ const clusterNames = (clusters: number): string[] => (clusters === 1 ? ['testbed
 /** With C clusters, hosts go round: host1 to the first, host2 to the second, … */
 const clusterOf = (host: string, clusters: number): number => (Number(host.replace(/^host/, '')) - 1) % clusters;
 
-export async function managerComponents(dir: string, count: number, tls = false, clusters = 1): Promise<{ components: TestbedComponent[]; engineArgs: (host: string, gateway: string) => string[] }> {
+export async function managerComponents(dir: string, count: number, tls = false, clusters = 1, extraArgs?: (gateway: string) => string[]): Promise<{ components: TestbedComponent[]; engineArgs: (host: string, gateway: string) => string[] }> {
   const names = clusterNames(clusters);
   const tokens = names.map(() => newToken());
   // with --tls, each manager's API and node endpoint listen on the gateway: its ports are picked now, the hosts' --join names them
   const ports = tls ? await freePorts(2 * count * clusters) : [];
+  // the dashboard: each manager of the first cluster on a loopback port, the testbed's forwarder in front
+  const uiPorts = count ? await freePorts(count) : [];
   const paths = names.map((cluster, k) => Array.from({ length: count }, (_, i) => {
     const name = clusters === 1 ? `m${i + 1}` : `${cluster}-m${i + 1}`;
     const d = path.join(dir, 'managers', name);
     const at = 2 * (k * count + i);
     const api = (gw: string) => (tls ? `tcp://${gw}:${ports[at]}` : `unix://${path.join(d, 'api.sock')}`);
     const node = (gw: string) => (tls ? `wss://${gw}:${ports[at + 1]}` : `unix://${path.join(d, 'node.sock')}`);
-    return { name, cluster, k, dir: d, socket: path.join(d, 'api.sock'), api, node };
+    return { name, cluster, k, dir: d, socket: path.join(d, 'api.sock'), api, node, ui: k === 0 ? uiPorts[i] : undefined };
   }));
   const engineArgs = (host: string, gw: string) => {
     const k = clusterOf(host, clusters);
@@ -56,6 +59,8 @@ export async function managerComponents(dir: string, count: number, tls = false,
         return spawn(SAMPAN, [
           'cluster', 'manager', '--etcd', tb.etcdEndpoints.join(','), '--listen', host, '--node-listen', p.node(tb.gateway), ...certs,
           '--name', p.cluster, '--join-token', tokens[p.k]!, '--heartbeat', String(TESTBED_HEARTBEAT_MS),
+          ...(extraArgs?.(tb.gateway) ?? []),
+          ...(p.ui ? ['--ui-listen', `127.0.0.1:${p.ui}`] : []),
         ], { stdio: ['ignore', fd, fd], detached: true });
       } finally {
         closeSync(fd);
@@ -79,6 +84,7 @@ export async function managerComponents(dir: string, count: number, tls = false,
   if (count && !tls) {
     for (const ps of paths) components.push(() => clusterSocket(path.join(dir, clusters === 1 ? 'cluster.sock' : `${ps[0]!.cluster}.sock`), ps.map((p) => p.socket)));
   }
+  if (count) components.push(uiComponent(names[0]!, uiPorts));
   if (count && clusters > 1) components.push(proxyComponent(dir, names));
   return { components, engineArgs };
 }

@@ -54,6 +54,11 @@ export interface StartedComponent {
   manager?: ManagerInfo;
   /** testbed.json's "proxy" when given. */
   proxy?: ProxyInfo;
+  /** testbed.json's "registry" and "p2p" (--registry). */
+  registry?: RegistryInfo;
+  p2p?: P2pInfo;
+  /** testbed.json's "ui" (the dashboard) when given. */
+  ui?: UiInfo;
   stop(): Promise<void>;
 }
 
@@ -72,6 +77,16 @@ export interface TestbedOptions {
   log?: Logger;
 }
 
+/** The dashboard (testbed/ui.ts): the testbed's loopback port in front of the managers' --ui-listen, and two browser tokens. */
+export interface UiInfo {
+  /** http://127.0.0.1:PORT/ui/ */
+  url: string;
+  /** An admin browser token: open `${url}#token=${token}`. */
+  token: string;
+  /** A read-only one. */
+  readToken: string;
+}
+
 /** The SwarmProxy in front of the clusters (--clusters C > 1), and a client certificate for each cluster. */
 export interface ProxyInfo {
   pid: number;
@@ -81,10 +96,36 @@ export interface ProxyInfo {
   clients: Record<string, TlsPaths>;
 }
 
+export interface RegistryInfo {
+  /** IP:PORT of the registry (plain HTTP), as image references name it: `IP:PORT/app:v1`. */
+  addr: string;
+  pid: number;
+}
+
+export interface P2pPeerInfo {
+  host: string;
+  /** The peer's piece API (`sampan p2p status --peer`), and its metrics at /metrics. */
+  api: string;
+  /** The mirror its host's engine pulls through (inside the host's namespace). */
+  mirror: string;
+  pid: number;
+}
+
+export interface P2pInfo {
+  /** The scheduler's base URL (`sampan preheat --scheduler`). */
+  scheduler: string;
+  pid: number;
+  peers: P2pPeerInfo[];
+}
+
 export interface TestbedDescription {
   etcd: { endpoints: string[]; pid: number; members: EtcdMemberInfo[] };
   managers: ManagerInfo[];
   proxy?: ProxyInfo;
+  /** With --registry: the registry every host and this machine reach (plain HTTP), and the P2P network in front of it. */
+  registry?: RegistryInfo;
+  p2p?: P2pInfo;
+  ui?: UiInfo;
   hosts: HostInfo[];
   network: { bridge: string; subnet: string; gateway: string };
   tls?: TestbedTls;
@@ -112,10 +153,15 @@ export class Testbed {
   get description(): TestbedDescription {
     const members = this.etcd?.info ?? [];
     const proxy = this.started.find((c) => c.proxy)?.proxy;
+    const registry = this.started.find((c) => c.registry);
+    const ui = this.started.find((c) => c.ui)?.ui;
     return {
       etcd: { endpoints: this.etcd?.endpoints ?? [], pid: members[0]?.pid ?? 0, members },
       managers: this.started.flatMap((c) => (c.manager ? [c.manager] : [])),
       ...(proxy && { proxy }),
+      ...(registry?.registry && { registry: registry.registry }),
+      ...(registry?.p2p && { p2p: registry.p2p }),
+      ...(ui && { ui }),
       hosts: this.hosts.map((h) => h.info),
       network: { bridge: bridgeName(this.slot ?? 0), subnet: hostsSubnet(this.slot ?? 0), gateway: gateway(this.slot ?? 0) },
       ...(this.tls && { tls: this.tls }),

@@ -254,9 +254,13 @@ export class ContainerService extends ContainerAttach {
     const sig = parseSignal(signal ?? rec.Config.StopSignal, 15);
     const t = timeoutSec ?? rec.Config.StopTimeout ?? 10;
     if (t !== 0 && sig !== 9) {
+      // the pre-stop hook spends the grace period: the signal gets what is left of it
+      const began = Date.now();
+      const graceMs = t < 0 ? -1 : t * 1000;
+      if (this.preStop) await this.preStop.run(rec, graceMs);
       await this.d.runtime.kill(rec.Id, sig).catch(() => undefined);
       if (rec.State.Status === 'paused') await this.d.runtime.resume(rec.Id).catch(() => undefined);
-      if (await this.waitExit(rec.Id, t < 0 ? 2 ** 31 - 1 : t * 1000)) return;
+      if (await this.waitExit(rec.Id, graceMs < 0 ? 2 ** 31 - 1 : Math.max(0, graceMs - (Date.now() - began)))) return;
       this.d.log.info({ id: rec.Id.slice(0, 12), timeout: t }, 'container did not stop in time; sending SIGKILL');
     }
     await this.d.runtime.kill(rec.Id, 9, true).catch(() => undefined);

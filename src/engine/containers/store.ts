@@ -45,6 +45,12 @@ export interface HealthWatch {
   close(): void;
 }
 
+/** What a stop asks of the pre-stop hooks (prestop.ts, which runs them through the exec service). */
+export interface PreStopRunner {
+  /** Runs the container's hook, if any, within the stop's grace period (`graceMs`; negative: none); never throws. */
+  run(rec: ContainerRecord, graceMs: number): Promise<void>;
+}
+
 /**
  * The bottom of the container service (service.ts): the records and names, where each container's files are, the
  * per-container lock and the exit signals the parts above share (mounts.ts, supervisor.ts, attach-hooks.ts).
@@ -62,6 +68,8 @@ export class ContainerStore {
   readonly exitsDir: string;
   /** Health checks (set by the engine: they run through its exec service). */
   health?: HealthWatch;
+  /** Pre-stop hooks (set by the engine, as health checks). */
+  preStop?: PreStopRunner;
 
   constructor(readonly d: ContainerDeps) {
     this.containersDir = path.join(d.root, 'containers');

@@ -328,26 +328,43 @@ async function ownRoutes(n: NetworkRecord): Promise<RouteJson[]> {
   return routes.filter((r) => contains(subnet, r.dst.split('/')[0]!));
 }
 
-/** The kernel made to hold the plan: what it lacks replaced, what is no longer wanted (a peer or block gone) deleted. */
+/** Commands for `ip` or `bridge` in one process (`-batch -`): thousands of routes cost one exec, not one each. */
+async function batch(cmd: 'ip' | 'bridge', lines: string[], force: boolean): Promise<void> {
+  if (!lines.length) return;
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile(cmd, [...(force ? ['-force'] : []), '-batch', '-'], (err) => (err ? reject(err) : resolve()));
+    // a batch that stops at an error may close its input early: that is the command's failure, not a second one
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(lines.join('\n') + '\n');
+  });
+}
+
+/**
+ * The kernel made to hold the plan: what it lacks added, what is no longer wanted (a peer or block gone) deleted;
+ * what it holds already is left alone, so a change of one peer among thousands costs a command, not thousands.
+ */
 async function applyPlan(n: NetworkRecord, plan: Plan): Promise<void> {
   const key = (r: Route) => `${r.dst} ${r.via} ${r.dev ?? ''}`;
   const wanted = new Set(plan.routes.map(key));
+  const have = new Set<string>();
+  const dels: string[] = [];
   for (const r of await ownRoutes(n)) {
-    if (!wanted.has(key({ dst: r.dst.includes('/') ? r.dst : `${r.dst}/32`, via: r.gateway ?? '', dev: r.dev?.startsWith('spvx') ? r.dev : undefined }))) {
-      await ip(['route', 'del', r.dst, 'proto', ROUTE_PROTO]).catch(() => undefined);
-    }
+    const k = key({ dst: r.dst.includes('/') ? r.dst : `${r.dst}/32`, via: r.gateway ?? '', dev: r.dev?.startsWith('spvx') ? r.dev : undefined });
+    if (wanted.has(k)) have.add(k);
+    else dels.push(`route del ${r.dst} proto ${ROUTE_PROTO}`);
   }
+  await batch('ip', dels, true).catch(() => undefined);
   const dev = vxlanDevice(n.Cluster!.vni);
   if (n.Cluster!.routing === 'vxlan' && (await link(dev))) {
     const neigh = JSON.parse((await ip(['-j', 'neigh', 'show', 'dev', dev])) || '[]') as Array<{ dst: string; lladdr?: string }>;
-    for (const e of neigh) if (!plan.neigh.some((x) => x.ip === e.dst && x.mac === e.lladdr)) await ip(['neigh', 'del', e.dst, 'dev', dev]).catch(() => undefined);
     const fdb = JSON.parse((await run('bridge', ['-j', 'fdb', 'show', 'dev', dev])).stdout || '[]') as Array<{ mac: string; dst?: string }>;
-    for (const e of fdb) if (e.dst && !plan.fdb.some((x) => x.mac === e.mac && x.dst === e.dst)) await run('bridge', ['fdb', 'del', e.mac, 'dev', dev, 'dst', e.dst]).catch(() => undefined);
+    await batch('ip', neigh.filter((e) => !plan.neigh.some((x) => x.ip === e.dst && x.mac === e.lladdr)).map((e) => `neigh del ${e.dst} dev ${dev}`), true).catch(() => undefined);
+    await batch('bridge', fdb.filter((e) => e.dst && !plan.fdb.some((x) => x.mac === e.mac && x.dst === e.dst)).map((e) => `fdb del ${e.mac} dev ${dev} dst ${e.dst}`), true).catch(() => undefined);
     // the FDB and neighbour entries first: a route is usable the moment it exists
-    for (const f of plan.fdb) await run('bridge', ['fdb', 'replace', f.mac, 'dev', dev, 'dst', f.dst, 'self', 'permanent']);
-    for (const e of plan.neigh) await ip(['neigh', 'replace', e.ip, 'lladdr', e.mac, 'dev', dev, 'nud', 'permanent']);
+    await batch('bridge', plan.fdb.filter((f) => !fdb.some((e) => e.mac === f.mac && e.dst === f.dst)).map((f) => `fdb replace ${f.mac} dev ${dev} dst ${f.dst} self permanent`), false);
+    await batch('ip', plan.neigh.filter((x) => !neigh.some((e) => e.dst === x.ip && e.lladdr === x.mac)).map((x) => `neigh replace ${x.ip} lladdr ${x.mac} dev ${dev} nud permanent`), false);
   }
-  for (const r of plan.routes) await ip(['route', 'replace', r.dst, 'via', r.via, ...(r.dev ? ['dev', r.dev, 'onlink'] : []), 'proto', ROUTE_PROTO]);
+  await batch('ip', plan.routes.filter((r) => !have.has(key(r))).map((r) => `route replace ${r.dst} via ${r.via}${r.dev ? ` dev ${r.dev} onlink` : ''} proto ${ROUTE_PROTO}`), false);
 }
 
 /** What the network has on the host besides its bridge and rules: its routes and its VXLAN device (the network is gone, or `sampan engine cleanup`). */

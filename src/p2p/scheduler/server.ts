@@ -36,6 +36,7 @@ export function schedulerApp({ state, preheat, metrics, log }: ServerDeps): Http
     state.leave(task(r), peer(r));
     return { status: 204 };
   });
+  app.route('GET', '/api/v1/traffic', 'traffic', () => ({ status: 200, body: state.traffic() }));
   app.route('GET', '/api/v1/tasks/:task', 'task', (r) => ({ status: 200, body: state.view(task(r)) }));
   app.route('POST', '/api/v1/preheat', 'preheat', async (r) => {
     const { job } = preheat.create(parse(PreheatSchema, await r.json()));

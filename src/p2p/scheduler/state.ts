@@ -5,7 +5,7 @@
  */
 import { invalid, notFound } from '../../lib/errors.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
-import { pieceCount, type AnnounceRequest, type AnnounceResponse, type PeerRef, type ProgressRequest, type ProgressResponse, type RegisterPeerRequest, type TaskId, type TaskMeta } from '../protocol.js';
+import { pieceCount, type AnnounceRequest, type AnnounceResponse, type PeerRef, type ProgressRequest, type ProgressResponse, type RegisterPeerRequest, type TaskId, type TaskMeta, type TrafficView } from '../protocol.js';
 import { chooseParents, type Candidate } from './parents.js';
 import { PieceSet } from './pieceset.js';
 
@@ -261,6 +261,24 @@ export class SchedulerState {
     const p = task.peers.get(peerId);
     if (!p) throw notFound(`peer ${peerId} is not in task ${taskId}`);
     this.remove(task, peerId, 'left the task');
+  }
+
+  /** Each task's bytes by where they came from (protocol.ts, TrafficView): O(tasks × their peers). */
+  traffic(): TrafficView {
+    const tasks: TrafficView['tasks'] = [];
+    for (const t of this.tasks.values()) {
+      const size = t.meta?.size ?? 0;
+      const piece = t.meta?.pieceSize ?? 0;
+      let fromPeers = 0;
+      let fromSource = 0;
+      for (const p of t.peers.values()) {
+        const bytes = Math.min(size, p.pieces.size * piece);
+        if (p.role === 'seed' || p.backToSource) fromSource += bytes;
+        else fromPeers += bytes;
+      }
+      tasks.push({ taskId: t.id, url: t.url, fromPeers, fromSource });
+    }
+    return { tasks };
   }
 
   view(taskId: TaskId): TaskView {
