@@ -6,7 +6,11 @@ import type { ServiceController } from './controller.js';
 import { observe } from './observe.js';
 
 export class ServiceReleaseOps implements ReleaseOps {
-  constructor(private readonly ctl: ServiceController) {}
+  constructor(
+    private readonly ctl: ServiceController,
+    /** The capped pre-puller (src/cluster/prepull.ts) where the manager has one; else a plain pull through the engine. */
+    private readonly prePuller?: (node: string, image: string) => Promise<void>,
+  ) {}
 
   instances(service: string): ReleaseInstance[] {
     const svc = this.ctl.recs.service(service);
@@ -28,6 +32,7 @@ export class ServiceReleaseOps implements ReleaseOps {
   }
 
   async prePull(node: string, image: string): Promise<void> {
+    if (this.prePuller) return this.prePuller(node, image);
     const n = this.ctl.cluster.state.getNode(node);
     const res = await this.ctl.cluster.client(n).stream('POST', '/images/create', { query: { fromImage: image } });
     for await (const m of jsonMessages(res)) if (m.error) throw new Error(`pull of ${image} on ${n.rec.name} failed: ${errorMessage(m.error)}`);
