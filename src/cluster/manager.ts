@@ -24,7 +24,8 @@ import { registryRoute, ServiceRegistry } from './registry.js';
 import { PREPULL_DEFAULTS, PrePuller } from './prepull.js';
 import { STRATEGIES } from './scheduler.js';
 import { ClusterState, type NodeEntry } from './state.js';
-import { configRoute, ServiceController, SwarmApi, swarmInfo } from './services/index.js';
+import { configRoute, ServiceController, ServiceReleaseOps, SwarmApi, swarmInfo } from './services/index.js';
+import { EtcdReleaseStore, ReleaseController, releaseRoutes } from './release/index.js';
 import { ClusterStore, newToken, type Availability, type NodeRecord } from './store.js';
 import { startUiServer, uiRoutes } from './ui.js';
 import { P2pTraffic } from './p2p-traffic.js';
@@ -174,6 +175,9 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   };
   api.addMetrics((registry) => metrics.register(registry));
   const prePuller = new PrePuller(state, (n) => cluster.client(n), log, { perHost: cfg.prepullPerHost, perRegistry: cfg.prepullPerRegistry, p2pScheduler: cfg.p2pScheduler });
+  // releases drive the services' slot replacement; their pre-pulls go through the capped pre-puller
+  const releases = new ReleaseController(new ServiceReleaseOps(services, (n, image) => prePuller.prePull(n, image)), new EtcdReleaseStore(store), log);
+  releaseRoutes((method, pattern, h) => api.route(method, pattern, h), releases);
   api.addMetrics((registry) => prePuller.register(registry));
   const p2p = cfg.p2pScheduler ? new P2pTraffic(cfg.p2pScheduler, log) : undefined;
   const uiDeps = { api, state, store, log, view, degraded: (id: string) => !!sync.degraded.get(id), p2p, registries: new ImageRegistries(cfg.registryUrls) };
@@ -193,6 +197,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
       await net.ensureDefault();
       for (const n of state.nodes.values()) if (nodes.connected(n)) sync.welcome(n);
       await services.lead();
+      await releases.resumeAll();
     };
     // a config as JSON, or (watch=1) its versions as server-sent events, so a container can follow it
     api.route('GET', '/sampan/v1/configs/{name}', (ctx) => configRoute(ctx, services));
@@ -284,6 +289,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const { done, shutdown } = gracefulStop(async () => {
     log.info('shutting down');
     services.stop();
+    await releases.stop();
     await ha.stop();
     feed.close();
     p2p?.stop();
