@@ -24,6 +24,8 @@ import { registryRoute, ServiceRegistry } from './registry.js';
 import { PREPULL_DEFAULTS, PrePuller } from './prepull.js';
 import { STRATEGIES } from './scheduler.js';
 import { ClusterState, type NodeEntry } from './state.js';
+import { configRoute, ServiceController, ServiceReleaseOps, SwarmApi, swarmInfo } from './services/index.js';
+import { EtcdReleaseStore, ReleaseController, releaseRoutes } from './release/index.js';
 import { ClusterStore, newToken, type Availability, type NodeRecord } from './store.js';
 import { startUiServer, uiRoutes } from './ui.js';
 import { P2pTraffic } from './p2p-traffic.js';
@@ -129,7 +131,6 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   const state = new ClusterState();
   const nodes = new NodeRegistry(state, store, log, cfg.heartbeatMs);
   const registry = new ServiceRegistry((id) => state.entry(id));
-  state.onChange = (before, after) => registry.change(before, after);
   nodes.resolve = (network, name) => registry.resolve(network, name);
   const net = new ClusterNetworking(store, cfg);
   const sync = new NetworkSync(net, state, store, nodes, log);
@@ -141,6 +142,20 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   }, net);
   const view = (n: NodeEntry) => nodeView(n, sync.degraded.get(n.rec.id));
   const backends = clusterBackends(cluster, cfg.name, () => ha.role);
+  // services (swarm mode): the leader reconciles; the feed is the containers' changes, after the service registry's
+  const services = new ServiceController(cluster, backends.containers, store, log);
+  services.leading = () => ha.role === 'leader';
+  state.onChange = (before, after) => {
+    registry.change(before, after);
+    services.containerChanged(before, after);
+  };
+  const swarm = new SwarmApi(services, { update: (ref, u) => nodes.update(ref, u), remove: (ref, force) => sync.removeNode(ref, force) }, cfg.name);
+  backends.swarm = swarm;
+  const info = backends.system.info.bind(backends.system);
+  const ping = backends.system.pingHeaders?.bind(backends.system);
+  // a swarm manager to the docker CLI: `_ping`'s Swarm header and info's Swarm (its service commands check them)
+  backends.system.info = async () => ({ ...(await info()), Swarm: swarmInfo(cfg.name, state, ha.role === 'leader') });
+  backends.system.pingHeaders = () => ({ ...ping?.(), Swarm: 'active/manager' });
   const api = new DockerApiServer(backends, log, 'sampan_cluster_');
   const ha = new HighAvailability({
     etcd: cfg.etcd, clusterName: cfg.name, api: cfg.listen, listens: [cfg.listen].filter((l) => l.startsWith('unix://')), version: cfg.version, leaseTtl: cfg.leaseTtl, ownTls: ownTls(cfg),
@@ -160,6 +175,9 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   };
   api.addMetrics((registry) => metrics.register(registry));
   const prePuller = new PrePuller(state, (n) => cluster.client(n), log, { perHost: cfg.prepullPerHost, perRegistry: cfg.prepullPerRegistry, p2pScheduler: cfg.p2pScheduler });
+  // releases drive the services' slot replacement; their pre-pulls go through the capped pre-puller
+  const releases = new ReleaseController(new ServiceReleaseOps(services, (n, image) => prePuller.prePull(n, image)), new EtcdReleaseStore(store), log);
+  releaseRoutes((method, pattern, h) => api.route(method, pattern, h), releases);
   api.addMetrics((registry) => prePuller.register(registry));
   const p2p = cfg.p2pScheduler ? new P2pTraffic(cfg.p2pScheduler, log) : undefined;
   const uiDeps = { api, state, store, log, view, degraded: (id: string) => !!sync.degraded.get(id), p2p, registries: new ImageRegistries(cfg.registryUrls) };
@@ -178,7 +196,11 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
       await net.load(await store.placements());
       await net.ensureDefault();
       for (const n of state.nodes.values()) if (nodes.connected(n)) sync.welcome(n);
+      await services.lead();
+      await releases.resumeAll();
     };
+    // a config as JSON, or (watch=1) its versions as server-sent events, so a container can follow it
+    api.route('GET', '/sampan/v1/configs/{name}', (ctx) => configRoute(ctx, services));
     api.route('GET', '/sampan/v1/manager', (ctx) => ctx.send(200, ha.status()));
     // on the leader (a standby forwards it): hands over to the next in line, then stands again
     api.route('POST', '/sampan/v1/switch', async (ctx) => {
@@ -266,6 +288,8 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   log.info({ name: cfg.name, role: ha.role, version: cfg.version, listen: cfg.listen, nodeListen: cfg.nodeListen, ...(ui && { ui: `${ui.url}/ui/` }), etcd: cfg.etcd, nodes: state.nodes.size, schedulerUrl: cfg.schedulerUrl }, 'cluster manager started');
   const { done, shutdown } = gracefulStop(async () => {
     log.info('shutting down');
+    services.stop();
+    await releases.stop();
     await ha.stop();
     feed.close();
     p2p?.stop();

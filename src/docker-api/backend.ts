@@ -31,6 +31,7 @@ import type {
   VolumeListResponse,
 } from '../lib/docker-types.js';
 import type { AuthConfig } from '../lib/distribution/auth.js';
+import type { Service, SwarmConfig, SwarmInfo, SwarmNodeInfo, Task } from '../lib/swarm-types.js';
 
 /** Docker's `filters` query parameter: key → values. */
 export type Filters = Map<string, string[]>;
@@ -208,6 +209,40 @@ export interface SystemBackend {
   pingHeaders?(): Record<string, string>;
 }
 
+/**
+ * Swarm mode's objects (services, tasks, nodes, configs), where the server is a swarm manager (the cluster manager).
+ * Bodies arrive as parsed JSON; the backend validates them. `version` is the object's Version.Index the client read:
+ * a stale one is a conflict.
+ */
+export interface SwarmBackend {
+  inspect(): Promise<SwarmInfo>;
+  nodes: {
+    list(filters: Filters): Promise<SwarmNodeInfo[]>;
+    inspect(id: string): Promise<SwarmNodeInfo>;
+    update(id: string, version: number, spec: unknown): Promise<void>;
+    remove(id: string, force: boolean): Promise<void>;
+  };
+  services: {
+    create(spec: unknown, auth: RegistryAuth | undefined): Promise<{ ID: string; Warnings: string[] }>;
+    list(filters: Filters, status: boolean): Promise<Service[]>;
+    inspect(id: string): Promise<Service>;
+    update(id: string, version: number, spec: unknown, o: { rollback: boolean; auth?: RegistryAuth }): Promise<{ Warnings: string[] }>;
+    remove(id: string): Promise<void>;
+    logs(id: string, o: LogsOptions & { details: boolean }, out: Output): Promise<void>;
+  };
+  tasks: {
+    list(filters: Filters): Promise<Task[]>;
+    inspect(id: string): Promise<Task>;
+  };
+  configs: {
+    create(spec: unknown): Promise<{ ID: string }>;
+    list(filters: Filters): Promise<SwarmConfig[]>;
+    inspect(id: string): Promise<SwarmConfig>;
+    update(id: string, version: number, spec: unknown): Promise<void>;
+    remove(id: string): Promise<void>;
+  };
+}
+
 /** Everything the Docker API layer serves. */
 export interface Backends {
   containers: ContainerBackend;
@@ -217,4 +252,6 @@ export interface Backends {
   networks: NetworkBackend;
   volumes: VolumeBackend;
   system: SystemBackend;
+  /** Present where the server is a swarm manager; without it the swarm routes answer "not a swarm manager". */
+  swarm?: SwarmBackend;
 }

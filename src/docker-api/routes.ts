@@ -8,6 +8,7 @@ import { goFields } from '../lib/gojson.js';
 import { invalid, unavailable } from '../lib/errors.js';
 import type { Backends, Output } from './backend.js';
 import type { Ctx, Router } from './http.js';
+import { swarmRoutes } from './routes-swarm.js';
 
 /**
  * Run a backend method that may stream: the answer is what it writes to the Output, or a plain 200 when it wrote
@@ -159,7 +160,7 @@ function imageRoutes(r: Router, { images: i, build }: Backends): void {
   r.add('POST', '/build/prune', async (ctx) => ctx.send(200, await build.prune()));
 }
 
-function systemRoutes(r: Router, { system, networks: n, volumes: v }: Backends): void {
+function systemRoutes(r: Router, { system, networks: n, volumes: v, swarm }: Backends): void {
   const ping = (ctx: Ctx) => ctx.send(200, 'OK', { 'Builder-Version': '1', 'Cache-Control': 'no-cache, no-store, must-revalidate', 'Pragma': 'no-cache', ...system.pingHeaders?.() });
   r.add('GET', '/_ping', ping);
   r.add('HEAD', '/_ping', ping);
@@ -167,7 +168,7 @@ function systemRoutes(r: Router, { system, networks: n, volumes: v }: Backends):
   const notSwarm = () => {
     throw unavailable('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.');
   };
-  for (const base of ['/swarm', '/nodes', '/services', '/tasks', '/secrets', '/configs']) {
+  for (const base of swarm ? [] : ['/swarm', '/nodes', '/services', '/tasks', '/secrets', '/configs']) {
     for (const method of ['GET', 'POST', 'DELETE']) for (const p of [base, `${base}/{rest*}`]) r.add(method, p, notSwarm);
   }
   r.add('GET', '/version', async (ctx) => ctx.send(200, await system.version()));
@@ -205,6 +206,7 @@ function systemRoutes(r: Router, { system, networks: n, volumes: v }: Backends):
 /** Every route of the Docker Engine API that Sampan serves, over `backends`. */
 export function dockerRoutes(r: Router, backends: Backends): void {
   systemRoutes(r, backends);
+  if (backends.swarm) swarmRoutes(r, backends.swarm);
   containerRoutes(r, backends);
   imageRoutes(r, backends);
 }

@@ -3,7 +3,7 @@
  * merged and pulled on every (or every constrained) node, networks and volumes listed with their node, info summed.
  */
 import os from 'node:os';
-import type { Backends, ExecBackend, Filters, ImageBackend, NetworkBackend, Output, PullOptions, SystemBackend, VolumeBackend } from '../../docker-api/index.js';
+import type { Backends, ExecBackend, Filters, ImageBackend, NetworkBackend, Output, PullOptions, RegistryAuth, SystemBackend, VolumeBackend } from '../../docker-api/index.js';
 import { API_VERSION, ENGINE_VERSION, MIN_API_VERSION } from '../../docker-api/index.js';
 import type { ExecCreateRequest, ExecInspect, ExecStartRequest, IdResponse, ImageInspect, ImageSummary, NetworkCreateResponse, NetworkResource, SystemInfo, SystemVersion, Volume, VolumeListResponse } from '../../lib/docker-types.js';
 import { jsonMessages } from '../../lib/engine-client.js';
@@ -144,7 +144,23 @@ class ClusterImages implements ImageBackend {
   push = () => notYet('image push');
   load = () => notYet('image load');
   save = () => notYet('image save');
-  distribution = () => notYet('distribution inspect');
+  /**
+   * The registry's answer through an engine (the first up node that answers): the CLI pins a service's image to the
+   * digest it gets here before `service create` and `update`. Engines reach the registries the cluster pulls from.
+   */
+  async distribution(name: string, auth: RegistryAuth | undefined): Promise<unknown> {
+    const headers = auth ? { 'X-Registry-Auth': Buffer.from(JSON.stringify(auth)).toString('base64url') } : undefined;
+    let last: unknown = notFound(`No such image: ${name}`);
+    for (const n of this.c.upNodes()) {
+      try {
+        return await this.c.client(n).json('GET', `/distribution/${name}/json`, { headers });
+      } catch (err) {
+        last = err;
+        if (!isCode(err, 'UNAVAILABLE')) break;
+      }
+    }
+    throw last;
+  }
   login = () => notYet('login');
 }
 
@@ -264,4 +280,4 @@ export function clusterBackends(c: Cluster, name: string, role: () => Role = () 
     system: new ClusterSystem(c, name, role),
   };
 }
-export { Cluster };
+export { Cluster, ClusterContainers };
