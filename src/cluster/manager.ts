@@ -28,6 +28,7 @@ import { configRoute, ServiceController, ServiceReleaseOps, SwarmApi, swarmInfo 
 import { EtcdReleaseStore, ReleaseController, releaseRoutes } from './release/index.js';
 import { ClusterStore, newToken, type Availability, type NodeRecord } from './store.js';
 import { startUiServer, uiRoutes } from './ui.js';
+import { ReleaseTopic } from './ui-releases.js';
 import { P2pTraffic } from './p2p-traffic.js';
 import { ImageRegistries } from './image-registries.js';
 import { parseUiListen } from '../web/index.js';
@@ -180,7 +181,9 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   releaseRoutes((method, pattern, h) => api.route(method, pattern, h), releases);
   api.addMetrics((registry) => prePuller.register(registry));
   const p2p = cfg.p2pScheduler ? new P2pTraffic(cfg.p2pScheduler, log) : undefined;
-  const uiDeps = { api, state, store, log, view, degraded: (id: string) => !!sync.degraded.get(id), p2p, registries: new ImageRegistries(cfg.registryUrls) };
+  // the releases page's records on the one stream (the CLI follows one release on its watch route)
+  const releaseTopic = new ReleaseTopic(releases, log);
+  const uiDeps = { api, state, store, log, view, degraded: (id: string) => !!sync.degraded.get(id), p2p, registries: new ImageRegistries(cfg.registryUrls), releases: releaseTopic };
   const feed = uiRoutes(uiDeps);
   let ui: UiServer | undefined;
   try {
@@ -198,6 +201,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
       for (const n of state.nodes.values()) if (nodes.connected(n)) sync.welcome(n);
       await services.lead();
       await releases.resumeAll();
+      void releaseTopic.seed();
     };
     // a config as JSON, or (watch=1) its versions as server-sent events, so a container can follow it
     api.route('GET', '/sampan/v1/configs/{name}', (ctx) => configRoute(ctx, services));
@@ -292,6 +296,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     await releases.stop();
     await ha.stop();
     feed.close();
+    releaseTopic.close();
     p2p?.stop();
     await ui?.close();
     await api.close();

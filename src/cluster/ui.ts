@@ -106,6 +106,8 @@ export interface UiDeps {
   p2p?: P2pTraffic;
   /** With --registry-url: the registries whose caches the images page shows. */
   registries?: ImageRegistries;
+  /** Each service's latest release record (ui-releases.ts): the stream's `releases` topic. */
+  releases?: { read(): Iterable<{ service: string }> };
 }
 
 /** The dashboard's routes on the manager's API: /sampan/v1/summary, /containers, /ui/stream. Answers the feed (closed at stop). */
@@ -113,6 +115,7 @@ export function uiRoutes(d: UiDeps): LiveFeed {
   const feed = new LiveFeed()
     .add('summary', { kind: 'value', read: () => summary(d.state, d.degraded) })
     .add('nodes', { kind: 'keyed', read: () => [...d.state.nodes.values()].map(d.view), key: (n) => (n as { id: string }).id });
+  if (d.releases) feed.add('releases', { kind: 'keyed', read: () => d.releases!.read(), key: (r) => (r as { service: string }).service });
   if (d.p2p) feed.add('p2p', { kind: 'value', read: () => d.p2p!.view() });
   d.api.route('GET', '/sampan/v1/p2p/traffic', (ctx) => {
     if (!d.p2p) throw notFound('no P2P traffic: the manager samples it from a P2P scheduler given with --p2p-scheduler URL');

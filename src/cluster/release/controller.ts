@@ -175,6 +175,8 @@ const rollbackPolicy = (p: SmartPolicy): SmartPolicy => ({ ...p, confirm: false,
 export class ReleaseController {
   private readonly runs = new Map<string, Run>();
   private readonly watchers = new Map<string, Set<(r: ReleaseRecord) => void>>();
+  /** Told every service's record as it changes (the dashboard's stream): as watchers are, for all services. */
+  private readonly observers = new Set<(r: ReleaseRecord) => void>();
   private readonly pending = new Map<string, NodeJS.Timeout>();
   private readonly sentState = new Map<string, ReleaseState>();
   private stopped = false;
@@ -321,6 +323,12 @@ export class ReleaseController {
     };
   }
 
+  /** Tells `fn` every service's record as it changes (as `watch` does for one), until the returned function is called. */
+  observe(fn: (r: ReleaseRecord) => void): () => void {
+    this.observers.add(fn);
+    return () => this.observers.delete(fn);
+  }
+
   /** @internal: where runs log their events. */
   get logger(): Logger {
     return this.log;
@@ -329,7 +337,7 @@ export class ReleaseController {
   /** @internal: a run's record changed. Counts reach watchers at most every watchMs; a change of state at once. */
   notify(run: Run): void {
     const service = run.h.service;
-    if (!this.watchers.has(service)) return;
+    if (!this.watchers.has(service) && !this.observers.size) return;
     const send = () => {
       clearTimeout(this.pending.get(service));
       this.pending.delete(service);
@@ -337,6 +345,7 @@ export class ReleaseController {
       const r = run.view();
       this.sentState.set(service, r.state);
       for (const fn of this.watchers.get(service) ?? []) fn(r);
+      for (const fn of this.observers) fn(r);
     };
     if (this.sentState.get(service) !== run.h.state) send();
     else if (!this.pending.has(service)) this.pending.set(service, setTimeout(send, this.opts.watchMs ?? 100));

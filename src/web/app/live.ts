@@ -1,6 +1,7 @@
 /**
- * What the one live stream (/sampan/v1/ui/stream) has said: the cluster's summary and its nodes, kept whole
- * from a snapshot and the deltas after it. Pages subscribe to it; none of them opens another stream for these.
+ * What the one live stream (/sampan/v1/ui/stream) has said: the cluster's summary, its nodes and each service's
+ * latest release, kept whole from a snapshot and the deltas after it. Pages subscribe to it; none of them opens
+ * another stream.
  */
 import { useEffect, useState } from 'preact/hooks';
 import { sse } from './api.js';
@@ -30,9 +31,36 @@ export interface Summary {
 
 type Delta = { upsert: unknown[]; remove: string[] } | { value: unknown };
 
+/** A release record as the stream's `releases` topic carries it (keyed by service): docs/release.md's record. */
+export interface ReleaseView {
+  id: string;
+  service: string;
+  image: string;
+  previousImage?: string;
+  state: 'running' | 'waiting-confirm' | 'paused' | 'rolling-back' | 'rolled-back' | 'done' | 'failed';
+  total: number;
+  updated: number;
+  failed: number;
+  inFlight: number;
+  stragglers?: number;
+  prePulled?: number;
+  batches: Array<{ n: number; slots: number[] | number; startedAt?: string; endedAt?: string }>;
+  instances: Array<{ slot: number; node: string; state: string; image: string; startMs?: number }>;
+  events: Array<{ time: string; type: string; message: string; user?: string }>;
+  createdAt: string;
+  confirmedBy?: string;
+  confirmedAt?: string;
+  finishedAt?: string;
+}
+
+/** The topics that are keyed lists; the others are values. */
+const KEYED = new Set(['nodes', 'releases']);
+
 class Live {
   summary?: Summary;
   readonly nodes = new Map<string, NodeView>();
+  /** Each service's latest release, by service. */
+  readonly releases = new Map<string, ReleaseView>();
   /** The other value topics the manager streams (p2p traffic, …), by name. */
   readonly values = new Map<string, unknown>();
   /** Bumped at each change: a page re-renders on it. */
@@ -64,7 +92,9 @@ class Live {
       this.summary = msg.summary as Summary;
       this.nodes.clear();
       for (const n of msg.nodes as NodeView[]) this.nodes.set(n.id, n);
-      for (const [k, v] of Object.entries(msg)) if (k !== 'summary' && k !== 'nodes') this.values.set(k, v);
+      this.releases.clear();
+      for (const r of (msg.releases ?? []) as ReleaseView[]) this.releases.set(r.service, r);
+      for (const [k, v] of Object.entries(msg)) if (k !== 'summary' && !KEYED.has(k)) this.values.set(k, v);
     } else if (type === 'delta') {
       const d = msg as Record<string, Delta>;
       if (d.summary && 'value' in d.summary) this.summary = d.summary.value as Summary;
@@ -72,7 +102,11 @@ class Live {
         for (const n of d.nodes.upsert as NodeView[]) this.nodes.set(n.id, n);
         for (const id of d.nodes.remove) this.nodes.delete(id);
       }
-      for (const [k, v] of Object.entries(d)) if (k !== 'summary' && k !== 'nodes' && 'value' in v) this.values.set(k, v.value);
+      if (d.releases && 'upsert' in d.releases) {
+        for (const r of d.releases.upsert as ReleaseView[]) this.releases.set(r.service, r);
+        for (const s of d.releases.remove) this.releases.delete(s);
+      }
+      for (const [k, v] of Object.entries(d)) if (k !== 'summary' && !KEYED.has(k) && 'value' in v) this.values.set(k, v.value);
     } else return;
     this.version++;
     for (const l of this.listeners) l();

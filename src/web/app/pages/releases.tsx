@@ -1,36 +1,16 @@
 /**
- * Services' releases, as the release routes (/sampan/v1/releases…) describe them: the list and history, and one
- * release's batches and instances. A release that moves is followed on its own watch stream while it is open;
- * the buttons (Confirm, Pause, Resume, Roll back) are an admin's only, and the server refuses them to a
- * read-only token anyway (403).
+ * Services' releases, as the release routes (/sampan/v1/releases…) describe them: the history, and one release's
+ * batches, instances and events. Each service's latest release comes live on the page's one stream (its
+ * `releases` topic); the history is read once from the routes and merged with it. The buttons (Confirm, Pause,
+ * Resume, Roll back) are an admin's only, and the server refuses them to a read-only token anyway (403).
  */
 import { useEffect, useState } from 'preact/hooks';
-import { HttpError, json, sse, type Role } from '../api.js';
+import { HttpError, json, type Role } from '../api.js';
 import { ago } from '../format.js';
+import { live, useLive, type ReleaseView } from '../live.js';
 
-export interface Release {
-  id: string;
-  service: string;
-  image: string;
-  previousImage?: string;
-  policy?: unknown;
-  state: 'running' | 'waiting-confirm' | 'paused' | 'rolling-back' | 'rolled-back' | 'done' | 'failed';
-  total: number;
-  updated: number;
-  failed: number;
-  inFlight: number;
-  stragglers?: number;
-  prePulled?: number;
-  batches: Array<{ n: number; slots: number[] | number; startedAt?: string; endedAt?: string }>;
-  instances: Array<{ slot: number; node: string; state: string; image: string; startMs?: number }>;
-  events: Array<{ time: string; type: string; message: string; user?: string }>;
-  createdAt: string;
-  confirmedBy?: string;
-  confirmedAt?: string;
-  finishedAt?: string;
-}
+export type Release = ReleaseView;
 
-const LIVE = new Set(['running', 'waiting-confirm', 'paused', 'rolling-back']);
 const ACTIONS: Record<string, Array<[string, string]>> = {
   'waiting-confirm': [['confirm', 'Confirm'], ['pause', 'Pause'], ['rollback', 'Roll back']],
   running: [['pause', 'Pause'], ['rollback', 'Roll back']],
@@ -47,30 +27,21 @@ function Progress(p: { r: Release }) {
 }
 
 function Detail(p: { service: string; role: Role }) {
-  const [r, setR] = useState<Release>();
+  useLive();
+  const [read, setRead] = useState<Release>();
   const [err, setErr] = useState('');
   const [busy, setBusy] = useState(false);
+  const streamed = live.releases.get(p.service);
   useEffect(() => {
-    const ac = new AbortController();
-    json<Release>(`/sampan/v1/releases/${encodeURIComponent(p.service)}`).then((x) => {
-      setR(x);
-      // followed while it moves: each event carries the record as it is now
-      if (LIVE.has(x.state)) void sse(`/sampan/v1/releases/${encodeURIComponent(p.service)}/watch`, (_t, data) => {
-        try {
-          const rec = JSON.parse(data) as Release | { release: Release };
-          setR('release' in rec ? rec.release : rec);
-        } catch {
-          // a line that is not a record (a comment, a heartbeat)
-        }
-      }, ac.signal);
-    }, (e: Error) => setErr(e.message));
-    return () => ac.abort();
+    // a release the stream does not carry (an old one, from before this manager led): read once
+    if (!streamed) json<Release>(`/sampan/v1/releases/${encodeURIComponent(p.service)}`).then(setRead, (e: Error) => setErr(e.message));
   }, [p.service]);
+  const r = streamed ?? read;
   const act = async (a: string) => {
     setBusy(true);
     try {
-      const rec = await json<Release | undefined>(`/sampan/v1/releases/${encodeURIComponent(p.service)}/${a}`, 'POST');
-      if (rec && 'state' in rec) setR(rec);
+      // the stream brings the record as the action left it
+      await json<Release | undefined>(`/sampan/v1/releases/${encodeURIComponent(p.service)}/${a}`, 'POST');
       setErr('');
     } catch (e) {
       setErr((e as Error).message);
@@ -81,7 +52,7 @@ function Detail(p: { service: string; role: Role }) {
   if (err && !r) return <p class="error" role="alert">{err}</p>;
   if (!r) return <p class="muted">Loading…</p>;
   return (
-    <div class="panel" aria-label={`release of ${r.service}`} data-release-state={r.state}>
+    <div class="panel" aria-label={`release of ${r.service}`} data-release-state={r.state} data-release-id={r.id}>
       <h2>{r.service}: {r.previousImage ? `${r.previousImage} → ` : ''}{r.image}</h2>
       <p><span class={`pill state-${r.state}`}>{r.state}</span> {r.updated}/{r.total} updated, {r.failed} failed, {r.inFlight} in flight
         {r.prePulled !== undefined && `, ${r.prePulled} pre-pulled`}{r.confirmedBy && `, confirmed by ${r.confirmedBy}`}</p>
@@ -95,11 +66,11 @@ function Detail(p: { service: string; role: Role }) {
       {err && <p class="error" role="alert">{err}</p>}
       <h3>Batches</h3>
       <ol class="batches">
-        {r.batches.map((b) => <li key={b.n}>batch {b.n}: {Array.isArray(b.slots) ? b.slots.length : b.slots} slots {b.endedAt ? `done ${ago(b.endedAt)}` : b.startedAt ? 'running' : 'waiting'}</li>)}
+        {r.batches.map((b) => <li key={b.n} data-batch={b.n}>batch {b.n}: {Array.isArray(b.slots) ? b.slots.length : b.slots} slots {b.endedAt ? `done ${ago(b.endedAt)}` : b.startedAt ? 'running' : 'waiting'}</li>)}
       </ol>
       <h3>Instances</h3>
       <div class="instances" role="list">
-        {r.instances.map((i) => <span role="listitem" key={i.slot} class={`inst ${i.state}`} title={`slot ${i.slot} on ${i.node}: ${i.state} (${i.image})`}>{i.slot}</span>)}
+        {r.instances.map((i) => <span role="listitem" key={i.slot} data-slot={i.slot} data-state={i.state} class={`inst ${i.state}`} title={`slot ${i.slot} on ${i.node}: ${i.state} (${i.image})`}>{i.slot}</span>)}
       </div>
       <h3>Events</h3>
       <ul class="events">
@@ -110,29 +81,43 @@ function Detail(p: { service: string; role: Role }) {
 }
 
 export function Releases(p: { role: Role }) {
-  const [list, setList] = useState<Release[]>();
+  useLive();
+  const [history, setHistory] = useState<Release[]>();
   const [err, setErr] = useState('');
   const [absent, setAbsent] = useState(false);
   const [open, setOpen] = useState<string>();
+  const ids = [...live.releases.values()].map((r) => r.id).sort().join(',');
   useEffect(() => {
-    json<Release[]>('/sampan/v1/releases').then((l) => setList(l), (e: Error) => (e instanceof HttpError && e.status === 404 ? setAbsent(true) : setErr(e.message)));
-  }, []);
+    // once, and again when the stream tells of a release the history read has not seen (one just started)
+    if (history && [...live.releases.values()].every((r) => history.some((h) => h.id === r.id))) return;
+    json<Release[]>('/sampan/v1/releases').then((l) => setHistory(l), (e: Error) => (e instanceof HttpError && e.status === 404 ? setAbsent(true) : setErr(e.message)));
+  }, [ids]);
+  const list = history && [...history.map((h) => (live.releases.get(h.service)?.id === h.id ? live.releases.get(h.service)! : h)),
+    ...[...live.releases.values()].filter((r) => !history.some((h) => h.id === r.id))].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  // a service's newest release opens (the detail is its current one); older rows are its history
+  const newest = new Set<string>();
+  const seen = new Set<string>();
+  for (const r of list ?? []) {
+    if (seen.has(r.service)) continue;
+    seen.add(r.service);
+    newest.add(r.id);
+  }
   return (
     <section aria-labelledby="h-releases">
       <h1 id="h-releases">Services &amp; releases</h1>
       {absent && <p class="muted">This manager has no release routes (/sampan/v1/releases): releases appear here once it does.</p>}
       {err && <p class="error" role="alert">{err}</p>}
-      {open && <Detail service={open} role={p.role} />}
+      {open && <Detail key={open} service={open} role={p.role} />}
       {list && (
-        <table class="table">
+        <table class="table" aria-label="release history">
           <thead><tr><th scope="col">Service</th><th scope="col">Image</th><th scope="col">State</th><th scope="col">Progress</th><th scope="col">Started</th><th scope="col"><span class="sr-only">Open</span></th></tr></thead>
           <tbody>
             {list.length === 0 && <tr><td colSpan={6} class="muted">No release yet.</td></tr>}
             {list.map((r) => (
-              <tr key={r.id}>
+              <tr key={r.id} data-release={r.id}>
                 <td>{r.service}</td><td>{r.image}</td><td><span class={`pill state-${r.state}`}>{r.state}</span></td>
                 <td>{r.updated}/{r.total}</td><td>{ago(r.createdAt)}</td>
-                <td><button onClick={() => setOpen(r.service)} aria-label={`open the release of ${r.service}`}>Open</button></td>
+                <td>{newest.has(r.id) ? <button onClick={() => setOpen(r.service)} aria-label={`open the release of ${r.service}`}>Open</button> : null}</td>
               </tr>
             ))}
           </tbody>
