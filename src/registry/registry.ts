@@ -92,6 +92,13 @@ export class Registry {
     return this.opts.maxManifestBytes;
   }
 
+  /** Mirror mode: blob GETs answered from the store (hits) and fetched from the upstream (misses), for /metrics. */
+  readonly mirrorBlobs = { hits: 0, misses: 0 };
+
+  get isMirror(): boolean {
+    return !!this.opts.upstream;
+  }
+
   get readOnly(): boolean {
     return this.opts.upstream?.readOnly ?? false;
   }

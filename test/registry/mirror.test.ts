@@ -77,6 +77,12 @@ describe('mirror of a sampan registry', () => {
     await skopeo('copy', '-q', '--src-tls-verify=false', `docker://${mirror.hostPort}/mirror/busybox@${pushed}`, `oci:${byDigest}:1`);
     assert.equal(await inspectDigest(`oci:${byDigest}:1`), pushed);
     assert.equal((await upstreamBlobGets(up)) - before, fetched, 'the second pull fetched blobs from the upstream again');
+    // its /metrics count the first pull's blobs as misses and the second's as hits (the dashboard's hit rate)
+    const page = (await mirror.req('GET', '/metrics')).text();
+    const metric = (n: string) => Number(/^(\S+) (\S+)$/m.exec(page.split('\n').filter((l) => l.startsWith(`${n} `)).join('\n'))?.[2]);
+    assert.equal(metric('sampan_registry_mirror_misses_total'), fetched);
+    assert.ok(metric('sampan_registry_mirror_hits_total') >= 2, page);
+    assert.doesNotMatch((await up.req('GET', '/metrics')).text(), /sampan_registry_mirror_/, 'a registry that is no mirror has no hit rate');
     // the mirror's store holds verified blobs: manifest, config, layer
     assert.ok((await verifyBlobStore(mirror.root)) >= 3);
     const m = await mirror.req('GET', `/v2/mirror/busybox/manifests/${pushed}`);

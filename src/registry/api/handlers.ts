@@ -131,6 +131,7 @@ export class Handlers {
     await this.auth(c.req, repoScope(name, PULL));
     const digest = checkDigest(digestStr);
     const found = await this.registry.statBlobOrUpstream(name, digest);
+    if (this.registry.isMirror && c.method === 'GET') this.registry.mirrorBlobs['stream' in found ? 'misses' : 'hits']++;
     const size = found.size;
     const base: Headers = {
       'Content-Type': 'application/octet-stream',

@@ -122,6 +122,28 @@ export class RegistryServer {
         this.inc({ cache: 'manifest' }, cache.misses);
       },
     });
+    const mirror = this.registry.mirrorBlobs;
+    // a mirror's hit rate (the dashboard's images page): only a mirror has one
+    if (this.registry.isMirror) {
+      new Counter({
+        name: 'sampan_registry_mirror_hits_total',
+        help: 'blob GETs a mirror answered from its own store',
+        registers: [m],
+        collect() {
+          this.reset();
+          this.inc(mirror.hits);
+        },
+      });
+      new Counter({
+        name: 'sampan_registry_mirror_misses_total',
+        help: 'blob GETs a mirror fetched from its upstream',
+        registers: [m],
+        collect() {
+          this.reset();
+          this.inc(mirror.misses);
+        },
+      });
+    }
     new Gauge({
       name: 'sampan_registry_cache_bytes',
       help: 'bytes held by the manifest cache',
