@@ -1,17 +1,22 @@
 /**
  * The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core, against a 3-host
- * testbed (real etcd, engines and manager). The token comes in the URL's fragment as `sampan cluster token --ui`
- * prints it; the API behind the browsers' listener refuses what has no token (401) and a read-only token's writes
- * (403). Screenshots of each page go to the test's temp dir (SAMPAN_DASHBOARD_SHOTS keeps them elsewhere).
+ * testbed with its registry and P2P network (real etcd, engines, manager, registry, scheduler and peers). The token
+ * comes in the URL's fragment as `sampan cluster token --ui` prints it; the API behind the browsers' listener
+ * refuses what has no token (401) and a read-only token's writes (403). A real smart release of a 6-replica service
+ * is confirmed, paused, resumed and rolled back from the page, whose one live stream carries it, while the P2P page
+ * plots the image's bytes moving. Screenshots of each page go to the test's temp dir (SAMPAN_DASHBOARD_SHOTS keeps
+ * them elsewhere).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { TestCluster } from '../cluster/harness.js';
 import { SAMPAN, runCmd, until } from '../harness.js';
+import { makeBusyboxLayout, must } from '../registry/harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -21,10 +26,13 @@ describe('the web dashboard', { timeout: 600_000 }, () => {
   let ui: { url: string; token: string; readToken: string };
   let base: string;
   let shots: string;
+  /** The testbed registry's app:v1 and app:v2 (v2: a layer of its own, so its pulls move the P2P plot). */
+  let v1 = '';
+  let v2 = '';
 
   before(async () => {
     assert.ok(existsSync(CHROMIUM), 'chromium is installed (scripts/setup.sh)');
-    c = await TestCluster.start(3, 'sdash');
+    c = await TestCluster.start(3, 'sdash', { registry: true });
     ui = c.tb.ui!;
     base = ui.url.replace(/\/ui\/$/, '');
     shots = process.env.SAMPAN_DASHBOARD_SHOTS ?? path.join(path.dirname(c.dir), 'shots');
@@ -32,18 +40,39 @@ describe('the web dashboard', { timeout: 600_000 }, () => {
     const run = await c.docker(['run', '-d', '--name', 'dash-web', '-l', 'tier=front', 'busybox', 'sh', '-c', 'echo hello-from-dash; sleep 600']);
     assert.equal(run.code, 0, run.stderr);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+    // two versions of an image in the testbed registry, pushed with skopeo
+    const work = path.dirname(c.dir);
+    const bb = await makeBusyboxLayout(work);
+    const bundle = path.join(work, 'v2');
+    await must('umoci', ['unpack', '--rootless', '--image', `${bb}:1`, bundle]);
+    await fs.writeFile(path.join(bundle, 'rootfs', 'payload'), randomBytes(4 << 20));
+    await must('umoci', ['repack', '--image', `${bb}:2`, bundle]);
+    const reg = c.tb.registry!.addr;
+    [v1, v2] = [`${reg}/app:v1`, `${reg}/app:v2`];
+    for (const [tag, ref] of [['1', v1], ['2', v2]] as const) await must('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${bb}:${tag}`, `docker://${ref}`]);
   });
 
   after(async () => {
     await browser?.close();
+    await c?.docker(['service', 'rm', 'web']);
     await c?.docker(['rm', '-f', 'dash-web', 'dash-live']);
     await c?.stop();
   });
 
   const get = (p: string, token?: string, method = 'GET') => fetch(`${base}${p}`, { method, headers: token ? { Authorization: `Bearer ${token}` } : {} });
 
+  /** Per page: the live streams it opened, and any per-release watch (there must be none: one stream per page). */
+  const streams = new WeakMap<Page, { ui: number; watch: number }>();
+
   async function open(token = ui.token, page = 'overview'): Promise<Page> {
     const p = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    const n = { ui: 0, watch: 0 };
+    streams.set(p, n);
+    p.on('request', (r) => {
+      const u = new URL(r.url()).pathname;
+      if (u === '/sampan/v1/ui/stream') n.ui++;
+      if (u.endsWith('/watch')) n.watch++;
+    });
     await p.goto(`${ui.url}#token=${token}`);
     if (page !== 'overview') await p.click(`nav a[href="#/${page}"]`);
     return p;
@@ -147,55 +176,91 @@ describe('the web dashboard', { timeout: 600_000 }, () => {
     await p.close();
   });
 
-  // The release routes (GET/POST /sampan/v1/releases…) come from another branch: until they are on the manager,
-  // the browser is answered a release waiting for confirmation in their documented shape, which is what the
-  // page's role gating is checked against. The 403 for a read-only confirm above is the real server's.
-  async function withRelease(p: Page, posts: string[]): Promise<void> {
-    const rec = (state: string) => ({
-      id: 'r1', service: 'web', image: 'app:2', previousImage: 'app:1', state, total: 4, updated: 1, failed: 0, inFlight: 0, stragglers: 0, prePulled: 4,
-      batches: [{ n: 1, slots: [1], startedAt: new Date().toISOString(), endedAt: new Date().toISOString() }],
-      instances: [1, 2, 3, 4].map((slot) => ({ slot, node: `host${1 + (slot % 3)}`, state: slot === 1 ? 'running' : 'waiting', image: slot === 1 ? 'app:2' : 'app:1', startMs: 0 })),
-      events: [{ time: new Date().toISOString(), type: 'waiting-confirm', message: 'batch 1 is up: waiting for a confirmation' }], createdAt: new Date().toISOString(),
-    });
-    await p.route(/\/sampan\/v1\/releases(\/|$|\?)/, async (r) => {
-      const u = new URL(r.request().url());
-      if (r.request().method() === 'POST') {
-        posts.push(u.pathname);
-        return r.fulfill({ json: rec('running') });
-      }
-      if (u.pathname.endsWith('/watch')) return r.fulfill({ status: 404, json: { message: 'no watch here' } });
-      return r.fulfill({ json: u.pathname === '/sampan/v1/releases' ? [rec('waiting-confirm')] : rec('waiting-confirm') });
-    });
-  }
+  const slots = (p: Page, state?: string) => p.locator(`.instances [data-slot]${state ? `[data-state="${state}"]` : ''}`).count();
+  /** The bytes the P2P page says hosts got for the app image, from peers and from the registry. */
+  const p2pBytes = async (p: Page) => {
+    const row = p.locator('tr[data-image$="/app"]');
+    if (!(await row.count())) return 0;
+    return Number(await row.getAttribute('data-from-peers')) + Number(await row.getAttribute('data-from-registry'));
+  };
 
-  it('shows an admin the Confirm button of a release waiting for it, and a read-only user none', async () => {
-    const posts: string[] = [];
-    for (const [token, admin] of [[ui.token, true], [ui.readToken, false]] as const) {
-      const p = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-      await withRelease(p, posts);
-      await p.goto(`${ui.url}#token=${token}`);
-      await p.click('nav a[href="#/releases"]');
-      await p.getByRole('button', { name: 'open the release of web' }).click();
-      await p.waitForSelector('[data-release-state="waiting-confirm"]');
-      assert.equal(await p.getByRole('button', { name: 'Confirm' }).count(), admin ? 1 : 0);
-      if (admin) {
-        await p.screenshot({ path: path.join(shots, 'release.png') });
-        await p.getByRole('button', { name: 'Confirm' }).click();
-        await p.waitForSelector('[data-release-state="running"]');
-        assert.deepEqual(posts, ['/sampan/v1/releases/web/confirm']);
-      } else assert.match(await p.textContent('.panel') ?? '', /Waiting for an admin to confirm/);
-      await p.close();
-    }
+  it('runs a real smart release: waiting for confirmation, confirmed in the page, finished; the P2P plot moves with its pulls', async () => {
+    const made = await c.docker(['service', 'create', '--detach', '--name', 'web', '--replicas', '6', v1, 'sleep', '3600']);
+    assert.equal(made.code, 0, made.stderr);
+    await until(async () => (await c.docker(['service', 'ls', '--filter', 'name=web', '--format', '{{.Replicas}}'])).stdout.trim() === '6/6', 180_000, 500);
+
+    // the P2P page, open through the release: v1's pulls are on it, v2's come live
+    const p2p = await open(ui.token, 'p2p');
+    await until(async () => (await p2pBytes(p2p)) > 0, 60_000, 500);
+    const before = await p2pBytes(p2p);
+
+    const admin = await open(ui.token, 'releases');
+    const started = await c.sampan(['release', 'start', 'web', v2, '--first-batch', '2', '--window', '2']);
+    assert.equal(started.code, 0, started.stderr);
+    await admin.getByRole('button', { name: 'open the release of web' }).click();
+    await admin.waitForSelector('[data-release-state="waiting-confirm"]', { timeout: 180_000 });
+    await until(async () => (await slots(admin, 'ready')) === 2, 30_000, 250);
+    assert.equal(await slots(admin), 6);
+    assert.equal(await admin.locator('.batches [data-batch]').count(), 1);
+    await admin.screenshot({ path: path.join(shots, 'release-waiting.png') });
+
+    // a read-only user sees it waiting, without a Confirm button; a forced confirm is refused
+    const reader = await open(ui.readToken, 'releases');
+    await reader.getByRole('button', { name: 'open the release of web' }).click();
+    await reader.waitForSelector('[data-release-state="waiting-confirm"]');
+    assert.equal(await reader.getByRole('button', { name: 'Confirm' }).count(), 0);
+    assert.match(await reader.textContent('.panel') ?? '', /Waiting for an admin to confirm/);
+    assert.equal((await get('/sampan/v1/releases/web/confirm', ui.readToken, 'POST')).status, 403);
+    await reader.close();
+
+    await admin.getByRole('button', { name: 'Confirm' }).click();
+    await admin.waitForSelector('[data-release-state="done"]', { timeout: 300_000 });
+    assert.equal(await slots(admin, 'ready'), 6);
+    assert.equal(await admin.locator('.batches [data-batch]').count(), 2);
+    assert.match(await admin.textContent('.panel') ?? '', /6\/6 updated.*confirmed by/s);
+    await admin.screenshot({ path: path.join(shots, 'release-done.png') });
+    // v2's pulls on the hosts reached the P2P page live
+    await until(async () => (await p2pBytes(p2p)) > before, 60_000, 500);
+    assert.equal(await p2p.locator('figure.plot canvas').count() >= 1, true, 'uPlot drew the plot');
+    await p2p.screenshot({ path: path.join(shots, 'p2p.png') });
+    await p2p.close();
+    assert.deepEqual(streams.get(admin), { ui: 1, watch: 0 }, 'one live stream for the page, no watch of its own');
+    await admin.close();
   });
 
-  it('shows the images and P2P pages', async () => {
-    for (const page of ['images', 'p2p', 'releases']) {
-      const p = await open(ui.token, page);
-      await p.waitForSelector(`#h-${page}`);
-      await p.waitForLoadState('networkidle').catch(() => undefined);
-      await p.screenshot({ path: path.join(shots, `${page}.png`) });
-      await p.close();
-    }
+  it('pauses, resumes and rolls back a release from the page; the history shows both', async () => {
+    const p = await open(ui.token, 'releases');
+    const started = await c.sampan(['release', 'start', 'web', v1, '--first-batch', '2']);
+    assert.equal(started.code, 0, started.stderr);
+    await p.getByRole('button', { name: 'open the release of web' }).click();
+    await p.waitForSelector('[data-release-state="waiting-confirm"]', { timeout: 180_000 });
+    await p.getByRole('button', { name: 'Pause' }).click();
+    await p.waitForSelector('[data-release-state="paused"]');
+    await p.getByRole('button', { name: 'Resume' }).click();
+    await p.waitForSelector('[data-release-state="waiting-confirm"]', { timeout: 60_000 });
+    await p.getByRole('button', { name: 'Roll back' }).click();
+    await p.waitForSelector('[data-release-state="rolled-back"]', { timeout: 180_000 });
+    assert.equal(await p.getByRole('button', { name: 'Confirm' }).count(), 0);
+    // the history: this release, rolled back, over the confirmed one
+    await until(async () => (await p.locator('table[aria-label="release history"] tbody tr[data-release]').count()) === 2, 30_000, 250);
+    const states = await p.locator('table[aria-label="release history"] tbody tr[data-release] .pill').allTextContents();
+    assert.deepEqual(states, ['rolled-back', 'done']);
+    const events = await p.locator('.events li').allTextContents();
+    for (const e of ['pause', 'resume', 'rollback']) assert.ok(events.some((x) => x.includes(`${e}`)), `${e} in the events: ${events.join(' | ')}`);
+    await p.screenshot({ path: path.join(shots, 'releases.png') });
+    const image = await c.docker(['service', 'inspect', '-f', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', 'web']);
+    assert.equal(image.stdout.trim().replace(/@.*/, ''), v2, 'rolled back to v2');
+    await p.close();
+  });
+
+  it('shows the testbed registry and its manifest cache on the images page', async () => {
+    const p = await open(ui.token, 'images');
+    const row = p.locator(`tr[data-registry="${c.tb.registry!.addr}"]`);
+    await row.waitFor();
+    await until(async () => /\d+ entries/.test((await row.locator('.manifest-cache').textContent()) ?? ''), 30_000, 500);
+    assert.match(await row.textContent() ?? '', /up/);
+    await p.screenshot({ path: path.join(shots, 'images.png') });
+    await p.close();
   });
 
   it('issues and revokes browser tokens with sampan cluster token --ui', async () => {

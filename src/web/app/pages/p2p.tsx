@@ -48,6 +48,20 @@ export function P2P() {
       {first === 'absent' && !t && <p class="muted">This manager reports no P2P traffic (/sampan/v1/p2p/traffic).</p>}
       {t?.source && <p class="muted">From {t.source}.</p>}
       {t && t.images.length === 0 && <p class="muted">No image has moved through the P2P network yet.</p>}
+      {t && t.images.length > 0 && (
+        <table class="table" aria-label="bytes by image, so far">
+          <thead><tr><th scope="col">Image</th><th scope="col">From peers</th><th scope="col">From the registry</th><th scope="col">Share from peers</th></tr></thead>
+          <tbody>{t.images.map((i) => {
+            const last = i.samples[i.samples.length - 1] ?? { fromPeers: 0, fromRegistry: 0 };
+            const all = last.fromPeers + last.fromRegistry;
+            return (
+              <tr key={i.image} data-image={i.image} data-from-peers={last.fromPeers} data-from-registry={last.fromRegistry}>
+                <td>{i.image}</td><td>{bytes(last.fromPeers)}</td><td>{bytes(last.fromRegistry)}</td><td>{all ? `${Math.round((last.fromPeers / all) * 100)}%` : '—'}</td>
+              </tr>
+            );
+          })}</tbody>
+        </table>
+      )}
       {t?.images.map((i) => {
         const last = i.samples[i.samples.length - 1];
         return (

@@ -11,6 +11,10 @@ import { live, useLive, type ReleaseView } from '../live.js';
 
 export type Release = ReleaseView;
 
+const SLOT_STATES = ['ready', 'in-flight', 'retry', 'pending', 'failed'];
+/** An image reference without its pinned digest (the title keeps it whole). */
+const short = (image: string) => image.replace(/@sha256:[0-9a-f]{64}$/, '');
+
 const ACTIONS: Record<string, Array<[string, string]>> = {
   'waiting-confirm': [['confirm', 'Confirm'], ['pause', 'Pause'], ['rollback', 'Roll back']],
   running: [['pause', 'Pause'], ['rollback', 'Roll back']],
@@ -53,7 +57,7 @@ function Detail(p: { service: string; role: Role }) {
   if (!r) return <p class="muted">Loading…</p>;
   return (
     <div class="panel" aria-label={`release of ${r.service}`} data-release-state={r.state} data-release-id={r.id}>
-      <h2>{r.service}: {r.previousImage ? `${r.previousImage} → ` : ''}{r.image}</h2>
+      <h2>{r.service}: {r.previousImage ? <span title={r.previousImage}>{short(r.previousImage)} → </span> : ''}<span title={r.image}>{short(r.image)}</span></h2>
       <p><span class={`pill state-${r.state}`}>{r.state}</span> {r.updated}/{r.total} updated, {r.failed} failed, {r.inFlight} in flight
         {r.prePulled !== undefined && `, ${r.prePulled} pre-pulled`}{r.confirmedBy && `, confirmed by ${r.confirmedBy}`}</p>
       <Progress r={r} />
@@ -70,8 +74,11 @@ function Detail(p: { service: string; role: Role }) {
       </ol>
       <h3>Instances</h3>
       <div class="instances" role="list">
-        {r.instances.map((i) => <span role="listitem" key={i.slot} data-slot={i.slot} data-state={i.state} class={`inst ${i.state}`} title={`slot ${i.slot} on ${i.node}: ${i.state} (${i.image})`}>{i.slot}</span>)}
+        {r.instances.map((i) => <span role="listitem" key={i.slot} data-slot={i.slot} data-state={i.state} class={`inst ${i.state}`} title={`slot ${i.slot} on ${i.node}: ${i.state} (${i.image})`} aria-label={`slot ${i.slot} on ${i.node}: ${i.state}`}>{i.slot}</span>)}
       </div>
+      <ul class="inst-legend" aria-label="instances by state">
+        {SLOT_STATES.map((st) => <li key={st} data-count={st}><span class={`inst ${st}`} />{r.instances.filter((i) => i.state === st).length} {st}</li>)}
+      </ul>
       <h3>Events</h3>
       <ul class="events">
         {[...r.events].reverse().slice(0, 50).map((e, k) => <li key={k}><time>{new Date(e.time).toLocaleTimeString()}</time> {e.type}: {e.message}{e.user && ` (${e.user})`}</li>)}
