@@ -1,7 +1,8 @@
 /**
  * The dashboard's side of the manager: the JSON routes its pages read (documented in docs/dashboard.md, and
  * served on every listener, so the CLI can use them too), its live stream fed from the manager's indexes
- * (state.ts), and the browsers' listener (--ui-listen) whose bearer tokens are checked against etcd.
+ * (state.ts) and its releases (ui-releases.ts), and the browsers' listener (--ui-listen) whose bearer tokens are
+ * checked against etcd.
  */
 import { statusText } from '../lib/container-status.js';
 import { invalid } from '../lib/errors.js';

@@ -1,6 +1,6 @@
 /**
  * The dashboard's one live stream per browser (`GET /sampan/v1/ui/stream`, server-sent events). The manager
- * names topics, each read from its own in-memory indexes: a keyed list (the nodes) or a single value (the
+ * names topics, each read from its own in-memory indexes: a keyed list (the nodes, the releases) or a single value (the
  * summary). Once a second, and only while someone watches, each topic is read ONCE for all the browsers and
  * compared with what was sent last: the changed items go out as one `delta` event, the same bytes to every
  * browser. A browser that connects gets a `snapshot` of everything first. Nothing polls the engines, and a
