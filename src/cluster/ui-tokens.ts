@@ -19,6 +19,9 @@ export interface UiTokenRecord {
 const TOKEN = /^SMPUI-([0-9a-f]{12})\.[0-9a-f]{48}$/;
 const key = (id: string) => `tokens/ui/${id}`;
 
+/** The id a token names (`SMPUI-ID.SECRET`), which `--ls` and `--revoke` know it by; undefined for no token. */
+export const uiTokenId = (token: string): string | undefined => TOKEN.exec(token)?.[1];
+
 /** Makes a token of `role`, stores its hash and answers the token (the only time it is seen). */
 export async function issueUiToken(store: ClusterStore, role: UiRole): Promise<{ id: string; token: string }> {
   const id = randomBytes(6).toString('hex');

@@ -11,7 +11,7 @@ import type { DockerApiServer } from '../docker-api/index.js';
 import { LiveFeed, UiServer, type ApiHandler } from '../web/index.js';
 import type { ClusterState, ContainerEntry, NodeEntry } from './state.js';
 import type { ClusterStore } from './store.js';
-import { UiTokenChecker } from './ui-tokens.js';
+import { UiTokenChecker, uiTokenId } from './ui-tokens.js';
 import type { P2pTraffic } from './p2p-traffic.js';
 import type { ImageRegistries } from './image-registries.js';
 import { notFound } from '../lib/errors.js';
@@ -145,7 +145,8 @@ export async function startUiServer(listen: string, d: UiDeps, tls?: { cert: str
   const api: ApiHandler = (req, res, upgrade) => {
     if (!d.api.intercept?.(req, res, upgrade)) void d.api.serve(req, res, upgrade);
   };
-  const ui = new UiServer({ listen, authenticate: (t) => tokens.role(t), api, log: d.log, ...(tls && { tls }) });
+  // what a browser does is recorded as its token's (a release's "confirmed by ui:ID"), as `--ls` names it
+  const ui = new UiServer({ listen, authenticate: (t) => tokens.role(t), identify: (t) => `ui:${uiTokenId(t) ?? 'unknown'}`, api, log: d.log, ...(tls && { tls }) });
   await ui.start();
   return ui;
 }

@@ -32,6 +32,26 @@ export interface UiServerOptions {
   tls?: { cert: string; key: string };
   /** The built dashboard (default dist/web beside this build). */
   staticDir?: string;
+  /** Who a good token is, as the API records who acted (a release's confirmation): sent on as UI_USER_HEADER. */
+  identify?(token: string): string;
+}
+
+/**
+ * The header that tells the API which browser token a request came with. Set here only, after the token is checked
+ * (one a browser sends is dropped); forwarded with the request when a standby passes it to its leader.
+ */
+export const UI_USER_HEADER = 'x-sampan-ui-user';
+
+/** Sets (or, with no value, removes) a header in both of node's views of a request. */
+function setHeader(req: http.IncomingMessage, name: string, value?: string): void {
+  delete req.headers[name];
+  const raw: string[] = [];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() !== name) raw.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+  if (value !== undefined) {
+    req.headers[name] = value;
+    raw.push(name, value);
+  }
+  req.rawHeaders.splice(0, req.rawHeaders.length, ...raw);
 }
 
 /** The one write a read-only token may make: asking who it is. */
@@ -102,10 +122,12 @@ export class UiServer {
   /** Answers who may do what: the role, or an error to send (status, message). */
   private async check(req: http.IncomingMessage, pathname: string): Promise<{ status: 401 | 403; message: string } | { role: UiRole }> {
     const token = bearer(req);
+    setHeader(req, UI_USER_HEADER);
     // an etcd that does not answer refuses the request rather than letting it through
     const role = token ? await this.opts.authenticate(token).catch(() => undefined) : undefined;
     if (!role) return { status: 401, message: token ? 'invalid or revoked token' : 'authentication required: Authorization: Bearer TOKEN (sampan cluster token --ui)' };
     const no = refusal(role, req.method ?? 'GET', pathname.replace(/^\/v\d+\.\d+(?=\/)/, ''));
+    if (!no && this.opts.identify) setHeader(req, UI_USER_HEADER, this.opts.identify(token!));
     return no ? { status: 403, message: no } : { role };
   }
 

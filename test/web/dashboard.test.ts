@@ -217,7 +217,9 @@ describe('the web dashboard', { timeout: 600_000 }, () => {
     await admin.waitForSelector('[data-release-state="done"]', { timeout: 300_000 });
     assert.equal(await slots(admin, 'ready'), 6);
     assert.equal(await admin.locator('.batches [data-batch]').count(), 2);
-    assert.match(await admin.textContent('.panel') ?? '', /6\/6 updated.*confirmed by/s);
+    // the confirmation is recorded as the browser token's, by its id (as `sampan cluster token --ui --ls` lists it)
+    const id = /^SMPUI-([0-9a-f]{12})\./.exec(ui.token)![1]!;
+    assert.match(await admin.textContent('.panel') ?? '', new RegExp(`6/6 updated.*confirmed by ui:${id}`, 's'));
     await admin.screenshot({ path: path.join(shots, 'release-done.png') });
     // v2's pulls on the hosts reached the P2P page live
     await until(async () => (await p2pBytes(p2p)) > before, 60_000, 500);
@@ -246,7 +248,8 @@ describe('the web dashboard', { timeout: 600_000 }, () => {
     const states = await p.locator('table[aria-label="release history"] tbody tr[data-release] .pill').allTextContents();
     assert.deepEqual(states, ['rolled-back', 'done']);
     const events = await p.locator('.events li').allTextContents();
-    for (const e of ['pause', 'resume', 'rollback']) assert.ok(events.some((x) => x.includes(`${e}`)), `${e} in the events: ${events.join(' | ')}`);
+    const id = /^SMPUI-([0-9a-f]{12})\./.exec(ui.token)![1]!;
+    for (const e of ['pause', 'resume', 'rollback']) assert.ok(events.some((x) => x.includes(`${e}:`) && x.includes(`(ui:${id})`)), `${e} by ui:${id} in the events: ${events.join(' | ')}`);
     await p.screenshot({ path: path.join(shots, 'releases.png') });
     const image = await c.docker(['service', 'inspect', '-f', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', 'web']);
     assert.equal(image.stdout.trim().replace(/@.*/, ''), v2, 'rolled back to v2');

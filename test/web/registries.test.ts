@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { P2pRig } from '../p2p/harness.js';
 import { ImageRegistries, metric } from '../../src/cluster/image-registries.js';
+import { TestRegistry } from '../registry/harness.js';
 
 describe('registries for the dashboard', { timeout: 120_000 }, () => {
   let rig: P2pRig;
@@ -35,5 +36,25 @@ describe('registries for the dashboard', { timeout: 120_000 }, () => {
     assert.ok(s!.manifestCache.hits >= 1, JSON.stringify(s));
     assert.equal(d!.up, false);
     assert.ok(d!.error);
+  });
+
+  it('shows a mirror\'s hit rate: its blob GETs from its store (hits) and from its upstream (misses)', async () => {
+    const { layer } = await rig.pushImage('dash/mirrored', 'v1', 4096);
+    const mirror = await TestRegistry.start({ args: ['--proxy-remote', rig.registry.base] });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await fetch(`${mirror.base}/v2/dash/mirrored/blobs/${layer}`);
+        assert.equal(r.status, 200);
+        await r.arrayBuffer();
+      }
+      const [m] = await new ImageRegistries([mirror.base]).stats();
+      assert.equal(m!.up, true, m!.error);
+      assert.deepEqual({ hits: m!.hits, misses: m!.misses }, { hits: 2, misses: 1 });
+      // the upstream is no mirror: no hit rate to show
+      const [u] = await new ImageRegistries([rig.registry.base]).stats();
+      assert.equal(u!.hits, undefined);
+    } finally {
+      await mirror.cleanup();
+    }
   });
 });

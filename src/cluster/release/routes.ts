@@ -5,6 +5,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { Ctx, Handler } from '../../docker-api/index.js';
 import { invalid } from '../../lib/errors.js';
+import { UI_USER_HEADER } from '../../web/index.js';
 import type { ReleaseAction, ReleaseController } from './controller.js';
 import { validateRelease } from './record.js';
 
@@ -12,8 +13,9 @@ const ACTIONS: readonly ReleaseAction[] = ['confirm', 'pause', 'resume', 'rollba
 const KEEPALIVE_MS = 15_000;
 
 /**
- * Who asks: the subject of a verified client certificate (TCP with mutual TLS); on the unix socket, which only its
- * owner's group reaches, the uid the CLI says it runs as ("unix:UID"), else "unix:unknown".
+ * Who asks: the subject of a verified client certificate (TCP with mutual TLS); a browser's token ("ui:ID", set by
+ * the browsers' listener once the token is checked); on the unix socket, which only its owner's group reaches, the
+ * uid the CLI says it runs as ("unix:UID"), else "unix:unknown".
  */
 export function requester(ctx: Ctx, said?: unknown): string {
   const sock = ctx.req.socket as Partial<TLSSocket>;
@@ -21,6 +23,8 @@ export function requester(ctx: Ctx, said?: unknown): string {
     const cn = sock.getPeerCertificate().subject?.CN;
     if (cn) return `cn:${Array.isArray(cn) ? cn[0] : cn}`;
   }
+  const ui = ctx.req.headers[UI_USER_HEADER];
+  if (typeof ui === 'string' && /^ui:[0-9a-z]+$/.test(ui)) return ui;
   return typeof said === 'string' && /^unix:\d+$/.test(said) ? said : 'unix:unknown';
 }
 

@@ -43,7 +43,7 @@ export function Images() {
             <tr key={r.url} data-registry={r.name}>
               <td>{r.name} <span class="muted">{r.url}</span></td>
               <td>{r.up ? <span class="pill ok">up</span> : <span class="pill bad" title={r.error}>unreachable</span>}</td>
-              <td>{r.hits === undefined ? '—' : rate(r.hits, r.misses)}</td>
+              <td>{r.hits === undefined ? <span class="muted" title="a mirror (sampan registry --proxy-remote) counts its hits and misses; this registry is none">not a mirror</span> : rate(r.hits, r.misses)}</td>
               <td class="manifest-cache">{r.manifestCache ? `${r.manifestCache.entries} entries (${bytes(r.manifestCache.bytes)}), hits ${rate(r.manifestCache.hits, r.manifestCache.misses)}` : '—'}</td>
             </tr>
           ))}</tbody>
