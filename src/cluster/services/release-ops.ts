@@ -1,7 +1,8 @@
 /** What a release drives (src/cluster/release/ops.ts), over the same slot replacement as Docker's rolling update. */
 import { jsonMessages } from '../../lib/engine-client.js';
-import { errorMessage } from '../../lib/errors.js';
-import type { ReleaseInstance, ReleaseOps, ReplaceResult } from '../release/ops.js';
+import { conflict, errorMessage } from '../../lib/errors.js';
+import type { UpdateState } from '../../lib/swarm-types.js';
+import type { ReleaseInstance, ReleaseOps, ReleaseState, ReplaceResult } from '../release/index.js';
 import type { ServiceController } from './controller.js';
 import { observe } from './observe.js';
 
@@ -10,6 +11,8 @@ export class ServiceReleaseOps implements ReleaseOps {
     private readonly ctl: ServiceController,
     /** The capped pre-puller (src/cluster/prepull.ts) where the manager has one; else a plain pull through the engine. */
     private readonly prePuller?: (node: string, image: string) => Promise<void>,
+    /** The P2P scheduler's preheat where the manager has one (--p2p-scheduler). */
+    readonly preheat?: (image: string) => Promise<void>,
   ) {}
 
   instances(service: string): ReleaseInstance[] {
@@ -44,4 +47,35 @@ export class ServiceReleaseOps implements ReleaseOps {
     const spec = { ...svc.spec, TaskTemplate: { ...t, ContainerSpec: { ...t.ContainerSpec, Image: image } } };
     await this.ctl.recs.putService({ ...svc, spec, previousSpec: svc.spec, version: this.ctl.recs.next(), updatedAt: new Date().toISOString() });
   }
+
+  async claim(service: string, id: string): Promise<void> {
+    const svc = this.ctl.recs.service(service);
+    const name = svc.spec.Name;
+    if (svc.release && svc.release !== id) throw conflict(`service ${name} is held by release ${svc.release}: sampan release status ${name}`);
+    if (this.ctl.updater.inProgress(svc)) throw conflict(`service ${name} has a docker service update in progress (${svc.updateStatus!.State}): wait for it, or docker service rollback ${name}`);
+    const now = new Date().toISOString();
+    await this.ctl.recs.putService({ ...svc, release: id, version: this.ctl.recs.next(), updatedAt: now, updateStatus: { State: 'updating', StartedAt: now, Message: `sampan release ${id} started` } });
+  }
+
+  async status(service: string, id: string, state: ReleaseState, message: string): Promise<void> {
+    const svc = [...this.ctl.recs.services.values()].find((s) => s.spec.Name === service || s.id === service);
+    // removed meanwhile, or held by a newer release
+    if (!svc || (svc.release && svc.release !== id)) return;
+    const active = state === 'running' || state === 'waiting-confirm' || state === 'paused' || state === 'rolling-back';
+    const now = new Date().toISOString();
+    const updateStatus = { State: UPDATE_STATE[state], StartedAt: svc.updateStatus?.StartedAt ?? now, ...(!active && { CompletedAt: now }), Message: message };
+    const { release: _held, ...rest } = svc;
+    await this.ctl.recs.putService({ ...rest, ...(active && { release: id }), updateStatus, version: this.ctl.recs.next(), updatedAt: now });
+    // a slot a failed replacement left empty is filled again once the release is over
+    if (!active) this.ctl.reconciler.kick(svc.id);
+  }
 }
+
+/**
+ * What `docker service inspect|ps` users see of a release: waiting for the owner's confirmation is a pause (the
+ * docker CLI's progress stops there with the message), a rollback that could not bring every slot back too.
+ */
+const UPDATE_STATE: Record<ReleaseState, UpdateState> = {
+  running: 'updating', 'waiting-confirm': 'paused', paused: 'paused', 'rolling-back': 'rollback_started',
+  'rolled-back': 'rollback_completed', done: 'completed', failed: 'rollback_paused',
+};
