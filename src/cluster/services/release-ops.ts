@@ -4,6 +4,7 @@ import { conflict, errorMessage } from '../../lib/errors.js';
 import type { UpdateState } from '../../lib/swarm-types.js';
 import type { ReleaseInstance, ReleaseOps, ReleaseState, ReplaceResult } from '../release/index.js';
 import type { ServiceController } from './controller.js';
+import type { TaskRecord } from './records.js';
 import { observe } from './observe.js';
 
 export class ServiceReleaseOps implements ReleaseOps {
@@ -18,7 +19,16 @@ export class ServiceReleaseOps implements ReleaseOps {
   instances(service: string): ReleaseInstance[] {
     const svc = this.ctl.recs.service(service);
     const state = this.ctl.cluster.state;
-    return this.ctl.recs.tasksOf(svc.id).filter((t) => t.desired === 'running').sort((a, b) => a.slot - b.slot).map((t) => {
+    // one per slot: a slot may hold a failed task still desired running beside its replacement; the running one,
+    // else the newest, is the slot's
+    const bySlot = new Map<number, TaskRecord>();
+    for (const t of this.ctl.recs.tasksOf(svc.id)) {
+      if (t.desired !== 'running') continue;
+      const o = bySlot.get(t.slot);
+      const better = !o || (t.state === 'running') !== (o.state === 'running') ? !o || t.state === 'running' : t.updatedAt > o.updatedAt;
+      if (better) bySlot.set(t.slot, t);
+    }
+    return [...bySlot.values()].sort((a, b) => a.slot - b.slot).map((t) => {
       const o = t.state === 'running' ? observe(state, t) : undefined;
       const s: ReleaseInstance['state'] = t.state === 'assigned' ? 'pending' : t.state === 'running' ? (o?.kind === 'running' ? (o.health === 'starting' ? 'starting' : 'running') : 'failed') : t.state === 'pending' ? 'new' : t.state === 'failed' || t.state === 'rejected' ? 'failed' : 'shutdown';
       return { slot: t.slot, taskId: t.id, node: state.nodes.get(t.node)?.rec.name ?? t.node, image: t.spec.ContainerSpec.Image, state: s, ...(o?.kind === 'running' && o.health && { healthy: o.health === 'healthy' }) };
