@@ -16,6 +16,17 @@ export class ServiceReleaseOps implements ReleaseOps {
     readonly preheat?: (image: string) => Promise<void>,
   ) {}
 
+  /** Writes of one service's record, one after the other, each reading the record when its turn comes. */
+  private writes = new Map<string, Promise<unknown>>();
+
+  private serial<T>(service: string, fn: () => Promise<T>): Promise<T> {
+    const p = (this.writes.get(service) ?? Promise.resolve()).then(fn, fn);
+    const tail = p.catch(() => undefined);
+    this.writes.set(service, tail);
+    void tail.then(() => this.writes.get(service) === tail && this.writes.delete(service));
+    return p;
+  }
+
   instances(service: string): ReleaseInstance[] {
     const svc = this.ctl.recs.service(service);
     const state = this.ctl.cluster.state;
@@ -51,14 +62,22 @@ export class ServiceReleaseOps implements ReleaseOps {
     for await (const m of jsonMessages(res)) if (m.error) throw new Error(`pull of ${image} on ${n.rec.name} failed: ${errorMessage(m.error)}`);
   }
 
-  async setImage(service: string, image: string): Promise<void> {
+  setImage(service: string, image: string): Promise<void> {
+    return this.serial(service, () => this.writeImage(service, image));
+  }
+
+  private async writeImage(service: string, image: string): Promise<void> {
     const svc = this.ctl.recs.service(service);
     const t = svc.spec.TaskTemplate;
     const spec = { ...svc.spec, TaskTemplate: { ...t, ContainerSpec: { ...t.ContainerSpec, Image: image } } };
     await this.ctl.recs.putService({ ...svc, spec, previousSpec: svc.spec, version: this.ctl.recs.next(), updatedAt: new Date().toISOString() });
   }
 
-  async claim(service: string, id: string): Promise<void> {
+  claim(service: string, id: string): Promise<void> {
+    return this.serial(service, () => this.writeClaim(service, id));
+  }
+
+  private async writeClaim(service: string, id: string): Promise<void> {
     const svc = this.ctl.recs.service(service);
     const name = svc.spec.Name;
     if (svc.release && svc.release !== id) throw conflict(`service ${name} is held by release ${svc.release}: sampan release status ${name}`);
@@ -67,7 +86,11 @@ export class ServiceReleaseOps implements ReleaseOps {
     await this.ctl.recs.putService({ ...svc, release: id, version: this.ctl.recs.next(), updatedAt: now, updateStatus: { State: 'updating', StartedAt: now, Message: `sampan release ${id} started` } });
   }
 
-  async status(service: string, id: string, state: ReleaseState, message: string): Promise<void> {
+  status(service: string, id: string, state: ReleaseState, message: string): Promise<void> {
+    return this.serial(service, () => this.writeStatus(service, id, state, message));
+  }
+
+  private async writeStatus(service: string, id: string, state: ReleaseState, message: string): Promise<void> {
     const svc = [...this.ctl.recs.services.values()].find((s) => s.spec.Name === service || s.id === service);
     // removed meanwhile, or held by a newer release
     if (!svc || (svc.release && svc.release !== id)) return;
