@@ -140,6 +140,12 @@ describe('releases on a 3-host testbed with its registry', () => {
       assert.ok(old.includes(img('v1')), `${node} still runs the old image: ${old.join(', ')}`);
     }
     assert.ok(r.prePulled >= nextHosts.length, `prePulled ${r.prePulled}`);
+    // through the leader's capped pre-puller (its metrics; a standby's are its own)
+    const leader = (await role(0)) === 'leader' ? 0 : 1;
+    const metrics = (await c.get('/metrics', c.tb.managers[leader]!.socket!)).body;
+    const counter = (how: string) => Number(new RegExp(`^sampan_cluster_prepull_done_total\\{how="${how}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+    assert.ok(counter('pulled') >= 1, metrics.split('\n').filter((l) => l.includes('prepull')).join('\n'));
+    assert.ok(counter('pulled') + counter('present') >= nextHosts.length);
     assert.ok(r.events.some((e) => e.type === 'preheat'), `the release preheated: ${JSON.stringify(r.events.map((e) => e.type))}`);
     // two releases at once, and the docker updater meanwhile: 409s
     const second = await c.sampan(['release', 'start', 'web', img('v1')]);
