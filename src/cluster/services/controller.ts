@@ -144,7 +144,6 @@ export class ServiceController {
    * written with the image the tasks run, and the release (which sets the new image) replaces them; never the updater.
    */
   private async releaseUpdate(cur: ServiceRecord, spec: ServiceSpec, req: ReleaseRequest): Promise<ServiceRecord> {
-    if (this.updater.inProgress(cur)) throw conflict(`service ${cur.spec.Name} has a docker service update in progress (${cur.updateStatus!.State}): wait for it before a smart release`);
     const t = spec.TaskTemplate;
     const held: ServiceSpec = { ...spec, TaskTemplate: { ...t, ContainerSpec: { ...t.ContainerSpec, Image: cur.spec.TaskTemplate.ContainerSpec.Image } } };
     await this.recs.putService({ ...cur, version: this.recs.next(), updatedAt: new Date().toISOString(), spec: held, previousSpec: cur.spec });

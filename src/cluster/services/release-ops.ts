@@ -81,7 +81,8 @@ export class ServiceReleaseOps implements ReleaseOps {
     const svc = this.ctl.recs.service(service);
     const name = svc.spec.Name;
     if (svc.release && svc.release !== id) throw conflict(`service ${name} is held by release ${svc.release}: sampan release status ${name}`);
-    if (this.ctl.updater.inProgress(svc)) throw conflict(`service ${name} has a docker service update in progress (${svc.updateStatus!.State}): wait for it, or docker service rollback ${name}`);
+    // a new release supersedes Docker's update in progress, as a new `docker service update` does: never both
+    if (this.ctl.updater.inProgress(svc)) this.ctl.updater.cancel(svc.id);
     const now = new Date().toISOString();
     await this.ctl.recs.putService({ ...svc, release: id, version: this.ctl.recs.next(), updatedAt: now, updateStatus: { State: 'updating', StartedAt: now, Message: `sampan release ${id} started` } });
   }
