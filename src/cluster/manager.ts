@@ -177,7 +177,13 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   api.addMetrics((registry) => metrics.register(registry));
   const prePuller = new PrePuller(state, (n) => cluster.client(n), log, { perHost: cfg.prepullPerHost, perRegistry: cfg.prepullPerRegistry, p2pScheduler: cfg.p2pScheduler });
   // releases drive the services' slot replacement; their pre-pulls go through the capped pre-puller
-  const releases = new ReleaseController(new ServiceReleaseOps(services, (n, image) => prePuller.prePull(n, image)), new EtcdReleaseStore(store), log);
+  // with a P2P scheduler, a release first has the image preheated into the P2P network (beside it, not blocking it)
+  const preheat = cfg.p2pScheduler ? async (image: string) => {
+    const job = await prePuller.preheat(image, { wait: true });
+    if (job.state === 'failed') throw new Error(`preheat job ${job.id} failed${job.error ? `: ${job.error}` : ''}`);
+  } : undefined;
+  const releases = new ReleaseController(new ServiceReleaseOps(services, (n, image) => prePuller.prePull(n, image), preheat), new EtcdReleaseStore(store), log);
+  services.smartRelease = (req) => releases.start(req);
   releaseRoutes((method, pattern, h) => api.route(method, pattern, h), releases);
   api.addMetrics((registry) => prePuller.register(registry));
   const p2p = cfg.p2pScheduler ? new P2pTraffic(cfg.p2pScheduler, log) : undefined;

@@ -43,6 +43,10 @@ test('the store keeps nodes, placements, batches and the token\'s hash in etcd, 
   a.onWrite = undefined;
   assert.equal(await b.batch('nope'), undefined);
 
+  // two writers of one key in one tick share a transaction that names the key once: the last write wins
+  await Promise.all([a.write([{ put: 'placements/twice', value: { node: '1' } }]), a.write([{ put: 'placements/twice', value: { node: '2' } }])]);
+  assert.deepEqual((await b.placements()).get('twice'), { node: '2' });
+
   assert.equal(await b.hasToken(), false);
   const tok = newToken();
   await a.setToken(tok);

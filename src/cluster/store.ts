@@ -190,7 +190,7 @@ export class ClusterStore {
   }
 
   private async commit(ops: Op[]): Promise<void> {
-    if (!(await this.txn([], ops))) this.refused();
+    if (!(await this.txn([], lastPerKey(ops)))) this.refused();
   }
 
   /** One transaction: the guard, `absent` keys (each must not exist), then `ops`; false when a compare failed. */
@@ -335,4 +335,15 @@ export class ClusterStore {
     const got = Buffer.from(hashToken(token), 'hex');
     return want.length === got.length && timingSafeEqual(want, got);
   }
+}
+
+/**
+ * Writes of one tick share a transaction, and etcd refuses a transaction that names a key twice ("duplicate key
+ * given in txn request"): two writers of one key in a tick (a service's record by the release and by the update
+ * that started it) keep the last write, as they would one after the other.
+ */
+export function lastPerKey(ops: Op[]): Op[] {
+  const last = new Map<string, number>();
+  ops.forEach((o, i) => last.set('put' in o ? o.put : o.del, i));
+  return last.size === ops.length ? ops : ops.filter((o, i) => last.get('put' in o ? o.put : o.del) === i);
 }

@@ -267,3 +267,40 @@ test('a release whose image services refuse fails at once and holds no later rel
   assert.equal((await until(c, 'web', (r) => r.state === 'done')).updated, 2);
   await c.settled('web');
 });
+
+test('the service is claimed first and told every state; a failed preheat is an event, failed pre-pulls are not counted', async (t) => {
+  const e = await etcd(t);
+  class Told extends Service {
+    readonly states: string[] = [];
+    held?: string;
+    async claim(_s: string, id: string): Promise<void> {
+      if (this.held && this.held !== id) throw new Error('held');
+      this.held = id;
+    }
+    async status(_s: string, id: string, state: string): Promise<void> {
+      assert.equal(id, this.held);
+      this.states.push(state);
+    }
+    async preheat(image: string): Promise<void> {
+      throw new Error(`no scheduler for ${image}`);
+    }
+    override async prePull(node: string, image: string): Promise<void> {
+      await super.prePull(node, image);
+      if (node === 'h3') throw new Error('h3 cannot pull');
+    }
+  }
+  const svc = new Told('web', 6, 'web:1');
+  const c = controller(t, e, svc, 'told');
+  const r0 = await c.start(req({ firstBatch: 1, window: 2, prePull: true }));
+  assert.equal(svc.held, r0.id);
+  await until(c, 'web', (r) => r.state === 'waiting-confirm');
+  await c.act('web', 'confirm', 'unix:0');
+  const done = await until(c, 'web', (r) => r.state === 'done');
+  await c.settled('web');
+  const types = done.events.map((x) => x.type);
+  assert.ok(types.includes('preheat') && types.includes('preheat-failed'), types.join(', '));
+  assert.ok(types.includes('pre-pull-failed'), types.join(', '));
+  assert.equal(done.prePulled, new Set(svc.prePulls.map((p) => p.split(' ')[0])).size - 1, 'h3 failed: not counted');
+  await until(c, 'web', () => svc.states.at(-1) === 'done');
+  assert.deepEqual(svc.states.filter((s, i, a) => a.indexOf(s) === i), ['running', 'waiting-confirm', 'done']);
+});

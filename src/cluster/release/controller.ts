@@ -42,6 +42,10 @@ class Run {
   done: Promise<void> = Promise.resolve();
   /** Slots of the other phase (before a rollback, the forward records of slots it leaves alone). */
   readonly others = new Map<number, SlotRecord>();
+  /** Hosts whose pre-pull failed: the planner counts them as done (the replacement pulls), the record does not. */
+  readonly pullsFailed = new Set<string>();
+  /** The state the service was last told (ReleaseOps.status). */
+  private reported: ReleaseState | undefined;
 
   constructor(
     readonly h: ReleaseHeader,
@@ -110,7 +114,7 @@ class Run {
     }
     this.h.updated = updated;
     this.h.inFlight = inFlight;
-    this.h.prePulled = Object.values(this.st.pulls).filter((p) => p === 'done').length;
+    this.h.prePulled = Object.entries(this.st.pulls).filter(([n, p]) => p === 'done' && !this.pullsFailed.has(n)).length;
   }
 
   event(type: string, message: string, user?: string): void {
@@ -140,7 +144,14 @@ class Run {
     clearTimeout(this.headerSoon);
     this.headerSoon = undefined;
     const h = structuredClone(this.h);
-    return this.chain(() => this.c.store.put(h, recs));
+    const w = this.chain(() => this.c.store.put(h, recs));
+    if (this.reported !== h.state) {
+      // after the record, so that a service that says "completed" has a record that says so too
+      this.reported = h.state;
+      const last = h.events[h.events.length - 1]?.message ?? '';
+      void this.chain(() => this.c.tellService(h, last)).catch((err: unknown) => this.c.logger.warn({ err: errorMessage(err), service: h.service }, 'the service could not be told the release\'s state'));
+    }
+    return w;
   }
 
   private headerSoon: NodeJS.Timeout | undefined;
@@ -204,6 +215,8 @@ export class ReleaseController {
       updated: 0, failed: 0, inFlight: 0, stragglers: 0, prePulled: 0, batches: [{ n: 1, slots: Math.min(req.firstBatch, instances.length), startedAt: nowIso() }], events: [], createdAt: nowIso(),
     };
     const slots: SlotRecord[] = instances.map((i) => ({ slot: i.slot, node: i.node, status: 'pending', attempts: 0, oldGone: false, avoid: [], image: req.image, phase: 'forward' }));
+    // Docker's updater, or another manager's release, may hold the service: a 409 before anything is written
+    await this.ops.claim?.(req.service, h.id);
     const run = new Run(h, slots, this);
     this.runs.set(req.service, run);
     run.event('start', `release of ${req.service} from ${previousImage} to ${req.image}: ${instances.length} instances, first batch ${req.firstBatch}, window ${req.window}`, user);
@@ -211,6 +224,7 @@ export class ReleaseController {
       await run.persist(slots);
     } catch (err) {
       this.runs.delete(req.service);
+      await this.ops.status?.(req.service, h.id, 'failed', `the release could not be recorded: ${errorMessage(err)}`).catch(() => undefined);
       throw err;
     }
     try {
@@ -224,8 +238,28 @@ export class ReleaseController {
       this.runs.delete(req.service);
       throw err;
     }
+    this.preheat(run);
     this.drive(run);
     return run.view();
+  }
+
+  /** The image seeded into the P2P network first, beside the release: a failure is an event, not a stop. */
+  private preheat(run: Run): void {
+    const preheat = this.ops.preheat?.bind(this.ops);
+    if (!preheat) return;
+    const image = run.h.image;
+    run.event('preheat', `preheating ${image} into the P2P network`);
+    preheat(image).then(
+      () => run.event('preheat-done', `${image} preheated`),
+      (err: unknown) => run.event('preheat-failed', `preheat of ${image}: ${errorMessage(err)} (the hosts pull on their own)`),
+    ).finally(() => {
+      if (!run.halted) void run.persist([], true).catch(() => undefined);
+    });
+  }
+
+  /** @internal: the service shows the release's state (ReleaseOps.status). */
+  async tellService(h: ReleaseHeader, message: string): Promise<void> {
+    await this.ops.status?.(h.service, h.id, h.state, `sampan release ${h.id} ${h.state}: ${message}`);
   }
 
   async act(service: string, action: ReleaseAction, user: string): Promise<ReleaseRecord> {
@@ -443,11 +477,15 @@ export class ReleaseController {
 
   private prePull(run: Run, node: string): void {
     run.st.pulls[node] = 'pulling';
+    run.pullsFailed.delete(node);
     const image = run.target;
     this.ops.prePull(node, image).then(
       () => undefined,
       // a failed pre-pull leaves the pull to the replacement itself
-      (err: unknown) => run.event('pre-pull-failed', `pre-pull of ${image} on ${node}: ${errorMessage(err)}`),
+      (err: unknown) => {
+        run.pullsFailed.add(node);
+        run.event('pre-pull-failed', `pre-pull of ${image} on ${node}: ${errorMessage(err)}`);
+      },
     ).finally(() => {
       run.st.pulls[node] = 'done';
       void run.persist([], true).catch(() => undefined);

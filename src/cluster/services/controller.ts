@@ -7,6 +7,7 @@ import { conflict, invalid } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { ServiceSpec } from '../../lib/swarm-types.js';
 import type { Cluster, ClusterContainers } from '../backend/index.js';
+import { releaseFromLabels, type ReleaseRequest } from '../release/index.js';
 import type { ContainerEntry } from '../state.js';
 import type { ClusterStore } from '../store.js';
 import { Configs } from './configs.js';
@@ -29,6 +30,8 @@ export class ServiceController {
   private leader = false;
   /** Whether this manager leads now (the election's word): a manager that lost the lead stops reconciling at once. */
   leading: () => boolean = () => true;
+  /** Starts a Sampan release (the manager's ReleaseController): an image change on a service labelled for smart mode. */
+  smartRelease?: (req: ReleaseRequest) => Promise<unknown>;
 
   constructor(readonly cluster: Cluster, containers: ClusterContainers, store: ClusterStore, readonly log: Logger) {
     this.recs = new SwarmRecords(store);
@@ -119,6 +122,11 @@ export class ServiceController {
       this.checkConfigs(spec);
     }
     const changed = templateHash(spec.TaskTemplate) !== templateHash(cur.spec.TaskTemplate);
+    // a release holds the service's tasks: Docker's updater must not replace them meanwhile (replicas, labels: fine)
+    if (cur.release && changed) throw conflict(`service ${cur.spec.Name} is being released (sampan release ${cur.release}): see sampan release status ${cur.spec.Name}; confirm, wait for it, or sampan release rollback ${cur.spec.Name} first`);
+    const image = spec.TaskTemplate.ContainerSpec.Image;
+    const smart = !rollback && this.smartRelease && image !== cur.spec.TaskTemplate.ContainerSpec.Image ? releaseFromLabels(spec.Name, image, spec.Labels ?? {}) : undefined;
+    if (smart) return this.releaseUpdate(cur, spec, smart);
     const now = new Date().toISOString();
     const rec: ServiceRecord = {
       ...cur, version: this.recs.next(), updatedAt: now, spec, previousSpec: cur.spec, updateFailures: 0,
@@ -129,6 +137,19 @@ export class ServiceController {
     if (changed) this.updater.run(rec.id);
     this.reconciler.kick(rec.id);
     return rec;
+  }
+
+  /**
+   * `docker service update --image` of a service labelled `com.sampan.release.mode=smart`: the rest of the spec is
+   * written with the image the tasks run, and the release (which sets the new image) replaces them; never the updater.
+   */
+  private async releaseUpdate(cur: ServiceRecord, spec: ServiceSpec, req: ReleaseRequest): Promise<ServiceRecord> {
+    const t = spec.TaskTemplate;
+    const held: ServiceSpec = { ...spec, TaskTemplate: { ...t, ContainerSpec: { ...t.ContainerSpec, Image: cur.spec.TaskTemplate.ContainerSpec.Image } } };
+    await this.recs.putService({ ...cur, version: this.recs.next(), updatedAt: new Date().toISOString(), spec: held, previousSpec: cur.spec });
+    this.log.info({ service: spec.Name, image: req.image }, 'service update: a smart release');
+    await this.smartRelease!(req);
+    return this.recs.service(cur.id);
   }
 
   /** The record goes first; the reconciler then removes the tasks and their containers. */

@@ -18,6 +18,8 @@ export interface ServiceRecord {
   updateStatus?: UpdateStatus;
   /** Failures counted by the update in progress (a new leader resumes with them). */
   updateFailures?: number;
+  /** The Sampan release (src/cluster/release) that holds the service: Docker's updater leaves it alone meanwhile. */
+  release?: string;
 }
 
 export interface TaskRecord {

@@ -39,7 +39,8 @@ export class Updater {
   ) {}
 
   inProgress(svc: ServiceRecord): boolean {
-    return !!svc.updateStatus && IN_PROGRESS.includes(svc.updateStatus.State);
+    // a Sampan release shows itself in UpdateStatus too, but it is the release controller that drives it
+    return !svc.release && !!svc.updateStatus && IN_PROGRESS.includes(svc.updateStatus.State);
   }
 
   /** Starts (or resumes) the service's update as its record says; one at a time per service. */
