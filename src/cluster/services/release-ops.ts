@@ -6,6 +6,7 @@ import type { ReleaseInstance, ReleaseOps, ReleaseState, ReplaceResult } from '.
 import type { ServiceController } from './controller.js';
 import type { TaskRecord } from './records.js';
 import { observe } from './observe.js';
+import { slotKey } from './replace.js';
 
 export class ServiceReleaseOps implements ReleaseOps {
   constructor(
@@ -47,6 +48,8 @@ export class ServiceReleaseOps implements ReleaseOps {
   }
 
   async replace(service: string, slot: number, image: string, o: { order: 'stop-first' | 'start-first'; avoid?: string[]; signal?: AbortSignal }): Promise<ReplaceResult> {
+    // never two replacements of one slot: a Docker update this release superseded may still be finishing this one
+    await this.ctl.replacer.idle(slotKey(this.ctl.recs.service(service).id, slot), o.signal);
     const svc = this.ctl.recs.service(service);
     const state = this.ctl.cluster.state;
     const avoid = new Set((o.avoid ?? []).map((n) => state.node(n)?.rec.id ?? n));

@@ -25,6 +25,7 @@ export const slotKey = (service: string, slot: number) => `${service}/${slot}`;
 export class SlotReplacer {
   /** Slots being replaced (service/slot): the reconciler leaves them alone. */
   readonly busy = new Map<string, number>();
+  private readonly idlers = new Map<string, Array<() => void>>();
 
   constructor(
     private readonly recs: SwarmRecords,
@@ -39,8 +40,25 @@ export class SlotReplacer {
 
   release(key: string): void {
     const n = (this.busy.get(key) ?? 1) - 1;
-    if (n <= 0) this.busy.delete(key);
-    else this.busy.set(key, n);
+    if (n > 0) return void this.busy.set(key, n);
+    this.busy.delete(key);
+    for (const wake of this.idlers.get(key) ?? []) wake();
+    this.idlers.delete(key);
+  }
+
+  /** Resolves once nothing holds the slot: a release that superseded Docker's update waits out that update's last replacement of it. */
+  async idle(key: string, signal?: AbortSignal): Promise<void> {
+    while (this.busy.has(key)) {
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          signal?.removeEventListener('abort', wake);
+          resolve();
+        };
+        signal?.addEventListener('abort', wake, { once: true });
+        this.idlers.set(key, [...(this.idlers.get(key) ?? []), wake]);
+      });
+    }
   }
 
   /** The slot's tasks that should run. */
