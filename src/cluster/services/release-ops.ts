@@ -54,7 +54,7 @@ export class ServiceReleaseOps implements ReleaseOps {
     const state = this.ctl.cluster.state;
     const avoid = new Set((o.avoid ?? []).map((n) => state.node(n)?.rec.id ?? n));
     const t = svc.spec.TaskTemplate;
-    const r = await this.ctl.replacer.replace(svc, slot, { ...t, ContainerSpec: { ...t.ContainerSpec, Image: image } }, { order: o.order, avoid, signal: o.signal });
+    const r = await this.ctl.replacer.replace(svc, slot, { ...t, ContainerSpec: { ...t.ContainerSpec, Image: image } }, { order: o.order, avoid, signal: o.signal, adopt: true });
     return { ok: r.ok, ...(r.task && { taskId: r.task.id, node: state.nodes.get(r.task.node)?.rec.name ?? r.task.node }), ...(r.error && { error: r.error }), startMs: r.startMs };
   }
 

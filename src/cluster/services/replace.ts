@@ -8,6 +8,7 @@ import type { TaskSpec } from '../../lib/swarm-types.js';
 import type { ClusterState } from '../state.js';
 import { observe, type ContainerWaits } from './observe.js';
 import type { ServiceRecord, SwarmRecords, TaskRecord } from './records.js';
+import { templateHash } from './spec.js';
 import type { TaskRunner } from './tasks.js';
 
 /** How long a new task may stay `health: starting` before it counts as failed. */
@@ -77,15 +78,22 @@ export class SlotReplacer {
     return o.kind === 'running' && (o.health === undefined || o.health === 'healthy');
   }
 
-  /** Replaces `slot`'s task by one of `spec` (the caller holds the slot busy or not: it is held here too). */
-  async replace(svc: ServiceRecord, slot: number, spec: TaskSpec, o: { order: 'stop-first' | 'start-first'; avoid?: Set<string>; signal?: AbortSignal }): Promise<SlotResult> {
+  /**
+   * Replaces `slot`'s task by one of `spec` (the caller holds the slot busy or not: it is held here too). With `adopt`,
+   * a running task of `spec` already in the slot (one a leader that died had started, or the reconciler filled the
+   * slot with) is awaited instead of being replaced once more; one still pending from a dead leader is replaced.
+   */
+  async replace(svc: ServiceRecord, slot: number, spec: TaskSpec, o: { order: 'stop-first' | 'start-first'; avoid?: Set<string>; signal?: AbortSignal; adopt?: boolean }): Promise<SlotResult> {
     const key = slotKey(svc.id, slot);
     this.hold(key);
     const t0 = Date.now();
     try {
-      const old = this.live(svc.id, slot);
-      if (o.order === 'stop-first') for (const t of old) await this.runner.stop(t);
-      const t = await this.runner.start(svc, slot, spec, { avoid: o.avoid, signal: o.signal });
+      const hash = templateHash(spec);
+      const live = this.live(svc.id, slot);
+      const adopted = o.adopt ? live.find((t) => t.hash === hash && t.state === 'running') : undefined;
+      const old = live.filter((t) => t !== adopted);
+      if (o.order === 'stop-first' || adopted) for (const t of old) await this.runner.stop(t);
+      const t = adopted ?? (await this.runner.start(svc, slot, spec, { avoid: o.avoid, signal: o.signal }));
       const ok = t.state === 'running' && (await this.ready(t, o.signal));
       if (!ok && t.state === 'running') {
         const cur = this.recs.tasks.get(t.id) ?? t;
