@@ -46,6 +46,19 @@ function call<T = unknown>(socketPath: string, method: string, path: string, bod
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A change the manager refused for now (503: etcd behind in a join storm, no leader yet) is asked again, for 2 min. */
+async function change<T = unknown>(socketPath: string, method: string, path: string, body?: unknown): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await call<T>(socketPath, method, path, body);
+    } catch (err) {
+      if (i >= 60 || !/: 503 /.test(String(err))) throw err;
+      process.stderr.write(`${String(err)}: again in 2 s\n`);
+      await sleep(2000);
+    }
+  }
+}
+
 interface Track {
   instances: number; t0: number; runningAll: number; runningNew: number; maxUnavailable: number;
   at: Record<'50' | '99' | '100', number | undefined>; pulls: number; criticalPulls: number; startFailures: number;
@@ -67,7 +80,7 @@ const out = (x: object) => process.stdout.write(`${JSON.stringify(x)}\n`);
 if (positionals[0] === 'create') {
   await call(o.ctl, 'POST', `/track?service=${o.service}&image=${encodeURIComponent(o.image)}&instances=${N}`);
   const t0 = Date.now();
-  await call(o.api, 'POST', '/v1.41/services/create', {
+  await change(o.api, 'POST', '/v1.41/services/create', {
     Name: o.service, TaskTemplate: { ContainerSpec: { Image: o.image, Args: ['sleep', 'infinity'] }, RestartPolicy: { Condition: 'any' } },
     Mode: { Replicated: { Replicas: N } },
   });
@@ -82,9 +95,9 @@ if (positionals[0] === 'create') {
       ...svc.Spec, TaskTemplate: { ...svc.Spec.TaskTemplate, ContainerSpec: { ...svc.Spec.TaskTemplate.ContainerSpec, Image: o.image } },
       UpdateConfig: { Parallelism: W, Delay: 0, FailureAction: 'continue', MaxFailureRatio: 1, Order: 'stop-first', Monitor: 0 },
     };
-    await call(o.api, 'POST', `/v1.41/services/${svc.ID}/update?version=${svc.Version.Index}`, spec);
+    await change(o.api, 'POST', `/v1.41/services/${svc.ID}/update?version=${svc.Version.Index}`, spec);
   } else if (o.mode === 'smart') {
-    await call(o.api, 'POST', '/sampan/v1/releases', {
+    await change(o.api, 'POST', '/sampan/v1/releases', {
       service: o.service, image: o.image, firstBatch: Number(o['first-batch'] ?? W), window: W, stragglerFactor: Number(o['straggler-factor']),
       maxFailures: N, prePull: true, order: 'stop-first', user: 'bench',
     });
@@ -97,7 +110,7 @@ if (positionals[0] === 'create') {
     const r = await call<{ state: string; stragglers: number; prePulled: number }>(o.api!, 'GET', `/sampan/v1/releases/${o.service}`);
     ({ state, stragglers, prePulled } = r);
     if (!confirmed && r.state === 'waiting-confirm') {
-      await call(o.api!, 'POST', `/sampan/v1/releases/${o.service}/confirm`, { user: 'bench' });
+      await change(o.api!, 'POST', `/sampan/v1/releases/${o.service}/confirm`, { user: 'bench' });
       confirmed = true;
     }
   });
