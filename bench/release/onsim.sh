@@ -11,7 +11,7 @@
 # at once, pulls on the critical path (the task's own pull, not a pre-pull), as the simulator counted; then the
 # discrete-event simulation (bench/release/run.js) of the same parameters, its seconds scaled the same way.
 # Usage (from the repo root, after npm run build):  bash bench/release/onsim.sh
-# Env: BENCH_HOSTS (2000)  BENCH_INSTANCES (8000)  BENCH_WINDOW (100)  BENCH_START_MS (2000: the DES's 20 s / 10)
+# Env: BENCH_MODES ("docker smart": the releases to run)  BENCH_HOSTS (2000)  BENCH_INSTANCES (8000)  BENCH_WINDOW (100)  BENCH_START_MS (2000: the DES's 20 s / 10)
 #      BENCH_PULL_MS (2150: the DES's 21.5 s / 10)  BENCH_SEED (19)  BENCH_MANAGER_FLAGS  BENCH_TIMEOUT (3600 s a step)
 #      BENCH_OUT=FILE also writes the results (markdown);  KEEP_LOGS=DIR keeps the logs
 # Results: docs/benchmarks.md ("Release: on the simulator").
@@ -68,10 +68,16 @@ log "$H engines joined; load: $(uptime)"
 D=(node dist/bench/release/onsim.js --api "$T/cluster.sock" --ctl "$T/ctl.sock" --service app --instances "$N" --window "$W" --timeout "$TIMEOUT")
 CREATE=$("${D[@]}" create --image app:v1) || die "create failed"
 log "create: $CREATE"
-DOCKER=$("${D[@]}" release --mode docker --image app:v2) || die "docker update failed: $DOCKER"
-log "docker: $DOCKER"
-SMART=$("${D[@]}" release --mode smart --image app:v3) || die "smart release failed: $SMART"
-log "smart: $SMART"
+MODES=${BENCH_MODES:-docker smart}
+DOCKER= SMART=
+if [[ " $MODES " == *" docker "* ]]; then
+  DOCKER=$("${D[@]}" release --mode docker --image app:v2) || die "docker update failed: $DOCKER"
+  log "docker: $DOCKER"
+fi
+if [[ " $MODES " == *" smart "* ]]; then
+  SMART=$("${D[@]}" release --mode smart --image app:v3) || die "smart release failed: $SMART"
+  log "smart: $SMART"
+fi
 LOAD=$(uptime)
 # the discrete-event simulation of the same world, in its own seconds: ×10 ms is the factor to compare
 SCALE=$(awk -v m="$START_MS" 'BEGIN{print m/20000}')
@@ -89,10 +95,12 @@ des() { # $1 policy name, $2 field: scaled to the run's time
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   for m in docker smart; do
     if [ $m = docker ]; then r=$DOCKER p="Docker's update"; else r=$SMART p="smart + pre-pull"; fi
-    echo "| $p | manager + simulator | $(jget totalS "$r") | $(jget t50S "$r") | $(jget t99S "$r") | $(jget t100S "$r") | $(jget maxUnavailable "$r") | $(jget criticalPulls "$r") | $(jget pulls "$r") | $(jget startFailures "$r") |"
+    [ -n "$r" ] && echo "| $p | manager + simulator | $(jget totalS "$r") | $(jget t50S "$r") | $(jget t99S "$r") | $(jget t100S "$r") | $(jget maxUnavailable "$r") | $(jget criticalPulls "$r") | $(jget pulls "$r") | $(jget startFailures "$r") |"
     echo "| $p | discrete-event (× $SCALE) | $(des "$p" totalS) | $(des "$p" t50S) | $(des "$p" t99S) | $(des "$p" t100S) | $(des "$p" maxUnavailable) | $(des "$p" criticalPulls) | $(des "$p" pulls) | $(des "$p" retries) |"
   done
   echo
   echo "- smart: state $(jget state "$SMART"), stragglers $(jget stragglers "$SMART"), pre-pulled hosts $(jget prePulled "$SMART")"
+  echo "| lockstep batches | discrete-event (× $SCALE) | $(des 'lockstep batches' totalS) | $(des 'lockstep batches' t50S) | $(des 'lockstep batches' t99S) | $(des 'lockstep batches' t100S) | $(des 'lockstep batches' maxUnavailable) | $(des 'lockstep batches' criticalPulls) | $(des 'lockstep batches' pulls) | $(des 'lockstep batches' retries) |"
+  echo
   echo "- discrete-event lockstep total: $(des 'lockstep batches' totalS) s; smart / Docker here: $(ratio "$(jget totalS "$SMART")" "$(jget totalS "$DOCKER")"), there: $(ratio "$(des 'smart + pre-pull' totalS)" "$(des "Docker's update" totalS)")"
 } | tee "${OUT:-/dev/null}"
