@@ -16,6 +16,7 @@
 #      BENCH_OUT=FILE also writes the results (markdown);  KEEP_LOGS=DIR keeps the logs
 # Results: docs/benchmarks.md ("Release: on the simulator").
 set -uo pipefail
+[[ "${1:-}" =~ ^(-h|--help)$ ]] && { sed -n '2,/^set -uo/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0; }
 source "$(dirname "$(readlink -f "$0")")/../lib.sh"
 cd "$(dirname "$0")/../.."
 

@@ -21,9 +21,20 @@ const { positionals, values: o } = parseArgs({
     api: { type: 'string' }, ctl: { type: 'string' }, service: { type: 'string', default: 'app' }, image: { type: 'string' },
     instances: { type: 'string', default: '100' }, mode: { type: 'string', default: 'docker' }, window: { type: 'string', default: '100' },
     'first-batch': { type: 'string' }, 'straggler-factor': { type: 'string', default: '3' }, timeout: { type: 'string', default: '3600' },
+    help: { type: 'boolean', short: 'h' },
   },
 });
-if (!o.api || !o.ctl || !o.image) throw new Error('--api, --ctl and --image are required');
+const USAGE = 'usage: node dist/bench/release/onsim.js create|release --api SOCK --ctl SOCK --image I [--service app] [--instances 100]\n'
+  + '  [--mode docker|smart] [--window 100] [--first-batch W] [--straggler-factor 3] [--timeout 3600 (s)]\n'
+  + 'Prints one JSON line. Run by bench/release/onsim.sh, which starts etcd, the manager and the simulator.\n';
+if (o.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+if (!o.api || !o.ctl || !o.image) {
+  process.stderr.write(`--api, --ctl and --image are required\n${USAGE}`);
+  process.exit(2);
+}
 const N = Number(o.instances);
 const W = Number(o.window);
 const deadline = Date.now() + Number(o.timeout) * 1000;
@@ -121,6 +132,6 @@ if (positionals[0] === 'create') {
     ...(o.mode === 'smart' && { state, stragglers, prePulled }),
   });
 } else {
-  process.stderr.write('usage: node dist/bench/release/onsim.js create|release --api SOCK --ctl SOCK --image I [--service S --instances N --mode docker|smart --window W --first-batch B]\n');
+  process.stderr.write(USAGE);
   process.exit(2);
 }

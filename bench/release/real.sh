@@ -21,6 +21,7 @@
 # It restores what it changes (iptables FORWARD policy, ip_forward; dockerd's swarm, docker_gwbridge, mounts; the
 # testbed) at exit, also on ^C or SIGTERM. Results: docs/benchmarks.md ("Release: real, testbed vs dockerd swarm").
 set -uo pipefail
+[[ "${1:-}" =~ ^(-h|--help)$ ]] && { sed -n '2,/^set -uo/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0; }
 source "$(dirname "$(readlink -f "$0")")/../lib.sh"
 cd "$(dirname "$0")/../.."
 
