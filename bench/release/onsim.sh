@@ -99,9 +99,8 @@ des() { # $1 policy name, $2 field: scaled to the run's time
     [ -n "$r" ] && echo "| $p | manager + simulator | $(jget totalS "$r") | $(jget t50S "$r") | $(jget t99S "$r") | $(jget t100S "$r") | $(jget maxUnavailable "$r") | $(jget criticalPulls "$r") | $(jget pulls "$r") | $(jget startFailures "$r") |"
     echo "| $p | discrete-event (× $SCALE) | $(des "$p" totalS) | $(des "$p" t50S) | $(des "$p" t99S) | $(des "$p" t100S) | $(des "$p" maxUnavailable) | $(des "$p" criticalPulls) | $(des "$p" pulls) | $(des "$p" retries) |"
   done
-  echo
-  echo "- smart: state $(jget state "$SMART"), stragglers $(jget stragglers "$SMART"), pre-pulled hosts $(jget prePulled "$SMART")"
   echo "| lockstep batches | discrete-event (× $SCALE) | $(des 'lockstep batches' totalS) | $(des 'lockstep batches' t50S) | $(des 'lockstep batches' t99S) | $(des 'lockstep batches' t100S) | $(des 'lockstep batches' maxUnavailable) | $(des 'lockstep batches' criticalPulls) | $(des 'lockstep batches' pulls) | $(des 'lockstep batches' retries) |"
   echo
+  echo "- smart: state $(jget state "$SMART"), stragglers $(jget stragglers "$SMART"), pre-pulled hosts $(jget prePulled "$SMART")"
   echo "- discrete-event lockstep total: $(des 'lockstep batches' totalS) s; smart / Docker here: $(ratio "$(jget totalS "$SMART")" "$(jget totalS "$DOCKER")"), there: $(ratio "$(des 'smart + pre-pull' totalS)" "$(des "Docker's update" totalS)")"
 } | tee "${OUT:-/dev/null}"
