@@ -1,6 +1,7 @@
 /**
  * Docker's rolling update (swarmkit's orchestrator/update): the slots whose task is not of the service's current
- * spec are replaced Parallelism at a time (0: all), Delay between batches, each new task watched for Monitor after
+ * spec are replaced by Parallelism workers (0: one per slot), each taking the next slot once its own is done and
+ * Delay has passed, each new task watched for Monitor after
  * it runs; a failure (could not start, not ready, exited within Monitor) counts, and once failures / slots pass
  * MaxFailureRatio the FailureAction applies: pause, continue, or rollback (to PreviousSpec, with RollbackConfig).
  * Progress is the tasks themselves (a slot is done when its task has the spec's hash) and the service's
@@ -105,47 +106,53 @@ export class Updater {
       }
     };
     this.log.info({ service: svc.spec.Name, rollback, parallelism: cfg.Parallelism, order: cfg.Order }, rollback ? 'rollback started' : 'update started');
-    for (;;) {
-      if (signal.aborted) return;
-      svc = this.recs.services.get(id);
-      if (!svc) return;
-      checkMonitored();
-      if (failures > 0 && failures / Math.max(1, slots) > cfg.MaxFailureRatio && cfg.FailureAction !== 'continue') break;
-      const dirty = this.recs.tasksOf(id).filter((t) => t.desired === 'running' && t.hash !== hash && t.slot <= replicasOf(svc!.spec) && !this.replacer.busy.has(slotKey(id, t.slot)))
-        .sort((a, b) => a.slot - b.slot);
-      const seen = new Set<number>();
-      const todo = dirty.filter((t) => !seen.has(t.slot) && seen.add(t.slot));
-      if (!todo.length) break;
-      const batch = todo.slice(0, cfg.Parallelism > 0 ? cfg.Parallelism : undefined);
-      const results = await Promise.all(batch.map((t) => this.replacer.replace(svc!, t.slot, svc!.spec.TaskTemplate, { order: cfg.Order, signal }).catch((err: unknown) => ({ ok: false, error: errorMessage(err), task: undefined, startMs: 0 }))));
-      for (const r of results) {
+    const tripped = () => failures > 0 && failures / Math.max(1, slots) > cfg.MaxFailureRatio && cfg.FailureAction !== 'continue';
+    // the next slot not of the spec that nobody is replacing (a replacement holds its slot busy from its first step)
+    const next = (): TaskRecord | undefined => {
+      const cur = this.recs.services.get(id);
+      if (!cur) return undefined;
+      return this.recs.tasksOf(id).filter((t) => t.desired === 'running' && t.hash !== hash && t.slot <= replicasOf(cur.spec) && !this.replacer.busy.has(slotKey(id, t.slot)))
+        .sort((a, b) => a.slot - b.slot)[0];
+    };
+    // Parallelism workers each take the next slot as soon as theirs is done (plus Delay), as swarmkit's updater
+    // does: no batch waits for its slowest task
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        if (signal.aborted) return;
+        checkMonitored();
+        if (tripped()) return;
+        const t = next();
+        const cur = this.recs.services.get(id);
+        if (!t || !cur) return;
+        const r = await this.replacer.replace(cur, t.slot, cur.spec.TaskTemplate, { order: cfg.Order, signal }).catch((err: unknown) => ({ ok: false, error: errorMessage(err), task: undefined, startMs: 0 }));
         if (!r.ok) {
           if (r.task) {
             const key = slotKey(id, r.task.slot);
             this.replacer.hold(key);
             held.push(key);
+            counted.add(r.task.id);
           }
           failures++;
           failedTask ??= r.task?.id;
-          if (r.task) counted.add(r.task.id);
+          await this.status(cur, { updateFailures: failures });
         } else if (r.task) monitored.push({ task: r.task, until: Date.now() + cfg.Monitor / 1e6 });
+        if (cfg.Delay > 0) await sleep(cfg.Delay / 1e6, signal);
       }
-      if (failures) svc = await this.status(svc, { updateFailures: failures });
-      if (cfg.Delay > 0) await sleep(cfg.Delay / 1e6, signal);
-    }
+    };
+    const dirtySlots = new Set(this.recs.tasksOf(id).filter((t) => t.desired === 'running' && t.hash !== hash).map((t) => t.slot)).size;
+    await Promise.all(Array.from({ length: Math.max(1, cfg.Parallelism > 0 ? Math.min(cfg.Parallelism, dirtySlots) : dirtySlots) }, worker));
     if (signal.aborted) return;
-    // the last batch's tasks are watched for their Monitor before the update counts as done
+    // the last tasks are watched for their Monitor before the update counts as done
     const lastWatch = Math.max(0, ...monitored.map((m) => m.until)) - Date.now();
-    if (failures === 0 || failures / Math.max(1, slots) <= cfg.MaxFailureRatio || cfg.FailureAction === 'continue') {
+    if (!tripped()) {
       if (lastWatch > 0) await sleep(lastWatch, signal);
       if (signal.aborted) return;
       checkMonitored();
     }
     svc = this.recs.services.get(id);
     if (!svc) return;
-    const tripped = failures > 0 && failures / Math.max(1, slots) > cfg.MaxFailureRatio && cfg.FailureAction !== 'continue';
     const now = new Date().toISOString();
-    if (!tripped) {
+    if (!tripped()) {
       await this.status(svc, { updateStatus: { State: rollback ? 'rollback_completed' : 'completed', StartedAt: svc.updateStatus?.StartedAt, CompletedAt: now, Message: rollback ? 'rollback completed' : 'update completed' }, updateFailures: 0 });
       this.log.info({ service: svc.spec.Name, failures }, rollback ? 'rollback completed' : 'update completed');
       return;
