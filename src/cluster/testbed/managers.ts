@@ -8,13 +8,13 @@
  * its forwarder at DIR/cK.sock.
  */
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { promises as fs, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newToken } from '../store.js';
 import { EngineClient } from '../../lib/engine-client.js';
 import { freePorts, terminate, waitReady } from '../proc.js';
+import { forwardToAny } from './forwarder.js';
 import { proxyComponent } from './proxy.js';
 import { uiComponent } from './ui.js';
 import type { TestbedComponent } from './testbed.js';
@@ -82,62 +82,10 @@ export async function managerComponents(dir: string, count: number, tls = false,
     return { manager: { name: p.name, cluster: p.cluster, pid: proc.pid ?? 0, host, ...(!tls && { socket: p.socket }), join: p.node(tb.gateway) }, stop };
   });
   if (count && !tls) {
-    for (const ps of paths) components.push(() => clusterSocket(path.join(dir, clusters === 1 ? 'cluster.sock' : `${ps[0]!.cluster}.sock`), ps.map((p) => p.socket)));
+    for (const ps of paths) components.push(() => forwardToAny({ path: path.join(dir, clusters === 1 ? 'cluster.sock' : `${ps[0]!.cluster}.sock`) }, ps.map((p) => ({ path: p.socket }))));
   }
   if (count) components.push(uiComponent(names[0]!, uiPorts));
   if (count && clusters > 1) components.push(proxyComponent(dir, names));
   return { components, engineArgs };
 }
 
-/** Connects to the first of `sockets` that accepts, starting from the last that did. */
-function dialAny(sockets: string[], from: number): Promise<{ sock: net.Socket; at: number } | undefined> {
-  return new Promise((resolve) => {
-    const attempt = (k: number) => {
-      if (k === sockets.length) return resolve(undefined);
-      const at = (from + k) % sockets.length;
-      const sock = net.connect({ path: sockets[at]!, allowHalfOpen: true });
-      sock.once('connect', () => {
-        sock.removeAllListeners('error');
-        resolve({ sock, at });
-      });
-      sock.once('error', () => attempt(k + 1));
-    };
-    attempt(0);
-  });
-}
-
-/** DIR/cluster.sock: bytes passed to any manager that takes the connection. */
-async function clusterSocket(at: string, sockets: string[]): Promise<{ stop(): Promise<void> }> {
-  let last = 0;
-  const open = new Set<net.Socket>();
-  // half-closes pass through: `docker exec` ends its input and still reads the output
-  const server = net.createServer({ allowHalfOpen: true }, (client) => {
-    open.add(client);
-    client.once('close', () => open.delete(client));
-    client.pause();
-    client.on('error', () => client.destroy());
-    void dialAny(sockets, last).then((m) => {
-      if (!m) return client.destroy();
-      last = m.at;
-      m.sock.on('error', () => client.destroy());
-      client.on('close', () => m.sock.destroy());
-      m.sock.pipe(client);
-      client.pipe(m.sock);
-      client.resume();
-    });
-  });
-  await fs.rm(at, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(at, resolve);
-  });
-  await fs.chmod(at, 0o660);
-  return {
-    stop: async () => {
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      for (const c of open) c.destroy();
-      await closed;
-      await fs.rm(at, { force: true });
-    },
-  };
-}
