@@ -78,3 +78,24 @@ umount_under() {
   grep " $1" /proc/mounts | awk '{print $2}' | awk '{print length, $0}' | sort -rn | cut -d' ' -f2- |
     while read -r m; do umount -l "$m" 2>/dev/null || log "could not unmount $m"; done
 }
+
+# The cleanup of a bench's one-node swarm dockerd ($DOCKERD_PID or $T/dockerd.pid, client "${DD[@]}"): leave the
+# swarm, remove its containers and, when the bench made it ($GWBRIDGE_OURS=1), docker_gwbridge; then whatever of
+# this run's processes, runc state and mounts under $T is left.
+stop_swarm_dockerd() {
+  local p
+  DOCKERD_PID=$(cat "$T/dockerd.pid" 2>/dev/null || echo "$DOCKERD_PID")
+  if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
+    timeout 60 "${DD[@]}" swarm leave --force >/dev/null 2>&1
+    p=$(timeout 30 "${DD[@]}" ps -aq 2>/dev/null)
+    [ -n "$p" ] && timeout 120 "${DD[@]}" rm -f $p >/dev/null 2>&1
+    [ "$GWBRIDGE_OURS" = 1 ] && timeout 30 "${DD[@]}" network rm docker_gwbridge >/dev/null 2>&1
+    stop_pid "$DOCKERD_PID" 30
+  fi
+  for p in $(pids_of 'containerd-shim.*|containerd|dockerd|node|etcd|conmon'); do kill -KILL "$p" 2>/dev/null; done
+  runc_leftovers "$T"
+  umount_under "$T"
+  # a dockerd killed before it could remove its swarm's bridge leaves it behind
+  [ "$GWBRIDGE_OURS" = 1 ] && ip link show docker_gwbridge >/dev/null 2>&1 && ip link del docker_gwbridge
+  return 0
+}

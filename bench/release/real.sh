@@ -40,18 +40,7 @@ cleanup() {
   trap - EXIT INT TERM
   log "cleaning up $T"
   [ -n "$TB_PID" ] && stop_pid "$TB_PID" 180
-  DOCKERD_PID=$(cat "$T/dockerd.pid" 2>/dev/null || echo "$DOCKERD_PID")
-  if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
-    timeout 60 "${DD[@]}" swarm leave --force >/dev/null 2>&1
-    p=$(timeout 30 "${DD[@]}" ps -aq 2>/dev/null)
-    [ -n "$p" ] && timeout 120 "${DD[@]}" rm -f $p >/dev/null 2>&1
-    [ "$GWBRIDGE_OURS" = 1 ] && timeout 30 "${DD[@]}" network rm docker_gwbridge >/dev/null 2>&1
-    stop_pid "$DOCKERD_PID" 30
-  fi
-  for p in $(pids_of 'containerd-shim.*|containerd|dockerd|node|etcd|conmon'); do kill -KILL "$p" 2>/dev/null; done
-  runc_leftovers "$T"
-  umount_under "$T"
-  [ "$GWBRIDGE_OURS" = 1 ] && ip link show docker_gwbridge >/dev/null 2>&1 && ip link del docker_gwbridge
+  stop_swarm_dockerd
   host_net_restore
   if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$T"/*.log "$T"/*.times "$KEEP_LOGS"/ 2>/dev/null; fi
   rm -rf "$T" 2>/dev/null || log "could not remove $T"
