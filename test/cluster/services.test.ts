@@ -1,7 +1,7 @@
 /**
  * `docker service` and `docker config` on a 3-host testbed with the real docker CLI (Docker's swarm-mode API served
  * by the cluster manager): create with the CLI's own progress, ls/ps/inspect, scale, a rolling update, rollback by
- * hand and by itself, a config in a task, logs, bad input, rm, and a task on a killed host replaced elsewhere.
+ * hand and by itself, a config in a task (and a new one swapped in), logs, bad input, rm, and a task on a killed host replaced elsewhere.
  * Images: the engines' busybox and tags made of it on every host (`app:v2`, and `app:bad`, which cannot start).
  */
 import { describe, test, before, after } from 'node:test';
@@ -200,6 +200,14 @@ describe('docker service on the cluster (3-host testbed)', () => {
     const big = await request('POST', '/v1.44/configs/create', { Name: 'big', Data: Buffer.alloc(1000 * 1024 + 1).toString('base64') });
     assert.equal(big.status, 400);
     assert.match(big.body, /config data must be larger than 0 and less than 1024000 bytes/);
+    // configs are immutable, as Docker's: a new one swapped in is an update that replaces the task
+    await runCmd('docker', ['config', 'create', 'appcfg2', '-'], { env: c.env(), input: 'hello-config-2\n' });
+    await ok(['service', 'update', '--detach', '--config-rm', 'appcfg', '--config-add', 'source=appcfg2,target=/etc/app.conf', 'cfg']);
+    const updated = await until(async () => {
+      const t = await ok(['ps', '-q', '--filter', 'name=cfg.1']);
+      return t && t !== task && (await docker(['exec', t, 'cat', '/etc/app.conf'])).stdout.trim() === 'hello-config-2' ? t : '';
+    }, 60_000, 500);
+    assert.equal(await ok(['exec', updated, 'cat', '/tmp/seen']), 'hello-config-2');
   });
 
   test('service logs: each line with its task and node, as the CLI prints them', async () => {
@@ -235,7 +243,7 @@ describe('docker service on the cluster (3-host testbed)', () => {
     await ok(['service', 'rm', 'cfg', 'lg']);
     await until(async () => (await ok(['ps', '-aq', '--filter', 'label=com.docker.swarm.service.name=cfg'])) === '' && (await ok(['ps', '-aq', '--filter', 'label=com.docker.swarm.service.name=lg'])) === '', 60_000, 500);
     assert.equal(await ok(['service', 'ls', '--format', '{{.Name}}']), 'web');
-    await ok(['config', 'rm', 'appcfg']);
+    await ok(['config', 'rm', 'appcfg', 'appcfg2']);
   });
 
   test('a killed host: its tasks are replaced on the others', async () => {
