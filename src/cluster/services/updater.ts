@@ -107,12 +107,16 @@ export class Updater {
     };
     this.log.info({ service: svc.spec.Name, rollback, parallelism: cfg.Parallelism, order: cfg.Order }, rollback ? 'rollback started' : 'update started');
     const tripped = () => failures > 0 && failures / Math.max(1, slots) > cfg.MaxFailureRatio && cfg.FailureAction !== 'continue';
-    // the next slot not of the spec that nobody is replacing (a replacement holds its slot busy from its first step)
+    // the next slot not of the spec that nobody is replacing (a replacement holds its slot busy from its first step),
+    // each slot once in a run as swarmkit's updater: one that failed is not tried again and again
+    const tried = new Set<number>();
     const next = (): TaskRecord | undefined => {
       const cur = this.recs.services.get(id);
       if (!cur) return undefined;
-      return this.recs.tasksOf(id).filter((t) => t.desired === 'running' && t.hash !== hash && t.slot <= replicasOf(cur.spec) && !this.replacer.busy.has(slotKey(id, t.slot)))
+      const t = this.recs.tasksOf(id).filter((x) => x.desired === 'running' && x.hash !== hash && x.slot <= replicasOf(cur.spec) && !tried.has(x.slot) && !this.replacer.busy.has(slotKey(id, x.slot)))
         .sort((a, b) => a.slot - b.slot)[0];
+      if (t) tried.add(t.slot);
+      return t;
     };
     // Parallelism workers each take the next slot as soon as theirs is done (plus Delay), as swarmkit's updater
     // does: no batch waits for its slowest task
