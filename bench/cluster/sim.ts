@@ -38,6 +38,7 @@ import { WebSocket } from 'ws';
 import {
   NODE_PROTOCOL_VERSION, nodeDialUrl, parseMessage, type CommandMessage, type EngineMessage, type ManagerMessage, type ReportedContainer, type ResultMessage,
 } from '../../src/lib/node-protocol.js';
+import { p2pStretch } from '../release/sim.js';
 
 const { values: o } = parseArgs({
   options: {
@@ -103,17 +104,6 @@ function unit(key: string): number {
 function normal(): number {
   const u = Math.max(random(), 1e-12);
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
-}
-/** The P2P benchmark's slowest pull over its bound by pullers at once (bench/release/sim.ts's p2pStretch). */
-function p2pStretch(n: number): number {
-  const pts: Array<[number, number]> = [[1, 1.05], [4, 1.22], [8, 1.32], [16, 1.37], [32, 1.43]];
-  if (n >= 32) return 1.43 + 0.06 * Math.log2(n / 32);
-  for (let i = 1; i < pts.length; i++) {
-    const [n0, r0] = pts[i - 1]!;
-    const [n1, r1] = pts[i]!;
-    if (n <= n1) return r0 + ((r1 - r0) * (Math.log2(Math.max(n, 1)) - Math.log2(n0))) / (Math.log2(n1) - Math.log2(n0));
-  }
-  return 1.43;
 }
 
 /** A release being tracked (POST /track): counts kept as containers change, so that the most unavailable at once is exact. */
