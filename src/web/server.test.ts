@@ -36,3 +36,28 @@ test('the API hears the checked token\'s identity, never one a client sends', as
   assert.equal((await ask('tok-read', 'POST')).status, 403);
   assert.equal((await ask('nobody')).status, 401);
 });
+
+test('a token check that fails (etcd does not answer) is a 503 to retry, never a 401 that logs the page out', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'spuisrv-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  let down = true;
+  const ui = new UiServer({
+    listen: '127.0.0.1:0', staticDir: dir, log: silentLogger,
+    authenticate: async (tok) => {
+      if (down) throw new Error('etcd: deadline exceeded');
+      return tok === 'tok-admin' ? 'admin' : undefined;
+    },
+    api: (_req, res) => res!.writeHead(200, { 'Content-Type': 'application/json' }).end('{}'),
+  });
+  await ui.start();
+  t.after(() => ui.close());
+  const login = () => fetch(`${ui.url}/sampan/v1/ui/login`, { method: 'POST', headers: { Authorization: 'Bearer tok-admin' } });
+  const r = await login();
+  assert.equal(r.status, 503);
+  assert.equal(r.headers.get('retry-after'), '2');
+  assert.match(((await r.json()) as { message: string }).message, /deadline exceeded/);
+  down = false;
+  const ok = await login();
+  assert.equal(ok.status, 200);
+  assert.deepEqual(await ok.json(), { role: 'admin' });
+});

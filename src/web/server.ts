@@ -76,7 +76,12 @@ export function refusal(role: UiRole, method: string, pathname: string): string 
 
 const bearer = (req: http.IncomingMessage): string | undefined => /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
 
-const UNAUTHORIZED = { 'Content-Type': 'application/json', 'WWW-Authenticate': 'Bearer realm="sampan"', 'Cache-Control': 'no-store' };
+/** The headers of each refusal: a 401 names the scheme, a 503 when to try again. */
+const HEADERS: Record<401 | 403 | 503, Record<string, string>> = {
+  401: { 'Content-Type': 'application/json', 'WWW-Authenticate': 'Bearer realm="sampan"', 'Cache-Control': 'no-store' },
+  403: { 'Content-Type': 'application/json' },
+  503: { 'Content-Type': 'application/json', 'Retry-After': '2', 'Cache-Control': 'no-store' },
+};
 
 export class UiServer {
   private server?: http.Server;
@@ -120,11 +125,18 @@ export class UiServer {
   }
 
   /** Answers who may do what: the role, or an error to send (status, message). */
-  private async check(req: http.IncomingMessage, pathname: string): Promise<{ status: 401 | 403; message: string } | { role: UiRole }> {
+  private async check(req: http.IncomingMessage, pathname: string): Promise<{ status: 401 | 403 | 503; message: string } | { role: UiRole }> {
     const token = bearer(req);
     setHeader(req, UI_USER_HEADER);
-    // an etcd that does not answer refuses the request rather than letting it through
-    const role = token ? await this.opts.authenticate(token).catch(() => undefined) : undefined;
+    let role: UiRole | undefined;
+    try {
+      role = token ? await this.opts.authenticate(token) : undefined;
+    } catch (err) {
+      // an etcd that does not answer refuses the request rather than letting it through, and says so: a 401 would
+      // tell the page its token is bad, and it would forget it
+      this.opts.log.warn({ err: (err as Error).message }, 'dashboard token check failed');
+      return { status: 503, message: `cannot check the token now (${(err as Error).message}): try again` };
+    }
     if (!role) return { status: 401, message: token ? 'invalid or revoked token' : 'authentication required: Authorization: Bearer TOKEN (sampan cluster token --ui)' };
     const no = refusal(role, req.method ?? 'GET', pathname.replace(/^\/v\d+\.\d+(?=\/)/, ''));
     if (!no && this.opts.identify) setHeader(req, UI_USER_HEADER, this.opts.identify(token!));
@@ -144,7 +156,7 @@ export class UiServer {
     if ('status' in no) {
       this.opts.log.debug({ method: req.method, path: pathname, status: no.status }, 'dashboard request refused');
       req.resume();
-      res.writeHead(no.status, no.status === 401 ? UNAUTHORIZED : { 'Content-Type': 'application/json' }).end(JSON.stringify({ message: no.message }));
+      res.writeHead(no.status, HEADERS[no.status]).end(JSON.stringify({ message: no.message }));
       return;
     }
     if (pathname === LOGIN_PATH && req.method === 'POST') {
@@ -163,7 +175,7 @@ export class UiServer {
     if ('role' in no && no.role !== 'admin') no = { status: 403, message: `a read-only token may not open ${pathname} (it takes input)` };
     if ('status' in no) {
       const body = JSON.stringify({ message: no.message });
-      const extra = no.status === 401 ? 'WWW-Authenticate: Bearer realm="sampan"\r\n' : '';
+      const extra = Object.entries(HEADERS[no.status]).filter(([k]) => k !== 'Content-Type').map(([k, v]) => `${k}: ${v}\r\n`).join('');
       socket.end(`HTTP/1.1 ${no.status} ${http.STATUS_CODES[no.status]}\r\nContent-Type: application/json\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
       return;
     }

@@ -78,6 +78,15 @@ describe('the web dashboard', { timeout: 600_000 }, () => {
     return p;
   }
 
+  /** Waits for `selector`; when it does not come, the error says what the page shows instead (a login box, an error). */
+  async function shown(p: Page, selector: string): Promise<void> {
+    try {
+      await p.waitForSelector(selector);
+    } catch (err) {
+      throw new Error(`${selector} not shown: the page says ${JSON.stringify(await p.innerText('body').catch(() => '?'))} (${(err as Error).message.split('\n')[0]})`);
+    }
+  }
+
   it('serves the pages publicly and the API only with a token', async () => {
     const html = await get('/ui/');
     assert.equal(html.status, 200);
@@ -119,7 +128,7 @@ describe('the web dashboard', { timeout: 600_000 }, () => {
 
   it('logs in from the link, forgets the token in the address bar and shows the overview', async () => {
     const p = await open();
-    await p.waitForSelector('.glance .host-name');
+    await shown(p, '.glance .host-name');
     assert.ok(!p.url().includes('token'), `the token left the address bar: ${p.url()}`);
     assert.equal(await p.evaluate(() => sessionStorage.getItem('sampan.token')), ui.token);
     const count = (k: string) => p.textContent(`[data-count="${k}"] .num`);
@@ -137,7 +146,7 @@ describe('the web dashboard', { timeout: 600_000 }, () => {
 
   it('lists and searches the hosts', async () => {
     const p = await open(ui.token, 'hosts');
-    await p.waitForSelector('[role="table"] .host-name');
+    await shown(p, '[role="table"] .host-name');
     assert.deepEqual((await p.locator('[role="table"] .host-name').allTextContents()).sort(), ['host1', 'host2', 'host3']);
     await p.screenshot({ path: path.join(shots, 'hosts.png') });
     await p.getByLabel('Search hosts').fill('host2');
@@ -149,7 +158,7 @@ describe('the web dashboard', { timeout: 600_000 }, () => {
   it('finds a container by name and label, and tails its log', async () => {
     const p = await open(ui.token, 'containers');
     await p.getByLabel('Name, id or image').fill('dash-web');
-    await p.waitForSelector('tr[data-container="dash-web"]');
+    await shown(p, 'tr[data-container="dash-web"]');
     assert.equal(await p.locator('tbody tr').count(), 1);
     await p.getByLabel('Name, id or image').fill('');
     await p.getByLabel('Label').fill('tier=front');
@@ -173,6 +182,21 @@ describe('the web dashboard', { timeout: 600_000 }, () => {
     await p.click('nav a[href="#/releases"]');
     await p.waitForSelector('#h-releases');
     assert.equal(await p.getByRole('button', { name: 'Confirm' }).count(), 0);
+    await p.close();
+  });
+
+  it('keeps its token while the manager cannot check it (503), and signs in once it can', async () => {
+    const p = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    let refused = 0;
+    await p.route('**/sampan/v1/ui/login', async (r) => {
+      if (refused++ < 2) return r.fulfill({ status: 503, contentType: 'application/json', headers: { 'Retry-After': '2' }, body: '{"message":"cannot check the token now"}' });
+      return r.continue();
+    });
+    await p.goto(`${ui.url}#token=${ui.token}`);
+    await p.waitForSelector('[role="status"]:has-text("trying again")');
+    await shown(p, '.glance .host-name');
+    assert.ok(refused >= 3, `the page asked again: ${refused} checks`);
+    assert.equal(await p.evaluate(() => sessionStorage.getItem('sampan.token')), ui.token);
     await p.close();
   });
 

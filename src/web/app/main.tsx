@@ -4,7 +4,7 @@
  */
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { forget, login, setOnUnauthorized, setToken, takeTokenFromUrl, token, type Role } from './api.js';
+import { forget, HttpError, login, setOnUnauthorized, setToken, takeTokenFromUrl, token, type Role } from './api.js';
 import { live, useLive } from './live.js';
 import { Overview } from './pages/overview.js';
 import { Hosts } from './pages/hosts.js';
@@ -60,6 +60,7 @@ function App() {
   const [role, setRole] = useState<Role | undefined>();
   const [checking, setChecking] = useState(!!token());
   const [why, setWhy] = useState<string>();
+  const [waiting, setWaiting] = useState<string>();
   const [page, setPage] = useState(pageOf());
   useEffect(() => {
     setOnUnauthorized(() => {
@@ -68,10 +69,27 @@ function App() {
       setRole(undefined);
       setWhy('The token was refused (revoked?): sign in again.');
     });
+    // only a 401 means a bad token; a manager that does not answer yet (restarting, its etcd slow) is asked again
+    const checkToken = async (t: string): Promise<void> => {
+      try {
+        setRole(await login(t));
+      } catch (err) {
+        if (err instanceof HttpError && err.status === 401) {
+          live.stop();
+          forget();
+          setWhy('The token was refused: sign in again.');
+        } else {
+          setWaiting(`The manager does not answer (${(err as Error).message}): trying again…`);
+          setTimeout(() => void checkToken(t), 2000);
+          return;
+        }
+      }
+      setChecking(false);
+    };
     const t = token();
     // the stream opens beside the token's check, not after it: its snapshot is most of the first render's wait
     if (t) live.start();
-    if (t) login(t).then(setRole, () => { live.stop(); forget(); setWhy('The token was refused: sign in again.'); }).finally(() => setChecking(false));
+    if (t) void checkToken(t);
     const onHash = () => setPage(pageOf());
     window.addEventListener('hashchange', onHash);
     return () => window.removeEventListener('hashchange', onHash);
@@ -82,7 +100,7 @@ function App() {
   useEffect(() => {
     document.title = `${PAGES.find((p) => p.path === page)?.title ?? 'Sampan'} · Sampan`;
   }, [page]);
-  if (checking) return <p class="muted">Signing in…</p>;
+  if (checking) return <p class="muted" role="status">{waiting ?? 'Signing in…'}</p>;
   if (!role) return <Login onLogin={setRole} why={why} />;
   return (
     <div class="shell">
