@@ -174,6 +174,15 @@ export class TestEngine {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * `sampan engine cleanup` of a stopped engine's root: a network's bridge and rules outlive the engine (Docker's do
+ * too), and a test that ran one in the machine's own network namespace must not leave them behind.
+ */
+export async function engineCleanup(root: string, execRoot: string): Promise<void> {
+  const r = await runCmd(SAMPAN, ['engine', 'cleanup', '--root', root, '--exec-root', execRoot]);
+  if (r.code !== 0) throw new Error(`sampan engine cleanup: ${r.stderr}`);
+}
+
 /** Poll until fn returns a truthy value (or time out). */
 export async function until<T>(fn: () => Promise<T>, timeoutMs = 10_000, stepMs = 100): Promise<T> {
   const end = Date.now() + timeoutMs;

@@ -12,7 +12,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { EtcdCluster } from '../../src/cluster/index.js';
-import { SAMPAN, TestEngine, runCmd, until } from '../harness.js';
+import { SAMPAN, TestEngine, engineCleanup, runCmd, until } from '../harness.js';
 
 interface NodeView {
   name: string;
@@ -67,8 +67,7 @@ describe('a node relay carries the engines\' connections to the manager', () => 
     for (const e of engines) {
       await runCmd('docker', ['rm', '-f', ...(await e.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean)], { env: e.env }).catch(() => undefined);
       await e.terminate();
-      // the cluster network's bridge and rules outlive an engine, as a local network's do: `sampan engine cleanup` takes them
-      await runCmd(SAMPAN, ['engine', 'cleanup', '--root', path.join(e.dir, 'root'), '--exec-root', path.join(e.dir, 'run')]);
+      await engineCleanup(path.join(e.dir, 'root'), path.join(e.dir, 'run'));
     }
     await stop(relay);
     await stop(manager);

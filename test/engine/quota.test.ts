@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SAMPAN, TestEngine, runCmd, until } from '../harness.js';
+import { SAMPAN, TestEngine, engineCleanup, runCmd, until } from '../harness.js';
 
 // The engine root of a TestEngine is on this host's ext4, which has no project quota: sizes come from ext4 images.
 let e: TestEngine;
@@ -140,6 +140,7 @@ test('sampan up --btrfs-image: qgroup quotas (EDQUOT), raised live on a running 
     const gone = new Promise((r) => up.once('exit', r));
     up.kill('SIGTERM');
     await gone;
+    await engineCleanup(root, path.join(dir, 'run'));
     const mounts = (await fs.readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir)).sort().reverse();
     for (const m of mounts) await runCmd('umount', ['-l', m]);
     await fs.rm(dir, { recursive: true, force: true });

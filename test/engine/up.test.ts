@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SAMPAN, runCmd, until } from '../harness.js';
+import { SAMPAN, engineCleanup, runCmd, until } from '../harness.js';
 
 /** Processes whose command line names the directory: what `up` started there (etcd among them). */
 async function processesUnder(dir: string): Promise<string[]> {
@@ -80,6 +80,7 @@ test('sampan up starts the engine joined to a one-node cluster, seeds busybox, p
   } finally {
     assert.equal(await up.stop(), 0);
     assert.deepEqual(await processesUnder(dir), []);
+    await engineCleanup(path.join(dir, 'root'), path.join(dir, 'run'));
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
