@@ -184,6 +184,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
   } : undefined;
   const releases = new ReleaseController(new ServiceReleaseOps(services, (n, image) => prePuller.prePull(n, image), preheat), new EtcdReleaseStore(store), log);
   services.smartRelease = (req) => releases.start(req);
+  services.forgetReleases = (name) => releases.forget(name);
   releaseRoutes((method, pattern, h) => api.route(method, pattern, h), releases);
   api.addMetrics((registry) => prePuller.register(registry));
   const p2p = cfg.p2pScheduler ? new P2pTraffic(cfg.p2pScheduler, log) : undefined;

@@ -76,7 +76,7 @@ export interface BatchRecord {
 }
 export const MAX_BATCH_ERRORS = 100;
 
-export type Op = { put: string; value: unknown } | { del: string };
+export type Op = { put: string; value: unknown } | { del: string } | { delPrefix: string };
 
 /** A compare every write carries: [key, target, comparator, value]. */
 export type Guard = [string, 'Version' | 'Value' | 'Create' | 'Mod', '==' | '!=' | '>' | '<', string | number];
@@ -200,7 +200,7 @@ export class ClusterStore {
     try {
       let t = this.ns.if(key, target, cmp, value);
       for (const k of absent) t = t.and(k, 'Version', '==', 0);
-      const r = await t.then(...ops.map((o) => ('put' in o ? this.ns.put(o.put).value(JSON.stringify(o.value)) : this.ns.delete().key(o.del)))).commit();
+      const r = await t.then(...ops.map((o) => ('put' in o ? this.ns.put(o.put).value(JSON.stringify(o.value)) : 'del' in o ? this.ns.delete().key(o.del) : this.ns.delete().prefix(o.delPrefix)))).commit();
       return r.succeeded;
     } catch (err) {
       throw unavailable(`${UNREACHABLE}: ${errorMessage(err)}`);
@@ -343,7 +343,8 @@ export class ClusterStore {
  * that started it) keep the last write, as they would one after the other.
  */
 export function lastPerKey(ops: Op[]): Op[] {
+  const key = (o: Op) => ('put' in o ? o.put : 'del' in o ? o.del : `${o.delPrefix}*`);
   const last = new Map<string, number>();
-  ops.forEach((o, i) => last.set('put' in o ? o.put : o.del, i));
-  return last.size === ops.length ? ops : ops.filter((o, i) => last.get('put' in o ? o.put : o.del) === i);
+  ops.forEach((o, i) => last.set(key(o), i));
+  return last.size === ops.length ? ops : ops.filter((o, i) => last.get(key(o)) === i);
 }

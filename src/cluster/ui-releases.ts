@@ -18,7 +18,7 @@ export class ReleaseTopic {
     private readonly c: ReleaseController,
     private readonly log: Logger,
   ) {
-    this.unobserve = c.observe((r) => this.latest.set(r.service, r));
+    this.unobserve = c.observe((r) => this.latest.set(r.service, r), (service) => this.latest.delete(service));
   }
 
   /** The records the stream sends, keyed by service. */

@@ -230,4 +230,20 @@ describe('releases on a 3-host testbed with its registry', () => {
     const nodes = (await ok(['service', 'ps', 'web', '--filter', 'desired-state=running', '--format', '{{.Node}}'])).split('\n');
     assert.ok(nodes.every((n) => n === 'host1' || n === 'host2'), nodes.join(', '));
   });
+
+  test('docker service rm during a release stops it and forgets its releases; a new service of that name has none', { timeout: 300_000 }, async () => {
+    await sampan(['release', 'start', 'web', img('v2'), '--first-batch', '1', '--window', '1']);
+    await untilState(['waiting-confirm']);
+    await ok(['service', 'rm', 'web']);
+    const status = await c.sampan(['release', 'status', 'web', '--no-follow']);
+    assert.notEqual(status.code, 0);
+    assert.match(status.stderr, /no release of service web/);
+    assert.doesNotMatch(await sampan(['release', 'ls']), /\bweb\b/);
+    // its containers go, but those of the host killed above, which stays down
+    const left = async () => (await ok(['ps', '-a', '--filter', 'label=com.docker.swarm.service.name=web', '--format', '{{.Status}}'])).split('\n').filter((x) => x && x !== 'Host Down');
+    await until(async () => !(await left()).length, 120_000, 500).catch(async () => assert.fail(`left: ${(await left()).join(', ')}`));
+    await ok(['service', 'create', '--detach', '--no-resolve-image', '--name', 'web', '--replicas', '1', img('v1'), 'httpd', '-f', '-p', '8080', '-h', '/www']);
+    assert.match((await c.sampan(['release', 'status', 'web', '--no-follow'])).stderr, /no release of service web/);
+    await ok(['service', 'rm', 'web']);
+  });
 });

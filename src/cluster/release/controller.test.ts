@@ -304,3 +304,45 @@ test('the service is claimed first and told every state; a failed preheat is an 
   await until(c, 'web', () => svc.states.at(-1) === 'done');
   assert.deepEqual(svc.states.filter((s, i, a) => a.indexOf(s) === i), ['running', 'waiting-confirm', 'done']);
 });
+
+test('a removed service\'s release stops and its releases are deleted; nothing of it is written after', async (t) => {
+  const e = await etcd(t);
+  const svc = new Service('web', 6, 'web:1');
+  svc.behave = () => ({ ms: 30 });
+  const c = controller(t, e, svc, 'g');
+  const gone: string[] = [];
+  const seen: string[] = [];
+  c.observe((r) => seen.push(r.service), (s) => gone.push(s));
+  // one finished release in the history, one waiting with pre-pulls under way
+  const release = async (image: string) => {
+    await c.start(req({ image, firstBatch: 3, window: 3, prePull: false }), 'unix:0');
+    await until(c, 'web', (r) => r.state === 'waiting-confirm');
+    await c.act('web', 'confirm', 'unix:0');
+    await until(c, 'web', (r) => r.state === 'done');
+    await c.settled('web');
+  };
+  await release('web:2');
+  await c.start(req({ image: 'web:3', firstBatch: 2, window: 2, prePull: true }), 'unix:0');
+  await until(c, 'web', (r) => r.state === 'waiting-confirm');
+  await c.forget('web');
+  assert.deepEqual(gone, ['web']);
+  const keys = async () => {
+    const store = ClusterStore.connect(e.endpoints, 'g');
+    try {
+      return [...(await store.readAll('releases/')).keys(), ...(await store.readAll('release-slots/')).keys()];
+    } finally {
+      store.close();
+    }
+  };
+  assert.deepEqual(await keys(), []);
+  assert.deepEqual(await c.history('web'), []);
+  await assert.rejects(c.current('web'), (err) => isCode(err, 'NOT_FOUND'));
+  // the lazy header write and the pre-pulls' ends come after: they write nothing, and nobody is told the record again
+  const told = seen.length;
+  await new Promise((r) => setTimeout(r, 600));
+  assert.deepEqual(await keys(), []);
+  assert.equal(seen.length, told);
+  // a new release of a service of that name starts with no history
+  await release('web:4');
+  assert.equal((await c.history('web')).length, 1);
+});

@@ -38,6 +38,8 @@ class Run {
   private writing: Promise<void> = Promise.resolve();
   abort = new AbortController();
   halted = false;
+  /** The service was removed: its records are being deleted, and nothing of this run may write them again. */
+  gone = false;
   rollbackAsked?: { why: string; user?: string };
   done: Promise<void> = Promise.resolve();
   /** Slots of the other phase (before a rollback, the forward records of slots it leaves alone). */
@@ -129,6 +131,7 @@ class Run {
    * grows) follows within HEADER_LAZY_MS, so thousands of slots settling do not write it thousands of times.
    */
   persist(slots: PlanSlot[] | SlotRecord[] = [], lazy = false): Promise<void> {
+    if (this.gone) return Promise.resolve();
     this.counts();
     this.c.notify(this);
     const recs = slots.map((x) => ('phase' in x ? x : this.slotRecord(x)));
@@ -162,6 +165,11 @@ class Run {
     this.headerSoon = undefined;
   }
 
+  /** Resolves when the writes asked so far have ended. */
+  flushed(): Promise<void> {
+    return this.writing;
+  }
+
   private chain(write: () => Promise<void>): Promise<void> {
     const w = this.writing.then(write);
     this.writing = w.catch(() => undefined);
@@ -188,6 +196,7 @@ export class ReleaseController {
   private readonly watchers = new Map<string, Set<(r: ReleaseRecord) => void>>();
   /** Told every service's record as it changes (the dashboard's stream): as watchers are, for all services. */
   private readonly observers = new Set<(r: ReleaseRecord) => void>();
+  private readonly goneObservers = new Set<(service: string) => void>();
   private readonly pending = new Map<string, NodeJS.Timeout>();
   private readonly sentState = new Map<string, ReleaseState>();
   private stopped = false;
@@ -357,10 +366,39 @@ export class ReleaseController {
     };
   }
 
-  /** Tells `fn` every service's record as it changes (as `watch` does for one), until the returned function is called. */
-  observe(fn: (r: ReleaseRecord) => void): () => void {
+  /**
+   * Tells `fn` every service's record as it changes (as `watch` does for one), and `gone` a service whose releases
+   * were forgotten, until the returned function is called.
+   */
+  observe(fn: (r: ReleaseRecord) => void, gone?: (service: string) => void): () => void {
     this.observers.add(fn);
-    return () => this.observers.delete(fn);
+    if (gone) this.goneObservers.add(gone);
+    return () => {
+      this.observers.delete(fn);
+      if (gone) this.goneObservers.delete(gone);
+    };
+  }
+
+  /**
+   * The service was removed (`docker service rm`): its release stops where it is, writing nothing more, and its
+   * releases are deleted, as Docker forgets a removed service's update status. A later service of that name starts
+   * with no history.
+   */
+  async forget(service: string): Promise<void> {
+    const run = this.runs.get(service);
+    if (run) {
+      run.gone = run.halted = true;
+      run.quiet();
+      run.abort.abort(new Error(`service ${service} was removed`));
+      run.wake();
+      await run.done;
+      await run.flushed();
+    }
+    clearTimeout(this.pending.get(service));
+    this.pending.delete(service);
+    this.sentState.delete(service);
+    await this.store.remove(service);
+    for (const fn of this.goneObservers) fn(service);
   }
 
   /** @internal: where runs log their events. */

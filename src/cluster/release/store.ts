@@ -15,6 +15,8 @@ export interface ReleaseStore {
   /** Headers, of one service or all. */
   list(service?: string): Promise<ReleaseHeader[]>;
   slots(service: string, id: string): Promise<SlotRecord[]>;
+  /** Every release of the service, with its slots, in one write. */
+  remove(service: string): Promise<void>;
 }
 
 export class EtcdReleaseStore implements ReleaseStore {
@@ -34,6 +36,12 @@ export class EtcdReleaseStore implements ReleaseStore {
   async list(service?: string): Promise<ReleaseHeader[]> {
     const all = await this.store.readAll<ReleaseHeader>(service ? `releases/${service}/` : 'releases/');
     return [...all.values()];
+  }
+
+  async remove(service: string): Promise<void> {
+    // a transaction of its own: etcd refuses one that puts a key inside a range it deletes, and write() shares its
+    // transactions with other writers
+    await this.store.writeIfAbsent([], [{ delPrefix: `releases/${service}/` }, { delPrefix: `release-slots/${service}/` }]);
   }
 
   async slots(service: string, id: string): Promise<SlotRecord[]> {

@@ -32,6 +32,8 @@ export class ServiceController {
   leading: () => boolean = () => true;
   /** Starts a Sampan release (the manager's ReleaseController): an image change on a service labelled for smart mode. */
   smartRelease?: (req: ReleaseRequest) => Promise<unknown>;
+  /** Stops the service's release and deletes its releases (the release controller): a removed service has none. */
+  forgetReleases?: (service: string) => Promise<void>;
 
   constructor(readonly cluster: Cluster, containers: ClusterContainers, store: ClusterStore, readonly log: Logger) {
     this.recs = new SwarmRecords(store);
@@ -152,11 +154,12 @@ export class ServiceController {
     return this.recs.service(cur.id);
   }
 
-  /** The record goes first; the reconciler then removes the tasks and their containers. */
+  /** Its releases go first, then the record; the reconciler then removes the tasks and their containers. */
   async remove(ref: string): Promise<void> {
     this.cluster.store.health.requireUp();
     const cur = this.recs.service(ref);
     this.updater.cancel(cur.id);
+    await this.forgetReleases?.(cur.spec.Name);
     await this.recs.put([], [{ kind: 'services', id: cur.id }]);
     this.log.info({ service: cur.spec.Name, id: cur.id }, 'service removed');
     this.reconciler.kick(cur.id);
