@@ -1,11 +1,11 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { freePorts } from '../src/lib/ports.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const SAMPAN = path.join(REPO, 'bin/sampan');
@@ -209,22 +209,7 @@ export function demux(buf: Buffer): { stdout: string; stderr: string } {
   return { stdout: out, stderr: err };
 }
 
-/** Ports this process has handed out: the kernel may give a just-closed port to the next bind(0) again. */
-const handedOut = new Set<number>();
-
-/** A TCP port on 127.0.0.1 that nothing listens on right now, and that this process has not handed out before. */
+/** A TCP port that nothing listens on right now, and that this process has not handed out before. */
 export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (handedOut.has(port)) continue;
-    handedOut.add(port);
-    return port;
-  }
+  return (await freePorts(1))[0]!;
 }

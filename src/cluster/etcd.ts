@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { invalid } from '../lib/errors.js';
-import { alive, freePorts, terminate, waitReady } from './proc.js';
+import { alive, terminate, waitReady } from './proc.js';
+import { freePorts } from '../lib/ports.js';
 
 export const ETCD_BINARY = '/usr/bin/etcd';
 const STOP_GRACE_MS = 10_000;

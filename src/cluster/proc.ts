@@ -1,7 +1,6 @@
 /** Small process helpers shared by the etcd runner and the testbed. */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -13,19 +12,6 @@ export function run(cmd: string, args: string[]): Promise<string> {
       else resolve(String(stdout));
     });
   });
-}
-
-/** N distinct loopback TCP ports free right now (the caller binds them soon after; another process may race it). */
-export async function freePorts(n: number): Promise<number[]> {
-  // all held open at once: a port closed and asked for again may come back
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 export const alive = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
@@ -40,12 +26,24 @@ export async function terminate(p: ChildProcess, graceMs: number): Promise<void>
   clearTimeout(timer);
 }
 
-/** Polls `ready` every 100 ms until it holds; fails early when `p` exits or `abort()` says so, or after `timeoutMs`. */
-export async function waitReady(what: string, p: ChildProcess, ready: () => Promise<boolean>, timeoutMs: number, abort: () => boolean = () => false): Promise<void> {
+/** The last `lines` lines of a log file ('' when there is none): what a process said before it died. */
+export async function logTail(file: string, lines = 5): Promise<string> {
+  const text = await fs.readFile(file, 'utf8').catch(() => '');
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/**
+ * Polls `ready` every 100 ms until it holds; fails early when `p` exits (with the end of `logFile`, whose directory a
+ * testbed removes when it goes down) or `abort()` says so, or after `timeoutMs`.
+ */
+export async function waitReady(what: string, p: ChildProcess, ready: () => Promise<boolean>, timeoutMs: number, abort: () => boolean = () => false, logFile?: string): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (await ready().catch(() => false)) return;
-    if (!alive(p)) throw new Error(`${what} exited at start (code ${p.exitCode ?? p.signalCode})`);
+    if (!alive(p)) {
+      const tail = logFile ? await logTail(logFile) : '';
+      throw new Error(`${what} exited at start (code ${p.exitCode ?? p.signalCode})${tail ? `; its log ends:\n${tail}` : ''}`);
+    }
     if (abort()) throw new Error(`${what}: start aborted`);
     if (Date.now() > end) throw new Error(`${what} was not ready within ${timeoutMs / 1000} s`);
     await sleep(100);

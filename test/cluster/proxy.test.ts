@@ -11,7 +11,7 @@ import { closeSync, openSync, promises as fs } from 'node:fs';
 import https from 'node:https';
 import tls from 'node:tls';
 import path from 'node:path';
-import { freePorts } from '../../src/cluster/proc.js';
+import { freePorts } from '../../src/lib/ports.js';
 import { makeCa, makeCert } from '../../src/cluster/testbed/certs.js';
 import type { ProxyInfo } from '../../src/cluster/testbed/testbed.js';
 import { readTls, type TlsPaths } from '../../src/lib/tls.js';

@@ -108,7 +108,7 @@ export class EmulatedHost {
       closeSync(fd);
     }
     this.proc.on('error', (err) => this.log.error({ host: this.name, err: err.message }, 'engine did not start'));
-    await waitReady(`engine of ${this.name}`, this.proc, async () => (await api(this.socket, 'GET', '/_ping')).status === 200, START_TIMEOUT_MS, abort);
+    await waitReady(`engine of ${this.name}`, this.proc, async () => (await api(this.socket, 'GET', '/_ping')).status === 200, START_TIMEOUT_MS, abort, path.join(this.dir, 'engine.log'));
     this.ready = true;
     this.log.info({ host: this.name, netns: this.net.netns, ip: this.net.ip, pid: this.proc.pid }, 'host ready');
   }

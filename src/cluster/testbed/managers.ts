@@ -13,7 +13,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newToken } from '../store.js';
 import { EngineClient } from '../../lib/engine-client.js';
-import { freePorts, terminate, waitReady } from '../proc.js';
+import { terminate, waitReady } from '../proc.js';
+import { freePorts } from '../../lib/ports.js';
 import { forwardToAny } from './forwarder.js';
 import { proxyComponent } from './proxy.js';
 import { uiComponent } from './ui.js';
@@ -53,7 +54,8 @@ export async function managerComponents(dir: string, count: number, tls = false,
     await fs.mkdir(p.dir, { recursive: true });
     const host = p.api(tb.gateway);
     const certs = tb.tls ? ['--tlscacert', tb.tls.managers.ca, '--tlscert', tb.tls.managers.cert, '--tlskey', tb.tls.managers.key] : [];
-    const fd = openSync(path.join(p.dir, 'manager.log'), 'a');
+    const logFile = path.join(p.dir, 'manager.log');
+    const fd = openSync(logFile, 'a');
     const proc = (() => {
       try {
         return spawn(SAMPAN, [
@@ -73,7 +75,7 @@ export async function managerComponents(dir: string, count: number, tls = false,
       await waitReady(`manager ${p.name}`, proc, async () => {
         const m = await client.json<{ joined: number; leader?: string }>('GET', '/sampan/v1/manager');
         return m.joined === hosts && !!m.leader;
-      }, JOIN_TIMEOUT_MS, tb.aborted);
+      }, JOIN_TIMEOUT_MS, tb.aborted, logFile);
     } catch (err) {
       await stop();
       throw err;

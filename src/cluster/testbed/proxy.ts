@@ -9,7 +9,8 @@ import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readTls } from '../../lib/tls.js';
-import { freePorts, terminate, waitReady } from '../proc.js';
+import { terminate, waitReady } from '../proc.js';
+import { freePorts } from '../../lib/ports.js';
 import { makeCa, makeCert } from './certs.js';
 import type { TestbedComponent } from './testbed.js';
 

@@ -12,7 +12,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePorts, terminate, waitReady } from '../proc.js';
+import { terminate, waitReady } from '../proc.js';
+import { freePorts } from '../../lib/ports.js';
 import type { HostInfo } from './host.js';
 import type { P2pPeerInfo, TestbedComponent } from './testbed.js';
 

@@ -6,7 +6,7 @@
  */
 import { ClusterStore } from '../store.js';
 import { issueUiToken } from '../ui-tokens.js';
-import { freePorts } from '../proc.js';
+import { freePorts } from '../../lib/ports.js';
 import { forwardToAny } from './forwarder.js';
 import type { StartedComponent, TestbedComponent, UiInfo } from './testbed.js';
 
