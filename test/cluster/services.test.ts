@@ -2,7 +2,8 @@
  * `docker service` and `docker config` on a 3-host testbed with the real docker CLI (Docker's swarm-mode API served
  * by the cluster manager): create with the CLI's own progress, ls/ps/inspect, scale, a rolling update, rollback by
  * hand and by itself, a config in a task (and a new one swapped in), logs, bad input, rm, and a task on a killed host replaced elsewhere;
- * global services: a task per node, drain and active, a restart on the same node, a rolling update, constraints and label edits.
+ * global services: a task per node, drain and active, a restart on the same node, a rolling update, constraints and label
+ * edits, a dead node's task orphaned, a removed node's gone.
  * Images: the engines' busybox and tags made of it on every host (`app:v2`, and `app:bad`, which cannot start).
  */
 import { describe, test, before, after } from 'node:test';
@@ -328,7 +329,9 @@ describe('docker service on the cluster (3-host testbed)', () => {
     await ok(['config', 'rm', 'appcfg', 'appcfg2']);
   });
 
-  test('a killed host: its tasks are replaced on the others', async () => {
+  test('a killed host: its tasks are replaced on the others; a global service\'s task there is orphaned, not moved', async () => {
+    await ok(['service', 'create', '--detach', '--name', 'gk', '--mode', 'global', '--stop-grace-period', '1s', 'busybox', 'sleep', '600']);
+    await onNodes('gk', all3);
     const host3 = c.tb.hosts[2]!;
     const before = (await ok(['service', 'ps', 'web', '--filter', 'desired-state=running', '--format', '{{.Node}}'])).split('\n');
     assert.ok(before.includes('host3'));
@@ -340,8 +343,19 @@ describe('docker service on the cluster (3-host testbed)', () => {
     }, 60_000, 500).catch(() => assert.fail(`not replaced: ${last.join(', ')}`));
     assert.match(await ok(['service', 'ps', 'web', '--filter', 'desired-state=shutdown', '--format', '{{.Node}} {{.CurrentState}} {{.Error}}']), /host3 Orphaned .*node host3 is down/);
     assert.equal(await ok(['service', 'ls', '--filter', 'name=web', '--format', '{{.Replicas}}']), '6/6');
+    await onNodes('gk', ['host1 Running', 'host2 Running']);
+    assert.match(await ok(['service', 'ps', 'gk', '--filter', 'desired-state=shutdown', '--format', '{{.Node}} {{.CurrentState}}']), /^host3 Orphaned/);
+    assert.equal(await replicas('gk'), 'global 2/2');
     await ok(['service', 'rm', 'web']);
     // the dead host's containers are listed (Host Down) until it comes back: the living hosts have none left
     await until(async () => (await ok(['ps', '--filter', 'label=com.docker.swarm.service.name=web', '--format', '{{.Names}}'])).split('\n').every((n) => n === '' || n.startsWith('host3/')), 60_000, 500);
+  });
+
+  test('the dead host removed from the cluster: a global service\'s task there goes with it', async () => {
+    await ok(['node', 'rm', 'host3']);
+    await until(async () => !(await ok(['service', 'ps', 'gk', '--format', '{{.Node}}'])).includes('host3'), 30_000, 500);
+    await onNodes('gk', ['host1 Running', 'host2 Running']);
+    assert.equal(await replicas('gk'), 'global 2/2');
+    await ok(['service', 'rm', 'gk']);
   });
 });
