@@ -195,7 +195,7 @@ describe('docker service on the cluster (3-host testbed)', () => {
     assert.deepEqual(await perNode('g'), all3);
   });
 
-  test('a global service: a task that dies is restarted on its node; update --image rolls node by node; rollback', async () => {
+  test('a global service: a task that dies is restarted on its node; update --image rolls node by node; rollback; a Sampan release', async () => {
     const host2 = await ok(['node', 'inspect', '-f', '{{.ID}}', 'host2']);
     const victim = (await ok(['ps', '-q', '--filter', `name=g.${host2}.`])).split('\n')[0]!;
     assert.ok(victim);
@@ -218,6 +218,21 @@ describe('docker service on the cluster (3-host testbed)', () => {
     await ok(['service', 'rollback', '--detach', 'g']);
     await converges('g', { 'busybox:latest Running': 3 });
     await until(async () => (await ok(['service', 'inspect', '-f', '{{.UpdateStatus.State}}', 'g'])) === 'rollback_completed', 60_000, 500);
+    await onNodes('g', all3);
+
+    // a Sampan release of a global service: slot by slot as for a replicated one, each task on its own node
+    const release = async (args: string[]) => {
+      const r = await c.sampan(['release', ...args]);
+      assert.equal(r.code, 0, `sampan release ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout.trim();
+    };
+    const state = async () => (JSON.parse(await release(['status', 'g', '--no-follow', '--format', 'json'])) as { state: string }).state;
+    await release(['start', 'g', 'app:v2', '--first-batch', '1', '--window', '2', '--no-pre-pull']);
+    await until(async () => (await state()) === 'waiting-confirm', 120_000, 500);
+    assert.deepEqual(await running('g'), { 'app:v2 Running': 1, 'busybox:latest Running': 2 });
+    await release(['confirm', 'g']);
+    await until(async () => (await state()) === 'done', 120_000, 500);
+    await converges('g', { 'app:v2 Running': 3 });
     await onNodes('g', all3);
   });
 
