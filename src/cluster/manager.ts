@@ -150,6 +150,7 @@ export async function startManager(cfg: ManagerConfig, opts: { handleSignals?: b
     registry.change(before, after);
     services.containerChanged(before, after);
   };
+  state.onNodeChange = () => services.nodeChanged();
   const swarm = new SwarmApi(services, { update: (ref, u) => nodes.update(ref, u), remove: (ref, force) => sync.removeNode(ref, force) }, cfg.name);
   backends.swarm = swarm;
   const info = backends.system.info.bind(backends.system);

@@ -296,6 +296,7 @@ export class NodeRegistry {
     await this.store.putNode(rec);
     // the record may have changed while etcd answered (a state transition): keep that, take the edit
     node.rec = { ...node.rec, ...change };
+    this.state.nodeEdited(node);
     this.log.info({ node: rec.name, availability: rec.availability, labels: rec.labels }, 'node updated');
     return node;
   }

@@ -77,6 +77,8 @@ export class ClusterState implements Holders {
   private readonly pending = new Set<string>();
   /** Told of each container change, as it was and as it is (undefined: absent): the service registry's feed. O(1). */
   onChange?: (before: ContainerEntry | undefined, after: ContainerEntry | undefined) => void;
+  /** Told when a node joins, goes down or up, is edited (availability, labels) or is removed: global services follow. */
+  onNodeChange?: (node: NodeEntry) => void;
 
   get containerCount(): number {
     return this.containers.size;
@@ -105,6 +107,7 @@ export class ClusterState implements Holders {
       this.nodes.set(rec.id, e);
     }
     this.nodesByName.set(rec.name, e);
+    this.onNodeChange?.(e);
     return e;
   }
 
@@ -113,6 +116,7 @@ export class ClusterState implements Holders {
     for (const id of [...node.containers]) this.remove(id, node);
     this.nodes.delete(node.rec.id);
     if (this.nodesByName.get(node.rec.name) === node) this.nodesByName.delete(node.rec.name);
+    this.onNodeChange?.(node);
   }
 
   /** A node's full report: what it no longer has goes, the rest is replaced. */
@@ -163,6 +167,12 @@ export class ClusterState implements Holders {
       const e = this.containers.get(id)!;
       this.onChange?.(e, e);
     }
+    this.onNodeChange?.(node);
+  }
+
+  /** A node's availability or labels were edited: no container changed, what may run there did. */
+  nodeEdited(node: NodeEntry): void {
+    this.onNodeChange?.(node);
   }
 
   /** With `from`, only that node's copy: a replica retried elsewhere keeps its id, and its orphan goes alone. */

@@ -1,7 +1,9 @@
 /**
  * `docker service` and `docker config` on a 3-host testbed with the real docker CLI (Docker's swarm-mode API served
  * by the cluster manager): create with the CLI's own progress, ls/ps/inspect, scale, a rolling update, rollback by
- * hand and by itself, a config in a task (and a new one swapped in), logs, bad input, rm, and a task on a killed host replaced elsewhere.
+ * hand and by itself, a config in a task (and a new one swapped in), logs, bad input, rm, and a task on a killed host replaced elsewhere;
+ * global services: a task per node, drain and active, a restart on the same node, a rolling update, constraints and label
+ * edits, a dead node's task orphaned, a removed node's gone.
  * Images: the engines' busybox and tags made of it on every host (`app:v2`, and `app:bad`, which cannot start).
  */
 import { describe, test, before, after } from 'node:test';
@@ -152,6 +154,102 @@ describe('docker service on the cluster (3-host testbed)', () => {
     await ok(['service', 'rm', 'dr', 'pin']);
   });
 
+  /** "NODE STATE" of a service's tasks that should run, sorted: ["host1 Running", ...]. */
+  const perNode = async (svc: string): Promise<string[]> => (await ok(['service', 'ps', svc, '--filter', 'desired-state=running', '--format', '{{.Node}} {{.CurrentState}}']))
+    .split('\n').filter(Boolean).map((l) => l.split(' ').slice(0, 2).join(' ')).sort();
+  const onNodes = (svc: string, want: string[], ms = 120_000) => until(async () => JSON.stringify(await perNode(svc)) === JSON.stringify(want), ms, 500).catch(async () => assert.deepEqual(await perNode(svc), want));
+  const replicas = (svc: string) => ok(['service', 'ls', '--filter', `name=${svc}`, '--format', '{{.Mode}} {{.Replicas}}']);
+  const all3 = ['host1 Running', 'host2 Running', 'host3 Running'];
+
+  test('create --mode global: a task per node, named after it; drained, its task is shut down; active, it has one again; scale and a mode change are refused', async () => {
+    const r = await docker(['service', 'create', '--name', 'g', '--mode', 'global', '--stop-grace-period', '1s', '--update-monitor', '1s', 'busybox', 'sleep', '600']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /verify: Service .* converged/);
+    assert.deepEqual(await perNode('g'), all3);
+    assert.equal(await replicas('g'), 'global 3/3');
+    assert.equal(await ok(['service', 'inspect', '-f', '{{json .Spec.Mode}}', 'g']), '{"Global":{}}');
+    // Docker's names for global tasks: SERVICE.NODEID (Slot 0)
+    const ids: Record<string, string> = {};
+    for (const h of ['host1', 'host2', 'host3']) ids[h] = await ok(['node', 'inspect', '-f', '{{.ID}}', h]);
+    const names = (await ok(['service', 'ps', 'g', '--format', '{{.Name}} {{.Node}}'])).split('\n').sort();
+    assert.deepEqual(names, ['host1', 'host2', 'host3'].map((h) => `g.${ids[h]} ${h}`).sort());
+    const tasks = JSON.parse((await request('GET', `/v1.44/tasks?filters=${encodeURIComponent(JSON.stringify({ service: ['g'] }))}`)).body) as Array<{ Slot: number; NodeID: string }>;
+    assert.deepEqual(tasks.map((t) => `${t.Slot} ${t.NodeID}`).sort(), Object.values(ids).map((id) => `0 ${id}`).sort());
+
+    await ok(['node', 'update', '--availability', 'drain', 'host3']);
+    await onNodes('g', ['host1 Running', 'host2 Running']);
+    assert.match(await ok(['service', 'ps', 'g', '--filter', 'desired-state=shutdown', '--format', '{{.Node}} {{.CurrentState}}']), /^host3 Shutdown/);
+    await until(async () => (await replicas('g')) === 'global 2/2', 30_000, 500);
+    await ok(['node', 'update', '--availability', 'active', 'host3']);
+    await onNodes('g', all3);
+    await until(async () => (await replicas('g')) === 'global 3/3', 30_000, 500);
+
+    // the CLI refuses to scale a global service; the API refuses a change of mode, as swarmkit
+    const scale = await docker(['service', 'scale', 'g=5']);
+    assert.notEqual(scale.code, 0);
+    assert.match(scale.stderr, /scale can only be used with replicated/);
+    const svc = JSON.parse((await request('GET', '/v1.44/services/g')).body) as { ID: string; Version: { Index: number }; Spec: Record<string, unknown> };
+    const change = await request('POST', `/v1.44/services/${svc.ID}/update?version=${svc.Version.Index}`, { ...svc.Spec, Mode: { Replicated: { Replicas: 5 } } });
+    assert.equal(change.status, 400, change.body);
+    assert.match(change.body, /service mode change is not allowed/);
+    assert.deepEqual(await perNode('g'), all3);
+  });
+
+  test('a global service: a task that dies is restarted on its node; update --image rolls node by node; rollback; a Sampan release', async () => {
+    const host2 = await ok(['node', 'inspect', '-f', '{{.ID}}', 'host2']);
+    const victim = (await ok(['ps', '-q', '--filter', `name=g.${host2}.`])).split('\n')[0]!;
+    assert.ok(victim);
+    await ok(['rm', '-f', victim]);
+    await until(async () => /^host2 Failed/m.test(await ok(['service', 'ps', 'g', '--filter', 'desired-state=shutdown', '--format', '{{.Node}} {{.CurrentState}}'])), 60_000, 500);
+    await onNodes('g', all3);
+
+    // the CLI's progress of a global service counts the nodes of the up-to-date tasks, so it may call the update
+    // converged between two nodes (as with Docker): the update's status says when every node is done
+    const r = await docker(['service', 'update', '--image', 'app:v2', '--update-parallelism', '1', '--update-delay', '1s', '--update-order', 'start-first', 'g']);
+    assert.equal(r.code, 0, r.stderr);
+    await until(async () => (await ok(['service', 'inspect', '-f', '{{.UpdateStatus.State}}', 'g'])) === 'completed', 60_000, 500);
+    assert.deepEqual(await running('g'), { 'app:v2 Running': 3 });
+    // every node's task replaced, on its node
+    const v2 = (await ok(['service', 'ps', 'g', '--filter', 'desired-state=running', '--format', '{{.Node}} {{.Image}}'])).split('\n').sort();
+    assert.deepEqual(v2, ['host1 app:v2', 'host2 app:v2', 'host3 app:v2']);
+    const old = (await ok(['service', 'ps', 'g', '--filter', 'desired-state=shutdown', '--format', '{{.Node}} {{.Image}} {{.CurrentState}}'])).split('\n').filter((l) => /busybox:latest Shutdown/.test(l));
+    // (host3 also has the task its drain shut down)
+    assert.deepEqual([...new Set(old.map((l) => l.split(' ')[0]))].sort(), ['host1', 'host2', 'host3'], old.join('\n'));
+    await ok(['service', 'rollback', '--detach', 'g']);
+    await converges('g', { 'busybox:latest Running': 3 });
+    await until(async () => (await ok(['service', 'inspect', '-f', '{{.UpdateStatus.State}}', 'g'])) === 'rollback_completed', 60_000, 500);
+    await onNodes('g', all3);
+
+    // a Sampan release of a global service: slot by slot as for a replicated one, each task on its own node
+    const release = async (args: string[]) => {
+      const r = await c.sampan(['release', ...args]);
+      assert.equal(r.code, 0, `sampan release ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout.trim();
+    };
+    const state = async () => (JSON.parse(await release(['status', 'g', '--no-follow', '--format', 'json'])) as { state: string }).state;
+    await release(['start', 'g', 'app:v2', '--first-batch', '1', '--window', '2', '--no-pre-pull']);
+    await until(async () => (await state()) === 'waiting-confirm', 120_000, 500);
+    assert.deepEqual(await running('g'), { 'app:v2 Running': 1, 'busybox:latest Running': 2 });
+    await release(['confirm', 'g']);
+    await until(async () => (await state()) === 'done', 120_000, 500);
+    await converges('g', { 'app:v2 Running': 3 });
+    await onNodes('g', all3);
+  });
+
+  test('a global service with constraints: only the nodes that match; a label edit adds or removes a node\'s task; rm', async () => {
+    await ok(['service', 'create', '--detach', '--name', 'gc', '--mode', 'global', '--constraint', 'node.hostname!=host1', '--stop-grace-period', '1s', 'busybox', 'sleep', '600']);
+    await onNodes('gc', ['host2 Running', 'host3 Running']);
+    await until(async () => (await replicas('gc')) === 'global 2/2', 30_000, 500);
+    await ok(['service', 'create', '--detach', '--name', 'gl', '--mode', 'global', '--constraint', 'node.labels.gpu==yes', '--stop-grace-period', '1s', 'busybox', 'sleep', '600']);
+    await until(async () => (await replicas('gl')) === 'global 0/0', 30_000, 500);
+    await ok(['node', 'update', '--label-add', 'gpu=yes', 'host2']);
+    await onNodes('gl', ['host2 Running']);
+    await ok(['node', 'update', '--label-rm', 'gpu', 'host2']);
+    await onNodes('gl', []);
+    await ok(['service', 'rm', 'g', 'gc', 'gl']);
+    for (const s of ['g', 'gc', 'gl']) await until(async () => (await ok(['ps', '-aq', '--filter', `label=com.docker.swarm.service.name=${s}`])) === '', 60_000, 500);
+  });
+
   test('a config is a file in the task before its process starts; in use it cannot be removed; bad names are refused', async () => {
     const id = (await runCmd('docker', ['config', 'create', 'appcfg', '-'], { env: c.env(), input: 'hello-config\n' })).stdout.trim();
     assert.match(id, /^[a-z0-9]{25}$/);
@@ -246,7 +344,9 @@ describe('docker service on the cluster (3-host testbed)', () => {
     await ok(['config', 'rm', 'appcfg', 'appcfg2']);
   });
 
-  test('a killed host: its tasks are replaced on the others', async () => {
+  test('a killed host: its tasks are replaced on the others; a global service\'s task there is orphaned, not moved', async () => {
+    await ok(['service', 'create', '--detach', '--name', 'gk', '--mode', 'global', '--stop-grace-period', '1s', 'busybox', 'sleep', '600']);
+    await onNodes('gk', all3);
     const host3 = c.tb.hosts[2]!;
     const before = (await ok(['service', 'ps', 'web', '--filter', 'desired-state=running', '--format', '{{.Node}}'])).split('\n');
     assert.ok(before.includes('host3'));
@@ -258,8 +358,19 @@ describe('docker service on the cluster (3-host testbed)', () => {
     }, 60_000, 500).catch(() => assert.fail(`not replaced: ${last.join(', ')}`));
     assert.match(await ok(['service', 'ps', 'web', '--filter', 'desired-state=shutdown', '--format', '{{.Node}} {{.CurrentState}} {{.Error}}']), /host3 Orphaned .*node host3 is down/);
     assert.equal(await ok(['service', 'ls', '--filter', 'name=web', '--format', '{{.Replicas}}']), '6/6');
+    await onNodes('gk', ['host1 Running', 'host2 Running']);
+    assert.match(await ok(['service', 'ps', 'gk', '--filter', 'desired-state=shutdown', '--format', '{{.Node}} {{.CurrentState}}']), /^host3 Orphaned/);
+    assert.equal(await replicas('gk'), 'global 2/2');
     await ok(['service', 'rm', 'web']);
     // the dead host's containers are listed (Host Down) until it comes back: the living hosts have none left
     await until(async () => (await ok(['ps', '--filter', 'label=com.docker.swarm.service.name=web', '--format', '{{.Names}}'])).split('\n').every((n) => n === '' || n.startsWith('host3/')), 60_000, 500);
+  });
+
+  test('the dead host removed from the cluster: a global service\'s task there goes with it', async () => {
+    await ok(['node', 'rm', 'host3']);
+    await until(async () => !(await ok(['service', 'ps', 'gk', '--format', '{{.Node}}'])).includes('host3'), 30_000, 500);
+    await onNodes('gk', ['host1 Running', 'host2 Running']);
+    assert.equal(await replicas('gk'), 'global 2/2');
+    await ok(['service', 'rm', 'gk']);
   });
 });

@@ -15,7 +15,8 @@ import { ContainerWaits, observe } from './observe.js';
 import { Reconciler } from './reconciler.js';
 import { swarmId, SwarmRecords, type ServiceRecord } from './records.js';
 import { SlotReplacer } from './replace.js';
-import { templateHash, validateSpec } from './spec.js';
+import { placementRules } from './slots.js';
+import { isGlobal, templateHash, validateSpec } from './spec.js';
 import { LABEL, TaskRunner } from './tasks.js';
 import { Updater } from './updater.js';
 
@@ -82,8 +83,23 @@ export class ServiceController {
     }
   }
 
+  /**
+   * The cluster's feed of nodes: one joined, went down or up, was drained or made active, had its labels edited, or
+   * was removed. Global services follow their nodes (a replicated service's tasks follow their containers' changes).
+   */
+  nodeChanged(): void {
+    if (!this.leader || !this.leading()) return;
+    for (const s of this.recs.services.values()) if (isGlobal(s.spec)) this.reconciler.kick(s.id);
+  }
+
   private nameTaken(name: string, except?: string): boolean {
     return [...this.recs.services.values()].some((s) => s.spec.Name === name && s.id !== except);
+  }
+
+  /** What Docker refuses of a spec beyond its own shape: unknown configs, unreadable constraints (a global service's plan reads them). */
+  private check(spec: ServiceSpec): void {
+    if (isGlobal(spec)) placementRules(spec);
+    this.checkConfigs(spec);
   }
 
   private checkConfigs(spec: ServiceSpec): void {
@@ -97,11 +113,11 @@ export class ServiceController {
     this.cluster.store.health.requireUp();
     const spec = validateSpec(body);
     if (this.nameTaken(spec.Name)) throw conflict(`rpc error: code = AlreadyExists desc = name conflicts with an existing object: service ${spec.Name} already exists`);
-    this.checkConfigs(spec);
+    this.check(spec);
     const now = new Date().toISOString();
     const rec: ServiceRecord = { id: swarmId(), version: this.recs.next(), createdAt: now, updatedAt: now, spec };
     await this.recs.putService(rec);
-    this.log.info({ service: spec.Name, id: rec.id, replicas: spec.Mode?.Replicated?.Replicas, image: spec.TaskTemplate.ContainerSpec.Image }, 'service created');
+    this.log.info({ service: spec.Name, id: rec.id, ...(isGlobal(spec) ? { mode: 'global' } : { replicas: spec.Mode?.Replicated?.Replicas }), image: spec.TaskTemplate.ContainerSpec.Image }, 'service created');
     this.reconciler.kick(rec.id);
     return rec;
   }
@@ -121,7 +137,9 @@ export class ServiceController {
     } else {
       spec = validateSpec(body);
       if (spec.Name !== cur.spec.Name) throw invalid('rpc error: code = Unimplemented desc = renaming services is not supported');
-      this.checkConfigs(spec);
+      // swarmkit's controlapi: a service stays replicated or global for life
+      if (isGlobal(spec) !== isGlobal(cur.spec)) throw invalid('rpc error: code = InvalidArgument desc = service mode change is not allowed');
+      this.check(spec);
     }
     const changed = templateHash(spec.TaskTemplate) !== templateHash(cur.spec.TaskTemplate);
     // a release holds the service's tasks: Docker's updater must not replace them meanwhile (replicas, labels: fine)

@@ -1,9 +1,10 @@
 /**
  * The leader's reconciler, driven by changes (a service written, a task's container changed, a node down), never by
  * polling: per service, one pass at a time, a pass asked for meanwhile runs after it. A pass records what the
- * containers say of the tasks (exited: failed or complete; gone or node down: failed), fills every slot up to the
- * replicas with a task of the current spec (after the restart delay where the slot's last task failed), shuts down
- * the slots past the replicas, and keeps at most HISTORY ended tasks per slot.
+ * containers say of the tasks (exited: failed or complete; gone or node down: failed), fills every slot the service
+ * wants (slots.ts: up to the replicas, or one per eligible node of a global service, pinned to it) with a task of the
+ * current spec (after the restart delay where the slot's last task failed), shuts down the slots it does not want,
+ * and keeps at most HISTORY ended tasks per slot.
  */
 import { errorMessage } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
@@ -12,7 +13,8 @@ import type { ClusterState } from '../state.js';
 import { observe } from './observe.js';
 import type { SwarmRecords, TaskRecord } from './records.js';
 import { slotKey, type SlotReplacer } from './replace.js';
-import { DEFAULT_RESTART_DELAY_NS, replicasOf } from './spec.js';
+import { slotPlan } from './slots.js';
+import { DEFAULT_RESTART_DELAY_NS } from './spec.js';
 import type { TaskRunner } from './tasks.js';
 
 /** swarmkit's TaskHistoryRetentionLimit default. */
@@ -92,18 +94,19 @@ export class Reconciler {
       return;
     }
     await this.observeTasks(this.recs.tasksOf(id));
-    const n = replicasOf(svc.spec);
     const tasks = this.recs.tasksOf(id);
+    const plan = slotPlan(svc.spec, tasks, this.state);
     const live = new Map<number, TaskRecord[]>();
     for (const t of tasks) if (t.desired === 'running') live.set(t.slot, [...(live.get(t.slot) ?? []), t]);
-    // past the replicas: shut down (the highest slots, as swarmkit removes)
-    const extra = [...live.entries()].filter(([slot]) => slot > n && !this.replacer.busy.has(slotKey(id, slot))).flatMap(([, ts]) => ts);
+    // slots not wanted: shut down (past the replicas, as swarmkit removes the highest; a global task's node drained,
+    // gone or no longer matching the constraints)
+    const extra = [...live.entries()].filter(([slot]) => !plan.want.has(slot) && !this.replacer.busy.has(slotKey(id, slot))).flatMap(([, ts]) => ts);
     await mapLimit(extra, STARTS_IN_FLIGHT, (t) => this.runner.stop(t));
     // empty slots: a task of the current spec, after the restart delay where its last one failed
     const delayMs = (svc.spec.TaskTemplate.RestartPolicy?.Delay ?? DEFAULT_RESTART_DELAY_NS) / 1e6;
     const fill: number[] = [];
     let wait = 0;
-    for (let slot = 1; slot <= n; slot++) {
+    for (const slot of plan.want.keys()) {
       if (live.has(slot) || this.replacer.busy.has(slotKey(id, slot))) continue;
       const last = tasks.filter((t) => t.slot === slot).sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))[0];
       const since = last && (last.state === 'failed' || last.state === 'rejected') ? Date.now() - Date.parse(last.updatedAt) : Infinity;
@@ -115,7 +118,8 @@ export class Reconciler {
         const key = slotKey(id, slot);
         this.replacer.hold(key);
         try {
-          return await this.runner.start(svc, slot, svc.spec.TaskTemplate);
+          const node = plan.want.get(slot);
+          return await this.runner.start(svc, slot, svc.spec.TaskTemplate, { ...(node && { node }) });
         } finally {
           this.replacer.release(key);
         }
@@ -130,19 +134,17 @@ export class Reconciler {
       for (const t of failed) if (t.state === 'pending') await this.recs.setTask(t, { desired: 'shutdown', state: 'rejected', message: 'no suitable node' });
     }
     if (wait > 0) this.kick(id, wait);
-    await this.prune(id);
+    await this.prune(id, plan.history);
   }
 
-  /** At most HISTORY ended tasks per slot (and none of slots past the replicas), their records deleted. */
-  private async prune(id: string): Promise<void> {
-    const svc = this.recs.services.get(id);
-    const n = svc ? replicasOf(svc.spec) : 0;
+  /** At most HISTORY ended tasks per slot (and none of slots the plan keeps no history of), their records deleted. */
+  private async prune(id: string, history: Set<number>): Promise<void> {
     const bySlot = new Map<number, TaskRecord[]>();
     for (const t of this.recs.tasksOf(id)) if (t.desired !== 'running') bySlot.set(t.slot, [...(bySlot.get(t.slot) ?? []), t]);
     const drop: TaskRecord[] = [];
     for (const [slot, ts] of bySlot) {
       ts.sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
-      drop.push(...ts.slice(slot > n ? 0 : HISTORY));
+      drop.push(...ts.slice(history.has(slot) ? HISTORY : 0));
     }
     const gone = drop.filter((t) => !this.state.entry(t.container));
     if (gone.length) await this.recs.put([], gone.map((t) => ({ kind: 'tasks' as const, id: t.id })));

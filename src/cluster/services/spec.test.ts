@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isCode } from '../../lib/errors.js';
 import { validateConfigSpec, MAX_CONFIG_SIZE } from './configs.js';
-import { templateHash, updateConfig, validateSpec } from './spec.js';
-import { constraints, containerBody } from './tasks.js';
+import { constraints, templateHash, updateConfig, validateSpec } from './spec.js';
+import { containerBody } from './tasks.js';
 import type { ServiceRecord } from './records.js';
 
 const spec = (o: Record<string, unknown> = {}) => ({ Name: 'web', TaskTemplate: { ContainerSpec: { Image: 'busybox' } }, ...o });
@@ -15,6 +15,11 @@ test('a spec gets one replica by default; bad names, images and ratios are 400s 
     assert.throws(() => validateSpec(bad), (err: unknown) => isCode(err, 'INVALID_ARGUMENT'), JSON.stringify(bad));
   }
   assert.throws(() => validateSpec(spec({ Name: 'a_b' })), /name must be valid as a DNS name component/);
+});
+
+test('a global spec stays global (no replicas); both modes at once is a 400', () => {
+  assert.deepEqual(validateSpec(spec({ Mode: { Global: {} } })).Mode, { Global: {} });
+  assert.throws(() => validateSpec(spec({ Mode: { Global: {}, Replicated: { Replicas: 2 } } })), (err: unknown) => isCode(err, 'INVALID_ARGUMENT'));
 });
 
 test('the template hash ignores key order and changes with the image or a forced update', () => {

@@ -25,6 +25,21 @@ export function templateHash(t: TaskSpec): string {
   return createHash('sha256').update(JSON.stringify(canonical(t))).digest('hex').slice(0, 16);
 }
 
+/** swarmkit's placement constraints as the cluster scheduler's rules: node.hostname / node.id / node.labels.KEY. */
+export function constraints(spec: TaskSpec): string[] {
+  return (spec.Placement?.Constraints ?? []).map((c) => {
+    const m = /^\s*([\w.-]+)\s*(==|!=)\s*(.*?)\s*$/.exec(c);
+    if (!m) return c;
+    const [, key, op, value] = m as unknown as [string, string, string, string];
+    if (key === 'node.hostname' || key === 'node.id') return `node${op}${value}`;
+    if (key.startsWith('node.labels.')) return `${key.slice(12)}${op}${value}`;
+    if (key.startsWith('engine.labels.')) return `${key.slice(14)}${op}${value}`;
+    return `${key}${op}${value}`;
+  });
+}
+
+export const isGlobal = (spec: ServiceSpec): boolean => !!spec.Mode?.Global;
+
 export function replicasOf(spec: ServiceSpec): number {
   return spec.Mode?.Replicated?.Replicas ?? 1;
 }
@@ -45,7 +60,7 @@ export function validateSpec(body: unknown): ServiceSpec {
   const cs = spec.TaskTemplate?.ContainerSpec;
   if (!cs || typeof cs !== 'object') throw invalid('rpc error: code = InvalidArgument desc = ContainerSpec: missing in service spec');
   if (typeof cs.Image !== 'string' || !cs.Image) throw invalid('rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided');
-  if (spec.Mode?.Global) throw invalid('rpc error: code = Unimplemented desc = global services are not supported by the Sampan cluster yet');
+  if (spec.Mode?.Global && spec.Mode.Replicated) throw invalid('rpc error: code = InvalidArgument desc = a service is either replicated or global, not both');
   const r = spec.Mode?.Replicated?.Replicas;
   if (r !== undefined && (!Number.isInteger(r) || r < 0)) throw invalid(`rpc error: code = InvalidArgument desc = invalid replicas: ${String(r)}`);
   for (const u of [spec.UpdateConfig, spec.RollbackConfig]) {
@@ -54,5 +69,5 @@ export function validateSpec(body: unknown): ServiceSpec {
     if (u.FailureAction !== undefined && !['pause', 'continue', 'rollback'].includes(u.FailureAction)) throw invalid(`rpc error: code = InvalidArgument desc = unrecognized failure action ${String(u.FailureAction)}`);
     if (u.Order !== undefined && !['stop-first', 'start-first'].includes(u.Order)) throw invalid(`rpc error: code = InvalidArgument desc = unrecognized update order ${String(u.Order)}`);
   }
-  return { ...spec, Mode: { Replicated: { Replicas: r ?? 1 } } };
+  return { ...spec, Mode: spec.Mode?.Global ? { Global: {} } : { Replicated: { Replicas: r ?? 1 } } };
 }

@@ -6,7 +6,9 @@ import type { NodeUpdate } from '../nodes.js';
 import type { ClusterState, NodeEntry } from '../state.js';
 import type { ServiceController } from './controller.js';
 import { serviceLogs } from './logs.js';
-import { lookup } from './records.js';
+import { lookup, type ServiceRecord, type TaskRecord } from './records.js';
+import { slotPlan } from './slots.js';
+import { isGlobal } from './spec.js';
 import { checkFilters, configMatches, configView, nodeMatches, nodeView, serviceMatches, serviceView, taskMatches, taskView } from './views.js';
 
 /** What a node update needs of the cluster (the node registry's edit, the networks' removal of a node). */
@@ -79,7 +81,7 @@ export class SwarmApi implements SwarmBackend {
     create: async (spec: unknown): Promise<{ ID: string; Warnings: string[] }> => ({ ID: (await this.ctl.create(spec)).id, Warnings: [] }),
     list: async (f: Filters, status: boolean): Promise<Service[]> => {
       checkFilters('service', f);
-      return [...this.ctl.recs.services.values()].filter((s) => serviceMatches(s, f)).sort((a, b) => a.spec.Name.localeCompare(b.spec.Name)).map((s) => serviceView(s, status ? this.counts(s.id) : undefined));
+      return [...this.ctl.recs.services.values()].filter((s) => serviceMatches(s, f)).sort((a, b) => a.spec.Name.localeCompare(b.spec.Name)).map((s) => serviceView(s, status ? this.counts(s) : undefined));
     },
     inspect: async (ref: string): Promise<Service> => serviceView(this.ctl.recs.service(ref)),
     update: async (ref: string, version: number, spec: unknown, o: { rollback: boolean }): Promise<{ Warnings: string[] }> => {
@@ -93,15 +95,16 @@ export class SwarmApi implements SwarmBackend {
     },
   };
 
-  /** ServiceStatus: tasks running on a node that is up, and tasks that completed. */
-  private counts(id: string): { running: number; completed: number } {
+  /** ServiceStatus: tasks running on a node that is up, the slots wanted (replicas, or eligible nodes), tasks that completed. */
+  private counts(s: ServiceRecord): { running: number; desired: number; completed: number } {
     let running = 0;
     let completed = 0;
-    for (const t of this.ctl.recs.tasksOf(id)) {
+    const tasks = this.ctl.recs.tasksOf(s.id);
+    for (const t of tasks) {
       if (t.desired === 'running' && t.state === 'running' && this.state.nodes.get(t.node)?.rec.state === 'up') running++;
       if (t.state === 'complete') completed++;
     }
-    return { running, completed };
+    return { running, desired: slotPlan(s.spec, tasks, this.state).want.size, completed };
   }
 
   tasks = {
@@ -111,10 +114,15 @@ export class SwarmApi implements SwarmBackend {
       // a service filter by name or id prefix reads that service's tasks only
       const svcs = f.get('service');
       const pool = svcs?.length ? svcs.flatMap((v) => [...this.ctl.recs.tasksOf(v), ...[...services.values()].filter((s) => s.id.startsWith(v) || s.spec.Name === v).flatMap((s) => this.ctl.recs.tasksOf(s.id))]) : [...this.ctl.recs.tasks.values()];
-      return [...new Set(pool)].filter((t) => taskMatches(t, f, services, this.state)).sort((a, b) => a.slot - b.slot || b.updatedAt.localeCompare(a.updatedAt)).map(taskView);
+      return [...new Set(pool)].filter((t) => taskMatches(t, f, services, this.state)).sort((a, b) => a.slot - b.slot || b.updatedAt.localeCompare(a.updatedAt)).map((t) => this.taskView(t));
     },
-    inspect: async (ref: string): Promise<Task> => taskView(lookup(this.ctl.recs.tasks, ref, () => undefined, 'task')),
+    inspect: async (ref: string): Promise<Task> => this.taskView(lookup(this.ctl.recs.tasks, ref, () => undefined, 'task')),
   };
+
+  private taskView(t: TaskRecord): Task {
+    const svc = this.ctl.recs.services.get(t.service);
+    return taskView(t, !!svc && isGlobal(svc.spec));
+  }
 
   configs = {
     create: (spec: unknown) => this.ctl.configs.create(spec),

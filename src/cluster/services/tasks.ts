@@ -15,7 +15,8 @@ import { DEFAULT_NETWORK } from '../network/networks.js';
 import { schedulingRequest } from '../request.js';
 import type { NodeEntry } from '../state.js';
 import { swarmId, type ConfigRecord, type ServiceRecord, type SwarmRecords, type TaskRecord } from './records.js';
-import { templateHash } from './spec.js';
+import { slotNode } from './slots.js';
+import { constraints, isGlobal, templateHash } from './spec.js';
 
 export const LABEL = {
   serviceId: 'com.docker.swarm.service.id',
@@ -24,19 +25,6 @@ export const LABEL = {
   taskName: 'com.docker.swarm.task.name',
   nodeId: 'com.docker.swarm.node.id',
 } as const;
-
-/** swarmkit's placement constraints as the cluster scheduler's rules: node.hostname / node.id / node.labels.KEY. */
-export function constraints(spec: TaskSpec): string[] {
-  return (spec.Placement?.Constraints ?? []).map((c) => {
-    const m = /^\s*([\w.-]+)\s*(==|!=)\s*(.*?)\s*$/.exec(c);
-    if (!m) return c;
-    const [, key, op, value] = m as unknown as [string, string, string, string];
-    if (key === 'node.hostname' || key === 'node.id') return `node${op}${value}`;
-    if (key.startsWith('node.labels.')) return `${key.slice(12)}${op}${value}`;
-    if (key.startsWith('engine.labels.')) return `${key.slice(14)}${op}${value}`;
-    return `${key}${op}${value}`;
-  });
-}
 
 /** The engine's container config for a task (moby's daemon/cluster/executor/container: ContainerSpec → Config/HostConfig). */
 export function containerBody(svc: ServiceRecord, spec: TaskSpec, t: { id: string; slot: number; name: string; node: string }): Record<string, unknown> {
@@ -84,6 +72,8 @@ export function configTar(files: Array<{ target: string; data: Buffer; uid: numb
 export interface StartOptions {
   /** Node ids not to use. */
   avoid?: Set<string>;
+  /** The node the task must run on (a global service's); else, for a global service, the node of the slot's tasks. */
+  node?: string;
   signal?: AbortSignal;
 }
 
@@ -112,15 +102,19 @@ export class TaskRunner {
   async start(svc: ServiceRecord, slot: number, spec: TaskSpec, o: StartOptions = {}): Promise<TaskRecord> {
     const now = new Date().toISOString();
     const id = swarmId();
-    const name = `${svc.spec.Name}.${slot}.${id}`;
-    let t: TaskRecord = { id, version: this.recs.next(), createdAt: now, updatedAt: now, service: svc.id, slot, node: '', container: newId(), spec, hash: templateHash(spec), desired: 'running', state: 'pending', message: 'pending task scheduling' };
+    // a global task is pinned to its slot's node (the avoid list of a release's retry does not move it) and named
+    // after it, as swarm names it: SERVICE.NODEID.TASKID
+    const pin = isGlobal(svc.spec) ? (o.node ?? slotNode(this.recs.tasksOf(svc.id), slot)) : undefined;
+    const name = `${svc.spec.Name}.${pin ?? slot}.${id}`;
+    let t: TaskRecord = { id, version: this.recs.next(), createdAt: now, updatedAt: now, service: svc.id, slot, node: pin ?? '', container: newId(), spec, hash: templateHash(spec), desired: 'running', state: 'pending', message: 'pending task scheduling' };
     let node: NodeEntry | undefined;
     let placed = false;
     try {
       const body0 = containerBody(svc, spec, { id, slot, name, node: '' });
       const { req } = schedulingRequest(body0);
       try {
-        node = (await this.cluster.schedule(req, 1, { ...(o.avoid?.size && { exclude: o.avoid }) }))[0]!;
+        const exclude = pin !== undefined ? new Set([...this.cluster.state.nodes.keys()].filter((n) => n !== pin)) : o.avoid;
+        node = (await this.cluster.schedule(req, 1, { ...(exclude?.size && { exclude }) }))[0]!;
       } catch (err) {
         // no node fits: the task waits as swarmkit's does (pending), the reconciler tries again
         t = { ...t, state: 'pending', message: 'pending task scheduling', err: `no suitable node (${errorMessage(err)})` };

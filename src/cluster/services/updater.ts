@@ -1,5 +1,6 @@
 /**
- * Docker's rolling update (swarmkit's orchestrator/update): the slots whose task is not of the service's current
+ * Docker's rolling update (swarmkit's orchestrator/update), of replicated and global services alike (a global
+ * service's slots are its nodes: slots.ts): the slots whose task is not of the service's current
  * spec are replaced by Parallelism workers (0: one per slot), each taking the next slot once its own is done and
  * Delay has passed, each new task watched for Monitor after
  * it runs; a failure (could not start, not ready, exited within Monitor) counts, and once failures / slots pass
@@ -14,7 +15,8 @@ import type { ClusterState } from '../state.js';
 import { observe } from './observe.js';
 import type { ServiceRecord, SwarmRecords, TaskRecord } from './records.js';
 import { slotKey, type SlotReplacer } from './replace.js';
-import { replicasOf, templateHash, updateConfig } from './spec.js';
+import { slotPlan } from './slots.js';
+import { templateHash, updateConfig } from './spec.js';
 
 const IN_PROGRESS: UpdateState[] = ['updating', 'rollback_started'];
 
@@ -86,7 +88,7 @@ export class Updater {
     const rollback = svc.updateStatus!.State === 'rollback_started';
     const cfg = updateConfig(rollback ? svc.spec.RollbackConfig : svc.spec.UpdateConfig);
     const hash = templateHash(svc.spec.TaskTemplate);
-    const slots = replicasOf(svc.spec);
+    const slots = slotPlan(svc.spec, this.recs.tasksOf(id), this.state).want.size;
     let failures = svc.updateFailures ?? 0;
     const monitored: Array<{ task: TaskRecord; until: number }> = [];
     const counted = new Set<string>();
@@ -113,7 +115,8 @@ export class Updater {
     const next = (): TaskRecord | undefined => {
       const cur = this.recs.services.get(id);
       if (!cur) return undefined;
-      const t = this.recs.tasksOf(id).filter((x) => x.desired === 'running' && x.hash !== hash && x.slot <= replicasOf(cur.spec) && !tried.has(x.slot) && !this.replacer.busy.has(slotKey(id, x.slot)))
+      const want = slotPlan(cur.spec, this.recs.tasksOf(id), this.state).want;
+      const t = this.recs.tasksOf(id).filter((x) => x.desired === 'running' && x.hash !== hash && want.has(x.slot) && !tried.has(x.slot) && !this.replacer.busy.has(slotKey(id, x.slot)))
         .sort((a, b) => a.slot - b.slot)[0];
       if (t) tried.add(t.slot);
       return t;

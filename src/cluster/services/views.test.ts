@@ -30,7 +30,7 @@ test('service filters: name prefix, label, mode; a task\'s view carries its cont
   assert.ok(serviceMatches(svc, new Map([['name', ['we']], ['label', ['tier=front']], ['mode', ['replicated']]])));
   assert.ok(!serviceMatches(svc, new Map([['label', ['tier=back']]])));
   assert.ok(!serviceMatches(svc, new Map([['mode', ['global']]])));
-  const v = taskView({ ...task('a', 1, 'app:v2', 'shutdown'), state: 'failed', err: 'task: non-zero exit (1)', exitCode: 1 });
+  const v = taskView({ ...task('a', 1, 'app:v2', 'shutdown'), state: 'failed', err: 'task: non-zero exit (1)', exitCode: 1 }, false);
   assert.equal(v.Status.State, 'failed');
   assert.equal(v.Status.Err, 'task: non-zero exit (1)');
   assert.deepEqual(v.Status.ContainerStatus, { ContainerID: 'c-a', PID: 0, ExitCode: 1 });

@@ -4,28 +4,29 @@ import type { Filters } from '../../docker-api/index.js';
 import type { Service, SwarmConfig, SwarmNodeInfo, Task } from '../../lib/swarm-types.js';
 import type { ClusterState, NodeEntry } from '../state.js';
 import type { ConfigRecord, ServiceRecord, TaskRecord } from './records.js';
-import { replicasOf, templateHash } from './spec.js';
+import { isGlobal, templateHash } from './spec.js';
 
 const meta = (r: { id: string; version: number; createdAt: string; updatedAt: string }) => ({ ID: r.id, Version: { Index: r.version }, CreatedAt: r.createdAt, UpdatedAt: r.updatedAt });
 
-export function serviceView(r: ServiceRecord, status?: { running: number; completed: number }): Service {
+export function serviceView(r: ServiceRecord, status?: { running: number; desired: number; completed: number }): Service {
   return {
     ...meta(r),
     Spec: r.spec,
     ...(r.previousSpec && { PreviousSpec: r.previousSpec }),
     Endpoint: { Spec: { Mode: 'vip' } },
     ...(r.updateStatus && { UpdateStatus: r.updateStatus }),
-    ...(status && { ServiceStatus: { RunningTasks: status.running, DesiredTasks: replicasOf(r.spec), CompletedTasks: status.completed } }),
+    ...(status && { ServiceStatus: { RunningTasks: status.running, DesiredTasks: status.desired, CompletedTasks: status.completed } }),
   };
 }
 
-export function taskView(t: TaskRecord): Task {
+/** A global service's task has Slot 0 (its internal slot is Sampan's): the CLI then names it SERVICE.NODEID. */
+export function taskView(t: TaskRecord, global: boolean): Task {
   return {
     ...meta(t),
     Labels: {},
     Spec: t.spec,
     ServiceID: t.service,
-    Slot: t.slot,
+    Slot: global ? 0 : t.slot,
     NodeID: t.node,
     Status: {
       Timestamp: t.updatedAt, State: t.state, Message: t.message, ...(t.err && { Err: t.err }),
@@ -75,7 +76,7 @@ const anyOf = (vals: string[] | undefined, test: (v: string) => boolean) => !val
 
 export function serviceMatches(r: ServiceRecord, f: Filters): boolean {
   return anyOf(f.get('id'), (v) => r.id.startsWith(v)) && anyOf(f.get('name'), (v) => r.spec.Name.startsWith(v))
-    && anyOf(f.get('mode'), (v) => v === 'replicated') && labelsMatch(r.spec.Labels, f.get('label'));
+    && anyOf(f.get('mode'), (v) => v === (isGlobal(r.spec) ? 'global' : 'replicated')) && labelsMatch(r.spec.Labels, f.get('label'));
 }
 
 export function taskMatches(t: TaskRecord, f: Filters, services: Map<string, ServiceRecord>, state: ClusterState): boolean {
@@ -86,7 +87,7 @@ export function taskMatches(t: TaskRecord, f: Filters, services: Map<string, Ser
     && anyOf(f.get('service'), (v) => t.service === v || t.service.startsWith(v) || svc?.spec.Name === v)
     && anyOf(f.get('node'), (v) => t.node === v || node?.rec.name === v)
     && anyOf(f.get('desired-state'), (v) => (v === 'accepted' ? t.desired === 'running' : t.desired === v))
-    && anyOf(f.get('name'), (v) => `${svc?.spec.Name ?? ''}.${t.slot}`.startsWith(v))
+    && anyOf(f.get('name'), (v) => `${svc?.spec.Name ?? ''}.${svc && isGlobal(svc.spec) ? t.node : t.slot}`.startsWith(v))
     && labelsMatch(t.spec.ContainerSpec.Labels, f.get('label'))
     && (!upToDate?.length || !svc || (t.hash === templateHash(svc.spec.TaskTemplate)) === (upToDate[0] !== 'false'));
 }
