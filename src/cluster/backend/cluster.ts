@@ -97,8 +97,10 @@ export class Cluster {
   }
 
   /** The nodes as the scheduler sees them: one that is up but has not reconnected (after a manager restart) takes nothing. */
-  candidates(): Candidate[] {
-    return [...this.state.nodes.values()].map((n) => ({
+  /** Every node as the scheduler sees it; with `only`, that node alone (a task pinned to it: no pass over all). */
+  candidates(only?: string): Candidate[] {
+    const nodes = only === undefined ? this.state.nodes.values() : [this.state.nodes.get(only)].filter((n) => n !== undefined);
+    return [...nodes].map((n) => ({
       id: n.rec.id, name: n.rec.name, labels: n.rec.labels, up: n.rec.state === 'up' && this.nodes.connected(n), drained: n.rec.availability === 'drain',
       capacity: n.rec.capacity, containers: n.containers.size + n.pending, reserved: n.reserved,
     }));
@@ -110,8 +112,8 @@ export class Cluster {
    * Single creates that arrive together share a pass (one per identical request): a pass reads every node, and
    * thousands of creates at once must not read them thousands of times.
    */
-  schedule(req: Request, count: number, opts: { exclude?: Set<string>; strategy?: Strategy } = {}): Promise<NodeEntry[]> {
-    if (count !== 1 || opts.exclude || this.external) return this.pass(req, count, opts.strategy, opts.exclude);
+  schedule(req: Request, count: number, opts: { exclude?: Set<string>; only?: string; strategy?: Strategy } = {}): Promise<NodeEntry[]> {
+    if (count !== 1 || opts.exclude || opts.only !== undefined || this.external) return this.pass(req, count, opts.strategy, opts.exclude, opts.only);
     return new Promise((resolve, reject) => {
       const key = `${opts.strategy ?? ''} ${JSON.stringify(req)}`;
       let group = this.waiting.get(key);
@@ -133,9 +135,9 @@ export class Cluster {
     }
   }
 
-  private async pass(req: Request, count: number, strategy?: Strategy, exclude?: Set<string>): Promise<NodeEntry[]> {
+  private async pass(req: Request, count: number, strategy?: Strategy, exclude?: Set<string>, only?: string): Promise<NodeEntry[]> {
     const t0 = process.hrtime.bigint();
-    const cands = this.candidates().filter((c) => !exclude?.has(c.id));
+    const cands = this.candidates(only).filter((c) => !exclude?.has(c.id));
     const chosen = this.external
       ? await this.external.place(req, count, filterForBatch(cands, req, count, this.state))
       : place(cands, req, count, strategy ?? req.strategy ?? this.strategy, { holders: this.state });

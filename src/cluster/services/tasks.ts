@@ -113,8 +113,7 @@ export class TaskRunner {
       const body0 = containerBody(svc, spec, { id, slot, name, node: '' });
       const { req } = schedulingRequest(body0);
       try {
-        const exclude = pin !== undefined ? new Set([...this.cluster.state.nodes.keys()].filter((n) => n !== pin)) : o.avoid;
-        node = (await this.cluster.schedule(req, 1, { ...(exclude?.size && { exclude }) }))[0]!;
+        node = (await this.cluster.schedule(req, 1, pin !== undefined ? { only: pin } : { ...(o.avoid?.size && { exclude: o.avoid }) }))[0]!;
       } catch (err) {
         // no node fits: the task waits as swarmkit's does (pending), the reconciler tries again
         t = { ...t, state: 'pending', message: 'pending task scheduling', err: `no suitable node (${errorMessage(err)})` };
