@@ -17,6 +17,7 @@
 # Usage (from the repo root, as root, after npm run build):  bash bench/cluster-ha/run.sh
 # Env: BENCH_RATE (60)  BENCH_SWITCHES (20)  BENCH_CRASHES (20)  BENCH_ETCD_ROUNDS (20)
 #      BENCH_OUT=FILE also writes the table (markdown) to FILE;  KEEP_LOGS=DIR keeps the testbed's logs
+#      BENCH_TMP=DIR where the testbed and its etcd data go (/tmp; /dev/shm takes the disk's fsync out)
 # Results: docs/benchmarks.md ("Cluster: HA").
 set -uo pipefail
 source "$(dirname "$(readlink -f "$0")")/../lib.sh"
@@ -27,7 +28,7 @@ SWITCHES=${BENCH_SWITCHES:-20}
 CRASHES=${BENCH_CRASHES:-20}
 ETCD_ROUNDS=${BENCH_ETCD_ROUNDS:-20}
 OUT=${BENCH_OUT:-}
-T=$(mktemp -d /tmp/chab.XXXXXX) # short: the testbed's attach sockets live under it
+T=$(mktemp -d "${BENCH_TMP:-/tmp}/chab.XXXXXX") # short: the testbed's attach sockets live under it
 TB_PID=
 
 cleanup() {
