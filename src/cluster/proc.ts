@@ -27,7 +27,7 @@ export async function terminate(p: ChildProcess, graceMs: number): Promise<void>
 }
 
 /** The last `lines` lines of a log file ('' when there is none): what a process said before it died. */
-export async function logTail(file: string, lines = 5): Promise<string> {
+async function logTail(file: string, lines = 5): Promise<string> {
   const text = await fs.readFile(file, 'utf8').catch(() => '');
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { invalid } from '../lib/errors.js';
+import { errorMessage, invalid } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { StaticFiles } from './static.js';
 
@@ -134,8 +134,8 @@ export class UiServer {
     } catch (err) {
       // an etcd that does not answer refuses the request rather than letting it through, and says so: a 401 would
       // tell the page its token is bad, and it would forget it
-      this.opts.log.warn({ err: (err as Error).message }, 'dashboard token check failed');
-      return { status: 503, message: `cannot check the token now (${(err as Error).message}): try again` };
+      this.opts.log.warn({ err: errorMessage(err) }, 'dashboard token check failed');
+      return { status: 503, message: `cannot check the token now (${errorMessage(err)}): try again` };
     }
     if (!role) return { status: 401, message: token ? 'invalid or revoked token' : 'authentication required: Authorization: Bearer TOKEN (sampan cluster token --ui)' };
     const no = refusal(role, req.method ?? 'GET', pathname.replace(/^\/v\d+\.\d+(?=\/)/, ''));
@@ -175,8 +175,8 @@ export class UiServer {
     if ('role' in no && no.role !== 'admin') no = { status: 403, message: `a read-only token may not open ${pathname} (it takes input)` };
     if ('status' in no) {
       const body = JSON.stringify({ message: no.message });
-      const extra = Object.entries(HEADERS[no.status]).filter(([k]) => k !== 'Content-Type').map(([k, v]) => `${k}: ${v}\r\n`).join('');
-      socket.end(`HTTP/1.1 ${no.status} ${http.STATUS_CODES[no.status]}\r\nContent-Type: application/json\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      const head = Object.entries(HEADERS[no.status]).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      socket.end(`HTTP/1.1 ${no.status} ${http.STATUS_CODES[no.status]}\r\n${head}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
       return;
     }
     (socket as Socket).allowHalfOpen = true;

@@ -96,8 +96,10 @@ export class Cluster {
     return [...this.state.nodes.values()].filter((n) => n.rec.state === 'up');
   }
 
-  /** The nodes as the scheduler sees them: one that is up but has not reconnected (after a manager restart) takes nothing. */
-  /** Every node as the scheduler sees it; with `only`, that node alone (a task pinned to it: no pass over all). */
+  /**
+   * The nodes as the scheduler sees them: one that is up but has not reconnected (after a manager restart) takes
+   * nothing. With `only`, that node alone (a task pinned to it: no pass over all).
+   */
   candidates(only?: string): Candidate[] {
     const nodes = only === undefined ? this.state.nodes.values() : [this.state.nodes.get(only)].filter((n) => n !== undefined);
     return [...nodes].map((n) => ({
